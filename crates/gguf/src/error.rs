@@ -10,15 +10,13 @@ pub type Result<T> = std::result::Result<T, GgufError>;
 /// What went wrong reading or writing a GGUF file. Offsets are byte offsets from the file start.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message rather than a `#[source]`, so that printing the error
+    // chain does not say it twice.
+    #[error("cannot read {}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("cannot write GGUF: {0}")]
-    Write(#[source] std::io::Error),
-    #[error("not a GGUF file: found magic {found:02x?} at offset 0, expected \"GGUF\"")]
+    Write(std::io::Error),
+    #[error("not a GGUF file: it starts with \"{}\", not \"GGUF\"", escape_bytes(found))]
     BadMagic { found: Vec<u8> },
     #[error("big-endian GGUF files are not supported (version field at offset 4 is byte-swapped)")]
     BigEndian,
@@ -83,4 +81,9 @@ pub enum GgufError {
     OutOfRange { key: String, value: String, expected: &'static str },
     #[error("cannot write tensor {tensor:?}: {reason}")]
     InvalidTensor { tensor: String, reason: String },
+}
+
+/// Bytes as printable ASCII with escapes (`\x7fELF`), for messages about foreign files.
+fn escape_bytes(bytes: &[u8]) -> String {
+    bytes.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect()
 }

@@ -48,7 +48,7 @@ impl GgufFile {
     /// Maps `path` read-only and validates it.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let io_error = |source| GgufError::Io { path: path.to_owned(), source };
+        let io_error = |error| GgufError::Io { path: path.to_owned(), error };
         let file = File::open(path).map_err(io_error)?;
         let map = map_read_only(&file).map_err(io_error)?;
         let mut gguf = Self::from_storage(Storage::Mapped(map))?;

@@ -13,6 +13,8 @@ fn parse(bytes: &[u8]) -> GgufError {
 #[test]
 fn bad_magic() {
     assert!(matches!(parse(b"GGML\x03\0\0\0"), GgufError::BadMagic { found } if found == b"GGML"));
+    let message = parse(b"\x7fELF\x02").to_string();
+    assert!(message.contains(r#"starts with "\x7fELF""#), "{message}");
     assert!(matches!(parse(b"GG"), GgufError::BadMagic { .. }));
     assert!(matches!(parse(b""), GgufError::BadMagic { .. }));
     let message = parse(b"\x7fELF....").to_string();

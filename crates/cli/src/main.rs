@@ -1,0 +1,40 @@
+//! The `uma` binary: argument parsing and one function per subcommand. Library crates do the work;
+//! this crate turns their results and errors into what a person (or `--json`) reads.
+#![forbid(unsafe_code)]
+
+mod footprint;
+mod format;
+mod output;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "uma", version, about = "Run quantized LLMs locally, memory first")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Describe a GGUF model: architecture, sizes, quantization mix, KV and bandwidth needs.
+    Show(show::ShowArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Show(args) => show::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the context chain joined, so scripts and people both get the whole story.
+            eprintln!("uma: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
