@@ -1,0 +1,2 @@
+//! Transformer architectures over GGUF weights (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Sampling parameters and processors (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Tokenizers built from GGUF metadata, streaming detokenization and chat templates (in progress).
+#![forbid(unsafe_code)]
