@@ -21,6 +21,8 @@ pub const TOKENIZER_UNKNOWN_ID: &str = "tokenizer.ggml.unknown_token_id";
 pub const TOKENIZER_PADDING_ID: &str = "tokenizer.ggml.padding_token_id";
 pub const TOKENIZER_ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
 pub const TOKENIZER_ADD_EOS: &str = "tokenizer.ggml.add_eos_token";
+pub const TOKENIZER_ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
+pub const TOKENIZER_EOM_ID: &str = "tokenizer.ggml.eom_token_id";
 pub const TOKENIZER_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 
 /// Suffixes of `<architecture>.*` keys.
@@ -37,6 +39,12 @@ pub mod arch {
     pub const LAYER_NORM_RMS_EPSILON: &str = "attention.layer_norm_rms_epsilon";
     pub const LAYER_NORM_EPSILON: &str = "attention.layer_norm_epsilon";
     pub const SLIDING_WINDOW: &str = "attention.sliding_window";
+    /// Every n-th layer is global (full attention), the others sliding-window (Gemma 3: 6).
+    pub const SLIDING_WINDOW_PATTERN: &str = "attention.sliding_window_pattern";
+    /// Rope base of sliding-window layers when it differs from `rope.freq_base`.
+    pub const ROPE_FREQ_BASE_SWA: &str = "rope.freq_base_swa";
+    pub const FINAL_LOGIT_SOFTCAPPING: &str = "final_logit_softcapping";
+    pub const ATTN_LOGIT_SOFTCAPPING: &str = "attn_logit_softcapping";
     pub const ROPE_FREQ_BASE: &str = "rope.freq_base";
     pub const ROPE_DIMENSION_COUNT: &str = "rope.dimension_count";
     pub const ROPE_SCALING_TYPE: &str = "rope.scaling.type";
