@@ -5,6 +5,8 @@
 //! says how to fetch it, never a silent skip.
 #![forbid(unsafe_code)]
 
+pub mod tiny;
+
 use std::path::PathBuf;
 
 /// One of the three real models of the test suite.

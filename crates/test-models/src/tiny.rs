@@ -1,0 +1,375 @@
+//! Tiny random models, one per architecture that has no real model in the test suite (and for the
+//! ones that do, so that every code path has a model small enough to check logit by logit).
+//!
+//! Each model is a valid GGUF file with the tensor names and metadata keys llama.cpp's converter
+//! writes. Weights are seeded pseudo-random numbers from a generator written here (SplitMix64 and
+//! Box–Muller), so the files are byte-for-byte identical on every machine and every version of this
+//! crate's dependencies: the reference logits in `crates/model/tests/golden/tiny/<arch>.json` were
+//! computed by Hugging Face `transformers` from exactly these bytes (`scripts/golden/tiny_logits.py`).
+//! Changing a number here invalidates those goldens: rerun `scripts/golden/make-reference.sh`.
+//!
+//! What each model exercises:
+//! - `llama`: GQA, Q/K stored in the llama.cpp "normal rope" permuted order, untied output head,
+//!   a Q8_0 `ffn_down` and an F16 `attn_v`.
+//! - `qwen2`: q/k/v biases, NEOX rope, untied output head, a Q8_0 `attn_output`.
+//! - `qwen3`: per-head q/k RMS norms, `head_dim` (32) different from `hidden_size / num_heads` (16),
+//!   tied embeddings, a Q8_0 `ffn_up`.
+//! - `gemma3`: 6 layers (5 sliding-window layers with a window of 4 tokens, then one global layer),
+//!   per-head q/k norms, post-attention and post-feed-forward norms, GELU, embeddings scaled by
+//!   `sqrt(hidden_size)`, norm weights stored as `1 + w` (as the converter writes them), `head_dim`
+//!   different from `hidden_size / num_heads`, a single KV head, tied embeddings, a Q8_0 `ffn_gate`.
+
+use std::path::Path;
+
+use half::f16;
+use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
+
+/// The architectures [`write_tiny_model`] knows.
+pub const TINY_ARCHS: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+
+/// Hyper-parameters of one tiny model (Hugging Face names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TinyConfig {
+    pub arch: &'static str,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f32,
+    pub rope_theta: f32,
+    pub max_position_embeddings: usize,
+    /// Gemma 3 only: the window of its sliding-window layers, in tokens.
+    pub sliding_window: Option<usize>,
+    /// Whether `output.weight` is absent and the head reuses `token_embd.weight`.
+    pub tie_word_embeddings: bool,
+}
+
+/// The hyper-parameters of the tiny model of `arch`, or `None` for an unknown architecture.
+pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
+    let base = TinyConfig {
+        arch: "llama",
+        vocab_size: 320,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 16,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        max_position_embeddings: 256,
+        sliding_window: None,
+        tie_word_embeddings: false,
+    };
+    Some(match arch {
+        "llama" => base,
+        "qwen2" => TinyConfig {
+            arch: "qwen2",
+            num_hidden_layers: 3,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            ..base
+        },
+        "qwen3" => TinyConfig {
+            arch: "qwen3",
+            head_dim: 32,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            tie_word_embeddings: true,
+            ..base
+        },
+        "gemma3" => TinyConfig {
+            arch: "gemma3",
+            num_hidden_layers: 6,
+            num_key_value_heads: 1,
+            head_dim: 32,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            sliding_window: Some(4),
+            tie_word_embeddings: true,
+            ..base
+        },
+        _ => return None,
+    })
+}
+
+/// Writes the tiny model of `arch` ("llama", "qwen2", "qwen3" or "gemma3") to `path`.
+///
+/// Deterministic: the same bytes on every call and every machine.
+pub fn write_tiny_model(arch: &str, path: &Path) -> std::io::Result<()> {
+    let writer = tiny_model_writer(arch)?;
+    writer.write_file(path).map_err(std::io::Error::other)
+}
+
+/// The whole tiny model of `arch` as GGUF bytes (for tests that parse from memory).
+pub fn tiny_model_bytes(arch: &str) -> std::io::Result<Vec<u8>> {
+    Ok(tiny_model_writer(arch)?.to_bytes())
+}
+
+fn tiny_model_writer(arch: &str) -> std::io::Result<GgufWriter> {
+    let config = tiny_config(arch).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("no tiny model for architecture {arch:?} (known: {TINY_ARCHS:?})"),
+        )
+    })?;
+    build(&config).map_err(std::io::Error::other)
+}
+
+fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
+    let arch = c.arch;
+    let mut w = GgufWriter::new();
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    w.add_metadata("general.architecture", MetadataValue::String(arch.into()))?;
+    w.add_metadata("general.name", MetadataValue::String(format!("uma tiny {arch}")))?;
+    w.add_metadata("general.alignment", MetadataValue::U32(32))?;
+    w.add_metadata(&key("vocab_size"), MetadataValue::U32(c.vocab_size as u32))?;
+    w.add_metadata(&key("context_length"), MetadataValue::U32(c.max_position_embeddings as u32))?;
+    w.add_metadata(&key("embedding_length"), MetadataValue::U32(c.hidden_size as u32))?;
+    w.add_metadata(&key("block_count"), MetadataValue::U32(c.num_hidden_layers as u32))?;
+    w.add_metadata(&key("feed_forward_length"), MetadataValue::U32(c.intermediate_size as u32))?;
+    w.add_metadata(&key("attention.head_count"), MetadataValue::U32(c.num_attention_heads as u32))?;
+    w.add_metadata(
+        &key("attention.head_count_kv"),
+        MetadataValue::U32(c.num_key_value_heads as u32),
+    )?;
+    w.add_metadata(&key("attention.key_length"), MetadataValue::U32(c.head_dim as u32))?;
+    w.add_metadata(&key("attention.value_length"), MetadataValue::U32(c.head_dim as u32))?;
+    w.add_metadata(&key("attention.layer_norm_rms_epsilon"), MetadataValue::F32(c.rms_norm_eps))?;
+    w.add_metadata(&key("rope.dimension_count"), MetadataValue::U32(c.head_dim as u32))?;
+    w.add_metadata(&key("rope.freq_base"), MetadataValue::F32(c.rope_theta))?;
+    if let Some(window) = c.sliding_window {
+        w.add_metadata(&key("attention.sliding_window"), MetadataValue::U32(window as u32))?;
+    }
+    add_tokenizer(&mut w, c.vocab_size)?;
+
+    let h = c.hidden_size as u64;
+    let q_dim = (c.num_attention_heads * c.head_dim) as u64;
+    let kv_dim = (c.num_key_value_heads * c.head_dim) as u64;
+    let ffn = c.intermediate_size as u64;
+    let vocab = c.vocab_size as u64;
+    let d = c.head_dim as u64;
+    let gemma = arch == "gemma3";
+    // Standard deviations: inputs of every matrix product are RMS-normalised (rms ≈ 1), so
+    // 1/sqrt(fan_in) keeps activations near unit scale and logits a few units apart.
+    let std_in = |fan_in: u64| 1.0 / (fan_in as f32).sqrt();
+    let embd_std = if gemma { 0.125 } else { 0.5 }; // gemma multiplies by sqrt(64) = 8
+
+    let mut t = TensorAdder { arch, writer: &mut w };
+    t.normal("token_embd.weight", GgmlType::F32, &[h, vocab], 0.0, embd_std)?;
+    for layer in 0..c.num_hidden_layers {
+        let n = |name: &str| format!("blk.{layer}.{name}");
+        // The llama-family types chosen per tensor: mostly F32, one Q8_0 and one F16 somewhere.
+        let ty = |name: &str| match (arch, name) {
+            ("llama", "ffn_down") | ("qwen2", "attn_output") | ("qwen3", "ffn_up") => {
+                GgmlType::Q8_0
+            }
+            ("gemma3", "ffn_gate") => GgmlType::Q8_0,
+            ("llama", "attn_v") => GgmlType::F16,
+            _ => GgmlType::F32,
+        };
+        t.normal(&n("attn_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+        t.normal(&n("attn_q.weight"), ty("attn_q"), &[h, q_dim], 0.0, std_in(h))?;
+        t.normal(&n("attn_k.weight"), ty("attn_k"), &[h, kv_dim], 0.0, std_in(h))?;
+        t.normal(&n("attn_v.weight"), ty("attn_v"), &[h, kv_dim], 0.0, std_in(h))?;
+        if arch == "qwen2" {
+            t.normal(&n("attn_q.bias"), GgmlType::F32, &[q_dim], 0.0, 0.2)?;
+            t.normal(&n("attn_k.bias"), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
+            t.normal(&n("attn_v.bias"), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
+        }
+        if arch == "qwen3" || gemma {
+            t.normal(&n("attn_q_norm.weight"), GgmlType::F32, &[d], 1.0, 0.1)?;
+            t.normal(&n("attn_k_norm.weight"), GgmlType::F32, &[d], 1.0, 0.1)?;
+        }
+        t.normal(&n("attn_output.weight"), ty("attn_output"), &[q_dim, h], 0.0, std_in(q_dim))?;
+        if gemma {
+            t.normal(&n("post_attention_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+        }
+        t.normal(&n("ffn_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+        t.normal(&n("ffn_gate.weight"), ty("ffn_gate"), &[h, ffn], 0.0, std_in(h))?;
+        t.normal(&n("ffn_up.weight"), ty("ffn_up"), &[h, ffn], 0.0, std_in(h))?;
+        t.normal(&n("ffn_down.weight"), ty("ffn_down"), &[ffn, h], 0.0, std_in(ffn))?;
+        if gemma {
+            t.normal(&n("post_ffw_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+        }
+    }
+    t.normal("output_norm.weight", GgmlType::F32, &[h], 1.0, 0.1)?;
+    if !c.tie_word_embeddings {
+        t.normal("output.weight", GgmlType::F32, &[h, vocab], 0.0, 0.3)?;
+    }
+    Ok(w)
+}
+
+struct TensorAdder<'a> {
+    arch: &'a str,
+    writer: &'a mut GgufWriter,
+}
+
+impl TensorAdder<'_> {
+    /// Adds a tensor of normal(mean, std) values, seeded by the architecture and tensor name.
+    fn normal(
+        &mut self,
+        name: &str,
+        ggml_type: GgmlType,
+        shape: &[u64],
+        mean: f32,
+        std: f32,
+    ) -> uma_gguf::Result<()> {
+        let count: u64 = shape.iter().product();
+        let mut rng = SplitMix64::new(fnv1a(&format!("{}/{name}", self.arch)));
+        let values: Vec<f32> = (0..count).map(|_| mean + std * rng.normal()).collect();
+        let data = match ggml_type {
+            GgmlType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            GgmlType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
+            GgmlType::Q8_0 => quantize_q8_0(&values),
+            other => unreachable!("tiny models use F32, F16 and Q8_0 only, not {other}"),
+        };
+        self.writer.add_tensor(name, ggml_type, shape, data)?;
+        Ok(())
+    }
+}
+
+/// ggml's Q8_0: blocks of 32 values as an f16 scale `d = max|x| / 127` and 32 `round(x / d)` i8.
+fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / 32 * 34);
+    for block in values.chunks(32) {
+        let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        out.extend(block.iter().map(|v| (v * inverse).round() as i8 as u8));
+    }
+    out
+}
+
+/// A small byte-level BPE vocabulary ("gpt2" model): the 256 byte tokens in GPT-2's printable
+/// byte-to-unicode spelling, a few merges, three control tokens, then unused control tokens up to
+/// `vocab_size`. Transformers reads the vocabulary size from it.
+fn add_tokenizer(w: &mut GgufWriter, vocab_size: usize) -> uma_gguf::Result<()> {
+    let byte_char = gpt2_byte_chars();
+    let mut tokens: Vec<String> = byte_char.iter().map(|c| c.to_string()).collect();
+    let mut types = vec![1i32; 256];
+    let merges: Vec<String> = [
+        "Ġ t", "h e", "i n", "Ġ a", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t", "Ġ w", "Ġ o",
+        "e n", "Ġ c", "i t", "i s", "a n", "o r", "e s", "Ġ b", "e d", "Ġ f", "in g", "Ġ p", "o u",
+        "Ġa n", "a l", "a r", "Ġt o", "Ġ m", "Ġo f", "Ġ in",
+    ]
+    .iter()
+    .map(|m| m.to_string())
+    .collect();
+    for merge in &merges {
+        tokens.push(merge.replace(' ', ""));
+        types.push(1);
+    }
+    for special in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+        tokens.push(special.into());
+        types.push(3);
+    }
+    let eos = tokens.len() - 3;
+    while tokens.len() < vocab_size {
+        tokens.push(format!("<|unused_{}|>", tokens.len()));
+        types.push(3);
+    }
+    assert_eq!(tokens.len(), vocab_size, "the tiny vocabulary must fit");
+    w.add_metadata("tokenizer.ggml.model", MetadataValue::String("gpt2".into()))?;
+    w.add_metadata("tokenizer.ggml.pre", MetadataValue::String("default".into()))?;
+    w.add_metadata("tokenizer.ggml.tokens", MetadataValue::Array(MetadataArray::String(tokens)))?;
+    w.add_metadata("tokenizer.ggml.token_type", MetadataValue::Array(MetadataArray::I32(types)))?;
+    w.add_metadata("tokenizer.ggml.merges", MetadataValue::Array(MetadataArray::String(merges)))?;
+    w.add_metadata("tokenizer.ggml.bos_token_id", MetadataValue::U32(eos as u32))?;
+    w.add_metadata("tokenizer.ggml.eos_token_id", MetadataValue::U32(eos as u32))?;
+    w.add_metadata("tokenizer.ggml.add_bos_token", MetadataValue::Bool(false))?;
+    Ok(())
+}
+
+/// GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the others for 256 + n.
+fn gpt2_byte_chars() -> Vec<char> {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut next = 256u32;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).expect("a Latin-1 code point")
+            } else {
+                let c = char::from_u32(next).expect("a code point below 512");
+                next += 1;
+                c
+            }
+        })
+        .collect()
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// SplitMix64: tiny, well mixed, and fully specified here so the weights never change.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller, one value per call), clipped to ±3 so no weight is extreme.
+    fn normal(&mut self) -> f32 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        z.clamp(-3.0, 3.0) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_arch_parses_and_is_deterministic() {
+        for arch in TINY_ARCHS {
+            let bytes = tiny_model_bytes(arch).expect("known arch");
+            assert_eq!(bytes, tiny_model_bytes(arch).expect("known arch"), "{arch}");
+            let file = uma_gguf::GgufFile::from_bytes(bytes).expect("valid GGUF");
+            let config = tiny_config(arch).expect("known arch");
+            assert!(file.tensor("token_embd.weight").is_ok());
+            assert_eq!(file.tensor("output.weight").is_err(), config.tie_word_embeddings);
+        }
+    }
+
+    #[test]
+    fn unknown_arch_is_an_error() {
+        assert!(write_tiny_model("mamba", Path::new("/nonexistent/x.gguf")).is_err());
+    }
+
+    #[test]
+    fn q8_0_round_trips_within_half_a_step() {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 - 30.0) / 17.0).collect();
+        let q = quantize_q8_0(&values);
+        assert_eq!(q.len(), 68);
+        for (b, block) in values.chunks(32).enumerate() {
+            let raw = &q[b * 34..b * 34 + 34];
+            let d = f16::from_le_bytes([raw[0], raw[1]]).to_f32();
+            for (i, v) in block.iter().enumerate() {
+                let x = d * f32::from(raw[2 + i] as i8);
+                assert!((x - v).abs() <= d * 0.51 + 1e-3, "{x} vs {v}");
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+"""Reference logits of the tiny random models (crates/test-models/src/tiny.rs), by transformers.
+
+Usage: python tiny_logits.py DIR   (DIR holds tiny-<arch>.gguf, written by
+`cargo run -p uma-test-models --example write_tiny_models -- DIR`)
+
+Writes crates/model/tests/golden/tiny/<arch>.json:
+  {"arch", "reference", "gguf_sha256", "config": {hyper-parameters as transformers used them},
+   "prompts": [{"token_ids", "logits": [[vocab floats] per position]}]}
+Logits of every position, float32 forward, rounded to 8 significant digits.
+The prompts are longer than gemma3's sliding window (4) so the window matters.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+from reference_common import GOLDEN, load_model, reference_versions, sig, write_json
+
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3"]
+PROMPTS = [
+    [7],
+    [17, 42, 301, 99, 256, 3, 77],
+    [1, 200, 13, 13, 64, 318, 5, 150, 288, 31, 9, 270],
+]
+
+CONFIG_KEYS = [
+    "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "max_position_embeddings",
+    "tie_word_embeddings", "hidden_act", "hidden_activation", "sliding_window", "layer_types",
+    "query_pre_attn_scalar", "rope_parameters", "attention_bias",
+]
+
+
+def config_dict(config) -> dict:
+    out = {}
+    for key in CONFIG_KEYS:
+        value = getattr(config, key, None)
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = sig(value)
+        out[key] = value
+    if "head_dim" not in out:
+        out["head_dim"] = config.hidden_size // config.num_attention_heads
+    return out
+
+
+def main(directory: str) -> None:
+    import torch
+
+    for arch in ARCHS:
+        path = os.path.join(directory, f"tiny-{arch}.gguf")
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        model = load_model(path)
+        prompts = []
+        with torch.no_grad():
+            for ids in PROMPTS:
+                logits = model(torch.tensor([ids])).logits[0].float().numpy()
+                prompts.append({"token_ids": ids, "logits": [[sig(x) for x in row] for row in logits]})
+                print(f"  {arch} len {len(ids)}: last argmax {int(logits[-1].argmax())}, "
+                      f"range [{logits.min():.3f}, {logits.max():.3f}]")
+        write_json(os.path.join(GOLDEN, "tiny", f"{arch}.json"), {
+            "arch": arch,
+            "reference": reference_versions(),
+            "gguf_sha256": digest,
+            "config": config_dict(model.config),
+            "prompts": prompts,
+        })
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "target/tiny-models")
