@@ -5,6 +5,9 @@
 mod footprint;
 mod format;
 mod output;
+mod prompt;
+mod run;
+mod session;
 mod show;
 
 use std::process::ExitCode;
@@ -20,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Chat with a model in the terminal, or answer one prompt and exit.
+    Run(run::RunArgs),
     /// Describe a GGUF model: architecture, sizes, quantization mix, KV and bandwidth needs.
     Show(show::ShowArgs),
 }
@@ -27,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Show(args) => show::run(&args),
     };
     match result {

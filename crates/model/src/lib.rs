@@ -1,2 +1,31 @@
-//! Transformer architectures over GGUF weights (in progress).
+//! Transformer language models over GGUF weights: hyper-parameters ([`ModelConfig`]), weight
+//! tables borrowed from the memory-mapped file, the shared layers (RMSNorm, rope normal and NeoX,
+//! grouped-query attention, SwiGLU/GeGLU), and one file per architecture (llama, qwen2, qwen3,
+//! gemma3).
+//!
+//! [`Model::forward`] computes logits for a [`Batch`]: tokens of several sequences at different
+//! positions, each with a block table into a paged [`KvCache`]. Single-sequence generation is a
+//! batch of one.
+//!
+//! This crate owns the model arithmetic. It does not own the KV cache's bookkeeping (which
+//! blocks are free or shared: the `kv` crate), scheduling (the engine), tokenization or sampling;
+//! the matrix kernels live in `uma-kernels`.
 #![forbid(unsafe_code)]
+
+mod arch;
+mod attention;
+mod batch;
+mod config;
+mod error;
+mod hook;
+mod kv_cache;
+pub mod layers;
+mod model;
+mod weights;
+
+pub use batch::{Batch, Logits, LogitsRequest, LogitsRow, SequenceInput, TokenId};
+pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
+pub use error::{ModelError, Result};
+pub use hook::{Activation, ActivationHook, LayerDump};
+pub use kv_cache::{BlockId, KvCache, DEFAULT_BLOCK_SIZE};
+pub use model::Model;

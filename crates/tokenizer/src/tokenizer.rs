@@ -165,18 +165,11 @@ impl Tokenizer {
                 }
             }
         }
-        let mut end_of_generation: Vec<TokenId> =
-            [vocabulary.eos_token_id, vocabulary.eot_token_id, vocabulary.eom_token_id]
-                .into_iter()
-                .flatten()
-                .collect();
-        for (id, text) in vocabulary.token_texts.iter().enumerate() {
-            if END_OF_GENERATION_TEXTS.contains(&text.as_str()) {
-                end_of_generation.push(id as TokenId);
-            }
-        }
-        end_of_generation.sort_unstable();
-        end_of_generation.dedup();
+        let end_of_generation = end_of_generation_set(
+            [vocabulary.eos_token_id, vocabulary.eot_token_id, vocabulary.eom_token_id],
+            &vocabulary.token_texts,
+            |_| true,
+        );
 
         Ok(Tokenizer {
             parsing,
@@ -247,14 +240,8 @@ impl Tokenizer {
             }
         });
         let eos_token_id = eos_text.and_then(|t| parsing.token_to_id(&t));
-        let mut end_of_generation: Vec<TokenId> = eos_token_id.into_iter().collect();
-        for (id, text) in token_texts.iter().enumerate() {
-            if END_OF_GENERATION_TEXTS.contains(&text.as_str()) && is_special[id] {
-                end_of_generation.push(id as TokenId);
-            }
-        }
-        end_of_generation.sort_unstable();
-        end_of_generation.dedup();
+        let end_of_generation =
+            end_of_generation_set([eos_token_id], &token_texts, |id| is_special[id]);
         Ok(Tokenizer {
             parsing,
             plain,
@@ -374,6 +361,24 @@ impl Tokenizer {
     pub fn is_special(&self, id: TokenId) -> bool {
         self.is_special.get(id as usize).copied().unwrap_or(false)
     }
+}
+
+/// The declared end tokens plus every token spelled like a known end-of-turn marker (as llama.cpp's
+/// `llama_vocab_is_eog` collects them), restricted by `eligible`; sorted, without duplicates.
+fn end_of_generation_set<const N: usize>(
+    declared: [Option<TokenId>; N],
+    token_texts: &[String],
+    eligible: impl Fn(usize) -> bool,
+) -> Vec<TokenId> {
+    let mut ids: Vec<TokenId> = declared.into_iter().flatten().collect();
+    for (id, text) in token_texts.iter().enumerate() {
+        if END_OF_GENERATION_TEXTS.contains(&text.as_str()) && eligible(id) {
+            ids.push(id as TokenId);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 #[cfg(test)]

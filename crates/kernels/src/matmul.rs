@@ -1,0 +1,649 @@
+//! Matrix products of quantized weights with a batch of activation rows, the way ggml computes
+//! them: every activation row is quantized once to the weight type's
+//! [`vec_dot_type`](crate::vec_dot_type), then each output element is an integer block dot
+//! product.
+//!
+//! Layout: a weight matrix is `[num_rows, row_length]` (ggml shape `[row_length, num_rows]`:
+//! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
+//!
+//! Speed without SIMD intrinsics: the hot formats (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K) unpack a
+//! weight block into plain `i8`/`u8` arrays and take integer dot products that the compiler
+//! vectorizes; on x86-64 the whole row loop is compiled a second time with AVX2 enabled and
+//! chosen at run time. Each weight block is unpacked once and dotted against every token of the
+//! batch (weights are read once per step). Work is split over output rows with rayon.
+//!
+//! Exactness: every output element is computed by the same code whatever the batch size, thread
+//! count or code path (AVX2 or not), so a token's results are bit-identical alone or batched.
+//! Against the scalar [`crate::vec_dot`]: the K-quants and the float and `_1` formats are
+//! bit-identical (integer sums per block, then the reference's f32 operations in its order);
+//! Q4_0, Q5_0 and Q8_0 accumulate per-block terms in eight f32 lanes as ggml's SIMD kernels do,
+//! which agrees with the reference to f32 rounding (`tests` below check both).
+
+use rayon::prelude::*;
+use uma_gguf::GgmlType;
+
+use crate::bytes::blocks_from_bytes_or_copy;
+use crate::error::{KernelError, Result};
+use crate::formats::q2_k::BlockQ2_K;
+use crate::formats::q3_k::BlockQ3_K;
+use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_1::BlockQ4_1;
+use crate::formats::q4_k::BlockQ4_K;
+use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_1::BlockQ5_1;
+use crate::formats::q5_k::BlockQ5_K;
+use crate::formats::q6_k::BlockQ6_K;
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_1::BlockQ8_1;
+use crate::formats::q8_k::BlockQ8_K;
+use crate::formats::{self, k_scales::get_scale_min_k4, VecDot};
+
+/// A weight matrix borrowed from tensor bytes (usually the memory-mapped file).
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    ty: GgmlType,
+    data: &'a [u8], // [num_rows, row_length] in blocks of `ty`
+    num_rows: usize,
+    row_length: usize,
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Views `data` as `num_rows` rows of `row_length` elements of type `ty`.
+    ///
+    /// Errors: no dot product for `ty`, rows that are not whole blocks, or a byte length that
+    /// does not match.
+    pub fn new(ty: GgmlType, data: &'a [u8], num_rows: usize, row_length: usize) -> Result<Self> {
+        if crate::vec_dot_type(ty).is_none() {
+            return Err(KernelError::UnsupportedType { ty, operation: "matmul" });
+        }
+        if row_length % ty.block_size() != 0 {
+            return Err(KernelError::NotWholeBlocks {
+                ty,
+                num_elements: row_length,
+                block_size: ty.block_size(),
+            });
+        }
+        let expected = num_rows * (row_length / ty.block_size()) * ty.type_size();
+        if data.len() != expected {
+            return Err(KernelError::ByteLengthMismatch {
+                ty,
+                num_elements: num_rows * row_length,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(WeightMatrix { ty, data, num_rows, row_length })
+    }
+
+    /// The weight type.
+    pub fn ggml_type(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Output features.
+    pub fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Input features.
+    pub fn row_length(&self) -> usize {
+        self.row_length
+    }
+
+    /// The bytes of row `row`.
+    pub fn row_bytes(&self, row: usize) -> &'a [u8] {
+        let len = self.data.len() / self.num_rows.max(1);
+        &self.data[row * len..(row + 1) * len]
+    }
+}
+
+/// Activation rows quantized to one weight type's `vec_dot_type`, reusable across calls (the
+/// buffers keep their capacity).
+#[derive(Debug, Default)]
+pub struct QuantizedActivations {
+    ty: Option<GgmlType>,
+    num_rows: usize,
+    row_length: usize,
+    f32: Vec<f32>,        // [num_rows, row_length] when ty is F32
+    q8_0: Vec<BlockQ8_0>, // [num_rows, row_length / 32] when ty is Q8_0
+    q8_1: Vec<BlockQ8_1>, // [num_rows, row_length / 32] when ty is Q8_1
+    q8_k: Vec<BlockQ8_K>, // [num_rows, row_length / 256] when ty is Q8_K
+}
+
+impl QuantizedActivations {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The activation type held, once [`quantize_for`](Self::quantize_for) has run.
+    pub fn ggml_type(&self) -> Option<GgmlType> {
+        self.ty
+    }
+
+    /// Number of activation rows (tokens).
+    pub fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Quantizes `x` (`[num_rows, row_length]`, row-major) for a product with weights of type
+    /// `weight_type`. Rows are quantized in parallel when there are several.
+    pub fn quantize_for(
+        &mut self,
+        weight_type: GgmlType,
+        x: &[f32],
+        row_length: usize,
+    ) -> Result<()> {
+        let ty = crate::vec_dot_type(weight_type)
+            .ok_or(KernelError::UnsupportedType { ty: weight_type, operation: "matmul" })?;
+        if row_length == 0 || x.len() % row_length != 0 {
+            return Err(KernelError::LengthMismatch {
+                what: "activation rows",
+                expected: row_length,
+                actual: x.len(),
+            });
+        }
+        self.ty = Some(ty);
+        self.num_rows = x.len() / row_length;
+        self.row_length = row_length;
+        match ty {
+            GgmlType::F32 => {
+                self.f32.clear();
+                self.f32.extend_from_slice(x);
+                Ok(())
+            }
+            GgmlType::Q8_0 => quantize_rows(x, row_length, &mut self.q8_0),
+            GgmlType::Q8_1 => quantize_rows(x, row_length, &mut self.q8_1),
+            GgmlType::Q8_K => quantize_rows(x, row_length, &mut self.q8_k),
+            _ => Err(KernelError::UnsupportedType { ty, operation: "matmul activations" }),
+        }
+    }
+}
+
+fn quantize_rows<B: formats::Quantize + Send>(
+    x: &[f32],
+    row_length: usize,
+    out: &mut Vec<B>,
+) -> Result<()> {
+    let blocks_per_row = formats::num_blocks::<B>(row_length)?;
+    let num_rows = x.len() / row_length;
+    out.clear();
+    out.resize(num_rows * blocks_per_row, B::zeroed());
+    if num_rows == 1 {
+        return formats::quantize_blocks(x, out);
+    }
+    out.par_chunks_mut(blocks_per_row)
+        .zip(x.par_chunks(row_length))
+        .try_for_each(|(blocks, row)| formats::quantize_blocks(row, blocks))
+}
+
+/// `out[t, r] = Σ_k W[r, k] · x[t, k]` for every token row `t` of `x` and weight row `r`:
+/// `out` is `[x.num_rows(), w.num_rows()]`, row-major.
+///
+/// Errors: activations quantized for another type, or lengths that do not agree.
+pub fn matmul(w: &WeightMatrix<'_>, x: &QuantizedActivations, out: &mut [f32]) -> Result<()> {
+    let expected_ty = crate::vec_dot_type(w.ty);
+    if x.ty != expected_ty {
+        return Err(KernelError::UnsupportedType {
+            ty: x.ty.unwrap_or(GgmlType::F32),
+            operation: "matmul with activations quantized for another weight type",
+        });
+    }
+    if x.row_length != w.row_length {
+        return Err(KernelError::LengthMismatch {
+            what: "activation row",
+            expected: w.row_length,
+            actual: x.row_length,
+        });
+    }
+    if out.len() != x.num_rows * w.num_rows {
+        return Err(KernelError::LengthMismatch {
+            what: "matmul output",
+            expected: x.num_rows * w.num_rows,
+            actual: out.len(),
+        });
+    }
+    use GgmlType::*;
+    match w.ty {
+        F32 => run::<f32>(w, &x.f32, x.num_rows, out),
+        F16 => run::<half::f16>(w, &x.f32, x.num_rows, out),
+        BF16 => run::<half::bf16>(w, &x.f32, x.num_rows, out),
+        Q4_0 => run::<BlockQ4_0>(w, &x.q8_0, x.num_rows, out),
+        Q5_0 => run::<BlockQ5_0>(w, &x.q8_0, x.num_rows, out),
+        Q8_0 => run::<BlockQ8_0>(w, &x.q8_0, x.num_rows, out),
+        Q4_1 => run::<BlockQ4_1>(w, &x.q8_1, x.num_rows, out),
+        Q5_1 => run::<BlockQ5_1>(w, &x.q8_1, x.num_rows, out),
+        Q2_K => run::<BlockQ2_K>(w, &x.q8_k, x.num_rows, out),
+        Q3_K => run::<BlockQ3_K>(w, &x.q8_k, x.num_rows, out),
+        Q4_K => run::<BlockQ4_K>(w, &x.q8_k, x.num_rows, out),
+        Q5_K => run::<BlockQ5_K>(w, &x.q8_k, x.num_rows, out),
+        Q6_K => run::<BlockQ6_K>(w, &x.q8_k, x.num_rows, out),
+        ty => Err(KernelError::UnsupportedType { ty, operation: "matmul" }),
+    }
+}
+
+/// Quantizes `x` for `w` into `scratch` and multiplies: [`QuantizedActivations::quantize_for`]
+/// then [`matmul`].
+pub fn matmul_f32(
+    w: &WeightMatrix<'_>,
+    x: &[f32],
+    scratch: &mut QuantizedActivations,
+    out: &mut [f32],
+) -> Result<()> {
+    scratch.quantize_for(w.ty, x, w.row_length)?;
+    matmul(w, scratch, out)
+}
+
+/// A weight block type with a row kernel: the dot products of one weight row with every token.
+trait RowKernel: VecDot + Sync
+where
+    Self::Activation: Sync,
+{
+    /// `out[t] = row · acts[t]` where `acts` holds `out.len()` token rows of `row.len()` blocks.
+    fn dot_tokens(row: &[Self], acts: &[Self::Activation], out: &mut [f32]) {
+        let nb = row.len();
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = Self::vec_dot_blocks(row, &acts[t * nb..(t + 1) * nb]);
+        }
+    }
+}
+
+impl RowKernel for f32 {}
+impl RowKernel for half::f16 {}
+impl RowKernel for half::bf16 {}
+impl RowKernel for BlockQ4_1 {}
+impl RowKernel for BlockQ5_1 {}
+impl RowKernel for BlockQ2_K {}
+impl RowKernel for BlockQ3_K {}
+impl RowKernel for BlockQ5_K {}
+
+/// Eight lane sums of a 32-element product: lane `l` sums elements `l, l + 8, l + 16, l + 24`
+/// (vertical adds only, so it vectorizes without horizontal reductions).
+#[inline(always)]
+fn lanes_32<A: Copy + Into<i32>, B: Copy + Into<i32>>(a: &[A], b: &[B]) -> [i32; 8] {
+    let (a, b) = (&a[..32], &b[..32]);
+    let mut s = [0i32; 8];
+    for k in 0..4 {
+        for l in 0..8 {
+            s[l] += a[8 * k + l].into() * b[8 * k + l].into();
+        }
+    }
+    s
+}
+
+/// Lanes of a 16-element product: lane `l` sums elements `l` and `l + 8`.
+#[inline(always)]
+fn lanes_16(a: &[i8], b: &[i8]) -> [i32; 8] {
+    let (a, b) = (&a[..16], &b[..16]);
+    let mut s = [0i32; 8];
+    for k in 0..2 {
+        for l in 0..8 {
+            s[l] += i32::from(a[8 * k + l]) * i32::from(b[8 * k + l]);
+        }
+    }
+    s
+}
+
+#[inline(always)]
+fn reduce_f32(acc: &[f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// Tokens processed together per weight block (accumulators stay in registers/L1).
+const TOKEN_CHUNK: usize = 8;
+
+/// The legacy 32-element formats against Q8_0 activations: `unpack` turns a weight block into
+/// 32 signed quants and its f32 scale; per block, each lane's integer sum is scaled by
+/// `d_w · d_a` into an f32 lane accumulator (ggml's SIMD kernels do the same), reduced once per
+/// row. Deterministic, but not the scalar reference's order: within `1e-5 · Σ|w·a|` of it.
+#[inline(always)]
+fn dot_tokens_q8_0_lanes<W>(
+    row: &[W],
+    acts: &[BlockQ8_0],
+    out: &mut [f32],
+    unpack: impl Fn(&W) -> ([i8; 32], f32),
+) {
+    let nb = row.len();
+    for (chunk, out_chunk) in out.chunks_mut(TOKEN_CHUNK).enumerate() {
+        let mut acc = [[0.0f32; 8]; TOKEN_CHUNK];
+        for (b, x) in row.iter().enumerate() {
+            let (q, dx) = unpack(x);
+            for (t, lanes) in acc.iter_mut().enumerate().take(out_chunk.len()) {
+                let y = &acts[(chunk * TOKEN_CHUNK + t) * nb + b];
+                let s = lanes_32(&q, &y.qs);
+                let d = dx * y.d.to_f32();
+                for l in 0..8 {
+                    lanes[l] += s[l] as f32 * d;
+                }
+            }
+        }
+        for (o, lanes) in out_chunk.iter_mut().zip(&acc) {
+            *o = reduce_f32(lanes);
+        }
+    }
+}
+
+impl RowKernel for BlockQ8_0 {
+    #[inline(always)]
+    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
+        dot_tokens_q8_0_lanes(row, acts, out, |x| (x.qs, x.d.to_f32()));
+    }
+}
+
+impl RowKernel for BlockQ4_0 {
+    #[inline(always)]
+    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
+        dot_tokens_q8_0_lanes(row, acts, out, |x| {
+            let mut q = [0i8; 32];
+            for j in 0..16 {
+                q[j] = (x.qs[j] & 0x0f) as i8 - 8;
+                q[j + 16] = (x.qs[j] >> 4) as i8 - 8;
+            }
+            (q, x.d.to_f32())
+        });
+    }
+}
+
+impl RowKernel for BlockQ5_0 {
+    #[inline(always)]
+    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
+        dot_tokens_q8_0_lanes(row, acts, out, |x| {
+            let qh = u32::from_le_bytes(x.qh);
+            let mut q = [0i8; 32];
+            for j in 0..16 {
+                let lo = x.qs[j] & 0x0f;
+                let hi = x.qs[j] >> 4;
+                q[j] = (lo | (((qh >> j) & 1) << 4) as u8) as i8 - 16;
+                q[j + 16] = (hi | (((qh >> (j + 16)) & 1) << 4) as u8) as i8 - 16;
+            }
+            (q, x.d.to_f32())
+        });
+    }
+}
+
+// The K-quants keep the reference's exact result: within a 256-element block everything is
+// integer (lane sums times integer sub-block scales), reduced once per block, then the same f32
+// operations as the scalar kernels.
+
+impl RowKernel for BlockQ4_K {
+    #[inline(always)]
+    fn dot_tokens(row: &[Self], acts: &[BlockQ8_K], out: &mut [f32]) {
+        let nb = row.len();
+        out.fill(0.0);
+        for (b, x) in row.iter().enumerate() {
+            let mut q = [0u8; 256];
+            for c in 0..4 {
+                for l in 0..32 {
+                    let byte = x.qs[32 * c + l];
+                    q[64 * c + l] = byte & 0x0f;
+                    q[64 * c + 32 + l] = byte >> 4;
+                }
+            }
+            let sm: [(u8, u8); 8] = std::array::from_fn(|s| get_scale_min_k4(s, &x.scales));
+            let (d, dmin) = (x.d.to_f32(), x.dmin.to_f32());
+            for (t, sumf) in out.iter_mut().enumerate() {
+                let y = &acts[t * nb + b];
+                let mut lanes = [0i32; 8];
+                let mut summins = 0i32;
+                for (s, &(sc, m)) in sm.iter().enumerate() {
+                    let sub = lanes_32(&q[32 * s..], &y.qs[32 * s..]);
+                    for l in 0..8 {
+                        lanes[l] += i32::from(sc) * sub[l];
+                    }
+                    summins +=
+                        i32::from(m) * (i32::from(y.bsums[2 * s]) + i32::from(y.bsums[2 * s + 1]));
+                }
+                let sumi: i32 = lanes.iter().sum();
+                let scaled = d * y.d * sumi as f32;
+                let mins = dmin * y.d * summins as f32;
+                *sumf = *sumf + scaled - mins;
+            }
+        }
+    }
+}
+
+impl RowKernel for BlockQ6_K {
+    #[inline(always)]
+    fn dot_tokens(row: &[Self], acts: &[BlockQ8_K], out: &mut [f32]) {
+        let nb = row.len();
+        out.fill(0.0);
+        for (b, x) in row.iter().enumerate() {
+            let mut q = [0i8; 256];
+            for h in 0..2 {
+                for l in 0..32 {
+                    let ql0 = x.ql[64 * h + l];
+                    let ql1 = x.ql[64 * h + 32 + l];
+                    let qh = x.qh[32 * h + l];
+                    q[128 * h + l] = ((ql0 & 0x0f) | ((qh & 0x03) << 4)) as i8 - 32;
+                    q[128 * h + 32 + l] = ((ql1 & 0x0f) | (((qh >> 2) & 0x03) << 4)) as i8 - 32;
+                    q[128 * h + 64 + l] = ((ql0 >> 4) | (((qh >> 4) & 0x03) << 4)) as i8 - 32;
+                    q[128 * h + 96 + l] = ((ql1 >> 4) | (((qh >> 6) & 0x03) << 4)) as i8 - 32;
+                }
+            }
+            let d = x.d.to_f32();
+            for (t, sumf) in out.iter_mut().enumerate() {
+                let y = &acts[t * nb + b];
+                let mut lanes = [0i32; 8];
+                for s in 0..16 {
+                    let sub = lanes_16(&q[16 * s..], &y.qs[16 * s..]);
+                    for l in 0..8 {
+                        lanes[l] += i32::from(x.scales[s]) * sub[l];
+                    }
+                }
+                let sumi: i32 = lanes.iter().sum();
+                *sumf += d * y.d * sumi as f32;
+            }
+        }
+    }
+}
+
+/// Rows handed to one rayon task: enough tasks to balance, few enough to keep overhead low.
+fn rows_per_task(num_rows: usize) -> usize {
+    (num_rows / (rayon::current_num_threads() * 16)).clamp(1, 64)
+}
+
+fn run<W: RowKernel>(
+    w: &WeightMatrix<'_>,
+    acts: &[W::Activation],
+    num_tokens: usize,
+    out: &mut [f32],
+) -> Result<()>
+where
+    W::Activation: Sync,
+{
+    let weights = blocks_from_bytes_or_copy::<W>(w.data)?;
+    let nb = w.row_length / W::NUM_ELEMENTS;
+    if acts.len() != nb * num_tokens {
+        return Err(KernelError::LengthMismatch {
+            what: "activation blocks",
+            expected: nb * num_tokens,
+            actual: acts.len(),
+        });
+    }
+    if num_tokens == 0 || w.num_rows == 0 {
+        return Ok(());
+    }
+    let chunk_rows = rows_per_task(w.num_rows);
+    let rows_out = |first_row: usize, dst: &mut [f32]| {
+        // dst: [rows, num_tokens]
+        for (i, per_token) in dst.chunks_exact_mut(num_tokens).enumerate() {
+            let r = first_row + i;
+            dot_tokens_dispatch::<W>(&weights[r * nb..(r + 1) * nb], acts, per_token);
+        }
+    };
+    if num_tokens == 1 {
+        out.par_chunks_mut(chunk_rows)
+            .enumerate()
+            .for_each(|(c, dst)| rows_out(c * chunk_rows, dst));
+        return Ok(());
+    }
+    // Compute [num_rows, num_tokens], then transpose into [num_tokens, num_rows].
+    let mut transposed = vec![0.0f32; w.num_rows * num_tokens];
+    transposed
+        .par_chunks_mut(chunk_rows * num_tokens)
+        .enumerate()
+        .for_each(|(c, dst)| rows_out(c * chunk_rows, dst));
+    for (r, per_token) in transposed.chunks_exact(num_tokens).enumerate() {
+        for (t, &v) in per_token.iter().enumerate() {
+            out[t * w.num_rows + r] = v;
+        }
+    }
+    Ok(())
+}
+
+#[inline]
+fn dot_tokens_dispatch<W: RowKernel>(row: &[W], acts: &[W::Activation], out: &mut [f32])
+where
+    W::Activation: Sync,
+{
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2::available() {
+            avx2::dot_tokens::<W>(row, acts, out);
+            return;
+        }
+    }
+    W::dot_tokens(row, acts, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    //! The row kernels compiled with AVX2 enabled: the same source, so the same results.
+    use std::sync::OnceLock;
+
+    use super::RowKernel;
+
+    pub(super) fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+    }
+
+    #[inline]
+    pub(super) fn dot_tokens<W: RowKernel>(row: &[W], acts: &[W::Activation], out: &mut [f32])
+    where
+        W::Activation: Sync,
+    {
+        // SAFETY: callers check `available()`, so the CPU supports AVX2.
+        unsafe { dot_tokens_avx2::<W>(row, acts, out) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_tokens_avx2<W: RowKernel>(row: &[W], acts: &[W::Activation], out: &mut [f32])
+    where
+        W::Activation: Sync,
+    {
+        W::dot_tokens(row, acts, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::test_support::{gaussian, uniform};
+
+    fn reference(w: &WeightMatrix<'_>, x: &[f32], num_tokens: usize) -> Vec<f32> {
+        let act_ty = crate::vec_dot_type(w.ty).expect("supported");
+        let act_bytes = act_ty.bytes_for(w.row_length as u64).expect("fits") as usize;
+        let mut out = vec![0.0; num_tokens * w.num_rows];
+        for t in 0..num_tokens {
+            let mut a = vec![0u8; act_bytes];
+            crate::quantize(act_ty, &x[t * w.row_length..(t + 1) * w.row_length], &mut a)
+                .expect("quantize");
+            for r in 0..w.num_rows {
+                out[t * w.num_rows + r] = crate::vec_dot(w.ty, w.row_bytes(r), &a).expect("dot");
+            }
+        }
+        out
+    }
+
+    fn random_weights(ty: GgmlType, num_rows: usize, row_length: usize, seed: u64) -> Vec<u8> {
+        let values = gaussian(num_rows * row_length, seed);
+        if crate::can_quantize(ty) {
+            let n = ty.bytes_for((num_rows * row_length) as u64).expect("fits") as usize;
+            let mut bytes = vec![0u8; n];
+            crate::quantize(ty, &values, &mut bytes).expect("quantize");
+            bytes
+        } else {
+            // Random bytes with sane scales are enough for formats without a quantizer: the
+            // test compares two computations on the same blocks.
+            let n = ty.bytes_for((num_rows * row_length) as u64).expect("fits") as usize;
+            let mut rng = crate::formats::test_support::rng(seed);
+            let mut bytes = crate::formats::test_support::bytes(n, seed);
+            // Make every f16 scale finite: rewrite each block's scale fields with sane values.
+            let block = ty.type_size();
+            for chunk in bytes.chunks_exact_mut(block) {
+                let s = crate::formats::test_support::scale(&mut rng).to_le_bytes();
+                match ty {
+                    GgmlType::Q2_K => {
+                        chunk[80..82].copy_from_slice(&s);
+                        chunk[82..84].copy_from_slice(&s);
+                    }
+                    GgmlType::Q3_K => chunk[108..110].copy_from_slice(&s),
+                    GgmlType::Q5_K => {
+                        chunk[0..2].copy_from_slice(&s);
+                        chunk[2..4].copy_from_slice(&s);
+                    }
+                    _ => {}
+                }
+            }
+            bytes
+        }
+    }
+
+    #[test]
+    fn matmul_matches_vec_dot_for_every_format() {
+        use GgmlType::*;
+        for ty in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K] {
+            let row_length = 512;
+            let num_rows = 70;
+            let bytes = random_weights(ty, num_rows, row_length, 11);
+            let w = WeightMatrix::new(ty, &bytes, num_rows, row_length).expect("valid");
+            for num_tokens in [1, 3, 11] {
+                let x = uniform(num_tokens * row_length, 5 + num_tokens as u64);
+                let mut scratch = QuantizedActivations::new();
+                let mut out = vec![0.0; num_tokens * num_rows];
+                matmul_f32(&w, &x, &mut scratch, &mut out).expect("matmul");
+                let expected = reference(&w, &x, num_tokens);
+                let mut single = vec![0.0; num_rows];
+                for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+                    if matches!(ty, Q4_0 | Q5_0 | Q8_0) {
+                        // Lane-wise f32 accumulation: another summation order than the scalar
+                        // reference; each block's f32 term is exact to 2⁻²⁴, so the sums agree
+                        // to a few ulps of Σ|terms| ≤ 1e-5 of the magnitude here.
+                        let scale = b.abs().max(1.0);
+                        assert!((a - b).abs() <= 1e-5 * scale * 8.0, "{ty} at {i}: {a} vs {b}");
+                    } else {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{ty} tokens {num_tokens} at {i}");
+                    }
+                }
+                // Each token's row is bit-identical whatever the batch around it.
+                for t in 0..num_tokens {
+                    let xt = &x[t * row_length..(t + 1) * row_length];
+                    matmul_f32(&w, xt, &mut scratch, &mut single).expect("matmul");
+                    let batched = &out[t * num_rows..(t + 1) * num_rows];
+                    for (a, b) in single.iter().zip(batched) {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{ty}: batched differs from alone");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shape_errors() {
+        let bytes = vec![0u8; 34 * 2];
+        assert!(WeightMatrix::new(GgmlType::Q8_0, &bytes, 2, 64).is_err());
+        assert!(WeightMatrix::new(GgmlType::Q8_0, &bytes, 2, 48).is_err());
+        let w = WeightMatrix::new(GgmlType::Q8_0, &bytes, 2, 32).expect("valid");
+        let mut scratch = QuantizedActivations::new();
+        let mut out = vec![0.0; 3];
+        assert!(matmul_f32(&w, &[0.0; 32], &mut scratch, &mut out).is_err());
+        assert!(matmul_f32(&w, &[0.0; 33], &mut scratch, &mut out[..2]).is_err());
+        let mut out = vec![0.0; 2];
+        scratch.quantize_for(GgmlType::Q4_K, &[0.0; 256], 256).expect("quantize");
+        assert!(matmul(&w, &scratch, &mut out).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! KV cache storage: tensors only. Which blocks belong to which sequence is the caller's business
+//! (a `kv` crate's block pool); a [`crate::Batch`] names the blocks of each sequence.
+
+use half::f16;
+
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+
+/// Token positions per block unless the caller chooses otherwise.
+pub const DEFAULT_BLOCK_SIZE: usize = 16;
+
+/// Index of a block in a [`KvCache`]: the same block of every layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockId(pub u32);
+
+impl BlockId {
+    /// The block's index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One layer's keys and values.
+#[derive(Clone)]
+pub(crate) struct LayerKv {
+    pub(crate) keys: Vec<f16>, // [num_blocks, block_size, num_key_value_heads, head_dim]
+    pub(crate) values: Vec<f16>, // [num_blocks, block_size, num_key_value_heads, head_dim]
+}
+
+/// Paged keys and values in f16 (llama.cpp's default cache type), `num_blocks` blocks of
+/// `block_size` token positions, each holding every layer's K and V for those positions.
+#[derive(Clone)]
+pub struct KvCache {
+    num_blocks: usize,
+    block_size: usize,
+    num_key_value_heads: usize,
+    head_dim: usize,
+    pub(crate) layers: Vec<LayerKv>,
+}
+
+impl std::fmt::Debug for KvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvCache")
+            .field("num_blocks", &self.num_blocks)
+            .field("block_size", &self.block_size)
+            .field("num_layers", &self.layers.len())
+            .field("num_key_value_heads", &self.num_key_value_heads)
+            .field("head_dim", &self.head_dim)
+            .finish()
+    }
+}
+
+impl KvCache {
+    /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of `config`.
+    pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Result<KvCache> {
+        if num_blocks == 0 || block_size == 0 || num_blocks > u32::MAX as usize {
+            return Err(ModelError::InvalidKvCache {
+                reason: format!("{num_blocks} blocks of {block_size} positions"),
+            });
+        }
+        let per_layer = num_blocks
+            .checked_mul(block_size)
+            .and_then(|n| n.checked_mul(config.kv_dim()))
+            .ok_or_else(|| ModelError::InvalidKvCache {
+                reason: format!("{num_blocks} blocks of {block_size} positions overflow"),
+            })?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| LayerKv {
+                keys: vec![f16::ZERO; per_layer],
+                values: vec![f16::ZERO; per_layer],
+            })
+            .collect();
+        Ok(KvCache {
+            num_blocks,
+            block_size,
+            num_key_value_heads: config.num_key_value_heads,
+            head_dim: config.head_dim,
+            layers,
+        })
+    }
+
+    /// Blocks in the cache.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// Token positions per block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Bytes of K and V per token position, all layers.
+    pub fn bytes_per_position(&self) -> usize {
+        2 * self.layers.len() * self.num_key_value_heads * self.head_dim * size_of::<f16>()
+    }
+
+    /// Total bytes of the cache's tensors.
+    pub fn size_in_bytes(&self) -> usize {
+        self.bytes_per_position() * self.num_blocks * self.block_size
+    }
+
+    /// Whether this cache has the shape `config` needs.
+    pub(crate) fn check_shape(&self, config: &ModelConfig) -> Result<()> {
+        if self.layers.len() != config.num_hidden_layers
+            || self.num_key_value_heads != config.num_key_value_heads
+            || self.head_dim != config.head_dim
+        {
+            return Err(ModelError::InvalidKvCache {
+                reason: format!(
+                    "built for {} layers × {} kv heads × {} dims, the model has {} × {} × {}",
+                    self.layers.len(),
+                    self.num_key_value_heads,
+                    self.head_dim,
+                    config.num_hidden_layers,
+                    config.num_key_value_heads,
+                    config.head_dim
+                ),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! The shared layers, each following ggml's arithmetic (operation order, f32 vs f64) so that
+//! greedy decoding agrees with llama.cpp: RMSNorm, rope (normal and NeoX), softmax, SiLU and
+//! tanh-GELU.
+
+use crate::config::RopeStyle;
+
+/// ggml's `rms_norm` then `mul`: `y = x · (1 / sqrt(mean(x²) + eps)) · w`, with `Σx²` summed in
+/// f64 over f32 squares and the mean rounded to f32 (as `ggml_compute_forward_rms_norm_f32`).
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert_eq!(x.len(), weight.len());
+    debug_assert_eq!(x.len(), out.len());
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = (v * scale) * w;
+    }
+}
+
+/// [`rms_norm`] in place.
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (v, &w) in x.iter_mut().zip(weight) {
+        *v = (*v * scale) * w;
+    }
+}
+
+/// Rotary position embedding of one head, for one position.
+#[derive(Clone, Debug)]
+pub struct Rope {
+    style: RopeStyle,
+    cos: Vec<f32>, // [rope_dimension_count / 2]
+    sin: Vec<f32>, // [rope_dimension_count / 2]
+}
+
+impl Rope {
+    /// The rotation at `position`: pair `i` turns by `position · freq_scale · base^(-2i/d)`,
+    /// computed as ggml's `rope_cache_init` does: in f32, `theta_scale = base^(-2/d)`, and a
+    /// running product `theta *= theta_scale`.
+    pub fn new(style: RopeStyle, dims: usize, base: f32, freq_scale: f32, position: usize) -> Self {
+        let theta_scale = base.powf(-2.0 / dims as f32);
+        let mut theta = position as f32;
+        let mut cos = Vec::with_capacity(dims / 2);
+        let mut sin = Vec::with_capacity(dims / 2);
+        for _ in 0..dims / 2 {
+            let angle = freq_scale * theta;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+            theta *= theta_scale;
+        }
+        Rope { style, cos, sin }
+    }
+
+    /// Rotates the first `dims` values of `head` (the rest pass through).
+    pub fn apply(&self, head: &mut [f32]) {
+        let half = self.cos.len();
+        for i in 0..half {
+            let (a, b) = match self.style {
+                RopeStyle::Normal => (2 * i, 2 * i + 1),
+                RopeStyle::Neox => (i, i + half),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            let (c, s) = (self.cos[i], self.sin[i]);
+            head[a] = x0 * c - x1 * s;
+            head[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/// Softmax in place as ggml's `soft_max`: `exp(x − max)` in f32, summed in f64, each scaled by
+/// `1 / sum` rounded to f32.
+pub fn softmax_in_place(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += f64::from(*v);
+    }
+    let inverse = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inverse;
+    }
+}
+
+/// `x / (1 + e^−x)` (ggml's `ggml_silu_f32`).
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation (`gelu_pytorch_tanh`; ggml's `ggml_gelu_f32`):
+/// `0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x²)))`.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const GELU_COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// `cap · tanh(x / cap)`.
+#[inline]
+pub fn softcap(x: f32, cap: f32) -> f32 {
+    cap * (x / cap).tanh()
+}
+
+/// `a · b` in f32 with eight running sums (vectorizes; the order is fixed, so the result is
+/// the same wherever it is computed).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[8 * c + l] * b[8 * c + l];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in 8 * chunks..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_known_values() {
+        // mean(x²) = (9 + 16) / 2 = 12.5; scale = 1/sqrt(12.5 + 0.5) = 1/sqrt(13).
+        let x = [3.0f32, -4.0];
+        let mut out = [0.0f32; 2];
+        rms_norm(&x, &[1.0, 2.0], 0.5, &mut out);
+        let s = 1.0 / 13.0f32.sqrt();
+        assert_eq!(out, [3.0 * s, -4.0 * s * 2.0]);
+        let mut y = x;
+        rms_norm_in_place(&mut y, &[1.0, 2.0], 0.5);
+        assert_eq!(y, out);
+    }
+
+    #[test]
+    fn rope_normal_rotates_adjacent_pairs() {
+        // d = 4, base 100: pair 0 angle p, pair 1 angle p/10.
+        let rope = Rope::new(RopeStyle::Normal, 4, 100.0, 1.0, 2);
+        let mut x = [1.0f32, 0.0, 0.0, 1.0];
+        rope.apply(&mut x);
+        let (c0, s0) = (2.0f32.cos(), 2.0f32.sin());
+        let a1 = 2.0f32 * 100.0f32.powf(-0.5);
+        let (c1, s1) = (a1.cos(), a1.sin());
+        assert_eq!(x, [c0, s0, -s1, c1]);
+    }
+
+    #[test]
+    fn rope_neox_rotates_halves() {
+        let rope = Rope::new(RopeStyle::Neox, 4, 100.0, 1.0, 3);
+        let mut x = [1.0f32, 2.0, 0.0, 0.0];
+        rope.apply(&mut x);
+        let (c0, s0) = (3.0f32.cos(), 3.0f32.sin());
+        let a1 = 3.0f32 * 100.0f32.powf(-0.5);
+        let (c1, s1) = (a1.cos(), a1.sin());
+        // Pairs (0, 2) and (1, 3).
+        assert_eq!(x, [c0, 2.0 * c1, s0, 2.0 * s1]);
+    }
+
+    #[test]
+    fn rope_partial_leaves_tail_alone_and_position_zero_is_identity() {
+        let rope = Rope::new(RopeStyle::Neox, 2, 10_000.0, 1.0, 5);
+        let mut x = [1.0f32, 0.0, 7.0, 8.0];
+        rope.apply(&mut x);
+        assert_eq!(&x[2..], &[7.0, 8.0]);
+        assert_eq!(x[0], 5.0f32.cos());
+        let rope = Rope::new(RopeStyle::Normal, 4, 10_000.0, 1.0, 0);
+        let mut y = [1.0f32, 2.0, 3.0, 4.0];
+        rope.apply(&mut y);
+        assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn rope_preserves_norm() {
+        let rope = Rope::new(RopeStyle::Neox, 64, 1e6, 1.0, 1234);
+        let mut x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+        let before: f32 = x.iter().map(|v| v * v).sum();
+        rope.apply(&mut x);
+        let after: f32 = x.iter().map(|v| v * v).sum();
+        assert!((before - after).abs() < 1e-4 * before);
+    }
+
+    #[test]
+    fn softmax_known_values() {
+        let mut x = [0.0f32, 2.0f32.ln(), f32::NEG_INFINITY];
+        softmax_in_place(&mut x);
+        assert!((x[0] - 1.0 / 3.0).abs() < 1e-7);
+        assert!((x[1] - 2.0 / 3.0).abs() < 1e-7);
+        assert_eq!(x[2], 0.0);
+        let mut big = [1000.0f32, 1000.0];
+        softmax_in_place(&mut big);
+        assert_eq!(big, [0.5, 0.5]);
+    }
+
+    #[test]
+    fn activations_known_values() {
+        assert_eq!(silu(0.0), 0.0);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+        assert!((silu(-20.0)).abs() < 1e-7);
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        // torch.nn.functional.gelu(torch.tensor(1.0), approximate="tanh") = 0.8411920070648193
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);
+        assert!((gelu_tanh(-1.0) + 0.158_808).abs() < 1e-6);
+        assert!((gelu_tanh(10.0) - 10.0).abs() < 1e-5);
+        assert!((softcap(1e6, 30.0) - 30.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dot_matches_naive() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let naive: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+        assert!((f64::from(dot(&a, &b)) - naive).abs() < 1e-3);
+    }
+}

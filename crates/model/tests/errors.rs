@@ -1,0 +1,89 @@
+//! Bad batches and bad files are errors, never panics.
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use uma_gguf::{GgmlType, GgufFile, GgufWriter};
+use uma_model::{Batch, BlockId, LogitsRequest, Model, ModelError};
+
+#[test]
+fn bad_batches_are_errors() {
+    let model = tiny_model("qwen2");
+    let mut kv = model.new_kv_cache(4).expect("cache");
+    let table = [BlockId(0), BlockId(1)];
+    let max = model.config().max_position_embeddings;
+    let cases: Vec<(Batch<'_>, &str)> = vec![
+        (Batch::single(&[], 0, &table, LogitsRequest::Last), "no tokens"),
+        (Batch::single(&[1_000_000], 0, &table, LogitsRequest::Last), "outside the vocabulary"),
+        (Batch::single(&[1; 33], 0, &table, LogitsRequest::Last), "block table"),
+        (Batch::single(&[1], max, &table, LogitsRequest::Last), "exceed"),
+        (Batch::single(&[1], 0, &[BlockId(4)], LogitsRequest::Last), "outside the cache"),
+    ];
+    for (batch, message) in cases {
+        match model.forward(&batch, &mut kv) {
+            Err(e @ ModelError::InvalidBatch { .. }) => {
+                assert!(e.to_string().contains(message), "{e} should mention {message:?}")
+            }
+            other => panic!("expected an invalid batch ({message}), got {other:?}"),
+        }
+    }
+    let other = tiny_model("gemma3");
+    let mut wrong_kv = other.new_kv_cache(4).expect("cache");
+    assert!(matches!(
+        model.forward(&Batch::single(&[1], 0, &table, LogitsRequest::Last), &mut wrong_kv),
+        Err(ModelError::InvalidKvCache { .. })
+    ));
+}
+
+/// Rewrites the tiny qwen2 model with `edit` applied to its tensor list.
+fn edited(
+    edit: impl Fn(&str, GgmlType, &[u64], &[u8]) -> Option<(GgmlType, Vec<u64>, Vec<u8>)>,
+) -> Result<Model, ModelError> {
+    let bytes = uma_test_models::tiny::tiny_model_bytes("qwen2").expect("tiny");
+    let file = GgufFile::from_bytes(bytes).expect("valid");
+    let mut writer = GgufWriter::new();
+    for (key, value) in file.metadata().iter() {
+        if key != "general.alignment" {
+            writer.add_metadata(key, value.clone()).expect("metadata");
+        }
+    }
+    for t in file.tensors() {
+        if let Some((ty, shape, data)) = edit(t.name(), t.ggml_type(), t.shape(), t.data()) {
+            writer.add_tensor(t.name(), ty, &shape, data).expect("tensor");
+        }
+    }
+    Model::load(Arc::new(GgufFile::from_bytes(writer.to_bytes()).expect("valid")))
+}
+
+#[test]
+fn bad_files_are_errors() {
+    let keep = |_: &str, ty: GgmlType, shape: &[u64], data: &[u8]| {
+        Some((ty, shape.to_vec(), data.to_vec()))
+    };
+    assert!(edited(keep).is_ok());
+    let missing = edited(|name, ty, shape, data| {
+        (name != "blk.1.attn_k.bias").then(|| (ty, shape.to_vec(), data.to_vec()))
+    });
+    assert!(
+        matches!(&missing, Err(ModelError::MissingTensor { name }) if name == "blk.1.attn_k.bias"),
+        "{missing:?}"
+    );
+    let wrong_shape = edited(|name, ty, shape, data| {
+        if name == "blk.0.ffn_up.weight" {
+            Some((ty, vec![shape[1], shape[0]], data.to_vec()))
+        } else {
+            Some((ty, shape.to_vec(), data.to_vec()))
+        }
+    });
+    assert!(matches!(wrong_shape, Err(ModelError::WrongShape { .. })), "{wrong_shape:?}");
+    let wrong_type = edited(|name, ty, shape, data| {
+        if name == "output_norm.weight" {
+            // 64 F32 values re-labelled as Q8_0 bytes would not fit: use two Q8_0 blocks.
+            Some((GgmlType::Q8_0, shape.to_vec(), vec![0u8; 68]))
+        } else {
+            Some((ty, shape.to_vec(), data.to_vec()))
+        }
+    });
+    assert!(matches!(wrong_type, Err(ModelError::UnsupportedTensorType { .. })), "{wrong_type:?}");
+}
