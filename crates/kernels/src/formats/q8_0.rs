@@ -32,15 +32,22 @@ impl BlockQ8_0 {
     /// ggml's `quantize_row_q8_0_ref` for one block: `d = amax / 127`, `q = roundf(x / d)`
     /// (round half away from zero), with `x / d` computed as `x · (1/d)` like ggml.
     pub fn quantize(src: &[f32; QK]) -> Self {
-        let amax = src.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0i8; QK];
-        for (q, &x) in qs.iter_mut().zip(src) {
-            *q = round_half_away(x * id) as i8;
-        }
+        let (d, qs) = quantize_q8(src);
         Self { d: f16::from_f32(d), qs }
     }
+}
+
+/// The Q8 quantization shared by Q8_0 and Q8_1: the f32 scale (before rounding to f16, which Q8_1's
+/// block sum uses) and the quants.
+pub(super) fn quantize_q8(src: &[f32; QK]) -> (f32, [i8; QK]) {
+    let amax = src.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; QK];
+    for (q, &x) in qs.iter_mut().zip(src) {
+        *q = round_half_away(x * id) as i8;
+    }
+    (d, qs)
 }
 
 impl Block for BlockQ8_0 {

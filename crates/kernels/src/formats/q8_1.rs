@@ -5,8 +5,8 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
+use super::q8_0::{quantize_q8, BlockQ8_0};
 use super::{in_array, out_array, Block, Quantize, QK};
-use crate::rounding::round_half_away;
 
 /// ggml's `block_q8_1`: `x[j] = d · q[j]`, and `s = d · Σ q[j]` (rounded to f16).
 #[repr(C)]
@@ -23,25 +23,16 @@ pub struct BlockQ8_1 {
 const _: () = assert!(size_of::<BlockQ8_1>() == 36);
 
 impl BlockQ8_1 {
-    /// `y = q · d` (ggml has no `dequantize_row_q8_1`; this is the same as Q8_0's).
+    /// `y = q · d` (ggml has no `dequantize_row_q8_1`; this is Q8_0's).
     pub fn dequantize(&self, dst: &mut [f32; QK]) {
-        let d = self.d.to_f32();
-        for (y, &q) in dst.iter_mut().zip(&self.qs) {
-            *y = f32::from(q) * d;
-        }
+        BlockQ8_0 { d: self.d, qs: self.qs }.dequantize(dst);
     }
 
-    /// ggml's `quantize_row_q8_1_ref` for one block: as Q8_0, plus `s = f16(Σq · d)`.
+    /// ggml's `quantize_row_q8_1_ref` for one block: as Q8_0, plus `s = f16(Σq · d)` with the
+    /// scale `d` before its rounding to f16.
     pub fn quantize(src: &[f32; QK]) -> Self {
-        let amax = src.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0i8; QK];
-        let mut sum = 0i32;
-        for (q, &x) in qs.iter_mut().zip(src) {
-            *q = round_half_away(x * id) as i8;
-            sum += i32::from(*q);
-        }
+        let (d, qs) = quantize_q8(src);
+        let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
         Self { d: f16::from_f32(d), s: f16::from_f32(sum as f32 * d), qs }
     }
 }
