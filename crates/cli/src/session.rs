@@ -54,8 +54,8 @@ pub(crate) struct GenerationStats {
 }
 
 impl Session {
-    /// Loads `path` with room for `context_length` positions (capped at the model's trained
-    /// context).
+    /// Loads `path` with room for `context_length` positions: by default 4096 or the model's
+    /// trained context if smaller; asking for more than the trained context is an error.
     pub(crate) fn load(
         path: &std::path::Path,
         context_length: Option<usize>,
