@@ -261,6 +261,32 @@ pub(crate) mod test_support {
         (worst_block, rms)
     }
 
+    /// [`assert_dot_matches_dequantized`] for Q4_1/Q5_1 against Q8_1, whose `m · s` term uses the
+    /// activation block's f16-rounded sum `s`: the dequantized reference differs by up to
+    /// `|m · s| · 2⁻¹¹` per block, which is added to the tolerance.
+    pub(crate) fn assert_dot_with_block_sum_matches_dequantized<W>(
+        weights: &[W],
+        activations: &[super::q8_1::BlockQ8_1],
+        block_min: impl Fn(&W) -> half::f16,
+    ) where
+        W: super::VecDot<Activation = super::q8_1::BlockQ8_1>,
+    {
+        let w = dequantized(weights);
+        let a = dequantized(activations);
+        let reference = dot_f64(&w, &a);
+        let slack: f64 = weights
+            .iter()
+            .zip(activations)
+            .map(|(x, y)| f64::from(block_min(x).to_f32() * y.s.to_f32()).abs() / 2048.0)
+            .sum();
+        let dot = f64::from(super::vec_dot(weights, activations).expect("same lengths"));
+        assert!(
+            (dot - reference).abs() <= 1e-5 * abs_dot_f64(&w, &a) + slack,
+            "{}: dot {dot} vs dequantized reference {reference} (slack {slack})",
+            W::TYPE
+        );
+    }
+
     /// Asserts that the kernel's dot product equals the f64 dot product of the dequantized
     /// operands up to f32 rounding: |dot − ref| ≤ 1e-5 · Σ|w·a| (each block's integer sum is
     /// exact; only the f32 scale products and the f32 running sum round, ~2⁻²⁴ each).

@@ -137,17 +137,6 @@ mod tests {
             w.m = scale(&mut rng);
         }
         let acts: Vec<BlockQ8_1> = quantize_to_vec(&gaussian(32 * 64, 5)).expect("whole");
-        // The `m · s` term uses the f16-rounded block sum, so the dequantized reference differs
-        // by up to |m · s|·2⁻¹¹ per block: compare against a rounding-aware tolerance.
-        let w = dequantized(&weights);
-        let a = dequantized(&acts);
-        let reference = dot_f64(&w, &a);
-        let slack: f64 = weights
-            .iter()
-            .zip(&acts)
-            .map(|(x, y)| f64::from(x.m.to_f32() * y.s.to_f32()).abs() / 2048.0)
-            .sum();
-        let dot = f64::from(vec_dot_q4_1_q8_1(&weights, &acts));
-        assert!((dot - reference).abs() <= 1e-5 * abs_dot_f64(&w, &a) + slack);
+        assert_dot_with_block_sum_matches_dequantized(&weights, &acts, |w| w.m);
     }
 }

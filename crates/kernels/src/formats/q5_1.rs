@@ -130,15 +130,6 @@ mod tests {
             w.m = scale(&mut rng);
         }
         let acts: Vec<BlockQ8_1> = quantize_to_vec(&gaussian(32 * 64, 5)).expect("whole");
-        let w = dequantized(&weights);
-        let a = dequantized(&acts);
-        let reference = dot_f64(&w, &a);
-        let slack: f64 = weights
-            .iter()
-            .zip(&acts)
-            .map(|(x, y)| f64::from(x.m.to_f32() * y.s.to_f32()).abs() / 2048.0)
-            .sum();
-        let dot = f64::from(vec_dot_q5_1_q8_1(&weights, &acts));
-        assert!((dot - reference).abs() <= 1e-5 * abs_dot_f64(&w, &a) + slack);
+        assert_dot_with_block_sum_matches_dequantized(&weights, &acts, |w| w.m);
     }
 }
