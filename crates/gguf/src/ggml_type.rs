@@ -133,7 +133,7 @@ impl GgmlType {
     /// of blocks or the byte count overflows.
     pub fn bytes_for(self, num_elements: u64) -> Option<u64> {
         let block = self.block_size() as u64;
-        if num_elements % block != 0 {
+        if !num_elements.is_multiple_of(block) {
             return None;
         }
         (num_elements / block).checked_mul(self.type_size() as u64)

@@ -33,7 +33,7 @@ pub fn blocks_from_bytes_mut<B: Block>(bytes: &mut [u8]) -> Result<&mut [B]> {
 /// Views `bytes` as blocks of `B`, copying them into an aligned buffer only when they are not
 /// aligned for `B`. Fails when `bytes` is not a whole number of blocks.
 pub fn blocks_from_bytes_or_copy<B: Block>(bytes: &[u8]) -> Result<Cow<'_, [B]>> {
-    if bytes.len() % size_of::<B>() != 0 {
+    if !bytes.len().is_multiple_of(size_of::<B>()) {
         return Err(KernelError::NotWholeBlockBytes {
             ty: B::TYPE,
             len: bytes.len(),

@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod formats;
 pub mod matmul;
+pub mod packed;
 pub mod rounding;
 
 pub use dispatch::{can_dequantize, can_quantize, dequantize, quantize, vec_dot, vec_dot_type};
@@ -45,3 +46,4 @@ pub use formats::q8_1::BlockQ8_1;
 pub use formats::q8_k::BlockQ8_K;
 pub use formats::{Block, Quantize, VecDot, QK, QK_K};
 pub use matmul::{matmul, matmul_f32, QuantizedActivations, WeightMatrix};
+pub use packed::{ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix};

@@ -56,7 +56,7 @@ impl<'a> WeightMatrix<'a> {
         if crate::vec_dot_type(ty).is_none() {
             return Err(KernelError::UnsupportedType { ty, operation: "matmul" });
         }
-        if row_length % ty.block_size() != 0 {
+        if !row_length.is_multiple_of(ty.block_size()) {
             return Err(KernelError::NotWholeBlocks {
                 ty,
                 num_elements: row_length,
@@ -136,7 +136,7 @@ impl QuantizedActivations {
     ) -> Result<()> {
         let ty = crate::vec_dot_type(weight_type)
             .ok_or(KernelError::UnsupportedType { ty: weight_type, operation: "matmul" })?;
-        if row_length == 0 || x.len() % row_length != 0 {
+        if row_length == 0 || !x.len().is_multiple_of(row_length) {
             return Err(KernelError::LengthMismatch {
                 what: "activation rows",
                 expected: row_length,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use uma_gguf::{GgmlType, GgufFile};
-use uma_kernels::{matmul, QuantizedActivations};
+use uma_kernels::{matmul, ActivationFormat, PackedActivations, QuantizedActivations};
 
 use crate::attention::{attention, write_kv, AttentionShape, TokenPlace};
 use crate::batch::{Batch, Logits, LogitsRequest, LogitsRow};
@@ -306,12 +306,15 @@ fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
 struct Projector {
     activations: QuantizedActivations,
     quantized_for: Option<GgmlType>, // the activation type `activations` holds for the input
+    packed_activations: PackedActivations,
+    packed_for: Option<ActivationFormat>, // the format `packed_activations` holds for the input
 }
 
 impl Projector {
     /// The next products take a new input.
     fn reset(&mut self) {
         self.quantized_for = None;
+        self.packed_for = None;
     }
 
     fn matmul(
@@ -321,6 +324,15 @@ impl Projector {
         x: &[f32],
         out: &mut [f32],
     ) -> Result<()> {
+        if let Some(packed) = weight.packed() {
+            let format = packed.format().activation_format();
+            if self.packed_for != Some(format) {
+                self.packed_activations.quantize(format, x, packed.row_length())?;
+                self.packed_for = Some(format);
+            }
+            packed.matmul(&self.packed_activations, out)?;
+            return Ok(());
+        }
         let matrix = weight.matrix(file);
         let activation_type = uma_kernels::vec_dot_type(weight.ggml_type());
         if self.quantized_for.is_none() || self.quantized_for != activation_type {

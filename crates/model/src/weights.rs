@@ -1,9 +1,13 @@
 //! Weight tables: every tensor an architecture needs, validated (presence, type, shape) once at
-//! load. Matrices stay in the memory-mapped file (a [`Tensor`] is a name and a shape; its bytes
-//! are borrowed per use); only the small F32 vectors (norms, biases) are copied out.
+//! load. Matrices whose type has an interleaved layout are repacked once at load into
+//! [`PackedMatrix`] (the copy replaces the mapped pages, which are no longer read); the others
+//! stay in the memory-mapped file (a [`Tensor`] is a name and a shape; its bytes are borrowed
+//! per use). The small F32 vectors (norms, biases) are copied out.
+
+use std::sync::Arc;
 
 use uma_gguf::{GgmlType, GgufFile};
-use uma_kernels::WeightMatrix;
+use uma_kernels::{PackedFormat, PackedMatrix, WeightMatrix};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -15,6 +19,7 @@ pub(crate) struct Tensor {
     ty: GgmlType,
     num_rows: usize,   // output features
     row_length: usize, // input features
+    packed: Option<Arc<PackedMatrix>>,
 }
 
 impl Tensor {
@@ -27,6 +32,11 @@ impl Tensor {
     pub(crate) fn matrix<'f>(&self, file: &'f GgufFile) -> WeightMatrix<'f> {
         WeightMatrix::new(self.ty, self.data(file), self.num_rows, self.row_length)
             .expect("type and shape are checked at load")
+    }
+
+    /// The repacked copy, when the type has an interleaved layout.
+    pub(crate) fn packed(&self) -> Option<&PackedMatrix> {
+        self.packed.as_deref()
     }
 
     pub(crate) fn ggml_type(&self) -> GgmlType {
@@ -154,7 +164,13 @@ fn matrix(file: &GgufFile, name: &str, num_rows: usize, row_length: usize) -> Re
             reason: "no matrix product for this type",
         }
     })?;
-    Ok(Tensor { name: name.to_owned(), ty, num_rows, row_length })
+    let packed = match PackedFormat::of(ty) {
+        Some(format) => {
+            Some(Arc::new(PackedMatrix::pack(format, view.data(), num_rows, row_length)?))
+        }
+        None => None,
+    };
+    Ok(Tensor { name: name.to_owned(), ty, num_rows, row_length, packed })
 }
 
 /// The embedding table: rows are looked up and dequantized.
@@ -169,7 +185,7 @@ fn embedding(file: &GgufFile, name: &str, num_rows: usize, row_length: usize) ->
             reason: "embedding rows cannot be dequantized",
         });
     }
-    Ok(Tensor { name: name.to_owned(), ty, num_rows, row_length })
+    Ok(Tensor { name: name.to_owned(), ty, num_rows, row_length, packed: None })
 }
 
 /// A vector (norm weight or bias), decoded to f32.

@@ -19,7 +19,7 @@ pub fn sample_batch(
     if num_seqs == 0
         || histories.len() != num_seqs
         || logits.is_empty()
-        || logits.len() % num_seqs != 0
+        || !logits.len().is_multiple_of(num_seqs)
     {
         return Err(SamplingError::BatchShape {
             num_samplers: num_seqs,

@@ -79,7 +79,7 @@ pub trait VecDot: Block {
 
 /// Number of blocks of `B` that hold `num_elements` elements.
 pub fn num_blocks<B: Block>(num_elements: usize) -> Result<usize> {
-    if num_elements % B::NUM_ELEMENTS != 0 {
+    if !num_elements.is_multiple_of(B::NUM_ELEMENTS) {
         return Err(KernelError::NotWholeBlocks {
             ty: B::TYPE,
             num_elements,

@@ -44,7 +44,7 @@ pub(crate) fn configure(
     }
     config.layer_types = (0..config.num_hidden_layers)
         .map(|i| {
-            if (i as u64 + 1) % pattern == 0 {
+            if (i as u64 + 1).is_multiple_of(pattern) {
                 LayerType::FullAttention
             } else {
                 LayerType::SlidingAttention

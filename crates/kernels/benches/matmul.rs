@@ -1,0 +1,55 @@
+//! Matrix products per weight format, GEMV (1 token, decode) and GEMM (64 tokens, prefill), on
+//! every kernel path this CPU has. Throughput is weight bytes per second, so GEMV numbers
+//! compare directly with the machine's memory bandwidth. The matrices (≥ 37 MB) exceed the
+//! last-level cache, as a model's weights do.
+//!
+//!   cargo bench -p uma-kernels --bench matmul [-- FILTER]
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use uma_gguf::GgmlType;
+use uma_kernels::{Isa, PackedActivations, PackedFormat, PackedMatrix};
+
+const NUM_ROWS: usize = 8192;
+const ROW_LENGTH: usize = 8192;
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    // A cheap deterministic spread of values; the speed does not depend on them.
+    (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5).collect()
+}
+
+fn bench_format(c: &mut Criterion, ty: GgmlType) {
+    let format = PackedFormat::of(ty).expect("packed format");
+    let n = NUM_ROWS * ROW_LENGTH;
+    let mut bytes = vec![0u8; ty.bytes_for(n as u64).expect("fits") as usize];
+    uma_kernels::quantize(ty, &values(n, 1), &mut bytes).expect("quantize");
+    let packed = PackedMatrix::pack(format, &bytes, NUM_ROWS, ROW_LENGTH).expect("pack");
+    drop(bytes);
+    let mut group = c.benchmark_group(format!("matmul/{ty}"));
+    group.throughput(Throughput::Bytes(packed.size_in_bytes() as u64));
+    group.sample_size(20);
+    for num_tokens in [1usize, 64] {
+        let x = values(num_tokens * ROW_LENGTH, 2);
+        let mut acts = PackedActivations::new();
+        acts.quantize(format.activation_format(), &x, ROW_LENGTH).expect("quantize");
+        let mut out = vec![0.0f32; num_tokens * NUM_ROWS];
+        for isa in Isa::available() {
+            if isa == Isa::Scalar {
+                continue; // the reference: minutes per sample at this size
+            }
+            let id = BenchmarkId::new(isa.name(), format!("{num_tokens} tokens"));
+            group.bench_function(id, |b| {
+                b.iter(|| packed.matmul_with(isa, black_box(&acts), &mut out).expect("matmul"))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn matmul(c: &mut Criterion) {
+    for ty in [GgmlType::Q4_K, GgmlType::Q5_0, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0] {
+        bench_format(c, ty);
+    }
+}
+
+criterion_group!(benches, matmul);
+criterion_main!(benches);

@@ -1,0 +1,144 @@
+//! Activation rows quantized once per matrix product, in planes the SIMD kernels read directly:
+//! the quants of every token contiguous, the block scales and block sums beside them.
+//!
+//! The quants and scales are exactly ggml's Q8_0 / Q8_K quantization (the same functions
+//! produce them), so packed products match the scalar [`crate::vec_dot`] reference.
+
+#![allow(unsafe_code)]
+
+use crate::error::{KernelError, Result};
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_k::BlockQ8_K;
+use crate::formats::{Quantize, QK, QK_K};
+use crate::packed::layout::ActivationFormat;
+use crate::packed::parallel::{for_each_task, SharedSlice};
+
+/// Quantized activation rows, reusable across calls (the buffers keep their capacity).
+#[derive(Debug, Default)]
+pub struct PackedActivations {
+    format: Option<ActivationFormat>,
+    num_tokens: usize,
+    row_length: usize,
+    pub(crate) quants: Vec<i8>,  // [num_tokens, row_length]
+    pub(crate) scales: Vec<f32>, // [num_tokens, row_length / block]; Q8_0: the f16 scale
+    pub(crate) sums: Vec<i32>,   // Q8_0: [num_tokens, row_length / 32] Σ quants per block;
+    //                              Q8_K: [num_tokens, row_length / 16] Σ quants per 16
+    pub(crate) sums32: Vec<i32>, // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
+}
+
+impl PackedActivations {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The format held, once [`quantize`](Self::quantize) has run.
+    pub fn format(&self) -> Option<ActivationFormat> {
+        self.format
+    }
+
+    /// Number of token rows.
+    pub fn num_tokens(&self) -> usize {
+        self.num_tokens
+    }
+
+    /// Elements per row.
+    pub fn row_length(&self) -> usize {
+        self.row_length
+    }
+
+    /// Quantizes `x` (`[num_tokens, row_length]`, row-major) to `format`. Rows are quantized in
+    /// parallel when there are several.
+    pub fn quantize(
+        &mut self,
+        format: ActivationFormat,
+        x: &[f32],
+        row_length: usize,
+    ) -> Result<()> {
+        let block = match format {
+            ActivationFormat::Q8_0 => QK,
+            ActivationFormat::Q8_K => QK_K,
+        };
+        if row_length == 0 || !row_length.is_multiple_of(block) {
+            return Err(KernelError::LengthMismatch {
+                what: "activation row (whole blocks)",
+                expected: row_length.div_ceil(block.max(1)) * block,
+                actual: row_length,
+            });
+        }
+        if !x.len().is_multiple_of(row_length) {
+            return Err(KernelError::LengthMismatch {
+                what: "activation rows",
+                expected: x.len().div_ceil(row_length) * row_length,
+                actual: x.len(),
+            });
+        }
+        let num_tokens = x.len() / row_length;
+        self.format = Some(format);
+        self.num_tokens = num_tokens;
+        self.row_length = row_length;
+        let per_token_sums = match format {
+            ActivationFormat::Q8_0 => row_length / QK,
+            ActivationFormat::Q8_K => row_length / 16,
+        };
+        resize(&mut self.quants, num_tokens * row_length);
+        resize(&mut self.scales, num_tokens * (row_length / block));
+        resize(&mut self.sums, num_tokens * per_token_sums);
+        resize(
+            &mut self.sums32,
+            if format == ActivationFormat::Q8_K { num_tokens * (row_length / QK) } else { 0 },
+        );
+
+        let quants = SharedSlice::new(&mut self.quants);
+        let scales = SharedSlice::new(&mut self.scales);
+        let sums = SharedSlice::new(&mut self.sums);
+        let sums32 = SharedSlice::new(&mut self.sums32);
+        let nb = row_length / block;
+        let quantize_token = |t: usize| {
+            let src = &x[t * row_length..(t + 1) * row_length];
+            // SAFETY: each token writes only its own rows of every plane.
+            let (q, s, sm, s32) = unsafe {
+                (
+                    quants.slice_mut(t * row_length, row_length),
+                    scales.slice_mut(t * nb, nb),
+                    sums.slice_mut(t * per_token_sums, per_token_sums),
+                    sums32.slice_mut(
+                        t * (row_length / QK) * usize::from(format == ActivationFormat::Q8_K),
+                        if format == ActivationFormat::Q8_K { row_length / QK } else { 0 },
+                    ),
+                )
+            };
+            match format {
+                ActivationFormat::Q8_0 => {
+                    for b in 0..nb {
+                        let block = BlockQ8_0::quantize_block(&src[b * QK..(b + 1) * QK]);
+                        q[b * QK..(b + 1) * QK].copy_from_slice(&block.qs);
+                        s[b] = block.d.to_f32();
+                        sm[b] = block.qs.iter().map(|&v| i32::from(v)).sum();
+                    }
+                }
+                ActivationFormat::Q8_K => {
+                    for b in 0..nb {
+                        let block = BlockQ8_K::quantize_block(&src[b * QK_K..(b + 1) * QK_K]);
+                        q[b * QK_K..(b + 1) * QK_K].copy_from_slice(&block.qs);
+                        s[b] = block.d;
+                        for k in 0..16 {
+                            sm[b * 16 + k] = i32::from(block.bsums[k]);
+                        }
+                        for k in 0..8 {
+                            s32[b * 8 + k] =
+                                i32::from(block.bsums[2 * k]) + i32::from(block.bsums[2 * k + 1]);
+                        }
+                    }
+                }
+            }
+        };
+        for_each_task(num_tokens, &quantize_token);
+        Ok(())
+    }
+}
+
+fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
+    v.clear();
+    v.resize(len, T::default());
+}

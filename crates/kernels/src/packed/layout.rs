@@ -1,0 +1,463 @@
+//! The interleaved layout: weight rows in groups of [`ROWS`], one block of every row of a group
+//! stored together so that one 32-byte vector holds 4 consecutive quants of each of the 8 rows.
+//! A 4-byte integer dot product per 32-bit lane (`vpdpbusd`, `sdot`) then yields 8 rows' partial
+//! sums against one broadcast group of 4 activations, and per-block scales become vectors of 8
+//! row scales. The layout and the reasons for it are in `docs/kernels.md`.
+//!
+//! Quants are stored unsigned (`q + offset`, the offset subtracted through the activation block
+//! sums) except Q8_0's, which stay signed. Every format keeps its bytes per weight, except Q4_K
+//! whose 6-bit scales and mins are widened to bytes (+2.8%).
+
+use uma_gguf::GgmlType;
+
+use crate::bytes::blocks_from_bytes_or_copy;
+use crate::error::{KernelError, Result};
+use crate::formats::k_scales::get_scale_min_k4;
+use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_k::BlockQ4_K;
+use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q6_k::BlockQ6_K;
+use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::{Block, QK, QK_K};
+
+/// Rows per interleaved group: one 32-bit lane per row in a 256-bit vector.
+pub const ROWS: usize = 8;
+
+/// The weight formats with an interleaved layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum PackedFormat {
+    Q4_0,
+    Q5_0,
+    Q8_0,
+    Q4_K,
+    Q6_K,
+}
+
+/// The activation quantization a packed format pairs with (ggml's `vec_dot_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum ActivationFormat {
+    /// Q8_0: 32-element blocks, an f16 scale each.
+    Q8_0,
+    /// Q8_K: 256-element blocks, an f32 scale each, sums of every 16.
+    Q8_K,
+}
+
+// Byte offsets inside one group-block (one block of each of the 8 rows).
+pub(crate) const SCALES: usize = 0; // [8] f16: d of each row
+pub(crate) const Q5_0_MASKS: usize = 16; // [8 quads] u32: bit 4·row + k = fifth bit
+pub(crate) const Q5_0_QUANTS: usize = 48; // [4 chunks] of 32 bytes
+pub(crate) const Q4_0_QUANTS: usize = 16;
+pub(crate) const Q8_0_QUANTS: usize = 16; // [8 quads] of 32 signed bytes
+pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
+pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
+pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
+pub(crate) const Q4_K_QUANTS: usize = 160; // [8 sub-blocks][4 chunks] of 32 bytes
+pub(crate) const Q6_K_SUB_SCALES: usize = 16; // [16 sub-blocks][8 rows] i8
+pub(crate) const Q6_K_LOW: usize = 144; // [16 sub-blocks][2 chunks] of 32 bytes
+pub(crate) const Q6_K_HIGH: usize = 1168; // [16 sub-blocks] of 32 bytes: 2 bits per quad
+
+impl PackedFormat {
+    /// The packed format of a ggml type, if it has one.
+    pub fn of(ty: GgmlType) -> Option<PackedFormat> {
+        Some(match ty {
+            GgmlType::Q4_0 => PackedFormat::Q4_0,
+            GgmlType::Q5_0 => PackedFormat::Q5_0,
+            GgmlType::Q8_0 => PackedFormat::Q8_0,
+            GgmlType::Q4_K => PackedFormat::Q4_K,
+            GgmlType::Q6_K => PackedFormat::Q6_K,
+            _ => return None,
+        })
+    }
+
+    /// The ggml type it repacks.
+    pub fn ggml_type(self) -> GgmlType {
+        match self {
+            PackedFormat::Q4_0 => GgmlType::Q4_0,
+            PackedFormat::Q5_0 => GgmlType::Q5_0,
+            PackedFormat::Q8_0 => GgmlType::Q8_0,
+            PackedFormat::Q4_K => GgmlType::Q4_K,
+            PackedFormat::Q6_K => GgmlType::Q6_K,
+        }
+    }
+
+    /// Elements per block.
+    pub fn block_elements(self) -> usize {
+        match self {
+            PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => QK,
+            PackedFormat::Q4_K | PackedFormat::Q6_K => QK_K,
+        }
+    }
+
+    /// Bytes of one group-block: one block of each of the [`ROWS`] rows.
+    pub fn group_block_bytes(self) -> usize {
+        match self {
+            PackedFormat::Q4_0 => Q4_0_QUANTS + 128,
+            PackedFormat::Q5_0 => Q5_0_QUANTS + 128,
+            PackedFormat::Q8_0 => Q8_0_QUANTS + 256,
+            PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
+            PackedFormat::Q6_K => Q6_K_HIGH + 512,
+        }
+    }
+
+    /// The activation format it multiplies with.
+    pub fn activation_format(self) -> ActivationFormat {
+        match self {
+            PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
+            PackedFormat::Q4_K | PackedFormat::Q6_K => ActivationFormat::Q8_K,
+        }
+    }
+
+    /// What the stored unsigned quants exceed the signed ones by (Q8_0 stores signed quants).
+    pub fn offset(self) -> i32 {
+        match self {
+            PackedFormat::Q4_0 => 8,
+            PackedFormat::Q5_0 => 16,
+            PackedFormat::Q8_0 => 0,
+            PackedFormat::Q4_K => 0,
+            PackedFormat::Q6_K => 32,
+        }
+    }
+}
+
+/// One block of one row, decoded to what the packed layout stores: the quants (unsigned, or
+/// signed for Q8_0, as `i32`), and the scales.
+pub(crate) struct RowBlock {
+    pub(crate) quants: [i32; QK_K],   // first block_elements() used
+    pub(crate) d: u16,                // f16 bits
+    pub(crate) dmin: u16,             // f16 bits (Q4_K)
+    pub(crate) sub_scales: [i32; 16], // Q4_K: 8 u6 scales; Q6_K: 16 i8 scales
+    pub(crate) mins: [i32; 8],        // Q4_K: 8 u6 mins
+}
+
+impl RowBlock {
+    fn zero() -> RowBlock {
+        RowBlock { quants: [0; QK_K], d: 0, dmin: 0, sub_scales: [0; 16], mins: [0; 8] }
+    }
+}
+
+fn decode_q4_0(b: &BlockQ4_0, out: &mut RowBlock) {
+    for j in 0..16 {
+        out.quants[j] = i32::from(b.qs[j] & 0x0f);
+        out.quants[j + 16] = i32::from(b.qs[j] >> 4);
+    }
+    out.d = b.d.to_bits();
+}
+
+fn decode_q5_0(b: &BlockQ5_0, out: &mut RowBlock) {
+    let qh = u32::from_le_bytes(b.qh);
+    for j in 0..16 {
+        out.quants[j] = i32::from(b.qs[j] & 0x0f) | (((qh >> j) & 1) << 4) as i32;
+        out.quants[j + 16] = i32::from(b.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4) as i32;
+    }
+    out.d = b.d.to_bits();
+}
+
+fn decode_q8_0(b: &BlockQ8_0, out: &mut RowBlock) {
+    for j in 0..QK {
+        out.quants[j] = i32::from(b.qs[j]);
+    }
+    out.d = b.d.to_bits();
+}
+
+fn decode_q4_k(b: &BlockQ4_K, out: &mut RowBlock) {
+    for c in 0..4 {
+        for l in 0..32 {
+            let byte = b.qs[32 * c + l];
+            out.quants[64 * c + l] = i32::from(byte & 0x0f);
+            out.quants[64 * c + 32 + l] = i32::from(byte >> 4);
+        }
+    }
+    for s in 0..8 {
+        let (sc, m) = get_scale_min_k4(s, &b.scales);
+        out.sub_scales[s] = i32::from(sc);
+        out.mins[s] = i32::from(m);
+    }
+    out.d = b.d.to_bits();
+    out.dmin = b.dmin.to_bits();
+}
+
+fn decode_q6_k(b: &BlockQ6_K, out: &mut RowBlock) {
+    for h in 0..2 {
+        for l in 0..32 {
+            let ql0 = b.ql[64 * h + l];
+            let ql1 = b.ql[64 * h + 32 + l];
+            let qh = b.qh[32 * h + l];
+            out.quants[128 * h + l] = i32::from((ql0 & 0x0f) | ((qh & 0x03) << 4));
+            out.quants[128 * h + 32 + l] = i32::from((ql1 & 0x0f) | (((qh >> 2) & 0x03) << 4));
+            out.quants[128 * h + 64 + l] = i32::from((ql0 >> 4) | (((qh >> 4) & 0x03) << 4));
+            out.quants[128 * h + 96 + l] = i32::from((ql1 >> 4) | (((qh >> 6) & 0x03) << 4));
+        }
+    }
+    for s in 0..16 {
+        out.sub_scales[s] = i32::from(b.scales[s]);
+    }
+    out.d = b.d.to_bits();
+}
+
+/// Byte `4·row + k` of a 32-byte chunk holding quants `first + k` (low nibble) and
+/// `first + 4 + k` (high nibble) of every row: two 4-quant groups per chunk.
+fn write_nibble_chunk(dst: &mut [u8], rows: &[RowBlock; ROWS], first: usize) {
+    for (r, row) in rows.iter().enumerate() {
+        for k in 0..4 {
+            let lo = row.quants[first + k] as u8 & 0x0f;
+            let hi = row.quants[first + 4 + k] as u8 & 0x0f;
+            dst[4 * r + k] = lo | (hi << 4);
+        }
+    }
+}
+
+/// Writes one group-block of `format` from the decoded blocks of its 8 rows.
+fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u8]) {
+    for (r, row) in rows.iter().enumerate() {
+        dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes());
+    }
+    match format {
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
+            let quants = if format == PackedFormat::Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
+            for c in 0..4 {
+                write_nibble_chunk(&mut dst[quants + 32 * c..quants + 32 * c + 32], rows, 8 * c);
+            }
+            if format == PackedFormat::Q5_0 {
+                for quad in 0..8 {
+                    let mut mask = 0u32;
+                    for (r, row) in rows.iter().enumerate() {
+                        for k in 0..4 {
+                            mask |= (((row.quants[4 * quad + k] >> 4) & 1) as u32) << (4 * r + k);
+                        }
+                    }
+                    let at = Q5_0_MASKS + 4 * quad;
+                    dst[at..at + 4].copy_from_slice(&mask.to_le_bytes());
+                }
+            }
+        }
+        PackedFormat::Q8_0 => {
+            for quad in 0..8 {
+                for (r, row) in rows.iter().enumerate() {
+                    for k in 0..4 {
+                        dst[Q8_0_QUANTS + 32 * quad + 4 * r + k] = row.quants[4 * quad + k] as u8;
+                    }
+                }
+            }
+        }
+        PackedFormat::Q4_K => {
+            for (r, row) in rows.iter().enumerate() {
+                dst[Q4_K_DMIN + 2 * r..Q4_K_DMIN + 2 * r + 2]
+                    .copy_from_slice(&row.dmin.to_le_bytes());
+                for s in 0..8 {
+                    dst[Q4_K_SUB_SCALES + 8 * s + r] = row.sub_scales[s] as u8;
+                }
+                for p in 0..4 {
+                    dst[Q4_K_MINS + 16 * p + 2 * r] = row.mins[2 * p] as u8;
+                    dst[Q4_K_MINS + 16 * p + 2 * r + 1] = row.mins[2 * p + 1] as u8;
+                }
+            }
+            for s in 0..8 {
+                for c in 0..4 {
+                    let at = Q4_K_QUANTS + 128 * s + 32 * c;
+                    write_nibble_chunk(&mut dst[at..at + 32], rows, 32 * s + 8 * c);
+                }
+            }
+        }
+        PackedFormat::Q6_K => {
+            for (r, row) in rows.iter().enumerate() {
+                for s in 0..16 {
+                    dst[Q6_K_SUB_SCALES + 8 * s + r] = row.sub_scales[s] as i8 as u8;
+                }
+            }
+            for s in 0..16 {
+                for c in 0..2 {
+                    let at = Q6_K_LOW + 64 * s + 32 * c;
+                    write_nibble_chunk(&mut dst[at..at + 32], rows, 16 * s + 8 * c);
+                }
+                for (r, row) in rows.iter().enumerate() {
+                    for k in 0..4 {
+                        let mut byte = 0u8;
+                        for quad in 0..4 {
+                            let high = ((row.quants[16 * s + 4 * quad + k] >> 4) & 3) as u8;
+                            byte |= high << (2 * quad);
+                        }
+                        dst[Q6_K_HIGH + 32 * s + 4 * r + k] = byte;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn decode_rows<B: Block>(
+    bytes: &[u8],
+    row_length: usize,
+    group: usize,
+    num_rows: usize,
+    block: usize,
+    decode: fn(&B, &mut RowBlock),
+    rows: &mut [RowBlock; ROWS],
+) -> Result<()> {
+    let blocks_per_row = row_length / B::NUM_ELEMENTS;
+    for (r, out) in rows.iter_mut().enumerate() {
+        let row = group * ROWS + r;
+        if row >= num_rows {
+            *out = RowBlock::zero(); // padding rows: zero scales, results discarded
+            continue;
+        }
+        let start = (row * blocks_per_row + block) * std::mem::size_of::<B>();
+        let one = blocks_from_bytes_or_copy::<B>(&bytes[start..start + std::mem::size_of::<B>()])?;
+        decode(&one[0], out);
+    }
+    Ok(())
+}
+
+/// Repacks `num_rows × row_length` weights of `format` (ggml blocks, row-major) into groups:
+/// `[ceil(num_rows / 8) groups][row_length / block_elements blocks]` of group-blocks. Rows past
+/// `num_rows` in the last group are zero.
+pub(crate) fn pack_groups(
+    format: PackedFormat,
+    bytes: &[u8],
+    num_rows: usize,
+    row_length: usize,
+    first_group: usize,
+    dst: &mut [u8], // whole groups starting at `first_group`
+) -> Result<()> {
+    let blocks_per_row = row_length / format.block_elements();
+    let group_bytes = blocks_per_row * format.group_block_bytes();
+    let mut rows: Box<[RowBlock; ROWS]> = Box::new(std::array::from_fn(|_| RowBlock::zero()));
+    for (i, group_dst) in dst.chunks_exact_mut(group_bytes).enumerate() {
+        let group = first_group + i;
+        for (b, block_dst) in group_dst.chunks_exact_mut(format.group_block_bytes()).enumerate() {
+            match format {
+                PackedFormat::Q4_0 => decode_rows::<BlockQ4_0>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q4_0,
+                    &mut rows,
+                )?,
+                PackedFormat::Q5_0 => decode_rows::<BlockQ5_0>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q5_0,
+                    &mut rows,
+                )?,
+                PackedFormat::Q8_0 => decode_rows::<BlockQ8_0>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q8_0,
+                    &mut rows,
+                )?,
+                PackedFormat::Q4_K => decode_rows::<BlockQ4_K>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q4_k,
+                    &mut rows,
+                )?,
+                PackedFormat::Q6_K => decode_rows::<BlockQ6_K>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q6_k,
+                    &mut rows,
+                )?,
+            }
+            write_group_block(format, &rows, block_dst);
+        }
+    }
+    Ok(())
+}
+
+/// Reads back row `r`'s decoded block from a group-block (the scalar kernel and tests use it).
+pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &mut RowBlock) {
+    out.d = u16::from_le_bytes([src[SCALES + 2 * r], src[SCALES + 2 * r + 1]]);
+    let nibble = |chunk: &[u8], first_in_chunk: usize| -> i32 {
+        // Quant `first_in_chunk` (0..8) of row r in a chunk.
+        let byte = chunk[4 * r + first_in_chunk % 4];
+        i32::from(if first_in_chunk < 4 { byte & 0x0f } else { byte >> 4 })
+    };
+    match format {
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
+            let quants = if format == PackedFormat::Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
+            for j in 0..QK {
+                let chunk = &src[quants + 32 * (j / 8)..];
+                out.quants[j] = nibble(chunk, j % 8);
+                if format == PackedFormat::Q5_0 {
+                    let at = Q5_0_MASKS + 4 * (j / 4);
+                    let mask = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+                    out.quants[j] |= (((mask >> (4 * r + j % 4)) & 1) << 4) as i32;
+                }
+            }
+        }
+        PackedFormat::Q8_0 => {
+            for j in 0..QK {
+                out.quants[j] = i32::from(src[Q8_0_QUANTS + 32 * (j / 4) + 4 * r + j % 4] as i8);
+            }
+        }
+        PackedFormat::Q4_K => {
+            out.dmin = u16::from_le_bytes([src[Q4_K_DMIN + 2 * r], src[Q4_K_DMIN + 2 * r + 1]]);
+            for s in 0..8 {
+                out.sub_scales[s] = i32::from(src[Q4_K_SUB_SCALES + 8 * s + r]);
+                out.mins[s] = i32::from(src[Q4_K_MINS + 16 * (s / 2) + 2 * r + s % 2]);
+            }
+            for j in 0..QK_K {
+                let chunk = &src[Q4_K_QUANTS + 32 * (j / 8)..];
+                out.quants[j] = nibble(chunk, j % 8);
+            }
+        }
+        PackedFormat::Q6_K => {
+            for s in 0..16 {
+                out.sub_scales[s] = i32::from(src[Q6_K_SUB_SCALES + 8 * s + r] as i8);
+            }
+            for j in 0..QK_K {
+                let chunk = &src[Q6_K_LOW + 32 * (j / 8)..];
+                let high_byte = src[Q6_K_HIGH + 32 * (j / 16) + 4 * r + j % 4];
+                let high = (high_byte >> (2 * ((j % 16) / 4))) & 3;
+                out.quants[j] = nibble(chunk, j % 8) | (i32::from(high) << 4);
+            }
+        }
+    }
+}
+
+/// A zero row block, for callers outside this module.
+pub(crate) fn empty_row_block() -> Box<RowBlock> {
+    Box::new(RowBlock::zero())
+}
+
+/// Checks `bytes` against a `num_rows × row_length` matrix of `format`.
+pub(crate) fn check_source(
+    format: PackedFormat,
+    bytes: &[u8],
+    num_rows: usize,
+    row_length: usize,
+) -> Result<()> {
+    let ty = format.ggml_type();
+    if row_length == 0 || !row_length.is_multiple_of(format.block_elements()) {
+        return Err(KernelError::NotWholeBlocks {
+            ty,
+            num_elements: row_length,
+            block_size: format.block_elements(),
+        });
+    }
+    let expected = num_rows * (row_length / ty.block_size()) * ty.type_size();
+    if bytes.len() != expected {
+        return Err(KernelError::ByteLengthMismatch {
+            ty,
+            num_elements: num_rows * row_length,
+            expected,
+            actual: bytes.len(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Matrix products over weights repacked into interleaved row groups ([`layout`]): GEMV for
+//! decode and GEMM for prefill and batched decode with one set of kernels.
+//!
+//! A weight matrix is repacked once at load ([`PackedMatrix::pack`]); each product quantizes its
+//! activation rows once ([`PackedActivations`]) and runs one kernel per row group and token
+//! block, the groups spread over threads. The kernel is chosen once per process from CPU
+//! features ([`Isa::detected`]): AVX-512 VNNI, AVX2, NEON dot product, or the portable scalar
+//! kernel, which every SIMD path matches bit for bit.
+
+#![allow(unsafe_code)]
+
+mod activations;
+pub mod layout;
+pub(crate) mod parallel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::OnceLock;
+
+pub use activations::PackedActivations;
+pub use layout::{ActivationFormat, PackedFormat, ROWS};
+
+use crate::error::{KernelError, Result};
+use parallel::{for_each_task, SharedSlice};
+
+/// An instruction set the packed kernels have a path for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, no SIMD intrinsics.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + VNNI (on 256-bit vectors).
+    Avx512Vnni,
+    /// aarch64 NEON with the dot-product instructions (`sdot`; Apple M1 and later).
+    NeonDotprod,
+}
+
+impl Isa {
+    /// The best path this CPU supports, detected once.
+    pub fn detected() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| Isa::available().last().copied().unwrap_or(Isa::Scalar))
+    }
+
+    /// Every path this CPU can run, from the portable one to the best.
+    pub fn available() -> Vec<Isa> {
+        let mut isas = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c");
+            if avx2 {
+                isas.push(Isa::Avx2);
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+                {
+                    isas.push(Isa::Avx512Vnni);
+                }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                isas.push(Isa::NeonDotprod);
+            }
+        }
+        isas
+    }
+
+    /// A short name for logs and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512-vnni",
+            Isa::NeonDotprod => "neon-dotprod",
+        }
+    }
+}
+
+/// `out[t][r] = row r of the group · token first_token + t`, for `out.len()` tokens.
+type GroupDot = unsafe fn(PackedFormat, &[u8], &PackedActivations, usize, &mut [[f32; ROWS]]);
+
+/// The scalar kernel behind the common signature.
+///
+/// # Safety
+/// None beyond the signature: it is safe code.
+unsafe fn scalar_group_dot(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    scalar::group_dot(format, group, acts, first_token, out);
+}
+
+fn kernel(isa: Isa) -> Result<GroupDot> {
+    if !Isa::available().contains(&isa) {
+        return Err(KernelError::UnsupportedType {
+            ty: uma_gguf::GgmlType::F32,
+            operation: "a kernel path this CPU does not support",
+        });
+    }
+    Ok(match isa {
+        Isa::Scalar => scalar_group_dot,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::group_dot_avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::group_dot_avx512_vnni,
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512Vnni => unreachable!("not in Isa::available() off x86-64"),
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDotprod => neon::group_dot_neon_dotprod,
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::NeonDotprod => unreachable!("not in Isa::available() off aarch64"),
+    })
+}
+
+/// Tokens per block of the GEMM loop: a block's activations stay in L2 while a thread's row
+/// groups stream past them.
+const TOKEN_BLOCK: usize = 64;
+
+/// A weight matrix in the interleaved layout, owned (it replaces the mapped tensor's pages).
+pub struct PackedMatrix {
+    format: PackedFormat,
+    num_rows: usize,
+    row_length: usize,
+    data: Vec<u8>, // [ceil(num_rows / 8) groups][row_length / block blocks][group-block bytes]
+}
+
+impl std::fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedMatrix")
+            .field("format", &self.format)
+            .field("num_rows", &self.num_rows)
+            .field("row_length", &self.row_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedMatrix {
+    /// Repacks `num_rows × row_length` weights of type `format` from ggml blocks (row-major),
+    /// in parallel over row groups.
+    ///
+    /// Errors: rows that are not whole blocks or bytes that do not match the shape.
+    pub fn pack(
+        format: PackedFormat,
+        bytes: &[u8],
+        num_rows: usize,
+        row_length: usize,
+    ) -> Result<PackedMatrix> {
+        layout::check_source(format, bytes, num_rows, row_length)?;
+        let num_groups = num_rows.div_ceil(ROWS);
+        let group_bytes = row_length / format.block_elements() * format.group_block_bytes();
+        let mut data = vec![0u8; num_groups * group_bytes];
+        let groups_per_task = num_groups.div_ceil(parallel::num_threads() * 8).max(1);
+        let num_tasks = num_groups.div_ceil(groups_per_task);
+        let shared = SharedSlice::new(&mut data);
+        let failed = std::sync::Mutex::new(None);
+        for_each_task(num_tasks, &|task| {
+            let first = task * groups_per_task;
+            let count = groups_per_task.min(num_groups - first);
+            // SAFETY: each task writes its own groups.
+            let dst = unsafe { shared.slice_mut(first * group_bytes, count * group_bytes) };
+            if let Err(error) = layout::pack_groups(format, bytes, num_rows, row_length, first, dst)
+            {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+            }
+        });
+        if let Some(error) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(error);
+        }
+        Ok(PackedMatrix { format, num_rows, row_length, data })
+    }
+
+    /// The format.
+    pub fn format(&self) -> PackedFormat {
+        self.format
+    }
+
+    /// Output features.
+    pub fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Input features.
+    pub fn row_length(&self) -> usize {
+        self.row_length
+    }
+
+    /// Bytes held.
+    pub fn size_in_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// `out[t, r] = Σ_k W[r, k] · x[t, k]` (`out` is `[num_tokens, num_rows]`), with the best
+    /// kernel this CPU has.
+    pub fn matmul(&self, x: &PackedActivations, out: &mut [f32]) -> Result<()> {
+        self.matmul_with(Isa::detected(), x, out)
+    }
+
+    /// [`matmul`](Self::matmul) with a chosen kernel path (tests and benchmarks).
+    pub fn matmul_with(&self, isa: Isa, x: &PackedActivations, out: &mut [f32]) -> Result<()> {
+        let group_dot = kernel(isa)?;
+        if x.format() != Some(self.format.activation_format()) {
+            return Err(KernelError::UnsupportedType {
+                ty: self.format.ggml_type(),
+                operation: "matmul with activations quantized for another weight type",
+            });
+        }
+        if x.row_length() != self.row_length {
+            return Err(KernelError::LengthMismatch {
+                what: "activation row",
+                expected: self.row_length,
+                actual: x.row_length(),
+            });
+        }
+        let num_tokens = x.num_tokens();
+        if out.len() != num_tokens * self.num_rows {
+            return Err(KernelError::LengthMismatch {
+                what: "matmul output",
+                expected: num_tokens * self.num_rows,
+                actual: out.len(),
+            });
+        }
+        if num_tokens == 0 || self.num_rows == 0 {
+            return Ok(());
+        }
+        let num_rows = self.num_rows;
+        let num_groups = num_rows.div_ceil(ROWS);
+        let group_bytes = self.data.len() / num_groups;
+        // Several tasks per thread so that uneven progress balances; contiguous groups per task
+        // so that each thread streams its part of the weights.
+        let groups_per_task = num_groups.div_ceil(parallel::num_threads() * 4).max(1);
+        let num_tasks = num_groups.div_ceil(groups_per_task);
+        let shared = SharedSlice::new(out);
+        for_each_task(num_tasks, &|task| {
+            let first_group = task * groups_per_task;
+            let last_group = (first_group + groups_per_task).min(num_groups);
+            let mut tile = [[0.0f32; ROWS]; TOKEN_BLOCK];
+            for first_token in (0..num_tokens).step_by(TOKEN_BLOCK) {
+                let tokens = TOKEN_BLOCK.min(num_tokens - first_token);
+                for g in first_group..last_group {
+                    let group = &self.data[g * group_bytes..(g + 1) * group_bytes];
+                    // SAFETY: `kernel` returned a path this CPU supports; the shapes of
+                    // `group`, `x` and the tile were checked above.
+                    unsafe { group_dot(self.format, group, x, first_token, &mut tile[..tokens]) };
+                    let rows = ROWS.min(num_rows - g * ROWS);
+                    for (t, values) in tile[..tokens].iter().enumerate() {
+                        let at = (first_token + t) * num_rows + g * ROWS;
+                        // SAFETY: this task alone writes rows of groups first_group..last_group.
+                        let dst = unsafe { shared.slice_mut(at, rows) };
+                        dst.copy_from_slice(&values[..rows]);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

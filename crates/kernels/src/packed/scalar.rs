@@ -1,0 +1,85 @@
+//! The portable kernel on the packed layout: every row and token with the scalar reference's
+//! arithmetic (integer sums per block, then ggml's f32 operations in ggml's order), so it is
+//! bit-identical to [`crate::vec_dot`]. It is the fallback on CPUs without a SIMD path and the
+//! reference every SIMD path is tested against.
+
+use crate::formats::{QK, QK_K};
+use crate::packed::activations::PackedActivations;
+use crate::packed::layout::{empty_row_block, read_row_block, PackedFormat, RowBlock, ROWS};
+
+/// `out[t][r]` = row `r` of the group · token `first_token + t`.
+pub(crate) fn group_dot(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    let block_elements = format.block_elements();
+    let nb = k / block_elements;
+    let block_bytes = format.group_block_bytes();
+    for o in out.iter_mut() {
+        *o = [0.0; ROWS];
+    }
+    let mut row: Box<RowBlock> = empty_row_block();
+    for b in 0..nb {
+        let src = &group[b * block_bytes..(b + 1) * block_bytes];
+        for r in 0..ROWS {
+            read_row_block(format, src, r, &mut row);
+            for (t, o) in out.iter_mut().enumerate() {
+                let token = first_token + t;
+                let a = &acts.quants[token * k + b * block_elements..][..block_elements];
+                o[r] = accumulate(format, &row, a, acts, token, b, o[r]);
+            }
+        }
+    }
+}
+
+/// `sumf` plus one block's term, as ggml's scalar `vec_dot` computes it.
+fn accumulate(
+    format: PackedFormat,
+    row: &RowBlock,
+    a: &[i8],
+    acts: &PackedActivations,
+    token: usize,
+    block: usize,
+    sumf: f32,
+) -> f32 {
+    let k = acts.row_length();
+    let dw = half::f16::from_bits(row.d).to_f32();
+    let offset = format.offset();
+    match format {
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => {
+            let da = acts.scales[token * (k / QK) + block];
+            let sumi: i32 = (0..QK).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
+            if format == PackedFormat::Q4_0 {
+                sumf + sumi as f32 * dw * da
+            } else {
+                sumf + (dw * da) * sumi as f32
+            }
+        }
+        PackedFormat::Q4_K => {
+            let da = acts.scales[token * (k / QK_K) + block];
+            let mut sumi = 0i32;
+            let mut summins = 0i32;
+            for s in 0..8 {
+                let sub: i32 = (32 * s..32 * s + 32).map(|j| row.quants[j] * i32::from(a[j])).sum();
+                sumi += row.sub_scales[s] * sub;
+                summins += row.mins[s] * acts.sums32[token * (k / 32) + block * 8 + s];
+            }
+            let dmin = half::f16::from_bits(row.dmin).to_f32();
+            sumf + dw * da * sumi as f32 - dmin * da * summins as f32
+        }
+        PackedFormat::Q6_K => {
+            let da = acts.scales[token * (k / QK_K) + block];
+            let mut sumi = 0i32;
+            for s in 0..16 {
+                let sub: i32 =
+                    (16 * s..16 * s + 16).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
+                sumi += row.sub_scales[s] * sub;
+            }
+            sumf + dw * da * sumi as f32
+        }
+    }
+}

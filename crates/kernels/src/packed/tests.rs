@@ -1,0 +1,131 @@
+//! Parity: the scalar kernel on the packed layout is bit-identical to the scalar reference
+//! [`crate::vec_dot`] on the original blocks, and every SIMD path this CPU supports is
+//! bit-identical to the scalar kernel, for every packed format, token count and padding case.
+
+use uma_gguf::GgmlType;
+
+use super::*;
+use crate::formats::test_support::{bytes, gaussian, rng, scale, uniform};
+
+const FORMATS: [PackedFormat; 5] = [
+    PackedFormat::Q4_0,
+    PackedFormat::Q5_0,
+    PackedFormat::Q8_0,
+    PackedFormat::Q4_K,
+    PackedFormat::Q6_K,
+];
+
+/// Weights from quantizing Gaussian values (realistic), or raw random bytes with finite scales
+/// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128).
+fn weights(
+    format: PackedFormat,
+    num_rows: usize,
+    row_length: usize,
+    seed: u64,
+    raw: bool,
+) -> Vec<u8> {
+    let ty = format.ggml_type();
+    let n = ty.bytes_for((num_rows * row_length) as u64).expect("fits") as usize;
+    if !raw {
+        let mut out = vec![0u8; n];
+        crate::quantize(ty, &gaussian(num_rows * row_length, seed), &mut out).expect("quantize");
+        return out;
+    }
+    let mut out = bytes(n, seed);
+    let mut r = rng(seed + 1);
+    for block in out.chunks_exact_mut(ty.type_size()) {
+        let d = scale(&mut r).to_le_bytes();
+        match format {
+            PackedFormat::Q6_K => block[208..210].copy_from_slice(&d),
+            PackedFormat::Q4_K => {
+                block[0..2].copy_from_slice(&d);
+                block[2..4].copy_from_slice(&scale(&mut r).to_le_bytes());
+            }
+            _ => block[0..2].copy_from_slice(&d),
+        }
+    }
+    out
+}
+
+/// `[num_tokens, num_rows]` by the scalar reference on the original blocks.
+fn reference(ty: GgmlType, w: &[u8], num_rows: usize, row_length: usize, x: &[f32]) -> Vec<f32> {
+    let act_ty = crate::vec_dot_type(ty).expect("has a dot product");
+    let act_bytes = act_ty.bytes_for(row_length as u64).expect("fits") as usize;
+    let row_bytes = w.len() / num_rows;
+    let num_tokens = x.len() / row_length;
+    let mut out = vec![0.0; num_tokens * num_rows];
+    let mut a = vec![0u8; act_bytes];
+    for t in 0..num_tokens {
+        crate::quantize(act_ty, &x[t * row_length..(t + 1) * row_length], &mut a)
+            .expect("quantize");
+        for r in 0..num_rows {
+            out[t * num_rows + r] =
+                crate::vec_dot(ty, &w[r * row_bytes..(r + 1) * row_bytes], &a).expect("dot");
+        }
+    }
+    out
+}
+
+fn assert_bits_equal(actual: &[f32], expected: &[f32], what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert_eq!(a.to_bits(), e.to_bits(), "{what}: element {i}: {a} vs {e}");
+    }
+}
+
+#[test]
+fn every_path_is_bit_identical_to_the_scalar_reference() {
+    let isas = Isa::available();
+    for format in FORMATS {
+        for (num_rows, row_length, raw) in [(70, 512, false), (16, 768, true), (5, 256, true)] {
+            let w = weights(format, num_rows, row_length, 7 + num_rows as u64, raw);
+            let packed = PackedMatrix::pack(format, &w, num_rows, row_length).expect("pack");
+            for num_tokens in [1, 2, 3, 5, 8, 11, 67] {
+                let x = uniform(num_tokens * row_length, 100 + num_tokens as u64);
+                let expected = reference(format.ggml_type(), &w, num_rows, row_length, &x);
+                let mut acts = PackedActivations::new();
+                acts.quantize(format.activation_format(), &x, row_length).expect("quantize");
+                for &isa in &isas {
+                    let mut out = vec![f32::NAN; num_tokens * num_rows];
+                    packed.matmul_with(isa, &acts, &mut out).expect("matmul");
+                    let what = format!(
+                        "{format:?} {} rows {num_rows}×{row_length} raw {raw} tokens {num_tokens}",
+                        isa.name()
+                    );
+                    assert_bits_equal(&out, &expected, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn detected_path_is_available() {
+    assert!(Isa::available().contains(&Isa::detected()));
+    assert_eq!(Isa::available()[0], Isa::Scalar);
+}
+
+#[test]
+fn shape_and_type_errors() {
+    let w = weights(PackedFormat::Q8_0, 8, 64, 1, false);
+    assert!(PackedMatrix::pack(PackedFormat::Q8_0, &w, 8, 32).is_err(), "byte length");
+    assert!(PackedMatrix::pack(PackedFormat::Q8_0, &w, 8, 48).is_err(), "partial block");
+    let packed = PackedMatrix::pack(PackedFormat::Q8_0, &w, 8, 64).expect("pack");
+    let mut acts = PackedActivations::new();
+    acts.quantize(ActivationFormat::Q8_0, &[0.5; 128], 64).expect("quantize");
+    assert!(packed.matmul(&acts, &mut [0.0; 15]).is_err(), "output length");
+    packed.matmul(&acts, &mut [0.0; 16]).expect("two tokens");
+    acts.quantize(ActivationFormat::Q8_K, &[0.5; 256], 256).expect("quantize");
+    assert!(packed.matmul(&acts, &mut [0.0; 8]).is_err(), "activation format");
+    assert!(acts.quantize(ActivationFormat::Q8_0, &[0.5; 40], 20).is_err(), "partial block");
+    assert!(acts.quantize(ActivationFormat::Q8_0, &[0.5; 40], 32).is_err(), "partial row");
+}
+
+#[test]
+fn zero_tokens_is_a_no_op() {
+    let w = weights(PackedFormat::Q4_K, 8, 256, 3, false);
+    let packed = PackedMatrix::pack(PackedFormat::Q4_K, &w, 8, 256).expect("pack");
+    let mut acts = PackedActivations::new();
+    acts.quantize(ActivationFormat::Q8_K, &[], 256).expect("quantize");
+    packed.matmul(&acts, &mut []).expect("no tokens");
+}

@@ -1,0 +1,447 @@
+//! x86-64 kernels on the packed layout, written once over [`Isa`] and compiled twice:
+//! AVX2+FMA+F16C (`vpmaddubsw`/`vpmaddwd` for the 4-byte dot products, byte masks built with a
+//! shuffle) and AVX-512 F/BW/VL + VNNI on 256-bit vectors (`vpdpbusd`, mask registers for Q5_0's
+//! fifth bit, 32 vector registers for wider token tiles). Zen 4 splits 512-bit operations in
+//! two, and 256-bit vectors also serve AVX-VNNI-only CPUs later, so the vectors stay 256 bits.
+//!
+//! Arithmetic: integer sums per block exactly as the scalar reference, then the reference's f32
+//! operations (multiplies and adds, never fused) in its order — bit-identical to
+//! [`super::scalar`], which the tests check.
+#![allow(unsafe_code)]
+// Token and chain loops index several arrays in step; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use crate::packed::activations::PackedActivations;
+use crate::packed::layout::*;
+
+/// The instructions that differ between the two x86 paths.
+pub(super) trait Isa {
+    /// Tokens per register tile.
+    const TILE: usize;
+    /// What Q8_0's signed weights are shifted by before [`Isa::dot_q8_0`] multiplies them.
+    const Q8_0_OFFSET: i32;
+    /// `acc + Σ₄ w·a` per 32-bit lane; `w` unsigned and below 64, `a` signed.
+    unsafe fn dot_u8(acc: __m256i, w: __m256i, a: __m256i) -> __m256i;
+    /// `acc + Σ₄ (w + Q8_0_OFFSET)·a` per 32-bit lane; `w` signed.
+    unsafe fn dot_q8_0(acc: __m256i, w: __m256i, a: __m256i) -> __m256i;
+    /// Sets bit 4 of byte `j` of `v` where bit `j` of `mask` is set (bit 4 is clear in `v`).
+    unsafe fn set_bit4(v: __m256i, mask: u32) -> __m256i;
+}
+
+pub(super) struct Avx2;
+pub(super) struct Avx512Vnni;
+
+impl Isa for Avx2 {
+    const TILE: usize = 2;
+    const Q8_0_OFFSET: i32 = 0;
+
+    #[inline(always)]
+    unsafe fn dot_u8(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // Pairs of u8·i8 in i16 cannot saturate: 2 · 63 · 127 < 2¹⁵.
+        // SAFETY: only called from functions compiled with the features.
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(w, a);
+            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_q8_0(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // |w|·sign(a, w): unsigned times signed, 2 · 128 · 127 < 2¹⁵.
+        // SAFETY: only called from functions compiled with the features.
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn set_bit4(v: __m256i, mask: u32) -> __m256i {
+        // SAFETY: only called from functions compiled with the features.
+        unsafe {
+            let spread = _mm256_shuffle_epi8(
+                _mm256_set1_epi32(mask as i32),
+                _mm256_setr_epi64x(
+                    0,
+                    0x0101_0101_0101_0101,
+                    0x0202_0202_0202_0202,
+                    0x0303_0303_0303_0303,
+                ),
+            );
+            let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
+            _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+        }
+    }
+}
+
+impl Isa for Avx512Vnni {
+    const TILE: usize = 4;
+    const Q8_0_OFFSET: i32 = 128;
+
+    #[inline(always)]
+    unsafe fn dot_u8(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: only called from functions compiled with the features.
+        unsafe { _mm256_dpbusd_epi32(acc, w, a) }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_q8_0(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // w + 128 as unsigned bytes: flip the sign bit.
+        // SAFETY: only called from functions compiled with the features.
+        unsafe { _mm256_dpbusd_epi32(acc, _mm256_xor_si256(w, _mm256_set1_epi8(-128)), a) }
+    }
+
+    #[inline(always)]
+    unsafe fn set_bit4(v: __m256i, mask: u32) -> __m256i {
+        // SAFETY: only called from functions compiled with the features.
+        unsafe { _mm256_mask_add_epi8(v, mask, v, _mm256_set1_epi8(0x10)) }
+    }
+}
+
+#[inline(always)]
+unsafe fn load(p: *const u8) -> __m256i {
+    // SAFETY: callers pass pointers to 32 readable bytes.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// Four activation quants broadcast to every lane.
+#[inline(always)]
+unsafe fn broadcast4(p: *const i8) -> __m256i {
+    // SAFETY: callers pass pointers to 4 readable bytes.
+    unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
+}
+
+#[inline(always)]
+unsafe fn row_scales(p: *const u8) -> __m256 {
+    // SAFETY: callers pass pointers to 8 f16 values.
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+}
+
+#[inline(always)]
+unsafe fn low_nibbles(v: __m256i) -> __m256i {
+    // SAFETY: compiled with AVX2.
+    unsafe { _mm256_and_si256(v, _mm256_set1_epi8(0x0f)) }
+}
+
+#[inline(always)]
+unsafe fn high_nibbles(v: __m256i) -> __m256i {
+    // SAFETY: compiled with AVX2.
+    unsafe { _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)) }
+}
+
+const Q4_0: u8 = 0;
+const Q5_0: u8 = 1;
+const Q8_0: u8 = 2;
+
+/// Q4_0, Q5_0 and Q8_0 for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    let nb = k / 32;
+    let (block_bytes, offset) = match F {
+        Q4_0 => (PackedFormat::Q4_0.group_block_bytes(), 8),
+        Q5_0 => (PackedFormat::Q5_0.group_block_bytes(), 16),
+        _ => (PackedFormat::Q8_0.group_block_bytes(), I::Q8_0_OFFSET),
+    };
+    debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
+    // SAFETY: the driver checked the shapes: `group` holds nb group-blocks, the activations
+    // hold tokens first_token..first_token + NT of k quants, k / 32 scales and sums each.
+    unsafe {
+        let mut quants = [acts.quants.as_ptr(); NT];
+        for (t, q) in quants.iter_mut().enumerate() {
+            *q = q.add((first_token + t) * k);
+        }
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for b in 0..nb {
+            let blk = group.as_ptr().add(b * block_bytes);
+            // The offset's correction starts chain 0: Σ (q + offset)·a − offset·Σa.
+            let mut isum = [[_mm256_setzero_si256(); CH]; NT];
+            for (t, chains) in isum.iter_mut().enumerate() {
+                chains[0] = _mm256_set1_epi32(-offset * acts.sums[(first_token + t) * nb + b]);
+            }
+            if F == Q8_0 {
+                for quad in 0..8 {
+                    let w = load(blk.add(Q8_0_QUANTS + 32 * quad));
+                    for t in 0..NT {
+                        let a = broadcast4(quants[t].add(32 * b + 4 * quad));
+                        isum[t][quad % CH] = I::dot_q8_0(isum[t][quad % CH], w, a);
+                    }
+                }
+            } else {
+                let base = if F == Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
+                for c in 0..4 {
+                    let v = load(blk.add(base + 32 * c));
+                    let mut lo = low_nibbles(v);
+                    let mut hi = high_nibbles(v);
+                    if F == Q5_0 {
+                        let masks = blk.add(Q5_0_MASKS).cast::<u32>();
+                        lo = I::set_bit4(lo, masks.add(2 * c).read_unaligned());
+                        hi = I::set_bit4(hi, masks.add(2 * c + 1).read_unaligned());
+                    }
+                    for t in 0..NT {
+                        let a = quants[t].add(32 * b + 8 * c);
+                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
+                        isum[t][i] = I::dot_u8(isum[t][i], lo, broadcast4(a));
+                        isum[t][j] = I::dot_u8(isum[t][j], hi, broadcast4(a.add(4)));
+                    }
+                }
+            }
+            let dw = row_scales(blk.add(SCALES));
+            for t in 0..NT {
+                let da = _mm256_set1_ps(acts.scales[(first_token + t) * nb + b]);
+                let sumi = _mm256_cvtepi32_ps(sum_chains(isum[t]));
+                let term = if F == Q4_0 {
+                    _mm256_mul_ps(_mm256_mul_ps(sumi, dw), da)
+                } else {
+                    _mm256_mul_ps(_mm256_mul_ps(dw, da), sumi)
+                };
+                acc[t] = _mm256_add_ps(acc[t], term);
+            }
+        }
+        for t in 0..NT {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+        }
+    }
+}
+
+/// Q4_K for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    let nsb = k / 256;
+    let block_bytes = PackedFormat::Q4_K.group_block_bytes();
+    debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
+    // SAFETY: as in `legacy`, with k / 256 scales and k / 32 sums32 per token.
+    unsafe {
+        let mut quants = [acts.quants.as_ptr(); NT];
+        for (t, q) in quants.iter_mut().enumerate() {
+            *q = q.add((first_token + t) * k);
+        }
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for sb in 0..nsb {
+            let blk = group.as_ptr().add(sb * block_bytes);
+            let mut total = [_mm256_setzero_si256(); NT];
+            for s in 0..8 {
+                let sc =
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(Q4_K_SUB_SCALES + 8 * s).cast()));
+                let mut sub = [[_mm256_setzero_si256(); CH]; NT];
+                for c in 0..4 {
+                    let v = load(blk.add(Q4_K_QUANTS + 128 * s + 32 * c));
+                    let (lo, hi) = (low_nibbles(v), high_nibbles(v));
+                    for t in 0..NT {
+                        let a = quants[t].add(256 * sb + 32 * s + 8 * c);
+                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
+                        sub[t][i] = I::dot_u8(sub[t][i], lo, broadcast4(a));
+                        sub[t][j] = I::dot_u8(sub[t][j], hi, broadcast4(a.add(4)));
+                    }
+                }
+                for t in 0..NT {
+                    let scaled = _mm256_mullo_epi32(sum_chains(sub[t]), sc);
+                    total[t] = _mm256_add_epi32(total[t], scaled);
+                }
+            }
+            let mut mins = [_mm256_setzero_si256(); NT];
+            for p in 0..4 {
+                // Lane r: (m[2p], m[2p+1]) of row r as i16.
+                let m = _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(Q4_K_MINS + 16 * p).cast()));
+                for t in 0..NT {
+                    let s32 = &acts.sums32[(first_token + t) * (k / 32) + 8 * sb + 2 * p..];
+                    let pair = (s32[0] & 0xffff) as u32 | ((s32[1] as u32) << 16);
+                    mins[t] = _mm256_add_epi32(
+                        mins[t],
+                        _mm256_madd_epi16(m, _mm256_set1_epi32(pair as i32)),
+                    );
+                }
+            }
+            let d = row_scales(blk.add(SCALES));
+            let dmin = row_scales(blk.add(Q4_K_DMIN));
+            for t in 0..NT {
+                let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
+                let scaled = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
+                let m = _mm256_mul_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(mins[t]));
+                acc[t] = _mm256_sub_ps(_mm256_add_ps(acc[t], scaled), m);
+            }
+        }
+        for t in 0..NT {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+        }
+    }
+}
+
+/// Two high bits of quad `i` (bits `2i..2i+2` of each byte) moved to bits 4..6.
+#[inline(always)]
+unsafe fn q6_high(h: __m256i, quad: usize) -> __m256i {
+    // SAFETY: compiled with AVX2.
+    unsafe {
+        let moved = match quad {
+            0 => _mm256_slli_epi16(h, 4),
+            1 => _mm256_slli_epi16(h, 2),
+            2 => h,
+            _ => _mm256_srli_epi16(h, 2),
+        };
+        _mm256_and_si256(moved, _mm256_set1_epi8(0x30))
+    }
+}
+
+/// Q6_K for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    let nsb = k / 256;
+    let block_bytes = PackedFormat::Q6_K.group_block_bytes();
+    debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
+    // SAFETY: as in `legacy`, with k / 256 scales and k / 16 sums per token.
+    unsafe {
+        let mut quants = [acts.quants.as_ptr(); NT];
+        for (t, q) in quants.iter_mut().enumerate() {
+            *q = q.add((first_token + t) * k);
+        }
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for sb in 0..nsb {
+            let blk = group.as_ptr().add(sb * block_bytes);
+            let mut total = [_mm256_setzero_si256(); NT];
+            for s in 0..16 {
+                let sc =
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(Q6_K_SUB_SCALES + 8 * s).cast()));
+                let h = load(blk.add(Q6_K_HIGH + 32 * s));
+                let mut sub = [[_mm256_setzero_si256(); CH]; NT];
+                for (t, chains) in sub.iter_mut().enumerate() {
+                    let sum = acts.sums[(first_token + t) * (k / 16) + 16 * sb + s];
+                    chains[0] = _mm256_set1_epi32(-32 * sum);
+                }
+                for c in 0..2 {
+                    let v = load(blk.add(Q6_K_LOW + 64 * s + 32 * c));
+                    let lo = _mm256_or_si256(low_nibbles(v), q6_high(h, 2 * c));
+                    let hi = _mm256_or_si256(high_nibbles(v), q6_high(h, 2 * c + 1));
+                    for t in 0..NT {
+                        let a = quants[t].add(256 * sb + 16 * s + 8 * c);
+                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
+                        sub[t][i] = I::dot_u8(sub[t][i], lo, broadcast4(a));
+                        sub[t][j] = I::dot_u8(sub[t][j], hi, broadcast4(a.add(4)));
+                    }
+                }
+                for t in 0..NT {
+                    let scaled = _mm256_mullo_epi32(sum_chains(sub[t]), sc);
+                    total[t] = _mm256_add_epi32(total[t], scaled);
+                }
+            }
+            let d = row_scales(blk.add(SCALES));
+            for t in 0..NT {
+                let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
+                let term = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
+                acc[t] = _mm256_add_ps(acc[t], term);
+            }
+        }
+        for t in 0..NT {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
+        }
+    }
+}
+
+/// One tile of `NT` tokens of any format.
+#[inline(always)]
+unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match format {
+            PackedFormat::Q4_0 => legacy::<I, Q4_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_0 => legacy::<I, Q5_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_0 => legacy::<I, Q8_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_K => q4_k::<I, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
+        }
+    }
+}
+
+/// The sum of independent accumulator chains (several chains hide `vpdpbusd`'s latency when
+/// few tokens share the weights; integer sums, so the order does not matter).
+#[inline(always)]
+unsafe fn sum_chains<const CH: usize>(chains: [__m256i; CH]) -> __m256i {
+    // SAFETY: compiled with AVX2.
+    unsafe {
+        let mut sum = chains[0];
+        for &chain in &chains[1..] {
+            sum = _mm256_add_epi32(sum, chain);
+        }
+        sum
+    }
+}
+
+/// All of `out`'s tokens, in tiles of `I::TILE` (then 2, then 1).
+#[inline(always)]
+unsafe fn group_dot<I: Isa>(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let mut t = 0;
+    // SAFETY: forwarded from the caller; each tile stays inside `out`.
+    unsafe {
+        while out.len() - t >= 4 && I::TILE >= 4 {
+            tile::<I, 4, 1>(format, group, acts, first_token + t, &mut out[t..]);
+            t += 4;
+        }
+        while out.len() - t >= 2 {
+            tile::<I, 2, 2>(format, group, acts, first_token + t, &mut out[t..]);
+            t += 2;
+        }
+        if t < out.len() {
+            tile::<I, 1, 4>(format, group, acts, first_token + t, &mut out[t..]);
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; shapes as checked by the driver.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn group_dot_avx2(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { group_dot::<Avx2>(format, group, acts, first_token, out) }
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; shapes as checked by the
+/// driver.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn group_dot_avx512_vnni(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { group_dot::<Avx512Vnni>(format, group, acts, first_token, out) }
+}
