@@ -110,6 +110,29 @@ impl GgufFile {
             .ok_or_else(|| GgufError::TensorNotFound { name: name.to_owned() })
     }
 
+    /// Drops this process's mapping of the whole pages inside tensor `name`. The bytes stay in the
+    /// OS page cache and a later read faults them back in unchanged; meanwhile they no longer
+    /// count in this process's resident memory. For callers that keep their own copy (a
+    /// repacked matrix), so that the weights are resident once. A no-op for files held in
+    /// memory and off Unix.
+    pub fn release_tensor_pages(&self, name: &str) -> Result<()> {
+        let view = self.tensor(name)?;
+        let Storage::Mapped(map) = &self.storage else { return Ok(()) };
+        // 64 KiB is a multiple of every page size in use (4, 16 and 64 KiB): only pages wholly
+        // inside the tensor are released.
+        const CHUNK: usize = 64 << 10;
+        let start = (view.info().absolute_offset as usize).next_multiple_of(CHUNK);
+        let end =
+            (view.info().absolute_offset + view.info().size_in_bytes) as usize / CHUNK * CHUNK;
+        if end > start {
+            advise_dont_need(map, start, end - start).map_err(|error| GgufError::Io {
+                path: self.path.clone().unwrap_or_default(),
+                error,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Whether a tensor called `name` exists.
     pub fn has_tensor(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
@@ -121,6 +144,20 @@ impl GgufFile {
         let end = start + info.size_in_bytes as usize;
         TensorView::new(info, &self.storage.bytes()[start..end])
     }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn advise_dont_need(map: &Mmap, offset: usize, len: usize) -> std::io::Result<()> {
+    // SAFETY: the mapping is a read-only shared file mapping: MADV_DONTNEED only unmaps the pages
+    // from this process, and the next access reads the same bytes back from the file, so
+    // borrowed views stay valid and unchanged.
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
+}
+
+#[cfg(not(unix))]
+fn advise_dont_need(_map: &Mmap, _offset: usize, _len: usize) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[allow(unsafe_code)]

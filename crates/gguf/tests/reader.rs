@@ -138,3 +138,18 @@ fn real_models_parse_with_expected_structure() {
         assert!(file.has_tensor("token_embd.weight"));
     }
 }
+
+#[test]
+fn released_tensor_pages_read_back_unchanged() {
+    let path = uma_test_models::path(TestModel::Gemma3_270m);
+    let file = GgufFile::open(&path).unwrap();
+    let name = "token_embd.weight"; // 178 MB: many whole pages
+    let before = file.tensor(name).unwrap().data().to_vec();
+    file.release_tensor_pages(name).unwrap();
+    assert!(file.tensor(name).unwrap().data() == before.as_slice());
+    assert!(file.release_tensor_pages("no.such.tensor").is_err());
+    // Files held in memory have no pages to release.
+    let in_memory = GgufFile::from_bytes(sample_writer().to_bytes()).unwrap();
+    let first = in_memory.tensor_infos()[0].name.clone();
+    in_memory.release_tensor_pages(&first).unwrap();
+}

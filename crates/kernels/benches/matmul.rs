@@ -14,7 +14,11 @@ const ROW_LENGTH: usize = 8192;
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     // A cheap deterministic spread of values; the speed does not depend on them.
-    (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5).collect()
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5
+        })
+        .collect()
 }
 
 fn bench_format(c: &mut Criterion, ty: GgmlType) {

@@ -166,7 +166,10 @@ fn matrix(file: &GgufFile, name: &str, num_rows: usize, row_length: usize) -> Re
     })?;
     let packed = match PackedFormat::of(ty) {
         Some(format) => {
-            Some(Arc::new(PackedMatrix::pack(format, view.data(), num_rows, row_length)?))
+            let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
+            // The copy replaces the mapped pages: count the weights once.
+            file.release_tensor_pages(name)?;
+            Some(Arc::new(packed))
         }
         None => None,
     };
