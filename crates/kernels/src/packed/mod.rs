@@ -11,9 +11,9 @@
 
 mod activations;
 pub mod layout;
-pub(crate) mod parallel;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub(crate) mod parallel;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -129,3 +129,27 @@ fn zero_tokens_is_a_no_op() {
     acts.quantize(ActivationFormat::Q8_K, &[], 256).expect("quantize");
     packed.matmul(&acts, &mut []).expect("no tokens");
 }
+
+/// Q4_0 scales as `(sumi·dw)·da`, the others as `(dw·da)·sumi`; the two differ only when
+/// `sumi · dw` is inexact (`sumi` of 15 significant bits), so this pins the order: every weight
+/// −7 (nibble 1) against positive activations of varied sizes.
+#[test]
+fn q4_0_keeps_ggml_scale_order_for_large_sums() {
+    let (num_rows, row_length) = (8, 64);
+    let mut w = Vec::new();
+    let mut r = rng(5);
+    for _ in 0..num_rows * row_length / 32 {
+        w.extend_from_slice(&scale(&mut r).to_le_bytes());
+        w.extend_from_slice(&[0x11u8; 16]);
+    }
+    let x: Vec<f32> = uniform(3 * row_length, 9).iter().map(|v| 1.5 + v).collect();
+    let expected = reference(GgmlType::Q4_0, &w, num_rows, row_length, &x);
+    let packed = PackedMatrix::pack(PackedFormat::Q4_0, &w, num_rows, row_length).expect("pack");
+    let mut acts = PackedActivations::new();
+    acts.quantize(ActivationFormat::Q8_0, &x, row_length).expect("quantize");
+    for isa in Isa::available() {
+        let mut out = vec![0.0; 3 * num_rows];
+        packed.matmul_with(isa, &acts, &mut out).expect("matmul");
+        assert_bits_equal(&out, &expected, isa.name());
+    }
+}

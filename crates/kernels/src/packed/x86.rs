@@ -34,6 +34,7 @@ pub(super) struct Avx2;
 pub(super) struct Avx512Vnni;
 
 impl Isa for Avx2 {
+    // 16 vector registers: more tokens would spill.
     const TILE: usize = 2;
     const Q8_0_OFFSET: i32 = 0;
 
@@ -78,7 +79,8 @@ impl Isa for Avx2 {
 }
 
 impl Isa for Avx512Vnni {
-    const TILE: usize = 4;
+    // 32 vector registers: 8 tokens' accumulators fit beside the unpacked weights.
+    const TILE: usize = 8;
     const Q8_0_OFFSET: i32 = 128;
 
     #[inline(always)]
@@ -391,7 +393,7 @@ unsafe fn sum_chains<const CH: usize>(chains: [__m256i; CH]) -> __m256i {
     }
 }
 
-/// All of `out`'s tokens, in tiles of `I::TILE` (then 2, then 1).
+/// All of `out`'s tokens, in tiles of `I::TILE` (then 4, 2, 1).
 #[inline(always)]
 unsafe fn group_dot<I: Isa>(
     format: PackedFormat,
@@ -403,6 +405,10 @@ unsafe fn group_dot<I: Isa>(
     let mut t = 0;
     // SAFETY: forwarded from the caller; each tile stays inside `out`.
     unsafe {
+        while out.len() - t >= 8 && I::TILE >= 8 {
+            tile::<I, 8, 1>(format, group, acts, first_token + t, &mut out[t..]);
+            t += 8;
+        }
         while out.len() - t >= 4 && I::TILE >= 4 {
             tile::<I, 4, 1>(format, group, acts, first_token + t, &mut out[t..]);
             t += 4;

@@ -1,0 +1,480 @@
+//! aarch64 kernel on the packed layout: NEON with the dot-product instructions (`sdot`; Apple M1
+//! and later, Arm v8.2+ cores with FEAT_DotProd). Eight rows are two 4-lane vectors (rows 0–3 and
+//! 4–7: each 32-byte chunk is two 16-byte registers), and `sdot` by element multiplies one
+//! 16-byte weight register against 4 activation quants taken from a lane of a 16-byte activation
+//! register, so one activation load serves four quads.
+//!
+//! `sdot` multiplies signed by signed: Q8_0's quants go in as stored, the other formats' unsigned
+//! quants (below 64) have their offset subtracted in the weight registers, which gives the same
+//! integer sums as the reference. The `sdot` intrinsics are not stable Rust yet, so `sdot` is one
+//! line of inline assembly.
+//!
+//! Arithmetic: integer sums per block exactly as the scalar reference, then the reference's f32
+//! operations (multiplies and adds, never fused) in its order — bit-identical to
+//! [`super::scalar`], which the tests check.
+#![allow(unsafe_code)]
+
+use std::arch::aarch64::*;
+use std::arch::asm;
+
+use crate::packed::activations::PackedActivations;
+use crate::packed::layout::*;
+
+/// One vector per half of the group: rows 0–3, rows 4–7.
+type Rows<T> = [T; 2];
+
+/// `acc + Σ₄ w·a` per 32-bit lane, `a` being the 4 bytes in lane `LANE` of `a`.
+#[inline(always)]
+unsafe fn sdot<const LANE: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+    // SAFETY: only called from functions compiled with `dotprod`; registers only, no memory.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{lane}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            a = in(vreg) a,
+            lane = const LANE,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// [`sdot`] on both halves of the group.
+#[inline(always)]
+unsafe fn sdot_rows<const LANE: i32>(acc: &mut Rows<int32x4_t>, w: &Rows<int8x16_t>, a: int8x16_t) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        acc[0] = sdot::<LANE>(acc[0], w[0], a);
+        acc[1] = sdot::<LANE>(acc[1], w[1], a);
+    }
+}
+
+/// Adds four weight quads (8 rows × 4 quants each) times 16 activation quants at `at` of every
+/// token to the tokens' chains: quad `i` meets lane `i`, into chain `i % CH`.
+#[inline(always)]
+unsafe fn dot_quads<const NT: usize, const CH: usize>(
+    sums: &mut [[Rows<int32x4_t>; CH]; NT],
+    quads: &[Rows<int8x16_t>; 4],
+    quants: &[*const i8; NT],
+    at: usize,
+) {
+    // SAFETY: callers pass token pointers with 16 readable quants at `at`.
+    unsafe {
+        for (chains, q) in sums.iter_mut().zip(quants) {
+            let a = vld1q_s8(q.add(at));
+            sdot_rows::<0>(&mut chains[0], &quads[0], a);
+            sdot_rows::<1>(&mut chains[1 % CH], &quads[1], a);
+            sdot_rows::<2>(&mut chains[2 % CH], &quads[2], a);
+            sdot_rows::<3>(&mut chains[3 % CH], &quads[3], a);
+        }
+    }
+}
+
+/// The sum of independent accumulator chains (several chains hide `sdot`'s latency when few
+/// tokens share the weights; integer sums, so the order does not matter).
+#[inline(always)]
+unsafe fn sum_chains<const CH: usize>(chains: [Rows<int32x4_t>; CH]) -> Rows<int32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        let mut sum = chains[0];
+        for chain in &chains[1..] {
+            sum = [vaddq_s32(sum[0], chain[0]), vaddq_s32(sum[1], chain[1])];
+        }
+        sum
+    }
+}
+
+/// Two consecutive nibble chunks (64 bytes) as four quads: low nibbles of the first chunk, its
+/// high nibbles, then the second chunk's.
+#[inline(always)]
+unsafe fn nibble_quads(p: *const u8) -> [Rows<uint8x16_t>; 4] {
+    // SAFETY: callers pass pointers to 64 readable bytes.
+    unsafe {
+        let mask = vdupq_n_u8(0x0f);
+        let chunk = |c: usize| {
+            let v = [vld1q_u8(p.add(32 * c)), vld1q_u8(p.add(32 * c + 16))];
+            (v.map(|v| vandq_u8(v, mask)), v.map(|v| vshrq_n_u8::<4>(v)))
+        };
+        let ((lo0, hi0), (lo1, hi1)) = (chunk(0), chunk(1));
+        [lo0, hi0, lo1, hi1]
+    }
+}
+
+/// Unsigned quants minus the format's offset (both below 64, so the results fit `i8`).
+#[inline(always)]
+unsafe fn signed(quads: [Rows<uint8x16_t>; 4], format: PackedFormat) -> [Rows<int8x16_t>; 4] {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        let offset = vdupq_n_u8(format.offset() as u8);
+        quads.map(|q| q.map(|v| vreinterpretq_s8_u8(vsubq_u8(v, offset))))
+    }
+}
+
+/// `0x10` in byte `j` of the quad where bit `j` of `mask` is set: Q5_0's fifth bits.
+#[inline(always)]
+unsafe fn fifth_bits(mask: u32) -> Rows<uint8x16_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        // Byte j of half h takes mask byte 2h + j / 8, then tests its bit j % 8.
+        let bytes = vreinterpretq_u8_u32(vdupq_n_u32(mask));
+        let bits = vreinterpretq_u8_u64(vdupq_n_u64(0x8040_2010_0804_0201));
+        let sixteen = vdupq_n_u8(0x10);
+        let mut out = [sixteen; 2];
+        for (h, o) in out.iter_mut().enumerate() {
+            let index = vcombine_u8(vdup_n_u8(2 * h as u8), vdup_n_u8(2 * h as u8 + 1));
+            *o = vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, index), bits), sixteen);
+        }
+        out
+    }
+}
+
+/// Q6_K's two high bits of quad `i` (bits `2i..2i+2` of each byte of `h`) moved to bits 4..6.
+#[inline(always)]
+unsafe fn q6_high(h: uint8x16_t, quad: usize) -> uint8x16_t {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        let moved = match quad {
+            0 => vshlq_n_u8::<4>(h),
+            1 => vshlq_n_u8::<2>(h),
+            2 => h,
+            _ => vshrq_n_u8::<2>(h),
+        };
+        vandq_u8(moved, vdupq_n_u8(0x30))
+    }
+}
+
+/// Eight f16 row scales as f32.
+#[inline(always)]
+unsafe fn row_scales(p: *const u8) -> Rows<float32x4_t> {
+    // SAFETY: callers pass pointers to 8 f16 values; the conversions (base Armv8 `fcvtl`,
+    // exact) touch registers only. `vcvt_f32_f16` would need Rust 1.94.
+    unsafe {
+        let h = vld1q_u16(p.cast());
+        let (lo, hi): (float32x4_t, float32x4_t);
+        asm!(
+            "fcvtl {lo:v}.4s, {h:v}.4h",
+            "fcvtl2 {hi:v}.4s, {h:v}.8h",
+            h = in(vreg) h,
+            lo = out(vreg) lo, // not `lateout`: written before `h` is read again
+            hi = lateout(vreg) hi,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+        [lo, hi]
+    }
+}
+
+/// Eight per-row `u8` widened to `i32`.
+#[inline(always)]
+unsafe fn widen_u8(v: uint8x8_t) -> Rows<int32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { widen_i16(vreinterpretq_s16_u16(vmovl_u8(v))) }
+}
+
+/// Eight per-row `i16` widened to `i32`.
+#[inline(always)]
+unsafe fn widen_i16(v: int16x8_t) -> Rows<int32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vmovl_s16(vget_low_s16(v)), vmovl_s16(vget_high_s16(v))] }
+}
+
+/// `total + sum · scales` per lane (integers: exact in any order).
+#[inline(always)]
+unsafe fn add_scaled(
+    total: Rows<int32x4_t>,
+    sum: Rows<int32x4_t>,
+    scales: Rows<int32x4_t>,
+) -> Rows<int32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vmlaq_s32(total[0], sum[0], scales[0]), vmlaq_s32(total[1], sum[1], scales[1])] }
+}
+
+/// The f32 operations the finishing steps need, on both halves.
+#[inline(always)]
+unsafe fn mul(a: Rows<float32x4_t>, b: Rows<float32x4_t>) -> Rows<float32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vmulq_f32(a[0], b[0]), vmulq_f32(a[1], b[1])] }
+}
+
+#[inline(always)]
+unsafe fn add(a: Rows<float32x4_t>, b: Rows<float32x4_t>) -> Rows<float32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vaddq_f32(a[0], b[0]), vaddq_f32(a[1], b[1])] }
+}
+
+#[inline(always)]
+unsafe fn sub(a: Rows<float32x4_t>, b: Rows<float32x4_t>) -> Rows<float32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vsubq_f32(a[0], b[0]), vsubq_f32(a[1], b[1])] }
+}
+
+#[inline(always)]
+unsafe fn splat(x: f32) -> Rows<float32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vdupq_n_f32(x); 2] }
+}
+
+#[inline(always)]
+unsafe fn to_f32(v: Rows<int32x4_t>) -> Rows<float32x4_t> {
+    // SAFETY: NEON is baseline on aarch64 (round to nearest, as `as f32`).
+    unsafe { [vcvtq_f32_s32(v[0]), vcvtq_f32_s32(v[1])] }
+}
+
+/// Pointers to the quants of tokens `first_token..first_token + NT`.
+#[inline(always)]
+unsafe fn token_quants<const NT: usize>(
+    acts: &PackedActivations,
+    first_token: usize,
+) -> [*const i8; NT] {
+    let k = acts.row_length();
+    // SAFETY: callers pass tokens inside the activations.
+    unsafe { std::array::from_fn(|t| acts.quants.as_ptr().add((first_token + t) * k)) }
+}
+
+#[inline(always)]
+unsafe fn store<const NT: usize>(out: &mut [[f32; ROWS]], acc: [Rows<float32x4_t>; NT]) {
+    // SAFETY: callers pass `out` with at least NT tokens.
+    unsafe {
+        for (o, a) in out.iter_mut().zip(acc) {
+            vst1q_f32(o.as_mut_ptr(), a[0]);
+            vst1q_f32(o.as_mut_ptr().add(4), a[1]);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn zero() -> Rows<int32x4_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vdupq_n_s32(0); 2] }
+}
+
+const Q4_0: u8 = 0;
+const Q5_0: u8 = 1;
+const Q8_0: u8 = 2;
+
+/// Q4_0, Q5_0 and Q8_0 for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let nb = acts.row_length() / 32;
+    let block_bytes = match F {
+        Q4_0 => PackedFormat::Q4_0.group_block_bytes(),
+        Q5_0 => PackedFormat::Q5_0.group_block_bytes(),
+        _ => PackedFormat::Q8_0.group_block_bytes(),
+    };
+    debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
+    // SAFETY: the driver checked the shapes: `group` holds nb group-blocks, the activations
+    // hold tokens first_token..first_token + NT of k quants and k / 32 scales each.
+    unsafe {
+        let quants = token_quants::<NT>(acts, first_token);
+        let mut acc = [splat(0.0); NT];
+        for b in 0..nb {
+            let blk = group.as_ptr().add(b * block_bytes);
+            let mut isum = [[zero(); CH]; NT];
+            // Each half of the block: quads 4p..4p + 4 against quants 16p..16p + 16.
+            for p in 0..2 {
+                let quads = match F {
+                    Q8_0 => std::array::from_fn(|i| {
+                        let w = blk.add(Q8_0_QUANTS + 32 * (4 * p + i)).cast::<i8>();
+                        [vld1q_s8(w), vld1q_s8(w.add(16))]
+                    }),
+                    Q4_0 => signed(nibble_quads(blk.add(Q4_0_QUANTS + 64 * p)), PackedFormat::Q4_0),
+                    _ => {
+                        let mut quads = nibble_quads(blk.add(Q5_0_QUANTS + 64 * p));
+                        let masks = blk.add(Q5_0_MASKS).cast::<u32>();
+                        for (i, quad) in quads.iter_mut().enumerate() {
+                            let bits = fifth_bits(masks.add(4 * p + i).read_unaligned());
+                            *quad = [vorrq_u8(quad[0], bits[0]), vorrq_u8(quad[1], bits[1])];
+                        }
+                        signed(quads, PackedFormat::Q5_0)
+                    }
+                };
+                dot_quads::<NT, CH>(&mut isum, &quads, &quants, 32 * b + 16 * p);
+            }
+            let dw = row_scales(blk.add(SCALES));
+            for t in 0..NT {
+                let da = splat(acts.scales[(first_token + t) * nb + b]);
+                let sumi = to_f32(sum_chains(isum[t]));
+                let term = if F == Q4_0 { mul(mul(sumi, dw), da) } else { mul(mul(dw, da), sumi) };
+                acc[t] = add(acc[t], term);
+            }
+        }
+        store(out, acc);
+    }
+}
+
+/// Q4_K for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn q4_k<const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    let nsb = k / 256;
+    let block_bytes = PackedFormat::Q4_K.group_block_bytes();
+    debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
+    // SAFETY: as in `legacy`, with k / 256 scales and k / 32 sums32 per token.
+    unsafe {
+        let quants = token_quants::<NT>(acts, first_token);
+        let mut acc = [splat(0.0); NT];
+        for sb in 0..nsb {
+            let blk = group.as_ptr().add(sb * block_bytes);
+            let mut total = [zero(); NT];
+            let mut mins = [zero(); NT];
+            for s in 0..8 {
+                let mut sub = [[zero(); CH]; NT];
+                for p in 0..2 {
+                    let quads = signed(
+                        nibble_quads(blk.add(Q4_K_QUANTS + 128 * s + 64 * p)),
+                        PackedFormat::Q4_K,
+                    );
+                    dot_quads::<NT, CH>(&mut sub, &quads, &quants, 256 * sb + 32 * s + 16 * p);
+                }
+                let scales = widen_u8(vld1_u8(blk.add(Q4_K_SUB_SCALES + 8 * s)));
+                for t in 0..NT {
+                    total[t] = add_scaled(total[t], sum_chains(sub[t]), scales);
+                }
+            }
+            for p in 0..4 {
+                // Each row's mins of sub-blocks 2p and 2p + 1 sit side by side: de-interleave.
+                let pair = vld2_u8(blk.add(Q4_K_MINS + 16 * p));
+                for (i, m) in [pair.0, pair.1].into_iter().enumerate() {
+                    let m = widen_u8(m);
+                    for (t, mins) in mins.iter_mut().enumerate() {
+                        let s32 = acts.sums32[(first_token + t) * (k / 32) + 8 * sb + 2 * p + i];
+                        *mins = add_scaled(*mins, m, [vdupq_n_s32(s32); 2]);
+                    }
+                }
+            }
+            let d = row_scales(blk.add(SCALES));
+            let dmin = row_scales(blk.add(Q4_K_DMIN));
+            for t in 0..NT {
+                let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
+                let scaled = mul(mul(d, dy), to_f32(total[t]));
+                let m = mul(mul(dmin, dy), to_f32(mins[t]));
+                acc[t] = sub(add(acc[t], scaled), m);
+            }
+        }
+        store(out, acc);
+    }
+}
+
+/// Q6_K for `NT` tokens from `first_token`.
+#[inline(always)]
+unsafe fn q6_k<const NT: usize, const CH: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let nsb = acts.row_length() / 256;
+    let block_bytes = PackedFormat::Q6_K.group_block_bytes();
+    debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
+    // SAFETY: as in `legacy`, with k / 256 scales per token.
+    unsafe {
+        let quants = token_quants::<NT>(acts, first_token);
+        let mut acc = [splat(0.0); NT];
+        for sb in 0..nsb {
+            let blk = group.as_ptr().add(sb * block_bytes);
+            let mut total = [zero(); NT];
+            for s in 0..16 {
+                let high = blk.add(Q6_K_HIGH + 32 * s);
+                let h = [vld1q_u8(high), vld1q_u8(high.add(16))];
+                let mut quads = nibble_quads(blk.add(Q6_K_LOW + 64 * s));
+                for (i, quad) in quads.iter_mut().enumerate() {
+                    *quad =
+                        [vorrq_u8(quad[0], q6_high(h[0], i)), vorrq_u8(quad[1], q6_high(h[1], i))];
+                }
+                let mut sub = [[zero(); CH]; NT];
+                dot_quads::<NT, CH>(
+                    &mut sub,
+                    &signed(quads, PackedFormat::Q6_K),
+                    &quants,
+                    256 * sb + 16 * s,
+                );
+                let scales = widen_i16(vmovl_s8(vld1_s8(blk.add(Q6_K_SUB_SCALES + 8 * s).cast())));
+                for t in 0..NT {
+                    total[t] = add_scaled(total[t], sum_chains(sub[t]), scales);
+                }
+            }
+            let d = row_scales(blk.add(SCALES));
+            for t in 0..NT {
+                let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
+                acc[t] = add(acc[t], mul(mul(d, dy), to_f32(total[t])));
+            }
+        }
+        store(out, acc);
+    }
+}
+
+/// One tile of `NT` tokens of any format.
+#[inline(always)]
+unsafe fn tile<const NT: usize, const CH: usize>(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match format {
+            PackedFormat::Q4_0 => legacy::<Q4_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_0 => legacy::<Q5_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_0 => legacy::<Q8_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_K => q4_k::<NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q6_K => q6_k::<NT, CH>(group, acts, first_token, out),
+        }
+    }
+}
+
+/// `out[t][r]` = row `r` of the group · token `first_token + t`, for `out.len()` tokens, in
+/// tiles of 4 tokens per weight load (then 2, then 1, with more accumulator chains).
+///
+/// # Safety
+/// The CPU must support NEON and the dot-product instructions; shapes as checked by the driver.
+#[target_feature(enable = "neon,dotprod")]
+pub(super) unsafe fn group_dot_neon_dotprod(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let mut t = 0;
+    // SAFETY: forwarded from the caller; each tile stays inside `out`.
+    unsafe {
+        while out.len() - t >= 4 {
+            tile::<4, 1>(format, group, acts, first_token + t, &mut out[t..]);
+            t += 4;
+        }
+        while out.len() - t >= 2 {
+            tile::<2, 2>(format, group, acts, first_token + t, &mut out[t..]);
+            t += 2;
+        }
+        if t < out.len() {
+            tile::<1, 4>(format, group, acts, first_token + t, &mut out[t..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packed::Isa;
+
+    /// The parity tests in `packed::tests` cover this kernel wherever the CPU (or the emulator:
+    /// `qemu-aarch64 -cpu max`) has the dot-product instructions.
+    #[test]
+    fn dotprod_cpus_run_the_neon_kernel() {
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            assert!(Isa::available().contains(&Isa::NeonDotprod));
+            assert_eq!(Isa::detected(), Isa::NeonDotprod);
+        }
+    }
+}
