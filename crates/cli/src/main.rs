@@ -9,6 +9,7 @@ mod prompt;
 mod run;
 mod session;
 mod show;
+mod threads;
 
 use std::process::ExitCode;
 

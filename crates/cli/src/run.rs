@@ -59,7 +59,7 @@ pub(crate) struct RunArgs {
     /// Stop when the answer produces this text (repeatable).
     #[arg(long)]
     stop: Vec<String>,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -86,12 +86,7 @@ impl RunArgs {
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let params = args.sampling_params();
     params.validate()?;
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("cannot start the worker threads")?;
-    }
+    crate::threads::set_threads(args.threads)?;
     let mut session = Session::load(&args.model, args.ctx)?;
     // Ctrl-C stops the answer being generated; at the chat prompt it is handled by the reader.
     let cancel = Arc::new(AtomicBool::new(false));

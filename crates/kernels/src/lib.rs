@@ -1,4 +1,4 @@
-//! uma's compute kernels. For now: the ggml block formats.
+//! uma's compute kernels: the ggml block formats, the matrix products and the thread pool.
 //!
 //! This crate owns, for every ggml type uma computes with (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
 //! Q5_1, Q8_0, Q8_1, Q2_K … Q6_K, Q8_K):
@@ -9,11 +9,15 @@
 //! - scalar reference quantizers (ggml's `quantize_row_*_ref`, with ggml's own rounding) for
 //!   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q4_K, Q6_K and Q8_K;
 //! - scalar reference dot products of each weight type with its activation type, as ggml pairs
-//!   them ([`vec_dot_type`]).
+//!   them ([`vec_dot_type`]);
+//! - matrix products: [`packed`] (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K repacked into interleaved row
+//!   groups, with AVX2, AVX-512 VNNI and NEON dot-product kernels chosen once from CPU features,
+//!   bit-identical to the scalar reference) and [`matmul`] (every other type, straight from the
+//!   mapped blocks);
+//! - the persistent [`ThreadPool`] every parallel operation runs on.
 //!
 //! It does not own tensor files (that is `uma-gguf`, whose [`GgmlType`](uma_gguf::GgmlType) it
-//! uses), model code, or threads. SIMD variants, GEMV/GEMM and the thread pool come later, each
-//! SIMD kernel beside its format in [`formats`] and chosen in [`dispatch`].
+//! uses) or model code.
 //!
 //! Only little-endian targets are supported: GGUF blocks are little-endian and are viewed in
 //! place.
@@ -29,6 +33,7 @@ pub mod formats;
 pub mod matmul;
 pub mod packed;
 pub mod rounding;
+pub mod thread_pool;
 
 pub use dispatch::{can_dequantize, can_quantize, dequantize, quantize, vec_dot, vec_dot_type};
 pub use error::{KernelError, Result};
@@ -47,3 +52,4 @@ pub use formats::q8_k::BlockQ8_K;
 pub use formats::{Block, Quantize, VecDot, QK, QK_K};
 pub use matmul::{matmul, matmul_f32, QuantizedActivations, WeightMatrix};
 pub use packed::{ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix};
+pub use thread_pool::{physical_cores, ThreadPool};

@@ -10,7 +10,7 @@
 //! weight block into plain `i8`/`u8` arrays and take integer dot products that the compiler
 //! vectorizes; on x86-64 the whole row loop is compiled a second time with AVX2 enabled and
 //! chosen at run time. Each weight block is unpacked once and dotted against every token of the
-//! batch (weights are read once per step). Work is split over output rows with rayon.
+//! batch (weights are read once per step). Work is split over output rows on the thread pool.
 //!
 //! Exactness: every output element is computed by the same code whatever the batch size, thread
 //! count or code path (AVX2 or not), so a token's results are bit-identical alone or batched.
@@ -19,7 +19,6 @@
 //! Q4_0, Q5_0 and Q8_0 accumulate per-block terms in eight f32 lanes as ggml's SIMD kernels do,
 //! which agrees with the reference to f32 rounding (`tests` below check both).
 
-use rayon::prelude::*;
 use uma_gguf::GgmlType;
 
 use crate::bytes::blocks_from_bytes_or_copy;
@@ -37,6 +36,7 @@ use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{self, k_scales::get_scale_min_k4, VecDot};
+use crate::packed::parallel::{for_each_task, num_threads, SharedSlice};
 
 /// A weight matrix borrowed from tensor bytes (usually the memory-mapped file).
 #[derive(Clone, Copy, Debug)]
@@ -160,6 +160,7 @@ impl QuantizedActivations {
     }
 }
 
+#[allow(unsafe_code)] // disjoint rows written from tasks
 fn quantize_rows<B: formats::Quantize + Send>(
     x: &[f32],
     row_length: usize,
@@ -172,9 +173,14 @@ fn quantize_rows<B: formats::Quantize + Send>(
     if num_rows == 1 {
         return formats::quantize_blocks(x, out);
     }
-    out.par_chunks_mut(blocks_per_row)
-        .zip(x.par_chunks(row_length))
-        .try_for_each(|(blocks, row)| formats::quantize_blocks(row, blocks))
+    let shared = SharedSlice::new(out);
+    for_each_task(num_rows, &|t| {
+        // SAFETY: each token writes its own row of blocks.
+        let blocks = unsafe { shared.slice_mut(t * blocks_per_row, blocks_per_row) };
+        formats::quantize_blocks(&x[t * row_length..(t + 1) * row_length], blocks)
+            .expect("lengths checked by num_blocks");
+    });
+    Ok(())
 }
 
 /// `out[t, r] = Σ_k W[r, k] · x[t, k]` for every token row `t` of `x` and weight row `r`:
@@ -437,11 +443,12 @@ impl RowKernel for BlockQ6_K {
     }
 }
 
-/// Rows handed to one rayon task: enough tasks to balance, few enough to keep overhead low.
+/// Rows handed to one task: enough tasks to balance, few enough to keep overhead low.
 fn rows_per_task(num_rows: usize) -> usize {
-    (num_rows / (rayon::current_num_threads() * 16)).clamp(1, 64)
+    (num_rows / (num_threads() * 16)).clamp(1, 64)
 }
 
+#[allow(unsafe_code)] // disjoint rows written from tasks
 fn run<W: RowKernel>(
     w: &WeightMatrix<'_>,
     acts: &[W::Activation],
@@ -471,18 +478,23 @@ where
             dot_tokens_dispatch::<W>(&weights[r * nb..(r + 1) * nb], acts, per_token);
         }
     };
+    let num_tasks = w.num_rows.div_ceil(chunk_rows);
+    let in_tasks = |dst: &mut [f32]| {
+        let shared = SharedSlice::new(dst);
+        for_each_task(num_tasks, &|c| {
+            let rows = chunk_rows.min(w.num_rows - c * chunk_rows);
+            // SAFETY: each task writes its own rows.
+            let dst = unsafe { shared.slice_mut(c * chunk_rows * num_tokens, rows * num_tokens) };
+            rows_out(c * chunk_rows, dst);
+        });
+    };
     if num_tokens == 1 {
-        out.par_chunks_mut(chunk_rows)
-            .enumerate()
-            .for_each(|(c, dst)| rows_out(c * chunk_rows, dst));
+        in_tasks(out);
         return Ok(());
     }
     // Compute [num_rows, num_tokens], then transpose into [num_tokens, num_rows].
     let mut transposed = vec![0.0f32; w.num_rows * num_tokens];
-    transposed
-        .par_chunks_mut(chunk_rows * num_tokens)
-        .enumerate()
-        .for_each(|(c, dst)| rows_out(c * chunk_rows, dst));
+    in_tasks(&mut transposed);
     for (r, per_token) in transposed.chunks_exact(num_tokens).enumerate() {
         for (t, &v) in per_token.iter().enumerate() {
             out[t * w.num_rows + r] = v;

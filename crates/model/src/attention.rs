@@ -2,16 +2,34 @@
 //! sequence's positions `lo ..= p` (`lo = p + 1 − window` on sliding-window layers, else 0),
 //! reading keys and values through the sequence's block table.
 //!
+//! Fused: one pass over the sequence's KV blocks with an online softmax (a running maximum and
+//! sum per query, the value accumulator rescaled when the maximum grows), reading the f16 cache
+//! one block at a time into per-thread f32 scratch. A work item is a tile of consecutive query
+//! tokens of one sequence × one KV head: every loaded block serves all the tile's tokens and all
+//! `group` query heads of the KV head, so a block is converted once per tile, and repeated heads
+//! are never materialised. Items run on [`ThreadPool::global`].
+//!
+//! Cache layout, this module's business only (see [`write_kv`]): a block holds, per KV head,
+//! its keys transposed, `[head_dim, block_size]`, then (in the value tensor) its values
+//! `[block_size, head_dim]`. Transposed keys give the scores of a block's positions as
+//! `block_size` independent lanes (no horizontal sums), and a block's K or V for one head is
+//! one contiguous run to convert.
+//!
 //! Arithmetic as llama.cpp with an f16 cache: the query is rounded to f16 (ggml converts it to
-//! the cache's type for the `K·q` dot product), scores `(q·k) · scale` in f32, softmax in f32
-//! with an f64 sum, values accumulated in f32.
+//! the cache's type for the `K·q` dot product), scores `(q·k) · scale` in f32, softmax and value
+//! accumulation in f32. Each query's arithmetic depends only on its own positions and on the
+//! absolute block boundaries, never on the tile it shares or the thread that runs it, so a
+//! token's output is bit-identical alone or batched.
+
+use std::cell::RefCell;
+use std::ops::RangeInclusive;
+use std::sync::{Mutex, PoisonError};
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
+use uma_kernels::ThreadPool;
 
 use crate::kv_cache::{BlockId, LayerKv};
-use crate::layers::{dot, softmax_in_place};
 
 /// Where one batch token sits: its sequence and position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,26 +50,130 @@ pub(crate) struct AttentionShape {
     pub(crate) block_size: usize,
 }
 
-/// Per-thread buffers.
-#[derive(Default)]
-struct Scratch {
-    keys: Vec<f32>,   // [num_positions, head_dim]
-    values: Vec<f32>, // [num_positions, head_dim]
-    scores: Vec<f32>, // [num_positions]
-    query: Vec<f32>,  // [head_dim]
+/// Most query tokens in one tile: the tile's accumulators (`tokens × group × head_dim` f32)
+/// stay in L2 while each K/V block is reused by all of them.
+const MAX_TILE_TOKENS: usize = 16;
+
+/// Blocks per segment. A query's online softmax starts afresh at every segment boundary and the
+/// segments' states are merged in order, always: so a long context can be split over threads
+/// by segment (few queries, e.g. decoding one sequence) with the same arithmetic as when one
+/// thread runs all of them.
+const SEGMENT_BLOCKS: usize = 16;
+
+/// Consecutive batch tokens `start..end`, all of one sequence, which attend to positions in
+/// the blocks `first_block ..= last_block` of its table.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    start: usize,
+    end: usize,
+    first_block: usize,
+    last_block: usize,
 }
 
-/// Offset of `(position, kv_head)` in a layer's K or V tensor.
+impl Tile {
+    fn segments(&self) -> RangeInclusive<usize> {
+        self.first_block / SEGMENT_BLOCKS..=self.last_block / SEGMENT_BLOCKS
+    }
+}
+
+/// Online-softmax state of a tile's query rows (`tokens × group`, token-major).
+#[derive(Default)]
+struct RowStates {
+    max: Vec<f32>, // [num_rows]: the largest score so far, −∞ before any position
+    sum: Vec<f32>, // [num_rows]: Σ e^(score − max)
+    acc: Vec<f32>, // [num_rows, head_dim]: Σ e^(score − max) · value
+}
+
+impl RowStates {
+    fn reset(&mut self, num_rows: usize, hd: usize) {
+        self.max.clear();
+        self.max.resize(num_rows, f32::NEG_INFINITY);
+        self.sum.clear();
+        self.sum.resize(num_rows, 0.0);
+        self.acc.clear();
+        self.acc.resize(num_rows * hd, 0.0);
+    }
+
+    fn copy_from(&mut self, other: &RowStates) {
+        self.max.clone_from(&other.max);
+        self.sum.clone_from(&other.sum);
+        self.acc.clone_from(&other.acc);
+    }
+
+    /// Folds in `later`, the state of the same rows over a later segment. Rows `later` has no
+    /// position for are left exactly as they are; rows `self` has none for take `later`'s.
+    fn merge(&mut self, later: &RowStates, hd: usize) {
+        for (r, &later_max) in later.max.iter().enumerate() {
+            if later_max == f32::NEG_INFINITY {
+                continue;
+            }
+            let acc = &mut self.acc[r * hd..(r + 1) * hd];
+            let later_acc = &later.acc[r * hd..(r + 1) * hd];
+            if self.max[r] == f32::NEG_INFINITY {
+                self.max[r] = later_max;
+                self.sum[r] = later.sum[r];
+                acc.copy_from_slice(later_acc);
+                continue;
+            }
+            let max = self.max[r].max(later_max);
+            let (a, b) = (exp_non_positive(self.max[r] - max), exp_non_positive(later_max - max));
+            self.max[r] = max;
+            self.sum[r] = self.sum[r] * a + later.sum[r] * b;
+            for (x, &y) in acc.iter_mut().zip(later_acc) {
+                *x = *x * a + y * b;
+            }
+        }
+    }
+}
+
+/// One thread's buffers, reused across calls.
+#[derive(Default)]
+struct Scratch {
+    queries: Vec<f32>, // [num_rows, head_dim], rounded to f16
+    segment: RowStates,
+    total: RowStates,
+    keys: Vec<f32>,   // [head_dim, block_size rounded up to LANES], transposed
+    values: Vec<f32>, // [block_size, head_dim]
+    scores: Vec<f32>, // [block_size rounded up to LANES]
+}
+
+/// The calling thread's work lists, reused across calls.
+#[derive(Default)]
+struct Plan {
+    tiles: Vec<Tile>,
+    /// When segments run as separate items: `(tile, segment)`, each tile's in order.
+    segments: Vec<(usize, usize)>,
+    /// When segments run as separate items: each item's result.
+    partials: Vec<Mutex<RowStates>>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+    static PLAN: RefCell<Plan> = RefCell::default();
+}
+
+/// What every work item reads.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    kv: &'a LayerKv,
+    shape: &'a AttentionShape,
+    block_tables: &'a [&'a [BlockId]],
+    places: &'a [TokenPlace],
+    q: &'a [f32], // [num_tokens, num_attention_heads * head_dim]
+}
+
+/// Offset of `kv_head`'s part of a block (`[head_dim, block_size]` keys or `[block_size,
+/// head_dim]` values) in a layer's K or V tensor.
 #[inline]
-fn slot_offset(
-    shape: &AttentionShape,
-    block_table: &[BlockId],
-    position: usize,
-    kv_head: usize,
-) -> usize {
-    let block = block_table[position / shape.block_size].index();
-    let slot = block * shape.block_size + position % shape.block_size;
-    (slot * shape.num_key_value_heads + kv_head) * shape.head_dim
+fn head_offset(shape: &AttentionShape, block: BlockId, kv_head: usize) -> usize {
+    let per_head = shape.block_size * shape.head_dim;
+    (block.index() * shape.num_key_value_heads + kv_head) * per_head
+}
+
+/// First position a query at `position` attends to.
+#[inline]
+fn first_position(shape: &AttentionShape, position: usize) -> usize {
+    shape.window.map_or(0, |w| (position + 1).saturating_sub(w))
 }
 
 /// Writes one token's keys and values (`[kv_dim]` each) at `position` of `block_table`.
@@ -63,10 +185,18 @@ pub(crate) fn write_kv(
     keys: &[f32],
     values: &[f32],
 ) {
-    let kv_dim = shape.num_key_value_heads * shape.head_dim;
-    let start = slot_offset(shape, block_table, position, 0);
-    kv.keys[start..start + kv_dim].convert_from_f32_slice(keys);
-    kv.values[start..start + kv_dim].convert_from_f32_slice(values);
+    let (hd, bs) = (shape.head_dim, shape.block_size);
+    let block = block_table[position / bs];
+    let slot = position % bs;
+    for kv_head in 0..shape.num_key_value_heads {
+        let base = head_offset(shape, block, kv_head);
+        let head = kv_head * hd..(kv_head + 1) * hd;
+        for (d, &k) in keys[head.clone()].iter().enumerate() {
+            kv.keys[base + d * bs + slot] = f16::from_f32(k);
+        }
+        let at = base + slot * hd;
+        kv.values[at..at + hd].convert_from_f32_slice(&values[head]);
+    }
 }
 
 /// `out[t]` = attention of token `t` (queries `q[t]`, `[num_attention_heads · head_dim]`) over
@@ -79,42 +209,299 @@ pub(crate) fn attention(
     q: &[f32],       // [num_tokens, num_attention_heads * head_dim]
     out: &mut [f32], // [num_tokens, num_attention_heads * head_dim]
 ) {
+    let inputs = Inputs { kv, shape, block_tables, places, q };
+    attention_with(inputs, out, None);
+}
+
+/// [`attention`], with segments run as separate items if `split_segments` says so (`None`:
+/// when there are fewer (tile, KV head) items than threads). The results are the same.
+fn attention_with(inputs: Inputs<'_>, out: &mut [f32], split_segments: Option<bool>) {
+    let Inputs { shape, places, .. } = inputs;
+    let pool = ThreadPool::global();
+    let kv_heads = shape.num_key_value_heads;
+    let group = shape.num_attention_heads / kv_heads;
+    let bs = shape.block_size;
+    // Small tiles when there are few tokens, so that every thread gets items (tiling does not
+    // change the arithmetic); at most MAX_TILE_TOKENS.
+    let max_tile = (places.len() * kv_heads / (4 * pool.num_threads())).clamp(1, MAX_TILE_TOKENS);
+    PLAN.with_borrow_mut(|plan| {
+        plan.tiles.clear();
+        let mut start = 0;
+        while start < places.len() {
+            let sequence = places[start].sequence;
+            let mut end = start + 1;
+            while end < places.len() && end - start < max_tile && places[end].sequence == sequence {
+                end += 1;
+            }
+            let tile_places = &places[start..end];
+            let lo = tile_places.iter().map(|pl| first_position(shape, pl.position)).min();
+            let hi = tile_places.iter().map(|pl| pl.position).max();
+            let (lo, hi) = (lo.unwrap_or(0), hi.unwrap_or(0));
+            plan.tiles.push(Tile { start, end, first_block: lo / bs, last_block: hi / bs });
+            start = end;
+        }
+        let tiles = &plan.tiles[..];
+        let split = split_segments.unwrap_or_else(|| {
+            tiles.len() * kv_heads < pool.num_threads()
+                && tiles.iter().any(|tile| tile.segments().count() > 1)
+        });
+        if !split {
+            let out = Mutex::new(out);
+            pool.run(tiles.len() * kv_heads, &|item| {
+                // Later tiles attend to more positions: hand them out first.
+                let tile = tiles[tiles.len() - 1 - item / kv_heads];
+                let kv_head = item % kv_heads;
+                SCRATCH.with_borrow_mut(|scratch| {
+                    attend(inputs, tile, kv_head, tile.segments(), scratch);
+                    let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+                    write_tile(shape, tile, kv_head, &scratch.total, &mut out);
+                });
+            });
+            return;
+        }
+
+        plan.segments.clear();
+        for (t, tile) in tiles.iter().enumerate() {
+            plan.segments.extend(tile.segments().map(|segment| (t, segment)));
+        }
+        let num_items = plan.segments.len() * kv_heads;
+        if plan.partials.len() < num_items {
+            plan.partials.resize_with(num_items, Mutex::default);
+        }
+        let (segments, partials) = (&plan.segments[..], &plan.partials[..num_items]);
+        pool.run(num_items, &|item| {
+            let (t, segment) = segments[item / kv_heads];
+            let kv_head = item % kv_heads;
+            SCRATCH.with_borrow_mut(|scratch| {
+                attend(inputs, tiles[t], kv_head, segment..=segment, scratch);
+                let mut partial = partials[item].lock().unwrap_or_else(PoisonError::into_inner);
+                partial.copy_from(&scratch.segment);
+            });
+        });
+        // Merge each (tile, KV head)'s segments in order, as `attend` does.
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut first_item = 0;
+            for tile in tiles {
+                let num_segments = tile.segments().count();
+                let num_rows = (tile.end - tile.start) * group;
+                for kv_head in 0..kv_heads {
+                    scratch.total.reset(num_rows, shape.head_dim);
+                    for s in 0..num_segments {
+                        let item = (first_item + s) * kv_heads + kv_head;
+                        let partial = partials[item].lock().unwrap_or_else(PoisonError::into_inner);
+                        scratch.total.merge(&partial, shape.head_dim);
+                    }
+                    write_tile(shape, *tile, kv_head, &scratch.total, out);
+                }
+                first_item += num_segments;
+            }
+        });
+    });
+}
+
+/// Attention of `tile`'s queries of `kv_head`'s group over the positions in `segments`: each
+/// segment's state is built in `scratch.segment`, then merged into `scratch.total`.
+fn attend(
+    inputs: Inputs<'_>,
+    tile: Tile,
+    kv_head: usize,
+    segments: RangeInclusive<usize>,
+    scratch: &mut Scratch,
+) {
+    let Inputs { kv, shape, block_tables, places, q } = inputs;
     let hd = shape.head_dim;
+    let bs = shape.block_size;
     let group = shape.num_attention_heads / shape.num_key_value_heads;
     let q_dim = shape.num_attention_heads * hd;
-    out.par_chunks_mut(group * hd).enumerate().for_each_init(Scratch::default, |s, (i, dst)| {
-        let t = i / shape.num_key_value_heads;
-        let kv_head = i % shape.num_key_value_heads;
-        let place = places[t];
-        let table = block_tables[place.sequence];
-        let p = place.position;
-        let lo = shape.window.map_or(0, |w| (p + 1).saturating_sub(w));
-        let n = p + 1 - lo;
-        s.keys.resize(n * hd, 0.0);
-        s.values.resize(n * hd, 0.0);
-        for (j, position) in (lo..=p).enumerate() {
-            let at = slot_offset(shape, table, position, kv_head);
-            kv.keys[at..at + hd].convert_to_f32_slice(&mut s.keys[j * hd..(j + 1) * hd]);
-            kv.values[at..at + hd].convert_to_f32_slice(&mut s.values[j * hd..(j + 1) * hd]);
-        }
-        for (g, head_out) in dst.chunks_exact_mut(hd).enumerate() {
-            let h = kv_head * group + g;
-            let q_head = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-            s.query.clear();
-            s.query.extend(q_head.iter().map(|&v| f16::from_f32(v).to_f32()));
-            s.scores.clear();
-            for j in 0..n {
-                s.scores.push(dot(&s.query, &s.keys[j * hd..(j + 1) * hd]) * shape.scale);
+    let tile_places = &places[tile.start..tile.end];
+    let table = block_tables[tile_places[0].sequence];
+    let num_rows = tile_places.len() * group;
+    // Scratch keys keep the transposed layout with rows padded to whole LANES.
+    let stride = bs.next_multiple_of(LANES);
+
+    let Scratch { queries, segment: state, total, keys, values, scores } = scratch;
+    queries.clear();
+    for t in tile.start..tile.end {
+        let heads = &q[t * q_dim + kv_head * group * hd..t * q_dim + (kv_head + 1) * group * hd];
+        queries.extend(heads.iter().map(|&v| f16::from_f32(v).to_f32()));
+    }
+    keys.resize(hd * stride, 0.0);
+    values.resize(bs * hd, 0.0);
+    scores.resize(stride, 0.0);
+    total.reset(num_rows, hd);
+
+    for segment in segments {
+        state.reset(num_rows, hd);
+        let RowStates { max, sum, acc } = state;
+        let first_block = tile.first_block.max(segment * SEGMENT_BLOCKS);
+        let last_block = tile.last_block.min(segment * SEGMENT_BLOCKS + SEGMENT_BLOCKS - 1);
+        let blocks = &table[first_block..=last_block];
+        for (block_index, &block) in (first_block..=last_block).zip(blocks) {
+            let block_start = block_index * bs;
+            let block_end = block_start + bs - 1;
+            // This query's slots `from ..= to` of the block (the same whatever the tile), if any.
+            let slots = |place: &TokenPlace| {
+                let lo = first_position(shape, place.position);
+                (place.position >= block_start && lo <= block_end).then(|| {
+                    (lo.max(block_start) - block_start, place.position.min(block_end) - block_start)
+                })
+            };
+            let Some((first, last)) =
+                tile_places.iter().filter_map(slots).reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+            else {
+                continue;
+            };
+            let base = head_offset(shape, block, kv_head);
+            // All of the block's keys (lanes no query needs are computed and never used), and
+            // the values of the slots that some query of the tile needs.
+            let block_keys = &kv.keys[base..base + hd * bs];
+            if stride == bs {
+                block_keys.convert_to_f32_slice(keys);
+            } else {
+                for (src, dst) in block_keys.chunks_exact(bs).zip(keys.chunks_exact_mut(stride)) {
+                    src.convert_to_f32_slice(&mut dst[..bs]);
+                }
             }
-            softmax_in_place(&mut s.scores);
-            head_out.fill(0.0);
-            for (j, &weight) in s.scores.iter().enumerate() {
-                for (o, &v) in head_out.iter_mut().zip(&s.values[j * hd..(j + 1) * hd]) {
-                    *o += weight * v;
+            let needed = first * hd..(last + 1) * hd;
+            kv.values[base + needed.start..base + needed.end]
+                .convert_to_f32_slice(&mut values[needed]);
+
+            for (ti, place) in tile_places.iter().enumerate() {
+                let Some((from, to)) = slots(place) else { continue };
+                for r in ti * group..(ti + 1) * group {
+                    let query = &queries[r * hd..(r + 1) * hd];
+                    scores_of(query, keys, stride, shape.scale, scores);
+                    let scores = &mut scores[from..=to];
+                    let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                    let new_max = max[r].max(block_max);
+                    let acc = &mut acc[r * hd..(r + 1) * hd];
+                    if new_max > max[r] {
+                        // Nothing to rescale before the first block.
+                        let correction = if max[r] == f32::NEG_INFINITY {
+                            0.0
+                        } else {
+                            exp_non_positive(max[r] - new_max)
+                        };
+                        sum[r] *= correction;
+                        acc.iter_mut().for_each(|a| *a *= correction);
+                        max[r] = new_max;
+                    }
+                    // Scores become weights in place.
+                    scores.iter_mut().for_each(|s| *s = exp_non_positive(*s - new_max));
+                    for &w in scores.iter() {
+                        sum[r] += w;
+                    }
+                    accumulate(acc, scores, &values[from * hd..(to + 1) * hd]);
                 }
             }
         }
-    });
+        total.merge(state, hd);
+    }
+}
+
+/// Positions whose scores one pass computes together.
+const LANES: usize = 16;
+
+/// `scores[j] = (query · key j) · scale` for the transposed `keys` (`[head_dim, stride]`),
+/// each a sum over `head_dim` in order.
+#[inline]
+fn scores_of(query: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+    for (c, out) in scores.chunks_exact_mut(LANES).enumerate() {
+        let mut s = [0.0f32; LANES];
+        for (&qd, keys_d) in query.iter().zip(keys.chunks_exact(stride)) {
+            for (s, &k) in s.iter_mut().zip(&keys_d[c * LANES..(c + 1) * LANES]) {
+                *s += qd * k;
+            }
+        }
+        for (o, s) in out.iter_mut().zip(s) {
+            *o = s * scale;
+        }
+    }
+}
+
+/// `acc += Σ_j weights[j] · values[j]` (`values` `[weights.len(), head_dim]`), each element
+/// summed over `j` in order; LANES elements of `acc` stay in registers over all `j`.
+#[inline]
+fn accumulate(acc: &mut [f32], weights: &[f32], values: &[f32]) {
+    let hd = acc.len();
+    let mut chunks = acc.chunks_exact_mut(LANES);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut a = [0.0f32; LANES];
+        a.copy_from_slice(chunk);
+        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
+            for (a, &v) in a.iter_mut().zip(&value[c * LANES..(c + 1) * LANES]) {
+                *a += w * v;
+            }
+        }
+        chunk.copy_from_slice(&a);
+    }
+    let done = hd - chunks.into_remainder().len();
+    for d in done..hd {
+        let mut a = acc[d];
+        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
+            a += w * value[d];
+        }
+        acc[d] = a;
+    }
+}
+
+/// `e^x` for `x ≤ 0`, within 2 ulp (Cephes' `expf`: `2^n · e^r`, `|r| ≤ ln2/2`, degree-6
+/// polynomial), written lane-wise so that loops over it vectorise; 0 below −87.3 (where e^x
+/// leaves the normal range).
+#[inline]
+fn exp_non_positive(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two, the first part exact in a few bits, so `x − n·ln2` loses nothing.
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let below = x < -87.33;
+    let x = x.max(-87.33);
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HIGH) - n * LN2_LOW;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    // 2^n for n in −126 ..= 0, built from its exponent bits.
+    let exponent = (t.to_bits() as i32 - ROUND.to_bits() as i32 + 127) as u32;
+    let y = e_r * f32::from_bits(exponent << 23);
+    if below {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// Normalises the tile's accumulated rows into its rows of `out`.
+fn write_tile(
+    shape: &AttentionShape,
+    tile: Tile,
+    kv_head: usize,
+    state: &RowStates,
+    out: &mut [f32],
+) {
+    let hd = shape.head_dim;
+    let group = shape.num_attention_heads / shape.num_key_value_heads;
+    let q_dim = shape.num_attention_heads * hd;
+    for (ti, t) in (tile.start..tile.end).enumerate() {
+        let dst =
+            &mut out[t * q_dim + kv_head * group * hd..t * q_dim + (kv_head + 1) * group * hd];
+        for (g, head_out) in dst.chunks_exact_mut(hd).enumerate() {
+            let r = ti * group + g;
+            let acc = &state.acc[r * hd..(r + 1) * hd];
+            let sum = state.sum[r];
+            if sum > 0.0 {
+                head_out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a / sum);
+            } else {
+                // No position to attend to (a window of 0).
+                head_out.fill(0.0);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +593,216 @@ mod tests {
             for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
                 assert!((a - b).abs() < 1e-5, "window {window:?} at {i}: {a} vs {b}");
             }
+        }
+    }
+
+    /// Sequences of several lengths in one paged cache, each with its own scrambled block table.
+    struct Setup {
+        shape: AttentionShape,
+        kv: LayerKv,
+        tables: Vec<Vec<BlockId>>,
+        /// Per sequence: queries `[len, heads·hd]`, keys and values `[len, kv_dim]`.
+        q: Vec<Vec<f32>>,
+        k: Vec<Vec<f32>>,
+        v: Vec<Vec<f32>>,
+    }
+
+    impl Setup {
+        fn new(
+            heads: usize,
+            kv_heads: usize,
+            hd: usize,
+            window: Option<usize>,
+            block_size: usize,
+            lens: &[usize],
+        ) -> Self {
+            let shape = AttentionShape {
+                num_attention_heads: heads,
+                num_key_value_heads: kv_heads,
+                head_dim: hd,
+                scale: 1.0 / (hd as f32).sqrt(),
+                window,
+                block_size,
+            };
+            let kv_dim = kv_heads * hd;
+            let blocks_needed: Vec<usize> = lens.iter().map(|l| l.div_ceil(block_size)).collect();
+            // Blocks handed out in a scrambled order, with a few never used.
+            let num_blocks = blocks_needed.iter().sum::<usize>() + 3;
+            let mut free: Vec<u32> =
+                (0..num_blocks as u32).map(|i| (i * 7 + 3) % num_blocks as u32).collect();
+            let mut kv = LayerKv {
+                keys: vec![f16::ZERO; num_blocks * block_size * kv_dim],
+                values: vec![f16::ZERO; num_blocks * block_size * kv_dim],
+            };
+            let value = |i: usize, salt: f32| (i as f32 * 0.731 + salt).sin() * 1.5;
+            let (mut tables, mut qs, mut ks, mut vs) = (vec![], vec![], vec![], vec![]);
+            for (s, (&len, &blocks)) in lens.iter().zip(&blocks_needed).enumerate() {
+                let table: Vec<BlockId> = free.drain(..blocks).map(BlockId).collect();
+                let salt = s as f32 * 0.37;
+                let q: Vec<f32> = (0..len * heads * hd).map(|i| value(i, 0.1 + salt)).collect();
+                let k: Vec<f32> = (0..len * kv_dim)
+                    .map(|i| f16::from_f32(value(i, 1.3 + salt)).to_f32())
+                    .collect();
+                let v: Vec<f32> = (0..len * kv_dim)
+                    .map(|i| f16::from_f32(value(i, 2.9 + salt)).to_f32())
+                    .collect();
+                for t in 0..len {
+                    let r = t * kv_dim..(t + 1) * kv_dim;
+                    write_kv(&mut kv, &shape, &table, t, &k[r.clone()], &v[r]);
+                }
+                tables.push(table);
+                qs.push(q);
+                ks.push(k);
+                vs.push(v);
+            }
+            Setup { shape, kv, tables, q: qs, k: ks, v: vs }
+        }
+
+        /// The batch's queries, `[places.len(), heads·hd]`.
+        fn queries(&self, places: &[TokenPlace]) -> Vec<f32> {
+            let q_dim = self.shape.num_attention_heads * self.shape.head_dim;
+            let mut q = Vec::with_capacity(places.len() * q_dim);
+            for place in places {
+                let p = place.position;
+                q.extend_from_slice(&self.q[place.sequence][p * q_dim..(p + 1) * q_dim]);
+            }
+            q
+        }
+
+        /// Attention of the batch `places` through [`attention_with`], segments split as
+        /// `split` says.
+        fn run_with(&self, places: &[TokenPlace], split: Option<bool>) -> Vec<f32> {
+            let q = self.queries(places);
+            let tables: Vec<&[BlockId]> = self.tables.iter().map(|t| &t[..]).collect();
+            let mut out = vec![0.0f32; q.len()];
+            let inputs =
+                Inputs { kv: &self.kv, shape: &self.shape, block_tables: &tables, places, q: &q };
+            attention_with(inputs, &mut out, split);
+            out
+        }
+
+        /// Attention of the batch `places` through [`attention`]; running segments in turn or
+        /// split over threads gives the same bits.
+        fn run(&self, places: &[TokenPlace]) -> Vec<f32> {
+            let q = self.queries(places);
+            let tables: Vec<&[BlockId]> = self.tables.iter().map(|t| &t[..]).collect();
+            let mut out = vec![0.0f32; q.len()];
+            attention(&self.kv, &self.shape, &tables, places, &q, &mut out);
+            let in_turn = self.run_with(places, Some(false));
+            let split = self.run_with(places, Some(true));
+            for (i, ((a, b), c)) in out.iter().zip(&in_turn).zip(&split).enumerate() {
+                assert!(
+                    a.to_bits() == b.to_bits() && a.to_bits() == c.to_bits(),
+                    "element {i}: {a} (auto), {b} (segments in turn), {c} (segments split)"
+                );
+            }
+            out
+        }
+
+        /// Checks `places` against the dense f64 reference, to 1e-5.
+        fn check(&self, what: &str, places: &[TokenPlace]) {
+            let sh = &self.shape;
+            let (heads, kv_heads, hd) =
+                (sh.num_attention_heads, sh.num_key_value_heads, sh.head_dim);
+            let q_dim = heads * hd;
+            let expected: Vec<Vec<f32>> = (0..self.q.len())
+                .map(|s| {
+                    let len = self.k[s].len() / (kv_heads * hd);
+                    naive(
+                        &self.q[s], &self.k[s], &self.v[s], len, heads, kv_heads, hd, sh.scale,
+                        sh.window,
+                    )
+                })
+                .collect();
+            let out = self.run(places);
+            for (t, place) in places.iter().enumerate() {
+                let p = place.position;
+                let want = &expected[place.sequence][p * q_dim..(p + 1) * q_dim];
+                for (i, (a, b)) in out[t * q_dim..(t + 1) * q_dim].iter().zip(want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "{what}, window {:?}: sequence {} position {p} element {i}: {a} vs {b}",
+                        sh.window,
+                        place.sequence
+                    );
+                }
+            }
+        }
+    }
+
+    fn places_of(sequence: usize, positions: std::ops::Range<usize>) -> Vec<TokenPlace> {
+        positions.map(|position| TokenPlace { sequence, position }).collect()
+    }
+
+    #[test]
+    fn long_sequences_in_one_batch_match_dense_attention() {
+        let lens = [1, 17, 130, 100, 33, 16];
+        // (heads, kv_heads, head_dim, block_size): GQA, MQA, MHA, a head size with a tail past
+        // 8 lanes, and blocks smaller than a LANES pass. With blocks of 4, sequences span
+        // several segments.
+        for (heads, kv_heads, hd, bs) in [
+            (6, 2, 16, 16),
+            (4, 1, 8, 16),
+            (3, 3, 12, 16),
+            (14, 2, 64, 16),
+            (6, 2, 16, 4),
+            (2, 1, 24, 4),
+        ] {
+            for window in [None, Some(1), Some(5), Some(16), Some(40), Some(100), Some(512)] {
+                let setup = Setup::new(heads, kv_heads, hd, window, bs, &lens);
+                let decode: Vec<TokenPlace> = [3, 0, 2, 5, 1, 4]
+                    .iter()
+                    .map(|&s| TokenPlace { sequence: s, position: lens[s] - 1 })
+                    .collect();
+                setup.check("decode", &decode);
+                let prefill: Vec<TokenPlace> =
+                    (0..lens.len()).flat_map(|s| places_of(s, 0..lens[s])).collect();
+                setup.check("prefill", &prefill);
+                // Prompt continuations (a chunk at the end of each sequence) next to decodes.
+                let mut mixed = places_of(2, 90..130);
+                mixed.extend(places_of(1, 16..17));
+                mixed.extend(places_of(3, 37..100));
+                mixed.extend(places_of(0, 0..1));
+                mixed.extend(places_of(4, 20..33));
+                setup.check("mixed", &mixed);
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_is_bit_identical_alone_or_batched() {
+        let lens = [130, 45, 70];
+        for (window, bs) in [(None, 16), (Some(20), 16), (None, 4), (Some(70), 4)] {
+            let setup = Setup::new(8, 2, 32, window, bs, &lens);
+            let q_dim = 8 * 32;
+            let batch: Vec<TokenPlace> =
+                (0..lens.len()).flat_map(|s| places_of(s, 0..lens[s])).collect();
+            let batched = setup.run(&batch);
+            for (t, &place) in batch.iter().enumerate() {
+                let alone = setup.run(&[place]);
+                let row = &batched[t * q_dim..(t + 1) * q_dim];
+                assert!(
+                    row.iter().zip(&alone).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "window {window:?}, blocks of {bs}: {place:?} differs alone and batched"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_non_positive_is_within_two_ulp() {
+        assert_eq!(exp_non_positive(0.0), 1.0);
+        assert_eq!(exp_non_positive(-0.0), 1.0);
+        assert_eq!(exp_non_positive(-100.0), 0.0);
+        assert_eq!(exp_non_positive(f32::NEG_INFINITY), 0.0);
+        for i in 0..=873_000 {
+            let x = -(i as f32) * 1e-4;
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_non_positive(x));
+            assert!(
+                ((got - want) / want).abs() < 2.0 * f64::from(f32::EPSILON),
+                "e^{x}: {got} vs {want}"
+            );
         }
     }
 }

@@ -23,8 +23,10 @@ impl BlockId {
 /// One layer's keys and values.
 #[derive(Clone)]
 pub(crate) struct LayerKv {
-    pub(crate) keys: Vec<f16>, // [num_blocks, block_size, num_key_value_heads, head_dim]
-    pub(crate) values: Vec<f16>, // [num_blocks, block_size, num_key_value_heads, head_dim]
+    // Keys transposed per head so that attention scores 16 positions at once without
+    // horizontal sums; values row-major so that each position's value is one contiguous row.
+    pub(crate) keys: Vec<f16>, // [num_blocks, num_key_value_heads, head_dim, block_size]
+    pub(crate) values: Vec<f16>, // [num_blocks, num_key_value_heads, block_size, head_dim]
 }
 
 /// Paged keys and values in f16 (llama.cpp's default cache type), `num_blocks` blocks of

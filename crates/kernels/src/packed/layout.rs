@@ -55,8 +55,19 @@ pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
 pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
 pub(crate) const Q4_K_QUANTS: usize = 160; // [8 sub-blocks][4 chunks] of 32 bytes
 pub(crate) const Q6_K_SUB_SCALES: usize = 16; // [16 sub-blocks][8 rows] i8
-pub(crate) const Q6_K_LOW: usize = 144; // [16 sub-blocks][2 chunks] of 32 bytes
-pub(crate) const Q6_K_HIGH: usize = 1168; // [16 sub-blocks] of 32 bytes: 2 bits per quad
+pub(crate) const Q6_K_SUB_BLOCKS: usize = 144; // [16 sub-blocks] of 96 bytes, see q6_k_low
+
+/// Q6_K sub-block `s` (16 quants of each row) is two nibble chunks then one chunk of 2-bit high
+/// parts, in the order the kernels read them: the weights stream strictly sequentially (two
+/// interleaved streams, low and high parts apart, stalled the prefetchers).
+pub(crate) const fn q6_k_low(s: usize) -> usize {
+    Q6_K_SUB_BLOCKS + 96 * s
+}
+
+/// The high-parts chunk of Q6_K sub-block `s`: byte `4·row + k`, bits `2i..2i+2` for quad `i`.
+pub(crate) const fn q6_k_high(s: usize) -> usize {
+    q6_k_low(s) + 64
+}
 
 impl PackedFormat {
     /// The packed format of a ggml type, if it has one.
@@ -97,7 +108,7 @@ impl PackedFormat {
             PackedFormat::Q5_0 => Q5_0_QUANTS + 128,
             PackedFormat::Q8_0 => Q8_0_QUANTS + 256,
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
-            PackedFormat::Q6_K => Q6_K_HIGH + 512,
+            PackedFormat::Q6_K => q6_k_low(16),
         }
     }
 
@@ -268,7 +279,7 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
             }
             for s in 0..16 {
                 for c in 0..2 {
-                    let at = Q6_K_LOW + 64 * s + 32 * c;
+                    let at = q6_k_low(s) + 32 * c;
                     write_nibble_chunk(&mut dst[at..at + 32], rows, 16 * s + 8 * c);
                 }
                 for (r, row) in rows.iter().enumerate() {
@@ -278,7 +289,7 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                             let high = ((row.quants[16 * s + 4 * quad + k] >> 4) & 3) as u8;
                             byte |= high << (2 * quad);
                         }
-                        dst[Q6_K_HIGH + 32 * s + 4 * r + k] = byte;
+                        dst[q6_k_high(s) + 4 * r + k] = byte;
                     }
                 }
             }
@@ -421,8 +432,8 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 out.sub_scales[s] = i32::from(src[Q6_K_SUB_SCALES + 8 * s + r] as i8);
             }
             for j in 0..QK_K {
-                let chunk = &src[Q6_K_LOW + 32 * (j / 8)..];
-                let high_byte = src[Q6_K_HIGH + 32 * (j / 16) + 4 * r + j % 4];
+                let chunk = &src[q6_k_low(j / 16) + 32 * ((j % 16) / 8)..];
+                let high_byte = src[q6_k_high(j / 16) + 4 * r + j % 4];
                 let high = (high_byte >> (2 * ((j % 16) / 4))) & 3;
                 out.quants[j] = nibble(chunk, j % 8) | (i32::from(high) << 4);
             }

@@ -384,9 +384,9 @@ unsafe fn q6_k<const NT: usize, const CH: usize>(
             let blk = group.as_ptr().add(sb * block_bytes);
             let mut total = [zero(); NT];
             for s in 0..16 {
-                let high = blk.add(Q6_K_HIGH + 32 * s);
+                let high = blk.add(q6_k_high(s));
                 let h = [vld1q_u8(high), vld1q_u8(high.add(16))];
-                let mut quads = nibble_quads(blk.add(Q6_K_LOW + 64 * s));
+                let mut quads = nibble_quads(blk.add(q6_k_low(s)));
                 for (i, quad) in quads.iter_mut().enumerate() {
                     *quad =
                         [vorrq_u8(quad[0], q6_high(h[0], i)), vorrq_u8(quad[1], q6_high(h[1], i))];

@@ -1,21 +1,18 @@
-//! How the packed kernels spread work over threads: one place to change.
+//! How the kernels spread work over threads (the global [`ThreadPool`]): one place to change.
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
 
+use crate::thread_pool::ThreadPool;
+
 /// Runs `task(i)` for every `i` in `0..num_tasks` on the worker threads and waits for all.
 pub(crate) fn for_each_task(num_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-    if num_tasks <= 1 {
-        (0..num_tasks).for_each(task);
-        return;
-    }
-    use rayon::prelude::*;
-    (0..num_tasks).into_par_iter().for_each(task);
+    ThreadPool::global().run(num_tasks, task);
 }
 
 /// Threads available to [`for_each_task`].
 pub(crate) fn num_threads() -> usize {
-    rayon::current_num_threads()
+    ThreadPool::global().num_threads()
 }
 
 /// A mutable slice that parallel tasks write in disjoint parts.
