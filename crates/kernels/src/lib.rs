@@ -51,5 +51,7 @@ pub use formats::q8_1::BlockQ8_1;
 pub use formats::q8_k::BlockQ8_K;
 pub use formats::{Block, Quantize, VecDot, QK, QK_K};
 pub use matmul::{matmul, matmul_f32, QuantizedActivations, WeightMatrix};
-pub use packed::{ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix};
+pub use packed::{
+    matmul_many, ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix, Product,
+};
 pub use thread_pool::{physical_cores, ThreadPool};

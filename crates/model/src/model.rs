@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use uma_gguf::{GgmlType, GgufFile};
-use uma_kernels::{matmul, ActivationFormat, PackedActivations, QuantizedActivations};
+use uma_kernels::{
+    matmul, ActivationFormat, PackedActivations, PackedMatrix, Product, QuantizedActivations,
+};
 
 use crate::attention::{attention, write_kv, AttentionShape, TokenPlace};
 use crate::batch::{Batch, Logits, LogitsRequest, LogitsRow};
@@ -188,9 +190,11 @@ impl Model {
             }
             report("attn_norm", h, &normed);
             proj.reset();
-            proj.matmul(file, &layer.attn_q, &normed, &mut q)?;
-            proj.matmul(file, &layer.attn_k, &normed, &mut k)?;
-            proj.matmul(file, &layer.attn_v, &normed, &mut v)?;
+            proj.matmul_many(
+                file,
+                &mut [(&layer.attn_q, &mut q), (&layer.attn_k, &mut k), (&layer.attn_v, &mut v)],
+                &normed,
+            )?;
             add_bias(&mut q, layer.attn_q_bias.as_deref());
             add_bias(&mut k, layer.attn_k_bias.as_deref());
             add_bias(&mut v, layer.attn_v_bias.as_deref());
@@ -254,8 +258,11 @@ impl Model {
             }
             report("ffn_norm", h, &normed);
             proj.reset();
-            proj.matmul(file, &layer.ffn_gate, &normed, &mut gate)?;
-            proj.matmul(file, &layer.ffn_up, &normed, &mut up)?;
+            proj.matmul_many(
+                file,
+                &mut [(&layer.ffn_gate, &mut gate), (&layer.ffn_up, &mut up)],
+                &normed,
+            )?;
             match c.hidden_activation {
                 HiddenActivation::Silu => {
                     gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = silu(*g) * u)
@@ -315,6 +322,43 @@ impl Projector {
     fn reset(&mut self) {
         self.quantized_for = None;
         self.packed_for = None;
+    }
+
+    /// Several products of the same input: one parallel region when every matrix is packed with
+    /// the same activation format (q/k/v, gate/up), else one product after another.
+    fn matmul_many(
+        &mut self,
+        file: &GgufFile,
+        products: &mut [(&Tensor, &mut [f32])],
+        x: &[f32],
+    ) -> Result<()> {
+        let packed: Option<Vec<&PackedMatrix>> =
+            products.iter().map(|(weight, _)| weight.packed()).collect();
+        let format =
+            packed.as_ref().and_then(|p| p.first()).map(|m| m.format().activation_format());
+        let shared_format = packed.as_ref().is_some_and(|matrices| {
+            matrices.iter().all(|m| Some(m.format().activation_format()) == format)
+        });
+        match (packed, format) {
+            (Some(matrices), Some(format)) if shared_format => {
+                if self.packed_for != Some(format) {
+                    self.packed_activations.quantize(format, x, matrices[0].row_length())?;
+                    self.packed_for = Some(format);
+                }
+                let mut jobs: Vec<Product<'_>> = matrices
+                    .into_iter()
+                    .zip(products.iter_mut())
+                    .map(|(matrix, (_, out))| Product { matrix, out })
+                    .collect();
+                uma_kernels::matmul_many(&mut jobs, &self.packed_activations)?;
+            }
+            _ => {
+                for (weight, out) in products.iter_mut() {
+                    self.matmul(file, weight, x, out)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn matmul(

@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 mod activations;
+mod buffer;
 pub mod layout;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -24,6 +25,7 @@ pub use activations::PackedActivations;
 pub use layout::{ActivationFormat, PackedFormat, ROWS};
 
 use crate::error::{KernelError, Result};
+use buffer::AlignedBytes;
 use parallel::{for_each_task, SharedSlice};
 
 /// An instruction set the packed kernels have a path for.
@@ -133,7 +135,7 @@ pub struct PackedMatrix {
     format: PackedFormat,
     num_rows: usize,
     row_length: usize,
-    data: Vec<u8>, // [ceil(num_rows / 8) groups][row_length / block blocks][group-block bytes]
+    data: AlignedBytes, // [ceil(num_rows / 8) groups][row_length / block blocks][group-block bytes]
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -160,10 +162,10 @@ impl PackedMatrix {
         layout::check_source(format, bytes, num_rows, row_length)?;
         let num_groups = num_rows.div_ceil(ROWS);
         let group_bytes = row_length / format.block_elements() * format.group_block_bytes();
-        let mut data = vec![0u8; num_groups * group_bytes];
+        let mut data = AlignedBytes::zeroed(num_groups * group_bytes);
         let groups_per_task = num_groups.div_ceil(parallel::num_threads() * 8).max(1);
         let num_tasks = num_groups.div_ceil(groups_per_task);
-        let shared = SharedSlice::new(&mut data);
+        let shared = SharedSlice::new(data.as_mut_slice());
         let failed = std::sync::Mutex::new(None);
         for_each_task(num_tasks, &|task| {
             let first = task * groups_per_task;
@@ -198,7 +200,7 @@ impl PackedMatrix {
 
     /// Bytes held.
     pub fn size_in_bytes(&self) -> usize {
-        self.data.len()
+        self.data.as_slice().len()
     }
 
     /// `out[t, r] = Σ_k W[r, k] · x[t, k]` (`out` is `[num_tokens, num_rows]`), with the best
@@ -209,7 +211,11 @@ impl PackedMatrix {
 
     /// [`matmul`](Self::matmul) with a chosen kernel path (tests and benchmarks).
     pub fn matmul_with(&self, isa: Isa, x: &PackedActivations, out: &mut [f32]) -> Result<()> {
-        let group_dot = kernel(isa)?;
+        matmul_many_with(isa, &mut [Product { matrix: self, out }], x)
+    }
+
+    /// Checks that `x` and an output of `out_len` values fit this matrix.
+    fn check(&self, x: &PackedActivations, out_len: usize) -> Result<()> {
         if x.format() != Some(self.format.activation_format()) {
             return Err(KernelError::UnsupportedType {
                 ty: self.format.ggml_type(),
@@ -223,48 +229,100 @@ impl PackedMatrix {
                 actual: x.row_length(),
             });
         }
-        let num_tokens = x.num_tokens();
-        if out.len() != num_tokens * self.num_rows {
+        if out_len != x.num_tokens() * self.num_rows {
             return Err(KernelError::LengthMismatch {
                 what: "matmul output",
-                expected: num_tokens * self.num_rows,
-                actual: out.len(),
+                expected: x.num_tokens() * self.num_rows,
+                actual: out_len,
             });
         }
-        if num_tokens == 0 || self.num_rows == 0 {
-            return Ok(());
-        }
-        let num_rows = self.num_rows;
-        let num_groups = num_rows.div_ceil(ROWS);
-        let group_bytes = self.data.len() / num_groups;
-        // Several tasks per thread so that uneven progress balances; contiguous groups per task
-        // so that each thread streams its part of the weights.
-        let groups_per_task = num_groups.div_ceil(parallel::num_threads() * 4).max(1);
-        let num_tasks = num_groups.div_ceil(groups_per_task);
-        let shared = SharedSlice::new(out);
-        for_each_task(num_tasks, &|task| {
-            let first_group = task * groups_per_task;
-            let last_group = (first_group + groups_per_task).min(num_groups);
-            let mut tile = [[0.0f32; ROWS]; TOKEN_BLOCK];
-            for first_token in (0..num_tokens).step_by(TOKEN_BLOCK) {
-                let tokens = TOKEN_BLOCK.min(num_tokens - first_token);
-                for g in first_group..last_group {
-                    let group = &self.data[g * group_bytes..(g + 1) * group_bytes];
+        Ok(())
+    }
+}
+
+/// One matrix of [`matmul_many`] and where its product goes (`[num_tokens, num_rows]`).
+#[derive(Debug)]
+pub struct Product<'a> {
+    pub matrix: &'a PackedMatrix,
+    pub out: &'a mut [f32],
+}
+
+/// Several products of the same activations (q, k and v; gate and up) in one parallel region:
+/// one barrier instead of one per matrix, and the threads balance over all their rows.
+pub fn matmul_many(products: &mut [Product<'_>], x: &PackedActivations) -> Result<()> {
+    matmul_many_with(Isa::detected(), products, x)
+}
+
+/// [`matmul_many`] with a chosen kernel path.
+pub fn matmul_many_with(
+    isa: Isa,
+    products: &mut [Product<'_>],
+    x: &PackedActivations,
+) -> Result<()> {
+    let group_dot = kernel(isa)?;
+    for product in products.iter() {
+        product.matrix.check(x, product.out.len())?;
+    }
+    let num_tokens = x.num_tokens();
+    if num_tokens == 0 {
+        return Ok(());
+    }
+    // Every matrix's row groups, one after another, in one index space.
+    struct Job<'a> {
+        matrix: &'a PackedMatrix,
+        first_group: usize,
+        num_groups: usize,
+        out: SharedSlice<'a, f32>,
+    }
+    let mut jobs = Vec::with_capacity(products.len());
+    let mut total_groups = 0;
+    for product in products.iter_mut() {
+        let num_groups = product.matrix.num_rows.div_ceil(ROWS);
+        jobs.push(Job {
+            matrix: product.matrix,
+            first_group: total_groups,
+            num_groups,
+            out: SharedSlice::new(product.out),
+        });
+        total_groups += num_groups;
+    }
+    // Several tasks per thread so that uneven progress balances; contiguous groups per task so
+    // that each thread streams its part of the weights.
+    let groups_per_task = total_groups.div_ceil(parallel::num_threads() * 4).max(1);
+    let num_tasks = total_groups.div_ceil(groups_per_task);
+    for_each_task(num_tasks, &|task| {
+        let start = task * groups_per_task;
+        let end = (start + groups_per_task).min(total_groups);
+        let mut tile = [[0.0f32; ROWS]; TOKEN_BLOCK];
+        for first_token in (0..num_tokens).step_by(TOKEN_BLOCK) {
+            let tokens = TOKEN_BLOCK.min(num_tokens - first_token);
+            for job in &jobs {
+                let job_end = job.first_group + job.num_groups;
+                let (from, to) = (start.max(job.first_group), end.min(job_end));
+                if from >= to {
+                    continue;
+                }
+                let matrix = job.matrix;
+                let num_rows = matrix.num_rows;
+                let data = matrix.data.as_slice();
+                let group_bytes = data.len() / job.num_groups;
+                for g in from - job.first_group..to - job.first_group {
+                    let group = &data[g * group_bytes..(g + 1) * group_bytes];
                     // SAFETY: `kernel` returned a path this CPU supports; the shapes of
                     // `group`, `x` and the tile were checked above.
-                    unsafe { group_dot(self.format, group, x, first_token, &mut tile[..tokens]) };
+                    unsafe { group_dot(matrix.format, group, x, first_token, &mut tile[..tokens]) };
                     let rows = ROWS.min(num_rows - g * ROWS);
                     for (t, values) in tile[..tokens].iter().enumerate() {
                         let at = (first_token + t) * num_rows + g * ROWS;
-                        // SAFETY: this task alone writes rows of groups first_group..last_group.
-                        let dst = unsafe { shared.slice_mut(at, rows) };
+                        // SAFETY: this task alone writes the rows of its groups.
+                        let dst = unsafe { job.out.slice_mut(at, rows) };
                         dst.copy_from_slice(&values[..rows]);
                     }
                 }
             }
-        });
-        Ok(())
-    }
+        }
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -153,3 +153,45 @@ fn q4_0_keeps_ggml_scale_order_for_large_sums() {
         assert_bits_equal(&out, &expected, isa.name());
     }
 }
+
+/// Several matrices in one region give each matrix's own product, bit for bit.
+#[test]
+fn matmul_many_equals_separate_products() {
+    let row_length = 512;
+    let shapes = [(PackedFormat::Q4_K, 21), (PackedFormat::Q6_K, 8), (PackedFormat::Q4_K, 3)];
+    let matrices: Vec<PackedMatrix> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(format, rows))| {
+            let w = weights(format, rows, row_length, 40 + i as u64, false);
+            PackedMatrix::pack(format, &w, rows, row_length).expect("pack")
+        })
+        .collect();
+    for num_tokens in [1, 3, 70] {
+        let x = uniform(num_tokens * row_length, 77);
+        let mut acts = PackedActivations::new();
+        acts.quantize(ActivationFormat::Q8_K, &x, row_length).expect("quantize");
+        let mut outs: Vec<Vec<f32>> =
+            matrices.iter().map(|m| vec![f32::NAN; num_tokens * m.num_rows()]).collect();
+        let mut products: Vec<Product<'_>> = matrices
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(matrix, out)| Product { matrix, out: out.as_mut_slice() })
+            .collect();
+        matmul_many(&mut products, &acts).expect("matmul_many");
+        for (matrix, out) in matrices.iter().zip(&outs) {
+            let mut alone = vec![0.0; out.len()];
+            matrix.matmul(&acts, &mut alone).expect("matmul");
+            assert_bits_equal(out, &alone, "matmul_many");
+        }
+    }
+    // A matrix whose activation format differs is refused.
+    let q8 = weights(PackedFormat::Q8_0, 8, row_length, 3, false);
+    let q8 = PackedMatrix::pack(PackedFormat::Q8_0, &q8, 8, row_length).expect("pack");
+    let mut acts = PackedActivations::new();
+    acts.quantize(ActivationFormat::Q8_K, &uniform(row_length, 1), row_length).expect("quantize");
+    let (mut a, mut b) = (vec![0.0; matrices[0].num_rows()], vec![0.0; 8]);
+    let mut mixed =
+        [Product { matrix: &matrices[0], out: &mut a }, Product { matrix: &q8, out: &mut b }];
+    assert!(matmul_many(&mut mixed, &acts).is_err());
+}

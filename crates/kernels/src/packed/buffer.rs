@@ -1,0 +1,88 @@
+//! The bytes of a packed matrix: zeroed, 64-byte aligned, and on Linux backed by transparent
+//! huge pages when the matrix is large. Decode streams hundreds of megabytes per token; with
+//! 4 KiB pages the hardware prefetchers stop at every page boundary and every page costs a
+//! TLB walk, with 2 MiB pages they run on (see docs/kernels.md for the measurements).
+#![allow(unsafe_code)]
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::ptr::NonNull;
+
+/// Huge pages are worth asking for from this size on.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// An owned, zero-initialised byte buffer.
+pub(crate) struct AlignedBytes {
+    ptr: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is plain owned memory, like a Vec<u8>.
+unsafe impl Send for AlignedBytes {}
+// SAFETY: shared references only read.
+unsafe impl Sync for AlignedBytes {}
+
+impl AlignedBytes {
+    /// `len` zero bytes. Aborts on allocation failure, as `vec![0; len]` does.
+    pub(crate) fn zeroed(len: usize) -> AlignedBytes {
+        let align = if len >= HUGE_PAGE { HUGE_PAGE } else { 64 };
+        let size = len.max(1).next_multiple_of(align);
+        let layout = Layout::from_size_align(size, align).expect("size fits with the alignment");
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
+        // Advise before the first touch: pages are backed when first written.
+        if align == HUGE_PAGE {
+            advise_huge_pages(ptr.as_ptr(), size);
+        }
+        // SAFETY: `ptr` is valid for `size` bytes.
+        unsafe { ptr.as_ptr().write_bytes(0, size) };
+        AlignedBytes { ptr, len, layout }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` holds `len` initialised (zeroed, then written) bytes owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBytes {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: the range is one allocation owned by the caller; MADV_HUGEPAGE changes only how the
+    // kernel backs it, never its contents. A refusal (THP disabled) is harmless: 4 KiB pages.
+    unsafe {
+        libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroed_aligned_and_writable() {
+        for len in [0, 1, 100, 3 << 20] {
+            let mut buffer = AlignedBytes::zeroed(len);
+            assert_eq!(buffer.as_slice().len(), len);
+            assert!(buffer.as_slice().iter().all(|&b| b == 0));
+            assert_eq!(buffer.as_slice().as_ptr() as usize % 64, 0);
+            buffer.as_mut_slice().iter_mut().for_each(|b| *b = 7);
+            assert!(buffer.as_slice().iter().all(|&b| b == 7));
+        }
+    }
+}
