@@ -2,6 +2,7 @@
 //! this crate turns their results and errors into what a person (or `--json`) reads.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod footprint;
 mod format;
 mod output;
@@ -28,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Describe a GGUF model: architecture, sizes, quantization mix, KV and bandwidth needs.
     Show(show::ShowArgs),
+    /// Measure prompt and generation speed, batched decode, and decode against memory bandwidth.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Show(args) => show::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

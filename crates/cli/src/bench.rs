@@ -1,0 +1,615 @@
+//! `uma bench MODEL`: prompt processing and generation speed, as llama.cpp's `llama-bench`
+//! measures them, aggregate decode speed with several sequences per step, and how close decode
+//! runs to the machine's memory read bandwidth (the physical limit of decode).
+//!
+//! The tests drive [`Model::forward`] alone: pseudo-random token ids from a fixed seed, no
+//! tokenizer, no sampling, one warm-up run per test and then `-r` timed repetitions.
+
+mod bandwidth;
+mod stats;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, DEFAULT_BLOCK_SIZE};
+
+use crate::{footprint, format};
+use bandwidth::BandwidthProbe;
+
+/// Tokens each sequence is prefilled with (untimed) before a generation test, so that decode
+/// attends to some context, as it does after any real prompt.
+const WARM_PROMPT_TOKENS: usize = 8;
+
+/// Seed of the pseudo-random token ids: every run measures the same inputs.
+const SEED: u64 = 0x756d_6120_6265_6e63;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Path to a .gguf file.
+    model: PathBuf,
+    /// Prompt tokens processed in one forward pass (0: skip the prompt test).
+    #[arg(short = 'p', long = "n-prompt", value_name = "N", default_value_t = 512)]
+    n_prompt: usize,
+    /// Tokens generated one step at a time (0: skip the generation tests).
+    #[arg(short = 'n', long = "n-gen", value_name = "N", default_value_t = 128)]
+    n_gen: usize,
+    /// Timed repetitions of each test (after one untimed warm-up run).
+    #[arg(short = 'r', long = "repetitions", value_name = "R", default_value_t = 5)]
+    repetitions: usize,
+    /// Sequences decoded together, as a list (e.g. 1,4,16): one generation test per size, each
+    /// step holding one token of every sequence. Default: 1.
+    #[arg(long, value_name = "B,...", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Worker threads (default: one per physical core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// KV cache positions per sequence (default: what the largest test needs).
+    #[arg(long, value_name = "N")]
+    ctx: Option<usize>,
+    /// Memory read bandwidth of this machine in GB/s, instead of measuring it.
+    #[arg(long, value_name = "GB/s")]
+    bandwidth: Option<f64>,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Test {
+    /// `n` prompt tokens of one sequence in one forward pass.
+    Prompt { n: usize },
+    /// `n` steps, each one token of each of `batch` sequences.
+    Generation { n: usize, batch: usize },
+}
+
+impl Test {
+    /// llama-bench's names: `pp512`, `tg128`; `tg128 x4` for four sequences at once.
+    fn name(self) -> String {
+        match self {
+            Test::Prompt { n } => format!("pp{n}"),
+            Test::Generation { n, batch: 1 } => format!("tg{n}"),
+            Test::Generation { n, batch } => format!("tg{n} x{batch}"),
+        }
+    }
+
+    /// KV cache positions each sequence needs.
+    fn positions(self) -> usize {
+        match self {
+            Test::Prompt { n } => n,
+            Test::Generation { n, .. } => WARM_PROMPT_TOKENS + n,
+        }
+    }
+
+    fn batch(self) -> usize {
+        match self {
+            Test::Prompt { .. } => 1,
+            Test::Generation { batch, .. } => batch,
+        }
+    }
+}
+
+/// The tests `args` asks for, after checking every number that does not need the model.
+fn plan(args: &BenchArgs) -> anyhow::Result<Vec<Test>> {
+    if args.repetitions == 0 {
+        bail!("-r must be at least 1 (timed repetitions of each test)");
+    }
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    if let Some(gb_per_s) = args.bandwidth {
+        if !(gb_per_s.is_finite() && gb_per_s > 0.0) {
+            bail!("--bandwidth must be a positive number of GB/s, not {gb_per_s}");
+        }
+    }
+    if args.batch.contains(&0) {
+        bail!("--batch sizes must be at least 1");
+    }
+    if args.n_prompt == 0 && args.n_gen == 0 {
+        bail!("nothing to measure: -p and -n are both 0");
+    }
+    if !args.batch.is_empty() && args.n_gen == 0 {
+        bail!("--batch needs generation steps (-n above 0)");
+    }
+    let mut tests = Vec::new();
+    if args.n_prompt > 0 {
+        tests.push(Test::Prompt { n: args.n_prompt });
+    }
+    if args.n_gen > 0 {
+        let mut batches = if args.batch.is_empty() { vec![1] } else { args.batch.clone() };
+        let mut seen = Vec::new();
+        batches.retain(|b| {
+            !seen.contains(b) && {
+                seen.push(*b);
+                true
+            }
+        });
+        tests.extend(batches.into_iter().map(|batch| Test::Generation { n: args.n_gen, batch }));
+    }
+    Ok(tests)
+}
+
+/// KV cache positions per sequence: `--ctx` or what the largest test needs, checked against the
+/// tests and the model's trained context.
+fn context_length(tests: &[Test], ctx: Option<usize>, trained: usize) -> anyhow::Result<usize> {
+    let largest = tests.iter().copied().max_by_key(|t| t.positions()).expect("plan has tests");
+    let Some(ctx) = ctx else {
+        if largest.positions() > trained {
+            bail!(
+                "{} needs {} positions but the model's trained context is {trained}",
+                largest.name(),
+                largest.positions()
+            );
+        }
+        return Ok(largest.positions());
+    };
+    if ctx > trained {
+        bail!("--ctx {ctx} exceeds the model's trained context of {trained}");
+    }
+    if largest.positions() > ctx {
+        bail!(
+            "--ctx {ctx} is too small for {}: it needs {} positions per sequence",
+            largest.name(),
+            largest.positions()
+        );
+    }
+    Ok(ctx)
+}
+
+/// KV cache blocks that hold `positions` positions.
+fn blocks(positions: usize) -> usize {
+    positions.div_ceil(DEFAULT_BLOCK_SIZE)
+}
+
+/// Blocks in the KV cache: `--ctx` positions for each sequence of the largest batch, or without
+/// it just what the hungriest test needs (a long prompt test does not make every sequence of a
+/// batched generation test long). `None` on overflow.
+fn kv_cache_blocks(tests: &[Test], ctx: Option<usize>) -> Option<usize> {
+    let need = |t: &Test| t.batch().checked_mul(blocks(ctx.unwrap_or(t.positions())));
+    tests.iter().map(need).try_fold(0, |most, n| Some(most.max(n?)))
+}
+
+/// The whole report, in the shape `--json` prints.
+#[derive(Serialize, Debug)]
+struct BenchReport {
+    model: ModelSummary,
+    threads: usize,
+    /// KV cache positions per sequence.
+    context_length: usize,
+    /// Blocks of `kv_cache_block_size` positions in the cache.
+    kv_cache_blocks: usize,
+    kv_cache_block_size: usize,
+    kv_cache_bytes: usize,
+    /// Tokens each sequence holds before a generation test's first timed step.
+    warm_prompt_tokens: usize,
+    repetitions: usize,
+    bandwidth: BandwidthReport,
+    results: Vec<TestResult>,
+}
+
+#[derive(Serialize, Debug)]
+struct ModelSummary {
+    path: String,
+    file_name: String,
+    architecture: String,
+    /// Bytes of all tensors.
+    size_bytes: u64,
+    parameters: u64,
+    /// Weight bytes one decode step reads (see `footprint::weight_bytes_per_token`).
+    weight_bytes_per_token: u64,
+}
+
+#[derive(Serialize, Debug)]
+struct BandwidthReport {
+    /// Memory read bandwidth decode speed is compared with, GB/s.
+    gb_per_s: f64,
+    /// `"probe"` (measured now) or `"given"` (`--bandwidth`).
+    source: &'static str,
+    probe: Option<BandwidthProbe>,
+}
+
+#[derive(Serialize, Debug)]
+struct TestResult {
+    test: String,
+    n_prompt: usize,
+    n_gen: usize,
+    batch: usize,
+    /// Tokens per second (all sequences together), mean of the samples.
+    mean: f64,
+    /// Sample standard deviation of the samples.
+    sd: f64,
+    samples: Vec<f64>,
+    /// Weight bytes read per second of decode: weight bytes per step × steps per second.
+    weight_gb_per_s: Option<f64>,
+    /// `weight_gb_per_s` as a share of the memory read bandwidth.
+    bandwidth_percent: Option<f64>,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let tests = plan(args)?;
+    // Before loading: loading may already run work on the pool (repacking weights).
+    let threads = crate::threads::set_threads(args.threads)?;
+    let model = Model::open(&args.model)
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let context_length = context_length(&tests, args.ctx, model.config().max_position_embeddings)?;
+    let bandwidth = match args.bandwidth {
+        Some(gb_per_s) => BandwidthReport { gb_per_s, source: "given", probe: None },
+        None => {
+            let probe = bandwidth::probe(threads)?;
+            BandwidthReport { gb_per_s: probe.gb_per_s, source: "probe", probe: Some(probe) }
+        }
+    };
+    let num_blocks = kv_cache_blocks(&tests, args.ctx)
+        .context("the KV cache for --batch and --ctx is too large")?;
+    let kv_cache = model.new_kv_cache(num_blocks).context("cannot allocate the KV cache")?;
+
+    let mut report = BenchReport {
+        model: model_summary(&model, args),
+        threads,
+        context_length,
+        kv_cache_blocks: kv_cache.num_blocks(),
+        kv_cache_block_size: kv_cache.block_size(),
+        kv_cache_bytes: kv_cache.size_in_bytes(),
+        warm_prompt_tokens: WARM_PROMPT_TOKENS,
+        repetitions: args.repetitions,
+        bandwidth,
+        results: Vec::new(),
+    };
+    let table = Table::new(&report.model.file_name, &tests);
+    if !args.json {
+        crate::output::print(&(render_header(&report) + &table.header()))?;
+    }
+    let mut runner = Runner { model: &model, kv_cache };
+    for &test in &tests {
+        let samples = runner
+            .measure(test, args.repetitions)
+            .with_context(|| format!("{} failed", test.name()))?;
+        let result = test_result(test, samples, &report);
+        if !args.json {
+            crate::output::print(&table.row(&report, &result))?;
+        }
+        report.results.push(result);
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render_bandwidth(&report)
+    };
+    crate::output::print(&text)
+}
+
+fn model_summary(model: &Model, args: &BenchArgs) -> ModelSummary {
+    let infos = model.file().tensor_infos();
+    ModelSummary {
+        path: args.model.display().to_string(),
+        file_name: args.model.file_name().map_or_else(
+            || args.model.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
+        architecture: model.config().architecture.name().to_owned(),
+        size_bytes: infos.iter().map(|t| t.size_in_bytes).sum(),
+        parameters: infos.iter().map(|t| t.num_elements).sum(),
+        weight_bytes_per_token: footprint::weight_bytes_per_token(model.file()),
+    }
+}
+
+fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResult {
+    let (mean, sd) = stats::mean_and_sd(&samples);
+    let (n_prompt, n_gen) = match test {
+        Test::Prompt { n } => (n, 0),
+        Test::Generation { n, .. } => (0, n),
+    };
+    // Every step reads the weights once, whatever the number of sequences in it.
+    let weight_gb_per_s = match test {
+        Test::Prompt { .. } => None,
+        Test::Generation { batch, .. } => {
+            Some(report.model.weight_bytes_per_token as f64 * mean / batch as f64 / 1e9)
+        }
+    };
+    TestResult {
+        test: test.name(),
+        n_prompt,
+        n_gen,
+        batch: test.batch(),
+        mean,
+        sd,
+        samples,
+        weight_gb_per_s,
+        bandwidth_percent: weight_gb_per_s.map(|g| 100.0 * g / report.bandwidth.gb_per_s),
+    }
+}
+
+/// Runs tests on one model and one KV cache. Sequence `s` of a test owns the `s`-th run of
+/// blocks, each run just long enough for the test (see [`kv_cache_blocks`]).
+struct Runner<'a> {
+    model: &'a Model,
+    kv_cache: KvCache,
+}
+
+impl Runner<'_> {
+    /// Tokens per second of each timed repetition.
+    fn measure(&mut self, test: Test, repetitions: usize) -> anyhow::Result<Vec<f64>> {
+        match test {
+            Test::Prompt { n } => self.prompt(n, repetitions),
+            Test::Generation { n, batch } => self.generation(n, batch, repetitions),
+        }
+    }
+
+    /// Blocks of sequence `sequence` of `test`.
+    fn block_table(test: Test, sequence: usize) -> Vec<BlockId> {
+        let length = blocks(test.positions());
+        let first = sequence * length;
+        (first..first + length).map(|b| BlockId(b as u32)).collect()
+    }
+
+    /// `n` tokens at positions `0..n` in one forward pass; each repetition overwrites the last.
+    fn prompt(&mut self, n: usize, repetitions: usize) -> anyhow::Result<Vec<f64>> {
+        let vocab_size = self.model.config().vocab_size;
+        let tokens = random_tokens(SEED, n, vocab_size);
+        let table = Self::block_table(Test::Prompt { n }, 0);
+        let mut samples = Vec::with_capacity(repetitions);
+        for repetition in 0..=repetitions {
+            let batch = Batch::single(&tokens, 0, &table, LogitsRequest::Last);
+            let started = Instant::now();
+            let logits = self.model.forward(&batch, &mut self.kv_cache)?;
+            let seconds = started.elapsed().as_secs_f64();
+            std::hint::black_box(logits);
+            if repetition > 0 {
+                samples.push(n as f64 / seconds.max(1e-9));
+            }
+        }
+        Ok(samples)
+    }
+
+    /// `batch` sequences, each prefilled with its own warm prompt, then `n` steps of one token
+    /// per sequence; each repetition decodes the same positions again.
+    fn generation(
+        &mut self,
+        n: usize,
+        batch: usize,
+        repetitions: usize,
+    ) -> anyhow::Result<Vec<f64>> {
+        let vocab_size = self.model.config().vocab_size;
+        let test = Test::Generation { n, batch };
+        let tables: Vec<Vec<BlockId>> = (0..batch).map(|s| Self::block_table(test, s)).collect();
+        let seed = |s: usize, stream: u64| SEED ^ (stream << 32) ^ s as u64;
+        let prompts: Vec<Vec<u32>> =
+            (0..batch).map(|s| random_tokens(seed(s, 1), WARM_PROMPT_TOKENS, vocab_size)).collect();
+        let steps: Vec<Vec<u32>> =
+            (0..batch).map(|s| random_tokens(seed(s, 2), n, vocab_size)).collect(); // [batch][n]
+
+        let mut prefill = Batch::new();
+        for (prompt, table) in prompts.iter().zip(&tables) {
+            prefill.push(prompt, 0, table, LogitsRequest::Last);
+        }
+        self.model.forward(&prefill, &mut self.kv_cache)?;
+
+        let mut samples = Vec::with_capacity(repetitions);
+        for repetition in 0..=repetitions {
+            let started = Instant::now();
+            for k in 0..n {
+                let mut step = Batch::new();
+                for (tokens, table) in steps.iter().zip(&tables) {
+                    step.push(&tokens[k..=k], WARM_PROMPT_TOKENS + k, table, LogitsRequest::Last);
+                }
+                std::hint::black_box(self.model.forward(&step, &mut self.kv_cache)?);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            if repetition > 0 {
+                samples.push((batch * n) as f64 / seconds.max(1e-9));
+            }
+        }
+        Ok(samples)
+    }
+}
+
+/// `n` token ids below `vocab_size` from SplitMix64 seeded with `seed`.
+fn random_tokens(seed: u64, n: usize, vocab_size: usize) -> Vec<u32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z % vocab_size as u64) as u32
+        })
+        .collect()
+}
+
+fn render_header(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let m = &report.model;
+    let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String cannot fail");
+    line(format!(
+        "model: {} ({}, {} parameters, {} of weights)",
+        m.path,
+        m.architecture,
+        format::count(m.parameters),
+        format::bytes(m.size_bytes)
+    ));
+    line(format!("threads: {}", report.threads));
+    line(format!("memory read bandwidth: {}", describe_bandwidth(&report.bandwidth)));
+    line(format!(
+        "KV cache: {} blocks of {} positions, {} (f16), up to {} positions per sequence; \
+         generation tests start after a prompt of {} tokens",
+        report.kv_cache_blocks,
+        report.kv_cache_block_size,
+        format::bytes(report.kv_cache_bytes as u64),
+        report.context_length,
+        report.warm_prompt_tokens
+    ));
+    line(String::new());
+    out
+}
+
+fn describe_bandwidth(bandwidth: &BandwidthReport) -> String {
+    match &bandwidth.probe {
+        Some(p) => format!(
+            "{:.1} GB/s (probe: {} read by {} threads, best of {} passes)",
+            bandwidth.gb_per_s,
+            format::bytes(p.bytes as u64),
+            p.threads,
+            p.passes
+        ),
+        None => format!("{:.1} GB/s (given with --bandwidth)", bandwidth.gb_per_s),
+    }
+}
+
+/// The results table in llama-bench's layout, printed row by row as tests finish.
+struct Table {
+    model_width: usize,
+    test_width: usize,
+}
+
+const SIZE_WIDTH: usize = 10;
+const PARAMS_WIDTH: usize = 10;
+const THREADS_WIDTH: usize = 7;
+const RATE_WIDTH: usize = 20;
+
+impl Table {
+    fn new(model_name: &str, tests: &[Test]) -> Table {
+        let longest_test = tests.iter().map(|t| t.name().chars().count()).max().unwrap_or(0);
+        Table { model_width: model_name.chars().count().max(5), test_width: longest_test.max(4) }
+    }
+
+    fn header(&self) -> String {
+        let (mw, tw) = (self.model_width, self.test_width);
+        format!(
+            "| {:<mw$} | {:>SIZE_WIDTH$} | {:>PARAMS_WIDTH$} | {:>THREADS_WIDTH$} | {:>tw$} | {:>RATE_WIDTH$} |\n\
+             | {} | {}: | {}: | {}: | {}: | {}: |\n",
+            "model",
+            "size",
+            "params",
+            "threads",
+            "test",
+            "t/s",
+            "-".repeat(mw),
+            "-".repeat(SIZE_WIDTH - 1),
+            "-".repeat(PARAMS_WIDTH - 1),
+            "-".repeat(THREADS_WIDTH - 1),
+            "-".repeat(tw - 1),
+            "-".repeat(RATE_WIDTH - 1),
+        )
+    }
+
+    fn row(&self, report: &BenchReport, result: &TestResult) -> String {
+        let (mw, tw) = (self.model_width, self.test_width);
+        format!(
+            "| {:<mw$} | {:>SIZE_WIDTH$} | {:>PARAMS_WIDTH$} | {:>THREADS_WIDTH$} | {:>tw$} | {:>RATE_WIDTH$} |\n",
+            report.model.file_name,
+            format::bytes(report.model.size_bytes),
+            format::count(report.model.parameters),
+            report.threads,
+            result.test,
+            format!("{:.2} ± {:.2}", result.mean, result.sd),
+        )
+    }
+}
+
+/// The lines after the table: what decode achieved against the bandwidth limit.
+fn render_bandwidth(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let generation: Vec<&TestResult> =
+        report.results.iter().filter(|r| r.weight_gb_per_s.is_some()).collect();
+    if generation.is_empty() {
+        return out;
+    }
+    let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String cannot fail");
+    line(String::new());
+    line(format!(
+        "weights read per decode step: {} (every matrix once, the output head included)",
+        format::bytes(report.model.weight_bytes_per_token)
+    ));
+    let limit = report.bandwidth.gb_per_s;
+    line(format!(
+        "bandwidth limit: {limit:.1} GB/s ÷ {} = at most {:.1} steps/s",
+        format::bytes(report.model.weight_bytes_per_token),
+        limit * 1e9 / report.model.weight_bytes_per_token.max(1) as f64
+    ));
+    for r in generation {
+        let achieved = r.weight_gb_per_s.unwrap_or_default();
+        let percent = r.bandwidth_percent.unwrap_or_default();
+        line(format!(
+            "{}: {achieved:.2} GB/s of weights read, {percent:.1}% of {limit:.1} GB/s",
+            r.test
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn args(line: &[&str]) -> BenchArgs {
+        Cli::try_parse_from([&["bench", "m.gguf"], line].concat()).expect("parses").args
+    }
+
+    #[test]
+    fn plans_the_tests_llama_bench_would() {
+        assert_eq!(
+            plan(&args(&[])).expect("plan"),
+            [Test::Prompt { n: 512 }, Test::Generation { n: 128, batch: 1 }]
+        );
+        let tests = plan(&args(&["-p", "0", "-n", "16", "--batch", "4,1,4,16"])).expect("plan");
+        let names: Vec<String> = tests.iter().map(|t| t.name()).collect();
+        assert_eq!(names, ["tg16 x4", "tg16", "tg16 x16"]);
+    }
+
+    #[test]
+    fn refuses_numbers_that_measure_nothing() {
+        for (line, needle) in [
+            (&["-r", "0"][..], "-r must be"),
+            (&["--threads", "0"], "--threads"),
+            (&["--batch", "2,0"], "--batch sizes"),
+            (&["-p", "0", "-n", "0"], "nothing to measure"),
+            (&["-n", "0", "--batch", "2"], "--batch needs"),
+            (&["--bandwidth=-3"], "--bandwidth"),
+            (&["--bandwidth", "NaN"], "--bandwidth"),
+        ] {
+            let error = plan(&args(line)).expect_err("refused").to_string();
+            assert!(error.contains(needle), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn context_fits_the_largest_test_and_the_model() {
+        let tests = [Test::Prompt { n: 64 }, Test::Generation { n: 100, batch: 4 }];
+        assert_eq!(context_length(&tests, None, 4096).expect("ctx"), 108);
+        assert_eq!(context_length(&tests, Some(200), 4096).expect("ctx"), 200);
+        let too_small = context_length(&tests, Some(100), 4096).expect_err("small").to_string();
+        assert!(too_small.contains("too small for tg100 x4: it needs 108"), "{too_small}");
+        assert!(context_length(&tests, Some(5000), 4096).is_err());
+        assert!(context_length(&tests, None, 64).is_err());
+    }
+
+    #[test]
+    fn kv_cache_holds_every_test() {
+        let tests = [Test::Prompt { n: 512 }, Test::Generation { n: 128, batch: 16 }];
+        assert_eq!(kv_cache_blocks(&tests, None), Some(16 * 136usize.div_ceil(16)));
+        assert_eq!(kv_cache_blocks(&tests[..1], None), Some(32));
+        assert_eq!(kv_cache_blocks(&tests, Some(1000)), Some(16 * 63));
+        let huge = [Test::Generation { n: 100, batch: usize::MAX / 2 }];
+        assert_eq!(kv_cache_blocks(&huge, None), None);
+    }
+
+    #[test]
+    fn random_tokens_are_deterministic_and_inside_the_vocabulary() {
+        let tokens = random_tokens(SEED, 1000, 320);
+        assert_eq!(tokens, random_tokens(SEED, 1000, 320));
+        assert!(tokens.iter().all(|&t| t < 320));
+        assert!(tokens.iter().collect::<std::collections::HashSet<_>>().len() > 250);
+    }
+}

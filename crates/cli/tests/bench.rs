@@ -1,0 +1,186 @@
+//! `uma bench` as a user runs it: the JSON report's shape and numbers, the llama-bench table, the
+//! bandwidth probe, and errors that are one clear line. No speed thresholds: speed goals live in
+//! `docs/benchmarks.md`, not in tests.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use uma_test_models::TestModel;
+
+fn uma(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_uma")).args(args).output().expect("run uma")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+/// The tiny random llama model, written under a name of the test's own (tests run in parallel).
+fn tiny_model(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{name}.gguf"));
+    uma_test_models::tiny::write_tiny_model("llama", &path).expect("write the tiny model");
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON document on stdout")
+}
+
+fn number(value: &Value, pointer: &str) -> f64 {
+    value.pointer(pointer).and_then(Value::as_f64).unwrap_or_else(|| panic!("{pointer} in {value}"))
+}
+
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+#[test]
+fn json_report_has_every_test_with_consistent_statistics() {
+    let gemma = uma_test_models::path(TestModel::Gemma3_270m);
+    let gemma = gemma.to_str().expect("UTF-8 path");
+    let args = ["bench", gemma, "-p", "16", "-n", "4", "-r", "2", "--batch", "1,2", "--json"];
+    let report = json(&uma(&[&args[..], &["--bandwidth", "50"]].concat()));
+
+    assert_eq!(report["model"]["file_name"], "gemma-3-270m-q4_k_m.gguf");
+    assert_eq!(report["model"]["architecture"], "gemma3");
+    for key in ["size_bytes", "parameters", "weight_bytes_per_token"] {
+        assert!(number(&report, &format!("/model/{key}")) > 0.0, "{key}");
+    }
+    assert!(number(&report, "/threads") >= 1.0);
+    // The largest test: 4 generated tokens after the warm prompt, or the 16-token prompt.
+    let warm = number(&report, "/warm_prompt_tokens");
+    assert_eq!(number(&report, "/context_length"), (warm + 4.0).max(16.0));
+    assert!(number(&report, "/kv_cache_bytes") > 0.0);
+    assert_eq!(number(&report, "/repetitions"), 2.0);
+    assert_eq!(report["bandwidth"]["source"], "given");
+    assert_eq!(number(&report, "/bandwidth/gb_per_s"), 50.0);
+    assert!(report["bandwidth"]["probe"].is_null());
+
+    let results = report["results"].as_array().expect("results");
+    let shapes: Vec<(String, u64, u64, u64)> = results
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+            let name = r["test"].as_str().expect("test name").to_owned();
+            (name, field("n_prompt"), field("n_gen"), field("batch"))
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [("pp16".into(), 16, 0, 1), ("tg4".into(), 0, 4, 1), ("tg4 x2".into(), 0, 4, 2)]
+    );
+    for r in results {
+        let samples: Vec<f64> = r["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .map(|s| s.as_f64().expect("sample"))
+            .collect();
+        assert_eq!(samples.len(), 2, "{r}");
+        assert!(samples.iter().all(|&s| positive(s)), "{r}");
+        let (mean, sd) = (number(r, "/mean"), number(r, "/sd"));
+        let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert!(positive(mean) && (min..=max).contains(&mean), "{r}");
+        assert!(sd.is_finite() && sd >= 0.0 && sd <= max - min, "{r}");
+        if r["n_gen"] == 0 {
+            assert!(r["weight_gb_per_s"].is_null() && r["bandwidth_percent"].is_null(), "{r}");
+        } else {
+            let achieved = number(r, "/weight_gb_per_s");
+            let expected =
+                number(&report, "/model/weight_bytes_per_token") * mean / number(r, "/batch") / 1e9;
+            assert!(positive(achieved) && (achieved - expected).abs() <= 1e-9 * expected, "{r}");
+            let percent = number(r, "/bandwidth_percent");
+            assert!((percent - achieved / 50.0 * 100.0).abs() < 1e-9 * percent.max(1.0), "{r}");
+        }
+    }
+}
+
+#[test]
+fn table_lists_one_row_per_test_then_the_bandwidth_lines() {
+    let model = tiny_model("table");
+    let output = uma(&[
+        "bench",
+        &model,
+        "-p",
+        "8",
+        "-n",
+        "3",
+        "-r",
+        "1",
+        "--bandwidth",
+        "50",
+        "--threads",
+        "1",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("threads: 1\n"), "{stdout}");
+    assert!(
+        stdout.contains("memory read bandwidth: 50.0 GB/s (given with --bandwidth)"),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(rows.len(), 4, "header, rule, pp8, tg3: {stdout}");
+    let header: Vec<&str> = rows[0].split('|').map(str::trim).collect();
+    assert_eq!(header, ["", "model", "size", "params", "threads", "test", "t/s", ""]);
+    for (row, test) in rows[2..].iter().zip(["pp8", "tg3"]) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!((cells[1], cells[4], cells[5]), ("bench-table.gguf", "1", test), "{row}");
+        let (mean, sd) = cells[6].split_once(" ± ").expect("mean ± sd");
+        assert!(mean.parse::<f64>().expect("mean") > 0.0 && sd == "0.00", "{row}");
+    }
+    assert!(stdout.contains("weights read per decode step: "), "{stdout}");
+    assert!(stdout.contains("\ntg3: ") && stdout.contains("% of 50.0 GB/s"), "{stdout}");
+    assert!(text(&output.stderr).is_empty(), "nothing on stderr");
+}
+
+#[test]
+fn without_bandwidth_the_probe_reads_at_least_a_gibibyte() {
+    let model = tiny_model("probe");
+    let report = json(&uma(&["bench", &model, "-p", "0", "-n", "2", "-r", "1", "--json"]));
+    assert_eq!(report["bandwidth"]["source"], "probe");
+    assert!(number(&report, "/bandwidth/probe/bytes") >= (1u64 << 30) as f64);
+    assert!(number(&report, "/bandwidth/probe/threads") >= 1.0);
+    assert!(positive(number(&report, "/bandwidth/probe/gb_per_s")));
+    assert_eq!(
+        number(&report, "/bandwidth/gb_per_s"),
+        number(&report, "/bandwidth/probe/gb_per_s")
+    );
+    assert_eq!(report["results"].as_array().expect("results").len(), 1, "only tg2");
+}
+
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "must fail: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("uma: error: ") && stderr.contains(needle),
+        "{needle:?} in {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no partial report: {}", text(&output.stdout));
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let model = tiny_model("errors");
+    // Every one is refused before anything is measured (the probe included).
+    let bench = |extra: &[&str]| uma(&[&["bench", model.as_str()][..], extra].concat());
+    assert_one_line_error(&uma(&["bench", "/nonexistent.gguf"]), "No such file");
+    assert_one_line_error(&bench(&["-p", "16", "-n", "4", "--ctx", "8"]), "too small for pp16");
+    assert_one_line_error(&bench(&["-p", "4", "-n", "1", "--ctx", "1000"]), "context of 256");
+    assert_one_line_error(&bench(&["-p", "300", "-n", "0"]), "pp300 needs 300 positions");
+    assert_one_line_error(&bench(&["-r", "0"]), "-r must be at least 1");
+    assert_one_line_error(&bench(&["--batch", "1,0"]), "--batch sizes must be at least 1");
+    assert_one_line_error(&bench(&["-p", "0", "-n", "0"]), "nothing to measure");
+    assert_one_line_error(&bench(&["-n", "0", "--batch", "4"]), "--batch needs generation");
+    assert_one_line_error(&bench(&["--threads", "0"]), "--threads must be at least 1");
+    assert_one_line_error(&bench(&["--bandwidth", "0"]), "--bandwidth must be a positive");
+    // Values that are not numbers at all are refused by the argument parser, first line first.
+    let not_a_number = bench(&["-p", "many"]);
+    assert_eq!(not_a_number.status.code(), Some(2));
+    let stderr = text(&not_a_number.stderr);
+    assert!(stderr.starts_with("error: invalid value 'many' for '--n-prompt <N>'"), "{stderr}");
+}
