@@ -34,6 +34,7 @@ pub mod matmul;
 pub mod packed;
 pub mod rounding;
 pub mod thread_pool;
+pub mod vector;
 
 pub use dispatch::{can_dequantize, can_quantize, dequantize, quantize, vec_dot, vec_dot_type};
 pub use error::{KernelError, Result};

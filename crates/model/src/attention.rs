@@ -370,7 +370,13 @@ fn attend(
                 let Some((from, to)) = slots(place) else { continue };
                 for r in ti * group..(ti + 1) * group {
                     let query = &queries[r * hd..(r + 1) * hd];
-                    scores_of(query, keys, stride, shape.scale, scores);
+                    uma_kernels::vector::scores_transposed(
+                        query,
+                        keys,
+                        stride,
+                        shape.scale,
+                        scores,
+                    );
                     let scores = &mut scores[from..=to];
                     let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     let new_max = max[r].max(block_max);
@@ -391,7 +397,11 @@ fn attend(
                     for &w in scores.iter() {
                         sum[r] += w;
                     }
-                    accumulate(acc, scores, &values[from * hd..(to + 1) * hd]);
+                    uma_kernels::vector::accumulate_weighted(
+                        acc,
+                        scores,
+                        &values[from * hd..(to + 1) * hd],
+                    );
                 }
             }
         }
@@ -400,50 +410,7 @@ fn attend(
 }
 
 /// Positions whose scores one pass computes together.
-const LANES: usize = 16;
-
-/// `scores[j] = (query · key j) · scale` for the transposed `keys` (`[head_dim, stride]`),
-/// each a sum over `head_dim` in order.
-#[inline]
-fn scores_of(query: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
-    for (c, out) in scores.chunks_exact_mut(LANES).enumerate() {
-        let mut s = [0.0f32; LANES];
-        for (&qd, keys_d) in query.iter().zip(keys.chunks_exact(stride)) {
-            for (s, &k) in s.iter_mut().zip(&keys_d[c * LANES..(c + 1) * LANES]) {
-                *s += qd * k;
-            }
-        }
-        for (o, s) in out.iter_mut().zip(s) {
-            *o = s * scale;
-        }
-    }
-}
-
-/// `acc += Σ_j weights[j] · values[j]` (`values` `[weights.len(), head_dim]`), each element
-/// summed over `j` in order; LANES elements of `acc` stay in registers over all `j`.
-#[inline]
-fn accumulate(acc: &mut [f32], weights: &[f32], values: &[f32]) {
-    let hd = acc.len();
-    let mut chunks = acc.chunks_exact_mut(LANES);
-    for (c, chunk) in chunks.by_ref().enumerate() {
-        let mut a = [0.0f32; LANES];
-        a.copy_from_slice(chunk);
-        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
-            for (a, &v) in a.iter_mut().zip(&value[c * LANES..(c + 1) * LANES]) {
-                *a += w * v;
-            }
-        }
-        chunk.copy_from_slice(&a);
-    }
-    let done = hd - chunks.into_remainder().len();
-    for d in done..hd {
-        let mut a = acc[d];
-        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
-            a += w * value[d];
-        }
-        acc[d] = a;
-    }
-}
+const LANES: usize = uma_kernels::vector::LANES;
 
 /// `e^x` for `x ≤ 0`, within 2 ulp (Cephes' `expf`: `2^n · e^r`, `|r| ≤ ln2/2`, degree-6
 /// polynomial), written lane-wise so that loops over it vectorise; 0 below −87.3 (where e^x

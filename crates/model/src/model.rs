@@ -19,7 +19,7 @@ use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hook::{Activation, ActivationHook};
 use crate::kv_cache::{BlockId, KvCache, DEFAULT_BLOCK_SIZE};
-use crate::layers::{gelu_tanh, rms_norm, rms_norm_in_place, silu, softcap, Rope};
+use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, silu, softcap, Rope};
 use crate::weights::{ModelWeights, Tensor};
 
 /// A model: hyper-parameters and validated weight tables over a memory-mapped GGUF file. It owns
@@ -268,7 +268,7 @@ impl Model {
                     gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = silu(*g) * u)
                 }
                 HiddenActivation::GeluTanh => {
-                    gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = gelu_tanh(*g) * u)
+                    gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = gelu_ggml(*g) * u)
                 }
             }
             proj.reset();

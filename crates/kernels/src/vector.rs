@@ -1,0 +1,177 @@
+//! The float loops of attention, compiled for the widest vectors the CPU has. The source is
+//! plain Rust written lane-wise (independent running sums, no reductions), so the compiler
+//! vectorizes it; each function exists once per instruction set, chosen at run time. Multiplies
+//! and adds are never fused, so every path gives the same bits.
+#![allow(unsafe_code)]
+
+/// Positions per pass in [`scores_transposed`] and elements per pass in [`accumulate_weighted`].
+pub const LANES: usize = 16;
+
+/// `scores[j] = (query · key j) · scale` for keys stored transposed, `keys[d · stride + j]`
+/// (`[query.len(), stride]`, `stride` and `scores.len()` multiples of [`LANES`]); each score is a
+/// sum over `d` in order.
+pub fn scores_transposed(
+    query: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    assert!(stride.is_multiple_of(LANES) && scores.len() <= stride, "scores fit the key rows");
+    assert!(keys.len() >= query.len() * stride, "keys cover every query element");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::scores_avx512(query, keys, stride, scale, scores) };
+        }
+        if x86::avx2() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::scores_avx2(query, keys, stride, scale, scores) };
+        }
+    }
+    scores_body(query, keys, stride, scale, scores);
+}
+
+/// `acc += Σ_j weights[j] · values[j]` (`values` is `[weights.len(), acc.len()]`), each element
+/// summed over `j` in order.
+pub fn accumulate_weighted(acc: &mut [f32], weights: &[f32], values: &[f32]) {
+    assert!(values.len() >= weights.len() * acc.len(), "a value row per weight");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::accumulate_avx512(acc, weights, values) };
+        }
+        if x86::avx2() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::accumulate_avx2(acc, weights, values) };
+        }
+    }
+    accumulate_body(acc, weights, values);
+}
+
+#[inline(always)]
+fn scores_body(query: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+    for (c, out) in scores.chunks_exact_mut(LANES).enumerate() {
+        let mut s = [0.0f32; LANES];
+        for (&qd, keys_d) in query.iter().zip(keys.chunks_exact(stride)) {
+            for (s, &k) in s.iter_mut().zip(&keys_d[c * LANES..(c + 1) * LANES]) {
+                *s += qd * k;
+            }
+        }
+        for (o, s) in out.iter_mut().zip(s) {
+            *o = s * scale;
+        }
+    }
+}
+
+#[inline(always)]
+fn accumulate_body(acc: &mut [f32], weights: &[f32], values: &[f32]) {
+    let hd = acc.len();
+    let mut chunks = acc.chunks_exact_mut(LANES);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut a = [0.0f32; LANES];
+        a.copy_from_slice(chunk);
+        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
+            for (a, &v) in a.iter_mut().zip(&value[c * LANES..(c + 1) * LANES]) {
+                *a += w * v;
+            }
+        }
+        chunk.copy_from_slice(&a);
+    }
+    let done = hd - chunks.into_remainder().len();
+    for d in done..hd {
+        let mut a = acc[d];
+        for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
+            a += w * value[d];
+        }
+        acc[d] = a;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::sync::OnceLock;
+
+    pub(super) fn avx2() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+    }
+
+    pub(super) fn avx512() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn scores_avx2(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
+        super::scores_body(q, k, stride, s, o);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores_avx512(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
+        super::scores_body(q, k, stride, s, o);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn accumulate_avx2(acc: &mut [f32], w: &[f32], v: &[f32]) {
+        super::accumulate_body(acc, w, v);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn accumulate_avx512(acc: &mut [f32], w: &[f32], v: &[f32]) {
+        super::accumulate_body(acc, w, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path gives the plain loop's bits (the loops fix the order of every sum).
+    #[test]
+    fn dispatched_equals_portable() {
+        let hd = 72; // not a multiple of LANES: the accumulate tail runs too
+        let stride = 48;
+        let value = |i: usize| ((i as f32) * 0.377).sin();
+        let query: Vec<f32> = (0..hd).map(value).collect();
+        let keys: Vec<f32> = (0..hd * stride).map(|i| value(i + 7)).collect();
+        let (mut fast, mut plain) = (vec![0.0; stride], vec![0.0; stride]);
+        scores_transposed(&query, &keys, stride, 0.125, &mut fast);
+        scores_body(&query, &keys, stride, 0.125, &mut plain);
+        assert_eq!(
+            fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for (j, &s) in plain.iter().enumerate() {
+            let expected: f64 =
+                (0..hd).map(|d| f64::from(query[d]) * f64::from(keys[d * stride + j])).sum();
+            assert!((f64::from(s) - expected * 0.125).abs() < 1e-5, "score {j}");
+        }
+        let weights: Vec<f32> = (0..5).map(|i| value(i + 100).abs()).collect();
+        let values: Vec<f32> = (0..5 * hd).map(|i| value(i + 200)).collect();
+        let (mut fast, mut plain) = (query.clone(), query.clone());
+        accumulate_weighted(&mut fast, &weights, &values);
+        accumulate_body(&mut plain, &weights, &values);
+        assert_eq!(
+            fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for d in 0..hd {
+            let expected: f64 = f64::from(query[d])
+                + (0..5)
+                    .map(|j| f64::from(weights[j]) * f64::from(values[j * hd + d]))
+                    .sum::<f64>();
+            assert!((f64::from(plain[d]) - expected).abs() < 1e-5, "element {d}");
+        }
+    }
+}
