@@ -24,6 +24,9 @@ pub struct PackedActivations {
     pub(crate) sums: Vec<i32>,   // Q8_0: [num_tokens, row_length / 32] Σ quants per block;
     //                              Q8_K: [num_tokens, row_length / 16] Σ quants per 16
     pub(crate) sums32: Vec<i32>, // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
+    // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
+    pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
+    pub(crate) q6_k_corrections: Vec<i32>, // [num_tokens, row_length / 16] −32 · Σ per 16
 }
 
 impl PackedActivations {
@@ -84,28 +87,32 @@ impl PackedActivations {
         resize(&mut self.quants, num_tokens * row_length);
         resize(&mut self.scales, num_tokens * (row_length / block));
         resize(&mut self.sums, num_tokens * per_token_sums);
-        resize(
-            &mut self.sums32,
-            if format == ActivationFormat::Q8_K { num_tokens * (row_length / QK) } else { 0 },
-        );
+        let k_quant = format == ActivationFormat::Q8_K;
+        let k_quant_len = |n: usize| if k_quant { num_tokens * (row_length / n) } else { 0 };
+        resize(&mut self.sums32, k_quant_len(QK));
+        resize(&mut self.sum32_pairs, k_quant_len(64));
+        resize(&mut self.q6_k_corrections, k_quant_len(16));
 
         let quants = SharedSlice::new(&mut self.quants);
         let scales = SharedSlice::new(&mut self.scales);
         let sums = SharedSlice::new(&mut self.sums);
         let sums32 = SharedSlice::new(&mut self.sums32);
+        let sum32_pairs = SharedSlice::new(&mut self.sum32_pairs);
+        let q6_k_corrections = SharedSlice::new(&mut self.q6_k_corrections);
         let nb = row_length / block;
         let quantize_token = |t: usize| {
             let src = &x[t * row_length..(t + 1) * row_length];
+            // K-quant planes are empty for Q8_0: zero-length rows.
+            let per_k = |n: usize| if k_quant { row_length / n } else { 0 };
             // SAFETY: each token writes only its own rows of every plane.
-            let (q, s, sm, s32) = unsafe {
+            let (q, s, sm, s32, pairs, q6) = unsafe {
                 (
                     quants.slice_mut(t * row_length, row_length),
                     scales.slice_mut(t * nb, nb),
                     sums.slice_mut(t * per_token_sums, per_token_sums),
-                    sums32.slice_mut(
-                        t * (row_length / QK) * usize::from(format == ActivationFormat::Q8_K),
-                        if format == ActivationFormat::Q8_K { row_length / QK } else { 0 },
-                    ),
+                    sums32.slice_mut(t * per_k(QK), per_k(QK)),
+                    sum32_pairs.slice_mut(t * per_k(64), per_k(64)),
+                    q6_k_corrections.slice_mut(t * per_k(16), per_k(16)),
                 )
             };
             match format {
@@ -124,10 +131,16 @@ impl PackedActivations {
                         s[b] = block.d;
                         for k in 0..16 {
                             sm[b * 16 + k] = i32::from(block.bsums[k]);
+                            q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
                         }
                         for k in 0..8 {
                             s32[b * 8 + k] =
                                 i32::from(block.bsums[2 * k]) + i32::from(block.bsums[2 * k + 1]);
+                        }
+                        for p in 0..4 {
+                            // |Σ of 32 quants| ≤ 32 · 127 fits an i16 half.
+                            let (lo, hi) = (s32[b * 8 + 2 * p], s32[b * 8 + 2 * p + 1]);
+                            pairs[b * 4 + p] = (lo & 0xffff) | (hi << 16);
                         }
                     }
                 }

@@ -281,12 +281,9 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
                 // Lane r: (m[2p], m[2p+1]) of row r as i16.
                 let m = _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(Q4_K_MINS + 16 * p).cast()));
                 for t in 0..NT {
-                    let s32 = &acts.sums32[(first_token + t) * (k / 32) + 8 * sb + 2 * p..];
-                    let pair = (s32[0] & 0xffff) as u32 | ((s32[1] as u32) << 16);
-                    mins[t] = _mm256_add_epi32(
-                        mins[t],
-                        _mm256_madd_epi16(m, _mm256_set1_epi32(pair as i32)),
-                    );
+                    let pair = acts.sum32_pairs[(first_token + t) * (k / 64) + 4 * sb + p];
+                    let products = _mm256_madd_epi16(m, _mm256_set1_epi32(pair));
+                    mins[t] = _mm256_add_epi32(mins[t], products);
                 }
             }
             let d = row_scales(blk.add(SCALES));
@@ -348,8 +345,8 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
                 let h = load(blk.add(q6_k_high(s)));
                 let mut sub = [[_mm256_setzero_si256(); CH]; NT];
                 for (t, chains) in sub.iter_mut().enumerate() {
-                    let sum = acts.sums[(first_token + t) * (k / 16) + 16 * sb + s];
-                    chains[0] = _mm256_set1_epi32(-32 * sum);
+                    let at = (first_token + t) * (k / 16) + 16 * sb + s;
+                    chains[0] = _mm256_set1_epi32(acts.q6_k_corrections[at]);
                 }
                 for c in 0..2 {
                     let v = load(blk.add(q6_k_low(s) + 32 * c));
