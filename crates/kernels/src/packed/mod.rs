@@ -291,8 +291,7 @@ pub fn matmul_many_with(
     // each task restarts the prefetchers, so it takes fewer, longer tasks (measured: Qwen 1.5B
     // decode ~28 tok/s with 4 per thread, ~30 with 2).
     let tasks_per_thread = if num_tokens <= 4 { 2 } else { 4 };
-    let groups_per_task =
-        total_groups.div_ceil(parallel::num_threads() * tasks_per_thread).max(1);
+    let groups_per_task = total_groups.div_ceil(parallel::num_threads() * tasks_per_thread).max(1);
     let num_tasks = total_groups.div_ceil(groups_per_task);
     for_each_task(num_tasks, &|task| {
         let start = task * groups_per_task;

@@ -135,6 +135,30 @@ unsafe fn prefetch_ahead<const NT: usize>(block: *const u8, block_bytes: usize) 
     }
 }
 
+/// Where the quants of tokens `first_token..first_token + NT` start.
+#[inline(always)]
+unsafe fn token_rows<const NT: usize>(
+    acts: &PackedActivations,
+    first_token: usize,
+) -> [*const i8; NT] {
+    let k = acts.row_length();
+    let mut rows = [acts.quants.as_ptr(); NT];
+    for (t, row) in rows.iter_mut().enumerate() {
+        // SAFETY: the driver checked that the activations hold these tokens.
+        *row = unsafe { row.add((first_token + t) * k) };
+    }
+    rows
+}
+
+/// The 8 row results of each token of the tile.
+#[inline(always)]
+unsafe fn store<const NT: usize>(acc: [__m256; NT], out: &mut [[f32; ROWS]]) {
+    for (values, o) in acc.iter().zip(out.iter_mut()) {
+        // SAFETY: `o` holds 8 f32.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *values) };
+    }
+}
+
 #[inline(always)]
 unsafe fn row_scales(p: *const u8) -> __m256 {
     // SAFETY: callers pass pointers to 8 f16 values.
@@ -176,10 +200,7 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     // SAFETY: the driver checked the shapes: `group` holds nb group-blocks, the activations
     // hold tokens first_token..first_token + NT of k quants, k / 32 scales and sums each.
     unsafe {
-        let mut quants = [acts.quants.as_ptr(); NT];
-        for (t, q) in quants.iter_mut().enumerate() {
-            *q = q.add((first_token + t) * k);
-        }
+        let quants = token_rows::<NT>(acts, first_token);
         let mut acc = [_mm256_setzero_ps(); NT];
         for b in 0..nb {
             let blk = group.as_ptr().add(b * block_bytes);
@@ -228,9 +249,7 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                 acc[t] = _mm256_add_ps(acc[t], term);
             }
         }
-        for t in 0..NT {
-            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
-        }
+        store(acc, out);
     }
 }
 
@@ -248,10 +267,7 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales and k / 32 sums32 per token.
     unsafe {
-        let mut quants = [acts.quants.as_ptr(); NT];
-        for (t, q) in quants.iter_mut().enumerate() {
-            *q = q.add((first_token + t) * k);
-        }
+        let quants = token_rows::<NT>(acts, first_token);
         let mut acc = [_mm256_setzero_ps(); NT];
         for sb in 0..nsb {
             let blk = group.as_ptr().add(sb * block_bytes);
@@ -295,9 +311,7 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
                 acc[t] = _mm256_sub_ps(_mm256_add_ps(acc[t], scaled), m);
             }
         }
-        for t in 0..NT {
-            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
-        }
+        store(acc, out);
     }
 }
 
@@ -330,10 +344,7 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales and k / 16 sums per token.
     unsafe {
-        let mut quants = [acts.quants.as_ptr(); NT];
-        for (t, q) in quants.iter_mut().enumerate() {
-            *q = q.add((first_token + t) * k);
-        }
+        let quants = token_rows::<NT>(acts, first_token);
         let mut acc = [_mm256_setzero_ps(); NT];
         for sb in 0..nsb {
             let blk = group.as_ptr().add(sb * block_bytes);
@@ -371,9 +382,7 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
                 acc[t] = _mm256_add_ps(acc[t], term);
             }
         }
-        for t in 0..NT {
-            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]);
-        }
+        store(acc, out);
     }
 }
 
