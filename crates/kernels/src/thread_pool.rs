@@ -322,6 +322,32 @@ impl ThreadPool {
         self.run_on_threads(num_tasks, &|i, _| task(i));
     }
 
+    /// Calls `f(i, chunk)` for every `chunk_len`-element chunk `i` of `data` (the last may be
+    /// shorter), the chunks spread over the pool: a safe way to fill disjoint rows in parallel.
+    #[allow(unsafe_code)]
+    pub fn for_each_chunk_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let chunk_len = chunk_len.max(1);
+        let num_chunks = data.len().div_ceil(chunk_len);
+        // A few tasks per thread balance uneven progress; small jobs stay on the caller.
+        let chunks_per_task = num_chunks.div_ceil(self.num_threads() * 4).max(1);
+        let num_tasks = num_chunks.div_ceil(chunks_per_task);
+        let len = data.len();
+        let shared = crate::packed::parallel::SharedSlice::new(data);
+        self.run(num_tasks, &|task| {
+            for chunk in task * chunks_per_task..((task + 1) * chunks_per_task).min(num_chunks) {
+                let start = chunk * chunk_len;
+                let end = (start + chunk_len).min(len);
+                // SAFETY: every chunk index belongs to exactly one task.
+                f(chunk, unsafe { shared.slice_mut(start, end - start) });
+            }
+        });
+    }
+
     /// As [`ThreadPool::run`], and tells the task which thread (`0..num_threads`, the caller is
     /// 0) runs it, for per-thread scratch: two tasks with the same thread index never run at
     /// the same time.
@@ -703,6 +729,21 @@ mod tests {
             done[i].fetch_add(1, Ordering::Release);
         });
         assert!(done.iter().all(|c| c.load(Ordering::Acquire) == 1));
+    }
+
+    #[test]
+    fn for_each_chunk_mut_visits_every_chunk_once() {
+        let pool = ThreadPool::new(3);
+        for (len, chunk_len) in [(0, 4), (1, 4), (10, 3), (1000, 7), (64, 64)] {
+            let mut data = vec![0usize; len];
+            pool.for_each_chunk_mut(&mut data, chunk_len, &|i, chunk| {
+                assert!(chunk.len() <= chunk_len);
+                chunk.iter_mut().for_each(|v| *v += i + 1);
+            });
+            for (j, &v) in data.iter().enumerate() {
+                assert_eq!(v, j / chunk_len + 1, "len {len} chunk {chunk_len} element {j}");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The float loops of attention, compiled for the widest vectors the CPU has. The source is
 //! plain Rust written lane-wise (independent running sums, no reductions), so the compiler
-//! vectorizes it; each function exists once per instruction set, chosen at run time. Multiplies
-//! and adds are never fused, so every path gives the same bits.
+//! vectorizes it; each function exists once per instruction set, chosen at run time. Every
+//! multiply-add is one fused `mul_add` (one rounding) on every path — an FMA instruction where
+//! the CPU has one (x86 with FMA, every aarch64), a correctly rounded software fallback
+//! elsewhere — so every path gives the same bits.
 #![allow(unsafe_code)]
 
 /// Positions per pass in [`scores_transposed`] and elements per pass in [`accumulate_weighted`].
@@ -25,7 +27,7 @@ pub fn scores_transposed(
             // SAFETY: the CPU has the features (checked).
             return unsafe { x86::scores_avx512(query, keys, stride, scale, scores) };
         }
-        if x86::avx2() {
+        if x86::avx2_fma() {
             // SAFETY: the CPU has the features (checked).
             return unsafe { x86::scores_avx2(query, keys, stride, scale, scores) };
         }
@@ -43,7 +45,7 @@ pub fn accumulate_weighted(acc: &mut [f32], weights: &[f32], values: &[f32]) {
             // SAFETY: the CPU has the features (checked).
             return unsafe { x86::accumulate_avx512(acc, weights, values) };
         }
-        if x86::avx2() {
+        if x86::avx2_fma() {
             // SAFETY: the CPU has the features (checked).
             return unsafe { x86::accumulate_avx2(acc, weights, values) };
         }
@@ -57,7 +59,7 @@ fn scores_body(query: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &
         let mut s = [0.0f32; LANES];
         for (&qd, keys_d) in query.iter().zip(keys.chunks_exact(stride)) {
             for (s, &k) in s.iter_mut().zip(&keys_d[c * LANES..(c + 1) * LANES]) {
-                *s += qd * k;
+                *s = qd.mul_add(k, *s);
             }
         }
         for (o, s) in out.iter_mut().zip(s) {
@@ -75,7 +77,7 @@ fn accumulate_body(acc: &mut [f32], weights: &[f32], values: &[f32]) {
         a.copy_from_slice(chunk);
         for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
             for (a, &v) in a.iter_mut().zip(&value[c * LANES..(c + 1) * LANES]) {
-                *a += w * v;
+                *a = w.mul_add(v, *a);
             }
         }
         chunk.copy_from_slice(&a);
@@ -84,7 +86,7 @@ fn accumulate_body(acc: &mut [f32], weights: &[f32], values: &[f32]) {
     for d in done..hd {
         let mut a = acc[d];
         for (&w, value) in weights.iter().zip(values.chunks_exact(hd)) {
-            a += w * value[d];
+            a = w.mul_add(value[d], a);
         }
         acc[d] = a;
     }
@@ -94,40 +96,42 @@ fn accumulate_body(acc: &mut [f32], weights: &[f32], values: &[f32]) {
 mod x86 {
     use std::sync::OnceLock;
 
-    pub(super) fn avx2() -> bool {
+    pub(super) fn avx2_fma() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+        *AVAILABLE.get_or_init(|| {
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        })
     }
 
     pub(super) fn avx512() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f") && avx2_fma())
     }
 
     /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores_avx2(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
         super::scores_body(q, k, stride, s, o);
     }
 
     /// # Safety
-    /// The CPU must support AVX-512 F.
-    #[target_feature(enable = "avx512f")]
+    /// The CPU must support AVX-512 F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn scores_avx512(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
         super::scores_body(q, k, stride, s, o);
     }
 
     /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn accumulate_avx2(acc: &mut [f32], w: &[f32], v: &[f32]) {
         super::accumulate_body(acc, w, v);
     }
 
     /// # Safety
-    /// The CPU must support AVX-512 F.
-    #[target_feature(enable = "avx512f")]
+    /// The CPU must support AVX-512 F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
     pub(super) unsafe fn accumulate_avx512(acc: &mut [f32], w: &[f32], v: &[f32]) {
         super::accumulate_body(acc, w, v);
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use uma_gguf::{GgmlType, GgufFile};
 use uma_kernels::{
     matmul, ActivationFormat, PackedActivations, PackedMatrix, Product, QuantizedActivations,
+    ThreadPool,
 };
 
 use crate::attention::{attention, write_kv, AttentionShape, TokenPlace};
@@ -165,6 +166,7 @@ impl Model {
             }
         }
 
+        let pool = ThreadPool::global();
         let mut proj = Projector::default();
         let mut normed = vec![0.0f32; n * h]; // [num_tokens, hidden_size]
         let mut q = vec![0.0f32; n * q_dim]; // [num_tokens, q_dim]
@@ -185,9 +187,9 @@ impl Model {
             };
 
             // Attention.
-            for (o, i) in normed.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
-                rms_norm(i, &layer.attn_norm, c.rms_norm_eps, o);
-            }
+            pool.for_each_chunk_mut(&mut normed, h, &|t, o| {
+                rms_norm(&x[t * h..(t + 1) * h], &layer.attn_norm, c.rms_norm_eps, o);
+            });
             report("attn_norm", h, &normed);
             proj.reset();
             proj.matmul_many(
@@ -201,24 +203,29 @@ impl Model {
             report("q", q_dim, &q);
             report("k", kv_dim, &k);
             report("v", kv_dim, &v);
-            if let Some(w) = &layer.attn_q_norm {
-                q.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, w, c.rms_norm_eps));
-            }
-            if let Some(w) = &layer.attn_k_norm {
-                k.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, w, c.rms_norm_eps));
-            }
+            // Per token: the optional per-head norm, then rope.
             let base = c.rope_base(il);
-            for (t, place) in places.iter().enumerate() {
+            let norm_and_rope = |norm: Option<&Vec<f32>>, t: usize, row: &mut [f32]| {
+                if let Some(w) = norm {
+                    row.chunks_exact_mut(hd)
+                        .for_each(|head| rms_norm_in_place(head, w, c.rms_norm_eps));
+                }
+                let position = places[t].position;
                 let rope = Rope::new(
                     c.rope_style,
                     c.rope_dimension_count,
                     base,
                     c.rope_freq_scale,
-                    place.position,
+                    position,
                 );
-                q[t * q_dim..(t + 1) * q_dim].chunks_exact_mut(hd).for_each(|x| rope.apply(x));
-                k[t * kv_dim..(t + 1) * kv_dim].chunks_exact_mut(hd).for_each(|x| rope.apply(x));
-            }
+                row.chunks_exact_mut(hd).for_each(|head| rope.apply(head));
+            };
+            pool.for_each_chunk_mut(&mut q, q_dim, &|t, row| {
+                norm_and_rope(layer.attn_q_norm.as_ref(), t, row)
+            });
+            pool.for_each_chunk_mut(&mut k, kv_dim, &|t, row| {
+                norm_and_rope(layer.attn_k_norm.as_ref(), t, row)
+            });
             report("q_rope", q_dim, &q);
             report("k_rope", kv_dim, &k);
 
@@ -253,9 +260,9 @@ impl Model {
             report("ffn_inp", h, &x);
 
             // MLP.
-            for (o, i) in normed.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
-                rms_norm(i, &layer.ffn_norm, c.rms_norm_eps, o);
-            }
+            pool.for_each_chunk_mut(&mut normed, h, &|t, o| {
+                rms_norm(&x[t * h..(t + 1) * h], &layer.ffn_norm, c.rms_norm_eps, o);
+            });
             report("ffn_norm", h, &normed);
             proj.reset();
             proj.matmul_many(
@@ -263,14 +270,14 @@ impl Model {
                 &mut [(&layer.ffn_gate, &mut gate), (&layer.ffn_up, &mut up)],
                 &normed,
             )?;
-            match c.hidden_activation {
-                HiddenActivation::Silu => {
-                    gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = silu(*g) * u)
-                }
-                HiddenActivation::GeluTanh => {
-                    gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = gelu_ggml(*g) * u)
-                }
-            }
+            let activation = match c.hidden_activation {
+                HiddenActivation::Silu => silu,
+                HiddenActivation::GeluTanh => gelu_ggml,
+            };
+            pool.for_each_chunk_mut(&mut gate, ffn, &|t, g| {
+                let u = &up[t * ffn..(t + 1) * ffn];
+                g.iter_mut().zip(u).for_each(|(g, &u)| *g = activation(*g) * u);
+            });
             proj.reset();
             proj.matmul(file, &layer.ffn_down, &gate, &mut out)?;
             if let Some(w) = &layer.post_ffw_norm {
