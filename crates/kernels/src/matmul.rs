@@ -6,18 +6,14 @@
 //! Layout: a weight matrix is `[num_rows, row_length]` (ggml shape `[row_length, num_rows]`:
 //! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
 //!
-//! Speed without SIMD intrinsics: the hot formats (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K) unpack a
-//! weight block into plain `i8`/`u8` arrays and take integer dot products that the compiler
-//! vectorizes; on x86-64 the whole row loop is compiled a second time with AVX2 enabled and
-//! chosen at run time. Each weight block is unpacked once and dotted against every token of the
-//! batch (weights are read once per step). Work is split over output rows on the thread pool.
+//! This is the general path, straight from the mapped blocks, for every type with a dot
+//! product; the types models mostly use (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K) have the faster repacked
+//! path in [`crate::packed`]. The row loop is the scalar `vec_dot` of each format, compiled a
+//! second time with AVX2 enabled on x86-64 and chosen at run time; work is split over output rows
+//! on the thread pool.
 //!
-//! Exactness: every output element is computed by the same code whatever the batch size, thread
-//! count or code path (AVX2 or not), so a token's results are bit-identical alone or batched.
-//! Against the scalar [`crate::vec_dot`]: the K-quants and the float and `_1` formats are
-//! bit-identical (integer sums per block, then the reference's f32 operations in its order);
-//! Q4_0, Q5_0 and Q8_0 accumulate per-block terms in eight f32 lanes as ggml's SIMD kernels do,
-//! which agrees with the reference to f32 rounding (`tests` below check both).
+//! Exactness: every output element is the scalar [`crate::vec_dot`], whatever the batch size,
+//! thread count or code path, so a token's results are bit-identical alone or batched.
 
 use uma_gguf::GgmlType;
 
@@ -35,7 +31,7 @@ use crate::formats::q6_k::BlockQ6_K;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8_K;
-use crate::formats::{self, k_scales::get_scale_min_k4, VecDot};
+use crate::formats::{self, VecDot};
 use crate::packed::parallel::{for_each_task, num_threads, SharedSlice};
 
 /// A weight matrix borrowed from tensor bytes (usually the memory-mapped file).
@@ -262,186 +258,12 @@ impl RowKernel for BlockQ5_1 {}
 impl RowKernel for BlockQ2_K {}
 impl RowKernel for BlockQ3_K {}
 impl RowKernel for BlockQ5_K {}
-
-/// Eight lane sums of a 32-element product: lane `l` sums elements `l, l + 8, l + 16, l + 24`
-/// (vertical adds only, so it vectorizes without horizontal reductions).
-#[inline(always)]
-fn lanes_32<A: Copy + Into<i32>, B: Copy + Into<i32>>(a: &[A], b: &[B]) -> [i32; 8] {
-    let (a, b) = (&a[..32], &b[..32]);
-    let mut s = [0i32; 8];
-    for k in 0..4 {
-        for l in 0..8 {
-            s[l] += a[8 * k + l].into() * b[8 * k + l].into();
-        }
-    }
-    s
-}
-
-/// Lanes of a 16-element product: lane `l` sums elements `l` and `l + 8`.
-#[inline(always)]
-fn lanes_16(a: &[i8], b: &[i8]) -> [i32; 8] {
-    let (a, b) = (&a[..16], &b[..16]);
-    let mut s = [0i32; 8];
-    for k in 0..2 {
-        for l in 0..8 {
-            s[l] += i32::from(a[8 * k + l]) * i32::from(b[8 * k + l]);
-        }
-    }
-    s
-}
-
-#[inline(always)]
-fn reduce_f32(acc: &[f32; 8]) -> f32 {
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-}
-
-/// Tokens processed together per weight block (accumulators stay in registers/L1).
-const TOKEN_CHUNK: usize = 8;
-
-/// The legacy 32-element formats against Q8_0 activations: `unpack` turns a weight block into
-/// 32 signed quants and its f32 scale; per block, each lane's integer sum is scaled by
-/// `d_w · d_a` into an f32 lane accumulator (ggml's SIMD kernels do the same), reduced once per
-/// row. Deterministic, but not the scalar reference's order: within `1e-5 · Σ|w·a|` of it.
-#[inline(always)]
-fn dot_tokens_q8_0_lanes<W>(
-    row: &[W],
-    acts: &[BlockQ8_0],
-    out: &mut [f32],
-    unpack: impl Fn(&W) -> ([i8; 32], f32),
-) {
-    let nb = row.len();
-    for (chunk, out_chunk) in out.chunks_mut(TOKEN_CHUNK).enumerate() {
-        let mut acc = [[0.0f32; 8]; TOKEN_CHUNK];
-        for (b, x) in row.iter().enumerate() {
-            let (q, dx) = unpack(x);
-            for (t, lanes) in acc.iter_mut().enumerate().take(out_chunk.len()) {
-                let y = &acts[(chunk * TOKEN_CHUNK + t) * nb + b];
-                let s = lanes_32(&q, &y.qs);
-                let d = dx * y.d.to_f32();
-                for l in 0..8 {
-                    lanes[l] += s[l] as f32 * d;
-                }
-            }
-        }
-        for (o, lanes) in out_chunk.iter_mut().zip(&acc) {
-            *o = reduce_f32(lanes);
-        }
-    }
-}
-
-impl RowKernel for BlockQ8_0 {
-    #[inline(always)]
-    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
-        dot_tokens_q8_0_lanes(row, acts, out, |x| (x.qs, x.d.to_f32()));
-    }
-}
-
-impl RowKernel for BlockQ4_0 {
-    #[inline(always)]
-    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
-        dot_tokens_q8_0_lanes(row, acts, out, |x| {
-            let mut q = [0i8; 32];
-            for j in 0..16 {
-                q[j] = (x.qs[j] & 0x0f) as i8 - 8;
-                q[j + 16] = (x.qs[j] >> 4) as i8 - 8;
-            }
-            (q, x.d.to_f32())
-        });
-    }
-}
-
-impl RowKernel for BlockQ5_0 {
-    #[inline(always)]
-    fn dot_tokens(row: &[Self], acts: &[BlockQ8_0], out: &mut [f32]) {
-        dot_tokens_q8_0_lanes(row, acts, out, |x| {
-            let qh = u32::from_le_bytes(x.qh);
-            let mut q = [0i8; 32];
-            for j in 0..16 {
-                let lo = x.qs[j] & 0x0f;
-                let hi = x.qs[j] >> 4;
-                q[j] = (lo | (((qh >> j) & 1) << 4) as u8) as i8 - 16;
-                q[j + 16] = (hi | (((qh >> (j + 16)) & 1) << 4) as u8) as i8 - 16;
-            }
-            (q, x.d.to_f32())
-        });
-    }
-}
-
-// The K-quants keep the reference's exact result: within a 256-element block everything is
-// integer (lane sums times integer sub-block scales), reduced once per block, then the same f32
-// operations as the scalar kernels.
-
-impl RowKernel for BlockQ4_K {
-    #[inline(always)]
-    fn dot_tokens(row: &[Self], acts: &[BlockQ8_K], out: &mut [f32]) {
-        let nb = row.len();
-        out.fill(0.0);
-        for (b, x) in row.iter().enumerate() {
-            let mut q = [0u8; 256];
-            for c in 0..4 {
-                for l in 0..32 {
-                    let byte = x.qs[32 * c + l];
-                    q[64 * c + l] = byte & 0x0f;
-                    q[64 * c + 32 + l] = byte >> 4;
-                }
-            }
-            let sm: [(u8, u8); 8] = std::array::from_fn(|s| get_scale_min_k4(s, &x.scales));
-            let (d, dmin) = (x.d.to_f32(), x.dmin.to_f32());
-            for (t, sumf) in out.iter_mut().enumerate() {
-                let y = &acts[t * nb + b];
-                let mut lanes = [0i32; 8];
-                let mut summins = 0i32;
-                for (s, &(sc, m)) in sm.iter().enumerate() {
-                    let sub = lanes_32(&q[32 * s..], &y.qs[32 * s..]);
-                    for l in 0..8 {
-                        lanes[l] += i32::from(sc) * sub[l];
-                    }
-                    summins +=
-                        i32::from(m) * (i32::from(y.bsums[2 * s]) + i32::from(y.bsums[2 * s + 1]));
-                }
-                let sumi: i32 = lanes.iter().sum();
-                let scaled = d * y.d * sumi as f32;
-                let mins = dmin * y.d * summins as f32;
-                *sumf = *sumf + scaled - mins;
-            }
-        }
-    }
-}
-
-impl RowKernel for BlockQ6_K {
-    #[inline(always)]
-    fn dot_tokens(row: &[Self], acts: &[BlockQ8_K], out: &mut [f32]) {
-        let nb = row.len();
-        out.fill(0.0);
-        for (b, x) in row.iter().enumerate() {
-            let mut q = [0i8; 256];
-            for h in 0..2 {
-                for l in 0..32 {
-                    let ql0 = x.ql[64 * h + l];
-                    let ql1 = x.ql[64 * h + 32 + l];
-                    let qh = x.qh[32 * h + l];
-                    q[128 * h + l] = ((ql0 & 0x0f) | ((qh & 0x03) << 4)) as i8 - 32;
-                    q[128 * h + 32 + l] = ((ql1 & 0x0f) | (((qh >> 2) & 0x03) << 4)) as i8 - 32;
-                    q[128 * h + 64 + l] = ((ql0 >> 4) | (((qh >> 4) & 0x03) << 4)) as i8 - 32;
-                    q[128 * h + 96 + l] = ((ql1 >> 4) | (((qh >> 6) & 0x03) << 4)) as i8 - 32;
-                }
-            }
-            let d = x.d.to_f32();
-            for (t, sumf) in out.iter_mut().enumerate() {
-                let y = &acts[t * nb + b];
-                let mut lanes = [0i32; 8];
-                for s in 0..16 {
-                    let sub = lanes_16(&q[16 * s..], &y.qs[16 * s..]);
-                    for l in 0..8 {
-                        lanes[l] += i32::from(x.scales[s]) * sub[l];
-                    }
-                }
-                let sumi: i32 = lanes.iter().sum();
-                *sumf += d * y.d * sumi as f32;
-            }
-        }
-    }
-}
+// The types the model repacks (crate::packed) keep only this generic path here.
+impl RowKernel for BlockQ4_0 {}
+impl RowKernel for BlockQ5_0 {}
+impl RowKernel for BlockQ8_0 {}
+impl RowKernel for BlockQ4_K {}
+impl RowKernel for BlockQ6_K {}
 
 /// Rows handed to one task: enough tasks to balance, few enough to keep overhead low.
 fn rows_per_task(num_rows: usize) -> usize {
@@ -621,15 +443,7 @@ mod tests {
                 let expected = reference(&w, &x, num_tokens);
                 let mut single = vec![0.0; num_rows];
                 for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
-                    if matches!(ty, Q4_0 | Q5_0 | Q8_0) {
-                        // Lane-wise f32 accumulation: another summation order than the scalar
-                        // reference; each block's f32 term is exact to 2⁻²⁴, so the sums agree
-                        // to a few ulps of Σ|terms| ≤ 1e-5 of the magnitude here.
-                        let scale = b.abs().max(1.0);
-                        assert!((a - b).abs() <= 1e-5 * scale * 8.0, "{ty} at {i}: {a} vs {b}");
-                    } else {
-                        assert_eq!(a.to_bits(), b.to_bits(), "{ty} tokens {num_tokens} at {i}");
-                    }
+                    assert_eq!(a.to_bits(), b.to_bits(), "{ty} tokens {num_tokens} at {i}");
                 }
                 // Each token's row is bit-identical whatever the batch around it.
                 for t in 0..num_tokens {
