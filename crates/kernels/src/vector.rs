@@ -35,6 +35,80 @@ pub fn scores_transposed(
     scores_body(query, keys, stride, scale, scores);
 }
 
+/// [`scores_transposed`] for several queries (`queries` `[R, head_dim]`, `scores` `[R, stride]`):
+/// four queries share each load of the keys, with the same bits per query as one at a time.
+pub fn scores_transposed_many(
+    queries: &[f32],
+    head_dim: usize,
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    assert!(stride.is_multiple_of(LANES) && head_dim > 0, "whole key rows");
+    assert!(keys.len() >= head_dim * stride, "keys cover every query element");
+    assert!(
+        queries.len().is_multiple_of(head_dim) && scores.len() == queries.len() / head_dim * stride
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe {
+                x86::scores_many_avx512(queries, head_dim, keys, stride, scale, scores)
+            };
+        }
+        if x86::avx2_fma() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe {
+                x86::scores_many_avx2(queries, head_dim, keys, stride, scale, scores)
+            };
+        }
+    }
+    scores_many_body(queries, head_dim, keys, stride, scale, scores);
+}
+
+/// Queries per pass of [`scores_transposed_many`].
+const QUERY_BLOCK: usize = 4;
+
+#[inline(always)]
+fn scores_many_body(
+    queries: &[f32],
+    head_dim: usize,
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let mut rows = queries.chunks_exact(head_dim * QUERY_BLOCK);
+    let mut outs = scores.chunks_exact_mut(stride * QUERY_BLOCK);
+    for (block, out) in rows.by_ref().zip(outs.by_ref()) {
+        for c in 0..stride / LANES {
+            let mut s = [[0.0f32; LANES]; QUERY_BLOCK];
+            for d in 0..head_dim {
+                let k = &keys[d * stride + c * LANES..d * stride + (c + 1) * LANES];
+                for (r, s) in s.iter_mut().enumerate() {
+                    let qd = block[r * head_dim + d];
+                    for (s, &k) in s.iter_mut().zip(k) {
+                        *s = qd.mul_add(k, *s);
+                    }
+                }
+            }
+            for (r, s) in s.iter().enumerate() {
+                let o = &mut out[r * stride + c * LANES..r * stride + (c + 1) * LANES];
+                for (o, &s) in o.iter_mut().zip(s) {
+                    *o = s * scale;
+                }
+            }
+        }
+    }
+    for (query, out) in
+        rows.remainder().chunks_exact(head_dim).zip(outs.into_remainder().chunks_exact_mut(stride))
+    {
+        scores_body(query, keys, stride, scale, out);
+    }
+}
+
 /// `acc += Σ_j weights[j] · values[j]` (`values` is `[weights.len(), acc.len()]`), each element
 /// summed over `j` in order.
 pub fn accumulate_weighted(acc: &mut [f32], weights: &[f32], values: &[f32]) {
@@ -125,6 +199,34 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scores_many_avx2(
+        q: &[f32],
+        hd: usize,
+        k: &[f32],
+        stride: usize,
+        s: f32,
+        o: &mut [f32],
+    ) {
+        super::scores_many_body(q, hd, k, stride, s, o);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn scores_many_avx512(
+        q: &[f32],
+        hd: usize,
+        k: &[f32],
+        stride: usize,
+        s: f32,
+        o: &mut [f32],
+    ) {
+        super::scores_many_body(q, hd, k, stride, s, o);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn accumulate_avx2(acc: &mut [f32], w: &[f32], v: &[f32]) {
         super::accumulate_body(acc, w, v);
     }
@@ -160,6 +262,20 @@ mod tests {
             let expected: f64 =
                 (0..hd).map(|d| f64::from(query[d]) * f64::from(keys[d * stride + j])).sum();
             assert!((f64::from(s) - expected * 0.125).abs() < 1e-5, "score {j}");
+        }
+        // Several queries at once: each row the same bits as alone (7 rows: a block of 4 + 3).
+        let queries: Vec<f32> = (0..7 * hd).map(|i| value(i + 50)).collect();
+        let mut many = vec![0.0; 7 * stride];
+        scores_transposed_many(&queries, hd, &keys, stride, 0.125, &mut many);
+        for r in 0..7 {
+            let mut one = vec![0.0; stride];
+            scores_body(&queries[r * hd..(r + 1) * hd], &keys, stride, 0.125, &mut one);
+            let row = &many[r * stride..(r + 1) * stride];
+            assert_eq!(
+                row.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "row {r}"
+            );
         }
         let weights: Vec<f32> = (0..5).map(|i| value(i + 100).abs()).collect();
         let values: Vec<f32> = (0..5 * hd).map(|i| value(i + 200)).collect();

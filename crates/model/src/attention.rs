@@ -327,7 +327,7 @@ fn attend(
     }
     keys.resize(hd * stride, 0.0);
     values.resize(bs * hd, 0.0);
-    scores.resize(stride, 0.0);
+    scores.resize(num_rows * stride, 0.0); // [num_rows, stride]
     total.reset(num_rows, hd);
 
     for segment in segments {
@@ -366,18 +366,19 @@ fn attend(
             kv.values[base + needed.start..base + needed.end]
                 .convert_to_f32_slice(&mut values[needed]);
 
+            // Every row's scores against the block at once: the rows share each load of the keys.
+            uma_kernels::vector::scores_transposed_many(
+                queries,
+                hd,
+                keys,
+                stride,
+                shape.scale,
+                scores,
+            );
             for (ti, place) in tile_places.iter().enumerate() {
                 let Some((from, to)) = slots(place) else { continue };
                 for r in ti * group..(ti + 1) * group {
-                    let query = &queries[r * hd..(r + 1) * hd];
-                    uma_kernels::vector::scores_transposed(
-                        query,
-                        keys,
-                        stride,
-                        shape.scale,
-                        scores,
-                    );
-                    let scores = &mut scores[from..=to];
+                    let scores = &mut scores[r * stride + from..=r * stride + to];
                     let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     let new_max = max[r].max(block_max);
                     let acc = &mut acc[r * hd..(r + 1) * hd];
