@@ -229,12 +229,7 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                         lo = I::set_bit4(lo, masks.add(2 * c).read_unaligned());
                         hi = I::set_bit4(hi, masks.add(2 * c + 1).read_unaligned());
                     }
-                    for t in 0..NT {
-                        let a = quants[t].add(32 * b + 8 * c);
-                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
-                        isum[t][i] = I::dot_u8(isum[t][i], lo, broadcast4(a));
-                        isum[t][j] = I::dot_u8(isum[t][j], hi, broadcast4(a.add(4)));
-                    }
+                    dot_chunk::<I, NT, CH>(&mut isum, &quants, 32 * b + 8 * c, c, lo, hi);
                 }
             }
             let dw = row_scales(blk.add(SCALES));
@@ -280,17 +275,10 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
                 for c in 0..4 {
                     let v = load(blk.add(Q4_K_QUANTS + 128 * s + 32 * c));
                     let (lo, hi) = (low_nibbles(v), high_nibbles(v));
-                    for t in 0..NT {
-                        let a = quants[t].add(256 * sb + 32 * s + 8 * c);
-                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
-                        sub[t][i] = I::dot_u8(sub[t][i], lo, broadcast4(a));
-                        sub[t][j] = I::dot_u8(sub[t][j], hi, broadcast4(a.add(4)));
-                    }
+                    let at = 256 * sb + 32 * s + 8 * c;
+                    dot_chunk::<I, NT, CH>(&mut sub, &quants, at, c, lo, hi);
                 }
-                for t in 0..NT {
-                    let scaled = _mm256_mullo_epi32(sum_chains(sub[t]), sc);
-                    total[t] = _mm256_add_epi32(total[t], scaled);
-                }
+                add_scaled(&mut total, &sub, sc);
             }
             let mut mins = [_mm256_setzero_si256(); NT];
             for p in 0..4 {
@@ -363,17 +351,10 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
                     let v = load(blk.add(q6_k_low(s) + 32 * c));
                     let lo = _mm256_or_si256(low_nibbles(v), q6_high(h, 2 * c));
                     let hi = _mm256_or_si256(high_nibbles(v), q6_high(h, 2 * c + 1));
-                    for t in 0..NT {
-                        let a = quants[t].add(256 * sb + 16 * s + 8 * c);
-                        let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
-                        sub[t][i] = I::dot_u8(sub[t][i], lo, broadcast4(a));
-                        sub[t][j] = I::dot_u8(sub[t][j], hi, broadcast4(a.add(4)));
-                    }
+                    let at = 256 * sb + 16 * s + 8 * c;
+                    dot_chunk::<I, NT, CH>(&mut sub, &quants, at, c, lo, hi);
                 }
-                for t in 0..NT {
-                    let scaled = _mm256_mullo_epi32(sum_chains(sub[t]), sc);
-                    total[t] = _mm256_add_epi32(total[t], scaled);
-                }
+                add_scaled(&mut total, &sub, sc);
             }
             let d = row_scales(blk.add(SCALES));
             for t in 0..NT {
@@ -404,6 +385,44 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q4_K => q4_k::<I, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
         }
+    }
+}
+
+/// Adds one nibble chunk's products for every token: `lo` (quants `at..at + 4` of each row) and
+/// `hi` (`at + 4..at + 8`) against the tokens' activations there, into chains `2c` and `2c + 1`
+/// (mod `CH`).
+#[inline(always)]
+unsafe fn dot_chunk<I: Isa, const NT: usize, const CH: usize>(
+    sums: &mut [[__m256i; CH]; NT],
+    quants: &[*const i8; NT],
+    at: usize,
+    c: usize,
+    lo: __m256i,
+    hi: __m256i,
+) {
+    let (i, j) = ((2 * c) % CH, (2 * c + 1) % CH);
+    for (chains, &q) in sums.iter_mut().zip(quants) {
+        // SAFETY: the caller's activations hold 8 quants at `at` for every token.
+        unsafe {
+            let a = q.add(at);
+            chains[i] = I::dot_u8(chains[i], lo, broadcast4(a));
+            chains[j] = I::dot_u8(chains[j], hi, broadcast4(a.add(4)));
+        }
+    }
+}
+
+/// `total[t] += (Σ chains of sub[t]) · scales`, lane by lane (integer sub-block scales).
+#[inline(always)]
+unsafe fn add_scaled<const NT: usize, const CH: usize>(
+    total: &mut [__m256i; NT],
+    sub: &[[__m256i; CH]; NT],
+    scales: __m256i,
+) {
+    for (total, chains) in total.iter_mut().zip(sub) {
+        // SAFETY: compiled with AVX2.
+        unsafe {
+            *total = _mm256_add_epi32(*total, _mm256_mullo_epi32(sum_chains(*chains), scales))
+        };
     }
 }
 
