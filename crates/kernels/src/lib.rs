@@ -32,6 +32,7 @@ pub mod error;
 pub mod formats;
 pub mod matmul;
 pub mod packed;
+mod parallel;
 pub mod rounding;
 pub mod thread_pool;
 pub mod vector;

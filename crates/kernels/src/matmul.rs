@@ -32,7 +32,7 @@ use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{self, VecDot};
-use crate::packed::parallel::{for_each_task, num_threads, SharedSlice};
+use crate::parallel::{for_each_task, num_threads, SharedSlice};
 
 /// A weight matrix borrowed from tensor bytes (usually the memory-mapped file).
 #[derive(Clone, Copy, Debug)]

@@ -337,7 +337,7 @@ impl ThreadPool {
         let chunks_per_task = num_chunks.div_ceil(self.num_threads() * 4).max(1);
         let num_tasks = num_chunks.div_ceil(chunks_per_task);
         let len = data.len();
-        let shared = crate::packed::parallel::SharedSlice::new(data);
+        let shared = crate::parallel::SharedSlice::new(data);
         self.run(num_tasks, &|task| {
             for chunk in task * chunks_per_task..((task + 1) * chunks_per_task).min(num_chunks) {
                 let start = chunk * chunk_len;

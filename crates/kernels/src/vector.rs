@@ -6,37 +6,13 @@
 //! elsewhere — so every path gives the same bits.
 #![allow(unsafe_code)]
 
-/// Positions per pass in [`scores_transposed`] and elements per pass in [`accumulate_weighted`].
+/// Positions per pass in [`scores_transposed_many`] and elements per pass in [`accumulate_weighted`].
 pub const LANES: usize = 16;
 
-/// `scores[j] = (query · key j) · scale` for keys stored transposed, `keys[d · stride + j]`
-/// (`[query.len(), stride]`, `stride` and `scores.len()` multiples of [`LANES`]); each score is a
-/// sum over `d` in order.
-pub fn scores_transposed(
-    query: &[f32],
-    keys: &[f32],
-    stride: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    assert!(stride.is_multiple_of(LANES) && scores.len() <= stride, "scores fit the key rows");
-    assert!(keys.len() >= query.len() * stride, "keys cover every query element");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::avx512() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::scores_avx512(query, keys, stride, scale, scores) };
-        }
-        if x86::avx2_fma() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::scores_avx2(query, keys, stride, scale, scores) };
-        }
-    }
-    scores_body(query, keys, stride, scale, scores);
-}
-
-/// [`scores_transposed`] for several queries (`queries` `[R, head_dim]`, `scores` `[R, stride]`):
-/// four queries share each load of the keys, with the same bits per query as one at a time.
+/// `scores[r, j] = (query r · key j) · scale` for every query (`queries` `[R, head_dim]`, `scores`
+/// `[R, stride]`) and keys stored transposed, `keys[d · stride + j]` (`[head_dim, stride]`,
+/// `stride` a multiple of [`LANES`]); each score is a sum over `d` in order. Four queries share
+/// each load of the keys, with the same bits per query as one at a time.
 pub fn scores_transposed_many(
     queries: &[f32],
     head_dim: usize,
@@ -185,20 +161,6 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores_avx2(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
-        super::scores_body(q, k, stride, s, o);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512 F and FMA.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn scores_avx512(q: &[f32], k: &[f32], stride: usize, s: f32, o: &mut [f32]) {
-        super::scores_body(q, k, stride, s, o);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores_many_avx2(
         q: &[f32],
         hd: usize,
@@ -252,7 +214,7 @@ mod tests {
         let query: Vec<f32> = (0..hd).map(value).collect();
         let keys: Vec<f32> = (0..hd * stride).map(|i| value(i + 7)).collect();
         let (mut fast, mut plain) = (vec![0.0; stride], vec![0.0; stride]);
-        scores_transposed(&query, &keys, stride, 0.125, &mut fast);
+        scores_transposed_many(&query, hd, &keys, stride, 0.125, &mut fast);
         scores_body(&query, &keys, stride, 0.125, &mut plain);
         assert_eq!(
             fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),

@@ -11,7 +11,7 @@ use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{Quantize, QK, QK_K};
 use crate::packed::layout::ActivationFormat;
-use crate::packed::parallel::{for_each_task, SharedSlice};
+use crate::parallel::{for_each_task, SharedSlice};
 
 /// Quantized activation rows, reusable across calls (the buffers keep their capacity).
 #[derive(Debug, Default)]
@@ -21,8 +21,7 @@ pub struct PackedActivations {
     row_length: usize,
     pub(crate) quants: Vec<i8>,  // [num_tokens, row_length]
     pub(crate) scales: Vec<f32>, // [num_tokens, row_length / block]; Q8_0: the f16 scale
-    pub(crate) sums: Vec<i32>,   // Q8_0: [num_tokens, row_length / 32] Σ quants per block;
-    //                              Q8_K: [num_tokens, row_length / 16] Σ quants per 16
+    pub(crate) sums: Vec<i32>,   // Q8_0 only: [num_tokens, row_length / 32] Σ quants per block
     pub(crate) sums32: Vec<i32>, // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
     // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
     pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
@@ -80,14 +79,11 @@ impl PackedActivations {
         self.format = Some(format);
         self.num_tokens = num_tokens;
         self.row_length = row_length;
-        let per_token_sums = match format {
-            ActivationFormat::Q8_0 => row_length / QK,
-            ActivationFormat::Q8_K => row_length / 16,
-        };
+        let k_quant = format == ActivationFormat::Q8_K;
+        let per_token_sums = if k_quant { 0 } else { row_length / QK };
         resize(&mut self.quants, num_tokens * row_length);
         resize(&mut self.scales, num_tokens * (row_length / block));
         resize(&mut self.sums, num_tokens * per_token_sums);
-        let k_quant = format == ActivationFormat::Q8_K;
         let k_quant_len = |n: usize| if k_quant { num_tokens * (row_length / n) } else { 0 };
         resize(&mut self.sums32, k_quant_len(QK));
         resize(&mut self.sum32_pairs, k_quant_len(64));
@@ -130,7 +126,6 @@ impl PackedActivations {
                         q[b * QK_K..(b + 1) * QK_K].copy_from_slice(&block.qs);
                         s[b] = block.d;
                         for k in 0..16 {
-                            sm[b * 16 + k] = i32::from(block.bsums[k]);
                             q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
                         }
                         for k in 0..8 {

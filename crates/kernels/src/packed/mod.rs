@@ -14,7 +14,6 @@ mod buffer;
 pub mod layout;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-pub(crate) mod parallel;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -25,8 +24,8 @@ pub use activations::PackedActivations;
 pub use layout::{ActivationFormat, PackedFormat, ROWS};
 
 use crate::error::{KernelError, Result};
+use crate::parallel::{self, for_each_task, SharedSlice};
 use buffer::AlignedBytes;
-use parallel::{for_each_task, SharedSlice};
 
 /// An instruction set the packed kernels have a path for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
