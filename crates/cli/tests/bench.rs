@@ -2,6 +2,10 @@
 //! bandwidth probe, and errors that are one clear line. No speed thresholds: speed goals live in
 //! `docs/benchmarks.md`, not in tests.
 
+mod common;
+
+use common::{assert_one_line_error, text};
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -10,10 +14,6 @@ use uma_test_models::TestModel;
 
 fn uma(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_uma")).args(args).output().expect("run uma")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
 /// The tiny random llama model, written under a name of the test's own (tests run in parallel).
@@ -150,17 +150,6 @@ fn without_bandwidth_the_probe_reads_at_least_a_gibibyte() {
         number(&report, "/bandwidth/probe/gb_per_s")
     );
     assert_eq!(report["results"].as_array().expect("results").len(), 1, "only tg2");
-}
-
-fn assert_one_line_error(output: &Output, needle: &str) {
-    let stderr = text(&output.stderr);
-    assert!(!output.status.success(), "must fail: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.starts_with("uma: error: ") && stderr.contains(needle),
-        "{needle:?} in {stderr}"
-    );
-    assert!(output.stdout.is_empty(), "no partial report: {}", text(&output.stdout));
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! `uma run` as a user runs it: one-shot answers, a piped chat with history and /reset, and
 //! errors that are one clear line.
 
+mod common;
+
+use common::{assert_one_line_error, text};
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -20,10 +24,6 @@ fn uma(args: &[&str], stdin: &str) -> Output {
 
 fn model(model: TestModel) -> String {
     uma_test_models::path(model).to_str().expect("UTF-8 path").to_owned()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
 #[test]
@@ -66,16 +66,6 @@ fn piped_chat_keeps_history_reuses_the_cache_and_resets() {
     assert!(stderr.contains("reused from cache"), "second turn reuses the prefix: {stderr}");
     assert!(stderr.contains("(conversation reset)"), "{stderr}");
     assert_eq!(stderr.matches("[prompt: ").count(), 2, "two answers, nothing after /exit");
-}
-
-fn assert_one_line_error(output: &Output, needle: &str) {
-    let stderr = text(&output.stderr);
-    assert!(!output.status.success(), "must fail: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.starts_with("uma: error: ") && stderr.contains(needle),
-        "{needle:?} in {stderr}"
-    );
 }
 
 #[test]

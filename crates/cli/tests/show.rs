@@ -1,6 +1,10 @@
 //! `uma show` against facts read from the same files by the `gguf` Python package
 //! (golden files written by `scripts/golden/show_facts.py`).
 
+mod common;
+
+use common::assert_one_line_error;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -109,15 +113,6 @@ fn human_table_shows_the_key_facts() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-}
-
-fn assert_one_line_error(output: &Output, needle: &str) {
-    assert!(!output.status.success(), "must exit non-zero");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "one line, got:\n{stderr}");
-    assert!(stderr.starts_with("uma: error: "), "{stderr}");
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
-    assert!(output.stdout.is_empty(), "nothing on stdout");
 }
 
 #[test]
