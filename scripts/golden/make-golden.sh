@@ -40,20 +40,9 @@ models=(
 start=$SECONDS
 
 # --- venv ------------------------------------------------------------------------------------
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "venv    creating $venv" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
-py="$venv/bin/python"
-stamp="$venv/.uma-golden-requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
-  echo "venv    installing pinned requirements" >&2
-  "$py" -m pip install --quiet --disable-pip-version-check -r "$req"
-  echo "$want" >"$stamp"
-else
-  echo "venv    ok ($venv)" >&2
-fi
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_venv "$venv" "$req" .uma-golden-requirements.sha256
 "$py" -c 'import gguf, numpy, importlib.metadata as m; print("venv    gguf", m.version("gguf"), "numpy", numpy.__version__)' >&2
 
 # --- models ----------------------------------------------------------------------------------

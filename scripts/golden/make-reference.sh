@@ -40,17 +40,11 @@ steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(prompts logits tiny greedy crosscheck)
 start=$SECONDS
 
-# 1. The venv, installed from the exact pins (skipped when the pins have not changed).
-stamp="$venv/.requirements-reference.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "== venv $venv (pip install -r $(basename "$req"); several GB the first time)"
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r "$req"
-  echo "$want" > "$stamp"
-fi
-py="$venv/bin/python"
+# 1. The venv, installed from the exact pins (skipped when the pins have not changed; several GB
+#    the first time).
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_venv "$venv" "$req" .requirements-reference.sha256
 export PYTHONHASHSEED=0 UMA_REFERENCE_THREADS="${UMA_REFERENCE_THREADS:-2}"
 
 tiny_dir="$root/target/tiny-models"

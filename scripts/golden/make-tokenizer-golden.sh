@@ -73,23 +73,12 @@ truststore==0.10.5"
 start=$SECONDS
 
 # --- venv ------------------------------------------------------------------------------------
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "venv    creating $venv" >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
-py="$venv/bin/python"
-stamp="$venv/.uma-tokenizer-requirements.sha256"
-want="$(printf '%s\n' "$requirements" | sha256sum | cut -d' ' -f1)"
-if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
-  echo "venv    installing pinned requirements" >&2
-  req_file="$(mktemp)"
-  trap 'rm -f "$req_file"' EXIT
-  printf '%s\n' "$requirements" >"$req_file"
-  "$py" -m pip install --quiet --disable-pip-version-check -r "$req_file"
-  echo "$want" >"$stamp"
-else
-  echo "venv    ok ($venv)" >&2
-fi
+req_file="$(mktemp)"
+trap 'rm -f "$req_file"' EXIT
+printf '%s\n' "$requirements" >"$req_file"
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_venv "$venv" "$req_file" .uma-tokenizer-requirements.sha256
 
 # --- models ----------------------------------------------------------------------------------
 golden_models=(qwen2.5-coder-0.5b-instruct-q4_k_m gemma-3-270m-q4_k_m)
