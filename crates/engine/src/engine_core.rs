@@ -1,0 +1,329 @@
+//! The engine thread: one loop of `schedule → execute → update` over every request of one model.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use uma_model::{Batch, KvCache, Logits, LogitsRequest, Model};
+use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
+use uma_tokenizer::StreamDecoder;
+
+use crate::engine_stats::EngineStats;
+use crate::output::{Completion, StreamEvent, TokenOutput, Usage};
+use crate::prompt_encoder::PromptEncoder;
+use crate::scheduler::{Scheduler, SchedulerOutput};
+use crate::{RequestId, TokenId};
+
+/// What the handle and the streams tell the engine thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Add(Box<NewRequest>),
+    Cancel(RequestId),
+    /// Accept nothing new; finish what runs, cancel what is left at `deadline`, then exit.
+    Shutdown {
+        deadline: Instant,
+    },
+}
+
+/// A validated request, ready to schedule.
+#[derive(Debug)]
+pub(crate) struct NewRequest {
+    pub(crate) id: RequestId,
+    pub(crate) prompt: Vec<TokenId>,
+    pub(crate) sampler: Sampler,
+    pub(crate) stop: StopCondition,
+    pub(crate) events: UnboundedSender<StreamEvent>,
+}
+
+/// The output side of a request the engine is working on.
+struct ActiveRequest {
+    sampler: Sampler,
+    stop: StopCondition,
+    decoder: StreamDecoder,
+    events: UnboundedSender<StreamEvent>,
+    num_prompt_tokens: usize,
+}
+
+/// Where the engine thread publishes its state.
+pub(crate) struct SharedState {
+    pub(crate) num_in_flight: Arc<AtomicUsize>,
+    pub(crate) stats: Arc<Mutex<EngineStats>>,
+}
+
+/// Owns the model, its KV tensors and the scheduler; runs on its own thread.
+pub(crate) struct EngineCore {
+    model: Model,
+    kv_cache: KvCache,
+    scheduler: Scheduler,
+    prompts: Arc<PromptEncoder>,
+    commands: Receiver<Command>,
+    shared: SharedState,
+    context_length: usize,
+    requests: HashMap<RequestId, ActiveRequest>,
+    shutdown_deadline: Option<Instant>,
+    counters: EngineStats,
+}
+
+impl EngineCore {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        model: Model,
+        kv_cache: KvCache,
+        scheduler: Scheduler,
+        prompts: Arc<PromptEncoder>,
+        commands: Receiver<Command>,
+        shared: SharedState,
+        context_length: usize,
+    ) -> Self {
+        EngineCore {
+            model,
+            kv_cache,
+            scheduler,
+            prompts,
+            commands,
+            shared,
+            context_length,
+            requests: HashMap::new(),
+            shutdown_deadline: None,
+            counters: EngineStats::default(),
+        }
+    }
+
+    /// Runs until shut down, or until every handle and stream is gone.
+    pub(crate) fn run(mut self) {
+        self.publish_stats();
+        loop {
+            if self.requests.is_empty() {
+                if self.shutdown_deadline.is_some() {
+                    break;
+                }
+                match self.commands.recv() {
+                    Ok(command) => self.handle(command),
+                    Err(_) => break,
+                }
+            }
+            while let Ok(command) = self.commands.try_recv() {
+                self.handle(command);
+            }
+            if self.shutdown_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                let ids: Vec<RequestId> = self.requests.keys().copied().collect();
+                for id in ids {
+                    self.cancel(id);
+                }
+            }
+            if !self.requests.is_empty() {
+                self.step();
+            }
+            self.publish_stats();
+        }
+        tracing::debug!("engine thread exits");
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Add(request) => self.add(*request),
+            Command::Cancel(id) => self.cancel(id),
+            Command::Shutdown { deadline } => self.shutdown_deadline = Some(deadline),
+        }
+    }
+
+    fn add(&mut self, request: NewRequest) {
+        let NewRequest { id, prompt, sampler, stop, events } = request;
+        self.counters.num_prompt_tokens += prompt.len() as u64;
+        let active = ActiveRequest {
+            sampler,
+            stop,
+            decoder: StreamDecoder::new(true),
+            events,
+            num_prompt_tokens: prompt.len(),
+        };
+        self.requests.insert(id, active);
+        self.scheduler.add_request(id, prompt);
+    }
+
+    /// One step: plan, run the model once over every scheduled token, sample and send.
+    fn step(&mut self) {
+        let plan = self.scheduler.schedule();
+        if plan.chunks.is_empty() {
+            // Nothing fits right now (cannot last: one full context always fits an empty pool);
+            // wait for a command rather than spin.
+            match self.commands.recv_timeout(Duration::from_millis(5)) {
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+            return;
+        }
+        self.counters.num_steps += 1;
+        let logits = match self.execute(&plan) {
+            Ok(logits) => logits,
+            Err(message) => {
+                tracing::error!("step failed: {message}");
+                for chunk in &plan.chunks {
+                    self.fail(chunk.request, &message);
+                }
+                return;
+            }
+        };
+        self.scheduler.complete_step(&plan);
+        let mut row = Vec::new();
+        for (index, chunk) in plan.chunks.iter().filter(|c| c.samples).enumerate() {
+            row.clear();
+            row.extend_from_slice(logits.row(index));
+            self.sample_and_send(chunk.request, &mut row);
+        }
+    }
+
+    /// Runs the model over the planned chunks; a model error or panic fails the step, not the
+    /// engine.
+    fn execute(&mut self, plan: &SchedulerOutput) -> Result<Logits, String> {
+        let tables: Vec<Vec<uma_model::BlockId>> = plan
+            .chunks
+            .iter()
+            .map(|chunk| {
+                self.scheduler
+                    .block_table(chunk.request)
+                    .iter()
+                    .map(|block| uma_model::BlockId(block.0))
+                    .collect()
+            })
+            .collect();
+        let mut batch = Batch::new();
+        for (chunk, table) in plan.chunks.iter().zip(&tables) {
+            let tokens = &self.scheduler.tokens(chunk.request)[chunk.start..][..chunk.num_tokens];
+            let logits = if chunk.samples { LogitsRequest::Last } else { LogitsRequest::None };
+            batch.push(tokens, chunk.start, table, logits);
+        }
+        let (model, kv_cache) = (&self.model, &mut self.kv_cache);
+        match catch_unwind(AssertUnwindSafe(|| model.forward(&batch, kv_cache))) {
+            Ok(Ok(logits)) => Ok(logits),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(panic) => Err(panic_message(&panic)),
+        }
+    }
+
+    /// Samples the next token of `id` from its logits `row`, sends it, and finishes the request
+    /// when it stops.
+    fn sample_and_send(&mut self, id: RequestId, row: &mut [f32]) {
+        let Some(request) = self.requests.get_mut(&id) else { return };
+        let history = TokenHistory::new(self.scheduler.tokens(id), request.num_prompt_tokens);
+        let sampled = match request.sampler.sample(row, history) {
+            Ok(sampled) => sampled,
+            Err(error) => return self.fail(id, &error.to_string()),
+        };
+        let tokenizer = self.prompts.tokenizer();
+        let piece = match request.decoder.push(tokenizer, sampled.token) {
+            Ok(piece) => piece,
+            Err(error) => return self.fail(id, &error.to_string()),
+        };
+        let update = request.stop.push(sampled.token, &piece);
+        self.scheduler.append_token(id, sampled.token);
+        self.counters.num_generated_tokens += 1;
+
+        let mut finished = update.finished;
+        let mut tail = String::new();
+        // The last position's token needs no keys of its own: a sequence of context_length
+        // computed positions ends one token past them.
+        if finished.is_none() && self.scheduler.tokens(id).len() > self.context_length {
+            tail = request.stop.finish(StopReason::ContextFull);
+            finished = Some(StopReason::ContextFull);
+        }
+        if let Some(reason) = &finished {
+            // Characters still being assembled belong to the output, unless a stop string cut it.
+            if !matches!(reason, StopReason::StopString { .. }) {
+                tail.push_str(&request.decoder.finish(tokenizer).unwrap_or_default());
+            }
+        }
+        let token = TokenOutput {
+            token: sampled.token,
+            text: update.text,
+            logprob: sampled.logprob,
+            top_logprobs: sampled.top_logprobs,
+        };
+        if request.events.send(StreamEvent::Token(token)).is_err() {
+            // The receiver is gone: the client disconnected.
+            return self.cancel(id);
+        }
+        if let Some(reason) = finished {
+            self.finish(id, reason.finish_reason(), tail);
+        }
+    }
+
+    fn usage(&self, id: RequestId) -> Usage {
+        let Some(request) = self.requests.get(&id) else { return Usage::default() };
+        Usage {
+            num_prompt_tokens: request.num_prompt_tokens,
+            num_cached_tokens: self.scheduler.num_cached_prompt_tokens(id),
+            num_generated_tokens: request.stop.num_generated_tokens() as usize,
+        }
+    }
+
+    /// Sends the terminal event and forgets the request, freeing its blocks.
+    fn finish(&mut self, id: RequestId, finish_reason: FinishReason, text: String) {
+        let usage = self.usage(id);
+        if let Some(request) = self.remove(id) {
+            let _ = request.events.send(StreamEvent::Finished(Completion {
+                finish_reason,
+                text,
+                usage,
+            }));
+            match finish_reason {
+                FinishReason::Cancelled => self.counters.num_cancelled_requests += 1,
+                _ => self.counters.num_finished_requests += 1,
+            }
+        }
+    }
+
+    fn cancel(&mut self, id: RequestId) {
+        self.finish(id, FinishReason::Cancelled, String::new());
+    }
+
+    fn fail(&mut self, id: RequestId, message: &str) {
+        if let Some(request) = self.remove(id) {
+            let _ = request.events.send(StreamEvent::Failed { message: message.to_owned() });
+            self.counters.num_failed_requests += 1;
+        }
+    }
+
+    fn remove(&mut self, id: RequestId) -> Option<ActiveRequest> {
+        let request = self.requests.remove(&id)?;
+        self.scheduler.remove_request(id);
+        self.shared.num_in_flight.fetch_sub(1, Ordering::AcqRel);
+        Some(request)
+    }
+
+    fn publish_stats(&self) {
+        let kv = self.scheduler.kv();
+        let usage = kv.usage();
+        let prefix = kv.prefix_cache_stats();
+        let stats = EngineStats {
+            num_in_flight: self.shared.num_in_flight.load(Ordering::Acquire),
+            num_running: self.scheduler.num_running(),
+            num_waiting: self.scheduler.num_waiting(),
+            kv_block_size: kv.block_size(),
+            kv_num_blocks: usage.num_blocks,
+            kv_num_used_blocks: usage.num_used,
+            kv_num_free_blocks: usage.num_free,
+            kv_num_cached_free_blocks: usage.num_evictable_cached,
+            prefix_cache_queried_tokens: prefix.num_queries,
+            prefix_cache_hit_tokens: prefix.num_hits,
+            num_preemptions: self.scheduler.num_preemptions(),
+            ..self.counters.clone()
+        };
+        if let Ok(mut shared) = self.shared.stats.lock() {
+            *shared = stats;
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error in the model: {detail}")
+}

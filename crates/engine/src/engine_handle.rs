@@ -1,0 +1,184 @@
+//! Starting an engine, and the handle every caller (HTTP handlers, the CLI) submits through.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use uma_kv::KvCacheManager;
+use uma_model::{KvCache, Model};
+use uma_sampling::{Sampler, SamplingParams, StopCondition};
+
+use crate::engine_config::EngineConfig;
+use crate::engine_core::{Command, EngineCore, NewRequest, SharedState};
+use crate::engine_stats::EngineStats;
+use crate::error::{EngineError, Result};
+use crate::prompt_encoder::PromptEncoder;
+use crate::request_stream::RequestStream;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::{RequestId, TokenId};
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerationRequest {
+    /// Prompt tokens (at least one, fewer than the context length).
+    pub prompt: Vec<TokenId>,
+    pub params: SamplingParams,
+    /// The sampler's random stream: choice `i` of a request with `n` choices and one seed uses
+    /// stream `i`, so the choices differ and each is reproducible.
+    pub sampler_stream: u64,
+}
+
+/// A running engine for one model. Cloning is cheap; every clone talks to the same engine thread.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    model_name: String,
+    config: EngineConfig,
+    kv_cache_bytes: usize,
+    prompts: Arc<PromptEncoder>,
+    commands: Sender<Command>,
+    num_in_flight: Arc<AtomicUsize>,
+    stats: Arc<Mutex<EngineStats>>,
+    accepting: AtomicBool,
+    next_id: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl EngineHandle {
+    /// Allocates the KV pool and starts the engine thread for `model`, named `model_name` in
+    /// the APIs.
+    pub fn start(
+        model: Model,
+        prompts: PromptEncoder,
+        model_name: impl Into<String>,
+        config: EngineConfig,
+    ) -> Result<EngineHandle> {
+        config.validate(model.config().max_position_embeddings)?;
+        let num_blocks = config.num_kv_blocks();
+        let kv_cache = KvCache::new(model.config(), num_blocks, config.block_size)?;
+        let kv_cache_bytes = kv_cache.size_in_bytes();
+        let kv = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching)?;
+        let scheduler = Scheduler::new(
+            SchedulerConfig {
+                max_num_seqs: config.max_num_seqs,
+                max_num_batched_tokens: config.max_num_batched_tokens,
+            },
+            kv,
+        );
+        let prompts = Arc::new(prompts);
+        let (commands, receiver) = channel();
+        let num_in_flight = Arc::new(AtomicUsize::new(0));
+        let stats = Arc::new(Mutex::new(EngineStats::default()));
+        let shared_state =
+            SharedState { num_in_flight: num_in_flight.clone(), stats: stats.clone() };
+        let core = EngineCore::new(
+            model,
+            kv_cache,
+            scheduler,
+            prompts.clone(),
+            receiver,
+            shared_state,
+            config.context_length,
+        );
+        let thread = std::thread::Builder::new()
+            .name("uma-engine".into())
+            .spawn(move || core.run())
+            .map_err(EngineError::Thread)?;
+        Ok(EngineHandle {
+            shared: Arc::new(Shared {
+                model_name: model_name.into(),
+                config,
+                kv_cache_bytes,
+                prompts,
+                commands,
+                num_in_flight,
+                stats,
+                accepting: AtomicBool::new(true),
+                next_id: AtomicU64::new(1),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// The model's name in the APIs.
+    pub fn model_name(&self) -> &str {
+        &self.shared.model_name
+    }
+
+    /// The limits the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Bytes of the KV pool's tensors.
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.shared.kv_cache_bytes
+    }
+
+    /// The model's tokenizer and chat template.
+    pub fn prompts(&self) -> &PromptEncoder {
+        &self.shared.prompts
+    }
+
+    /// The engine's state as of its last step.
+    pub fn stats(&self) -> EngineStats {
+        self.shared.stats.lock().map(|stats| stats.clone()).unwrap_or_default()
+    }
+
+    /// Validates `request` and queues it. Errors are the caller's to report: an empty or too
+    /// long prompt, invalid parameters, a full queue, or an engine that is shutting down.
+    pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let GenerationRequest { prompt, params, sampler_stream } = request;
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let context_length = shared.config.context_length;
+        if prompt.len() >= context_length {
+            return Err(EngineError::PromptTooLong {
+                num_prompt_tokens: prompt.len(),
+                context_length,
+            });
+        }
+        let sampler = Sampler::with_stream(&params, sampler_stream)?;
+        let end_of_generation = shared.prompts.tokenizer().end_of_generation_tokens();
+        let stop = StopCondition::new(&params, end_of_generation)?;
+
+        let limit = shared.config.max_num_seqs + shared.config.max_queued_requests;
+        shared
+            .num_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .map_err(|num_in_flight| EngineError::QueueFull { num_in_flight })?;
+        let id = RequestId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let request = NewRequest { id, prompt, sampler, stop, events };
+        if shared.commands.send(Command::Add(Box::new(request))).is_err() {
+            shared.num_in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok(RequestStream::new(id, receiver, shared.commands.clone()))
+    }
+
+    /// Stops accepting requests, lets running ones finish for up to `grace`, cancels the rest,
+    /// and waits for the engine thread to exit. Blocking; later calls return at once.
+    pub fn shutdown(&self, grace: Duration) {
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::Release);
+        let _ = shared.commands.send(Command::Shutdown { deadline: Instant::now() + grace });
+        let thread = shared.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the engine thread panicked");
+            }
+        }
+    }
+}

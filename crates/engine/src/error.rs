@@ -1,0 +1,38 @@
+//! Errors of the engine crate.
+
+use uma_sampling::SamplingError;
+
+/// Why a request was not accepted, or the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error(
+        "the prompt has {num_prompt_tokens} tokens but the context holds {context_length} \
+         (at least one position must remain for the reply)"
+    )]
+    PromptTooLong { num_prompt_tokens: usize, context_length: usize },
+    #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
+    QueueFull { num_in_flight: usize },
+    #[error("invalid sampling parameters: {0}")]
+    InvalidParameters(#[from] SamplingError),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("invalid engine configuration: {reason}")]
+    InvalidConfig { reason: String },
+    #[error(transparent)]
+    Gguf(#[from] uma_gguf::GgufError),
+    #[error("the file names no architecture (general.architecture)")]
+    NoArchitecture,
+    #[error(transparent)]
+    Model(#[from] uma_model::ModelError),
+    #[error(transparent)]
+    Tokenizer(#[from] uma_tokenizer::TokenizerError),
+    #[error(transparent)]
+    Kv(#[from] uma_kv::KvError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,0 +1,33 @@
+//! The serving engine of one model: requests in, token streams out.
+//!
+//! Owns the step loop `schedule → execute → update` ([`EngineHandle`] starts it on its own
+//! thread): the [`Scheduler`] decides from token counts alone which tokens of which requests the
+//! next step computes (decode tokens first, then prompt chunks, under a token budget; newest
+//! request preempted when KV blocks run out), the model runs once over all of them, and each
+//! request's own sampler and stop condition turn its logits into text on its [`RequestStream`].
+//! It also owns turning chat messages into prompt tokens ([`PromptEncoder`]).
+//!
+//! Does not own: the model arithmetic (`uma-model`), KV block bookkeeping (`uma-kv`), sampling
+//! rules (`uma-sampling`), HTTP and API formats (`uma-server`).
+#![forbid(unsafe_code)]
+
+mod engine_config;
+mod engine_core;
+mod engine_handle;
+mod engine_stats;
+mod error;
+mod output;
+mod prompt_encoder;
+mod request_stream;
+mod scheduler;
+
+pub use engine_config::EngineConfig;
+pub use engine_handle::{EngineHandle, GenerationRequest};
+pub use engine_stats::EngineStats;
+pub use error::{EngineError, Result};
+pub use output::{Completion, StreamEvent, TokenOutput, Usage};
+pub use prompt_encoder::PromptEncoder;
+pub use request_stream::RequestStream;
+pub use scheduler::{ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};
+pub use uma_kv::RequestId;
+pub use uma_model::TokenId;

@@ -1,0 +1,48 @@
+//! What a request's stream receives: tokens with their text as it becomes final, then one
+//! terminal event.
+
+use uma_sampling::FinishReason;
+
+use crate::TokenId;
+
+/// One event on a request's stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    /// A generated token.
+    Token(TokenOutput),
+    /// The request finished; no more events follow.
+    Finished(Completion),
+    /// The request failed inside the engine; no more events follow.
+    Failed { message: String },
+}
+
+/// One generated token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenOutput {
+    pub token: TokenId,
+    /// Text that became final with this token: often the token's own text, empty while a
+    /// character or a possible stop string is held back, several tokens' text when released.
+    pub text: String,
+    /// The token's log-probability, when the request asked for logprobs.
+    pub logprob: Option<f32>,
+    /// The most likely tokens and their log-probabilities, when asked for.
+    pub top_logprobs: Vec<(TokenId, f32)>,
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub finish_reason: FinishReason,
+    /// Text released at the end (held-back text that turned out not to start a stop string).
+    pub text: String,
+    pub usage: Usage,
+}
+
+/// Token counts of one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub num_prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from the prefix cache.
+    pub num_cached_tokens: usize,
+    pub num_generated_tokens: usize,
+}

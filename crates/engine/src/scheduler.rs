@@ -1,0 +1,496 @@
+//! The scheduler: which tokens of which requests the next step computes.
+//!
+//! It looks only at token counts: a request has `tokens` (prompt, then generated tokens) of which
+//! `num_computed_tokens` already have keys and values in the cache. There is no prefill or decode
+//! mode; a step takes up to `max_num_batched_tokens` tokens:
+//!
+//! 1. Running requests that are decoding (one token left to compute) go first, so a long prompt
+//!    can never starve streams that are already producing text.
+//! 2. Running requests still in their prompt get the next chunk of it (chunked prefill).
+//! 3. Waiting requests are admitted, oldest first, while tokens, sequence slots and KV blocks
+//!    last. A prefix already in the cache counts as computed.
+//!
+//! When a running request cannot get a block, the newest running request is preempted: its blocks
+//! are freed and it goes back to the front of the queue, to be recomputed later (its prefix
+//! usually comes back from the prefix cache). Nothing fails for lack of memory as long as one
+//! request's full context fits in the pool, which the engine checks at start-up.
+
+use std::collections::{HashMap, VecDeque};
+
+use uma_kv::{KvCacheManager, RequestId, TokenId};
+
+/// Limits of one step and of the running set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Sequences that may be running (have KV blocks) at once.
+    pub max_num_seqs: usize,
+    /// Tokens computed per step, decode and prompt tokens together.
+    pub max_num_batched_tokens: usize,
+}
+
+/// One request's share of a step: compute `tokens[start .. start + num_tokens]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduledChunk {
+    pub request: RequestId,
+    /// Position of the first token computed (the request's `num_computed_tokens` before the step).
+    pub start: usize,
+    pub num_tokens: usize,
+    /// Whether this chunk reaches the request's last known token, so its logits give the next
+    /// token.
+    pub samples: bool,
+}
+
+/// What one step computes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerOutput {
+    pub chunks: Vec<ScheduledChunk>,
+    /// Requests preempted in this step (their KV was freed; they wait to be recomputed).
+    pub preempted: Vec<RequestId>,
+}
+
+impl SchedulerOutput {
+    /// Tokens computed in the step.
+    pub fn num_tokens(&self) -> usize {
+        self.chunks.iter().map(|c| c.num_tokens).sum()
+    }
+}
+
+/// The token state of one request.
+#[derive(Clone, Debug)]
+struct SequenceState {
+    /// Prompt, then generated tokens.
+    tokens: Vec<TokenId>,
+    num_computed_tokens: usize,
+    /// Prompt tokens found in the prefix cache when the request was first admitted.
+    num_cached_prompt_tokens: Option<usize>,
+    /// Times this request was preempted.
+    num_preemptions: usize,
+}
+
+/// Waiting and running requests, and the KV block bookkeeping they share.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    kv: KvCacheManager,
+    sequences: HashMap<RequestId, SequenceState>,
+    /// Oldest first; preempted requests go back to the front.
+    waiting: VecDeque<RequestId>,
+    /// In admission order: the last one is the newest, the first to be preempted.
+    running: Vec<RequestId>,
+    num_preemptions: u64,
+}
+
+impl Scheduler {
+    pub fn new(config: SchedulerConfig, kv: KvCacheManager) -> Self {
+        Scheduler {
+            config,
+            kv,
+            sequences: HashMap::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            num_preemptions: 0,
+        }
+    }
+
+    /// Queues a request whose prompt is `prompt` (not empty).
+    pub fn add_request(&mut self, request: RequestId, prompt: Vec<TokenId>) {
+        debug_assert!(!prompt.is_empty(), "the engine rejects empty prompts");
+        let state = SequenceState {
+            tokens: prompt,
+            num_computed_tokens: 0,
+            num_cached_prompt_tokens: None,
+            num_preemptions: 0,
+        };
+        self.sequences.insert(request, state);
+        self.waiting.push_back(request);
+    }
+
+    /// Plans the next step and reserves its KV blocks.
+    pub fn schedule(&mut self) -> SchedulerOutput {
+        let mut output = SchedulerOutput::default();
+        let mut budget = self.config.max_num_batched_tokens;
+
+        // Decoding requests first, then the ones still in their prompt; admission order within.
+        let mut order: Vec<RequestId> = self.running.clone();
+        order.sort_by_key(|id| self.num_remaining_tokens(*id) > 1);
+        for request in order {
+            if budget == 0 {
+                break;
+            }
+            if output.preempted.contains(&request) {
+                continue;
+            }
+            let num_tokens = self.num_remaining_tokens(request).min(budget);
+            if self.reserve_or_preempt(request, num_tokens, &mut output) {
+                budget -= num_tokens;
+            }
+        }
+
+        // Admit only when nothing had to be preempted: memory is short otherwise.
+        while output.preempted.is_empty()
+            && budget > 0
+            && self.running.len() < self.config.max_num_seqs
+        {
+            let Some(&request) = self.waiting.front() else { break };
+            let Some(num_tokens) = self.admit(request, budget) else { break };
+            self.waiting.pop_front();
+            self.running.push(request);
+            output.chunks.push(self.chunk(request, num_tokens));
+            budget -= num_tokens;
+        }
+        output
+    }
+
+    /// Records that the step ran: every chunk's tokens now have KV, and full blocks become
+    /// findable by later requests.
+    pub fn complete_step(&mut self, output: &SchedulerOutput) {
+        for chunk in &output.chunks {
+            let Some(state) = self.sequences.get_mut(&chunk.request) else { continue };
+            state.num_computed_tokens = chunk.start + chunk.num_tokens;
+            self.kv.cache_computed_blocks(chunk.request, &state.tokens, state.num_computed_tokens);
+        }
+    }
+
+    /// Appends a sampled token to a request (it is computed in a later step).
+    pub fn append_token(&mut self, request: RequestId, token: TokenId) {
+        if let Some(state) = self.sequences.get_mut(&request) {
+            state.tokens.push(token);
+        }
+    }
+
+    /// Removes a finished or cancelled request and frees its blocks. Unknown ids are ignored.
+    pub fn remove_request(&mut self, request: RequestId) {
+        if self.sequences.remove(&request).is_none() {
+            return;
+        }
+        self.kv.free(request);
+        self.running.retain(|&r| r != request);
+        self.waiting.retain(|&r| r != request);
+    }
+
+    /// The request's tokens (prompt, then generated).
+    pub fn tokens(&self, request: RequestId) -> &[TokenId] {
+        self.sequences.get(&request).map_or(&[], |s| s.tokens.as_slice())
+    }
+
+    /// Prompt tokens that came from the prefix cache when the request was first admitted.
+    pub fn num_cached_prompt_tokens(&self, request: RequestId) -> usize {
+        self.sequences.get(&request).and_then(|s| s.num_cached_prompt_tokens).unwrap_or(0)
+    }
+
+    /// Times the request was preempted.
+    pub fn num_preemptions_of(&self, request: RequestId) -> usize {
+        self.sequences.get(&request).map_or(0, |s| s.num_preemptions)
+    }
+
+    /// The request's block table.
+    pub fn block_table(&self, request: RequestId) -> &[uma_kv::BlockId] {
+        self.kv.block_table(request)
+    }
+
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Preemptions since start.
+    pub fn num_preemptions(&self) -> u64 {
+        self.num_preemptions
+    }
+
+    /// The KV block bookkeeping (usage, prefix-cache statistics).
+    pub fn kv(&self) -> &KvCacheManager {
+        &self.kv
+    }
+
+    fn num_remaining_tokens(&self, request: RequestId) -> usize {
+        self.sequences
+            .get(&request)
+            .map_or(0, |s| s.tokens.len().saturating_sub(s.num_computed_tokens))
+    }
+
+    fn chunk(&self, request: RequestId, num_tokens: usize) -> ScheduledChunk {
+        let state = &self.sequences[&request];
+        let start = state.num_computed_tokens;
+        ScheduledChunk {
+            request,
+            start,
+            num_tokens,
+            samples: start + num_tokens == state.tokens.len(),
+        }
+    }
+
+    /// Reserves blocks for `num_tokens` more tokens of running `request`, preempting the newest
+    /// running requests until it fits. Returns false when `request` itself had to be preempted.
+    fn reserve_or_preempt(
+        &mut self,
+        request: RequestId,
+        num_tokens: usize,
+        output: &mut SchedulerOutput,
+    ) -> bool {
+        loop {
+            let state = &self.sequences[&request];
+            let reserved = self.kv.allocate_slots(
+                request,
+                &state.tokens,
+                state.num_computed_tokens,
+                num_tokens,
+                None,
+            );
+            if reserved.is_some() {
+                output.chunks.push(self.chunk(request, num_tokens));
+                return true;
+            }
+            let victim = self.running.pop().expect("the request being scheduled is running");
+            self.preempt(victim, output);
+            if victim == request {
+                return false;
+            }
+        }
+    }
+
+    fn preempt(&mut self, victim: RequestId, output: &mut SchedulerOutput) {
+        self.kv.free(victim);
+        let state = self.sequences.get_mut(&victim).expect("running requests have state");
+        state.num_computed_tokens = 0;
+        state.num_preemptions += 1;
+        self.num_preemptions += 1;
+        // A victim scheduled earlier in this step loses its chunk: its blocks are gone.
+        output.chunks.retain(|c| c.request != victim);
+        output.preempted.push(victim);
+        self.waiting.push_front(victim);
+    }
+
+    /// Reserves blocks for the first chunk of waiting `request`, counting its cached prefix as
+    /// computed. Returns the chunk's token count, or `None` when the blocks are not there.
+    fn admit(&mut self, request: RequestId, budget: usize) -> Option<usize> {
+        let state = &self.sequences[&request];
+        let computed = self.kv.get_computed_blocks(&state.tokens);
+        let num_computed = computed.num_computed_tokens;
+        let num_tokens = (state.tokens.len() - num_computed).min(budget);
+        self.kv.allocate_slots(
+            request,
+            &state.tokens,
+            num_computed,
+            num_tokens,
+            Some(&computed),
+        )?;
+        let state = self.sequences.get_mut(&request).expect("checked above");
+        state.num_computed_tokens = num_computed;
+        state.num_cached_prompt_tokens.get_or_insert(num_computed);
+        Some(num_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn scheduler(num_blocks: usize, max_num_seqs: usize, budget: usize) -> Scheduler {
+        let kv = KvCacheManager::new(num_blocks, 4, true).expect("kv");
+        Scheduler::new(SchedulerConfig { max_num_seqs, max_num_batched_tokens: budget }, kv)
+    }
+
+    /// Runs one step as the engine does, "sampling" token 1 for every request that samples.
+    fn step(s: &mut Scheduler) -> SchedulerOutput {
+        let output = s.schedule();
+        s.complete_step(&output);
+        for chunk in output.chunks.iter().filter(|c| c.samples) {
+            s.append_token(chunk.request, 1);
+        }
+        output
+    }
+
+    fn prompt(len: usize, salt: u32) -> Vec<TokenId> {
+        (0..len as u32).map(|i| 100 + salt * 1000 + i).collect()
+    }
+
+    #[test]
+    fn long_prompts_are_computed_in_chunks_and_sample_at_the_end() {
+        let mut s = scheduler(64, 4, 32);
+        s.add_request(RequestId(1), prompt(100, 0));
+        let sizes: Vec<(usize, usize, bool)> = (0..4)
+            .map(|_| {
+                let c = step(&mut s).chunks[0];
+                (c.start, c.num_tokens, c.samples)
+            })
+            .collect();
+        assert_eq!(sizes, [(0, 32, false), (32, 32, false), (64, 32, false), (96, 4, true)]);
+        // Then one token per step.
+        let c = step(&mut s).chunks[0];
+        assert_eq!((c.start, c.num_tokens, c.samples), (100, 1, true));
+    }
+
+    #[test]
+    fn decoding_requests_go_before_prompt_chunks() {
+        let mut s = scheduler(256, 4, 16);
+        s.add_request(RequestId(1), prompt(5, 1));
+        step(&mut s); // request 1 is now decoding
+        s.add_request(RequestId(2), prompt(200, 2));
+        step(&mut s); // request 2 admitted with a 15-token chunk
+        for _ in 0..5 {
+            let output = step(&mut s);
+            assert_eq!(output.chunks[0].request, RequestId(1), "the decode comes first");
+            assert_eq!(output.chunks[0].num_tokens, 1);
+            assert_eq!(output.chunks[1].num_tokens, 15, "the prompt gets the rest of the budget");
+            assert!(output.num_tokens() <= 16);
+        }
+    }
+
+    #[test]
+    fn admission_stops_at_max_num_seqs() {
+        let mut s = scheduler(256, 2, 512);
+        for id in 1..=3 {
+            s.add_request(RequestId(id), prompt(8, id as u32));
+        }
+        let output = step(&mut s);
+        assert_eq!(output.chunks.len(), 2);
+        assert_eq!((s.num_running(), s.num_waiting()), (2, 1));
+        s.remove_request(RequestId(1));
+        let output = step(&mut s);
+        assert!(output.chunks.iter().any(|c| c.request == RequestId(3)));
+    }
+
+    #[test]
+    fn the_newest_request_is_preempted_when_blocks_run_out_and_recomputed_later() {
+        // 6 blocks of 4 positions; two requests of 8-token prompts take 2 blocks each.
+        let mut s = scheduler(6, 4, 64);
+        s.add_request(RequestId(1), prompt(8, 1));
+        s.add_request(RequestId(2), prompt(8, 2));
+        step(&mut s);
+        let mut preempted_at = None;
+        for i in 0..8 {
+            let output = step(&mut s);
+            if !output.preempted.is_empty() {
+                assert_eq!(output.preempted, [RequestId(2)], "the newest is preempted");
+                assert!(output.chunks.iter().all(|c| c.request == RequestId(1)));
+                preempted_at = Some(i);
+                break;
+            }
+        }
+        assert!(preempted_at.is_some(), "the pool must run out");
+        assert_eq!(s.num_preemptions_of(RequestId(2)), 1);
+        assert_eq!(s.num_waiting(), 1);
+        let generated_by_2 = s.tokens(RequestId(2)).len() - 8;
+        assert!(generated_by_2 > 0);
+        // Once request 1 is gone, request 2 comes back and recomputes prompt and generated
+        // tokens before sampling again.
+        s.remove_request(RequestId(1));
+        let output = step(&mut s);
+        let chunk = output.chunks[0];
+        assert_eq!(chunk.request, RequestId(2));
+        assert_eq!(chunk.start + chunk.num_tokens, 8 + generated_by_2);
+        assert!(chunk.samples);
+        s.kv().check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn a_cached_prefix_counts_as_computed() {
+        let mut s = scheduler(64, 4, 512);
+        s.add_request(RequestId(1), prompt(10, 1));
+        step(&mut s);
+        s.remove_request(RequestId(1));
+        s.add_request(RequestId(2), prompt(10, 1));
+        let chunk = step(&mut s).chunks[0];
+        // Two full blocks of 4 were cached; the last prompt token is always recomputed.
+        assert_eq!((chunk.start, chunk.num_tokens), (8, 2));
+        assert_eq!(s.num_cached_prompt_tokens(RequestId(2)), 8);
+    }
+
+    #[test]
+    fn removing_requests_frees_every_block() {
+        let mut s = scheduler(32, 4, 16);
+        for id in 1..=4 {
+            s.add_request(RequestId(id), prompt(9, id as u32));
+        }
+        for _ in 0..6 {
+            step(&mut s);
+        }
+        for id in 1..=4 {
+            s.remove_request(RequestId(id));
+        }
+        assert_eq!(s.kv().usage().num_used, 0);
+        assert_eq!(s.kv().num_free_blocks(), 32);
+        assert_eq!((s.num_running(), s.num_waiting()), (0, 0));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Operation {
+        Add { len: usize, family: u32 },
+        Step,
+        Remove(usize),
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            (1usize..40, 0u32..3).prop_map(|(len, family)| Operation::Add { len, family }),
+            Just(Operation::Step),
+            Just(Operation::Step),
+            Just(Operation::Step),
+            (0usize..8).prop_map(Operation::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives and leaves: steps stay within their budget and the requests' tokens,
+        /// the running set stays within its limit, the block pool stays consistent, and every
+        /// request either runs or waits until it is removed.
+        #[test]
+        fn steps_respect_budget_limits_and_block_accounting(
+            operations in proptest::collection::vec(operation(), 1..120),
+        ) {
+            // 20 blocks of 4 = 80 positions: one 40-token prompt plus its replies always fits.
+            let mut s = scheduler(20, 3, 24);
+            let mut live: Vec<RequestId> = Vec::new();
+            let mut next_id = 1;
+            for operation in operations {
+                match operation {
+                    Operation::Add { len, family } => {
+                        let id = RequestId(next_id);
+                        next_id += 1;
+                        // Families share prefixes so the prefix cache gets hits.
+                        s.add_request(id, prompt(len, family));
+                        live.push(id);
+                    }
+                    Operation::Step => {
+                        let output = step(&mut s);
+                        prop_assert!(output.num_tokens() <= 24);
+                        prop_assert!(s.num_running() <= 3);
+                        for chunk in &output.chunks {
+                            prop_assert!(chunk.num_tokens >= 1);
+                            prop_assert!(!output.preempted.contains(&chunk.request));
+                            let table = s.block_table(chunk.request).len();
+                            prop_assert!(table * 4 >= chunk.start + chunk.num_tokens);
+                        }
+                        // Requests at 60 tokens finish, so that contexts stay bounded.
+                        let done: Vec<RequestId> =
+                            live.iter().copied().filter(|&id| s.tokens(id).len() >= 60).collect();
+                        for id in done {
+                            s.remove_request(id);
+                            live.retain(|&r| r != id);
+                        }
+                    }
+                    Operation::Remove(index) => {
+                        if !live.is_empty() {
+                            let id = live.remove(index % live.len());
+                            s.remove_request(id);
+                        }
+                    }
+                }
+                prop_assert_eq!(s.num_running() + s.num_waiting(), live.len());
+                if let Err(violation) = s.kv().check_invariants() {
+                    prop_assert!(false, "{}", violation);
+                }
+            }
+            for id in live {
+                s.remove_request(id);
+            }
+            prop_assert_eq!(s.kv().usage().num_used, 0);
+        }
+    }
+}
