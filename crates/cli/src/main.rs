@@ -6,8 +6,8 @@ mod bench;
 mod footprint;
 mod format;
 mod output;
-mod prompt;
 mod run;
+mod serve;
 mod session;
 mod show;
 mod threads;
@@ -31,6 +31,8 @@ enum Command {
     Show(show::ShowArgs),
     /// Measure prompt and generation speed, batched decode, and decode against memory bandwidth.
     Bench(bench::BenchArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API (127.0.0.1 by default).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use uma_engine::PromptEncoder;
 use uma_gguf::GgufFile;
 use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, DEFAULT_BLOCK_SIZE};
 use uma_sampling::{
     FinishReason, Sampler, SamplingParams, StopCondition, StopReason, TokenHistory,
 };
 use uma_tokenizer::ChatMessage;
-
-use crate::prompt::PromptEncoder;
 
 /// Prompt tokens per forward call: bounds scratch memory for long prompts.
 const PREFILL_CHUNK: usize = 512;
@@ -97,12 +96,12 @@ impl Session {
 
     /// Prompt tokens of a chat (see [`PromptEncoder::chat`]).
     pub(crate) fn chat_tokens(&self, messages: &[ChatMessage]) -> anyhow::Result<Vec<u32>> {
-        self.prompts.chat(messages)
+        Ok(self.prompts.chat(messages)?)
     }
 
     /// Prompt tokens of raw text (see [`PromptEncoder::raw`]).
     pub(crate) fn raw_tokens(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        self.prompts.raw(text)
+        Ok(self.prompts.raw(text)?)
     }
 
     /// Generates after `prompt`, calling `on_text` with each piece of text as soon as it is

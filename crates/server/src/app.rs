@@ -1,0 +1,211 @@
+//! The router: OpenAI routes, `/health`, authentication, body limits; and the handlers that turn
+//! requests into [`Generation`]s.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde_json::json;
+use uma_engine::{EngineHandle, TokenId};
+
+use crate::generation::{api_error, Endpoint, Generation};
+use crate::openai::{
+    self, ApiError, ChatCompletionRequest, CompletionRequest, ModelCard, PromptInput, ResponseMeta,
+};
+
+/// How the server behaves, apart from the models it serves.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// When set, every route but `/health` needs `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How long running requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            api_key: None,
+            max_body_bytes: 8 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) engines: Vec<EngineHandle>,
+    pub(crate) config: ServerConfig,
+    pub(crate) started: u64,
+}
+
+impl AppState {
+    /// The engine serving `model`, or 404.
+    fn engine(&self, model: &str) -> Result<&EngineHandle, ApiError> {
+        self.engines
+            .iter()
+            .find(|engine| engine.model_name() == model)
+            .ok_or_else(|| ApiError::not_found_model(model))
+    }
+}
+
+/// The application: every route, with authentication and the body limit applied.
+pub fn router(engines: Vec<EngineHandle>, config: ServerConfig) -> Router {
+    let max_body_bytes = config.max_body_bytes;
+    let state = Arc::new(AppState { engines, config, started: openai::unix_time_now() });
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{model}", get(show_model))
+        .fallback(unknown_route)
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/health", get(health))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(key) = &state.config.api_key {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), key.as_bytes())) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit, so response timing does not reveal how much of a guessed key
+/// was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    let mut error = ApiError::invalid_request(
+        format!("Unknown route: {} {}", request.method(), request.uri().path()),
+        None,
+    );
+    error.status = StatusCode::NOT_FOUND;
+    error
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let models: Vec<_> = state
+        .engines
+        .iter()
+        .map(|engine| {
+            json!({
+                "model": engine.model_name(),
+                "context_length": engine.config().context_length,
+                "kv_cache_bytes": engine.kv_cache_bytes(),
+                "stats": engine.stats(),
+            })
+        })
+        .collect();
+    Json(json!({ "status": "ok", "models": models }))
+}
+
+fn model_card(state: &AppState, engine: &EngineHandle) -> ModelCard {
+    ModelCard {
+        id: engine.model_name().to_owned(),
+        created: state.started,
+        owned_by: "uma".to_owned(),
+    }
+}
+
+async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let cards: Vec<ModelCard> =
+        state.engines.iter().map(|engine| model_card(&state, engine)).collect();
+    Json(openai::model_list(&cards))
+}
+
+async fn show_model(
+    State(state): State<Arc<AppState>>,
+    Path(model): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let engine = state.engine(&model)?;
+    Ok(Json(openai::model_object(&model_card(&state, engine))))
+}
+
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    payload: Result<Json<ChatCompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = payload?;
+    let engine = state.engine(&request.model)?;
+    let params = request.sampling_params()?;
+    let messages = request.chat_messages()?;
+    let prompt = engine
+        .prompts()
+        .chat(&messages)
+        .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
+    let meta = ResponseMeta::new_chat(request.model.clone());
+    let generation =
+        Generation::submit(engine, meta, Endpoint::Chat, vec![prompt], &params, request.n())?;
+    respond(generation, request.stream(), request.include_usage()).await
+}
+
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    payload: Result<Json<CompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = payload?;
+    let engine = state.engine(&request.model)?;
+    let params = request.sampling_params()?;
+    let vocab_size = engine.prompts().tokenizer().vocab_size();
+    let prompts = request
+        .prompts()
+        .iter()
+        .map(|prompt| match prompt {
+            PromptInput::Text(text) => engine.prompts().raw(text).map_err(api_error),
+            PromptInput::TokenIds(ids) => match ids.iter().find(|&&id| id as usize >= vocab_size) {
+                Some(id) => Err(ApiError::invalid_request(
+                    format!("Token id {id} is outside the vocabulary of {vocab_size} tokens."),
+                    Some("prompt"),
+                )),
+                None => Ok(ids.clone()),
+            },
+        })
+        .collect::<Result<Vec<Vec<TokenId>>, ApiError>>()?;
+    let meta = ResponseMeta::new_completion(request.model.clone());
+    let generation =
+        Generation::submit(engine, meta, Endpoint::Text, prompts, &params, request.n())?;
+    respond(generation, request.stream(), request.include_usage()).await
+}
+
+async fn respond(
+    generation: Generation,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    if !stream {
+        return Ok(Json(generation.collect().await?).into_response());
+    }
+    let events = generation
+        .into_chunks(include_usage)
+        .map(|payload| Ok::<Event, Infallible>(Event::default().data(payload)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,480 @@
+//! Response bodies and stream chunks, built from plain data: `chat.completion`,
+//! `chat.completion.chunk`, `text_completion`, `model` and `list`, plus request ids.
+//!
+//! Builders return `serde_json::Value` written with `json!`, so each reads like the API
+//! reference. Fields OpenAI always sends are always present (`null` when empty); a chunk's
+//! `delta` carries only what the chunk adds.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use uma_sampling::FinishReason;
+
+use super::logprobs::{chat_logprobs, legacy_logprobs, TokenLogprob};
+
+/// What every response and chunk of one request repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// `chatcmpl-...` or `cmpl-...`; the same in every chunk of a stream.
+    pub id: String,
+    /// Unix time in seconds at which the request was accepted.
+    pub created: u64,
+    /// The model name as the client asked for it.
+    pub model: String,
+}
+
+impl ResponseMeta {
+    /// A new chat completion: a `chatcmpl-` id, created now.
+    pub fn new_chat(model: impl Into<String>) -> ResponseMeta {
+        ResponseMeta {
+            id: new_request_id("chatcmpl"),
+            created: unix_time_now(),
+            model: model.into(),
+        }
+    }
+
+    /// A new text completion: a `cmpl-` id, created now.
+    pub fn new_completion(model: impl Into<String>) -> ResponseMeta {
+        ResponseMeta { id: new_request_id("cmpl"), created: unix_time_now(), model: model.into() }
+    }
+}
+
+/// Token counts of a request, all choices together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// Prompt tokens whose KV came from the prefix cache.
+    pub cached_tokens: u32,
+}
+
+impl Usage {
+    /// OpenAI's `usage` object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": u64::from(self.prompt_tokens) + u64::from(self.completion_tokens),
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+        })
+    }
+}
+
+/// One generated choice: the whole of it for a full response, or what one chunk adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChoiceOutput {
+    pub index: u32,
+    pub text: String,
+    /// `Some` on the choice's last chunk (always, in a full response).
+    pub finish_reason: Option<FinishReason>,
+    /// `Some` when the request asked for logprobs: one entry per token of `text`.
+    pub logprobs: Option<Vec<TokenLogprob>>,
+}
+
+/// What a chat chunk adds to the assistant message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkDelta {
+    /// `Some("assistant")` in a choice's first chunk only.
+    pub role: Option<String>,
+    pub content: Option<String>,
+}
+
+impl ChunkDelta {
+    /// The first chunk of a choice: the role and empty content, as OpenAI sends it.
+    pub fn role() -> ChunkDelta {
+        ChunkDelta { role: Some("assistant".to_owned()), content: Some(String::new()) }
+    }
+
+    /// More text.
+    pub fn content(text: impl Into<String>) -> ChunkDelta {
+        ChunkDelta { role: None, content: Some(text.into()) }
+    }
+
+    /// Nothing new (the last chunk, which carries only `finish_reason`).
+    pub fn empty() -> ChunkDelta {
+        ChunkDelta::default()
+    }
+}
+
+/// A model as `/v1/models` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelCard {
+    pub id: String,
+    /// Unix time in seconds (the model file's modification time will do).
+    pub created: u64,
+    pub owned_by: String,
+}
+
+/// The `finish_reason` string. OpenAI has no reason for a cancelled request; vLLM's `abort` tells
+/// a client that output was cut short rather than finished.
+pub fn finish_reason_str(finish_reason: FinishReason) -> &'static str {
+    match finish_reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "abort",
+    }
+}
+
+fn finish_reason_json(finish_reason: Option<FinishReason>) -> Value {
+    finish_reason.map(finish_reason_str).map_or(Value::Null, Value::from)
+}
+
+/// The body of a non-streamed chat completion (`object: "chat.completion"`).
+pub fn chat_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Usage) -> Value {
+    let choices: Vec<Value> = choices
+        .iter()
+        .map(|choice| {
+            json!({
+                "index": choice.index,
+                "message": {"role": "assistant", "content": choice.text},
+                "logprobs": choice.logprobs.as_deref().map(chat_logprobs),
+                "finish_reason": finish_reason_json(choice.finish_reason),
+            })
+        })
+        .collect();
+    json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": choices,
+        "usage": usage.to_json(),
+    })
+}
+
+/// One streamed chat event (`object: "chat.completion.chunk"`) for choice `index`.
+pub fn chat_chunk(
+    meta: &ResponseMeta,
+    index: u32,
+    delta: &ChunkDelta,
+    finish_reason: Option<FinishReason>,
+    logprobs: Option<&[TokenLogprob]>,
+) -> Value {
+    let mut delta_json = json!({});
+    if let Some(role) = &delta.role {
+        delta_json["role"] = json!(role);
+    }
+    if let Some(content) = &delta.content {
+        delta_json["content"] = json!(content);
+    }
+    json!({
+        "id": meta.id,
+        "object": "chat.completion.chunk",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": index,
+            "delta": delta_json,
+            "logprobs": logprobs.map(chat_logprobs),
+            "finish_reason": finish_reason_json(finish_reason),
+        }],
+    })
+}
+
+/// The last chat event before `[DONE]` when `stream_options.include_usage` is set: no choices,
+/// only usage.
+pub fn chat_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
+    usage_chunk(meta, "chat.completion.chunk", usage)
+}
+
+fn text_choice_json(choice: &ChoiceOutput, text_offset: usize) -> Value {
+    json!({
+        "text": choice.text,
+        "index": choice.index,
+        "logprobs": choice.logprobs.as_deref().map(|tokens| legacy_logprobs(tokens, text_offset)),
+        "finish_reason": finish_reason_json(choice.finish_reason),
+    })
+}
+
+/// The body of a non-streamed text completion (`object: "text_completion"`).
+pub fn text_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Usage) -> Value {
+    let choices: Vec<Value> = choices.iter().map(|choice| text_choice_json(choice, 0)).collect();
+    json!({
+        "id": meta.id,
+        "object": "text_completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": choices,
+        "usage": usage.to_json(),
+    })
+}
+
+/// One streamed text completion event (also `object: "text_completion"`). `text_offset` is the
+/// number of characters of this choice already sent, so logprobs' `text_offset`s continue.
+pub fn text_chunk(meta: &ResponseMeta, choice: &ChoiceOutput, text_offset: usize) -> Value {
+    json!({
+        "id": meta.id,
+        "object": "text_completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [text_choice_json(choice, text_offset)],
+    })
+}
+
+/// The last text completion event before `[DONE]` when `stream_options.include_usage` is set.
+pub fn text_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
+    usage_chunk(meta, "text_completion", usage)
+}
+
+fn usage_chunk(meta: &ResponseMeta, object: &str, usage: &Usage) -> Value {
+    json!({
+        "id": meta.id,
+        "object": object,
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [],
+        "usage": usage.to_json(),
+    })
+}
+
+/// One model (`GET /v1/models/{model}`).
+pub fn model_object(card: &ModelCard) -> Value {
+    json!({
+        "id": card.id,
+        "object": "model",
+        "created": card.created,
+        "owned_by": card.owned_by,
+    })
+}
+
+/// The model list (`GET /v1/models`).
+pub fn model_list(cards: &[ModelCard]) -> Value {
+    json!({
+        "object": "list",
+        "data": cards.iter().map(model_object).collect::<Vec<_>>(),
+    })
+}
+
+/// `{prefix}-` and 32 hex digits, unique within the process (a counter) and unlikely to repeat
+/// across processes (std's randomly keyed hasher over the counter and the time).
+pub fn new_request_id(prefix: &str) -> String {
+    static NUM_IDS: AtomicU64 = AtomicU64::new(0);
+    let count = NUM_IDS.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.as_nanos());
+    let hasher = RandomState::new();
+    let high = hasher.hash_one((count, nanos, 0_u8));
+    let low = hasher.hash_one((count, nanos, 1_u8));
+    format!("{prefix}-{high:016x}{low:016x}")
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_time_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::logprobs::tests::{token, top};
+
+    fn meta(id: &str) -> ResponseMeta {
+        ResponseMeta { id: id.into(), created: 1_700_000_000, model: "qwen3".into() }
+    }
+
+    fn choice(index: u32, text: &str, finish_reason: Option<FinishReason>) -> ChoiceOutput {
+        ChoiceOutput { index, text: text.into(), finish_reason, logprobs: None }
+    }
+
+    const USAGE: Usage = Usage { prompt_tokens: 12, completion_tokens: 5, cached_tokens: 8 };
+
+    #[test]
+    fn usage_shape() {
+        assert_eq!(
+            USAGE.to_json(),
+            json!({
+                "prompt_tokens": 12,
+                "completion_tokens": 5,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 8},
+            })
+        );
+    }
+
+    #[test]
+    fn chat_completion_shape() {
+        let mut second = choice(1, "Hi there", Some(FinishReason::Length));
+        second.logprobs = Some(vec![token("Hi", -0.5, vec![top("Hi", -0.5)])]);
+        let choices = [choice(0, "Hello!", Some(FinishReason::Stop)), second];
+        assert_eq!(
+            chat_completion(&meta("chatcmpl-1"), &choices, &USAGE),
+            json!({
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": "qwen3",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Hello!"},
+                        "logprobs": null,
+                        "finish_reason": "stop",
+                    },
+                    {
+                        "index": 1,
+                        "message": {"role": "assistant", "content": "Hi there"},
+                        "logprobs": {"content": [{
+                            "token": "Hi", "logprob": -0.5, "bytes": [72, 105],
+                            "top_logprobs": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}],
+                        }]},
+                        "finish_reason": "length",
+                    },
+                ],
+                "usage": USAGE.to_json(),
+            })
+        );
+    }
+
+    #[test]
+    fn chat_chunk_shapes() {
+        let meta = meta("chatcmpl-2");
+        let header = json!({
+            "id": "chatcmpl-2",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": "qwen3",
+        });
+        let with_choice = |choice: Value| {
+            let mut chunk = header.clone();
+            chunk["choices"] = json!([choice]);
+            chunk
+        };
+        assert_eq!(
+            chat_chunk(&meta, 0, &ChunkDelta::role(), None, None),
+            with_choice(json!({
+                "index": 0,
+                "delta": {"role": "assistant", "content": ""},
+                "logprobs": null,
+                "finish_reason": null,
+            }))
+        );
+        let logprobs = [token("Hel", -0.125, vec![])];
+        assert_eq!(
+            chat_chunk(&meta, 1, &ChunkDelta::content("Hel"), None, Some(&logprobs)),
+            with_choice(json!({
+                "index": 1,
+                "delta": {"content": "Hel"},
+                "logprobs": {"content": [
+                    {"token": "Hel", "logprob": -0.125, "bytes": [72, 101, 108], "top_logprobs": []}
+                ]},
+                "finish_reason": null,
+            }))
+        );
+        assert_eq!(
+            chat_chunk(&meta, 0, &ChunkDelta::empty(), Some(FinishReason::Stop), None),
+            with_choice(json!({
+                "index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop",
+            }))
+        );
+        let mut usage = header.clone();
+        usage["choices"] = json!([]);
+        usage["usage"] = USAGE.to_json();
+        assert_eq!(chat_usage_chunk(&meta, &USAGE), usage);
+    }
+
+    #[test]
+    fn finish_reasons() {
+        assert_eq!(finish_reason_str(FinishReason::Stop), "stop");
+        assert_eq!(finish_reason_str(FinishReason::Length), "length");
+        assert_eq!(finish_reason_str(FinishReason::Cancelled), "abort");
+    }
+
+    #[test]
+    fn text_completion_shape() {
+        let mut first = choice(0, "a b", Some(FinishReason::Length));
+        first.logprobs = Some(vec![
+            token("a", -0.5, vec![top("a", -0.5), top("x", -1.0)]),
+            token(" b", -0.25, vec![top(" b", -0.25), top(" c", -2.0)]),
+        ]);
+        let choices = [first, choice(1, "zz", Some(FinishReason::Stop))];
+        assert_eq!(
+            text_completion(&meta("cmpl-1"), &choices, &USAGE),
+            json!({
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": 1_700_000_000,
+                "model": "qwen3",
+                "choices": [
+                    {
+                        "text": "a b",
+                        "index": 0,
+                        "logprobs": {
+                            "tokens": ["a", " b"],
+                            "token_logprobs": [-0.5, -0.25],
+                            "top_logprobs": [{"a": -0.5, "x": -1.0}, {" b": -0.25, " c": -2.0}],
+                            "text_offset": [0, 1],
+                        },
+                        "finish_reason": "length",
+                    },
+                    {"text": "zz", "index": 1, "logprobs": null, "finish_reason": "stop"},
+                ],
+                "usage": USAGE.to_json(),
+            })
+        );
+    }
+
+    #[test]
+    fn text_chunk_shapes() {
+        let meta = meta("cmpl-2");
+        let mut piece = choice(3, " b", None);
+        piece.logprobs = Some(vec![token(" b", -0.25, vec![])]);
+        assert_eq!(
+            text_chunk(&meta, &piece, 7),
+            json!({
+                "id": "cmpl-2",
+                "object": "text_completion",
+                "created": 1_700_000_000,
+                "model": "qwen3",
+                "choices": [{
+                    "text": " b",
+                    "index": 3,
+                    "logprobs": {
+                        "tokens": [" b"],
+                        "token_logprobs": [-0.25],
+                        "top_logprobs": [{" b": -0.25}],
+                        "text_offset": [7],
+                    },
+                    "finish_reason": null,
+                }],
+            })
+        );
+        assert_eq!(
+            text_usage_chunk(&meta, &USAGE),
+            json!({
+                "id": "cmpl-2",
+                "object": "text_completion",
+                "created": 1_700_000_000,
+                "model": "qwen3",
+                "choices": [],
+                "usage": USAGE.to_json(),
+            })
+        );
+    }
+
+    #[test]
+    fn model_list_shape() {
+        let card = ModelCard { id: "qwen3".into(), created: 1, owned_by: "uma".into() };
+        assert_eq!(
+            model_list(std::slice::from_ref(&card)),
+            json!({
+                "object": "list",
+                "data": [{"id": "qwen3", "object": "model", "created": 1, "owned_by": "uma"}],
+            })
+        );
+        assert_eq!(model_list(&[]), json!({"object": "list", "data": []}));
+    }
+
+    #[test]
+    fn request_ids_are_prefixed_hex_and_distinct() {
+        let first = ResponseMeta::new_chat("m");
+        let second = ResponseMeta::new_chat("m");
+        assert_ne!(first.id, second.id);
+        let hex = first.id.strip_prefix("chatcmpl-").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(hex.chars().all(|character| character.is_ascii_hexdigit()));
+        assert!(ResponseMeta::new_completion("m").id.starts_with("cmpl-"));
+        assert!(first.created > 1_600_000_000);
+    }
+}
