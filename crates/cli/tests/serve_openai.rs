@@ -1,0 +1,175 @@
+//! `uma serve` as OpenAI clients use it: the official `openai` Python package drives a real
+//! server over the Qwen2.5-Coder 0.5B test model (tests/openai_client.py: chat and completions,
+//! streaming, n, stop, logprobs, seeds, cached tokens, errors, the API key), and raw HTTP checks
+//! what client libraries hide (status codes, headers, the SSE framing). Each test starts its own
+//! server on a free port of 127.0.0.1 and stops it with SIGTERM, which must exit with code 0.
+//!
+//! The Python client lives in a venv made by `scripts/setup-test-clients.sh`
+//! (`$UMA_TEST_VENV`, default `~/.cache/uma/venv-clients`); without it the test fails and says
+//! how to make it.
+
+#[path = "common/server.rs"]
+mod server;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use server::{request, request_large_body, Server};
+use uma_test_models::TestModel;
+
+const API_KEY: &str = "test-key";
+const CONTEXT: &str = "1024";
+
+/// `uma serve MODEL --port 0 --ctx 1024 --parallel 4 --api-key test-key --threads 2`.
+fn start_server() -> Server {
+    let model = uma_test_models::path(TestModel::QwenCoder05b);
+    let listen = ["--port", "0", "--ctx", CONTEXT, "--parallel", "4"];
+    Server::start(&model, &[&listen[..], &["--api-key", API_KEY, "--threads", "2"]].concat())
+}
+
+/// Stops the server and checks the graceful shutdown: exit code 0, one line on stdout.
+fn stop_gracefully(server: Server) {
+    let lines = server.stdout_lines();
+    let stderr_tail = server.stderr_tail(4000);
+    let status = server.stop();
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {lines:?}");
+}
+
+/// The interpreter of the client venv.
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("UMA_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        home.join(".cache/uma/venv-clients")
+    });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "no Python client venv at {}: run `scripts/setup-test-clients.sh` \
+         (set UMA_TEST_VENV to use another folder)",
+        venv.display()
+    );
+    python
+}
+
+#[test]
+fn openai_python_client_passes_against_uma_serve() {
+    let python = venv_python();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let model_id = TestModel::QwenCoder05b.stem();
+    let server = start_server();
+
+    let mut child = Command::new(&python)
+        .arg(script)
+        .args(["--base-url", &server.base_url, "--model", model_id])
+        .args(["--context", CONTEXT, "--api-key", API_KEY])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    // The script takes seconds; its own requests time out after 60 s each.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the script") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().expect("stdout reader"), err.join().expect("stderr reader"));
+    let ok = status.is_some_and(|s| s.success());
+    assert!(
+        ok,
+        "openai_client.py failed ({}):\n{out}{err}\n--- uma serve stderr (tail) ---\n{}",
+        status.map_or("timed out after 300 s".to_owned(), |s| s.to_string()),
+        server.stderr_tail(6000)
+    );
+    assert!(out.contains("openai_client.py: all "), "no summary line:\n{out}{err}");
+    stop_gracefully(server);
+}
+
+fn auth() -> (&'static str, String) {
+    ("Authorization", format!("Bearer {API_KEY}"))
+}
+
+#[test]
+fn raw_http_status_codes_headers_and_sse_framing() {
+    let server = start_server();
+    let port = server.port;
+    let (auth_name, auth_value) = auth();
+    let authorized = [(auth_name, auth_value.as_str()), ("Content-Type", "application/json")];
+
+    // /health: 200 JSON, no key needed.
+    let health = request(port, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(health.header("content-type").is_some_and(|v| v.starts_with("application/json")));
+    assert!(health.json().is_object());
+
+    // Every other route needs the key: 401 with the OpenAI error JSON.
+    let denied = request(port, "GET", "/v1/models", &[], b"");
+    assert_eq!(denied.status, 401, "{}", denied.text());
+    assert_error_json(&denied.json());
+    let wrong = request(port, "GET", "/v1/models", &[("Authorization", "Bearer nope")], b"");
+    assert_eq!(wrong.status, 401, "{}", wrong.text());
+
+    // A body over the limit (default --max-body-bytes: 8 MiB) is 413, before it is read whole.
+    let big = request_large_body(port, "/v1/chat/completions", &authorized, 16 << 20);
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert_error_json(&big.json());
+
+    // Streaming: text/event-stream, `data: {chunk}` events, closed by `data: [DONE]`.
+    let body = serde_json::json!({
+        "model": TestModel::QwenCoder05b.stem(),
+        "messages": [{"role": "user", "content": "Say hi."}],
+        "max_tokens": 4,
+        "temperature": 0,
+        "stream": true,
+    });
+    let sse =
+        request(port, "POST", "/v1/chat/completions", &authorized, body.to_string().as_bytes());
+    assert_eq!(sse.status, 200, "{}", sse.text());
+    let content_type = sse.header("content-type").unwrap_or("");
+    assert!(content_type.starts_with("text/event-stream"), "Content-Type {content_type:?}");
+    let text = sse.text();
+    let events: Vec<&str> = text.split("\n\n").map(str::trim).filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"), "the stream ends with [DONE]: {text:?}");
+    assert!(events.len() >= 3, "role, content and finish chunks: {text:?}");
+    for event in &events[..events.len() - 1] {
+        let data = event.strip_prefix("data: ").unwrap_or_else(|| panic!("event {event:?}"));
+        let chunk: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+        assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
+    }
+
+    stop_gracefully(server);
+}
+
+fn assert_error_json(body: &Value) {
+    let error = &body["error"];
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+    assert!(error["type"].as_str().is_some_and(|t| !t.is_empty()), "type in {body}");
+    for key in ["param", "code"] {
+        assert!(error.get(key).is_some(), "{key} in {body}");
+    }
+}
