@@ -103,6 +103,75 @@ pub fn accumulate_weighted(acc: &mut [f32], weights: &[f32], values: &[f32]) {
     accumulate_body(acc, weights, values);
 }
 
+/// `e^x` for `x ≤ 0`, within 2 ulp (Cephes' `expf`: `2^n · e^r`, `|r| ≤ ln2/2`, degree-6
+/// polynomial), written lane-wise so that loops over it vectorise; 0 below −87.3 (where e^x
+/// leaves the normal range).
+#[inline]
+pub fn exp_non_positive(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two, the first part exact in a few bits, so `x − n·ln2` loses nothing.
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let below = x < -87.33;
+    let x = x.max(-87.33);
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HIGH) - n * LN2_LOW;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    // 2^n for n in −126 ..= 0, built from its exponent bits.
+    let exponent = (t.to_bits() as i32 - ROUND.to_bits() as i32 + 127) as u32;
+    let y = e_r * f32::from_bits(exponent << 23);
+    if below {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// One block of the online softmax for one query row: turns `scores` into weights
+/// `e^(score − max')` in place, where `max'` is the running `max` raised to the block's largest
+/// score, and rescales the running `sum` and `acc` (the weighted values so far) to the new max.
+/// Then adds the weights to `sum`, in order. The exponential is plain multiplies and adds, so
+/// every path gives the same bits.
+pub fn online_softmax_update(scores: &mut [f32], max: &mut f32, sum: &mut f32, acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::softmax_avx512(scores, max, sum, acc) };
+        }
+        if x86::avx2_fma() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::softmax_avx2(scores, max, sum, acc) };
+        }
+    }
+    softmax_body(scores, max, sum, acc);
+}
+
+#[inline(always)]
+fn softmax_body(scores: &mut [f32], max: &mut f32, sum: &mut f32, acc: &mut [f32]) {
+    let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+    let new_max = max.max(block_max);
+    if new_max > *max {
+        // Nothing to rescale before the first block.
+        let correction =
+            if *max == f32::NEG_INFINITY { 0.0 } else { exp_non_positive(*max - new_max) };
+        *sum *= correction;
+        acc.iter_mut().for_each(|a| *a *= correction);
+        *max = new_max;
+    }
+    scores.iter_mut().for_each(|s| *s = exp_non_positive(*s - new_max));
+    for &w in scores.iter() {
+        *sum += w;
+    }
+}
+
 #[inline(always)]
 fn scores_body(query: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
     for (c, out) in scores.chunks_exact_mut(LANES).enumerate() {
@@ -199,11 +268,75 @@ mod x86 {
     pub(super) unsafe fn accumulate_avx512(acc: &mut [f32], w: &[f32], v: &[f32]) {
         super::accumulate_body(acc, w, v);
     }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn softmax_avx2(s: &mut [f32], max: &mut f32, sum: &mut f32, a: &mut [f32]) {
+        super::softmax_body(s, max, sum, a);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn softmax_avx512(
+        s: &mut [f32],
+        max: &mut f32,
+        sum: &mut f32,
+        a: &mut [f32],
+    ) {
+        super::softmax_body(s, max, sum, a);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_non_positive_is_within_two_ulp() {
+        assert_eq!(exp_non_positive(0.0), 1.0);
+        assert_eq!(exp_non_positive(-0.0), 1.0);
+        assert_eq!(exp_non_positive(-100.0), 0.0);
+        assert_eq!(exp_non_positive(f32::NEG_INFINITY), 0.0);
+        for i in 0..=873_000 {
+            let x = -(i as f32) * 1e-4;
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_non_positive(x));
+            assert!(
+                ((got - want) / want).abs() < 2.0 * f64::from(f32::EPSILON),
+                "e^{x}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn online_softmax_update_paths_agree() {
+        let value = |i: usize| ((i as f32) * 0.377).sin() * 4.0;
+        for (first, second) in [(3usize, 16usize), (16, 5)] {
+            let run = |fast: bool| {
+                let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+                let mut acc: Vec<f32> = (0..40).map(|i| value(i + 9)).collect();
+                let mut weights = Vec::new();
+                for (offset, len) in [(0, first), (100, second)] {
+                    let mut scores: Vec<f32> = (0..len).map(|i| value(i + offset)).collect();
+                    if fast {
+                        online_softmax_update(&mut scores, &mut max, &mut sum, &mut acc);
+                    } else {
+                        softmax_body(&mut scores, &mut max, &mut sum, &mut acc);
+                    }
+                    weights.extend(scores);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (max.to_bits(), sum.to_bits(), bits(&acc), bits(&weights))
+            };
+            assert_eq!(run(true), run(false));
+            // The weights are e^(s − max) against the running max of their block.
+            let (max, sum, _, _) = run(false);
+            let max = f32::from_bits(max);
+            assert!(f32::from_bits(sum) > 0.0 && max.is_finite());
+        }
+    }
 
     /// Every path gives the plain loop's bits (the loops fix the order of every sum).
     #[test]

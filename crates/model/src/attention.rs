@@ -116,7 +116,10 @@ impl RowStates {
                 continue;
             }
             let max = self.max[r].max(later_max);
-            let (a, b) = (exp_non_positive(self.max[r] - max), exp_non_positive(later_max - max));
+            let (a, b) = (
+                uma_kernels::vector::exp_non_positive(self.max[r] - max),
+                uma_kernels::vector::exp_non_positive(later_max - max),
+            );
             self.max[r] = max;
             self.sum[r] = self.sum[r] * a + later.sum[r] * b;
             for (x, &y) in acc.iter_mut().zip(later_acc) {
@@ -379,25 +382,14 @@ fn attend(
                 let Some((from, to)) = slots(place) else { continue };
                 for r in ti * group..(ti + 1) * group {
                     let scores = &mut scores[r * stride + from..=r * stride + to];
-                    let block_max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                    let new_max = max[r].max(block_max);
                     let acc = &mut acc[r * hd..(r + 1) * hd];
-                    if new_max > max[r] {
-                        // Nothing to rescale before the first block.
-                        let correction = if max[r] == f32::NEG_INFINITY {
-                            0.0
-                        } else {
-                            exp_non_positive(max[r] - new_max)
-                        };
-                        sum[r] *= correction;
-                        acc.iter_mut().for_each(|a| *a *= correction);
-                        max[r] = new_max;
-                    }
                     // Scores become weights in place.
-                    scores.iter_mut().for_each(|s| *s = exp_non_positive(*s - new_max));
-                    for &w in scores.iter() {
-                        sum[r] += w;
-                    }
+                    uma_kernels::vector::online_softmax_update(
+                        scores,
+                        &mut max[r],
+                        &mut sum[r],
+                        acc,
+                    );
                     uma_kernels::vector::accumulate_weighted(
                         acc,
                         scores,
@@ -412,37 +404,6 @@ fn attend(
 
 /// Positions whose scores one pass computes together.
 const LANES: usize = uma_kernels::vector::LANES;
-
-/// `e^x` for `x ≤ 0`, within 2 ulp (Cephes' `expf`: `2^n · e^r`, `|r| ≤ ln2/2`, degree-6
-/// polynomial), written lane-wise so that loops over it vectorise; 0 below −87.3 (where e^x
-/// leaves the normal range).
-#[inline]
-fn exp_non_positive(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two, the first part exact in a few bits, so `x − n·ln2` loses nothing.
-    const LN2_HIGH: f32 = 0.693_359_4;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let below = x < -87.33;
-    let x = x.max(-87.33);
-    let t = x * LOG2_E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HIGH) - n * LN2_LOW;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e_r = p * r * r + r + 1.0;
-    // 2^n for n in −126 ..= 0, built from its exponent bits.
-    let exponent = (t.to_bits() as i32 - ROUND.to_bits() as i32 + 127) as u32;
-    let y = e_r * f32::from_bits(exponent << 23);
-    if below {
-        0.0
-    } else {
-        y
-    }
-}
 
 /// Normalises the tile's accumulated rows into its rows of `out`.
 fn write_tile(
@@ -754,23 +715,6 @@ mod tests {
                     "window {window:?}, blocks of {bs}: {place:?} differs alone and batched"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn exp_non_positive_is_within_two_ulp() {
-        assert_eq!(exp_non_positive(0.0), 1.0);
-        assert_eq!(exp_non_positive(-0.0), 1.0);
-        assert_eq!(exp_non_positive(-100.0), 0.0);
-        assert_eq!(exp_non_positive(f32::NEG_INFINITY), 0.0);
-        for i in 0..=873_000 {
-            let x = -(i as f32) * 1e-4;
-            let want = f64::from(x).exp();
-            let got = f64::from(exp_non_positive(x));
-            assert!(
-                ((got - want) / want).abs() < 2.0 * f64::from(f32::EPSILON),
-                "e^{x}: {got} vs {want}"
-            );
         }
     }
 }
