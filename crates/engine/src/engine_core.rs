@@ -95,7 +95,6 @@ impl EngineCore {
 
     /// Runs until shut down, or until every handle and stream is gone.
     pub(crate) fn run(mut self) {
-        self.publish_stats();
         loop {
             if self.requests.is_empty() {
                 if self.shutdown_deadline.is_some() {
@@ -197,6 +196,13 @@ impl EngineCore {
             let logits = if chunk.samples { LogitsRequest::Last } else { LogitsRequest::None };
             batch.push(tokens, chunk.start, table, logits);
         }
+        for copy in &plan.kv_copies {
+            let (source, destination) =
+                (uma_model::BlockId(copy.source.0), uma_model::BlockId(copy.destination.0));
+            self.kv_cache
+                .copy_block_prefix(source, destination, copy.num_tokens)
+                .map_err(|error| error.to_string())?;
+        }
         let (model, kv_cache) = (&self.model, &mut self.kv_cache);
         match catch_unwind(AssertUnwindSafe(|| model.forward(&batch, kv_cache))) {
             Ok(Ok(logits)) => Ok(logits),
@@ -295,7 +301,7 @@ impl EngineCore {
         Some(request)
     }
 
-    fn publish_stats(&self) {
+    pub(crate) fn publish_stats(&self) {
         let kv = self.scheduler.kv();
         let usage = kv.usage();
         let prefix = kv.prefix_cache_stats();

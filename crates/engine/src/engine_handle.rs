@@ -41,6 +41,7 @@ struct Shared {
     model_name: String,
     config: EngineConfig,
     kv_cache_bytes: usize,
+    vocab_size: usize,
     prompts: Arc<PromptEncoder>,
     commands: Sender<Command>,
     num_in_flight: Arc<AtomicUsize>,
@@ -60,6 +61,7 @@ impl EngineHandle {
         config: EngineConfig,
     ) -> Result<EngineHandle> {
         config.validate(model.config().max_position_embeddings)?;
+        let vocab_size = model.config().vocab_size;
         let num_blocks = config.num_kv_blocks();
         let kv_cache = KvCache::new(model.config(), num_blocks, config.block_size)?;
         let kv_cache_bytes = kv_cache.size_in_bytes();
@@ -86,6 +88,7 @@ impl EngineHandle {
             shared_state,
             config.context_length,
         );
+        core.publish_stats();
         let thread = std::thread::Builder::new()
             .name("uma-engine".into())
             .spawn(move || core.run())
@@ -95,6 +98,7 @@ impl EngineHandle {
                 model_name: model_name.into(),
                 config,
                 kv_cache_bytes,
+                vocab_size,
                 prompts,
                 commands,
                 num_in_flight,
@@ -148,6 +152,10 @@ impl EngineHandle {
                 num_prompt_tokens: prompt.len(),
                 context_length,
             });
+        }
+        // Checked here, not left to the model: a bad id would fail the whole batch it joins.
+        if let Some(&token) = prompt.iter().find(|&&token| token as usize >= shared.vocab_size) {
+            return Err(EngineError::TokenOutOfRange { token, vocab_size: shared.vocab_size });
         }
         let sampler = Sampler::with_stream(&params, sampler_stream)?;
         let end_of_generation = shared.prompts.tokenizer().end_of_generation_tokens();

@@ -12,6 +12,8 @@ pub enum EngineError {
          (at least one position must remain for the reply)"
     )]
     PromptTooLong { num_prompt_tokens: usize, context_length: usize },
+    #[error("token id {token} is outside the vocabulary of {vocab_size} tokens")]
+    TokenOutOfRange { token: u32, vocab_size: usize },
     #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
     QueueFull { num_in_flight: usize },
     #[error("invalid sampling parameters: {0}")]

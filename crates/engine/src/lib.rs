@@ -28,6 +28,6 @@ pub use error::{EngineError, Result};
 pub use output::{Completion, StreamEvent, TokenOutput, Usage};
 pub use prompt_encoder::PromptEncoder;
 pub use request_stream::RequestStream;
-pub use scheduler::{ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};
+pub use scheduler::{KvCopy, ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};
 pub use uma_kv::RequestId;
 pub use uma_model::TokenId;

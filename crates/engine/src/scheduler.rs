@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use uma_kv::{KvCacheManager, RequestId, TokenId};
+use uma_kv::{BlockId, KvCacheManager, RequestId, TokenId};
 
 /// Limits of one step and of the running set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +40,21 @@ pub struct ScheduledChunk {
     pub samples: bool,
 }
 
+/// Copy the KV of positions `0..num_tokens` of block `source` into block `destination` before
+/// the step runs: a newly admitted request whose cached prefix ends inside a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvCopy {
+    pub source: BlockId,
+    pub destination: BlockId,
+    pub num_tokens: usize,
+}
+
 /// What one step computes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SchedulerOutput {
+    /// Done before the step: the sources hold cached contents that this step's writes may
+    /// overwrite (an evicted source can be reallocated in the same step).
+    pub kv_copies: Vec<KvCopy>,
     pub chunks: Vec<ScheduledChunk>,
     /// Requests preempted in this step (their KV was freed; they wait to be recomputed).
     pub preempted: Vec<RequestId>,
@@ -132,7 +144,7 @@ impl Scheduler {
             && self.running.len() < self.config.max_num_seqs
         {
             let Some(&request) = self.waiting.front() else { break };
-            let Some(num_tokens) = self.admit(request, budget) else { break };
+            let Some(num_tokens) = self.admit(request, budget, &mut output) else { break };
             self.waiting.pop_front();
             self.running.push(request);
             output.chunks.push(self.chunk(request, num_tokens));
@@ -265,8 +277,14 @@ impl Scheduler {
     }
 
     /// Reserves blocks for the first chunk of waiting `request`, counting its cached prefix as
-    /// computed. Returns the chunk's token count, or `None` when the blocks are not there.
-    fn admit(&mut self, request: RequestId, budget: usize) -> Option<usize> {
+    /// computed (a prefix ending inside a block is copied from the cached block). Returns the
+    /// chunk's token count, or `None` when the blocks are not there.
+    fn admit(
+        &mut self,
+        request: RequestId,
+        budget: usize,
+        output: &mut SchedulerOutput,
+    ) -> Option<usize> {
         let state = &self.sequences[&request];
         let computed = self.kv.get_computed_blocks(&state.tokens);
         let num_computed = computed.num_computed_tokens;
@@ -278,6 +296,14 @@ impl Scheduler {
             num_tokens,
             Some(&computed),
         )?;
+        if let Some(partial) = computed.partial {
+            let destination = self.kv.block_table(request)[computed.blocks.len()];
+            output.kv_copies.push(KvCopy {
+                source: partial.source,
+                destination,
+                num_tokens: partial.num_tokens,
+            });
+        }
         let state = self.sequences.get_mut(&request).expect("checked above");
         state.num_computed_tokens = num_computed;
         state.num_cached_prompt_tokens.get_or_insert(num_computed);
@@ -397,9 +423,32 @@ mod tests {
         s.remove_request(RequestId(1));
         s.add_request(RequestId(2), prompt(10, 1));
         let chunk = step(&mut s).chunks[0];
-        // Two full blocks of 4 were cached; the last prompt token is always recomputed.
+        // Two full blocks of 4 were cached; request 1's third block never filled, so it was not
+        // registered; the last prompt token is always recomputed.
         assert_eq!((chunk.start, chunk.num_tokens), (8, 2));
         assert_eq!(s.num_cached_prompt_tokens(RequestId(2)), 8);
+        assert!(step(&mut s).kv_copies.is_empty());
+    }
+
+    #[test]
+    fn a_cached_prefix_ending_inside_a_block_is_copied_not_recomputed() {
+        let mut s = scheduler(64, 4, 512);
+        s.add_request(RequestId(1), prompt(10, 1));
+        // The prompt step, then decode steps until the third block (positions 8..12) is full.
+        for _ in 0..3 {
+            step(&mut s);
+        }
+        let source = s.block_table(RequestId(1))[2];
+        s.remove_request(RequestId(1));
+        s.add_request(RequestId(2), prompt(11, 1));
+        let output = step(&mut s);
+        let destination = s.block_table(RequestId(2))[2];
+        // Tokens 8 and 9 are request 1's prompt tokens in that block; token 10 differs (request
+        // 1 generated token 1 there), and is the last one anyway.
+        assert_eq!(output.kv_copies, [KvCopy { source, destination, num_tokens: 2 }]);
+        assert_ne!(source, destination);
+        assert_eq!((output.chunks[0].start, output.chunks[0].num_tokens), (10, 1));
+        assert_eq!(s.num_cached_prompt_tokens(RequestId(2)), 10);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) struct BlockPool {
     /// `[num_blocks * block_size]`: the token ids of each registered block (stale for others).
     /// One flat array so registering never allocates.
     token_ids: Vec<TokenId>,
+    /// The registered blocks by parent hash (`None`: first blocks), for partial-block reuse: a
+    /// prefix that ends inside a block can still copy the start of a cached sibling.
+    children: HashMap<Option<BlockHash>, Vec<BlockId>>,
 }
 
 impl BlockPool {
@@ -47,6 +50,7 @@ impl BlockPool {
             cached_blocks: HashMap::new(),
             keys: vec![None; num_blocks],
             token_ids: vec![0; num_blocks * block_size],
+            children: HashMap::new(),
         }
     }
 
@@ -166,6 +170,7 @@ impl BlockPool {
         );
         self.cached_blocks.insert(hash, block);
         self.keys[block.index()] = Some(CachedBlockKey { hash, parent });
+        self.children.entry(parent).or_default().push(block);
         let start = block.index() * self.block_size;
         self.token_ids[start..start + self.block_size].copy_from_slice(token_ids);
     }
@@ -177,8 +182,32 @@ impl BlockPool {
             return false;
         }
         self.cached_blocks.clear();
+        self.children.clear();
         self.keys.fill(None);
         true
+    }
+
+    /// The registered block after `parent` whose tokens share the longest start with
+    /// `token_ids`, and how many tokens they share (at least 1).
+    pub(crate) fn longest_child_match(
+        &self,
+        parent: Option<BlockHash>,
+        token_ids: &[TokenId],
+    ) -> Option<(BlockId, usize)> {
+        self.children
+            .get(&parent)?
+            .iter()
+            .map(|&block| {
+                let shared = self
+                    .stored_token_ids(block)
+                    .iter()
+                    .zip(token_ids)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (block, shared)
+            })
+            .filter(|&(_, shared)| shared > 0)
+            .max_by_key(|&(block, shared)| (shared, std::cmp::Reverse(block)))
     }
 
     /// The registered hash of a block, if any.
@@ -214,6 +243,20 @@ impl BlockPool {
                 return Err(format!("map has {hash:?} -> {block:?} but the block disagrees"));
             }
         }
+        let num_children: usize = self.children.values().map(Vec::len).sum();
+        if num_children != self.cached_blocks.len() {
+            return Err(format!(
+                "{num_children} blocks indexed by parent, {} registered",
+                self.cached_blocks.len()
+            ));
+        }
+        for (parent, siblings) in &self.children {
+            for &block in siblings {
+                if self.keys[block.index()].map(|key| key.parent) != Some(*parent) {
+                    return Err(format!("{block:?} is indexed under the wrong parent"));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -233,6 +276,12 @@ impl BlockPool {
         if let Some(key) = self.keys[block.index()].take() {
             let removed = self.cached_blocks.remove(&key.hash);
             debug_assert_eq!(removed, Some(block), "the map and the block's key agree");
+            if let Some(siblings) = self.children.get_mut(&key.parent) {
+                siblings.retain(|&sibling| sibling != block);
+                if siblings.is_empty() {
+                    self.children.remove(&key.parent);
+                }
+            }
         }
     }
 }

@@ -6,15 +6,28 @@ use crate::block_hash::BlockHash;
 use crate::block_pool::BlockPool;
 use crate::{BlockId, KvError, RequestId, Result, TokenId};
 
-/// Cached full blocks found for the start of a request's tokens, from
+/// Cached blocks found for the start of a request's tokens, from
 /// [`KvCacheManager::get_computed_blocks`]. Valid until the next call that allocates or resets
 /// (pass it straight to [`KvCacheManager::allocate_slots`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComputedBlocks {
     /// The blocks holding `tokens[i * block_size..(i + 1) * block_size]`, in order.
     pub blocks: Vec<BlockId>,
-    /// `blocks.len() * block_size`: tokens whose KV need not be computed.
+    /// A cached block whose first tokens are the request's next ones: the caller copies their KV
+    /// into the request's next block instead of computing it.
+    pub partial: Option<PartialBlock>,
+    /// `blocks.len() * block_size` plus the partial block's tokens: tokens whose KV need not be
+    /// computed.
     pub num_computed_tokens: usize,
+}
+
+/// The first `num_tokens` positions of cached block `source` hold the request's tokens right
+/// after its full hits. The KV of a position depends only on the tokens up to it, so copying
+/// those positions gives exactly the KV computing them would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialBlock {
+    pub source: BlockId,
+    pub num_tokens: usize,
 }
 
 /// A snapshot of the pool, in blocks.
@@ -114,9 +127,10 @@ impl KvCacheManager {
     }
 
     /// Longest run of cached full blocks matching the start of `tokens` (the request's prompt so
-    /// far). Never covers all of `tokens`: at most `(tokens.len() - 1) / block_size` blocks,
-    /// because the last prompt token must be computed to get logits. Does not take references
-    /// yet. Counts the lookup in [`prefix_cache_stats`](Self::prefix_cache_stats).
+    /// far), then the cached block after them that shares the most of the following tokens (a
+    /// prefix rarely ends on a block boundary). Never covers all of `tokens`: the last prompt
+    /// token must be computed to get logits. Does not take references. Counts the lookup in
+    /// [`prefix_cache_stats`](Self::prefix_cache_stats).
     pub fn get_computed_blocks(&mut self, tokens: &[TokenId]) -> ComputedBlocks {
         if !self.enable_prefix_caching || tokens.is_empty() {
             return ComputedBlocks::default();
@@ -130,10 +144,17 @@ impl KvCacheManager {
             blocks.push(block);
             parent = Some(hash);
         }
-        let num_computed_tokens = blocks.len() * self.block_size;
+        let num_full_tokens = blocks.len() * self.block_size;
+        let rest = &tokens[num_full_tokens..tokens.len() - 1];
+        let partial = self.pool.longest_child_match(parent, rest).map(|(source, shared)| {
+            // A whole block can match here only when the cap on full blocks stopped the walk;
+            // `rest` already leaves out the last token.
+            PartialBlock { source, num_tokens: shared.min(self.block_size - 1) }
+        });
+        let num_computed_tokens = num_full_tokens + partial.map_or(0, |p| p.num_tokens);
         self.prefix_cache_stats.num_queries += tokens.len() as u64;
         self.prefix_cache_stats.num_hits += num_computed_tokens as u64;
-        ComputedBlocks { blocks, num_computed_tokens }
+        ComputedBlocks { blocks, partial, num_computed_tokens }
     }
 
     /// Reserves room for `num_new_tokens` more tokens of `request`, whose tokens (all known so
@@ -495,9 +516,10 @@ mod tests {
         let mut manager = manager(8);
         let tokens = prompt(1, 9);
         run_prompt(&mut manager, 1, &tokens);
-        assert_eq!(manager.get_computed_blocks(&tokens[..8]).num_computed_tokens, 4);
+        // Whole blocks, then the cached next block's matching start: always one token short.
+        assert_eq!(manager.get_computed_blocks(&tokens[..8]).num_computed_tokens, 7);
         assert_eq!(manager.get_computed_blocks(&tokens).num_computed_tokens, 8);
-        assert_eq!(manager.get_computed_blocks(&tokens[..4]).num_computed_tokens, 0);
+        assert_eq!(manager.get_computed_blocks(&tokens[..4]).num_computed_tokens, 3);
         assert_eq!(manager.get_computed_blocks(&tokens[..1]).num_computed_tokens, 0);
         assert_eq!(manager.get_computed_blocks(&[]), ComputedBlocks::default());
     }
@@ -604,8 +626,33 @@ mod tests {
         assert_eq!(manager.get_computed_blocks(&concat(&[&a, &d, &[9]])).num_computed_tokens, 4);
         let mut changed = concat(&[&a, &b, &[9]]);
         changed[5] += 1;
-        assert_eq!(manager.get_computed_blocks(&changed).num_computed_tokens, 4);
+        // Block `a`, then the one token of `b` before the change (copied, not shared).
+        assert_eq!(manager.get_computed_blocks(&changed).num_computed_tokens, 5);
         assert_eq!(manager.get_computed_blocks(&concat(&[&a, &b, &[9]])).num_computed_tokens, 8);
+    }
+
+    #[test]
+    fn a_prefix_ending_inside_a_block_reuses_the_cached_block_start() {
+        let mut manager = manager(16);
+        let (a, b) = (prompt(1, 4), prompt(2, 4));
+        run_prompt(&mut manager, 1, &concat(&[&a, &b, &[9]]));
+        // Shares `a` and the first two tokens of `b`, then differs.
+        let other = concat(&[&a, &b[..2], &[77, 78, 79]]);
+        let computed = manager.get_computed_blocks(&other);
+        let cached = manager.block_table(RequestId(1)).to_vec();
+        assert_eq!(computed.blocks, cached[..1]);
+        assert_eq!(computed.partial, Some(PartialBlock { source: cached[1], num_tokens: 2 }));
+        assert_eq!(computed.num_computed_tokens, 6);
+        // The partial block is copied, never shared: the request gets a block of its own.
+        let new_blocks = manager.allocate_slots(RequestId(2), &other, 6, 1, Some(&computed));
+        let table = manager.block_table(RequestId(2)).to_vec();
+        assert_eq!(table.len(), 2);
+        assert_eq!(new_blocks, Some(vec![table[1]]));
+        assert_ne!(table[1], cached[1]);
+        assert_eq!(manager.prefix_cache_stats().num_hits, 6);
+        // A continuation that shares nothing with the cached block is no partial hit.
+        assert_eq!(manager.get_computed_blocks(&concat(&[&a, &[500, 501, 502]])).partial, None);
+        manager.check_invariants().unwrap();
     }
 
     #[test]

@@ -26,7 +26,9 @@ mod kv_cache_manager;
 
 pub use block_hash::BlockHash;
 pub use error::{KvError, Result};
-pub use kv_cache_manager::{ComputedBlocks, KvCacheManager, KvUsage, PrefixCacheStats};
+pub use kv_cache_manager::{
+    ComputedBlocks, KvCacheManager, KvUsage, PartialBlock, PrefixCacheStats,
+};
 
 /// A token id: an index into the vocabulary.
 pub type TokenId = u32;

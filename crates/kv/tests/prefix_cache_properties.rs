@@ -155,7 +155,9 @@ impl Harness {
         num_chunk_tokens: usize,
     ) -> Result<(), TestCaseError> {
         let computed = self.manager.get_computed_blocks(&tokens);
-        prop_assert_eq!(computed.num_computed_tokens, computed.blocks.len() * self.block_size);
+        let num_full_tokens = computed.blocks.len() * self.block_size;
+        let num_partial = computed.partial.map_or(0, |partial| partial.num_tokens);
+        prop_assert_eq!(computed.num_computed_tokens, num_full_tokens + num_partial);
         prop_assert!(computed.num_computed_tokens < tokens.len(), "a hit covers the last token");
         for (index, block) in computed.blocks.iter().enumerate() {
             let expected = &tokens[..(index + 1) * self.block_size];
@@ -167,9 +169,25 @@ impl Harness {
                 index
             );
         }
+        // A partial hit's positions must hold the KV of exactly this prefix.
+        if let Some(partial) = computed.partial {
+            prop_assert!(partial.num_tokens > 0 && partial.num_tokens < self.block_size);
+            let held = self.contents[partial.source.index()].clone().unwrap_or_default();
+            let end = num_full_tokens + partial.num_tokens;
+            prop_assert!(
+                held.len() >= end && held[..end] == tokens[..end],
+                "partial hit {:?} holds other KV",
+                partial.source
+            );
+        }
         let num_computed = computed.num_computed_tokens;
         let num_tokens = num_chunk_tokens.min(tokens.len() - num_computed);
-        if self.allocate(id, &tokens, num_computed, num_tokens, Some(&computed.blocks))? {
+        if self.allocate(id, &tokens, num_computed, num_tokens, Some(&computed))? {
+            if computed.partial.is_some() {
+                // The engine copies the partial positions into the request's next block.
+                let block = self.manager.block_table(id)[computed.blocks.len()];
+                self.contents[block.index()] = Some(tokens[..num_computed].to_vec());
+            }
             self.running.push(Running {
                 id,
                 tokens,
@@ -187,17 +205,13 @@ impl Harness {
         tokens: &[TokenId],
         num_computed: usize,
         num_tokens: usize,
-        hits: Option<&[BlockId]>,
+        computed: Option<&uma_kv::ComputedBlocks>,
     ) -> Result<bool, TestCaseError> {
         let used_before = self.used_blocks();
         let usage_before = self.manager.usage();
         let table_before = self.manager.block_table(id).to_vec();
-        let computed = hits.map(|blocks| uma_kv::ComputedBlocks {
-            blocks: blocks.to_vec(),
-            num_computed_tokens: blocks.len() * self.block_size,
-        });
-        let result =
-            self.manager.allocate_slots(id, tokens, num_computed, num_tokens, computed.as_ref());
+        let hits = computed.map(|computed| computed.blocks.as_slice());
+        let result = self.manager.allocate_slots(id, tokens, num_computed, num_tokens, computed);
         let Some(new_blocks) = result else {
             prop_assert_eq!(
                 self.manager.usage(),

@@ -101,6 +101,46 @@ impl KvCache {
         self.bytes_per_position() * self.num_blocks * self.block_size
     }
 
+    /// Copies the keys and values of positions `0..num_positions` of block `source` into the same
+    /// positions of block `destination`, in every layer (a prefix cached in part of a block,
+    /// reused by another sequence without recomputing it).
+    pub fn copy_block_prefix(
+        &mut self,
+        source: BlockId,
+        destination: BlockId,
+        num_positions: usize,
+    ) -> Result<()> {
+        let (src, dst) = (source.index(), destination.index());
+        if src >= self.num_blocks || dst >= self.num_blocks || num_positions > self.block_size {
+            return Err(ModelError::InvalidKvCache {
+                reason: format!(
+                    "copying {num_positions} positions from block {src} to block {dst} of {} \
+                     blocks of {}",
+                    self.num_blocks, self.block_size
+                ),
+            });
+        }
+        if src == dst || num_positions == 0 {
+            return Ok(());
+        }
+        let (bs, hd) = (self.block_size, self.head_dim);
+        let per_block = self.num_key_value_heads * hd * bs;
+        for layer in &mut self.layers {
+            // Keys: [kv_heads, head_dim, block_size] per block, positions innermost.
+            for row in 0..self.num_key_value_heads * hd {
+                let (from, to) = (src * per_block + row * bs, dst * per_block + row * bs);
+                layer.keys.copy_within(from..from + num_positions, to);
+            }
+            // Values: [kv_heads, block_size, head_dim] per block, each position a row.
+            for head in 0..self.num_key_value_heads {
+                let (from, to) =
+                    (src * per_block + head * bs * hd, dst * per_block + head * bs * hd);
+                layer.values.copy_within(from..from + num_positions * hd, to);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this cache has the shape `config` needs.
     pub(crate) fn check_shape(&self, config: &ModelConfig) -> Result<()> {
         if self.layers.len() != config.num_hidden_layers

@@ -298,14 +298,17 @@ impl ChunkState {
 
 /// The API error for a request the engine refused.
 pub(crate) fn api_error(error: EngineError) -> ApiError {
-    match error {
+    match &error {
         EngineError::EmptyPrompt => ApiError::invalid_request("The prompt is empty.", None),
         EngineError::PromptTooLong { num_prompt_tokens, context_length } => {
-            ApiError::context_length_exceeded(num_prompt_tokens, context_length)
+            ApiError::context_length_exceeded(*num_prompt_tokens, *context_length)
         }
         // One step frees a slot quickly; a second is a polite wait.
         EngineError::QueueFull { .. } => ApiError::queue_full(1),
-        EngineError::InvalidParameters(error) => ApiError::from(error),
+        EngineError::InvalidParameters(error) => ApiError::from(error.clone()),
+        EngineError::TokenOutOfRange { .. } => {
+            ApiError::invalid_request(error.to_string(), Some("prompt"))
+        }
         EngineError::ShuttingDown => ApiError::unavailable("The server is shutting down."),
         other => ApiError::internal(other.to_string()),
     }
