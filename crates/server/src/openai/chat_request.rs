@@ -114,11 +114,9 @@ impl ChatCompletionRequest {
         self.stream.unwrap_or(false)
     }
 
-    /// Whether a streamed response ends with a usage chunk. Always false without streaming (a
-    /// full response always carries usage), so clients that send `stream_options` regardless work.
+    /// Whether a streamed response ends with a usage chunk (never without streaming).
     pub fn include_usage(&self) -> bool {
-        self.stream()
-            && self.stream_options.as_ref().and_then(|options| options.include_usage) == Some(true)
+        request_fields::include_usage(self.stream(), self.stream_options.as_ref())
     }
 
     /// Logprobs to return: `None` for none, `Some(0)` for the chosen token's only, `Some(n)` for

@@ -75,6 +75,12 @@ pub(super) struct GenerationFields<'a> {
     pub(super) logprobs: Option<u32>,
 }
 
+/// Whether a streamed response ends with a usage chunk: only when streaming (a full response
+/// always carries usage), so clients that send `stream_options` regardless work.
+pub(super) fn include_usage(stream: bool, options: Option<&StreamOptions>) -> bool {
+    stream && options.and_then(|options| options.include_usage) == Some(true)
+}
+
 /// Applies OpenAI's defaults and checks every range; errors are 400s naming the request field.
 pub(super) fn sampling_params(fields: GenerationFields<'_>) -> Result<SamplingParams, ApiError> {
     let num_choices = fields.n.unwrap_or(1);
