@@ -130,7 +130,9 @@ impl KvCacheManager {
     /// far), then the cached block after them that shares the most of the following tokens (a
     /// prefix rarely ends on a block boundary). Never covers all of `tokens`: the last prompt
     /// token must be computed to get logits. Does not take references. Counts the lookup in
-    /// [`prefix_cache_stats`](Self::prefix_cache_stats).
+    /// [`prefix_cache_stats`](Self::prefix_cache_stats) once a request is admitted with it
+    /// ([`allocate_slots`](Self::allocate_slots)), so a request that waits for room and looks
+    /// up again is counted once.
     pub fn get_computed_blocks(&mut self, tokens: &[TokenId]) -> ComputedBlocks {
         if !self.enable_prefix_caching || tokens.is_empty() {
             return ComputedBlocks::default();
@@ -152,8 +154,6 @@ impl KvCacheManager {
             PartialBlock { source, num_tokens: shared.min(self.block_size - 1) }
         });
         let num_computed_tokens = num_full_tokens + partial.map_or(0, |p| p.num_tokens);
-        self.prefix_cache_stats.num_queries += tokens.len() as u64;
-        self.prefix_cache_stats.num_hits += num_computed_tokens as u64;
         ComputedBlocks { blocks, partial, num_computed_tokens }
     }
 
@@ -201,6 +201,12 @@ impl KvCacheManager {
         // Reference the hits first, so allocation cannot pop (and evict) one of them.
         self.pool.touch(computed_blocks);
         let new_blocks = self.pool.allocate(num_new_blocks).expect("free blocks counted above");
+        if let Some(computed) = computed.filter(|_| num_table_blocks == 0) {
+            if self.enable_prefix_caching {
+                self.prefix_cache_stats.num_queries += tokens.len() as u64;
+                self.prefix_cache_stats.num_hits += computed.num_computed_tokens as u64;
+            }
+        }
         let state = self.requests.entry(request).or_default();
         state.table.extend_from_slice(computed_blocks);
         state.block_hashes.extend(computed_hashes);
@@ -694,6 +700,13 @@ mod tests {
         let stats = manager.prefix_cache_stats();
         assert_eq!(stats, PrefixCacheStats { num_queries: 18, num_hits: 8 });
         assert!((stats.hit_rate() - 8.0 / 18.0).abs() < 1e-12);
+        // A lookup whose allocation fails (the request keeps waiting) is not counted.
+        let mut full = KvCacheManager::new(2, BLOCK_SIZE, true).unwrap();
+        run_prompt(&mut full, 1, &prompt(1, 8));
+        let waiting = prompt(2, 9);
+        let computed = full.get_computed_blocks(&waiting);
+        assert_eq!(full.allocate_slots(RequestId(2), &waiting, 0, 9, Some(&computed)), None);
+        assert_eq!(full.prefix_cache_stats(), PrefixCacheStats { num_queries: 8, num_hits: 0 });
     }
 
     #[test]
