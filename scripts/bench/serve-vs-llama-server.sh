@@ -4,7 +4,7 @@
 #   - throughput sweep: streaming chat, ~105-token distinct prompts, exactly 128 output tokens
 #     (ignore_eos), temperature 0, 64 requests per concurrency level 1, 4, 8, 16;
 #   - prefix test: 8 sequential requests sharing a ~1,450-token code prompt.
-# Both servers get 16 sequences of 2,048 positions (llama-server: -np 16 -c 32768). Prints both
+# UMA_FIRST=1 runs uma first. Both servers get 16 sequences of 2,048 positions (llama-server: -np 16 -c 32768). Prints both
 # tables and the ratios uma / llama-server.
 #
 #   scripts/bench/serve-vs-llama-server.sh MODEL.gguf [THREADS=2] [LEVELS=1,4,8,16] [REQUESTS=64]
@@ -38,20 +38,26 @@ measure() { # label port
   python3 "$loadgen" --url "http://127.0.0.1:$2" --model "$name" --prefix-test --json "$out/$1-prefix.json"
 }
 
-port="$(free_port)"
-echo "== llama-server ($threads threads)"
-"$bin/llama-server" -m "$model" -t "$threads" -np 16 -c 32768 --host 127.0.0.1 --port "$port" \
-  --alias "$name" --no-webui >"$out/llama.log" 2>&1 & server=$!
-wait_ready "$port"; measure llama "$port"
-kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=""
-
-port="$(free_port)"
-echo "== uma serve ($threads threads)"
-"$uma" serve "$model" --threads "$threads" --parallel 16 --ctx 2048 --port "$port" \
-  >"$out/uma.out" 2>"$out/uma.log" & server=$!
-wait_ready "$port"; measure uma "$port"
-curl -s "http://127.0.0.1:$port/health" >"$out/uma-health.json"
-kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=""
+run_llama() {
+  port="$(free_port)"
+  echo "== llama-server ($threads threads)"
+  "$bin/llama-server" -m "$model" -t "$threads" -np 16 -c 32768 --host 127.0.0.1 --port "$port" \
+    --alias "$name" --no-webui >"$out/llama.log" 2>&1 & server=$!
+  wait_ready "$port"; measure llama "$port"
+  kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=""
+}
+run_uma() {
+  port="$(free_port)"
+  echo "== uma serve ($threads threads)"
+  "$uma" serve "$model" --threads "$threads" --parallel 16 --ctx 2048 --port "$port" \
+    >"$out/uma.out" 2>"$out/uma.log" & server=$!
+  wait_ready "$port"; measure uma "$port"
+  curl -s "http://127.0.0.1:$port/health" >"$out/uma-health.json"
+  kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=""
+}
+# The machine drifts over minutes: UMA_FIRST=1 swaps the order to check that it does not decide
+# the ratios.
+if [ -n "${UMA_FIRST:-}" ]; then run_uma; run_llama; else run_llama; run_uma; fi
 
 python3 - "$out" "$name" "$threads" <<'PY'
 import json, statistics, sys
