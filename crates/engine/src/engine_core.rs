@@ -157,7 +157,7 @@ impl EngineCore {
             return;
         }
         self.counters.num_steps += 1;
-        let logits = match self.execute(&plan) {
+        let mut logits = match self.execute(&plan) {
             Ok(logits) => logits,
             Err(message) => {
                 tracing::error!("step failed: {message}");
@@ -168,11 +168,9 @@ impl EngineCore {
             }
         };
         self.scheduler.complete_step(&plan);
-        let mut row = Vec::new();
-        for (index, chunk) in plan.chunks.iter().filter(|c| c.samples).enumerate() {
-            row.clear();
-            row.extend_from_slice(logits.row(index));
-            self.sample_and_send(chunk.request, &mut row);
+        // One logits row per sampling chunk, in order; each sampler edits its row in place.
+        for (chunk, row) in plan.chunks.iter().filter(|c| c.samples).zip(logits.rows_mut()) {
+            self.sample_and_send(chunk.request, row);
         }
     }
 

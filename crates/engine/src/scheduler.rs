@@ -75,8 +75,6 @@ struct SequenceState {
     num_computed_tokens: usize,
     /// Prompt tokens found in the prefix cache when the request was first admitted.
     num_cached_prompt_tokens: Option<usize>,
-    /// Times this request was preempted.
-    num_preemptions: usize,
 }
 
 /// Waiting and running requests, and the KV block bookkeeping they share.
@@ -111,7 +109,6 @@ impl Scheduler {
             tokens: prompt,
             num_computed_tokens: 0,
             num_cached_prompt_tokens: None,
-            num_preemptions: 0,
         };
         self.sequences.insert(request, state);
         self.waiting.push_back(request);
@@ -190,11 +187,6 @@ impl Scheduler {
         self.sequences.get(&request).and_then(|s| s.num_cached_prompt_tokens).unwrap_or(0)
     }
 
-    /// Times the request was preempted.
-    pub fn num_preemptions_of(&self, request: RequestId) -> usize {
-        self.sequences.get(&request).map_or(0, |s| s.num_preemptions)
-    }
-
     /// The request's block table.
     pub fn block_table(&self, request: RequestId) -> &[uma_kv::BlockId] {
         self.kv.block_table(request)
@@ -268,7 +260,6 @@ impl Scheduler {
         self.kv.free(victim);
         let state = self.sequences.get_mut(&victim).expect("running requests have state");
         state.num_computed_tokens = 0;
-        state.num_preemptions += 1;
         self.num_preemptions += 1;
         // A victim scheduled earlier in this step loses its chunk: its blocks are gone.
         output.chunks.retain(|c| c.request != victim);
@@ -400,7 +391,7 @@ mod tests {
             }
         }
         assert!(preempted_at.is_some(), "the pool must run out");
-        assert_eq!(s.num_preemptions_of(RequestId(2)), 1);
+        assert_eq!(s.num_preemptions(), 1);
         assert_eq!(s.num_waiting(), 1);
         let generated_by_2 = s.tokens(RequestId(2)).len() - 8;
         assert!(generated_by_2 > 0);

@@ -117,6 +117,11 @@ impl Logits {
         &self.values[i * self.vocab_size..(i + 1) * self.vocab_size]
     }
 
+    /// Every row, to edit in place (samplers sanitize and penalize their row), in order.
+    pub fn rows_mut(&mut self) -> std::slice::ChunksExactMut<'_, f32> {
+        self.values.chunks_exact_mut(self.vocab_size)
+    }
+
     /// The last row of sequence `sequence`, if it asked for any.
     pub fn last_of(&self, sequence: usize) -> Option<&[f32]> {
         self.rows.iter().rposition(|r| r.sequence == sequence).map(|i| self.row(i))
