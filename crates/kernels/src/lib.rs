@@ -10,7 +10,7 @@
 //!   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q4_K, Q6_K and Q8_K;
 //! - scalar reference dot products of each weight type with its activation type, as ggml pairs
 //!   them ([`vec_dot_type`]);
-//! - matrix products: [`packed`] (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K repacked into interleaved row
+//! - matrix products: [`packed`] (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K repacked into interleaved row
 //!   groups, with AVX2, AVX-512 VNNI and NEON dot-product kernels chosen once from CPU features,
 //!   bit-identical to the scalar reference) and [`matmul`] (every other type, straight from the
 //!   mapped blocks);

@@ -7,8 +7,8 @@
 //! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
 //!
 //! This is the general path, straight from the mapped blocks, for every type with a dot
-//! product; the types models mostly use (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K) have the faster repacked
-//! path in [`crate::packed`]. The row loop is the scalar `vec_dot` of each format, compiled a
+//! product; the types models mostly use (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K) have the faster
+//! repacked path in [`crate::packed`]. The row loop is the scalar `vec_dot` of each format, compiled a
 //! second time with AVX2 enabled on x86-64 and chosen at run time; work is split over output rows
 //! on the thread pool.
 //!

@@ -32,7 +32,7 @@ const _: () = assert!(size_of::<BlockQ5_K>() == 176);
 impl BlockQ5_K {
     /// The 5-bit quant of element `j` (0..=31).
     #[inline]
-    fn quant(&self, j: usize) -> u8 {
+    pub(crate) fn quant(&self, j: usize) -> u8 {
         let byte = self.qs[(j / 64) * 32 + j % 32];
         let low = if j % 64 < 32 { byte & 0x0f } else { byte >> 4 };
         let high = (self.qh[j % 32] >> (j / 32)) & 1;

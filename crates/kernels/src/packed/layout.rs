@@ -6,7 +6,7 @@
 //!
 //! Quants are stored unsigned (`q + offset`, the offset subtracted through the activation block
 //! sums) except Q8_0's, which stay signed. Every format keeps its bytes per weight, except Q4_K
-//! whose 6-bit scales and mins are widened to bytes (+2.8%).
+//! and Q5_K whose 6-bit scales and mins are widened to bytes (+2.8%, +2.3%).
 
 use uma_gguf::GgmlType;
 
@@ -16,6 +16,7 @@ use crate::formats::k_scales::get_scale_min_k4;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_k::BlockQ4_K;
 use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_k::BlockQ5_K;
 use crate::formats::q6_k::BlockQ6_K;
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::{Block, QK, QK_K};
@@ -31,6 +32,7 @@ pub enum PackedFormat {
     Q5_0,
     Q8_0,
     Q4_K,
+    Q5_K,
     Q6_K,
 }
 
@@ -54,6 +56,8 @@ pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
 pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
 pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
 pub(crate) const Q4_K_QUANTS: usize = 160; // [8 sub-blocks][4 chunks] of 32 bytes
+                                           // Q5_K: Q4_K's d, dmin, sub-scales and mins at the same offsets, then its sub-blocks.
+pub(crate) const Q5_K_SUB_BLOCKS: usize = 160; // [8 sub-blocks] of 160 bytes, see q5_k_masks
 pub(crate) const Q6_K_SUB_SCALES: usize = 16; // [16 sub-blocks][8 rows] i8
 pub(crate) const Q6_K_SUB_BLOCKS: usize = 144; // [16 sub-blocks] of 96 bytes, see q6_k_low
 
@@ -62,6 +66,17 @@ pub(crate) const Q6_K_SUB_BLOCKS: usize = 144; // [16 sub-blocks] of 96 bytes, s
 /// interleaved streams, low and high parts apart, stalled the prefetchers).
 pub(crate) const fn q6_k_low(s: usize) -> usize {
     Q6_K_SUB_BLOCKS + 96 * s
+}
+
+/// Q5_K sub-block `s` (32 quants of each row) is 8 u32 fifth-bit masks (one per quad, bit
+/// `4·row + k`, as Q5_0's) then 4 nibble chunks, so the weights stream sequentially.
+pub(crate) const fn q5_k_masks(s: usize) -> usize {
+    Q5_K_SUB_BLOCKS + 160 * s
+}
+
+/// The 4 nibble chunks of Q5_K sub-block `s`.
+pub(crate) const fn q5_k_quants(s: usize) -> usize {
+    q5_k_masks(s) + 32
 }
 
 /// The high-parts chunk of Q6_K sub-block `s`: byte `4·row + k`, bits `2i..2i+2` for quad `i`.
@@ -77,6 +92,7 @@ impl PackedFormat {
             GgmlType::Q5_0 => PackedFormat::Q5_0,
             GgmlType::Q8_0 => PackedFormat::Q8_0,
             GgmlType::Q4_K => PackedFormat::Q4_K,
+            GgmlType::Q5_K => PackedFormat::Q5_K,
             GgmlType::Q6_K => PackedFormat::Q6_K,
             _ => return None,
         })
@@ -89,6 +105,7 @@ impl PackedFormat {
             PackedFormat::Q5_0 => GgmlType::Q5_0,
             PackedFormat::Q8_0 => GgmlType::Q8_0,
             PackedFormat::Q4_K => GgmlType::Q4_K,
+            PackedFormat::Q5_K => GgmlType::Q5_K,
             PackedFormat::Q6_K => GgmlType::Q6_K,
         }
     }
@@ -97,7 +114,7 @@ impl PackedFormat {
     pub fn block_elements(self) -> usize {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => QK,
-            PackedFormat::Q4_K | PackedFormat::Q6_K => QK_K,
+            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K => QK_K,
         }
     }
 
@@ -108,6 +125,7 @@ impl PackedFormat {
             PackedFormat::Q5_0 => Q5_0_QUANTS + 128,
             PackedFormat::Q8_0 => Q8_0_QUANTS + 256,
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
+            PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
         }
     }
@@ -116,7 +134,7 @@ impl PackedFormat {
     pub fn activation_format(self) -> ActivationFormat {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
-            PackedFormat::Q4_K | PackedFormat::Q6_K => ActivationFormat::Q8_K,
+            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K => ActivationFormat::Q8_K,
         }
     }
 
@@ -126,7 +144,7 @@ impl PackedFormat {
             PackedFormat::Q4_0 => 8,
             PackedFormat::Q5_0 => 16,
             PackedFormat::Q8_0 => 0,
-            PackedFormat::Q4_K => 0,
+            PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
             PackedFormat::Q6_K => 32,
         }
     }
@@ -137,9 +155,9 @@ impl PackedFormat {
 pub(crate) struct RowBlock {
     pub(crate) quants: [i32; QK_K],   // first block_elements() used
     pub(crate) d: u16,                // f16 bits
-    pub(crate) dmin: u16,             // f16 bits (Q4_K)
-    pub(crate) sub_scales: [i32; 16], // Q4_K: 8 u6 scales; Q6_K: 16 i8 scales
-    pub(crate) mins: [i32; 8],        // Q4_K: 8 u6 mins
+    pub(crate) dmin: u16,             // f16 bits (Q4_K, Q5_K)
+    pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K: 16 i8 scales
+    pub(crate) mins: [i32; 8],        // Q4_K, Q5_K: 8 u6 mins
 }
 
 impl RowBlock {
@@ -180,13 +198,25 @@ fn decode_q4_k(b: &BlockQ4_K, out: &mut RowBlock) {
             out.quants[64 * c + 32 + l] = i32::from(byte >> 4);
         }
     }
+    decode_k4_scales(b.d, b.dmin, &b.scales, out);
+}
+
+fn decode_q5_k(b: &BlockQ5_K, out: &mut RowBlock) {
+    for (j, q) in out.quants.iter_mut().enumerate() {
+        *q = i32::from(b.quant(j));
+    }
+    decode_k4_scales(b.d, b.dmin, &b.scales, out);
+}
+
+/// Q4_K's and Q5_K's super-block scales and 6-bit sub-block scales and mins.
+fn decode_k4_scales(d: half::f16, dmin: half::f16, scales: &[u8; 12], out: &mut RowBlock) {
     for s in 0..8 {
-        let (sc, m) = get_scale_min_k4(s, &b.scales);
+        let (sc, m) = get_scale_min_k4(s, scales);
         out.sub_scales[s] = i32::from(sc);
         out.mins[s] = i32::from(m);
     }
-    out.d = b.d.to_bits();
-    out.dmin = b.dmin.to_bits();
+    out.d = d.to_bits();
+    out.dmin = dmin.to_bits();
 }
 
 fn decode_q6_k(b: &BlockQ6_K, out: &mut RowBlock) {
@@ -219,6 +249,17 @@ fn write_nibble_chunk(dst: &mut [u8], rows: &[RowBlock; ROWS], first: usize) {
     }
 }
 
+/// Bit `4·row + k` set where quant `first + k` of the row has its fifth bit (Q5_0, Q5_K).
+fn fifth_bit_mask(rows: &[RowBlock; ROWS], first: usize) -> [u8; 4] {
+    let mut mask = 0u32;
+    for (r, row) in rows.iter().enumerate() {
+        for k in 0..4 {
+            mask |= (((row.quants[first + k] >> 4) & 1) as u32) << (4 * r + k);
+        }
+    }
+    mask.to_le_bytes()
+}
+
 /// Writes one group-block of `format` from the decoded blocks of its 8 rows.
 fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u8]) {
     for (r, row) in rows.iter().enumerate() {
@@ -232,14 +273,8 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
             }
             if format == PackedFormat::Q5_0 {
                 for quad in 0..8 {
-                    let mut mask = 0u32;
-                    for (r, row) in rows.iter().enumerate() {
-                        for k in 0..4 {
-                            mask |= (((row.quants[4 * quad + k] >> 4) & 1) as u32) << (4 * r + k);
-                        }
-                    }
                     let at = Q5_0_MASKS + 4 * quad;
-                    dst[at..at + 4].copy_from_slice(&mask.to_le_bytes());
+                    dst[at..at + 4].copy_from_slice(&fifth_bit_mask(rows, 4 * quad));
                 }
             }
         }
@@ -252,7 +287,7 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                 }
             }
         }
-        PackedFormat::Q4_K => {
+        PackedFormat::Q4_K | PackedFormat::Q5_K => {
             for (r, row) in rows.iter().enumerate() {
                 dst[Q4_K_DMIN + 2 * r..Q4_K_DMIN + 2 * r + 2]
                     .copy_from_slice(&row.dmin.to_le_bytes());
@@ -264,10 +299,18 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                     dst[Q4_K_MINS + 16 * p + 2 * r + 1] = row.mins[2 * p + 1] as u8;
                 }
             }
+            let five = format == PackedFormat::Q5_K;
             for s in 0..8 {
+                let quants = if five { q5_k_quants(s) } else { Q4_K_QUANTS + 128 * s };
                 for c in 0..4 {
-                    let at = Q4_K_QUANTS + 128 * s + 32 * c;
+                    let at = quants + 32 * c;
                     write_nibble_chunk(&mut dst[at..at + 32], rows, 32 * s + 8 * c);
+                }
+                if five {
+                    for quad in 0..8 {
+                        let at = q5_k_masks(s) + 4 * quad;
+                        dst[at..at + 4].copy_from_slice(&fifth_bit_mask(rows, 32 * s + 4 * quad));
+                    }
                 }
             }
         }
@@ -374,6 +417,15 @@ pub(crate) fn pack_groups(
                     decode_q4_k,
                     &mut rows,
                 )?,
+                PackedFormat::Q5_K => decode_rows::<BlockQ5_K>(
+                    bytes,
+                    row_length,
+                    group,
+                    num_rows,
+                    b,
+                    decode_q5_k,
+                    &mut rows,
+                )?,
                 PackedFormat::Q6_K => decode_rows::<BlockQ6_K>(
                     bytes,
                     row_length,
@@ -398,6 +450,12 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
         let byte = chunk[4 * r + first_in_chunk % 4];
         i32::from(if first_in_chunk < 4 { byte & 0x0f } else { byte >> 4 })
     };
+    let fifth_bit = |masks: usize, j: usize| -> i32 {
+        // Bit 4 of quant `j` of row r, from the masks of quads at `masks` (quad j / 4).
+        let at = masks + 4 * (j / 4);
+        let mask = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+        (((mask >> (4 * r + j % 4)) & 1) << 4) as i32
+    };
     match format {
         PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
             let quants = if format == PackedFormat::Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
@@ -405,9 +463,7 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 let chunk = &src[quants + 32 * (j / 8)..];
                 out.quants[j] = nibble(chunk, j % 8);
                 if format == PackedFormat::Q5_0 {
-                    let at = Q5_0_MASKS + 4 * (j / 4);
-                    let mask = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
-                    out.quants[j] |= (((mask >> (4 * r + j % 4)) & 1) << 4) as i32;
+                    out.quants[j] |= fifth_bit(Q5_0_MASKS, j);
                 }
             }
         }
@@ -416,15 +472,20 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 out.quants[j] = i32::from(src[Q8_0_QUANTS + 32 * (j / 4) + 4 * r + j % 4] as i8);
             }
         }
-        PackedFormat::Q4_K => {
+        PackedFormat::Q4_K | PackedFormat::Q5_K => {
             out.dmin = u16::from_le_bytes([src[Q4_K_DMIN + 2 * r], src[Q4_K_DMIN + 2 * r + 1]]);
             for s in 0..8 {
                 out.sub_scales[s] = i32::from(src[Q4_K_SUB_SCALES + 8 * s + r]);
                 out.mins[s] = i32::from(src[Q4_K_MINS + 16 * (s / 2) + 2 * r + s % 2]);
             }
             for j in 0..QK_K {
-                let chunk = &src[Q4_K_QUANTS + 32 * (j / 8)..];
-                out.quants[j] = nibble(chunk, j % 8);
+                let (s, in_sub) = (j / 32, j % 32);
+                if format == PackedFormat::Q5_K {
+                    let chunk = &src[q5_k_quants(s) + 32 * (in_sub / 8)..];
+                    out.quants[j] = nibble(chunk, j % 8) | fifth_bit(q5_k_masks(s), in_sub);
+                } else {
+                    out.quants[j] = nibble(&src[Q4_K_QUANTS + 32 * (j / 8)..], j % 8);
+                }
             }
         }
         PackedFormat::Q6_K => {

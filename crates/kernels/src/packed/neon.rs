@@ -129,6 +129,23 @@ unsafe fn fifth_bits(mask: u32) -> Rows<uint8x16_t> {
     }
 }
 
+/// Four quads (two nibble chunks) with their fifth bits from the 4 quad masks at `masks`
+/// (Q5_0, Q5_K).
+#[inline(always)]
+unsafe fn with_fifth_bits(
+    mut quads: [Rows<uint8x16_t>; 4],
+    masks: *const u8,
+) -> [Rows<uint8x16_t>; 4] {
+    // SAFETY: callers pass pointers to 4 readable masks.
+    unsafe {
+        for (i, quad) in quads.iter_mut().enumerate() {
+            let bits = fifth_bits(masks.cast::<u32>().add(i).read_unaligned());
+            *quad = [vorrq_u8(quad[0], bits[0]), vorrq_u8(quad[1], bits[1])];
+        }
+    }
+    quads
+}
+
 /// Q6_K's two high bits of quad `i` (bits `2i..2i+2` of each byte of `h`) moved to bits 4..6.
 #[inline(always)]
 unsafe fn q6_high(h: uint8x16_t, quad: usize) -> uint8x16_t {
@@ -284,12 +301,8 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
                     }),
                     Q4_0 => signed(nibble_quads(blk.add(Q4_0_QUANTS + 64 * p)), PackedFormat::Q4_0),
                     _ => {
-                        let mut quads = nibble_quads(blk.add(Q5_0_QUANTS + 64 * p));
-                        let masks = blk.add(Q5_0_MASKS).cast::<u32>();
-                        for (i, quad) in quads.iter_mut().enumerate() {
-                            let bits = fifth_bits(masks.add(4 * p + i).read_unaligned());
-                            *quad = [vorrq_u8(quad[0], bits[0]), vorrq_u8(quad[1], bits[1])];
-                        }
+                        let quads = nibble_quads(blk.add(Q5_0_QUANTS + 64 * p));
+                        let quads = with_fifth_bits(quads, blk.add(Q5_0_MASKS + 16 * p));
                         signed(quads, PackedFormat::Q5_0)
                     }
                 };
@@ -307,9 +320,10 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     }
 }
 
-/// Q4_K for `NT` tokens from `first_token`.
+/// Q4_K, or Q5_K when `FIVE` (the same scales and mins, a fifth bit per quant), for `NT` tokens
+/// from `first_token`.
 #[inline(always)]
-unsafe fn q4_k<const NT: usize, const CH: usize>(
+unsafe fn q4_k<const FIVE: bool, const NT: usize, const CH: usize>(
     group: &[u8],
     acts: &PackedActivations,
     first_token: usize,
@@ -317,7 +331,8 @@ unsafe fn q4_k<const NT: usize, const CH: usize>(
 ) {
     let k = acts.row_length();
     let nsb = k / 256;
-    let block_bytes = PackedFormat::Q4_K.group_block_bytes();
+    let format = if FIVE { PackedFormat::Q5_K } else { PackedFormat::Q4_K };
+    let block_bytes = format.group_block_bytes();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales and k / 32 sums32 per token.
     unsafe {
@@ -330,10 +345,13 @@ unsafe fn q4_k<const NT: usize, const CH: usize>(
             for s in 0..8 {
                 let mut sub = [[zero(); CH]; NT];
                 for p in 0..2 {
-                    let quads = signed(
-                        nibble_quads(blk.add(Q4_K_QUANTS + 128 * s + 64 * p)),
-                        PackedFormat::Q4_K,
-                    );
+                    let quads = if FIVE {
+                        let quads = nibble_quads(blk.add(q5_k_quants(s) + 64 * p));
+                        with_fifth_bits(quads, blk.add(q5_k_masks(s) + 16 * p))
+                    } else {
+                        nibble_quads(blk.add(Q4_K_QUANTS + 128 * s + 64 * p))
+                    };
+                    let quads = signed(quads, format);
                     dot_quads::<NT, CH>(&mut sub, &quads, &quants, 256 * sb + 32 * s + 16 * p);
                 }
                 let scales = widen_u8(vld1_u8(blk.add(Q4_K_SUB_SCALES + 8 * s)));
@@ -428,7 +446,8 @@ unsafe fn tile<const NT: usize, const CH: usize>(
             PackedFormat::Q4_0 => legacy::<Q4_0, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_0 => legacy::<Q5_0, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_0 => legacy::<Q8_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q4_K => q4_k::<NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_K => q4_k::<false, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_K => q4_k::<true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<NT, CH>(group, acts, first_token, out),
         }
     }

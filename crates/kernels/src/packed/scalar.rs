@@ -59,7 +59,7 @@ fn accumulate(
                 sumf + (dw * da) * sumi as f32
             }
         }
-        PackedFormat::Q4_K => {
+        PackedFormat::Q4_K | PackedFormat::Q5_K => {
             let da = acts.scales[token * (k / QK_K) + block];
             let mut sumi = 0i32;
             let mut summins = 0i32;

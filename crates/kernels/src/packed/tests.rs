@@ -7,11 +7,12 @@ use uma_gguf::GgmlType;
 use super::*;
 use crate::formats::test_support::{bytes, gaussian, rng, scale, uniform};
 
-const FORMATS: [PackedFormat; 5] = [
+const FORMATS: [PackedFormat; 6] = [
     PackedFormat::Q4_0,
     PackedFormat::Q5_0,
     PackedFormat::Q8_0,
     PackedFormat::Q4_K,
+    PackedFormat::Q5_K,
     PackedFormat::Q6_K,
 ];
 
@@ -26,7 +27,8 @@ fn weights(
 ) -> Vec<u8> {
     let ty = format.ggml_type();
     let n = ty.bytes_for((num_rows * row_length) as u64).expect("fits") as usize;
-    if !raw {
+    // Formats without a quantizer (Q5_K) take raw blocks either way.
+    if !raw && crate::can_quantize(ty) {
         let mut out = vec![0u8; n];
         crate::quantize(ty, &gaussian(num_rows * row_length, seed), &mut out).expect("quantize");
         return out;
@@ -37,7 +39,7 @@ fn weights(
         let d = scale(&mut r).to_le_bytes();
         match format {
             PackedFormat::Q6_K => block[208..210].copy_from_slice(&d),
-            PackedFormat::Q4_K => {
+            PackedFormat::Q4_K | PackedFormat::Q5_K => {
                 block[0..2].copy_from_slice(&d);
                 block[2..4].copy_from_slice(&scale(&mut r).to_le_bytes());
             }

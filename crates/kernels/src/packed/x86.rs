@@ -177,6 +177,25 @@ unsafe fn high_nibbles(v: __m256i) -> __m256i {
     unsafe { _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)) }
 }
 
+/// Nibble chunk `c`'s two quads with their fifth bits (Q5_0, Q5_K) from the quad masks at
+/// `masks`: quad `2c` for `lo`, `2c + 1` for `hi`.
+#[inline(always)]
+unsafe fn fifth_bits<I: Isa>(
+    masks: *const u8,
+    c: usize,
+    lo: __m256i,
+    hi: __m256i,
+) -> (__m256i, __m256i) {
+    // SAFETY: callers pass pointers to the 8 masks of a Q5_0 block or Q5_K sub-block.
+    unsafe {
+        let masks = masks.cast::<u32>();
+        (
+            I::set_bit4(lo, masks.add(2 * c).read_unaligned()),
+            I::set_bit4(hi, masks.add(2 * c + 1).read_unaligned()),
+        )
+    }
+}
+
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
 const Q8_0: u8 = 2;
@@ -222,12 +241,9 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                 let base = if F == Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
                 for c in 0..4 {
                     let v = load(blk.add(base + 32 * c));
-                    let mut lo = low_nibbles(v);
-                    let mut hi = high_nibbles(v);
+                    let (mut lo, mut hi) = (low_nibbles(v), high_nibbles(v));
                     if F == Q5_0 {
-                        let masks = blk.add(Q5_0_MASKS).cast::<u32>();
-                        lo = I::set_bit4(lo, masks.add(2 * c).read_unaligned());
-                        hi = I::set_bit4(hi, masks.add(2 * c + 1).read_unaligned());
+                        (lo, hi) = fifth_bits::<I>(blk.add(Q5_0_MASKS), c, lo, hi);
                     }
                     dot_chunk::<I, NT, CH>(&mut isum, &quants, 32 * b + 8 * c, c, lo, hi);
                 }
@@ -248,9 +264,10 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     }
 }
 
-/// Q4_K for `NT` tokens from `first_token`.
+/// Q4_K, or Q5_K when `FIVE` (the same scales and mins, a fifth bit per quant), for `NT` tokens
+/// from `first_token`.
 #[inline(always)]
-unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
+unsafe fn q4_k<I: Isa, const FIVE: bool, const NT: usize, const CH: usize>(
     group: &[u8],
     acts: &PackedActivations,
     first_token: usize,
@@ -258,7 +275,8 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
 ) {
     let k = acts.row_length();
     let nsb = k / 256;
-    let block_bytes = PackedFormat::Q4_K.group_block_bytes();
+    let format = if FIVE { PackedFormat::Q5_K } else { PackedFormat::Q4_K };
+    let block_bytes = format.group_block_bytes();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales and k / 32 sums32 per token.
     unsafe {
@@ -272,9 +290,13 @@ unsafe fn q4_k<I: Isa, const NT: usize, const CH: usize>(
                 let sc =
                     _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(Q4_K_SUB_SCALES + 8 * s).cast()));
                 let mut sub = [[_mm256_setzero_si256(); CH]; NT];
+                let quants_at = if FIVE { q5_k_quants(s) } else { Q4_K_QUANTS + 128 * s };
                 for c in 0..4 {
-                    let v = load(blk.add(Q4_K_QUANTS + 128 * s + 32 * c));
-                    let (lo, hi) = (low_nibbles(v), high_nibbles(v));
+                    let v = load(blk.add(quants_at + 32 * c));
+                    let (mut lo, mut hi) = (low_nibbles(v), high_nibbles(v));
+                    if FIVE {
+                        (lo, hi) = fifth_bits::<I>(blk.add(q5_k_masks(s)), c, lo, hi);
+                    }
                     let at = 256 * sb + 32 * s + 8 * c;
                     dot_chunk::<I, NT, CH>(&mut sub, &quants, at, c, lo, hi);
                 }
@@ -382,7 +404,8 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q4_0 => legacy::<I, Q4_0, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_0 => legacy::<I, Q5_0, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_0 => legacy::<I, Q8_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q4_K => q4_k::<I, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_K => q4_k::<I, false, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_K => q4_k::<I, true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
         }
     }
