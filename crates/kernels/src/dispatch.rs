@@ -53,7 +53,8 @@ pub fn can_quantize(ty: GgmlType) -> bool {
 /// The type activations are quantized to for a dot product with weights of type `ty`, as ggml
 /// pairs them (its `vec_dot_type`), or `None` when there is no dot product for `ty`.
 ///
-/// Q4_0, Q5_0, Q8_0 → Q8_0; Q4_1, Q5_1 → Q8_1; the K-quants → Q8_K. F32, F16 and BF16 weights
+/// Q4_0, Q5_0, Q8_0 → Q8_0; Q4_1, Q5_1 → Q8_1; the K-quants (Q8_K included) → Q8_K. F32, F16
+/// and BF16 weights
 /// take F32 activations (ggml converts activations to F16/BF16 instead; uma converts the weight,
 /// which loses nothing).
 pub fn vec_dot_type(ty: GgmlType) -> Option<GgmlType> {
@@ -62,7 +63,7 @@ pub fn vec_dot_type(ty: GgmlType) -> Option<GgmlType> {
         F32 | F16 | BF16 => Some(F32),
         Q4_0 | Q5_0 | Q8_0 => Some(Q8_0),
         Q4_1 | Q5_1 => Some(Q8_1),
-        Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => Some(Q8_K),
+        Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => Some(Q8_K),
         _ => None,
     }
 }
@@ -140,6 +141,7 @@ pub fn vec_dot(ty: GgmlType, weights: &[u8], activations: &[u8]) -> Result<f32> 
         Q4_K => vec_dot_as::<BlockQ4_K>(weights, activations),
         Q5_K => vec_dot_as::<BlockQ5_K>(weights, activations),
         Q6_K => vec_dot_as::<BlockQ6_K>(weights, activations),
+        Q8_K => vec_dot_as::<BlockQ8_K>(weights, activations),
         _ => Err(KernelError::UnsupportedType { ty, operation: "vec_dot" }),
     }
 }

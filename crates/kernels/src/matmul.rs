@@ -7,10 +7,10 @@
 //! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
 //!
 //! This is the general path, straight from the mapped blocks, for every type with a dot
-//! product; the types models mostly use (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K) have the faster
-//! repacked path in [`crate::packed`]. The row loop is the scalar `vec_dot` of each format, compiled a
-//! second time with AVX2 enabled on x86-64 and chosen at run time; work is split over output rows
-//! on the thread pool.
+//! product; most types (all but Q4_1, Q5_1, Q2_K and Q3_K) have the faster repacked path in
+//! [`crate::packed`], which models use. The row loop is the scalar `vec_dot` of each format,
+//! compiled a second time with AVX2 enabled on x86-64 and chosen at run time; work is split over
+//! output rows on the thread pool.
 //!
 //! Exactness: every output element is the scalar [`crate::vec_dot`], whatever the batch size,
 //! thread count or code path, so a token's results are bit-identical alone or batched.
@@ -220,6 +220,7 @@ pub fn matmul(w: &WeightMatrix<'_>, x: &QuantizedActivations, out: &mut [f32]) -
         Q4_K => run::<BlockQ4_K>(w, &x.q8_k, x.num_rows, out),
         Q5_K => run::<BlockQ5_K>(w, &x.q8_k, x.num_rows, out),
         Q6_K => run::<BlockQ6_K>(w, &x.q8_k, x.num_rows, out),
+        Q8_K => run::<BlockQ8_K>(w, &x.q8_k, x.num_rows, out),
         ty => Err(KernelError::UnsupportedType { ty, operation: "matmul" }),
     }
 }
@@ -250,20 +251,21 @@ where
     }
 }
 
-impl RowKernel for f32 {}
-impl RowKernel for half::f16 {}
-impl RowKernel for half::bf16 {}
 impl RowKernel for BlockQ4_1 {}
 impl RowKernel for BlockQ5_1 {}
 impl RowKernel for BlockQ2_K {}
 impl RowKernel for BlockQ3_K {}
-impl RowKernel for BlockQ5_K {}
 // The types the model repacks (crate::packed) keep only this generic path here.
+impl RowKernel for f32 {}
+impl RowKernel for half::f16 {}
+impl RowKernel for half::bf16 {}
+impl RowKernel for BlockQ5_K {}
 impl RowKernel for BlockQ4_0 {}
 impl RowKernel for BlockQ5_0 {}
 impl RowKernel for BlockQ8_0 {}
 impl RowKernel for BlockQ4_K {}
 impl RowKernel for BlockQ6_K {}
+impl RowKernel for BlockQ8_K {}
 
 /// Rows handed to one task: enough tasks to balance, few enough to keep overhead low.
 fn rows_per_task(num_rows: usize) -> usize {
@@ -430,7 +432,8 @@ mod tests {
     #[test]
     fn matmul_matches_vec_dot_for_every_format() {
         use GgmlType::*;
-        for ty in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K] {
+        for ty in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K]
+        {
             let row_length = 512;
             let num_rows = 70;
             let bytes = random_weights(ty, num_rows, row_length, 11);

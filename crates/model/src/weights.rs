@@ -164,7 +164,9 @@ fn matrix(file: &GgufFile, name: &str, num_rows: usize, row_length: usize) -> Re
             reason: "no matrix product for this type",
         }
     })?;
-    let packed = match PackedFormat::of(ty) {
+    // Float rows pack in whole groups of 8 elements; other lengths take the row path.
+    let format = PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
+    let packed = match format {
         Some(format) => {
             let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
             // The copy replaces the mapped pages: count the weights once.

@@ -1,11 +1,11 @@
 //! Q8_K: 256 values, an f32 scale, signed 8-bit quants and sums of each 16 quants (9.125
-//! bits/value). An activation type only: every K-quant weight is dotted with it, the stored
-//! sums paying for the weights' minimums.
+//! bits/value). Mostly an activation type: every K-quant weight is dotted with it, the stored
+//! sums paying for the weights' minimums. As a weight type (rare) it pairs with itself.
 
 use bytemuck::{Pod, Zeroable};
 use uma_gguf::GgmlType;
 
-use super::{in_array, out_array, Block, Quantize, QK_K};
+use super::{in_array, out_array, Block, Quantize, VecDot, QK_K};
 use crate::rounding::nearest_int;
 
 /// ggml's `block_q8_K`: `x[j] = d · q[j]`, `bsums[k] = Σ q[16k..16k+16]`.
@@ -74,6 +74,26 @@ impl Quantize for BlockQ8_K {
     }
 }
 
+/// Q8_K weights with Q8_K activations: an integer sum per block, then `(dx · dy) · sumi`, the
+/// order of ggml's Q8_0 and Q6_K dot products. (ggml itself has no Q8_K weight kernel; this is
+/// the reference uma's packed Q8_K kernels match.)
+pub fn vec_dot_q8_k_q8_k(weights: &[BlockQ8_K], activations: &[BlockQ8_K]) -> f32 {
+    assert_eq!(weights.len(), activations.len(), "vec_dot callers check lengths");
+    let mut sumf = 0.0f32;
+    for (x, y) in weights.iter().zip(activations) {
+        let sumi: i32 = x.qs.iter().zip(&y.qs).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
+        sumf += x.d * y.d * sumi as f32;
+    }
+    sumf
+}
+
+impl VecDot for BlockQ8_K {
+    type Activation = BlockQ8_K;
+    fn vec_dot_blocks(weights: &[Self], activations: &[BlockQ8_K]) -> f32 {
+        vec_dot_q8_k_q8_k(weights, activations)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -91,6 +111,15 @@ mod tests {
         assert_eq!((block.qs[0], block.qs[1], block.qs[17], block.qs[255]), (-127, 2, 4, 127));
         assert_eq!((block.bsums[0], block.bsums[1], block.bsums[15]), (-125, 4, 127));
         assert_eq!(BlockQ8_K::quantize(&[0.0; 256]), BlockQ8_K::zeroed());
+    }
+
+    #[test]
+    fn dot_matches_dequantized() {
+        let weights: Vec<BlockQ8_K> =
+            super::super::quantize_to_vec(&gaussian(256 * 8, 6)).expect("whole");
+        let acts: Vec<BlockQ8_K> =
+            super::super::quantize_to_vec(&uniform(256 * 8, 7)).expect("whole");
+        assert_dot_matches_dequantized(&weights, &acts);
     }
 
     #[test]

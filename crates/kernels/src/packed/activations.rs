@@ -2,7 +2,8 @@
 //! the quants of every token contiguous, the block scales and block sums beside them.
 //!
 //! The quants and scales are exactly ggml's Q8_0 / Q8_K quantization (the same functions
-//! produce them), so packed products match the scalar [`crate::vec_dot`] reference.
+//! produce them), so packed products match the scalar [`crate::vec_dot`] reference. Float
+//! weights take the f32 values as they are.
 
 #![allow(unsafe_code)]
 
@@ -10,7 +11,7 @@ use crate::error::{KernelError, Result};
 use crate::formats::q8_0::BlockQ8_0;
 use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{Quantize, QK, QK_K};
-use crate::packed::layout::ActivationFormat;
+use crate::packed::layout::{ActivationFormat, PackedFormat, FLOAT_BLOCK};
 use crate::parallel::{for_each_task, SharedSlice};
 
 /// Quantized activation rows, reusable across calls (the buffers keep their capacity).
@@ -21,11 +22,12 @@ pub struct PackedActivations {
     row_length: usize,
     pub(crate) quants: Vec<i8>,  // [num_tokens, row_length]
     pub(crate) scales: Vec<f32>, // [num_tokens, row_length / block]; Q8_0: the f16 scale
-    pub(crate) sums: Vec<i32>,   // Q8_0 only: [num_tokens, row_length / 32] Σ quants per block
+    pub(crate) sums: Vec<i32>,   // [num_tokens, row_length / block] Σ quants per block
     pub(crate) sums32: Vec<i32>, // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
     // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
     pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
     pub(crate) q6_k_corrections: Vec<i32>, // [num_tokens, row_length / 16] −32 · Σ per 16
+    pub(crate) values: Vec<f32>,      // F32 only: [num_tokens, row_length]
 }
 
 impl PackedActivations {
@@ -60,6 +62,7 @@ impl PackedActivations {
         let block = match format {
             ActivationFormat::Q8_0 => QK,
             ActivationFormat::Q8_K => QK_K,
+            ActivationFormat::F32 => FLOAT_BLOCK,
         };
         if row_length == 0 || !row_length.is_multiple_of(block) {
             return Err(KernelError::LengthMismatch {
@@ -79,8 +82,13 @@ impl PackedActivations {
         self.format = Some(format);
         self.num_tokens = num_tokens;
         self.row_length = row_length;
+        if format == ActivationFormat::F32 {
+            self.values.clear();
+            self.values.extend_from_slice(x);
+            return Ok(());
+        }
         let k_quant = format == ActivationFormat::Q8_K;
-        let per_token_sums = if k_quant { 0 } else { row_length / QK };
+        let per_token_sums = row_length / block;
         resize(&mut self.quants, num_tokens * row_length);
         resize(&mut self.scales, num_tokens * (row_length / block));
         resize(&mut self.sums, num_tokens * per_token_sums);
@@ -125,6 +133,7 @@ impl PackedActivations {
                         let block = BlockQ8_K::quantize_block(&src[b * QK_K..(b + 1) * QK_K]);
                         q[b * QK_K..(b + 1) * QK_K].copy_from_slice(&block.qs);
                         s[b] = block.d;
+                        sm[b] = block.bsums.iter().map(|&v| i32::from(v)).sum();
                         for k in 0..16 {
                             q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
                         }
@@ -139,10 +148,28 @@ impl PackedActivations {
                         }
                     }
                 }
+                ActivationFormat::F32 => unreachable!("returned above: F32 values are copied"),
             }
         };
         for_each_task(num_tokens, &quantize_token);
         Ok(())
+    }
+}
+
+impl PackedActivations {
+    /// What a SIMD float kernel (format code `F`, `NT` tokens from `first_token`) reads: the
+    /// bytes of one element of the 8 rows (element `j` of a group starts at `j` times that), and
+    /// pointers to the tokens' values.
+    pub(crate) fn float_operands<const F: u8, const NT: usize>(
+        &self,
+        group: &[u8],
+        first_token: usize,
+    ) -> (usize, [*const f32; NT]) {
+        let step = PackedFormat::float_of(F).group_block_bytes() / FLOAT_BLOCK;
+        debug_assert!(group.len() >= self.row_length * step);
+        let rows =
+            std::array::from_fn(|t| self.values[(first_token + t) * self.row_length..].as_ptr());
+        (step, rows)
     }
 }
 

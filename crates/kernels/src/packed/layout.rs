@@ -5,13 +5,18 @@
 //! row scales. The layout and the reasons for it are in `docs/kernels.md`.
 //!
 //! Quants are stored unsigned (`q + offset`, the offset subtracted through the activation block
-//! sums) except Q8_0's, which stay signed. Every format keeps its bytes per weight, except Q4_K
-//! and Q5_K whose 6-bit scales and mins are widened to bytes (+2.8%, +2.3%).
+//! sums) except Q8_0's and Q8_K's, which stay signed. Every format keeps its bytes per weight,
+//! except Q4_K and Q5_K whose 6-bit scales and mins are widened to bytes (+2.8%, +2.3%).
+//!
+//! The float formats (F32, F16, BF16) keep their width too: a group-block is 8 elements of the
+//! 8 rows, element by element, so one 8-lane vector (converted to f32 in registers) holds one
+//! element of every row.
 
 use uma_gguf::GgmlType;
 
 use crate::bytes::blocks_from_bytes_or_copy;
 use crate::error::{KernelError, Result};
+use crate::formats::float::bf16_to_f32;
 use crate::formats::k_scales::get_scale_min_k4;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_k::BlockQ4_K;
@@ -19,6 +24,7 @@ use crate::formats::q5_0::BlockQ5_0;
 use crate::formats::q5_k::BlockQ5_K;
 use crate::formats::q6_k::BlockQ6_K;
 use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{Block, QK, QK_K};
 
 /// Rows per interleaved group: one 32-bit lane per row in a 256-bit vector.
@@ -34,6 +40,10 @@ pub enum PackedFormat {
     Q4_K,
     Q5_K,
     Q6_K,
+    Q8_K,
+    F32,
+    F16,
+    BF16,
 }
 
 /// The activation quantization a packed format pairs with (ggml's `vec_dot_type`).
@@ -44,14 +54,25 @@ pub enum ActivationFormat {
     Q8_0,
     /// Q8_K: 256-element blocks, an f32 scale each, sums of every 16.
     Q8_K,
+    /// The f32 values themselves (for F32, F16 and BF16 weights).
+    F32,
 }
 
+/// Elements per group-block of the float formats: rows need only be multiples of 8 elements.
+pub const FLOAT_BLOCK: usize = 8;
+
+// The float formats as the SIMD kernels' const-generic codes (see PackedFormat::float_of).
+pub(crate) const F32_CODE: u8 = 0;
+pub(crate) const F16_CODE: u8 = 1;
+pub(crate) const BF16_CODE: u8 = 2;
+
 // Byte offsets inside one group-block (one block of each of the 8 rows).
-pub(crate) const SCALES: usize = 0; // [8] f16: d of each row
+pub(crate) const SCALES: usize = 0; // [8] f16 (Q8_K: f32): d of each row
 pub(crate) const Q5_0_MASKS: usize = 16; // [8 quads] u32: bit 4·row + k = fifth bit
 pub(crate) const Q5_0_QUANTS: usize = 48; // [4 chunks] of 32 bytes
 pub(crate) const Q4_0_QUANTS: usize = 16;
 pub(crate) const Q8_0_QUANTS: usize = 16; // [8 quads] of 32 signed bytes
+pub(crate) const Q8_K_QUANTS: usize = 32; // [64 quads] of 32 signed bytes
 pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
 pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
 pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
@@ -94,6 +115,10 @@ impl PackedFormat {
             GgmlType::Q4_K => PackedFormat::Q4_K,
             GgmlType::Q5_K => PackedFormat::Q5_K,
             GgmlType::Q6_K => PackedFormat::Q6_K,
+            GgmlType::Q8_K => PackedFormat::Q8_K,
+            GgmlType::F32 => PackedFormat::F32,
+            GgmlType::F16 => PackedFormat::F16,
+            GgmlType::BF16 => PackedFormat::BF16,
             _ => return None,
         })
     }
@@ -107,6 +132,10 @@ impl PackedFormat {
             PackedFormat::Q4_K => GgmlType::Q4_K,
             PackedFormat::Q5_K => GgmlType::Q5_K,
             PackedFormat::Q6_K => GgmlType::Q6_K,
+            PackedFormat::Q8_K => GgmlType::Q8_K,
+            PackedFormat::F32 => GgmlType::F32,
+            PackedFormat::F16 => GgmlType::F16,
+            PackedFormat::BF16 => GgmlType::BF16,
         }
     }
 
@@ -114,7 +143,10 @@ impl PackedFormat {
     pub fn block_elements(self) -> usize {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => QK,
-            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K => QK_K,
+            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
+                QK_K
+            }
+            PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => FLOAT_BLOCK,
         }
     }
 
@@ -127,6 +159,10 @@ impl PackedFormat {
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
             PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
+            PackedFormat::Q8_K => Q8_K_QUANTS + 2048,
+            PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
+                FLOAT_BLOCK * ROWS * self.ggml_type().type_size()
+            }
         }
     }
 
@@ -134,16 +170,35 @@ impl PackedFormat {
     pub fn activation_format(self) -> ActivationFormat {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
-            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K => ActivationFormat::Q8_K,
+            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
+                ActivationFormat::Q8_K
+            }
+            PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => ActivationFormat::F32,
         }
     }
 
-    /// What the stored unsigned quants exceed the signed ones by (Q8_0 stores signed quants).
+    /// The float format of a kernel's const-generic code ([`F32_CODE`], ...).
+    pub(crate) const fn float_of(code: u8) -> PackedFormat {
+        match code {
+            F32_CODE => PackedFormat::F32,
+            F16_CODE => PackedFormat::F16,
+            _ => PackedFormat::BF16,
+        }
+    }
+
+    /// Whether it is a float format (no quants: f32 fused multiply-adds, see `float_group_dot`).
+    pub fn is_float(self) -> bool {
+        matches!(self, PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16)
+    }
+
+    /// What the stored unsigned quants exceed the signed ones by (Q8_0 and Q8_K store signed
+    /// quants).
     pub fn offset(self) -> i32 {
         match self {
             PackedFormat::Q4_0 => 8,
             PackedFormat::Q5_0 => 16,
-            PackedFormat::Q8_0 => 0,
+            PackedFormat::Q8_0 | PackedFormat::Q8_K => 0,
+            PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => 0,
             PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
             PackedFormat::Q6_K => 32,
         }
@@ -151,10 +206,11 @@ impl PackedFormat {
 }
 
 /// One block of one row, decoded to what the packed layout stores: the quants (unsigned, or
-/// signed for Q8_0, as `i32`), and the scales.
+/// signed for Q8_0 and Q8_K, as `i32`), and the scales.
 pub(crate) struct RowBlock {
     pub(crate) quants: [i32; QK_K],   // first block_elements() used
-    pub(crate) d: u16,                // f16 bits
+    pub(crate) d: u16,                // f16 bits (all but Q8_K)
+    pub(crate) d32: f32,              // Q8_K's f32 d
     pub(crate) dmin: u16,             // f16 bits (Q4_K, Q5_K)
     pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K: 16 i8 scales
     pub(crate) mins: [i32; 8],        // Q4_K, Q5_K: 8 u6 mins
@@ -162,7 +218,7 @@ pub(crate) struct RowBlock {
 
 impl RowBlock {
     fn zero() -> RowBlock {
-        RowBlock { quants: [0; QK_K], d: 0, dmin: 0, sub_scales: [0; 16], mins: [0; 8] }
+        RowBlock { quants: [0; QK_K], d: 0, d32: 0.0, dmin: 0, sub_scales: [0; 16], mins: [0; 8] }
     }
 }
 
@@ -188,6 +244,13 @@ fn decode_q8_0(b: &BlockQ8_0, out: &mut RowBlock) {
         out.quants[j] = i32::from(b.qs[j]);
     }
     out.d = b.d.to_bits();
+}
+
+fn decode_q8_k(b: &BlockQ8_K, out: &mut RowBlock) {
+    for (q, &v) in out.quants.iter_mut().zip(&b.qs) {
+        *q = i32::from(v);
+    }
+    out.d32 = b.d;
 }
 
 fn decode_q4_k(b: &BlockQ4_K, out: &mut RowBlock) {
@@ -263,7 +326,11 @@ fn fifth_bit_mask(rows: &[RowBlock; ROWS], first: usize) -> [u8; 4] {
 /// Writes one group-block of `format` from the decoded blocks of its 8 rows.
 fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u8]) {
     for (r, row) in rows.iter().enumerate() {
-        dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes());
+        if format == PackedFormat::Q8_K {
+            dst[SCALES + 4 * r..SCALES + 4 * r + 4].copy_from_slice(&row.d32.to_le_bytes());
+        } else {
+            dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes());
+        }
     }
     match format {
         PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
@@ -278,11 +345,12 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                 }
             }
         }
-        PackedFormat::Q8_0 => {
-            for quad in 0..8 {
+        PackedFormat::Q8_0 | PackedFormat::Q8_K => {
+            let quants = if format == PackedFormat::Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+            for quad in 0..format.block_elements() / 4 {
                 for (r, row) in rows.iter().enumerate() {
                     for k in 0..4 {
-                        dst[Q8_0_QUANTS + 32 * quad + 4 * r + k] = row.quants[4 * quad + k] as u8;
+                        dst[quants + 32 * quad + 4 * r + k] = row.quants[4 * quad + k] as u8;
                     }
                 }
             }
@@ -337,6 +405,9 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                 }
             }
         }
+        PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
+            unreachable!("pack_groups packs floats first")
+        }
     }
 }
 
@@ -374,69 +445,49 @@ pub(crate) fn pack_groups(
     first_group: usize,
     dst: &mut [u8], // whole groups starting at `first_group`
 ) -> Result<()> {
+    if format.is_float() {
+        // Group-block `b` holds elements `8b..8b + 8` of the 8 rows as `[element][row]`, each
+        // value in the format's own bytes.
+        let width = format.ggml_type().type_size();
+        let row_bytes = row_length * width;
+        for (i, group_dst) in dst.chunks_exact_mut(ROWS * row_bytes).enumerate() {
+            for r in 0..ROWS {
+                let row = (first_group + i) * ROWS + r;
+                let src = (row < num_rows).then(|| &bytes[row * row_bytes..(row + 1) * row_bytes]);
+                for j in 0..row_length {
+                    let at = float_offset(format, r, j);
+                    let value = src.map_or(&[0u8; 4][..width], |src| &src[j * width..][..width]);
+                    group_dst[at..at + width].copy_from_slice(value);
+                }
+            }
+        }
+        return Ok(());
+    }
     let blocks_per_row = row_length / format.block_elements();
     let group_bytes = blocks_per_row * format.group_block_bytes();
     let mut rows: Box<[RowBlock; ROWS]> = Box::new(std::array::from_fn(|_| RowBlock::zero()));
     for (i, group_dst) in dst.chunks_exact_mut(group_bytes).enumerate() {
         let group = first_group + i;
         for (b, block_dst) in group_dst.chunks_exact_mut(format.group_block_bytes()).enumerate() {
-            match format {
-                PackedFormat::Q4_0 => decode_rows::<BlockQ4_0>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q4_0,
-                    &mut rows,
-                )?,
-                PackedFormat::Q5_0 => decode_rows::<BlockQ5_0>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q5_0,
-                    &mut rows,
-                )?,
-                PackedFormat::Q8_0 => decode_rows::<BlockQ8_0>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q8_0,
-                    &mut rows,
-                )?,
-                PackedFormat::Q4_K => decode_rows::<BlockQ4_K>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q4_k,
-                    &mut rows,
-                )?,
-                PackedFormat::Q5_K => decode_rows::<BlockQ5_K>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q5_k,
-                    &mut rows,
-                )?,
-                PackedFormat::Q6_K => decode_rows::<BlockQ6_K>(
-                    bytes,
-                    row_length,
-                    group,
-                    num_rows,
-                    b,
-                    decode_q6_k,
-                    &mut rows,
-                )?,
+            let rows: &mut [RowBlock; ROWS] = &mut rows;
+            macro_rules! decode {
+                ($block:ty, $decode:expr) => {
+                    decode_rows::<$block>(bytes, row_length, group, num_rows, b, $decode, rows)?
+                };
             }
-            write_group_block(format, &rows, block_dst);
+            match format {
+                PackedFormat::Q4_0 => decode!(BlockQ4_0, decode_q4_0),
+                PackedFormat::Q5_0 => decode!(BlockQ5_0, decode_q5_0),
+                PackedFormat::Q8_0 => decode!(BlockQ8_0, decode_q8_0),
+                PackedFormat::Q4_K => decode!(BlockQ4_K, decode_q4_k),
+                PackedFormat::Q5_K => decode!(BlockQ5_K, decode_q5_k),
+                PackedFormat::Q6_K => decode!(BlockQ6_K, decode_q6_k),
+                PackedFormat::Q8_K => decode!(BlockQ8_K, decode_q8_k),
+                PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
+                    unreachable!("floats are packed above")
+                }
+            }
+            write_group_block(format, rows, block_dst);
         }
     }
     Ok(())
@@ -467,10 +518,13 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 }
             }
         }
-        PackedFormat::Q8_0 => {
-            for j in 0..QK {
-                out.quants[j] = i32::from(src[Q8_0_QUANTS + 32 * (j / 4) + 4 * r + j % 4] as i8);
+        PackedFormat::Q8_0 | PackedFormat::Q8_K => {
+            let quants = if format == PackedFormat::Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+            for j in 0..format.block_elements() {
+                out.quants[j] = i32::from(src[quants + 32 * (j / 4) + 4 * r + j % 4] as i8);
             }
+            let d32 = &src[SCALES + 4 * r..SCALES + 4 * r + 4];
+            out.d32 = f32::from_le_bytes([d32[0], d32[1], d32[2], d32[3]]);
         }
         PackedFormat::Q4_K | PackedFormat::Q5_K => {
             out.dmin = u16::from_le_bytes([src[Q4_K_DMIN + 2 * r], src[Q4_K_DMIN + 2 * r + 1]]);
@@ -499,6 +553,26 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 out.quants[j] = nibble(chunk, j % 8) | (i32::from(high) << 4);
             }
         }
+        PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
+            unreachable!("float groups are read with float_value")
+        }
+    }
+}
+
+/// Where element `j` of row `r` sits in a float group.
+fn float_offset(format: PackedFormat, r: usize, j: usize) -> usize {
+    let width = format.ggml_type().type_size();
+    j / FLOAT_BLOCK * format.group_block_bytes() + (j % FLOAT_BLOCK * ROWS + r) * width
+}
+
+/// Element `j` of row `r` of a float group, as f32 (exact: every f16 and bf16 is an f32).
+pub(crate) fn float_value(format: PackedFormat, group: &[u8], r: usize, j: usize) -> f32 {
+    let at = float_offset(format, r, j);
+    let bits16 = || u16::from_le_bytes([group[at], group[at + 1]]);
+    match format {
+        PackedFormat::F16 => half::f16::from_bits(bits16()).to_f32(),
+        PackedFormat::BF16 => bf16_to_f32(half::bf16::from_bits(bits16())),
+        _ => f32::from_le_bytes([group[at], group[at + 1], group[at + 2], group[at + 3]]),
     }
 }
 

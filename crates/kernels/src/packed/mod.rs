@@ -5,7 +5,8 @@
 //! activation rows once ([`PackedActivations`]) and runs one kernel per row group and token
 //! block, the groups spread over threads. The kernel is chosen once per process from CPU
 //! features ([`Isa::detected`]): AVX-512 VNNI, AVX2, NEON dot product, or the portable scalar
-//! kernel, which every SIMD path matches bit for bit.
+//! kernel, which every SIMD path matches bit for bit. Float weights (F32, F16, BF16) take the
+//! f32 activations as they are, with fused multiply-adds in one fixed order.
 
 #![allow(unsafe_code)]
 

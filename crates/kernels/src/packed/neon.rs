@@ -4,14 +4,16 @@
 //! 16-byte weight register against 4 activation quants taken from a lane of a 16-byte activation
 //! register, so one activation load serves four quads.
 //!
-//! `sdot` multiplies signed by signed: Q8_0's quants go in as stored, the other formats' unsigned
+//! `sdot` multiplies signed by signed: Q8_0's and Q8_K's quants go in as stored, the other formats' unsigned
 //! quants (below 64) have their offset subtracted in the weight registers, which gives the same
 //! integer sums as the reference. The `sdot` intrinsics are not stable Rust yet, so `sdot` is one
 //! line of inline assembly.
 //!
 //! Arithmetic: integer sums per block exactly as the scalar reference, then the reference's f32
 //! operations (multiplies and adds, never fused) in its order — bit-identical to
-//! [`super::scalar`], which the tests check.
+//! [`super::scalar`], which the tests check. The float formats convert 8 rows' element to f32 in
+//! registers (`fcvtl` for F16, a shift for BF16) and fuse multiply-adds (`fmla` by element: one
+//! activation load serves 4 elements) in the order of [`FLOAT_CHAINS`], as the scalar kernel.
 #![allow(unsafe_code)]
 
 use std::arch::aarch64::*;
@@ -19,6 +21,7 @@ use std::arch::asm;
 
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
+use crate::packed::scalar::FLOAT_CHAINS;
 
 /// One vector per half of the group: rows 0–3, rows 4–7.
 type Rows<T> = [T; 2];
@@ -268,8 +271,10 @@ unsafe fn zero() -> Rows<int32x4_t> {
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
 const Q8_0: u8 = 2;
+const Q8_K: u8 = 3;
 
-/// Q4_0, Q5_0 and Q8_0 for `NT` tokens from `first_token`.
+/// Q4_0, Q5_0, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for `NT` tokens
+/// from `first_token`.
 #[inline(always)]
 unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -277,26 +282,29 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
-    let nb = acts.row_length() / 32;
-    let block_bytes = match F {
-        Q4_0 => PackedFormat::Q4_0.group_block_bytes(),
-        Q5_0 => PackedFormat::Q5_0.group_block_bytes(),
-        _ => PackedFormat::Q8_0.group_block_bytes(),
+    let format = match F {
+        Q4_0 => PackedFormat::Q4_0,
+        Q5_0 => PackedFormat::Q5_0,
+        Q8_0 => PackedFormat::Q8_0,
+        _ => PackedFormat::Q8_K,
     };
+    let (n, block_bytes) = (format.block_elements(), format.group_block_bytes());
+    let nb = acts.row_length() / n;
     debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
     // SAFETY: the driver checked the shapes: `group` holds nb group-blocks, the activations
-    // hold tokens first_token..first_token + NT of k quants and k / 32 scales each.
+    // hold tokens first_token..first_token + NT of k quants and k / n scales each.
     unsafe {
         let quants = token_quants::<NT>(acts, first_token);
         let mut acc = [splat(0.0); NT];
         for b in 0..nb {
             let blk = group.as_ptr().add(b * block_bytes);
             let mut isum = [[zero(); CH]; NT];
-            // Each half of the block: quads 4p..4p + 4 against quants 16p..16p + 16.
-            for p in 0..2 {
+            // Quads 4p..4p + 4 against quants 16p..16p + 16.
+            for p in 0..n / 16 {
                 let quads = match F {
-                    Q8_0 => std::array::from_fn(|i| {
-                        let w = blk.add(Q8_0_QUANTS + 32 * (4 * p + i)).cast::<i8>();
+                    Q8_0 | Q8_K => std::array::from_fn(|i| {
+                        let first = if F == Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+                        let w = blk.add(first + 32 * (4 * p + i)).cast::<i8>();
                         [vld1q_s8(w), vld1q_s8(w.add(16))]
                     }),
                     Q4_0 => signed(nibble_quads(blk.add(Q4_0_QUANTS + 64 * p)), PackedFormat::Q4_0),
@@ -306,9 +314,14 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
                         signed(quads, PackedFormat::Q5_0)
                     }
                 };
-                dot_quads::<NT, CH>(&mut isum, &quads, &quants, 32 * b + 16 * p);
+                dot_quads::<NT, CH>(&mut isum, &quads, &quants, n * b + 16 * p);
             }
-            let dw = row_scales(blk.add(SCALES));
+            let dw = if F == Q8_K {
+                let d = blk.add(SCALES).cast::<f32>();
+                [vld1q_f32(d), vld1q_f32(d.add(4))]
+            } else {
+                row_scales(blk.add(SCALES))
+            };
             for t in 0..NT {
                 let da = splat(acts.scales[(first_token + t) * nb + b]);
                 let sumi = to_f32(sum_chains(isum[t]));
@@ -431,6 +444,71 @@ unsafe fn q6_k<const NT: usize, const CH: usize>(
     }
 }
 
+/// Element `e` of the 8 rows of a float group-block, as f32 (exact conversions).
+#[inline(always)]
+unsafe fn float_rows<const F: u8>(p: *const u8) -> Rows<float32x4_t> {
+    // SAFETY: callers pass pointers to 8 values of the format.
+    unsafe {
+        match F {
+            F32_CODE => [vld1q_f32(p.cast()), vld1q_f32(p.cast::<f32>().add(4))],
+            F16_CODE => row_scales(p),
+            _ => {
+                let bits = vld1q_u16(p.cast());
+                [
+                    vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_low_u16(bits))),
+                    vreinterpretq_f32_u32(vshll_high_n_u16::<16>(bits)),
+                ]
+            }
+        }
+    }
+}
+
+/// `acc + w · x[LANE]` on both halves, fused (`fmla` by element).
+#[inline(always)]
+unsafe fn fma_rows<const LANE: i32>(
+    acc: &mut Rows<float32x4_t>,
+    w: &Rows<float32x4_t>,
+    x: float32x4_t,
+) {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe {
+        acc[0] = vfmaq_laneq_f32::<LANE>(acc[0], w[0], x);
+        acc[1] = vfmaq_laneq_f32::<LANE>(acc[1], w[1], x);
+    }
+}
+
+/// F32, F16 and BF16 for `NT` tokens from `first_token`: each weight vector pair (one element of
+/// the 8 rows) meets every token's activation, in the chains of [`FLOAT_CHAINS`].
+#[inline(always)]
+unsafe fn float<const F: u8, const NT: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let (step, x) = acts.float_operands::<F, NT>(group, first_token);
+    // SAFETY: the driver checked the shapes: `group` holds the rows' k elements, the activations
+    // k values for each token, `out` NT tokens.
+    unsafe {
+        let mut acc = [[splat(0.0); FLOAT_CHAINS]; NT];
+        // Four elements at a time: one activation load per token, lane i for element j + i
+        // (even elements into chain 0, odd into chain 1).
+        for j in (0..acts.row_length()).step_by(4) {
+            let w: [Rows<float32x4_t>; 4] =
+                std::array::from_fn(|i| float_rows::<F>(group.as_ptr().add((j + i) * step)));
+            for t in 0..NT {
+                let a = vld1q_f32(x[t].add(j));
+                let [c0, c1] = &mut acc[t];
+                fma_rows::<0>(c0, &w[0], a);
+                fma_rows::<1>(c1, &w[1], a);
+                fma_rows::<2>(c0, &w[2], a);
+                fma_rows::<3>(c1, &w[3], a);
+            }
+        }
+        store(out, acc.map(|[c0, c1]| add(c0, c1)));
+    }
+}
+
 /// One tile of `NT` tokens of any format.
 #[inline(always)]
 unsafe fn tile<const NT: usize, const CH: usize>(
@@ -449,6 +527,10 @@ unsafe fn tile<const NT: usize, const CH: usize>(
             PackedFormat::Q4_K => q4_k::<false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_K => legacy::<Q8_K, NT, CH>(group, acts, first_token, out),
+            PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
+            PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
+            PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),
         }
     }
 }

@@ -2,10 +2,22 @@
 //! arithmetic (integer sums per block, then ggml's f32 operations in ggml's order), so it is
 //! bit-identical to [`crate::vec_dot`]. It is the fallback on CPUs without a SIMD path and the
 //! reference every SIMD path is tested against.
+//!
+//! The float formats define their own order instead (see [`FLOAT_CHAINS`]): f32 fused
+//! multiply-adds, which the SIMD paths perform exactly, against the f64 sums of `vec_dot` they
+//! differ from by rounding only (the bound is in `docs/kernels.md` and the tests).
 
-use crate::formats::{QK, QK_K};
+use crate::formats::QK_K;
 use crate::packed::activations::PackedActivations;
-use crate::packed::layout::{empty_row_block, read_row_block, PackedFormat, RowBlock, ROWS};
+use crate::packed::layout::{
+    empty_row_block, float_value, read_row_block, PackedFormat, RowBlock, ROWS,
+};
+
+/// Accumulator chains per row of the float formats: element `j` of a row is fused-multiply-added
+/// into chain `j % FLOAT_CHAINS`, in order, and the chains are added (0 + 1) at the end. Every
+/// path follows this order, so they agree bit for bit and a token's result does not depend on
+/// the batch around it; two chains halve the dependency chain of one-token decode.
+pub(crate) const FLOAT_CHAINS: usize = 2;
 
 /// `out[t][r]` = row `r` of the group · token `first_token + t`.
 pub(crate) fn group_dot(
@@ -15,6 +27,10 @@ pub(crate) fn group_dot(
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
+    if format.is_float() {
+        float_group_dot(format, group, acts, first_token, out);
+        return;
+    }
     let k = acts.row_length();
     let block_elements = format.block_elements();
     let nb = k / block_elements;
@@ -36,6 +52,28 @@ pub(crate) fn group_dot(
     }
 }
 
+/// The float formats' [`group_dot`], in the order [`FLOAT_CHAINS`] describes.
+fn float_group_dot(
+    format: PackedFormat,
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let k = acts.row_length();
+    for (t, o) in out.iter_mut().enumerate() {
+        let x = &acts.values[(first_token + t) * k..][..k];
+        for (r, o) in o.iter_mut().enumerate() {
+            let mut chains = [0.0f32; FLOAT_CHAINS];
+            for (j, &x) in x.iter().enumerate() {
+                let chain = &mut chains[j % FLOAT_CHAINS];
+                *chain = float_value(format, group, r, j).mul_add(x, *chain);
+            }
+            *o = chains[0] + chains[1];
+        }
+    }
+}
+
 /// `sumf` plus one block's term, as ggml's scalar `vec_dot` computes it.
 fn accumulate(
     format: PackedFormat,
@@ -47,12 +85,14 @@ fn accumulate(
     sumf: f32,
 ) -> f32 {
     let k = acts.row_length();
-    let dw = half::f16::from_bits(row.d).to_f32();
+    let dw =
+        if format == PackedFormat::Q8_K { row.d32 } else { half::f16::from_bits(row.d).to_f32() };
     let offset = format.offset();
     match format {
-        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => {
-            let da = acts.scales[token * (k / QK) + block];
-            let sumi: i32 = (0..QK).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 | PackedFormat::Q8_K => {
+            let n = format.block_elements();
+            let da = acts.scales[token * (k / n) + block];
+            let sumi: i32 = (0..n).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
             if format == PackedFormat::Q4_0 {
                 sumf + sumi as f32 * dw * da
             } else {
@@ -80,6 +120,9 @@ fn accumulate(
                 sumi += row.sub_scales[s] * sub;
             }
             sumf + dw * da * sumi as f32
+        }
+        PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
+            unreachable!("group_dot sends floats to float_group_dot")
         }
     }
 }

@@ -1,23 +1,33 @@
 //! Parity: the scalar kernel on the packed layout is bit-identical to the scalar reference
 //! [`crate::vec_dot`] on the original blocks, and every SIMD path this CPU supports is
 //! bit-identical to the scalar kernel, for every packed format, token count and padding case.
+//!
+//! The float formats (fused multiply-adds in f32 where `vec_dot` sums f32 products in f64) are
+//! within a stated rounding bound of `vec_dot`, and every path is bit-identical to their scalar
+//! kernel.
 
+use rand::Rng;
 use uma_gguf::GgmlType;
 
 use super::*;
 use crate::formats::test_support::{bytes, gaussian, rng, scale, uniform};
 
-const FORMATS: [PackedFormat; 6] = [
+/// The quantized formats, bit-identical to `vec_dot`.
+const FORMATS: [PackedFormat; 7] = [
     PackedFormat::Q4_0,
     PackedFormat::Q5_0,
     PackedFormat::Q8_0,
     PackedFormat::Q4_K,
     PackedFormat::Q5_K,
     PackedFormat::Q6_K,
+    PackedFormat::Q8_K,
 ];
 
+const FLOAT_FORMATS: [PackedFormat; 3] = [PackedFormat::F32, PackedFormat::F16, PackedFormat::BF16];
+
 /// Weights from quantizing Gaussian values (realistic), or raw random bytes with finite scales
-/// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128).
+/// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128). Raw float weights
+/// are Gaussian values scaled by 2⁻¹⁶ … 2⁷ (F16 subnormals included) and some zeros.
 fn weights(
     format: PackedFormat,
     num_rows: usize,
@@ -33,6 +43,22 @@ fn weights(
         crate::quantize(ty, &gaussian(num_rows * row_length, seed), &mut out).expect("quantize");
         return out;
     }
+    if format.is_float() {
+        let mut r = rng(seed + 2);
+        let values: Vec<f32> = gaussian(num_rows * row_length, seed)
+            .into_iter()
+            .map(|v| {
+                if r.gen_range(0..16) == 0 {
+                    0.0
+                } else {
+                    v * (r.gen_range(-16..8i32) as f32).exp2()
+                }
+            })
+            .collect();
+        let mut out = vec![0u8; n];
+        crate::quantize(ty, &values, &mut out).expect("quantize");
+        return out;
+    }
     let mut out = bytes(n, seed);
     let mut r = rng(seed + 1);
     for block in out.chunks_exact_mut(ty.type_size()) {
@@ -42,6 +68,9 @@ fn weights(
             PackedFormat::Q4_K | PackedFormat::Q5_K => {
                 block[0..2].copy_from_slice(&d);
                 block[2..4].copy_from_slice(&scale(&mut r).to_le_bytes());
+            }
+            PackedFormat::Q8_K => {
+                block[0..4].copy_from_slice(&scale(&mut r).to_f32().to_le_bytes())
             }
             _ => block[0..2].copy_from_slice(&d),
         }
@@ -101,6 +130,59 @@ fn every_path_is_bit_identical_to_the_scalar_reference() {
     }
 }
 
+/// The float formats: every path bit-identical to the scalar kernel (the same fused operations
+/// in the same order, so batch-invariant too), and within the rounding bound of `vec_dot`:
+///
+/// |packed − vec_dot| ≤ (k/2 + 4) · 2⁻²⁴ · Σ|w·x| for rows of k elements: each of the two chains
+/// adds k/2 fused products (one rounding each, ≤ (k/2)·u·Σ|w·x| with u = 2⁻²⁴), adding the
+/// chains rounds once more, and the reference rounds each product and its result to f32 (≤ 2u;
+/// its f64 sum adds ≤ k·2⁻⁵³). The test prints the worst error seen in units of u·Σ|w·x|.
+#[test]
+fn float_paths_match_the_scalar_kernel_and_vec_dot_within_the_bound() {
+    let isas = Isa::available();
+    let mut worst = 0.0f64;
+    for format in FLOAT_FORMATS {
+        for (num_rows, row_length, raw) in
+            [(70, 512, false), (16, 768, true), (5, 256, true), (9, 40, true)]
+        {
+            let w = weights(format, num_rows, row_length, 7 + num_rows as u64, raw);
+            let packed = PackedMatrix::pack(format, &w, num_rows, row_length).expect("pack");
+            let mut values = vec![0.0f32; num_rows * row_length];
+            crate::dequantize(format.ggml_type(), &w, &mut values).expect("dequantize");
+            for num_tokens in [1, 2, 3, 5, 8, 11, 67] {
+                let x = uniform(num_tokens * row_length, 100 + num_tokens as u64);
+                let expected = reference(format.ggml_type(), &w, num_rows, row_length, &x);
+                let mut acts = PackedActivations::new();
+                acts.quantize(format.activation_format(), &x, row_length).expect("quantize");
+                let mut scalar = vec![f32::NAN; num_tokens * num_rows];
+                packed.matmul_with(Isa::Scalar, &acts, &mut scalar).expect("matmul");
+                let what = format!("{format:?} rows {num_rows}×{row_length} tokens {num_tokens}");
+                for (i, (&got, &want)) in scalar.iter().zip(&expected).enumerate() {
+                    let (t, r) = (i / num_rows, i % num_rows);
+                    let wr = &values[r * row_length..(r + 1) * row_length];
+                    let xt = &x[t * row_length..(t + 1) * row_length];
+                    let sum_abs: f64 =
+                        wr.iter().zip(xt).map(|(&a, &b)| f64::from(a * b).abs()).sum();
+                    let unit = sum_abs * (-24f64).exp2();
+                    let error = (f64::from(got) - f64::from(want)).abs();
+                    let bound =
+                        (row_length as f64 / 2.0 + 4.0) * unit + f64::from(f32::MIN_POSITIVE);
+                    assert!(error <= bound, "{what}: element {i}: {got} vs {want}, bound {bound}");
+                    if unit > 0.0 {
+                        worst = worst.max(error / unit);
+                    }
+                }
+                for &isa in &isas {
+                    let mut out = vec![f32::NAN; num_tokens * num_rows];
+                    packed.matmul_with(isa, &acts, &mut out).expect("matmul");
+                    assert_bits_equal(&out, &scalar, &format!("{what} {}", isa.name()));
+                }
+            }
+        }
+    }
+    println!("float formats: worst |packed − vec_dot| = {worst:.2} · 2⁻²⁴ · Σ|w·x|");
+}
+
 #[test]
 fn detected_path_is_available() {
     assert!(Isa::available().contains(&Isa::detected()));
@@ -121,6 +203,9 @@ fn shape_and_type_errors() {
     assert!(packed.matmul(&acts, &mut [0.0; 8]).is_err(), "activation format");
     assert!(acts.quantize(ActivationFormat::Q8_0, &[0.5; 40], 20).is_err(), "partial block");
     assert!(acts.quantize(ActivationFormat::Q8_0, &[0.5; 40], 32).is_err(), "partial row");
+    assert!(acts.quantize(ActivationFormat::F32, &[0.5; 24], 12).is_err(), "partial float block");
+    let f16 = weights(PackedFormat::F16, 3, 12, 1, false);
+    assert!(PackedMatrix::pack(PackedFormat::F16, &f16, 3, 12).is_err(), "partial float block");
 }
 
 #[test]

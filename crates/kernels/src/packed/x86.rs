@@ -6,7 +6,9 @@
 //!
 //! Arithmetic: integer sums per block exactly as the scalar reference, then the reference's f32
 //! operations (multiplies and adds, never fused) in its order — bit-identical to
-//! [`super::scalar`], which the tests check.
+//! [`super::scalar`], which the tests check. The float formats convert 8 rows' element to f32 in
+//! registers (`vcvtph2ps` for F16, a shift for BF16) and fuse multiply-adds in the order of
+//! [`FLOAT_CHAINS`], again as the scalar kernel does.
 #![allow(unsafe_code)]
 // Token and chain loops index several arrays in step; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
@@ -15,12 +17,14 @@ use std::arch::x86_64::*;
 
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
+use crate::packed::scalar::FLOAT_CHAINS;
 
 /// The instructions that differ between the two x86 paths.
 pub(super) trait Isa {
     /// Tokens per register tile.
     const TILE: usize;
-    /// What Q8_0's signed weights are shifted by before [`Isa::dot_q8_0`] multiplies them.
+    /// What Q8_0's and Q8_K's signed weights are shifted by before [`Isa::dot_q8_0`] multiplies
+    /// them.
     const Q8_0_OFFSET: i32;
     /// `acc + Σ₄ w·a` per 32-bit lane; `w` unsigned and below 64, `a` signed.
     unsafe fn dot_u8(acc: __m256i, w: __m256i, a: __m256i) -> __m256i;
@@ -199,8 +203,10 @@ unsafe fn fifth_bits<I: Isa>(
 const Q4_0: u8 = 0;
 const Q5_0: u8 = 1;
 const Q8_0: u8 = 2;
+const Q8_K: u8 = 3;
 
-/// Q4_0, Q5_0 and Q8_0 for `NT` tokens from `first_token`.
+/// Q4_0, Q5_0, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for `NT` tokens
+/// from `first_token`.
 #[inline(always)]
 unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -208,16 +214,19 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
-    let k = acts.row_length();
-    let nb = k / 32;
-    let (block_bytes, offset) = match F {
-        Q4_0 => (PackedFormat::Q4_0.group_block_bytes(), 8),
-        Q5_0 => (PackedFormat::Q5_0.group_block_bytes(), 16),
-        _ => (PackedFormat::Q8_0.group_block_bytes(), I::Q8_0_OFFSET),
+    let format = match F {
+        Q4_0 => PackedFormat::Q4_0,
+        Q5_0 => PackedFormat::Q5_0,
+        Q8_0 => PackedFormat::Q8_0,
+        _ => PackedFormat::Q8_K,
     };
+    let (n, block_bytes) = (format.block_elements(), format.group_block_bytes());
+    let signed = F == Q8_0 || F == Q8_K;
+    let offset = if signed { I::Q8_0_OFFSET } else { format.offset() };
+    let nb = acts.row_length() / n;
     debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
     // SAFETY: the driver checked the shapes: `group` holds nb group-blocks, the activations
-    // hold tokens first_token..first_token + NT of k quants, k / 32 scales and sums each.
+    // hold tokens first_token..first_token + NT of k quants, k / n scales and sums each.
     unsafe {
         let quants = token_rows::<NT>(acts, first_token);
         let mut acc = [_mm256_setzero_ps(); NT];
@@ -229,11 +238,12 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
             for (t, chains) in isum.iter_mut().enumerate() {
                 chains[0] = _mm256_set1_epi32(-offset * acts.sums[(first_token + t) * nb + b]);
             }
-            if F == Q8_0 {
-                for quad in 0..8 {
-                    let w = load(blk.add(Q8_0_QUANTS + 32 * quad));
+            if signed {
+                let first = if F == Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+                for quad in 0..n / 4 {
+                    let w = load(blk.add(first + 32 * quad));
                     for t in 0..NT {
-                        let a = broadcast4(quants[t].add(32 * b + 4 * quad));
+                        let a = broadcast4(quants[t].add(n * b + 4 * quad));
                         isum[t][quad % CH] = I::dot_q8_0(isum[t][quad % CH], w, a);
                     }
                 }
@@ -248,7 +258,11 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                     dot_chunk::<I, NT, CH>(&mut isum, &quants, 32 * b + 8 * c, c, lo, hi);
                 }
             }
-            let dw = row_scales(blk.add(SCALES));
+            let dw = if F == Q8_K {
+                _mm256_loadu_ps(blk.add(SCALES).cast())
+            } else {
+                row_scales(blk.add(SCALES))
+            };
             for t in 0..NT {
                 let da = _mm256_set1_ps(acts.scales[(first_token + t) * nb + b]);
                 let sumi = _mm256_cvtepi32_ps(sum_chains(isum[t]));
@@ -389,6 +403,50 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
     }
 }
 
+/// Element `e` of the 8 rows of a float group-block, as f32 (exact conversions).
+#[inline(always)]
+unsafe fn float_rows<const F: u8>(p: *const u8) -> __m256 {
+    // SAFETY: callers pass pointers to 8 values of the format; compiled with AVX2 and F16C.
+    unsafe {
+        match F {
+            F32_CODE => _mm256_loadu_ps(p.cast()),
+            F16_CODE => row_scales(p),
+            _ => {
+                let bits = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+                _mm256_castsi256_ps(_mm256_slli_epi32(bits, 16))
+            }
+        }
+    }
+}
+
+/// F32, F16 and BF16 for `NT` tokens from `first_token`: each weight vector (one element of the
+/// 8 rows) meets every token's activation, broadcast, in the chains of [`FLOAT_CHAINS`].
+#[inline(always)]
+unsafe fn float<const F: u8, const NT: usize>(
+    group: &[u8],
+    acts: &PackedActivations,
+    first_token: usize,
+    out: &mut [[f32; ROWS]],
+) {
+    let (step, x) = acts.float_operands::<F, NT>(group, first_token);
+    // SAFETY: the driver checked the shapes: `group` holds the rows' k elements, the activations
+    // k values for each token, `out` NT tokens.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); FLOAT_CHAINS]; NT];
+        for j in (0..acts.row_length()).step_by(FLOAT_BLOCK) {
+            prefetch_ahead::<NT>(group.as_ptr().add(j * step), FLOAT_BLOCK * step);
+            for e in j..j + FLOAT_BLOCK {
+                let w = float_rows::<F>(group.as_ptr().add(e * step));
+                for t in 0..NT {
+                    let chain = &mut acc[t][e % FLOAT_CHAINS];
+                    *chain = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t].add(e).read()), *chain);
+                }
+            }
+        }
+        store(acc.map(|[c0, c1]| _mm256_add_ps(c0, c1)), out);
+    }
+}
+
 /// One tile of `NT` tokens of any format.
 #[inline(always)]
 unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
@@ -407,6 +465,10 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q4_K => q4_k::<I, false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<I, true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_K => legacy::<I, Q8_K, NT, CH>(group, acts, first_token, out),
+            PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
+            PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
+            PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),
         }
     }
 }
