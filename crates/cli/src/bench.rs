@@ -5,7 +5,6 @@
 //! The tests drive [`Model::forward`] alone: pseudo-random token ids from a fixed seed, no
 //! tokenizer, no sampling, one warm-up run per test and then `-r` timed repetitions.
 
-mod bandwidth;
 mod stats;
 
 use std::fmt::Write as _;
@@ -16,8 +15,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, DEFAULT_BLOCK_SIZE};
 
-use crate::{footprint, format};
-use bandwidth::BandwidthProbe;
+use uma_planner::BandwidthProbe;
+
+use crate::format;
 
 /// Tokens each sequence is prefilled with (untimed) before a generation test, so that decode
 /// attends to some context, as it does after any real prompt.
@@ -198,7 +198,7 @@ struct ModelSummary {
     /// Bytes of all tensors.
     size_bytes: u64,
     parameters: u64,
-    /// Weight bytes one decode step reads (see `footprint::weight_bytes_per_token`).
+    /// Weight bytes one decode step reads (see `uma_planner::weight_bytes_per_token`).
     weight_bytes_per_token: u64,
 }
 
@@ -238,7 +238,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let bandwidth = match args.bandwidth {
         Some(gb_per_s) => BandwidthReport { gb_per_s, source: "given", probe: None },
         None => {
-            let probe = bandwidth::probe(threads)?;
+            let probe = uma_planner::probe_bandwidth(threads)?;
             BandwidthReport { gb_per_s: probe.gb_per_s, source: "probe", probe: Some(probe) }
         }
     };
@@ -292,7 +292,7 @@ fn model_summary(model: &Model, args: &BenchArgs) -> ModelSummary {
         architecture: model.config().architecture.name().to_owned(),
         size_bytes: infos.iter().map(|t| t.size_in_bytes).sum(),
         parameters: infos.iter().map(|t| t.num_elements).sum(),
-        weight_bytes_per_token: footprint::weight_bytes_per_token(model.file()),
+        weight_bytes_per_token: uma_planner::weight_bytes_per_token(model.file()),
     }
 }
 

@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod footprint;
 mod format;
 mod output;
+mod plan;
 mod run;
 mod serve;
 mod session;
@@ -33,6 +33,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve a model over an OpenAI-compatible HTTP API (127.0.0.1 by default).
     Serve(serve::ServeArgs),
+    /// Will it fit? Memory breakdown, longest context, predicted speed and cost, per machine.
+    Plan(Box<plan::PlanArgs>),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Plan(args) => plan::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

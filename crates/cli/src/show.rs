@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 use uma_gguf::{GgufFile, ModelParams, TokenizerParams};
 
-use crate::{footprint, format};
+use crate::format;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ShowArgs {
@@ -65,7 +65,7 @@ struct ModelReport {
     num_experts_per_token: Option<u64>,
     /// f16 K and V for every layer.
     kv_cache_bytes_per_token: u64,
-    /// Weight bytes one decode step reads (see `footprint::weight_bytes_per_token`).
+    /// Weight bytes one decode step reads (see `uma_planner::weight_bytes_per_token`).
     weight_bytes_per_token: u64,
 }
 
@@ -147,8 +147,8 @@ fn model_report(file: &GgufFile, p: &ModelParams) -> ModelReport {
         sliding_window: p.sliding_window,
         num_experts: p.num_experts,
         num_experts_per_token: p.num_experts_per_token,
-        kv_cache_bytes_per_token: footprint::kv_cache_bytes_per_token(p),
-        weight_bytes_per_token: footprint::weight_bytes_per_token(file),
+        kv_cache_bytes_per_token: uma_planner::kv_cache_bytes_per_token(p),
+        weight_bytes_per_token: uma_planner::weight_bytes_per_token(file),
     }
 }
 

@@ -9,22 +9,23 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use serde::Serialize;
+
+use crate::error::{PlannerError, Result};
 
 /// Smallest buffer the probe reads: far above any L3 on machines uma targets.
 const MIN_BUFFER_BYTES: usize = 1 << 30;
 /// The buffer is at least this many times the last-level cache.
 const CACHE_MULTIPLE: usize = 8;
 /// Timed passes over the buffer; the fastest is reported.
-pub(crate) const DEFAULT_PASSES: usize = 8;
+pub const DEFAULT_PASSES: usize = 8;
 /// Independent accumulators per thread: enough that the adds vectorize and never wait on one
 /// another, so the loop is bound by memory, not by add latency.
 const LANES: usize = 16;
 
 /// One probe's result.
 #[derive(Serialize, Debug, Clone, PartialEq)]
-pub(crate) struct BandwidthProbe {
+pub struct BandwidthProbe {
     /// Size of the buffer read in each pass.
     pub bytes: usize,
     /// Threads reading it together.
@@ -38,8 +39,8 @@ pub(crate) struct BandwidthProbe {
 }
 
 /// Measures read bandwidth with `threads` threads over a buffer sized for this machine's caches.
-pub(crate) fn probe(threads: usize) -> anyhow::Result<BandwidthProbe> {
-    measure(buffer_bytes(last_level_cache_bytes()), threads, DEFAULT_PASSES)
+pub fn probe_bandwidth(threads: usize) -> Result<BandwidthProbe> {
+    measure_bandwidth(buffer_bytes(last_level_cache_bytes()), threads, DEFAULT_PASSES)
 }
 
 /// Probe buffer size: at least 1 GiB and [`CACHE_MULTIPLE`] times the last-level cache.
@@ -49,17 +50,17 @@ fn buffer_bytes(last_level_cache: Option<usize>) -> usize {
 }
 
 /// Reads about `bytes` (rounded down to whole words) with `threads` threads, `passes` times.
-pub(crate) fn measure(
-    bytes: usize,
-    threads: usize,
-    passes: usize,
-) -> anyhow::Result<BandwidthProbe> {
+pub fn measure_bandwidth(bytes: usize, threads: usize, passes: usize) -> Result<BandwidthProbe> {
     if threads == 0 || passes == 0 {
-        bail!("the bandwidth probe needs at least one thread and one pass");
+        return Err(PlannerError::BandwidthProbe {
+            reason: "it needs at least one thread and one pass".into(),
+        });
     }
     let num_words = bytes / size_of::<u64>();
     if num_words < threads * LANES {
-        bail!("a bandwidth probe of {bytes} bytes is too small for {threads} threads");
+        return Err(PlannerError::BandwidthProbe {
+            reason: format!("{bytes} bytes are too few for {threads} threads"),
+        });
     }
     // Each thread allocates and writes its own share: zeroed memory the OS has not mapped yet
     // would read as one shared zero page, and the thread that first touches a page decides where
@@ -81,14 +82,9 @@ pub(crate) fn measure(
         writers
             .into_iter()
             .map(|writer| writer.join().expect("a probe thread only writes numbers"))
-            .collect::<Result<_, _>>()
+            .collect::<std::result::Result<_, _>>()
     })
-    .with_context(|| {
-        format!(
-            "cannot allocate {} for the bandwidth probe (give the bandwidth with --bandwidth GB/s)",
-            crate::format::bytes(bytes as u64)
-        )
-    })?;
+    .map_err(|_| PlannerError::BandwidthProbeAllocation { bytes })?;
     let chunks: Vec<&[u64]> =
         shares.iter().map(Vec::as_slice).filter(|chunk| !chunk.is_empty()).collect();
 
@@ -192,11 +188,11 @@ mod tests {
 
     #[test]
     fn a_small_probe_reports_its_shape() {
-        let probe = measure(8 << 20, 2, 3).expect("probe");
+        let probe = measure_bandwidth(8 << 20, 2, 3).expect("probe");
         assert_eq!((probe.bytes, probe.threads, probe.passes), (8 << 20, 2, 3));
         assert!(probe.gb_per_s.is_finite() && probe.gb_per_s > 0.0, "{probe:?}");
-        assert!(measure(64, 4, 1).is_err());
-        assert!(measure(1 << 20, 0, 1).is_err());
+        assert!(measure_bandwidth(64, 4, 1).is_err());
+        assert!(measure_bandwidth(1 << 20, 0, 1).is_err());
     }
 
     #[test]

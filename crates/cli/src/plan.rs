@@ -1,0 +1,865 @@
+//! `uma plan MODEL`: will it fit, how long a context, how fast, at what cost — before anything is
+//! loaded. The planner crate does the arithmetic; this turns arguments into its inputs and its
+//! plans into a report (a table, or `--json`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use uma_gguf::GgufFile;
+use uma_planner::{
+    BandwidthProbe, Bound, CostEstimate, CostInputs, KvCacheType, Machine, MachineCatalogue,
+    MachinePlan, ModelDescription, ModelSpec, PlanRequest, Quantization, RateEstimate,
+    SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM, DEFAULT_MAX_NUM_BATCHED_TOKENS, GIB,
+    THIS_MACHINE,
+};
+
+use crate::format;
+
+/// Quantization of a described model when none is given.
+const DEFAULT_QUANTIZATION: &str = "q4_k_m";
+
+/// The cloud machine costs are compared with, and its hourly price unless given.
+const DEFAULT_CLOUD_MACHINE: &str = "h100-sxm-80gb";
+const DEFAULT_CLOUD_USD_PER_HOUR: f64 = 2.5;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct PlanArgs {
+    /// Path to a .gguf file; without it, describe the model with --params and the options of
+    /// "model description".
+    model: Option<PathBuf>,
+    /// Context length per sequence, in tokens (default: 4096, or the trained context if smaller).
+    #[arg(long, value_name = "N")]
+    ctx: Option<u64>,
+    /// Sequences served at once, each with its own context.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seqs: u64,
+    /// KV cache type: f16 (uma's) or q8_0.
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = parse_kv_cache_type)]
+    kv: KvCacheType,
+    /// Tokens per engine step, which the compute scratch is sized for.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_NUM_BATCHED_TOKENS)]
+    batch_tokens: u64,
+    /// Count sliding-window layers at their window only, as llama.cpp's cache does (uma's cache
+    /// keeps every position on every layer).
+    #[arg(long)]
+    windowed_kv: bool,
+    /// Machines to plan for, from the catalogue; `this` is this machine, detected (the default).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    hw: Vec<String>,
+    /// A TOML file of more machines, or of fields overriding catalogued ones (format:
+    /// crates/planner/data/machines.toml). $UMA_HOME/machines.toml is read too when it exists.
+    #[arg(long, value_name = "PATH")]
+    hw_file: Option<PathBuf>,
+    /// One table side by side: the --hw machines (every catalogued one and this machine without
+    /// --hw), or a described model's --quant types.
+    #[arg(long)]
+    compare: bool,
+    /// This machine's memory read bandwidth in GB/s, instead of measuring it.
+    #[arg(long, value_name = "GB/s")]
+    bandwidth: Option<f64>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    description: DescriptionArgs,
+    #[command(flatten)]
+    cost: CostArgs,
+}
+
+/// A model described instead of read from a file.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Model description (without a file)")]
+struct DescriptionArgs {
+    /// Parameter count, all experts included: 7B, 1.5B, 500M, or a plain number.
+    #[arg(long, value_name = "COUNT", value_parser = parse_count)]
+    params: Option<u64>,
+    /// Transformer layers (num_hidden_layers).
+    #[arg(long, value_name = "N")]
+    layers: Option<u64>,
+    /// Hidden size (hidden_size).
+    #[arg(long, value_name = "N")]
+    hidden: Option<u64>,
+    /// Attention heads (num_attention_heads).
+    #[arg(long, value_name = "N")]
+    heads: Option<u64>,
+    /// Key/value heads (num_key_value_heads; default: --heads).
+    #[arg(long, value_name = "N")]
+    kv_heads: Option<u64>,
+    /// Dimension of a head (default: hidden ÷ heads).
+    #[arg(long, value_name = "N")]
+    head_dim: Option<u64>,
+    /// Vocabulary size.
+    #[arg(long, value_name = "N")]
+    vocab: Option<u64>,
+    /// Feed-forward size per expert (default: what --params leaves after embeddings and
+    /// attention).
+    #[arg(long, value_name = "N")]
+    ffn: Option<u64>,
+    /// Quantization type(s), e.g. q4_k_m or q4_k_m,q8_0,f16 with --compare (default: q4_k_m).
+    #[arg(long, value_name = "TYPE,...", value_delimiter = ',')]
+    quant: Vec<String>,
+    /// Average bits per weight, instead of --quant.
+    #[arg(long, value_name = "BITS")]
+    bpw: Option<f64>,
+    /// Experts per layer of a mixture-of-experts model.
+    #[arg(long, value_name = "N")]
+    experts: Option<u64>,
+    /// Experts each token uses.
+    #[arg(long, value_name = "N")]
+    active_experts: Option<u64>,
+    /// The output head reuses the token embedding table.
+    #[arg(long)]
+    tied_embeddings: bool,
+    /// The context the model was trained for (caps the longest context reported).
+    #[arg(long, value_name = "N")]
+    trained_ctx: Option<u64>,
+}
+
+impl DescriptionArgs {
+    fn is_given(&self) -> bool {
+        let counts = [self.params, self.layers, self.hidden, self.heads, self.kv_heads];
+        let more = [self.head_dim, self.vocab, self.ffn, self.experts, self.active_experts];
+        counts.iter().chain(&more).any(Option::is_some)
+            || !self.quant.is_empty()
+            || self.bpw.is_some()
+            || self.tied_embeddings
+            || self.trained_ctx.is_some()
+    }
+
+    /// One spec per quantization asked for.
+    fn specs(&self) -> anyhow::Result<Vec<ModelSpec>> {
+        let required = |value: Option<u64>, flag: &str| {
+            value.with_context(|| format!("a described model needs {flag} (or give a .gguf file)"))
+        };
+        let num_parameters = required(self.params, "--params")?;
+        let num_attention_heads = required(self.heads, "--heads")?;
+        let quantizations = match (&self.bpw, self.quant.as_slice()) {
+            (Some(_), [_, ..]) => bail!("give --quant or --bpw, not both"),
+            (Some(bits), []) => vec![Quantization::from_bits_per_weight(*bits)?],
+            (None, []) => vec![Quantization::from_name(DEFAULT_QUANTIZATION)?],
+            (None, names) => {
+                names.iter().map(|name| Quantization::from_name(name)).collect::<Result<_, _>>()?
+            }
+        };
+        let mut specs = Vec::with_capacity(quantizations.len());
+        for quantization in quantizations {
+            let description = ModelDescription {
+                name: format!("{} model", format::count(num_parameters)),
+                num_parameters,
+                num_hidden_layers: required(self.layers, "--layers")?,
+                hidden_size: required(self.hidden, "--hidden")?,
+                num_attention_heads,
+                num_key_value_heads: self.kv_heads.unwrap_or(num_attention_heads),
+                head_dim: self.head_dim,
+                vocab_size: required(self.vocab, "--vocab")?,
+                intermediate_size: self.ffn,
+                quantization,
+                num_experts: self.experts,
+                num_experts_per_token: self.active_experts,
+                tie_word_embeddings: self.tied_embeddings,
+                max_position_embeddings: self.trained_ctx,
+            };
+            specs.push(description.spec()?);
+        }
+        Ok(specs)
+    }
+}
+
+/// Inputs of the cost of ownership.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Cost of ownership")]
+struct CostArgs {
+    /// Add the cost table (implied by any option below).
+    #[arg(long)]
+    cost: bool,
+    /// Price of the machine in US dollars (default: the catalogue's).
+    #[arg(long, value_name = "USD")]
+    price: Option<f64>,
+    /// Power drawn while generating, in watts (default: the catalogue's).
+    #[arg(long, value_name = "W")]
+    watts: Option<f64>,
+    /// Electricity price in US dollars per kWh [default: 0.25].
+    #[arg(long, value_name = "USD")]
+    kwh_price: Option<f64>,
+    /// Years the machine is used [default: 3].
+    #[arg(long, value_name = "N")]
+    years: Option<f64>,
+    /// Hours per day it generates [default: 8].
+    #[arg(long, value_name = "H")]
+    hours_per_day: Option<f64>,
+    /// Hourly price of the cloud GPU compared with [default: 2.50].
+    #[arg(long, value_name = "USD")]
+    cloud_price: Option<f64>,
+    /// The cloud GPU, from the catalogue [default: h100-sxm-80gb].
+    #[arg(long, value_name = "NAME")]
+    cloud_hw: Option<String>,
+}
+
+impl CostArgs {
+    fn is_wanted(&self) -> bool {
+        self.cost
+            || [self.price, self.watts, self.kwh_price, self.years, self.hours_per_day]
+                .iter()
+                .chain(&[self.cloud_price])
+                .any(Option::is_some)
+            || self.cloud_hw.is_some()
+    }
+
+    fn inputs(&self) -> anyhow::Result<CostInputs> {
+        let defaults = CostInputs::default();
+        let inputs = CostInputs {
+            electricity_usd_per_kwh: self.kwh_price.unwrap_or(defaults.electricity_usd_per_kwh),
+            years: self.years.unwrap_or(defaults.years),
+            hours_per_day: self.hours_per_day.unwrap_or(defaults.hours_per_day),
+        };
+        inputs.validate()?;
+        for (flag, value) in [("--price", self.price), ("--watts", self.watts)]
+            .into_iter()
+            .chain([("--cloud-price", self.cloud_price)])
+        {
+            if let Some(v) = value {
+                positive(flag, v)?;
+            }
+        }
+        Ok(inputs)
+    }
+}
+
+/// The whole report, in the shape `--json` prints.
+#[derive(Serialize, Debug)]
+struct PlanReport {
+    /// This machine's bandwidth probe, when it ran.
+    bandwidth_probe: Option<BandwidthProbe>,
+    /// The assumptions of the cost columns, when asked for.
+    cost_inputs: Option<CostInputs>,
+    /// The cloud machine and its hourly price, when costs are asked for.
+    cloud: Option<CloudReport>,
+    plans: Vec<PlanEntry>,
+}
+
+#[derive(Serialize, Debug)]
+struct CloudReport {
+    machine: String,
+    usd_per_hour: f64,
+}
+
+/// One model on one machine.
+#[derive(Serialize, Debug)]
+struct PlanEntry {
+    model: ModelSpec,
+    #[serde(flatten)]
+    plan: MachinePlan,
+    cost: Option<CostReport>,
+}
+
+#[derive(Serialize, Debug)]
+struct CostReport {
+    /// `None` when the machine's price or power is unknown (give --price and --watts).
+    owned: Option<CostEstimate>,
+    /// The cloud machine serving the same model and sequences.
+    cloud: CostEstimate,
+}
+
+pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
+    check_numbers(args)?;
+    let specs = model_specs(args)?;
+    let catalogue = MachineCatalogue::load(args.hw_file.as_deref())?;
+    let mut bandwidth_probe = None;
+    let machines = machines(args, &catalogue, &mut bandwidth_probe)?;
+    let cost = args.cost.is_wanted().then(|| args.cost.inputs()).transpose()?;
+    let cloud = match &cost {
+        Some(_) => {
+            let name = args.cost.cloud_hw.as_deref().unwrap_or(DEFAULT_CLOUD_MACHINE);
+            let usd_per_hour = args.cost.cloud_price.unwrap_or(DEFAULT_CLOUD_USD_PER_HOUR);
+            Some((catalogue.get(name)?.clone(), usd_per_hour))
+        }
+        None => None,
+    };
+
+    let mut plans = Vec::with_capacity(specs.len() * machines.len());
+    for spec in &specs {
+        let request = request(args, spec)?;
+        for machine in &machines {
+            let plan = uma_planner::plan_for_machine(spec, machine, &request)?;
+            let cost_report = match (&cost, &cloud) {
+                (Some(inputs), Some((cloud_machine, usd_per_hour))) => Some(cost_report(
+                    args,
+                    spec,
+                    &request,
+                    &plan,
+                    inputs,
+                    cloud_machine,
+                    *usd_per_hour,
+                )?),
+                _ => None,
+            };
+            plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report });
+        }
+    }
+    let report = PlanReport {
+        bandwidth_probe,
+        cost_inputs: cost,
+        cloud: cloud
+            .map(|(machine, usd_per_hour)| CloudReport { machine: machine.name, usd_per_hour }),
+        plans,
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else if args.compare {
+        render_comparison(&report)
+    } else {
+        report.plans.iter().map(|entry| render_plan(entry, &report)).collect::<Vec<_>>().join("\n")
+            + &render_costs(&report)
+    };
+    crate::output::print(&text)
+}
+
+fn check_numbers(args: &PlanArgs) -> anyhow::Result<()> {
+    for (flag, value) in [("--seqs", args.seqs), ("--batch-tokens", args.batch_tokens)] {
+        if value == 0 {
+            bail!("{flag} must be at least 1");
+        }
+    }
+    if args.ctx == Some(0) {
+        bail!("--ctx must be at least 1");
+    }
+    if let Some(gb_per_s) = args.bandwidth {
+        positive("--bandwidth", gb_per_s)?;
+    }
+    Ok(())
+}
+
+fn positive(flag: &str, value: f64) -> anyhow::Result<()> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{flag} must be a positive number, not {value}");
+    }
+    Ok(())
+}
+
+/// The model read from the file, or one spec per described quantization.
+fn model_specs(args: &PlanArgs) -> anyhow::Result<Vec<ModelSpec>> {
+    match (&args.model, args.description.is_given()) {
+        (Some(_), true) => {
+            bail!("give a .gguf file or a description (--params, --layers, ...), not both")
+        }
+        (Some(path), false) => Ok(vec![spec_from_file(path)?]),
+        (None, true) => args.description.specs(),
+        (None, false) => {
+            bail!("no model: give a .gguf file, or describe one with --params, --layers, --hidden, --heads and --vocab")
+        }
+    }
+}
+
+fn spec_from_file(path: &Path) -> anyhow::Result<ModelSpec> {
+    let text = path.to_string_lossy();
+    if !path.exists() && !text.contains(std::path::MAIN_SEPARATOR) && !text.ends_with(".gguf") {
+        bail!(
+            "{text}: no such file; model names from a local store are not supported yet \
+             (they come with `uma pull`): give the path of a .gguf file"
+        );
+    }
+    let file = GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?;
+    let name = path.file_name().map_or_else(|| text.to_string(), |n| n.to_string_lossy().into());
+    ModelSpec::from_gguf(&file, &name).with_context(|| format!("cannot plan {}", path.display()))
+}
+
+/// The machines asked for; `this` is detected once, its bandwidth probed unless given.
+fn machines(
+    args: &PlanArgs,
+    catalogue: &MachineCatalogue,
+    probe: &mut Option<BandwidthProbe>,
+) -> anyhow::Result<Vec<Machine>> {
+    let names: Vec<String> = match (args.hw.is_empty(), args.compare) {
+        (true, true) => std::iter::once(THIS_MACHINE.to_owned())
+            .chain(catalogue.names().into_iter().map(str::to_owned))
+            .collect(),
+        (true, false) => vec![THIS_MACHINE.to_owned()],
+        (false, _) => args.hw.iter().map(|name| name.trim().to_owned()).collect(),
+    };
+    let mut machines = Vec::with_capacity(names.len());
+    for name in names {
+        if name.eq_ignore_ascii_case(THIS_MACHINE) {
+            let gb_per_s = match args.bandwidth {
+                Some(gb_per_s) => gb_per_s,
+                None => {
+                    let measured = uma_planner::probe_bandwidth(uma_kernels::physical_cores())?;
+                    let gb_per_s = measured.gb_per_s;
+                    *probe = Some(measured);
+                    gb_per_s
+                }
+            };
+            machines.push(uma_planner::this_machine(gb_per_s)?);
+            continue;
+        }
+        let machine = catalogue
+            .get(&name)
+            .map_err(|error| anyhow::anyhow!("{error} (and {THIS_MACHINE}, this machine)"))?;
+        machines.push(machine.clone());
+    }
+    Ok(machines)
+}
+
+/// The plan's inputs for `spec`: the context defaults to 4096 or the trained context if smaller.
+fn request(args: &PlanArgs, spec: &ModelSpec) -> anyhow::Result<PlanRequest> {
+    let trained = spec.max_position_embeddings;
+    let context_length = match (args.ctx, trained) {
+        (Some(ctx), Some(trained)) if ctx > trained => {
+            bail!("--ctx {ctx} exceeds the model's trained context of {trained}")
+        }
+        (Some(ctx), _) => ctx,
+        (None, Some(trained)) => DEFAULT_CONTEXT_LENGTH.min(trained),
+        (None, None) => DEFAULT_CONTEXT_LENGTH,
+    };
+    Ok(PlanRequest {
+        context_length,
+        num_sequences: args.seqs,
+        kv_cache_type: args.kv,
+        sliding_window_kv: if args.windowed_kv {
+            SlidingWindowKv::Windowed
+        } else {
+            SlidingWindowKv::Full
+        },
+        max_num_batched_tokens: args.batch_tokens,
+        headroom: DEFAULT_HEADROOM,
+    })
+}
+
+fn cost_report(
+    args: &PlanArgs,
+    spec: &ModelSpec,
+    request: &PlanRequest,
+    plan: &MachinePlan,
+    inputs: &CostInputs,
+    cloud_machine: &Machine,
+    cloud_usd_per_hour: f64,
+) -> anyhow::Result<CostReport> {
+    let price = args.cost.price.or(plan.machine.price_usd);
+    let watts = args.cost.watts.or(plan.machine.watts);
+    let tokens_per_second = plan.speed.aggregate_decode.tokens_per_second;
+    let owned = match (price, watts) {
+        (Some(price), Some(watts)) => {
+            Some(CostEstimate::owned(price, watts, tokens_per_second, inputs))
+        }
+        _ => None,
+    };
+    let cloud_plan = uma_planner::plan_for_machine(spec, cloud_machine, request)?;
+    let cloud = CostEstimate::rented(
+        cloud_usd_per_hour,
+        cloud_plan.speed.aggregate_decode.tokens_per_second,
+    );
+    Ok(CostReport { owned, cloud })
+}
+
+fn parse_kv_cache_type(text: &str) -> Result<KvCacheType, String> {
+    KvCacheType::from_name(text).map_err(|error| error.to_string())
+}
+
+/// `"7B"` → 7·10⁹, `"1.5b"`, `"500M"`, `"270m"`, `"7000000000"`.
+fn parse_count(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let (number, multiplier) = match trimmed.char_indices().last() {
+        Some((i, 'B' | 'b')) => (&trimmed[..i], 1e9),
+        Some((i, 'M' | 'm')) => (&trimmed[..i], 1e6),
+        Some((i, 'K' | 'k')) => (&trimmed[..i], 1e3),
+        Some((i, 'T' | 't')) => (&trimmed[..i], 1e12),
+        _ => (trimmed, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value * multiplier >= 1.0 => {
+            Ok((value * multiplier).round() as u64)
+        }
+        _ => Err(format!("{text:?} is not a count such as 7B, 1.5B or 500M")),
+    }
+}
+
+/// `"28.4 tok/s"` with precision for small and large rates.
+fn rate(tokens_per_second: f64) -> String {
+    if tokens_per_second >= 100.0 {
+        format!("{} tok/s", format::grouped(tokens_per_second.round() as u64))
+    } else {
+        format!("{tokens_per_second:.1} tok/s")
+    }
+}
+
+/// `"bandwidth bound: 29.9 GB/s ÷ 980.10 MB per step"` or the compute equivalent.
+fn bound(estimate: &RateEstimate, speed_bandwidth: f64, speed_compute: f64) -> String {
+    match estimate.bound {
+        Bound::Bandwidth => format!(
+            "bandwidth bound: {speed_bandwidth:.1} GB/s ÷ {} per step",
+            format::bytes(estimate.bytes_per_step)
+        ),
+        Bound::Compute => format!(
+            "compute bound: {speed_compute:.2} TOPS ÷ {:.2} GFLOP per token",
+            estimate.flops_per_step as f64 / estimate.tokens_per_step.max(1) as f64 / 1e9
+        ),
+    }
+}
+
+fn describe_machine(machine: &Machine, probe: Option<&BandwidthProbe>) -> String {
+    let bandwidth = match (machine.name == THIS_MACHINE, probe) {
+        (true, Some(p)) => format!(
+            "{:.1} GB/s read (probe: {} by {} threads, best of {})",
+            machine.bandwidth_gb_per_s,
+            format::bytes(p.bytes as u64),
+            p.threads,
+            p.passes
+        ),
+        (true, None) => format!("{:.1} GB/s read (given)", machine.bandwidth_gb_per_s),
+        (false, _) => format!("{:.0} GB/s", machine.bandwidth_gb_per_s),
+    };
+    let compute = match (machine.int8_tops, machine.f16_tflops) {
+        (Some(int8), _) => format!("{int8:.1} int8 TOPS"),
+        (None, Some(f16)) => format!("{f16:.1} f16 TFLOPS"),
+        (None, None) => "no compute figure".into(),
+    };
+    format!(
+        "{} · {:.1} GiB{} · {bandwidth} · {compute}",
+        machine.description,
+        machine.memory_gib,
+        if machine.unified_memory { " unified" } else { "" }
+    )
+}
+
+/// The detailed report of one plan.
+fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
+    let (model, plan) = (&entry.model, &entry.plan);
+    let (memory, speed) = (&plan.memory, &plan.speed);
+    let request = &memory.request;
+    let parts = &memory.breakdown;
+    let mut out = String::new();
+    let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String cannot fail");
+    let machine_name =
+        if plan.machine.name == THIS_MACHINE { "this machine" } else { &plan.machine.name };
+    line(format!("uma plan: {} on {machine_name}", model.name));
+    line(String::new());
+    let active = if model.num_active_parameters < model.num_parameters {
+        format!(" ({} active per token)", format::count(model.num_active_parameters))
+    } else {
+        String::new()
+    };
+    line(format!(
+        "  model     {} · {} parameters{active} · {}",
+        model.architecture.as_deref().unwrap_or("described"),
+        format::count(model.num_parameters),
+        model.quantization
+    ));
+    let experts = match (model.num_experts, model.num_experts_per_token) {
+        (Some(total), Some(used)) => format!(", {used} of {total} experts per token"),
+        _ => String::new(),
+    };
+    let trained = model
+        .max_position_embeddings
+        .map(|t| format!(", trained context {}", format::grouped(t)))
+        .unwrap_or_default();
+    line(format!(
+        "            {} layers, hidden {}, {} heads ({} KV, head dim {}), vocabulary {}{experts}{trained}",
+        model.num_hidden_layers,
+        model.hidden_size,
+        model.num_attention_heads,
+        model.num_key_value_heads,
+        model.head_dim,
+        format::grouped(model.vocab_size),
+    ));
+    line(format!(
+        "  machine   {}",
+        describe_machine(&plan.machine, report.bandwidth_probe.as_ref())
+    ));
+    line(format!(
+        "  request   context {} × {} sequence{} · KV cache {} · {}-token steps",
+        format::grouped(request.context_length),
+        request.num_sequences,
+        if request.num_sequences == 1 { "" } else { "s" },
+        request.kv_cache_type.name(),
+        request.max_num_batched_tokens
+    ));
+    line(String::new());
+    line("  memory".into());
+    let mut row = |label: &str, bytes: u64, note: String| {
+        line(format!("    {label:<20}{:>12}   {note}", format::bytes(bytes)).trim_end().to_owned());
+    };
+    row(
+        "weights",
+        parts.weights_bytes,
+        format!(
+            "as the kernels hold them, with {} of embedding rows paged in",
+            format::bytes(parts.embedding_rows_bytes)
+        ),
+    );
+    let windowed = if request.sliding_window_kv == SlidingWindowKv::Windowed
+        && model.num_sliding_window_layers > 0
+    {
+        format!(
+            ", {} layers at their {}-token window",
+            model.num_sliding_window_layers,
+            model.sliding_window.unwrap_or(0)
+        )
+    } else {
+        String::new()
+    };
+    row(
+        "KV cache",
+        parts.kv_cache_bytes,
+        format!(
+            "{} positions × {} × {} B per position{windowed}",
+            format::grouped(request.context_length),
+            request.num_sequences,
+            format::grouped(model.kv_bytes_per_token(request.kv_cache_type))
+        ),
+    );
+    row(
+        "compute scratch",
+        parts.compute_scratch_bytes,
+        format!(
+            "activations of a {}-token step and its logits",
+            request.max_num_batched_tokens.min(request.context_length * request.num_sequences)
+        ),
+    );
+    row(
+        "runtime overhead",
+        parts.runtime_overhead_bytes,
+        format!("tokenizer ({} entries) and process", format::grouped(model.vocab_size)),
+    );
+    row(
+        "total",
+        parts.total_bytes(),
+        format!("peak while loading: {}", format::bytes(parts.load_peak_bytes)),
+    );
+    row(
+        "machine memory",
+        plan.machine.memory_bytes(),
+        format!("{:.1} GiB", plan.machine.memory_bytes() as f64 / GIB),
+    );
+    row("OS reserve", plan.machine.os_reserve_bytes(), String::new());
+    row("budget", memory.budget_bytes, "memory − OS reserve".into());
+    row(
+        "headroom",
+        memory.headroom_bytes,
+        format!("{:.0}% of the budget, kept free", request.headroom * 100.0),
+    );
+    row("usable", memory.usable_bytes, "what the plan must fit in".into());
+    line(format!(
+        "    {:<20}{} — needs {} of {} usable ({:.1}% of the budget)",
+        "verdict",
+        memory.verdict.describe(),
+        format::bytes(memory.needed_bytes),
+        format::bytes(memory.usable_bytes),
+        100.0 * memory.needed_bytes as f64 / memory.budget_bytes.max(1) as f64
+    ));
+    let longest = if memory.max_context_length == 0 {
+        "none: not even one token fits".to_owned()
+    } else if memory.max_context_length < memory.max_context_length_by_memory {
+        format!(
+            "{} tokens per sequence (the trained context; memory allows {})",
+            format::grouped(memory.max_context_length),
+            format::grouped(memory.max_context_length_by_memory)
+        )
+    } else {
+        format!("{} tokens per sequence", format::grouped(memory.max_context_length))
+    };
+    line(format!("    {:<20}{longest}", "longest context"));
+    if let Some(gpu) = &plan.gpu_working_set {
+        line(format!(
+            "    {:<20}{} ({}): a GPU engine {} (uma computes on the CPU)",
+            "GPU working set",
+            format::bytes(gpu.limit_bytes),
+            if gpu.fits { "fits" } else { "does not fit" },
+            if gpu.fits { "can hold it all" } else { "must leave part on the CPU" }
+        ));
+    }
+    line(String::new());
+    line("  speed (predicted)".into());
+    let (bandwidth, compute) = (speed.effective_bandwidth_gb_per_s, speed.effective_compute_tops);
+    line(format!(
+        "    {:<20}{} with an empty context, {} at {} tokens; {}",
+        "decode, 1 sequence",
+        rate(speed.decode_empty_context.tokens_per_second),
+        rate(speed.decode_full_context.tokens_per_second),
+        format::grouped(request.context_length),
+        bound(&speed.decode_full_context, bandwidth, compute)
+    ));
+    if request.num_sequences > 1 {
+        line(format!(
+            "    {:<20}{} in all at full contexts; {}",
+            format!("decode, {} sequences", request.num_sequences),
+            rate(speed.aggregate_decode.tokens_per_second),
+            bound(&speed.aggregate_decode, bandwidth, compute)
+        ));
+    }
+    line(format!(
+        "    {:<20}{} for a {}-token prompt; {}",
+        "prefill",
+        rate(speed.prefill.tokens_per_second),
+        format::grouped(request.context_length),
+        bound(&speed.prefill, bandwidth, compute)
+    ));
+    out
+}
+
+/// One row per plan, side by side.
+fn render_comparison(report: &PlanReport) -> String {
+    let several_models = report.plans.first().is_some_and(|first| {
+        report.plans.iter().any(|entry| entry.model.quantization != first.model.quantization)
+    });
+    let several_machines = report.plans.first().is_some_and(|first| {
+        report.plans.iter().any(|entry| entry.plan.machine.name != first.plan.machine.name)
+    });
+    let label = |entry: &PlanEntry| match (several_models, several_machines) {
+        (true, true) => format!("{} @ {}", entry.model.quantization, entry.plan.machine.name),
+        (true, false) => entry.model.quantization.clone(),
+        _ => entry.plan.machine.name.clone(),
+    };
+    let header = [
+        "",
+        "memory",
+        "budget",
+        "needed",
+        "verdict",
+        "longest ctx",
+        "decode tok/s",
+        "aggregate tok/s",
+        "bound",
+        "prefill tok/s",
+    ];
+    let rows: Vec<Vec<String>> = report
+        .plans
+        .iter()
+        .map(|entry| {
+            let (memory, speed) = (&entry.plan.memory, &entry.plan.speed);
+            let bound = match speed.aggregate_decode.bound {
+                Bound::Bandwidth => "bandwidth",
+                Bound::Compute => "compute",
+            };
+            vec![
+                label(entry),
+                format!("{:.0} GiB", entry.plan.machine.memory_gib),
+                format::bytes(memory.budget_bytes),
+                format::bytes(memory.needed_bytes),
+                memory.verdict.describe().to_owned(),
+                format::grouped(memory.max_context_length),
+                format!("{:.1}", speed.decode_full_context.tokens_per_second),
+                format!("{:.1}", speed.aggregate_decode.tokens_per_second),
+                bound.to_owned(),
+                format!("{:.0}", speed.prefill.tokens_per_second),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if let Some(first) = report.plans.first() {
+        let request = &first.plan.memory.request;
+        writeln!(
+            out,
+            "uma plan: {} · context {} × {} sequence(s) · KV cache {} · decode at a full context\n",
+            if several_models { "described model" } else { first.model.name.as_str() },
+            format::grouped(request.context_length),
+            request.num_sequences,
+            request.kv_cache_type.name()
+        )
+        .expect("writing to a String cannot fail");
+    }
+    out += &table(&header, &rows);
+    out + &render_costs(report)
+}
+
+/// The cost-of-ownership table, when costs were asked for: each machine, then the cloud
+/// machine once per model.
+fn render_costs(report: &PlanReport) -> String {
+    let (Some(inputs), Some(cloud)) = (&report.cost_inputs, &report.cloud) else {
+        return String::new();
+    };
+    let several_models = report.plans.windows(2).any(|w| {
+        w[0].model.name != w[1].model.name || w[0].model.quantization != w[1].model.quantization
+    });
+    let cells = |name: String, cost: &CostEstimate| {
+        vec![
+            name,
+            format!("{:.2}", cost.usd_per_hour),
+            format!("{:.1}", cost.tokens_per_second),
+            format!("{:.3}", cost.usd_per_million_tokens),
+        ]
+    };
+    let mut rows = Vec::new();
+    for (index, entry) in report.plans.iter().enumerate() {
+        let Some(cost) = &entry.cost else { continue };
+        let model = if several_models {
+            format!(" · {}", entry.model.quantization)
+        } else {
+            String::new()
+        };
+        let name = format!("{}{model}", entry.plan.machine.name);
+        rows.push(match &cost.owned {
+            Some(owned) => cells(name, owned),
+            None => vec![name, "-".into(), "-".into(), "needs --price and --watts".into()],
+        });
+        let last_of_model = report.plans.get(index + 1).is_none_or(|next| {
+            next.model.name != entry.model.name
+                || next.model.quantization != entry.model.quantization
+        });
+        if last_of_model {
+            rows.push(cells(format!("cloud {}{model}", cloud.machine), &cost.cloud));
+        }
+    }
+    format!(
+        "\ncost of ownership: the price over {} years of {} h/day plus electricity at ${}/kWh; \
+         cloud {} at ${:.2}/h; tokens at the aggregate decode rate\n{}",
+        inputs.years,
+        inputs.hours_per_day,
+        inputs.electricity_usd_per_kwh,
+        cloud.machine,
+        cloud.usd_per_hour,
+        table(&["", "$ per hour", "tok/s", "$ per 1M tokens"], &rows)
+    )
+}
+
+/// A text table: the first column left-aligned, the others right-aligned.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut write_row = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+            let padding = width - cell.chars().count();
+            if i == 0 {
+                line += &format!("  {cell}{}", " ".repeat(padding));
+            } else {
+                line += &format!("  {}{cell}", " ".repeat(padding));
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    };
+    write_row(&mut header.iter().copied());
+    for row in rows {
+        write_row(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_suffixes() {
+        assert_eq!(parse_count("7B"), Ok(7_000_000_000));
+        assert_eq!(parse_count("1.5b"), Ok(1_500_000_000));
+        assert_eq!(parse_count("270M"), Ok(270_000_000));
+        assert_eq!(parse_count("4096"), Ok(4096));
+        assert_eq!(parse_count(" 2k "), Ok(2000));
+        for bad in ["", "B", "seven", "-1B", "0", "NaNB"] {
+            assert!(parse_count(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![vec!["a".to_owned(), "1".to_owned()], vec!["long".into(), "22".into()]];
+        assert_eq!(table(&["", "n"], &rows), "         n\n  a      1\n  long  22\n");
+    }
+}

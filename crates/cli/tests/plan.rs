@@ -1,0 +1,277 @@
+//! `uma plan` as a user runs it: the JSON report on a real model checked against numbers worked
+//! out by hand from its hyper-parameters (`/work/shared/MODELS.md`), the human tables, user
+//! machine files, and errors that say what is wrong. `--bandwidth` is given everywhere so that no
+//! test depends on this machine's speed.
+
+mod common;
+
+use common::{assert_one_line_error, text};
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use uma_test_models::TestModel;
+
+fn uma(args: &[&str]) -> Output {
+    uma_with_home(args, &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plan-empty-home"))
+}
+
+/// Runs `uma` with `UMA_HOME` set to `home` (a folder without machines.toml unless a test writes
+/// one), so that no user catalogue on this machine changes the results.
+fn uma_with_home(args: &[&str], home: &PathBuf) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_uma"))
+        .args(args)
+        .env("UMA_HOME", home)
+        .output()
+        .expect("run uma")
+}
+
+fn model(model: TestModel) -> String {
+    uma_test_models::path(model).to_str().expect("UTF-8 path").to_owned()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON document on stdout")
+}
+
+/// The attention shape of Llama 3 8B and Mixtral 8x7B.
+const SHAPE_32_4096: &str = "--layers 32 --hidden 4096 --heads 32 --kv-heads 8";
+
+fn number(value: &Value, pointer: &str) -> f64 {
+    value.pointer(pointer).and_then(Value::as_f64).unwrap_or_else(|| panic!("{pointer} in {value}"))
+}
+
+#[test]
+fn json_plan_of_qwen_on_this_machine() {
+    let qwen = model(TestModel::QwenCoder15b);
+    let report = json(&uma(&["plan", &qwen, "--json", "--bandwidth", "35"]));
+    assert!(report["bandwidth_probe"].is_null(), "the bandwidth was given");
+    let plans = report["plans"].as_array().expect("plans");
+    assert_eq!(plans.len(), 1);
+    let plan = &plans[0];
+    assert_eq!(plan["machine"]["name"], "this");
+    assert_eq!(plan["machine"]["source"], "detected");
+    assert_eq!(number(plan, "/machine/bandwidth_gb_per_s"), 35.0);
+    // Qwen2.5-Coder-1.5B: 28 layers, 2 KV heads of 128.
+    assert_eq!(number(plan, "/model/num_hidden_layers"), 28.0);
+    assert_eq!(number(plan, "/model/weight_bytes_per_token"), 980_098_400.0);
+    assert_eq!(number(plan, "/memory/request/context_length"), 4096.0);
+    // 4,096 positions × 28 layers × 2 (K, V) × 2 heads × 128 × 2 bytes.
+    assert_eq!(number(plan, "/memory/breakdown/kv_cache_bytes"), 117_440_512.0);
+    // 512 tokens × 114,668 bytes of activations, one row of 151,936 f32 logits.
+    assert_eq!(number(plan, "/memory/breakdown/compute_scratch_bytes"), 59_317_760.0);
+    let parts =
+        ["weights_bytes", "kv_cache_bytes", "compute_scratch_bytes", "runtime_overhead_bytes"];
+    let total: f64 = parts.iter().map(|p| number(plan, &format!("/memory/breakdown/{p}"))).sum();
+    let needed = number(plan, "/memory/needed_bytes");
+    assert_eq!(needed, total.max(number(plan, "/memory/breakdown/load_peak_bytes")));
+    // The 25% headroom rule: usable = budget − ⌈budget / 4⌉.
+    let budget = number(plan, "/memory/budget_bytes");
+    assert_eq!(number(plan, "/memory/usable_bytes"), budget - (budget / 4.0).ceil());
+    assert_eq!(plan["memory"]["verdict"], "fits", "1.4 GB on a machine of 24 GiB");
+    assert_eq!(number(plan, "/memory/max_context_length"), 32_768.0);
+    // Decode: 35 GB/s × 0.85 ÷ 980,098,400 bytes per token with an empty context.
+    let decode = number(plan, "/speed/decode_empty_context/tokens_per_second");
+    assert!((decode - 35e9 * 0.85 / 980_098_400.0).abs() < 1e-9, "{decode}");
+    assert_eq!(plan["speed"]["decode_empty_context"]["bound"], "bandwidth");
+    assert_eq!(plan["speed"]["prefill"]["bound"], "compute");
+    assert!(plan["cost"].is_null() && report["cost_inputs"].is_null());
+}
+
+#[test]
+fn catalogue_machines_sequences_and_q8_kv() {
+    let qwen = model(TestModel::QwenCoder15b);
+    let args = ["plan", &qwen, "--hw", "mac-mini-m4-16gb,rtx-4090", "--seqs", "4"];
+    let report = json(&uma(&[&args[..], &["--ctx", "8192", "--kv", "q8_0", "--json"]].concat()));
+    let plans = report["plans"].as_array().expect("plans");
+    let names: Vec<&str> =
+        plans.iter().map(|p| p["machine"]["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["mac-mini-m4-16gb", "rtx-4090"]);
+    for plan in plans {
+        // 4 sequences × 8,192 positions × 28 layers × 2 × 272 bytes (128 elements in Q8_0).
+        assert_eq!(number(plan, "/memory/breakdown/kv_cache_bytes"), 4.0 * 8192.0 * 15_232.0);
+        assert_eq!(plan["machine"]["source"], "catalogue");
+    }
+    // 16 GiB less the 4 GiB reserve; 24 GiB less 1 GiB for the driver.
+    assert_eq!(number(&plans[0], "/memory/budget_bytes"), (12u64 << 30) as f64);
+    assert_eq!(number(&plans[1], "/memory/budget_bytes"), (23u64 << 30) as f64);
+    // Four sequences read the weights once per step and each its own KV: 1,008 GB/s × 0.75 ÷
+    // (980,098,400 + 4 × 8,192 × 15,232 bytes) steps of 4 tokens, against one sequence's rate.
+    let one = number(&plans[1], "/speed/decode_full_context/tokens_per_second");
+    let four = number(&plans[1], "/speed/aggregate_decode/tokens_per_second");
+    assert!((four - 4.0 * 756e9 / (980_098_400.0 + 4.0 * 8192.0 * 15_232.0)).abs() < 1e-6);
+    assert!((one - 756e9 / (980_098_400.0 + 8192.0 * 15_232.0)).abs() < 1e-6);
+    assert!(four > 2.9 * one, "{one} {four}");
+    assert!(plans[0]["gpu_working_set"]["limit_bytes"].as_f64().is_some());
+    assert!(plans[1]["gpu_working_set"].is_null(), "a discrete GPU has no working-set limit");
+}
+
+#[test]
+fn gemma_sliding_window_layers_when_windowed() {
+    let gemma = model(TestModel::Gemma3_270m);
+    let base = ["plan", gemma.as_str(), "--hw", "rtx-4090", "--json"];
+    let full = json(&uma(&base));
+    assert_eq!(number(&full, "/plans/0/memory/breakdown/kv_cache_bytes"), 18.0 * 4096.0 * 1024.0);
+    let windowed = json(&uma(&[&base[..], &["--windowed-kv"]].concat()));
+    // 3 global layers × 4,096 positions, 15 local ones × their 512-token window, 1,024 B each.
+    let expected = (3.0 * 4096.0 + 15.0 * 512.0) * 1024.0;
+    assert_eq!(number(&windowed, "/plans/0/memory/breakdown/kv_cache_bytes"), expected);
+    assert_eq!(number(&windowed, "/plans/0/model/num_sliding_window_layers"), 15.0);
+}
+
+#[test]
+fn human_report_and_comparison() {
+    let qwen = model(TestModel::QwenCoder15b);
+    let output = uma(&["plan", &qwen, "--bandwidth", "35"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    for needle in [
+        "uma plan: qwen2.5-coder-1.5b-instruct-q4_k_m.gguf on this machine",
+        "KV cache               117.44 MB   4,096 positions × 1 × 28,672 B per position",
+        "compute scratch         59.32 MB",
+        "headroom",
+        "25% of the budget, kept free",
+        "verdict             fits",
+        "longest context     32,768 tokens per sequence (the trained context",
+        "decode, 1 sequence  30.4 tok/s with an empty context",
+        "bandwidth bound: 29.8 GB/s",
+    ] {
+        assert!(report.contains(needle), "{needle:?} in\n{report}");
+    }
+
+    let args =
+        ["plan", &qwen, "--compare", "--hw", "mac-studio-m4-max-36gb,h100-sxm-80gb", "--cost"];
+    let output = uma(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in\n{table}"))
+    };
+    // 410 GB/s × 0.65 ÷ (980.1 MB + 4,096 × 28,672 B of KV) = 242.8 tok/s at a full context.
+    let m4 = row("mac-studio-m4-max-36gb");
+    assert!(m4.contains("36 GiB") && m4.contains("fits") && m4.contains("32,768"), "{m4}");
+    assert!(m4.contains("242.8"), "{m4}");
+    assert!(row("h100-sxm-80gb").contains("bandwidth"));
+    assert!(row("cloud h100-sxm-80gb").contains("2.50"), "{table}");
+    assert!(table.contains("$ per 1M tokens"));
+}
+
+#[test]
+fn described_models_compare_quantizations() {
+    // Llama 3 8B's shape; the feed-forward size follows from the parameter count.
+    let llama = format!("plan --params 8.03B {SHAPE_32_4096} --vocab 128256 --trained-ctx 8192");
+    let args: Vec<&str> = llama
+        .split_whitespace()
+        .chain(["--quant", "q4_k_m,q8_0,f16", "--hw", "mac-mini-m4-16gb"])
+        .collect();
+    let report = json(&uma(&[&args[..], &["--json"]].concat()));
+    let plans = report["plans"].as_array().expect("plans");
+    let verdicts: Vec<&str> =
+        plans.iter().map(|p| p["memory"]["verdict"].as_str().expect("verdict")).collect();
+    // 16.06 GB of f16 weights cannot fit in 12 GiB.
+    assert_eq!(verdicts, ["fits", "fits", "does_not_fit"]);
+    assert_eq!(number(&plans[0], "/model/intermediate_size"), 14_336.0);
+    // 32 layers × 8 KV heads × 128 × 2 × 2 bytes per position.
+    assert_eq!(number(&plans[1], "/memory/breakdown/kv_cache_bytes"), 4096.0 * 131_072.0);
+    assert_eq!(number(&plans[2], "/memory/max_context_length"), 0.0);
+
+    let output = uma(&[&args[..], &["--compare"]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    let rows: Vec<&str> = table.lines().skip(3).map(str::trim_start).collect();
+    assert!(rows[0].starts_with("q4_k_m") && rows[1].starts_with("q8_0"), "{table}");
+    assert!(rows[2].starts_with("f16") && rows[2].contains("does not fit"), "{table}");
+
+    // A mixture of experts reads only its active experts per token.
+    let moe = format!(
+        "plan --params 46.7B {SHAPE_32_4096} --vocab 32000 --experts 8 --active-experts 2 \
+         --hw mac-studio-m3-ultra-96gb --json"
+    );
+    let moe: Vec<&str> = moe.split_whitespace().collect();
+    let plan = json(&uma(&moe));
+    let active = number(&plan, "/plans/0/model/num_active_parameters");
+    assert!((12.6e9..12.9e9).contains(&active), "{active}");
+    let per_token = number(&plan, "/plans/0/model/weight_bytes_per_token");
+    assert!((per_token / (active * 4.84 / 8.0) - 1.0).abs() < 1e-6, "{per_token}");
+}
+
+#[test]
+fn user_machine_files_extend_and_override_the_catalogue() {
+    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plan-user-home");
+    std::fs::create_dir_all(&home).expect("create the home folder");
+    std::fs::write(
+        home.join("machines.toml"),
+        "[[machine]]\nname = \"rtx-4090\"\nbandwidth_gb_per_s = 500\n",
+    )
+    .expect("write machines.toml");
+    let extra = home.join("extra.toml");
+    std::fs::write(
+        &extra,
+        "[[machine]]\nname = \"lab-box\"\ndescription = \"a lab machine\"\nmemory_gib = 8\n\
+         bandwidth_gb_per_s = 50\nbandwidth_efficiency = 1.0\nint8_tops = 1\n\
+         compute_efficiency = 1.0\nunified_memory = false\nos_reserve_gib = 2\n",
+    )
+    .expect("write extra.toml");
+    let gemma = model(TestModel::Gemma3_270m);
+    let args =
+        ["plan", &gemma, "--hw", "rtx-4090,lab-box", "--hw-file", extra.to_str().expect("UTF-8")];
+    let report = json(&uma_with_home(&[&args[..], &["--json"]].concat(), &home));
+    assert_eq!(number(&report, "/plans/0/machine/bandwidth_gb_per_s"), 500.0);
+    assert_eq!(number(&report, "/plans/0/machine/memory_gib"), 24.0, "other fields kept");
+    assert_eq!(report["plans"][1]["machine"]["source"], extra.to_str().expect("UTF-8"));
+    // 50 GB/s at full efficiency ÷ Gemma's 246,587,904 bytes per token (its head is tied).
+    let decode = number(&report, "/plans/1/speed/decode_empty_context/tokens_per_second");
+    assert!((decode - 50e9 / 246_587_904.0).abs() < 1e-9, "{decode}");
+    // 6 GiB of budget: 4.5 GiB usable.
+    assert_eq!(number(&report, "/plans/1/memory/usable_bytes"), (4.5 * (1u64 << 30) as f64));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let qwen = model(TestModel::QwenCoder05b);
+    let bandwidth = ["--bandwidth", "35"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["plan", &qwen, "--hw", "mac-studio-m9"],
+            "unknown machine \"mac-studio-m9\"; known machines: mac-studio-m4-max-36gb",
+        ),
+        (vec!["plan", "/no/such/model.gguf"], "cannot load /no/such/model.gguf"),
+        (vec!["plan", "qwen2.5-coder"], "model names from a local store are not supported yet"),
+        (vec!["plan", &qwen, "--seqs", "0"], "--seqs must be at least 1"),
+        (
+            vec!["plan", &qwen, "--ctx", "100000"],
+            "--ctx 100000 exceeds the model's trained context of 32768",
+        ),
+        (vec!["plan", &qwen, "--bandwidth=-3"], "--bandwidth must be a positive number"),
+        (vec!["plan", &qwen, "--params", "7B"], "not both"),
+        (vec!["plan", "--params", "7B", "--layers", "32"], "needs --heads"),
+        (
+            vec![
+                "plan", "--params", "7B", "--layers", "32", "--hidden", "4096", "--heads", "32",
+                "--vocab", "32000", "--quant", "q4_z",
+            ],
+            "unknown quantization \"q4_z\"",
+        ),
+        (vec!["plan"], "no model"),
+        (
+            vec!["plan", &qwen, "--hw-file", "/no/such/machines.toml"],
+            "cannot read /no/such/machines.toml",
+        ),
+        (vec!["plan", &qwen, "--cost", "--cloud-hw", "tpu"], "unknown machine \"tpu\""),
+        (vec!["plan", &qwen, "--hours-per-day", "25"], "hours per day"),
+    ];
+    for (args, needle) in cases {
+        let given = args.iter().any(|a| a.starts_with("--bandwidth"));
+        let output = uma(&[&args[..], if given { &[][..] } else { &bandwidth[..] }].concat());
+        assert_one_line_error(&output, needle);
+    }
+    // A value clap refuses: the usage, and the reason.
+    let output = uma(&["plan", &qwen, "--kv", "q4_0"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("neither f16 nor q8_0"), "{}", text(&output.stderr));
+}

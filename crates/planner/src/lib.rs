@@ -1,0 +1,68 @@
+//! Will it fit, and how fast will it run? The planner turns a model (a GGUF file or a
+//! description) and a machine (from a catalogue, or this one, detected and measured) into a
+//! memory breakdown, a verdict under the 25% headroom rule, the longest context that fits,
+//! predicted decode, prefill and aggregate speeds, and a cost of ownership.
+//!
+//! It owns: model footprints (weight bytes per token, KV bytes per token; `uma show` and
+//! `uma bench` use them too), the machine catalogue (data in `data/machines.toml`, extended by
+//! the user's TOML), this machine's detection and read-bandwidth probe, and the arithmetic
+//! (formulas in `docs/planner.md`). It does not load models, allocate the KV pool (the server
+//! sizes it with [`plan_memory`] and [`detect_budget`]), or print anything.
+//!
+//! Run-time use (a server sizing itself):
+//!
+//! ```no_run
+//! # fn main() -> uma_planner::Result<()> {
+//! let file = uma_gguf::GgufFile::open("model.gguf")?;
+//! let model = uma_planner::ModelSpec::from_gguf(&file, "model.gguf")?;
+//! let request = uma_planner::PlanRequest { num_sequences: 4, ..Default::default() };
+//! let plan = uma_planner::plan_memory(&model, &request, uma_planner::detect_budget()?)?;
+//! println!("{:?}: KV pool of {} positions", plan.verdict, plan.max_kv_tokens);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod bandwidth_probe;
+mod cost_estimate;
+mod error;
+mod footprint;
+mod kv_cache_type;
+mod machine;
+mod machine_catalogue;
+mod machine_plan;
+mod memory_breakdown;
+mod memory_plan;
+mod model_description;
+mod model_spec;
+mod plan_request;
+mod quantization;
+mod speed_estimate;
+mod this_machine;
+
+pub use bandwidth_probe::{measure_bandwidth, probe_bandwidth, BandwidthProbe, DEFAULT_PASSES};
+pub use cost_estimate::{CostEstimate, CostInputs};
+pub use error::{PlannerError, Result};
+pub use footprint::{
+    active_parameters_per_token, kv_cache_bytes_per_token, weight_bytes_per_token,
+};
+pub use kv_cache_type::KvCacheType;
+pub use machine::{apple_gpu_working_set_fraction, Machine, GIB};
+pub use machine_catalogue::{uma_home, MachineCatalogue, UMA_HOME_VARIABLE, USER_CATALOGUE_FILE};
+pub use machine_plan::{plan_for_machine, GpuWorkingSet, MachinePlan};
+pub use memory_breakdown::{
+    MemoryBreakdown, LOAD_OVERHEAD_BYTES_PER_VOCAB_ENTRY, RUNTIME_OVERHEAD_BASE_BYTES,
+    RUNTIME_OVERHEAD_BYTES_PER_VOCAB_ENTRY,
+};
+pub use memory_plan::{plan_memory, MemoryPlan, Verdict};
+pub use model_description::ModelDescription;
+pub use model_spec::{ModelSpec, FAULT_AROUND_BYTES};
+pub use plan_request::{
+    PlanRequest, SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
+    DEFAULT_MAX_NUM_BATCHED_TOKENS,
+};
+pub use quantization::Quantization;
+pub use speed_estimate::{Bound, RateEstimate, SpeedEstimate};
+pub use this_machine::{
+    detect_budget, os_reserve_bytes, system_memory, this_machine, SystemMemory, THIS_MACHINE,
+};

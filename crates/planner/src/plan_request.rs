@@ -1,0 +1,79 @@
+//! What a plan is asked for: a context, a number of sequences, the KV cache's shape, and the
+//! headroom to keep free.
+
+use serde::Serialize;
+
+use crate::error::{PlannerError, Result};
+use crate::kv_cache_type::KvCacheType;
+
+/// Share of the memory budget a plan keeps free: the **25% headroom rule**. A plan fits when
+/// weights + KV cache + compute scratch + runtime overhead ≤ 75% of the budget (the machine's
+/// memory minus the OS reserve). The rest absorbs what no estimate sees: allocator
+/// fragmentation, other programs, a longer prompt than planned.
+pub const DEFAULT_HEADROOM: f64 = 0.25;
+
+/// Tokens one engine step processes at most (`uma serve --batch-tokens`, the engine default).
+pub const DEFAULT_MAX_NUM_BATCHED_TOKENS: u64 = 512;
+
+/// Context planned for when none is given, as `uma run` uses.
+pub const DEFAULT_CONTEXT_LENGTH: u64 = 4096;
+
+/// How sliding-window layers (Gemma 3's local layers) hold their KV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlidingWindowKv {
+    /// Every layer keeps every position: uma's paged cache today (a block holds all layers).
+    Full,
+    /// Sliding-window layers keep only their window (llama.cpp's SWA cache).
+    Windowed,
+}
+
+/// The inputs of a memory plan besides the model and the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PlanRequest {
+    /// Token positions each sequence can hold (prompt and answer).
+    pub context_length: u64,
+    /// Sequences served at once, each with its own context.
+    pub num_sequences: u64,
+    pub kv_cache_type: KvCacheType,
+    pub sliding_window_kv: SlidingWindowKv,
+    /// Tokens in one step's batch: what the compute scratch is sized for.
+    pub max_num_batched_tokens: u64,
+    /// Share of the budget kept free, in `[0, 1)` ([`DEFAULT_HEADROOM`]).
+    pub headroom: f64,
+}
+
+impl Default for PlanRequest {
+    fn default() -> PlanRequest {
+        PlanRequest {
+            context_length: DEFAULT_CONTEXT_LENGTH,
+            num_sequences: 1,
+            kv_cache_type: KvCacheType::F16,
+            sliding_window_kv: SlidingWindowKv::Full,
+            max_num_batched_tokens: DEFAULT_MAX_NUM_BATCHED_TOKENS,
+            headroom: DEFAULT_HEADROOM,
+        }
+    }
+}
+
+impl PlanRequest {
+    /// Checks every number: counts at least 1, headroom in `[0, 1)`.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("context length", self.context_length),
+            ("number of sequences", self.num_sequences),
+            ("batched tokens per step", self.max_num_batched_tokens),
+        ] {
+            if value == 0 {
+                return Err(PlannerError::invalid(name, "must be at least 1"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.headroom) {
+            return Err(PlannerError::invalid(
+                "headroom",
+                format!("{} is outside [0, 1)", self.headroom),
+            ));
+        }
+        Ok(())
+    }
+}
