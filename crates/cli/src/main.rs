@@ -4,6 +4,7 @@
 
 mod bench;
 mod format;
+mod memory_budget;
 mod output;
 mod plan;
 mod run;

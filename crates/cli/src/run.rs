@@ -9,6 +9,7 @@ use anyhow::Context;
 use uma_sampling::{FinishReason, SamplingParams};
 use uma_tokenizer::ChatMessage;
 
+use crate::memory_budget::MemoryArgs;
 use crate::session::{GenerationStats, Session};
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +27,8 @@ pub(crate) struct RunArgs {
     /// Context length in tokens (default: 4096, capped at the model's trained context).
     #[arg(long)]
     ctx: Option<usize>,
+    #[command(flatten)]
+    memory: MemoryArgs,
     /// Most tokens to generate per answer (default: until the model stops or the context is full).
     #[arg(short = 'n', long)]
     max_tokens: Option<u32>,
@@ -87,7 +90,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let params = args.sampling_params();
     params.validate()?;
     crate::threads::set_threads(args.threads)?;
-    let mut session = Session::load(&args.model, args.ctx)?;
+    let (budget_bytes, _) = args.memory.budget()?;
+    let mut session = Session::load(&args.model, args.ctx, budget_bytes)?;
     // Ctrl-C stops the answer being generated; at the chat prompt it is handled by the reader.
     let cancel = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&cancel);

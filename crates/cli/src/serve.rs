@@ -1,4 +1,6 @@
-//! `uma serve MODEL`: the OpenAI-compatible HTTP server over one model.
+//! `uma serve MODEL...`: the OpenAI-compatible HTTP server over one or more models that share
+//! one memory budget. Models load at start while they fit, the others on the first request that
+//! names them; idle ones unload after their keep-alive or when another model needs the memory.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -7,32 +9,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use uma_engine::{EngineConfig, EngineHandle, PromptEncoder};
+use uma_engine::{
+    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelRegistry, PromptEncoder, RegistryConfig,
+};
 use uma_gguf::GgufFile;
 use uma_model::Model;
 use uma_server::ServerConfig;
 
+use crate::format;
+use crate::memory_budget::{plan_model, MemoryArgs};
 use crate::threads::set_threads;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Path to a .gguf file.
-    model: PathBuf,
+    /// Models to serve: paths to .gguf files, each optionally named for the API as NAME=PATH
+    /// (default name: the file name without .gguf).
+    #[arg(required = true, value_name = "MODEL")]
+    models: Vec<String>,
     /// Address to listen on. The default accepts local clients only.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on (0: any free port; the chosen one is printed).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Context length per sequence, in tokens (default: 4096, capped at the model's trained
+    /// Context length per sequence, in tokens (default: 4096, capped at each model's trained
     /// context).
     #[arg(long)]
     ctx: Option<usize>,
     /// Sequences generated at once (continuous batching).
     #[arg(long, default_value_t = 16)]
     parallel: usize,
-    /// KV cache size in tokens, shared by all sequences (default: --ctx × --parallel). Smaller
-    /// pools queue or preempt requests when full; they never fail for lack of KV memory.
+    /// KV cache size in tokens per model, shared by its sequences (default: --ctx × --parallel,
+    /// shrunk to what the memory budget allows). Smaller pools queue or preempt requests when
+    /// full; they never fail for lack of KV memory.
     #[arg(long)]
     kv_cache_tokens: Option<usize>,
     /// Tokens computed per step: decode tokens plus prompt chunks.
@@ -47,9 +56,16 @@ pub(crate) struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on every route but /health.
     #[arg(long, env = "UMA_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Name of the model in the API (default: the file name without .gguf).
+    /// Name of the model in the API when one model is served (same as NAME=PATH).
     #[arg(long)]
     model_name: Option<String>,
+    #[command(flatten)]
+    memory: MemoryArgs,
+    /// How long an idle model stays loaded: 5m, 1h30m, 0 (unload when its requests end), -1
+    /// (until another model needs the memory). Requests may set their own `keep_alive`.
+    #[arg(long, default_value = "5m", allow_hyphen_values = true,
+          value_parser = uma_server::parse_keep_alive)]
+    keep_alive: KeepAlive,
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     max_body_bytes: usize,
@@ -75,17 +91,38 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         )
         .init();
     let threads = set_threads(args.threads)?;
-    let engine = start_engine(args)?;
-    let config = engine.config();
+    let (budget_bytes, budget_source) = args.memory.budget()?;
     tracing::info!(
-        model = engine.model_name(),
-        context = config.context_length,
-        parallel = config.max_num_seqs,
-        kv_cache_tokens = config.num_kv_blocks() * config.block_size,
-        kv_cache_mib = engine.kv_cache_bytes() >> 20,
+        budget_mib = budget_bytes >> 20,
+        source = budget_source,
         threads,
-        "model loaded"
+        "memory budget"
     );
+    let models = plan_models(args, budget_bytes)?;
+    let entries = models.iter().map(|model| model.entry.clone()).collect();
+    let config = RegistryConfig {
+        budget_bytes,
+        default_keep_alive: args.keep_alive,
+        check_interval: Duration::from_millis(250),
+    };
+    let loader = {
+        let models = models.clone();
+        Box::new(move |entry: &ModelEntry| {
+            let model = models.iter().find(|model| model.entry.name == entry.name);
+            let model = model.ok_or_else(|| format!("{} was never planned", entry.name))?;
+            model.start().map_err(|error| format!("{error:#}"))
+        })
+    };
+    let registry = ModelRegistry::new(entries, config, loader)?;
+    // Load at start what fits side by side, in the order given; the rest waits for a request.
+    for model in &models {
+        let name = &model.entry.name;
+        if registry.held_bytes() + model.entry.memory_bytes <= budget_bytes {
+            registry.preload(name)?;
+        } else {
+            tracing::info!(model = %name, "loads on its first request (the budget is taken)");
+        }
+    }
     let server_config = ServerConfig {
         api_key: args.api_key.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -114,34 +151,116 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let bound = listener.local_addr()?;
         // The one line on stdout: scripts and tests wait for it.
         println!("uma: listening on http://{bound}");
-        uma_server::serve(listener, vec![engine], server_config, uma_server::shutdown_signal())
+        uma_server::serve(listener, registry, server_config, uma_server::shutdown_signal())
             .await
             .context("the server failed")
     })
 }
 
-fn start_engine(args: &ServeArgs) -> anyhow::Result<EngineHandle> {
-    let path = &args.model;
-    let file =
-        Arc::new(GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?);
-    let prompts = PromptEncoder::from_gguf(&file)?;
-    let model = Model::load(file)?;
-    let trained = model.config().max_position_embeddings;
-    let context_length = args.ctx.unwrap_or(DEFAULT_CONTEXT.min(trained));
-    if context_length < 2 || context_length > trained {
-        bail!("--ctx {context_length} is outside 2..={trained} (the model's trained context)");
+/// A model of the command line, planned against the budget: how to start it and what it holds.
+#[derive(Clone, Debug)]
+struct ServedModel {
+    entry: ModelEntry,
+    path: PathBuf,
+    config: EngineConfig,
+}
+
+impl ServedModel {
+    /// Maps the file afresh (pages of an earlier load may still be in the page cache, which
+    /// makes a re-load fast), repacks the weights and starts the engine.
+    fn start(&self) -> anyhow::Result<EngineHandle> {
+        let path = &self.path;
+        let file = Arc::new(
+            GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?,
+        );
+        let prompts = PromptEncoder::from_gguf(&file)?;
+        let model = Model::load(file)?;
+        let engine =
+            EngineHandle::start(model, prompts, self.entry.name.clone(), self.config.clone())?;
+        tracing::info!(
+            model = engine.model_name(),
+            context = self.config.context_length,
+            parallel = self.config.max_num_seqs,
+            kv_cache_tokens = self.config.num_kv_blocks() * self.config.block_size,
+            kv_cache_mib = engine.kv_cache_bytes() >> 20,
+            planned_mib = self.entry.memory_bytes >> 20,
+            "model loaded"
+        );
+        Ok(engine)
     }
-    let mut config = EngineConfig::new(context_length, args.parallel);
-    config.max_num_batched_tokens = args.batch_tokens;
-    if let Some(tokens) = args.kv_cache_tokens {
-        config.num_kv_cache_tokens = tokens;
+}
+
+/// Names, engine configs and memory of every model on the command line. Refuses a model that
+/// cannot fit the budget even alone, with the planner's breakdown.
+fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<ServedModel>> {
+    if args.model_name.is_some() && args.models.len() > 1 {
+        bail!("--model-name names a single model; with several, write NAME=PATH");
     }
-    if let Some(queue) = args.max_queue {
-        config.max_queued_requests = queue;
+    let mut models: Vec<ServedModel> = Vec::new();
+    for argument in &args.models {
+        let (name, path) = match argument.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !std::path::Path::new(argument).exists() => {
+                (Some(name.to_owned()), PathBuf::from(path))
+            }
+            _ => (None, PathBuf::from(argument)),
+        };
+        let name = name.or_else(|| args.model_name.clone()).unwrap_or_else(|| {
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        });
+        if models.iter().any(|model| model.entry.name == name) {
+            bail!("two models are named {name:?}: name them apart with NAME=PATH");
+        }
+        let file =
+            GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?;
+        let trained = uma_model::ModelConfig::from_file(&file)
+            .with_context(|| format!("cannot load {}", path.display()))?
+            .max_position_embeddings;
+        let context_length = args.ctx.unwrap_or(DEFAULT_CONTEXT.min(trained));
+        if context_length < 2 || context_length > trained {
+            bail!(
+                "--ctx {context_length} is outside 2..={trained} (the trained context of {})",
+                path.display()
+            );
+        }
+        let mut config = EngineConfig::new(context_length, args.parallel);
+        config.max_num_batched_tokens = args.batch_tokens;
+        if let Some(tokens) = args.kv_cache_tokens {
+            config.num_kv_cache_tokens = tokens;
+        }
+        if let Some(queue) = args.max_queue {
+            config.max_queued_requests = queue;
+        }
+        config.enable_prefix_caching = !args.no_prefix_cache;
+        let planned = plan_model(
+            &path,
+            &file,
+            context_length,
+            args.parallel,
+            config.num_kv_cache_tokens,
+            args.batch_tokens,
+            budget_bytes,
+        )?;
+        if let Some(asked) = planned.shrunk_from {
+            tracing::warn!(
+                model = %name,
+                asked,
+                kv_cache_tokens = planned.kv_cache_tokens,
+                "KV cache shrunk to fit the memory budget: requests queue or are preempted \
+                 sooner"
+            );
+        }
+        config.num_kv_cache_tokens = planned.kv_cache_tokens;
+        tracing::info!(
+            model = %name,
+            memory = %format::bytes(planned.memory_bytes),
+            kv_cache_tokens = planned.kv_cache_tokens,
+            "planned"
+        );
+        models.push(ServedModel {
+            entry: ModelEntry { name, memory_bytes: planned.memory_bytes },
+            path,
+            config,
+        });
     }
-    config.enable_prefix_caching = !args.no_prefix_cache;
-    let name = args.model_name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
-    Ok(EngineHandle::start(model, prompts, name, config)?)
+    Ok(models)
 }

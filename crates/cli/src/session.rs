@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use uma_engine::PromptEncoder;
 use uma_gguf::GgufFile;
-use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, DEFAULT_BLOCK_SIZE};
+use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE};
 use uma_sampling::{
     FinishReason, Sampler, SamplingParams, StopCondition, StopReason, TokenHistory,
 };
 use uma_tokenizer::ChatMessage;
+
+use crate::memory_budget::plan_model;
 
 /// Prompt tokens per forward call: bounds scratch memory for long prompts.
 const PREFILL_CHUNK: usize = 512;
@@ -54,21 +56,24 @@ pub(crate) struct GenerationStats {
 
 impl Session {
     /// Loads `path` with room for `context_length` positions: by default 4096 or the model's
-    /// trained context if smaller; asking for more than the trained context is an error.
+    /// trained context if smaller; asking for more than the trained context is an error, and so
+    /// is a model that the planner says cannot fit `budget_bytes` (checked before loading).
     pub(crate) fn load(
         path: &std::path::Path,
         context_length: Option<usize>,
+        budget_bytes: u64,
     ) -> anyhow::Result<Self> {
         let file = Arc::new(
             GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?,
         );
-        let prompts = PromptEncoder::from_gguf(&file)?;
-        let model = Model::load(file)?;
-        let trained = model.config().max_position_embeddings;
+        let trained = ModelConfig::from_file(&file)?.max_position_embeddings;
         let context_length = context_length.unwrap_or(DEFAULT_CONTEXT.min(trained));
         if context_length == 0 || context_length > trained {
             bail!("--ctx {context_length} is outside 1..={trained} (the model's trained context)");
         }
+        plan_model(path, &file, context_length, 1, context_length, PREFILL_CHUNK, budget_bytes)?;
+        let prompts = PromptEncoder::from_gguf(&file)?;
+        let model = Model::load(file)?;
         let num_blocks = context_length.div_ceil(DEFAULT_BLOCK_SIZE);
         let kv_cache = model.new_kv_cache(num_blocks)?;
         let block_table = (0..num_blocks as u32).map(BlockId).collect();

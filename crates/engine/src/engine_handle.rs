@@ -130,6 +130,11 @@ impl EngineHandle {
         &self.shared.prompts
     }
 
+    /// Requests accepted and not yet finished.
+    pub fn num_in_flight(&self) -> usize {
+        self.shared.num_in_flight.load(Ordering::Acquire)
+    }
+
     /// The engine's state as of its last step.
     pub fn stats(&self) -> EngineStats {
         self.shared.stats.lock().map(|stats| stats.clone()).unwrap_or_default()

@@ -32,6 +32,31 @@ pub enum EngineError {
     Tokenizer(#[from] uma_tokenizer::TokenizerError),
     #[error(transparent)]
     Kv(#[from] uma_kv::KvError),
+    #[error("no model named {name:?} is served here")]
+    UnknownModel { name: String },
+    #[error(
+        "model {name:?} needs {} MiB but the memory budget is {} MiB",
+        memory_bytes >> 20,
+        budget_bytes >> 20
+    )]
+    ModelTooLarge { name: String, memory_bytes: u64, budget_bytes: u64 },
+    #[error(
+        "model {name:?} needs {} MiB; {} MiB of the {} MiB budget are held by models with \
+         requests running ({}); try again when they finish",
+        memory_bytes >> 20,
+        held_bytes >> 20,
+        budget_bytes >> 20,
+        busy.join(", ")
+    )]
+    NoRoom {
+        name: String,
+        memory_bytes: u64,
+        budget_bytes: u64,
+        held_bytes: u64,
+        busy: Vec<String>,
+    },
+    #[error("cannot load model {name:?}: {message}")]
+    LoadFailed { name: String, message: String },
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),
 }

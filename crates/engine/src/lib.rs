@@ -16,6 +16,7 @@ mod engine_core;
 mod engine_handle;
 mod engine_stats;
 mod error;
+mod model_registry;
 mod output;
 mod prompt_encoder;
 mod request_stream;
@@ -25,6 +26,10 @@ pub use engine_config::EngineConfig;
 pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;
 pub use error::{EngineError, Result};
+pub use model_registry::{
+    KeepAlive, ModelEntry, ModelLease, ModelLoader, ModelRegistry, ModelStatus, RegistryConfig,
+    Residency,
+};
 pub use output::{Completion, StreamEvent, TokenOutput, Usage};
 pub use prompt_encoder::PromptEncoder;
 pub use request_stream::RequestStream;

@@ -9,13 +9,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, KeepAlive as SseKeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::json;
-use uma_engine::{EngineHandle, TokenId};
+use uma_engine::{KeepAlive, ModelLease, ModelRegistry, ModelStatus, Residency, TokenId};
 
 use crate::generation::{api_error, Endpoint, Generation};
 use crate::openai::{
@@ -46,25 +46,33 @@ impl Default for ServerConfig {
 /// What every handler sees.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub(crate) engines: Vec<EngineHandle>,
+    pub(crate) models: ModelRegistry,
     pub(crate) config: ServerConfig,
     pub(crate) started: u64,
 }
 
 impl AppState {
-    /// The engine serving `model`, or 404.
-    fn engine(&self, model: &str) -> Result<&EngineHandle, ApiError> {
-        self.engines
-            .iter()
-            .find(|engine| engine.model_name() == model)
-            .ok_or_else(|| ApiError::not_found_model(model))
+    /// The model `model`, loaded if it is not resident (the request waits for the load), or the
+    /// API error saying why not.
+    async fn lease(
+        &self,
+        model: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<ModelLease, ApiError> {
+        let models = self.models.clone();
+        let name = model.to_owned();
+        // Loading reads and repacks weights for seconds: off the async workers.
+        tokio::task::spawn_blocking(move || models.acquire(&name, keep_alive))
+            .await
+            .map_err(|error| ApiError::internal(format!("model lookup failed: {error}")))?
+            .map_err(api_error)
     }
 }
 
 /// The application: every route, with authentication and the body limit applied.
-pub fn router(engines: Vec<EngineHandle>, config: ServerConfig) -> Router {
+pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
-    let state = Arc::new(AppState { engines, config, started: openai::unix_time_now() });
+    let state = Arc::new(AppState { models, config, started: openai::unix_time_now() });
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
@@ -114,31 +122,46 @@ async fn unknown_route(request: Request) -> ApiError {
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let models: Vec<_> = state
-        .engines
+        .models
+        .models()
         .iter()
-        .map(|engine| {
-            json!({
-                "model": engine.model_name(),
-                "context_length": engine.config().context_length,
-                "kv_cache_bytes": engine.kv_cache_bytes(),
-                "stats": engine.stats(),
-            })
+        .map(|status| {
+            let mut model = json!({
+                "model": status.entry.name,
+                "status": status.residency,
+                "memory_bytes": status.entry.memory_bytes,
+            });
+            if let Some(engine) = &status.engine {
+                model["context_length"] = json!(engine.config().context_length);
+                model["kv_cache_bytes"] = json!(engine.kv_cache_bytes());
+                model["stats"] = json!(engine.stats());
+            }
+            model
         })
         .collect();
-    Json(json!({ "status": "ok", "models": models }))
+    Json(json!({
+        "status": "ok",
+        "memory_budget_bytes": state.models.budget_bytes(),
+        "memory_held_bytes": state.models.held_bytes(),
+        "models": models,
+    }))
 }
 
-fn model_card(state: &AppState, engine: &EngineHandle) -> ModelCard {
+fn model_card(state: &AppState, status: &ModelStatus) -> ModelCard {
     ModelCard {
-        id: engine.model_name().to_owned(),
+        id: status.entry.name.clone(),
         created: state.started,
         owned_by: "uma".to_owned(),
+        resident: status.residency == Residency::Resident,
+        loading: status.residency == Residency::Loading,
+        memory_bytes: status.entry.memory_bytes,
+        context_length: status.engine.as_ref().map(|engine| engine.config().context_length),
     }
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let cards: Vec<ModelCard> =
-        state.engines.iter().map(|engine| model_card(&state, engine)).collect();
+        state.models.models().iter().map(|status| model_card(&state, status)).collect();
     Json(openai::model_list(&cards))
 }
 
@@ -146,8 +169,12 @@ async fn show_model(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let engine = state.engine(&model)?;
-    Ok(Json(openai::model_object(&model_card(&state, engine))))
+    let models = state.models.models();
+    let status = models
+        .iter()
+        .find(|status| status.entry.name == model)
+        .ok_or_else(|| ApiError::not_found_model(&model))?;
+    Ok(Json(openai::model_object(&model_card(&state, status))))
 }
 
 async fn chat_completions(
@@ -155,9 +182,10 @@ async fn chat_completions(
     payload: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = payload?;
-    let engine = state.engine(&request.model)?;
     let params = request.sampling_params()?;
     let messages = request.chat_messages()?;
+    let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
+    let engine = lease.engine();
     let prompt = engine
         .prompts()
         .chat(&messages)
@@ -165,6 +193,8 @@ async fn chat_completions(
     let meta = ResponseMeta::new_chat(request.model.clone());
     let generation =
         Generation::submit(engine, meta, Endpoint::Chat, vec![prompt], &params, request.n())?;
+    // The requests in flight keep the model resident from here on.
+    drop(lease);
     respond(generation, request.stream(), request.include_usage()).await
 }
 
@@ -173,8 +203,9 @@ async fn completions(
     payload: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = payload?;
-    let engine = state.engine(&request.model)?;
     let params = request.sampling_params()?;
+    let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
+    let engine = lease.engine();
     let vocab_size = engine.prompts().tokenizer().vocab_size();
     let prompts = request
         .prompts()
@@ -193,6 +224,7 @@ async fn completions(
     let meta = ResponseMeta::new_completion(request.model.clone());
     let generation =
         Generation::submit(engine, meta, Endpoint::Text, prompts, &params, request.n())?;
+    drop(lease);
     respond(generation, request.stream(), request.include_usage()).await
 }
 
@@ -207,5 +239,5 @@ async fn respond(
     let events = generation
         .into_chunks(include_usage)
         .map(|payload| Ok::<Event, Infallible>(Event::default().data(payload)));
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(events).keep_alive(SseKeepAlive::default()).into_response())
 }

@@ -310,6 +310,17 @@ pub(crate) fn api_error(error: EngineError) -> ApiError {
             ApiError::invalid_request(error.to_string(), Some("prompt"))
         }
         EngineError::ShuttingDown => ApiError::unavailable("The server is shutting down."),
+        EngineError::UnknownModel { name } => ApiError::not_found_model(name),
+        // Other models' requests will end and free their memory: worth a retry.
+        EngineError::NoRoom { .. } => ApiError {
+            retry_after_secs: Some(5),
+            code: Some("model_memory_busy".to_owned()),
+            ..ApiError::unavailable(format!("{error}."))
+        },
+        EngineError::ModelTooLarge { .. } => ApiError {
+            code: Some("model_too_large".to_owned()),
+            ..ApiError::invalid_request(format!("{error}."), Some("model"))
+        },
         other => ApiError::internal(other.to_string()),
     }
 }

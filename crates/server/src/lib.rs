@@ -1,4 +1,4 @@
-//! The HTTP server: OpenAI-compatible routes over one or more engines.
+//! The HTTP server: OpenAI-compatible routes over the models of a [`ModelRegistry`](uma_engine::ModelRegistry).
 //!
 //! Owns: routes (`/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/health`), SSE
 //! streaming, API errors with their status codes, bearer-token authentication, body limits, and
@@ -6,14 +6,17 @@
 //! streams back what the engine sends; dropping the response (a client that disconnects) cancels
 //! the request.
 //!
-//! Does not own: scheduling, the model or sampling (`uma-engine` and below), or choosing and
-//! loading models (the CLI hands it running engines).
+//! Does not own: scheduling, the model or sampling (`uma-engine` and below), which models are
+//! resident (the registry loads and unloads them; a handler leases the model it needs), or what
+//! a model costs in memory (the CLI plans that).
 #![forbid(unsafe_code)]
 
 mod app;
 mod generation;
+mod keep_alive;
 pub mod openai;
 mod serve;
 
 pub use app::{router, ServerConfig};
+pub use keep_alive::{parse_keep_alive, KeepAliveField};
 pub use serve::{serve, shutdown_signal};

@@ -4,32 +4,28 @@
 use std::future::Future;
 
 use tokio::net::TcpListener;
-use uma_engine::EngineHandle;
+use uma_engine::ModelRegistry;
 
 use crate::app::{router, ServerConfig};
 
-/// Serves `engines` on `listener` until `shutdown` resolves, then shuts the engines down
+/// Serves `models` on `listener` until `shutdown` resolves, then shuts the engines down
 /// (running requests finish within the grace period, then are cancelled) and returns once every
 /// connection and engine thread has ended.
 pub async fn serve(
     listener: TcpListener,
-    engines: Vec<EngineHandle>,
+    models: ModelRegistry,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
-    let app = router(engines.clone(), config);
+    let app = router(models.clone(), config);
     let (drained_sender, drained) = tokio::sync::oneshot::channel();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing running requests");
         // Engines drain in the background while the server stops taking connections; open
         // streams end as their requests finish or are cancelled at the deadline.
-        let draining = tokio::task::spawn_blocking(move || {
-            for engine in &engines {
-                engine.shutdown(grace);
-            }
-        });
+        let draining = tokio::task::spawn_blocking(move || models.shutdown(grace));
         let _ = drained_sender.send(draining);
     };
     axum::serve(listener, app).with_graceful_shutdown(signal).await?;

@@ -38,9 +38,14 @@ impl Server {
     /// When the server exits before it listens (showing its stderr) or does not listen within
     /// [`READY_TIMEOUT`].
     pub(crate) fn start(model: &Path, args: &[&str]) -> Server {
+        let model = model.to_str().expect("a UTF-8 model path");
+        Server::start_with(&[&[model][..], args].concat())
+    }
+
+    /// Starts `uma serve ARGS…` (models among the arguments) and waits as [`Server::start`].
+    pub(crate) fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_uma"))
             .arg("serve")
-            .arg(model)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -119,6 +124,15 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Resident memory of the server process (Linux `VmRSS`), in bytes.
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+        let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("kB");
+        kib * 1024
     }
 
     /// Everything the server wrote to stderr so far.

@@ -44,6 +44,8 @@ pub struct CompletionRequest {
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub stop_token_ids: Option<Vec<u32>>,
+    /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
+    pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
 }
 
 /// One prompt: text to tokenize, or token ids to use as they are.

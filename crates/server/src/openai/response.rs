@@ -106,6 +106,12 @@ pub struct ModelCard {
     /// Unix time in seconds (the model file's modification time will do).
     pub created: u64,
     pub owned_by: String,
+    /// uma's extensions: whether the model is in memory (or being loaded), what it holds or
+    /// will hold there, and its context length when resident.
+    pub resident: bool,
+    pub loading: bool,
+    pub memory_bytes: u64,
+    pub context_length: Option<usize>,
 }
 
 /// The `finish_reason` string. OpenAI has no reason for a cancelled request; vLLM's `abort` tells
@@ -237,6 +243,9 @@ pub fn model_object(card: &ModelCard) -> Value {
         "object": "model",
         "created": card.created,
         "owned_by": card.owned_by,
+        "status": if card.resident { "resident" } else if card.loading { "loading" } else { "available" },
+        "memory_bytes": card.memory_bytes,
+        "context_length": card.context_length,
     })
 }
 
@@ -455,12 +464,23 @@ mod tests {
 
     #[test]
     fn model_list_shape() {
-        let card = ModelCard { id: "qwen3".into(), created: 1, owned_by: "uma".into() };
+        let card = ModelCard {
+            id: "qwen3".into(),
+            created: 1,
+            owned_by: "uma".into(),
+            resident: true,
+            loading: false,
+            memory_bytes: 7,
+            context_length: Some(4096),
+        };
         assert_eq!(
             model_list(std::slice::from_ref(&card)),
             json!({
                 "object": "list",
-                "data": [{"id": "qwen3", "object": "model", "created": 1, "owned_by": "uma"}],
+                "data": [{
+                    "id": "qwen3", "object": "model", "created": 1, "owned_by": "uma",
+                    "status": "resident", "memory_bytes": 7, "context_length": 4096,
+                }],
             })
         );
         assert_eq!(model_list(&[]), json!({"object": "list", "data": []}));

@@ -1,0 +1,157 @@
+//! `--memory`: the budget `uma serve` and `uma run` keep to, and the planner's verdict on a model
+//! before it is loaded. A model that cannot fit is refused with the breakdown, never attempted;
+//! a KV pool larger than the budget allows is shrunk to what fits (at least one full context).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use uma_gguf::GgufFile;
+use uma_planner::{plan_memory, KvCacheType, MemoryPlan, ModelSpec, PlanRequest, SlidingWindowKv};
+
+use crate::format;
+
+/// The `--memory` option.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct MemoryArgs {
+    /// Memory budget for the models (weights, KV cache, scratch), e.g. 16GiB, 12G, 800MB
+    /// (default: this machine's memory minus an OS reserve).
+    #[arg(long, value_parser = parse_byte_size)]
+    memory: Option<u64>,
+}
+
+impl MemoryArgs {
+    /// The budget in bytes and where it came from.
+    pub(crate) fn budget(&self) -> Result<(u64, &'static str)> {
+        match self.memory {
+            Some(bytes) => Ok((bytes, "--memory")),
+            None => Ok((
+                uma_planner::detect_budget().context("cannot detect this machine's memory")?,
+                "detected: memory minus the OS reserve",
+            )),
+        }
+    }
+}
+
+/// `"16GiB"`, `"12G"`, `"800MB"`, `"1.5g"`, `"4096"` (bytes) → bytes. Decimal units (k, M, G, T
+/// with an optional B) are powers of 1000, binary ones (KiB, MiB, GiB, TiB) of 1024.
+pub(crate) fn parse_byte_size(text: &str) -> std::result::Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a size such as 16GiB or 800MB"))?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!("unknown size unit {other:?} in {text:?} (use MB, GB, GiB, ...)"))
+        }
+    };
+    let bytes = value * multiplier;
+    if !(bytes.is_finite() && bytes >= 1.0) {
+        return Err(format!("{text:?} is not a positive size"));
+    }
+    Ok(bytes as u64)
+}
+
+/// What a model will hold once loaded, checked against a budget.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedModel {
+    /// KV pool size in token positions (all sequences together), whole blocks.
+    pub(crate) kv_cache_tokens: usize,
+    /// Weights, KV pool, scratch and runtime overhead, in bytes.
+    pub(crate) memory_bytes: u64,
+    /// Set when the pool was shrunk to fit the budget: what was asked for.
+    pub(crate) shrunk_from: Option<usize>,
+}
+
+/// Plans `file` for `num_sequences` contexts of `context_length` with a KV pool of
+/// `kv_cache_tokens` positions (shrunk to what `budget_bytes` allows, but never below one
+/// context) and `max_num_batched_tokens` per step. Errors, with the breakdown, when the model
+/// with one context does not fit.
+pub(crate) fn plan_model(
+    path: &Path,
+    file: &GgufFile,
+    context_length: usize,
+    num_sequences: usize,
+    kv_cache_tokens: usize,
+    max_num_batched_tokens: usize,
+    budget_bytes: u64,
+) -> Result<PlannedModel> {
+    let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let spec = ModelSpec::from_gguf(file, &name)
+        .with_context(|| format!("cannot plan {}", path.display()))?;
+    // At run time the budget is a hard cap: the 25% headroom is advice `uma plan` gives.
+    let request = PlanRequest {
+        context_length: context_length as u64,
+        num_sequences: num_sequences as u64,
+        kv_cache_type: KvCacheType::F16,
+        sliding_window_kv: SlidingWindowKv::Full,
+        max_num_batched_tokens: max_num_batched_tokens as u64,
+        headroom: 0.0,
+    };
+    let plan = plan_memory(&spec, &request, budget_bytes)?;
+    let fitting_tokens = usize::try_from(plan.max_kv_tokens).unwrap_or(usize::MAX);
+    if fitting_tokens < context_length {
+        bail!(
+            "{} does not fit in the memory budget with a context of {context_length}: {}",
+            path.display(),
+            describe(&plan, &spec, context_length as u64)
+        );
+    }
+    let (kv_cache_tokens, shrunk_from) = if kv_cache_tokens > fitting_tokens {
+        (fitting_tokens, Some(kv_cache_tokens))
+    } else {
+        (kv_cache_tokens, None)
+    };
+    let kv_bytes = kv_cache_tokens as u64 * spec.kv_bytes_per_token(KvCacheType::F16);
+    let memory_bytes = plan.needed_bytes - plan.breakdown.kv_cache_bytes + kv_bytes;
+    Ok(PlannedModel { kv_cache_tokens, memory_bytes, shrunk_from })
+}
+
+/// One line: each part of the need for `kv_tokens` KV positions, the total and the budget.
+fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> String {
+    let parts = &plan.breakdown;
+    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(KvCacheType::F16);
+    let needed = plan.needed_bytes - parts.kv_cache_bytes + kv_bytes;
+    format!(
+        "weights {} + KV cache {} ({} positions) + compute scratch {} + runtime {} = {} needed, \
+         budget {} (raise --memory, lower --ctx, or pick a smaller quantization)",
+        format::bytes(parts.weights_bytes),
+        format::bytes(kv_bytes),
+        format::grouped(kv_tokens),
+        format::bytes(parts.compute_scratch_bytes),
+        format::bytes(parts.runtime_overhead_bytes),
+        format::bytes(needed),
+        format::bytes(plan.budget_bytes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("800MB"), Ok(800_000_000));
+        assert_eq!(parse_byte_size("12G"), Ok(12_000_000_000));
+        assert_eq!(parse_byte_size("1.5g"), Ok(1_500_000_000));
+        assert_eq!(parse_byte_size("16GiB"), Ok(16 << 30));
+        assert_eq!(parse_byte_size(" 2 mib "), Ok(2 << 20));
+    }
+
+    #[test]
+    fn nonsense_sizes_are_refused() {
+        for bad in ["", "GB", "12 parsecs", "-1G", "0", "1e9"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
