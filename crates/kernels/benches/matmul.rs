@@ -1,13 +1,17 @@
 //! Matrix products per weight format, GEMV (1 token, decode) and GEMM (64 tokens, prefill), on
 //! every kernel path this CPU has. Throughput is weight bytes per second, so GEMV numbers
 //! compare directly with the machine's memory bandwidth. The matrices (≥ 37 MB) exceed the
-//! last-level cache, as a model's weights do.
+//! last-level cache, as a model's weights do. The formats packed last (Q5_K, Q8_K, F32, F16,
+//! BF16) also run the row path they replaced (`row-path`, 1 token; 64 would take seconds per
+//! iteration), for comparison.
 //!
 //!   cargo bench -p uma-kernels --bench matmul [-- FILTER]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use uma_gguf::GgmlType;
-use uma_kernels::{Isa, PackedActivations, PackedFormat, PackedMatrix};
+use uma_kernels::{
+    Isa, PackedActivations, PackedFormat, PackedMatrix, QuantizedActivations, WeightMatrix,
+};
 
 const NUM_ROWS: usize = 8192;
 const ROW_LENGTH: usize = 8192;
@@ -46,10 +50,20 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
     let format = PackedFormat::of(ty).expect("packed format");
     let bytes = weights(ty);
     let packed = PackedMatrix::pack(format, &bytes, NUM_ROWS, ROW_LENGTH).expect("pack");
-    drop(bytes);
     let mut group = c.benchmark_group(format!("matmul/{ty}"));
     group.throughput(Throughput::Bytes(packed.size_in_bytes() as u64));
     group.sample_size(20);
+    use GgmlType::*;
+    if matches!(ty, Q5_K | Q8_K | F32 | F16 | BF16) {
+        let w = WeightMatrix::new(ty, &bytes, NUM_ROWS, ROW_LENGTH).expect("weights");
+        let mut acts = QuantizedActivations::new();
+        acts.quantize_for(ty, &values(ROW_LENGTH, 2), ROW_LENGTH).expect("quantize");
+        let mut out = vec![0.0f32; NUM_ROWS];
+        group.bench_function(BenchmarkId::new("row-path", "1 tokens"), |b| {
+            b.iter(|| uma_kernels::matmul(&w, black_box(&acts), &mut out).expect("matmul"))
+        });
+    }
+    drop(bytes);
     for num_tokens in [1usize, 64] {
         let x = values(num_tokens * ROW_LENGTH, 2);
         let mut acts = PackedActivations::new();
@@ -70,7 +84,7 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
 
 fn matmul(c: &mut Criterion) {
     use GgmlType::*;
-    for ty in [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K] {
+    for ty in [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K, Q8_K, F16, BF16, F32] {
         bench_format(c, ty);
     }
 }

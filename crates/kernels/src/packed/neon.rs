@@ -23,6 +23,9 @@ use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
 use crate::packed::scalar::FLOAT_CHAINS;
 
+// The float kernels keep one accumulator array per chain: even and odd elements.
+const _: () = assert!(FLOAT_CHAINS == 2);
+
 /// One vector per half of the group: rows 0–3, rows 4–7.
 type Rows<T> = [T; 2];
 
@@ -134,6 +137,9 @@ unsafe fn fifth_bits(mask: u32) -> Rows<uint8x16_t> {
 
 /// Four quads (two nibble chunks) with their fifth bits from the 4 quad masks at `masks`
 /// (Q5_0, Q5_K).
+///
+/// # Safety
+/// `masks` points to 4 readable quad masks.
 #[inline(always)]
 unsafe fn with_fifth_bits(
     mut quads: [Rows<uint8x16_t>; 4],
@@ -445,6 +451,9 @@ unsafe fn q6_k<const NT: usize, const CH: usize>(
 }
 
 /// Element `e` of the 8 rows of a float group-block, as f32 (exact conversions).
+///
+/// # Safety
+/// `p` points to 8 readable values of the format.
 #[inline(always)]
 unsafe fn float_rows<const F: u8>(p: *const u8) -> Rows<float32x4_t> {
     // SAFETY: callers pass pointers to 8 values of the format.
@@ -464,6 +473,9 @@ unsafe fn float_rows<const F: u8>(p: *const u8) -> Rows<float32x4_t> {
 }
 
 /// `acc + w · x[LANE]` on both halves, fused (`fmla` by element).
+///
+/// # Safety
+/// None beyond NEON, which aarch64 always has.
 #[inline(always)]
 unsafe fn fma_rows<const LANE: i32>(
     acc: &mut Rows<float32x4_t>,
@@ -479,6 +491,10 @@ unsafe fn fma_rows<const LANE: i32>(
 
 /// F32, F16 and BF16 for `NT` tokens from `first_token`: each weight vector pair (one element of
 /// the 8 rows) meets every token's activation, in the chains of [`FLOAT_CHAINS`].
+///
+/// # Safety
+/// `group`, `acts` and `out` have the shapes the driver checks (the group's k elements, k
+/// values per token, `NT` tokens from `first_token`).
 #[inline(always)]
 unsafe fn float<const F: u8, const NT: usize>(
     group: &[u8],
@@ -490,22 +506,25 @@ unsafe fn float<const F: u8, const NT: usize>(
     // SAFETY: the driver checked the shapes: `group` holds the rows' k elements, the activations
     // k values for each token, `out` NT tokens.
     unsafe {
-        let mut acc = [[splat(0.0); FLOAT_CHAINS]; NT];
-        // Four elements at a time: one activation load per token, lane i for element j + i
-        // (even elements into chain 0, odd into chain 1).
+        // One array per chain (as on x86: accumulators indexed by token only stay in registers).
+        let (mut even, mut odd) = ([splat(0.0); NT], [splat(0.0); NT]);
+        // Four elements at a time: one activation load per token, lane i for element j + i.
         for j in (0..acts.row_length()).step_by(4) {
             let w: [Rows<float32x4_t>; 4] =
                 std::array::from_fn(|i| float_rows::<F>(group.as_ptr().add((j + i) * step)));
             for t in 0..NT {
                 let a = vld1q_f32(x[t].add(j));
-                let [c0, c1] = &mut acc[t];
-                fma_rows::<0>(c0, &w[0], a);
-                fma_rows::<1>(c1, &w[1], a);
-                fma_rows::<2>(c0, &w[2], a);
-                fma_rows::<3>(c1, &w[3], a);
+                fma_rows::<0>(&mut even[t], &w[0], a);
+                fma_rows::<1>(&mut odd[t], &w[1], a);
+                fma_rows::<2>(&mut even[t], &w[2], a);
+                fma_rows::<3>(&mut odd[t], &w[3], a);
             }
         }
-        store(out, acc.map(|[c0, c1]| add(c0, c1)));
+        let mut sums = even;
+        for (sum, odd) in sums.iter_mut().zip(odd) {
+            *sum = add(*sum, odd);
+        }
+        store(out, sums);
     }
 }
 

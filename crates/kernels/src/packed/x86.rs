@@ -19,6 +19,9 @@ use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
 use crate::packed::scalar::FLOAT_CHAINS;
 
+// The float kernels keep one accumulator array per chain: even and odd elements.
+const _: () = assert!(FLOAT_CHAINS == 2);
+
 /// The instructions that differ between the two x86 paths.
 pub(super) trait Isa {
     /// Tokens per register tile.
@@ -183,6 +186,9 @@ unsafe fn high_nibbles(v: __m256i) -> __m256i {
 
 /// Nibble chunk `c`'s two quads with their fifth bits (Q5_0, Q5_K) from the quad masks at
 /// `masks`: quad `2c` for `lo`, `2c + 1` for `hi`.
+///
+/// # Safety
+/// `masks` points to the 8 readable quad masks; the CPU has the features `I` needs.
 #[inline(always)]
 unsafe fn fifth_bits<I: Isa>(
     masks: *const u8,
@@ -404,6 +410,9 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
 }
 
 /// Element `e` of the 8 rows of a float group-block, as f32 (exact conversions).
+///
+/// # Safety
+/// `p` points to 8 readable values of the format; the CPU has AVX2 and F16C.
 #[inline(always)]
 unsafe fn float_rows<const F: u8>(p: *const u8) -> __m256 {
     // SAFETY: callers pass pointers to 8 values of the format; compiled with AVX2 and F16C.
@@ -421,6 +430,10 @@ unsafe fn float_rows<const F: u8>(p: *const u8) -> __m256 {
 
 /// F32, F16 and BF16 for `NT` tokens from `first_token`: each weight vector (one element of the
 /// 8 rows) meets every token's activation, broadcast, in the chains of [`FLOAT_CHAINS`].
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `group`, `acts` and `out` have the shapes the driver checks
+/// (the group's k elements, k values per token, `NT` tokens from `first_token`).
 #[inline(always)]
 unsafe fn float<const F: u8, const NT: usize>(
     group: &[u8],
@@ -432,18 +445,25 @@ unsafe fn float<const F: u8, const NT: usize>(
     // SAFETY: the driver checked the shapes: `group` holds the rows' k elements, the activations
     // k values for each token, `out` NT tokens.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); FLOAT_CHAINS]; NT];
+        // One array per chain, indexed by token only: with the chain picked by a loop index the
+        // 8-token tile kept its accumulators on the stack (measured 4x slower than AVX2's tile).
+        let (mut even, mut odd) = ([_mm256_setzero_ps(); NT], [_mm256_setzero_ps(); NT]);
         for j in (0..acts.row_length()).step_by(FLOAT_BLOCK) {
             prefetch_ahead::<NT>(group.as_ptr().add(j * step), FLOAT_BLOCK * step);
-            for e in j..j + FLOAT_BLOCK {
-                let w = float_rows::<F>(group.as_ptr().add(e * step));
+            for e in (j..j + FLOAT_BLOCK).step_by(FLOAT_CHAINS) {
+                let w0 = float_rows::<F>(group.as_ptr().add(e * step));
+                let w1 = float_rows::<F>(group.as_ptr().add((e + 1) * step));
                 for t in 0..NT {
-                    let chain = &mut acc[t][e % FLOAT_CHAINS];
-                    *chain = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t].add(e).read()), *chain);
+                    even[t] = _mm256_fmadd_ps(w0, _mm256_set1_ps(x[t].add(e).read()), even[t]);
+                    odd[t] = _mm256_fmadd_ps(w1, _mm256_set1_ps(x[t].add(e + 1).read()), odd[t]);
                 }
             }
         }
-        store(acc.map(|[c0, c1]| _mm256_add_ps(c0, c1)), out);
+        let mut sums = even;
+        for (sum, odd) in sums.iter_mut().zip(odd) {
+            *sum = _mm256_add_ps(*sum, odd);
+        }
+        store(sums, out);
     }
 }
 
