@@ -91,6 +91,10 @@ unsafe fn sum_chains<const CH: usize>(chains: [Rows<int32x4_t>; CH]) -> Rows<int
     }
 }
 
+// The kernels build their small register arrays with loops over constant bounds, not
+// `array::map` or `array::from_fn`: those stayed out-of-line calls (`try_map`) inside the block
+// loops of the release build.
+
 /// Two consecutive nibble chunks (64 bytes) as four quads: low nibbles of the first chunk, its
 /// high nibbles, then the second chunk's.
 #[inline(always)]
@@ -98,12 +102,15 @@ unsafe fn nibble_quads(p: *const u8) -> [Rows<uint8x16_t>; 4] {
     // SAFETY: callers pass pointers to 64 readable bytes.
     unsafe {
         let mask = vdupq_n_u8(0x0f);
-        let chunk = |c: usize| {
-            let v = [vld1q_u8(p.add(32 * c)), vld1q_u8(p.add(32 * c + 16))];
-            (v.map(|v| vandq_u8(v, mask)), v.map(|v| vshrq_n_u8::<4>(v)))
-        };
-        let ((lo0, hi0), (lo1, hi1)) = (chunk(0), chunk(1));
-        [lo0, hi0, lo1, hi1]
+        let mut quads = [[mask; 2]; 4];
+        for c in 0..2 {
+            for h in 0..2 {
+                let v = vld1q_u8(p.add(32 * c + 16 * h));
+                quads[2 * c][h] = vandq_u8(v, mask);
+                quads[2 * c + 1][h] = vshrq_n_u8::<4>(v);
+            }
+        }
+        quads
     }
 }
 
@@ -113,7 +120,13 @@ unsafe fn signed(quads: [Rows<uint8x16_t>; 4], format: PackedFormat) -> [Rows<in
     // SAFETY: NEON is baseline on aarch64.
     unsafe {
         let offset = vdupq_n_u8(format.offset() as u8);
-        quads.map(|q| q.map(|v| vreinterpretq_s8_u8(vsubq_u8(v, offset))))
+        let mut out = [[vdupq_n_s8(0); 2]; 4];
+        for (o, q) in out.iter_mut().zip(quads) {
+            for h in 0..2 {
+                o[h] = vreinterpretq_s8_u8(vsubq_u8(q[h], offset));
+            }
+        }
+        out
     }
 }
 
@@ -308,11 +321,15 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
             // Quads 4p..4p + 4 against quants 16p..16p + 16.
             for p in 0..n / 16 {
                 let quads = match F {
-                    Q8_0 | Q8_K => std::array::from_fn(|i| {
+                    Q8_0 | Q8_K => {
                         let first = if F == Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
-                        let w = blk.add(first + 32 * (4 * p + i)).cast::<i8>();
-                        [vld1q_s8(w), vld1q_s8(w.add(16))]
-                    }),
+                        let mut quads = [[vdupq_n_s8(0); 2]; 4];
+                        for (i, quad) in quads.iter_mut().enumerate() {
+                            let w = blk.add(first + 32 * (4 * p + i)).cast::<i8>();
+                            *quad = [vld1q_s8(w), vld1q_s8(w.add(16))];
+                        }
+                        quads
+                    }
                     Q4_0 => signed(nibble_quads(blk.add(Q4_0_QUANTS + 64 * p)), PackedFormat::Q4_0),
                     _ => {
                         let quads = nibble_quads(blk.add(Q5_0_QUANTS + 64 * p));
@@ -510,8 +527,13 @@ unsafe fn float<const F: u8, const NT: usize>(
         let (mut even, mut odd) = ([splat(0.0); NT], [splat(0.0); NT]);
         // Four elements at a time: one activation load per token, lane i for element j + i.
         for j in (0..acts.row_length()).step_by(4) {
-            let w: [Rows<float32x4_t>; 4] =
-                std::array::from_fn(|i| float_rows::<F>(group.as_ptr().add((j + i) * step)));
+            let p = group.as_ptr().add(j * step);
+            let w = [
+                float_rows::<F>(p),
+                float_rows::<F>(p.add(step)),
+                float_rows::<F>(p.add(2 * step)),
+                float_rows::<F>(p.add(3 * step)),
+            ];
             for t in 0..NT {
                 let a = vld1q_f32(x[t].add(j));
                 fma_rows::<0>(&mut even[t], &w[0], a);
