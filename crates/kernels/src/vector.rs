@@ -134,6 +134,36 @@ pub fn exp_non_positive(x: f32) -> f32 {
     }
 }
 
+/// SwiGLU in place: `gate[i] = silu(gate[i]) · up[i]`, with `silu(x) = x / (1 + e^−x)` computed
+/// from [`exp_non_positive`] of `−|x|` (for `x < 0` as `x·e^x / (1 + e^x)`, the same value), so
+/// that it vectorises: the libm `expf` per element took 6% of a batched decode step. Within a
+/// few ulp of the libm form; every path gives the same bits.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu callers pass rows of one length");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::swiglu_avx512(gate, up) };
+        }
+        if x86::avx2_fma() {
+            // SAFETY: the CPU has the features (checked).
+            return unsafe { x86::swiglu_avx2(gate, up) };
+        }
+    }
+    swiglu_body(gate, up);
+}
+
+#[inline(always)]
+fn swiglu_body(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let t = exp_non_positive(-x.abs());
+        let numerator = if x >= 0.0 { x } else { x * t };
+        *g = numerator / (1.0 + t) * u;
+    }
+}
+
 /// One block of the online softmax for one query row: turns `scores` into weights
 /// `e^(score − max')` in place, where `max'` is the running `max` raised to the block's largest
 /// score, and rescales the running `sum` and `acc` (the weighted values so far) to the new max.
@@ -272,6 +302,20 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
+        super::swiglu_body(gate, up);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn swiglu_avx512(gate: &mut [f32], up: &[f32]) {
+        super::swiglu_body(gate, up);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn softmax_avx2(s: &mut [f32], max: &mut f32, sum: &mut f32, a: &mut [f32]) {
         super::softmax_body(s, max, sum, a);
     }
@@ -292,6 +336,27 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swiglu_matches_silu_times_up_and_every_path_agrees() {
+        let xs: Vec<f32> =
+            (-4000..4000).map(|i| i as f32 * 0.0125).chain([-100.0, 100.0, 0.0, -0.0]).collect();
+        let up: Vec<f32> = (0..xs.len()).map(|i| 1.0 + (i % 7) as f32 * 0.25).collect();
+        let mut gate = xs.clone();
+        swiglu(&mut gate, &up);
+        for ((&x, &u), &got) in xs.iter().zip(&up).zip(&gate) {
+            let want = x / (1.0 + (-x).exp()) * u;
+            let tolerance = 4.0 * f32::EPSILON * want.abs() + 1e-30;
+            assert!((got - want).abs() <= tolerance, "x = {x}: {got} vs {want}");
+        }
+        let mut portable = xs.clone();
+        swiglu_body(&mut portable, &up);
+        assert_eq!(
+            portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            gate.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "the SIMD path and the portable one differ"
+        );
+    }
 
     #[test]
     fn exp_non_positive_is_within_two_ulp() {

@@ -84,12 +84,6 @@ pub fn softmax_in_place(x: &mut [f32]) {
     }
 }
 
-/// `x / (1 + e^−x)` (ggml's `ggml_silu_f32`).
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
 /// GELU, tanh approximation (`gelu_pytorch_tanh`; ggml's `ggml_gelu_f32`):
 /// `0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x²)))`.
 #[inline]
@@ -229,9 +223,6 @@ mod tests {
 
     #[test]
     fn activations_known_values() {
-        assert_eq!(silu(0.0), 0.0);
-        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
-        assert!((silu(-20.0)).abs() < 1e-7);
         assert_eq!(gelu_tanh(0.0), 0.0);
         // torch.nn.functional.gelu(torch.tensor(1.0), approximate="tanh") = 0.8411920070648193
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);

@@ -20,7 +20,7 @@ use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hook::{Activation, ActivationHook};
 use crate::kv_cache::{BlockId, KvCache, DEFAULT_BLOCK_SIZE};
-use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, silu, softcap, Rope};
+use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
 use crate::weights::{ModelWeights, Tensor};
 
 /// A model: hyper-parameters and validated weight tables over a memory-mapped GGUF file. It owns
@@ -270,13 +270,15 @@ impl Model {
                 &mut [(&layer.ffn_gate, &mut gate), (&layer.ffn_up, &mut up)],
                 &normed,
             )?;
-            let activation = match c.hidden_activation {
-                HiddenActivation::Silu => silu,
-                HiddenActivation::GeluTanh => gelu_ggml,
-            };
+            let hidden_activation = c.hidden_activation;
             pool.for_each_chunk_mut(&mut gate, ffn, &|t, g| {
                 let u = &up[t * ffn..(t + 1) * ffn];
-                g.iter_mut().zip(u).for_each(|(g, &u)| *g = activation(*g) * u);
+                match hidden_activation {
+                    HiddenActivation::Silu => uma_kernels::vector::swiglu(g, u),
+                    HiddenActivation::GeluTanh => {
+                        g.iter_mut().zip(u).for_each(|(g, &u)| *g = gelu_ggml(*g) * u);
+                    }
+                }
             });
             proj.reset();
             proj.matmul(file, &layer.ffn_down, &gate, &mut out)?;

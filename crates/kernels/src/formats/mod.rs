@@ -154,18 +154,31 @@ pub(crate) fn in_array<const N: usize>(src: &[f32]) -> &[f32; N] {
     src.try_into().expect("callers pass exactly one block's worth of elements")
 }
 
-/// The absolute maximum of `values` and the (signed) value that attains it first, as ggml's
-/// `quantize_row_q4_0_ref` and `make_qx_quants` search it (`if (amax < fabsf(v))`).
-#[inline]
-pub(crate) fn signed_absmax(values: &[f32]) -> (f32, f32) {
-    let mut amax = 0.0f32;
-    let mut max = 0.0f32;
-    for &v in values {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
+/// The absolute maximum of `values` (NaNs ignored), in 8 independent lanes so that it
+/// vectorises; a maximum is exact, so the order does not matter.
+#[inline(always)]
+pub(crate) fn abs_max(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(v.abs());
         }
     }
+    let rest = chunks.remainder().iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    lanes.into_iter().fold(rest, f32::max)
+}
+
+/// The absolute maximum of `values` and the (signed) value that attains it first, as ggml's
+/// `quantize_row_q4_0_ref` and `make_qx_quants` search it (`if (amax < fabsf(v))`): both 0 when
+/// every value is zero.
+#[inline(always)]
+pub(crate) fn signed_absmax(values: &[f32]) -> (f32, f32) {
+    let amax = abs_max(values);
+    if amax == 0.0 {
+        return (0.0, 0.0);
+    }
+    let max = values.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
     (amax, max)
 }
 
@@ -309,5 +322,44 @@ pub(crate) mod test_support {
     /// Σ|a·b| in f64: the scale a dot product's rounding error is measured against.
     pub(crate) fn abs_dot_f64(a: &[f32], b: &[f32]) -> f64 {
         a.iter().zip(b).map(|(&x, &y)| (f64::from(x) * f64::from(y)).abs()).sum()
+    }
+}
+
+#[cfg(test)]
+mod absmax_tests {
+    use super::*;
+
+    /// ggml's search, element by element.
+    fn reference(values: &[f32]) -> (f32, f32) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in values {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        (amax, max)
+    }
+
+    #[test]
+    fn signed_absmax_equals_the_sequential_search() {
+        let cases: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![0.0; 32],
+            vec![-0.0, 0.0, -0.0],
+            vec![1.0, -3.0, 3.0, 2.0],
+            vec![3.0, -3.0],
+            vec![f32::NAN, -2.0, 1.0, f32::NAN],
+            (0..37).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect(),
+            (0..256).map(|i| (i as f32 * 0.37).sin() * 4.0).collect(),
+        ];
+        for values in cases {
+            let (got, want) = (signed_absmax(&values), reference(&values));
+            assert_eq!(
+                (got.0.to_bits(), got.1.to_bits()),
+                (want.0.to_bits(), want.1.to_bits()),
+                "{values:?}"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
-use super::{in_array, out_array, Block, Quantize, VecDot, QK};
+use super::{abs_max, in_array, out_array, Block, Quantize, VecDot, QK};
 use crate::rounding::round_half_away;
 
 /// ggml's `block_q8_0`: `x[j] = d · q[j]`.
@@ -31,6 +31,7 @@ impl BlockQ8_0 {
 
     /// ggml's `quantize_row_q8_0_ref` for one block: `d = amax / 127`, `q = roundf(x / d)`
     /// (round half away from zero), with `x / d` computed as `x · (1/d)` like ggml.
+    #[inline(always)]
     pub fn quantize(src: &[f32; QK]) -> Self {
         let (d, qs) = quantize_q8(src);
         Self { d: f16::from_f32(d), qs }
@@ -39,8 +40,9 @@ impl BlockQ8_0 {
 
 /// The Q8 quantization shared by Q8_0 and Q8_1: the f32 scale (before rounding to f16, which Q8_1's
 /// block sum uses) and the quants.
+#[inline(always)]
 pub(super) fn quantize_q8(src: &[f32; QK]) -> (f32, [i8; QK]) {
-    let amax = src.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    let amax = abs_max(src);
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; QK];
@@ -59,6 +61,7 @@ impl Block for BlockQ8_0 {
 }
 
 impl Quantize for BlockQ8_0 {
+    #[inline(always)]
     fn quantize_block(src: &[f32]) -> Self {
         Self::quantize(in_array(src))
     }

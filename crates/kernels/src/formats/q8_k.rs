@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 use uma_gguf::GgmlType;
 
-use super::{in_array, out_array, Block, Quantize, VecDot, QK_K};
+use super::{in_array, out_array, signed_absmax, Block, Quantize, VecDot, QK_K};
 use crate::rounding::nearest_int;
 
 /// ggml's `block_q8_K`: `x[j] = d · q[j]`, `bsums[k] = Σ q[16k..16k+16]`.
@@ -35,16 +35,9 @@ impl BlockQ8_K {
     /// −127 (`iscale = −127/max`), `q = min(127, nearest_int(iscale · x))`, `d = 1/iscale`.
     ///
     /// An all-zero block gets zero quants, scale and sums (ggml leaves `bsums` unwritten there).
+    #[inline(always)]
     pub fn quantize(src: &[f32; QK_K]) -> Self {
-        let mut max = 0.0f32;
-        let mut amax = 0.0f32;
-        for &v in src {
-            let ax = v.abs();
-            if ax > amax {
-                amax = ax;
-                max = v;
-            }
-        }
+        let (amax, max) = signed_absmax(src);
         if amax == 0.0 {
             return Self::zeroed();
         }
@@ -69,6 +62,7 @@ impl Block for BlockQ8_K {
 }
 
 impl Quantize for BlockQ8_K {
+    #[inline(always)]
     fn quantize_block(src: &[f32]) -> Self {
         Self::quantize(in_array(src))
     }

@@ -119,37 +119,8 @@ impl PackedActivations {
                     q6_k_corrections.slice_mut(t * per_k(16), per_k(16)),
                 )
             };
-            match format {
-                ActivationFormat::Q8_0 => {
-                    for b in 0..nb {
-                        let block = BlockQ8_0::quantize_block(&src[b * QK..(b + 1) * QK]);
-                        q[b * QK..(b + 1) * QK].copy_from_slice(&block.qs);
-                        s[b] = block.d.to_f32();
-                        sm[b] = block.qs.iter().map(|&v| i32::from(v)).sum();
-                    }
-                }
-                ActivationFormat::Q8_K => {
-                    for b in 0..nb {
-                        let block = BlockQ8_K::quantize_block(&src[b * QK_K..(b + 1) * QK_K]);
-                        q[b * QK_K..(b + 1) * QK_K].copy_from_slice(&block.qs);
-                        s[b] = block.d;
-                        sm[b] = block.bsums.iter().map(|&v| i32::from(v)).sum();
-                        for k in 0..16 {
-                            q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
-                        }
-                        for k in 0..8 {
-                            s32[b * 8 + k] =
-                                i32::from(block.bsums[2 * k]) + i32::from(block.bsums[2 * k + 1]);
-                        }
-                        for p in 0..4 {
-                            // |Σ of 32 quants| ≤ 32 · 127 fits an i16 half.
-                            let (lo, hi) = (s32[b * 8 + 2 * p], s32[b * 8 + 2 * p + 1]);
-                            pairs[b * 4 + p] = (lo & 0xffff) | (hi << 16);
-                        }
-                    }
-                }
-                ActivationFormat::F32 => unreachable!("returned above: F32 values are copied"),
-            }
+            let planes = TokenPlanes { q, s, sm, s32, pairs, q6 };
+            quantize_token_dispatch(format, src, planes);
         };
         for_each_task(num_tokens, &quantize_token);
         Ok(())
@@ -176,4 +147,82 @@ impl PackedActivations {
 fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     v.clear();
     v.resize(len, T::default());
+}
+
+/// One token's rows of every activation plane.
+struct TokenPlanes<'a> {
+    q: &'a mut [i8],
+    s: &'a mut [f32],
+    sm: &'a mut [i32],
+    s32: &'a mut [i32],
+    pairs: &'a mut [i32],
+    q6: &'a mut [i32],
+}
+
+/// Quantizes one token with the widest vectors this CPU has: compiled for the instruction set,
+/// the rounding and scale loops vectorise (the portable build calls `truncf` per element). The
+/// arithmetic is the same on every path, so are the bits.
+fn quantize_token_dispatch(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    match super::Isa::detected() {
+        // SAFETY: the CPU has the features (detected).
+        super::Isa::Avx512Vnni => return unsafe { quantize_token_avx512(format, src, planes) },
+        // SAFETY: the CPU has the features (detected).
+        super::Isa::Avx2 => return unsafe { quantize_token_avx2(format, src, planes) },
+        _ => {}
+    }
+    quantize_token(format, src, planes);
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL, AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn quantize_token_avx512(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
+    quantize_token(format, src, planes);
+}
+
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_token_avx2(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
+    quantize_token(format, src, planes);
+}
+
+#[inline(always)]
+fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
+    let TokenPlanes { q, s, sm, s32, pairs, q6 } = planes;
+    let nb = s.len();
+    match format {
+        ActivationFormat::Q8_0 => {
+            for b in 0..nb {
+                let block = BlockQ8_0::quantize_block(&src[b * QK..(b + 1) * QK]);
+                q[b * QK..(b + 1) * QK].copy_from_slice(&block.qs);
+                s[b] = block.d.to_f32();
+                sm[b] = block.qs.iter().map(|&v| i32::from(v)).sum();
+            }
+        }
+        ActivationFormat::Q8_K => {
+            for b in 0..nb {
+                let block = BlockQ8_K::quantize_block(&src[b * QK_K..(b + 1) * QK_K]);
+                q[b * QK_K..(b + 1) * QK_K].copy_from_slice(&block.qs);
+                s[b] = block.d;
+                sm[b] = block.bsums.iter().map(|&v| i32::from(v)).sum();
+                for k in 0..16 {
+                    q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
+                }
+                for k in 0..8 {
+                    s32[b * 8 + k] =
+                        i32::from(block.bsums[2 * k]) + i32::from(block.bsums[2 * k + 1]);
+                }
+                for p in 0..4 {
+                    // |Σ of 32 quants| ≤ 32 · 127 fits an i16 half.
+                    let (lo, hi) = (s32[b * 8 + 2 * p], s32[b * 8 + 2 * p + 1]);
+                    pairs[b * 4 + p] = (lo & 0xffff) | (hi << 16);
+                }
+            }
+        }
+        ActivationFormat::F32 => unreachable!("returned above: F32 values are copied"),
+    }
 }
