@@ -111,25 +111,38 @@ pub(crate) fn plan_model(
     } else {
         (kv_cache_tokens, None)
     };
-    let kv_bytes = kv_cache_tokens as u64 * spec.kv_bytes_per_token(KvCacheType::F16);
-    let memory_bytes = plan.needed_bytes - plan.breakdown.kv_cache_bytes + kv_bytes;
+    let memory_bytes = memory_with_kv_tokens(&plan, &spec, kv_cache_tokens as u64);
     Ok(PlannedModel { kv_cache_tokens, memory_bytes, shrunk_from })
+}
+
+/// The plan's memory with a KV pool of `kv_tokens` positions instead of the request's contexts:
+/// serving memory, or the loading peak when that is higher.
+fn memory_with_kv_tokens(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> u64 {
+    let parts = &plan.breakdown;
+    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(KvCacheType::F16);
+    (parts.total_bytes() - parts.kv_cache_bytes + kv_bytes).max(parts.load_peak_bytes)
 }
 
 /// One line: each part of the need for `kv_tokens` KV positions, the total and the budget.
 fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> String {
     let parts = &plan.breakdown;
     let kv_bytes = kv_tokens * spec.kv_bytes_per_token(KvCacheType::F16);
-    let needed = plan.needed_bytes - parts.kv_cache_bytes + kv_bytes;
+    let serving = parts.total_bytes() - parts.kv_cache_bytes + kv_bytes;
+    let loading = if parts.load_peak_bytes > serving {
+        format!(" (loading peaks at {})", format::bytes(parts.load_peak_bytes))
+    } else {
+        String::new()
+    };
     format!(
-        "weights {} + KV cache {} ({} positions) + compute scratch {} + runtime {} = {} needed, \
+        "weights {} + KV cache {} ({} positions) + compute scratch {} + runtime {} = {} needed{}, \
          budget {} (raise --memory, lower --ctx, or pick a smaller quantization)",
         format::bytes(parts.weights_bytes),
         format::bytes(kv_bytes),
         format::grouped(kv_tokens),
         format::bytes(parts.compute_scratch_bytes),
         format::bytes(parts.runtime_overhead_bytes),
-        format::bytes(needed),
+        format::bytes(serving),
+        loading,
         format::bytes(plan.budget_bytes),
     )
 }
