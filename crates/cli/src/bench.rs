@@ -9,15 +9,18 @@ mod stats;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, DEFAULT_BLOCK_SIZE};
+use uma_gguf::GgufFile;
+use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE};
 
 use uma_planner::BandwidthProbe;
 
 use crate::format;
+use crate::memory_budget::{plan_model, KvRequest, MemoryArgs};
 
 /// Tokens each sequence is prefilled with (untimed) before a generation test, so that decode
 /// attends to some context, as it does after any real prompt.
@@ -55,6 +58,8 @@ pub(crate) struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 /// One measurement.
@@ -88,6 +93,15 @@ impl Test {
         match self {
             Test::Prompt { .. } => 1,
             Test::Generation { batch, .. } => batch,
+        }
+    }
+
+    /// The most tokens one forward pass of the test computes: the prompt, or the warm prompts of
+    /// every sequence.
+    fn tokens_per_step(self) -> usize {
+        match self {
+            Test::Prompt { n } => n,
+            Test::Generation { batch, .. } => batch * WARM_PROMPT_TOKENS,
         }
     }
 }
@@ -232,9 +246,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let tests = plan(args)?;
     // Before loading: loading may already run work on the pool (repacking weights).
     let threads = crate::threads::set_threads(args.threads)?;
-    let model = Model::open(&args.model)
+    let file = GgufFile::open(&args.model)
         .with_context(|| format!("cannot load {}", args.model.display()))?;
-    let context_length = context_length(&tests, args.ctx, model.config().max_position_embeddings)?;
+    let trained = ModelConfig::from_file(&file)?.max_position_embeddings;
+    let context_length = context_length(&tests, args.ctx, trained)?;
+    let num_blocks = kv_cache_blocks(&tests, args.ctx)
+        .context("the KV cache for --batch and --ctx is too large")?;
+    // Refused before loading when the tests' KV cache cannot fit the memory budget.
+    let (budget_bytes, _) = args.memory.budget()?;
+    let kv_cache_tokens = num_blocks * DEFAULT_BLOCK_SIZE;
+    let largest_step = tests.iter().map(|t| t.tokens_per_step()).max().unwrap_or(1);
+    let request = KvRequest {
+        context_length,
+        num_sequences: tests.iter().map(|t| t.batch()).max().unwrap_or(1),
+        kv_cache_tokens,
+        min_kv_cache_tokens: kv_cache_tokens,
+        max_num_batched_tokens: largest_step,
+    };
+    plan_model(&args.model, &file, &request, budget_bytes)?;
+    let model = Model::load(Arc::new(file))
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
     let bandwidth = match args.bandwidth {
         Some(gb_per_s) => BandwidthReport { gb_per_s, source: "given", probe: None },
         None => {
@@ -242,8 +273,6 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             BandwidthReport { gb_per_s: probe.gb_per_s, source: "probe", probe: Some(probe) }
         }
     };
-    let num_blocks = kv_cache_blocks(&tests, args.ctx)
-        .context("the KV cache for --batch and --ctx is too large")?;
     let kv_cache = model.new_kv_cache(num_blocks).context("cannot allocate the KV cache")?;
 
     let mut report = BenchReport {

@@ -72,40 +72,69 @@ pub(crate) struct PlannedModel {
     pub(crate) shrunk_from: Option<usize>,
 }
 
-/// Plans `file` for `num_sequences` contexts of `context_length` with a KV pool of
-/// `kv_cache_tokens` positions (shrunk to what `budget_bytes` allows, but never below one
-/// context) and `max_num_batched_tokens` per step. Errors, with the breakdown, when the model
-/// with one context does not fit.
+/// What a command asks of the KV cache and the step size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KvRequest {
+    /// Positions of one sequence.
+    pub(crate) context_length: usize,
+    /// Sequences at once (scratch and logits are sized for them).
+    pub(crate) num_sequences: usize,
+    /// The KV pool wanted, in positions of all sequences together.
+    pub(crate) kv_cache_tokens: usize,
+    /// The pool below which the command cannot run (the pool is shrunk down to this at most).
+    pub(crate) min_kv_cache_tokens: usize,
+    /// Tokens one forward pass computes at most.
+    pub(crate) max_num_batched_tokens: usize,
+}
+
+impl KvRequest {
+    /// One sequence of `context_length` positions, computed in steps of `max_num_batched_tokens`.
+    pub(crate) fn single(context_length: usize, max_num_batched_tokens: usize) -> KvRequest {
+        KvRequest {
+            context_length,
+            num_sequences: 1,
+            kv_cache_tokens: context_length,
+            min_kv_cache_tokens: context_length,
+            max_num_batched_tokens,
+        }
+    }
+}
+
+/// Plans `file` for `request` within `budget_bytes`: the KV pool is shrunk to what the budget
+/// allows, but never below `request.min_kv_cache_tokens`. Errors, with the breakdown, when even
+/// that does not fit.
 pub(crate) fn plan_model(
     path: &Path,
     file: &GgufFile,
-    context_length: usize,
-    num_sequences: usize,
-    kv_cache_tokens: usize,
-    max_num_batched_tokens: usize,
+    request: &KvRequest,
     budget_bytes: u64,
 ) -> Result<PlannedModel> {
     let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     let spec = ModelSpec::from_gguf(file, &name)
         .with_context(|| format!("cannot plan {}", path.display()))?;
     // At run time the budget is a hard cap: the 25% headroom is advice `uma plan` gives.
-    let request = PlanRequest {
-        context_length: context_length as u64,
-        num_sequences: num_sequences as u64,
+    let plan_request = PlanRequest {
+        context_length: request.context_length as u64,
+        num_sequences: request.num_sequences as u64,
         kv_cache_type: KvCacheType::F16,
         sliding_window_kv: SlidingWindowKv::Full,
-        max_num_batched_tokens: max_num_batched_tokens as u64,
+        max_num_batched_tokens: request.max_num_batched_tokens as u64,
         headroom: 0.0,
     };
-    let plan = plan_memory(&spec, &request, budget_bytes)?;
+    let plan = plan_memory(&spec, &plan_request, budget_bytes)?;
     let fitting_tokens = usize::try_from(plan.max_kv_tokens).unwrap_or(usize::MAX);
-    if fitting_tokens < context_length {
+    let minimum = request.min_kv_cache_tokens;
+    if fitting_tokens < minimum {
         bail!(
-            "{} does not fit in the memory budget with a context of {context_length}: {}",
+            "{} does not fit in the memory budget with a KV cache of {minimum} positions \
+             (context {} × {} sequence(s)): {}",
             path.display(),
-            describe(&plan, &spec, context_length as u64)
+            request.context_length,
+            request.num_sequences,
+            describe(&plan, &spec, minimum as u64)
         );
     }
+    let kv_cache_tokens = request.kv_cache_tokens.max(minimum);
     let (kv_cache_tokens, shrunk_from) = if kv_cache_tokens > fitting_tokens {
         (fitting_tokens, Some(kv_cache_tokens))
     } else {

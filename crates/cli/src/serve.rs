@@ -17,7 +17,7 @@ use uma_model::Model;
 use uma_server::ServerConfig;
 
 use crate::format;
-use crate::memory_budget::{plan_model, MemoryArgs};
+use crate::memory_budget::{plan_model, KvRequest, MemoryArgs};
 use crate::threads::set_threads;
 
 #[derive(clap::Args, Debug)]
@@ -231,15 +231,14 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             config.max_queued_requests = queue;
         }
         config.enable_prefix_caching = !args.no_prefix_cache;
-        let planned = plan_model(
-            &path,
-            &file,
+        let request = KvRequest {
             context_length,
-            args.parallel,
-            config.num_kv_cache_tokens,
-            args.batch_tokens,
-            budget_bytes,
-        )?;
+            num_sequences: args.parallel,
+            kv_cache_tokens: config.num_kv_cache_tokens,
+            min_kv_cache_tokens: context_length,
+            max_num_batched_tokens: args.batch_tokens,
+        };
+        let planned = plan_model(&path, &file, &request, budget_bytes)?;
         if let Some(asked) = planned.shrunk_from {
             tracing::warn!(
                 model = %name,

@@ -18,7 +18,7 @@ use uma_sampling::{
 };
 use uma_tokenizer::ChatMessage;
 
-use crate::memory_budget::plan_model;
+use crate::memory_budget::{plan_model, KvRequest};
 
 /// Prompt tokens per forward call: bounds scratch memory for long prompts.
 const PREFILL_CHUNK: usize = 512;
@@ -71,7 +71,8 @@ impl Session {
         if context_length == 0 || context_length > trained {
             bail!("--ctx {context_length} is outside 1..={trained} (the model's trained context)");
         }
-        plan_model(path, &file, context_length, 1, context_length, PREFILL_CHUNK, budget_bytes)?;
+        let request = KvRequest::single(context_length, PREFILL_CHUNK);
+        plan_model(path, &file, &request, budget_bytes)?;
         let prompts = PromptEncoder::from_gguf(&file)?;
         let model = Model::load(file)?;
         let num_blocks = context_length.div_ceil(DEFAULT_BLOCK_SIZE);

@@ -167,6 +167,10 @@ fn bad_input_is_one_clear_line() {
     assert_one_line_error(&bench(&["-n", "0", "--batch", "4"]), "--batch needs generation");
     assert_one_line_error(&bench(&["--threads", "0"]), "--threads must be at least 1");
     assert_one_line_error(&bench(&["--bandwidth", "0"]), "--bandwidth must be a positive");
+    assert_one_line_error(
+        &bench(&["-p", "0", "-n", "64", "--batch", "16", "--memory", "4MB"]),
+        "does not fit in the memory budget with a KV cache of 1280 positions",
+    );
     // Values that are not numbers at all are refused by the argument parser, first line first.
     let not_a_number = bench(&["-p", "many"]);
     assert_eq!(not_a_number.status.code(), Some(2));
