@@ -11,13 +11,12 @@
 #[path = "common/server.rs"]
 mod server;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use server::{request, request_large_body, Server};
+use server::{request, request_large_body, venv_python, Server};
 use uma_test_models::TestModel;
 
 const API_KEY: &str = "test-key";
@@ -37,22 +36,6 @@ fn stop_gracefully(server: Server) {
     let status = server.stop();
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
     assert_eq!(lines.len(), 1, "exactly one line on stdout: {lines:?}");
-}
-
-/// The interpreter of the client venv.
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("UMA_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
-        home.join(".cache/uma/venv-clients")
-    });
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "no Python client venv at {}: run `scripts/setup-test-clients.sh` \
-         (set UMA_TEST_VENV to use another folder)",
-        venv.display()
-    );
-    python
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The router: OpenAI routes, `/health`, authentication, body limits; and the handlers that turn
-//! requests into [`Generation`]s.
+//! The router: OpenAI routes, `/health`, `/metrics`, authentication, body limits, request counts;
+//! and the handlers that turn requests into [`Generation`]s.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use serde_json::json;
 use uma_engine::{KeepAlive, ModelLease, ModelRegistry, ModelStatus, Residency, TokenId};
 
 use crate::generation::{api_error, Endpoint, Generation};
+use crate::metrics::{self, Metrics};
 use crate::openai::{
     self, ApiError, ChatCompletionRequest, CompletionRequest, ModelCard, PromptInput, ResponseMeta,
 };
@@ -25,7 +26,7 @@ use crate::openai::{
 /// How the server behaves, apart from the models it serves.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// When set, every route but `/health` needs `Authorization: Bearer <key>`.
+    /// When set, every route but `/health` and `/metrics` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -47,6 +48,7 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) models: ModelRegistry,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: ServerConfig,
     pub(crate) started: u64,
 }
@@ -72,7 +74,8 @@ impl AppState {
 /// The application: every route, with authentication and the body limit applied.
 pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
-    let state = Arc::new(AppState { models, config, started: openai::unix_time_now() });
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(AppState { models, metrics, config, started: openai::unix_time_now() });
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
@@ -82,9 +85,30 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
         .merge(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Counts every response by route and status, refusals included.
+async fn count_requests(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = metrics::route_label(request.uri().path());
+    let response = next.run(request).await;
+    state.metrics.count_request(route, response.status().as_u16());
+    response
+}
+
+async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.render(&state.models) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => ApiError::internal("cannot encode the metrics").into_response(),
+    }
 }
 
 async fn authenticate(
@@ -191,8 +215,15 @@ async fn chat_completions(
         .chat(&messages)
         .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
     let meta = ResponseMeta::new_chat(request.model.clone());
-    let generation =
-        Generation::submit(engine, meta, Endpoint::Chat, vec![prompt], &params, request.n())?;
+    let generation = Generation::submit(
+        engine,
+        &state.metrics,
+        meta,
+        Endpoint::Chat,
+        vec![prompt],
+        &params,
+        request.n(),
+    )?;
     // The requests in flight keep the model resident from here on.
     drop(lease);
     respond(generation, request.stream(), request.include_usage()).await
@@ -222,8 +253,15 @@ async fn completions(
         })
         .collect::<Result<Vec<Vec<TokenId>>, ApiError>>()?;
     let meta = ResponseMeta::new_completion(request.model.clone());
-    let generation =
-        Generation::submit(engine, meta, Endpoint::Text, prompts, &params, request.n())?;
+    let generation = Generation::submit(
+        engine,
+        &state.metrics,
+        meta,
+        Endpoint::Text,
+        prompts,
+        &params,
+        request.n(),
+    )?;
     drop(lease);
     respond(generation, request.stream(), request.include_usage()).await
 }

@@ -5,6 +5,7 @@
 //! everything else (submission, errors, usage, logprobs, disconnects) is here once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
@@ -12,6 +13,7 @@ use serde_json::Value;
 use uma_engine::{EngineError, EngineHandle, GenerationRequest, StreamEvent, TokenId, TokenOutput};
 use uma_sampling::{FinishReason, SamplingParams};
 
+use crate::metrics::Metrics;
 use crate::openai::{
     self, ApiError, ChoiceOutput, ChunkDelta, ResponseMeta, TokenLogprob, TopLogprob,
 };
@@ -27,6 +29,7 @@ pub(crate) enum Endpoint {
 /// cancels its request when dropped), which is how a client disconnect reaches the engine.
 pub(crate) struct Generation {
     engine: EngineHandle,
+    metrics: Arc<Metrics>,
     pub(crate) meta: ResponseMeta,
     endpoint: Endpoint,
     events: SelectAll<BoxStream<'static, (u32, StreamEvent)>>,
@@ -45,6 +48,7 @@ impl Generation {
     /// refused.
     pub(crate) fn submit(
         engine: &EngineHandle,
+        metrics: &Arc<Metrics>,
         meta: ResponseMeta,
         endpoint: Endpoint,
         prompts: Vec<Vec<TokenId>>,
@@ -67,12 +71,19 @@ impl Generation {
                         let event = request_stream.next().await?;
                         Some((event, request_stream))
                     })
-                    .map(move |event| (index, event));
+                    .map({
+                        let mut timer = metrics.token_timer(engine.model_name());
+                        move |event| {
+                            timer.observe(&event);
+                            (index, event)
+                        }
+                    });
                 events.push(choice_events.boxed());
             }
         }
         Ok(Generation {
             engine: engine.clone(),
+            metrics: metrics.clone(),
             meta,
             endpoint,
             events,
@@ -162,6 +173,7 @@ impl Generation {
     }
 
     fn record_usage(&mut self, index: u32, usage: &uma_engine::Usage) {
+        self.metrics.count_tokens(self.engine.model_name(), usage);
         let prompt = index / self.n;
         let cached = self.cached_tokens.entry(prompt).or_default();
         *cached = (*cached).max(usage.num_cached_tokens);

@@ -1,8 +1,8 @@
 //! The HTTP server: OpenAI-compatible routes over the models of a [`ModelRegistry`](uma_engine::ModelRegistry).
 //!
-//! Owns: routes (`/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/health`), SSE
-//! streaming, API errors with their status codes, bearer-token authentication, body limits, and
-//! graceful shutdown. A handler validates and tokenizes, submits to the model's engine, and
+//! Owns: routes (`/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/health`,
+//! `/metrics`), SSE streaming, API errors with their status codes, bearer-token authentication,
+//! body limits, metrics, and graceful shutdown. A handler validates and tokenizes, submits to the model's engine, and
 //! streams back what the engine sends; dropping the response (a client that disconnects) cancels
 //! the request.
 //!
@@ -14,6 +14,7 @@
 mod app;
 mod generation;
 mod keep_alive;
+mod metrics;
 pub mod openai;
 mod serve;
 

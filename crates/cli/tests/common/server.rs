@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -359,4 +359,20 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         body.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
     }
+}
+
+/// The interpreter of the client venv.
+pub(crate) fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("UMA_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        home.join(".cache/uma/venv-clients")
+    });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "no Python client venv at {}: run `scripts/setup-test-clients.sh` \
+         (set UMA_TEST_VENV to use another folder)",
+        venv.display()
+    );
+    python
 }
