@@ -4,13 +4,14 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use uma_engine::{
-    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelRegistry, PromptEncoder, RegistryConfig,
+    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry, PromptEncoder,
+    RegistryConfig,
 };
 use uma_gguf::GgufFile;
 use uma_model::Model;
@@ -255,11 +256,59 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             kv_cache_tokens = planned.kv_cache_tokens,
             "planned"
         );
+        let info = model_info(&path, &file, context_length)?;
         models.push(ServedModel {
-            entry: ModelEntry { name, memory_bytes: planned.memory_bytes },
+            entry: ModelEntry { name, memory_bytes: planned.memory_bytes, info },
             path,
             config,
         });
     }
     Ok(models)
+}
+
+/// What the APIs (`/api/tags`, `/api/show`, `/api/ps`) tell about the model in `file`.
+fn model_info(path: &Path, file: &GgufFile, context_length: usize) -> anyhow::Result<ModelInfo> {
+    let spec = uma_planner::ModelSpec::from_gguf(file, "")?;
+    let metadata = file.metadata();
+    let file_type = metadata.get_u64(uma_gguf::keys::GENERAL_FILE_TYPE).ok().flatten();
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Ok(ModelInfo {
+        architecture: spec.architecture.clone().unwrap_or_default(),
+        num_parameters: spec.num_parameters,
+        quantization: file_type.and_then(file_type_name).map_or(spec.quantization, str::to_owned),
+        file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        modified_unix_secs: modified
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |age| age.as_secs()),
+        context_length,
+        chat_template: metadata
+            .get_str(uma_gguf::keys::TOKENIZER_CHAT_TEMPLATE)
+            .ok()
+            .flatten()
+            .map(str::to_owned),
+    })
+}
+
+/// llama.cpp's name for a `general.file_type` value (its `llama_ftype`), as Ollama shows it.
+fn file_type_name(file_type: u64) -> Option<&'static str> {
+    Some(match file_type {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
 }

@@ -11,12 +11,8 @@
 #[path = "common/server.rs"]
 mod server;
 
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
-use server::{request, request_large_body, venv_python, Server};
+use server::{request, request_large_body, run_client_script, venv_python, Server};
 use uma_test_models::TestModel;
 
 const API_KEY: &str = "test-key";
@@ -45,50 +41,9 @@ fn openai_python_client_passes_against_uma_serve() {
     let model_id = TestModel::QwenCoder05b.stem();
     let server = start_server();
 
-    let mut child = Command::new(&python)
-        .arg(script)
-        .args(["--base-url", &server.base_url, "--model", model_id])
-        .args(["--context", CONTEXT, "--api-key", API_KEY])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    // The script takes seconds; its own requests time out after 60 s each.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the script") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (out.join().expect("stdout reader"), err.join().expect("stderr reader"));
-    let ok = status.is_some_and(|s| s.success());
-    assert!(
-        ok,
-        "openai_client.py failed ({}):\n{out}{err}\n--- uma serve stderr (tail) ---\n{}",
-        status.map_or("timed out after 300 s".to_owned(), |s| s.to_string()),
-        server.stderr_tail(6000)
-    );
+    let args = ["--base-url", &server.base_url, "--model", model_id];
+    let args = [&args[..], &["--context", CONTEXT, "--api-key", API_KEY]].concat();
+    let (out, err) = run_client_script(&python, script, &args, &server);
     assert!(out.contains("openai_client.py: all "), "no summary line:\n{out}{err}");
     stop_gracefully(server);
 }

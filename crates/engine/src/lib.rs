@@ -27,8 +27,8 @@ pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;
 pub use error::{EngineError, Result};
 pub use model_registry::{
-    KeepAlive, ModelEntry, ModelLease, ModelLoader, ModelRegistry, ModelStatus, RegistryConfig,
-    Residency,
+    KeepAlive, ModelEntry, ModelInfo, ModelLease, ModelLoader, ModelRegistry, ModelStatus,
+    RegistryConfig, Residency,
 };
 pub use output::{Completion, StreamEvent, TokenOutput, Usage};
 pub use prompt_encoder::PromptEncoder;

@@ -21,6 +21,33 @@ pub struct ModelEntry {
     pub name: String,
     /// Bytes the model holds while resident: weights, KV pool, scratch.
     pub memory_bytes: u64,
+    /// What the APIs tell about it.
+    pub info: ModelInfo,
+}
+
+impl ModelEntry {
+    /// An entry with no description beyond its name and memory.
+    pub fn new(name: impl Into<String>, memory_bytes: u64) -> ModelEntry {
+        ModelEntry { name: name.into(), memory_bytes, info: ModelInfo::default() }
+    }
+}
+
+/// What the APIs say about a model besides its name, read from its file by whoever builds the
+/// entry. Plain data: the registry never looks at it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// `general.architecture`: `"qwen2"`, `"gemma3"`, ...
+    pub architecture: String,
+    pub num_parameters: u64,
+    /// The file's quantization as people name it (`"Q4_K_M"`), or its mix of tensor types.
+    pub quantization: String,
+    pub file_bytes: u64,
+    /// The file's modification time, seconds since the Unix epoch.
+    pub modified_unix_secs: u64,
+    /// Context length the server gives each sequence.
+    pub context_length: usize,
+    /// The chat template the file carries, if any.
+    pub chat_template: Option<String>,
 }
 
 /// How long an idle model stays resident.
@@ -299,7 +326,8 @@ impl ModelRegistry {
     }
 
     /// The model `name`, loaded if needed (waiting for a load in progress), reserved until the
-    /// lease drops. `keep_alive`, when given, becomes the model's keep-alive from now on.
+    /// lease drops. The model then stays loaded, once idle, for `keep_alive` (the registry's
+    /// default when `None`), until a later request says otherwise.
     /// Blocking: it may load a model (seconds).
     pub fn acquire(&self, name: &str, keep_alive: Option<KeepAlive>) -> Result<ModelLease> {
         let shared = &self.shared;
@@ -310,9 +338,8 @@ impl ModelRegistry {
                 return Err(EngineError::ShuttingDown);
             }
             let slot = state.slot_mut(name)?;
-            if let Some(keep_alive) = keep_alive {
-                slot.keep_alive = keep_alive;
-            }
+            // As in Ollama, each request sets how long the model stays after it.
+            slot.keep_alive = keep_alive.unwrap_or(shared.config.default_keep_alive);
             if let Some(engine) = &slot.engine {
                 slot.num_leases += 1;
                 slot.last_active = Instant::now();

@@ -33,8 +33,8 @@ const UNIT: u64 = 1 << 30;
 fn fixture(budget_units: u64, keep_alive: KeepAlive, load_delay: Duration) -> Fixture {
     let entries = ["a", "b", "c"]
         .into_iter()
-        .map(|name| ModelEntry { name: name.into(), memory_bytes: UNIT })
-        .chain([ModelEntry { name: "d".into(), memory_bytes: (budget_units + 1) * UNIT }])
+        .map(|name| ModelEntry::new(name, UNIT))
+        .chain([ModelEntry::new("d", (budget_units + 1) * UNIT)])
         .collect();
     let loads: LoadCounts = Arc::default();
     let failing = Arc::new(Mutex::new(false));
@@ -230,7 +230,7 @@ fn shutdown_unloads_everything_and_refuses_new_leases() {
 
 #[test]
 fn duplicate_names_are_refused() {
-    let entry = ModelEntry { name: "a".into(), memory_bytes: 1 };
+    let entry = ModelEntry::new("a", 1);
     let config = RegistryConfig {
         budget_bytes: 10,
         default_keep_alive: KeepAlive::Forever,

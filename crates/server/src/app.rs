@@ -56,7 +56,7 @@ pub(crate) struct AppState {
 impl AppState {
     /// The model `model`, loaded if it is not resident (the request waits for the load), or the
     /// API error saying why not.
-    async fn lease(
+    pub(crate) async fn lease(
         &self,
         model: &str,
         keep_alive: Option<KeepAlive>,
@@ -81,6 +81,7 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{model}", get(show_model))
+        .merge(crate::ollama::router())
         .fallback(unknown_route)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()

@@ -132,6 +132,15 @@ impl Generation {
         })
     }
 
+    /// The next event of any choice, usage recorded; `None` when every choice has ended.
+    pub(crate) async fn next_event(&mut self) -> Option<(u32, StreamEvent)> {
+        let (index, event) = self.events.next().await?;
+        if let StreamEvent::Finished(completion) = &event {
+            self.record_usage(index, &completion.usage);
+        }
+        Some((index, event))
+    }
+
     /// The stream of SSE `data:` payloads: chunks as tokens arrive, a usage chunk if asked for,
     /// then `[DONE]`.
     pub(crate) fn into_chunks(self, include_usage: bool) -> BoxStream<'static, String> {
@@ -180,7 +189,7 @@ impl Generation {
         self.completion_tokens += usage.num_generated_tokens;
     }
 
-    fn usage(&self) -> openai::Usage {
+    pub(crate) fn usage(&self) -> openai::Usage {
         // The prompt counts once however many choices it has, as OpenAI counts it.
         openai::Usage {
             prompt_tokens: self.prompt_lengths.iter().sum::<usize>() as u32,
@@ -189,7 +198,7 @@ impl Generation {
         }
     }
 
-    fn log_done(&self) {
+    pub(crate) fn log_done(&self) {
         let usage = self.usage();
         tracing::info!(
             id = %self.meta.id,

@@ -15,6 +15,7 @@ mod app;
 mod generation;
 mod keep_alive;
 mod metrics;
+mod ollama;
 pub mod openai;
 mod serve;
 

@@ -252,6 +252,12 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/v1/models" => "/v1/models",
         "/health" => "/health",
         "/metrics" => "/metrics",
+        "/api/generate" => "/api/generate",
+        "/api/chat" => "/api/chat",
+        "/api/tags" => "/api/tags",
+        "/api/show" => "/api/show",
+        "/api/ps" => "/api/ps",
+        "/api/version" => "/api/version",
         _ if path.starts_with("/v1/models/") => "/v1/models/{model}",
         _ => "other",
     }

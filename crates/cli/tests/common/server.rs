@@ -376,3 +376,56 @@ pub(crate) fn venv_python() -> PathBuf {
     );
     python
 }
+
+/// Runs a client script (`python script args…`) against `server` for at most 300 s, and returns
+/// its stdout and stderr; fails the test, with the server's log, if it fails or hangs.
+pub(crate) fn run_client_script(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    server: &Server,
+) -> (String, String) {
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    // The scripts take seconds; their own requests time out after 60 s each.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the script") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().expect("stdout reader"), err.join().expect("stderr reader"));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{script} failed ({}):\n{out}{err}\n--- uma serve stderr (tail) ---\n{}",
+        status.map_or("timed out after 300 s".to_owned(), |s| s.to_string()),
+        server.stderr_tail(6000)
+    );
+    (out, err)
+}
