@@ -31,8 +31,8 @@ const SEED: u64 = 0x756d_6120_6265_6e63;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Path to a .gguf file.
-    model: PathBuf,
+    /// A .gguf file, or the name of a model in the store (`uma list`).
+    pub(crate) model: PathBuf,
     /// Prompt tokens processed in one forward pass (0: skip the prompt test).
     #[arg(short = 'p', long = "n-prompt", value_name = "N", default_value_t = 512)]
     n_prompt: usize,

@@ -5,12 +5,14 @@
 mod bench;
 mod format;
 mod memory_budget;
+mod model_path;
 mod output;
 mod plan;
 mod run;
 mod serve;
 mod session;
 mod show;
+mod store_commands;
 mod threads;
 
 use std::process::ExitCode;
@@ -36,16 +38,31 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Will it fit? Memory breakdown, longest context, predicted speed and cost, per machine.
     Plan(Box<plan::PlanArgs>),
+    /// List the models in the local store.
+    List(store_commands::ListArgs),
+    /// Remove models from the local store.
+    Rm(store_commands::RemoveArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::run(&args),
-        Command::Show(args) => show::run(&args),
-        Command::Bench(args) => bench::run(&args),
+        Command::Run(mut args) => {
+            model_path::resolve_in(&mut args.model).and_then(|()| run::run(&args))
+        }
+        Command::Show(mut args) => {
+            model_path::resolve_in(&mut args.model).and_then(|()| show::run(&args))
+        }
+        Command::Bench(mut args) => {
+            model_path::resolve_in(&mut args.model).and_then(|()| bench::run(&args))
+        }
         Command::Serve(args) => serve::run(&args),
-        Command::Plan(args) => plan::run(&args),
+        Command::Plan(mut args) => match args.model.as_mut() {
+            Some(model) => model_path::resolve_in(model).and_then(|()| plan::run(&args)),
+            None => plan::run(&args),
+        },
+        Command::List(args) => store_commands::list(&args),
+        Command::Rm(args) => store_commands::remove(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,9 +26,9 @@ const DEFAULT_CLOUD_USD_PER_HOUR: f64 = 2.5;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct PlanArgs {
-    /// Path to a .gguf file; without it, describe the model with --params and the options of
-    /// "model description".
-    model: Option<PathBuf>,
+    /// A .gguf file or a model name in the store; without it, describe the model with --params
+    /// and the options of "model description".
+    pub(crate) model: Option<PathBuf>,
     /// Context length per sequence, in tokens (default: 4096, or the trained context if smaller).
     #[arg(long, value_name = "N")]
     ctx: Option<u64>,
@@ -354,12 +354,6 @@ fn model_specs(args: &PlanArgs) -> anyhow::Result<Vec<ModelSpec>> {
 
 fn spec_from_file(path: &Path) -> anyhow::Result<ModelSpec> {
     let text = path.to_string_lossy();
-    if !path.exists() && !text.contains(std::path::MAIN_SEPARATOR) && !text.ends_with(".gguf") {
-        bail!(
-            "{text}: no such file; model names from a local store are not supported yet \
-             (they come with `uma pull`): give the path of a .gguf file"
-        );
-    }
     let file = GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?;
     let name = path.file_name().map_or_else(|| text.to_string(), |n| n.to_string_lossy().into());
     ModelSpec::from_gguf(&file, &name).with_context(|| format!("cannot plan {}", path.display()))

@@ -14,8 +14,8 @@ use crate::session::{GenerationStats, Session};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
-    /// Path to a .gguf file.
-    model: PathBuf,
+    /// A .gguf file, or the name of a model in the store (`uma list`).
+    pub(crate) model: PathBuf,
     /// Generate an answer to this prompt and exit; without it, start an interactive chat.
     prompt: Option<String>,
     /// System prompt for the chat template.

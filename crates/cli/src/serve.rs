@@ -23,8 +23,8 @@ use crate::threads::set_threads;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Models to serve: paths to .gguf files, each optionally named for the API as NAME=PATH
-    /// (default name: the file name without .gguf).
+    /// Models to serve: .gguf files or names in the store (`uma list`), each optionally named for
+    /// the API as NAME=MODEL (default name: the store name, or the file name without .gguf).
     #[arg(required = true, value_name = "MODEL")]
     models: Vec<String>,
     /// Address to listen on. The default accepts local clients only.
@@ -199,14 +199,21 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
     }
     let mut models: Vec<ServedModel> = Vec::new();
     for argument in &args.models {
-        let (name, path) = match argument.split_once('=') {
-            Some((name, path)) if !name.is_empty() && !std::path::Path::new(argument).exists() => {
-                (Some(name.to_owned()), PathBuf::from(path))
+        let (name, model) = match argument.split_once('=') {
+            Some((name, model)) if !name.is_empty() && !Path::new(argument).exists() => {
+                (Some(name.to_owned()), model)
             }
-            _ => (None, PathBuf::from(argument)),
+            _ => (None, argument.as_str()),
         };
+        let path = crate::model_path::resolve(Path::new(model))?;
+        // A store name is the API name too; a file is known by its stem.
+        let is_store_name = !Path::new(model).exists();
         let name = name.or_else(|| args.model_name.clone()).unwrap_or_else(|| {
-            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            if is_store_name {
+                model.to_owned()
+            } else {
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            }
         });
         if models.iter().any(|model| model.entry.name == name) {
             bail!("two models are named {name:?}: name them apart with NAME=PATH");

@@ -12,8 +12,8 @@ use crate::format;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ShowArgs {
-    /// Path to a .gguf file.
-    model: PathBuf,
+    /// A .gguf file, or the name of a model in the store (`uma list`).
+    pub(crate) model: PathBuf,
     /// Print machine-readable JSON instead of a table.
     #[arg(long)]
     json: bool,

@@ -241,7 +241,7 @@ fn errors_are_one_clear_line() {
             "unknown machine \"mac-studio-m9\"; known machines: mac-studio-m4-max-36gb",
         ),
         (vec!["plan", "/no/such/model.gguf"], "cannot load /no/such/model.gguf"),
-        (vec!["plan", "qwen2.5-coder"], "model names from a local store are not supported yet"),
+        (vec!["plan", "qwen2.5-coder"], "no model named qwen2.5-coder:latest in the store"),
         (vec!["plan", &qwen, "--seqs", "0"], "--seqs must be at least 1"),
         (
             vec!["plan", &qwen, "--ctx", "100000"],
