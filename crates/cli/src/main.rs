@@ -8,6 +8,7 @@ mod memory_budget;
 mod model_path;
 mod output;
 mod plan;
+mod pull;
 mod run;
 mod serve;
 mod session;
@@ -38,6 +39,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Will it fit? Memory breakdown, longest context, predicted speed and cost, per machine.
     Plan(Box<plan::PlanArgs>),
+    /// Download a GGUF model from a Hugging Face-compatible hub into the local store.
+    Pull(pull::PullArgs),
     /// List the models in the local store.
     List(store_commands::ListArgs),
     /// Remove models from the local store.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Some(model) => model_path::resolve_in(model).and_then(|()| plan::run(&args)),
             None => plan::run(&args),
         },
+        Command::Pull(args) => pull::run(&args),
         Command::List(args) => store_commands::list(&args),
         Command::Rm(args) => store_commands::remove(&args),
     };
