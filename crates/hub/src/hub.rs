@@ -83,11 +83,17 @@ impl Hub {
     }
 
     pub fn new(endpoint: &str, token: Option<String>) -> Hub {
-        let agent = ureq::AgentBuilder::new()
+        let builder = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(30))
             // Per read, not per transfer: a slow but moving download never times out.
-            .timeout_read(Duration::from_secs(60))
-            .build();
+            .timeout_read(Duration::from_secs(60));
+        #[cfg(target_vendor = "apple")]
+        let builder = match native_tls::TlsConnector::new() {
+            Ok(connector) => builder.tls_connector(std::sync::Arc::new(connector)),
+            // Plain-HTTP hubs still work; HTTPS then fails with ureq's own error.
+            Err(_) => builder,
+        };
+        let agent = builder.build();
         Hub { endpoint: endpoint.trim_end_matches('/').to_owned(), token, agent }
     }
 
