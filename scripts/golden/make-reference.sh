@@ -5,6 +5,8 @@
 #   Hugging Face transformers (float32 PyTorch, reading the GGUF files itself)
 #     reference_prompts.py -> crates/model/tests/golden/prompts/<stem>.json  (chat prompts rendered
 #                             with the model's template + token ids)
+#     reference_embeddings.py -> crates/model/tests/golden/embeddings/<stem>.json (final hidden
+#                             states of three texts, mean- and last-token-pooled, normalized)
 #     reference_logits.py  -> crates/model/tests/golden/logits/<stem>.json   (last-position logits:
 #                             top 64 + 1024 fixed ids, and transformers' own greedy tokens)
 #     tiny_logits.py       -> crates/model/tests/golden/tiny/<arch>.json     (all-position logits of
@@ -37,7 +39,7 @@ root="$(cd "$here/../.." && pwd)"
 venv="${UMA_REFERENCE_VENV:-$HOME/.cache/uma/venv-reference}"
 req="$here/requirements-reference.txt"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(prompts logits tiny greedy crosscheck)
+[ ${#steps[@]} -gt 0 ] || steps=(prompts logits embeddings tiny greedy crosscheck)
 start=$SECONDS
 
 # 1. The venv, installed from the exact pins (skipped when the pins have not changed; several GB
@@ -77,6 +79,9 @@ run_step() {
     logits)
       echo "== logits (transformers float32 forward)"
       "$py" "$here/reference_logits.py" ;;
+    embeddings)
+      echo "== embeddings (transformers float32 final hidden states, mean and last pooled)"
+      "$py" "$here/reference_embeddings.py" ;;
     tiny)
       echo "== tiny models (cargo run -p uma-test-models --example write_tiny_models) + logits"
       (cd "$root" && cargo run -q -p uma-test-models --example write_tiny_models -- "$tiny_dir")
@@ -91,7 +96,7 @@ run_step() {
       [ -f "$tiny_dir/tiny-llama.gguf" ] || (cd "$root" && cargo run -q -p uma-test-models --example write_tiny_models -- "$tiny_dir")
       "$py" "$here/tiny_crosscheck.py" "$greedy_bin" "$tiny_dir" ;;
     *)
-      echo "unknown step $1 (prompts, logits, tiny, greedy, crosscheck)" >&2; exit 2 ;;
+      echo "unknown step $1 (prompts, logits, embeddings, tiny, greedy, crosscheck)" >&2; exit 2 ;;
   esac
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use uma_engine::{
-    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry, PromptEncoder,
-    RegistryConfig,
+    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry, Pooling,
+    PromptEncoder, RegistryConfig,
 };
 use uma_gguf::GgufFile;
 use uma_model::Model;
@@ -74,9 +74,30 @@ pub(crate) struct ServeArgs {
     /// cancelled.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Serve embeddings (/v1/embeddings, /api/embed) from models whose file declares no pooling,
+    /// pooling their final hidden states this way. Files that declare mean or last-token
+    /// pooling (embedding models) always serve embeddings.
+    #[arg(long, value_enum)]
+    pooling: Option<PoolingArg>,
     /// Worker threads for the model (default: one per physical core).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// `--pooling`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PoolingArg {
+    Mean,
+    Last,
+}
+
+impl From<PoolingArg> for Pooling {
+    fn from(pooling: PoolingArg) -> Pooling {
+        match pooling {
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Last => Pooling::Last,
+        }
+    }
 }
 
 /// Context when `--ctx` is not given (as `uma run`).
@@ -239,6 +260,11 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             config.max_queued_requests = queue;
         }
         config.enable_prefix_caching = !args.no_prefix_cache;
+        let declared = uma_gguf::ModelParams::from_metadata(file.metadata())
+            .ok()
+            .and_then(|params| params.pooling_type)
+            .and_then(Pooling::from_gguf);
+        config.pooling = declared.or(args.pooling.map(Pooling::from));
         let request = KvRequest {
             context_length,
             num_sequences: args.parallel,
@@ -263,7 +289,8 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             kv_cache_tokens = planned.kv_cache_tokens,
             "planned"
         );
-        let info = model_info(&path, &file, context_length)?;
+        let mut info = model_info(&path, &file, context_length)?;
+        info.pooling = config.pooling;
         models.push(ServedModel {
             entry: ModelEntry { name, memory_bytes: planned.memory_bytes, info },
             path,
@@ -293,6 +320,7 @@ fn model_info(path: &Path, file: &GgufFile, context_length: usize) -> anyhow::Re
             .ok()
             .flatten()
             .map(str::to_owned),
+        pooling: None,
     })
 }
 

@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub max_queued_requests: usize,
     /// Reuse the KV of prompt prefixes seen before.
     pub enable_prefix_caching: bool,
+    /// How embeddings pool token states; `None`: the model serves no embeddings.
+    pub pooling: Option<crate::Pooling>,
 }
 
 impl EngineConfig {
@@ -35,6 +37,7 @@ impl EngineConfig {
             block_size: uma_model::DEFAULT_BLOCK_SIZE,
             max_queued_requests: 4 * max_num_seqs.max(16),
             enable_prefix_caching: true,
+            pooling: None,
         }
     }
 

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
-use uma_model::{Batch, KvCache, Logits, LogitsRequest, Model};
+use uma_model::{Batch, BlockId, KvCache, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
 use uma_tokenizer::StreamDecoder;
 
 use crate::engine_stats::EngineStats;
 use crate::output::{Completion, StreamEvent, TokenOutput, Usage};
+use crate::pooling::{Pooler, Pooling};
 use crate::prompt_encoder::PromptEncoder;
 use crate::scheduler::{Scheduler, SchedulerOutput};
 use crate::{RequestId, TokenId};
@@ -27,6 +28,16 @@ pub(crate) enum Command {
     Shutdown {
         deadline: Instant,
     },
+    /// Compute one embedding between two steps.
+    Embed(Box<EmbedRequest>),
+}
+
+/// An embedding to compute: the validated input tokens, and where the vector goes.
+#[derive(Debug)]
+pub(crate) struct EmbedRequest {
+    pub(crate) tokens: Vec<TokenId>,
+    pub(crate) pooling: Pooling,
+    pub(crate) reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<f32>, String>>,
 }
 
 /// A validated request, ready to schedule.
@@ -127,7 +138,47 @@ impl EngineCore {
             Command::Add(request) => self.add(*request),
             Command::Cancel(id) => self.cancel(id),
             Command::Shutdown { deadline } => self.shutdown_deadline = Some(deadline),
+            Command::Embed(request) => {
+                let EmbedRequest { tokens, pooling, reply } = *request;
+                let _ = reply.send(self.embed(&tokens, pooling));
+            }
         }
+    }
+
+    /// One embedding, computed at once: the input runs through the model in chunks of at most
+    /// a step's tokens, with its own KV cache (its tokens attend to each other only), freed
+    /// when done. Embeddings are short and rare next to generation, so they do not join the
+    /// scheduler's batches; a long one delays the running streams by its compute time.
+    fn embed(
+        &mut self,
+        tokens: &[TokenId],
+        pooling: Pooling,
+    ) -> std::result::Result<Vec<f32>, String> {
+        let config = self.model.config();
+        let block_size = uma_model::DEFAULT_BLOCK_SIZE;
+        let num_blocks = tokens.len().div_ceil(block_size);
+        let mut kv = KvCache::new(config, num_blocks, block_size).map_err(|e| e.to_string())?;
+        let table: Vec<BlockId> = (0..num_blocks as u32).map(BlockId).collect();
+        let mut pooler = Pooler::new(pooling, config.hidden_size);
+        let chunk_size = self.scheduler.max_num_batched_tokens().max(1);
+        for (chunk_index, chunk) in tokens.chunks(chunk_size).enumerate() {
+            let rows = match pooling {
+                Pooling::Mean => LogitsRequest::All,
+                Pooling::Last => LogitsRequest::Last,
+            };
+            let batch = Batch::single(chunk, chunk_index * chunk_size, &table, rows);
+            let model = &self.model;
+            let states =
+                match catch_unwind(AssertUnwindSafe(|| model.hidden_states(&batch, &mut kv))) {
+                    Ok(Ok(states)) => states,
+                    Ok(Err(error)) => return Err(error.to_string()),
+                    Err(panic) => return Err(panic_message(&panic)),
+                };
+            for index in 0..states.rows().len() {
+                pooler.add(states.row(index));
+            }
+        }
+        Ok(pooler.finish())
     }
 
     fn add(&mut self, request: NewRequest) {

@@ -11,7 +11,7 @@ use uma_model::{KvCache, Model};
 use uma_sampling::{Sampler, SamplingParams, StopCondition};
 
 use crate::engine_config::EngineConfig;
-use crate::engine_core::{Command, EngineCore, NewRequest, SharedState};
+use crate::engine_core::{Command, EmbedRequest, EngineCore, NewRequest, SharedState};
 use crate::engine_stats::EngineStats;
 use crate::error::{EngineError, Result};
 use crate::prompt_encoder::PromptEncoder;
@@ -179,6 +179,44 @@ impl EngineHandle {
             return Err(EngineError::ShuttingDown);
         }
         Ok(RequestStream::new(id, receiver, shared.commands.clone()))
+    }
+
+    /// The embedding of `tokens` (unit length, pooled as the config says). Errors when the
+    /// model serves no embeddings, the input is empty or longer than the context, or the
+    /// engine stops.
+    pub async fn embed(&self, tokens: Vec<TokenId>) -> Result<Vec<f32>> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let pooling = shared
+            .config
+            .pooling
+            .ok_or_else(|| EngineError::NoEmbeddings { model: shared.model_name.clone() })?;
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let context_length = shared.config.context_length;
+        if tokens.len() > context_length {
+            return Err(EngineError::PromptTooLong {
+                num_prompt_tokens: tokens.len(),
+                context_length,
+            });
+        }
+        if let Some(&token) = tokens.iter().find(|&&token| token as usize >= shared.vocab_size) {
+            return Err(EngineError::TokenOutOfRange { token, vocab_size: shared.vocab_size });
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = EmbedRequest { tokens, pooling, reply };
+        shared
+            .commands
+            .send(Command::Embed(Box::new(request)))
+            .map_err(|_| EngineError::ShuttingDown)?;
+        match answer.await {
+            Ok(Ok(embedding)) => Ok(embedding),
+            Ok(Err(message)) => Err(EngineError::EmbeddingFailed { message }),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
     }
 
     /// Stops accepting requests, lets running ones finish for up to `grace`, cancels the rest,

@@ -55,6 +55,13 @@ pub enum EngineError {
         held_bytes: u64,
         busy: Vec<String>,
     },
+    #[error(
+        "model {model:?} serves no embeddings: its file declares no pooling (start uma serve \
+         with --pooling mean or last to embed with it anyway)"
+    )]
+    NoEmbeddings { model: String },
+    #[error("the embedding failed: {message}")]
+    EmbeddingFailed { message: String },
     #[error("cannot load model {name:?}: {message}")]
     LoadFailed { name: String, message: String },
     #[error("cannot start the engine thread: {0}")]

@@ -18,6 +18,7 @@ mod engine_stats;
 mod error;
 mod model_registry;
 mod output;
+mod pooling;
 mod prompt_encoder;
 mod request_stream;
 mod scheduler;
@@ -31,6 +32,7 @@ pub use model_registry::{
     RegistryConfig, Residency,
 };
 pub use output::{Completion, StreamEvent, TokenOutput, Usage};
+pub use pooling::Pooling;
 pub use prompt_encoder::PromptEncoder;
 pub use request_stream::RequestStream;
 pub use scheduler::{KvCopy, ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};

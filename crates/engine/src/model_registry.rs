@@ -48,6 +48,8 @@ pub struct ModelInfo {
     pub context_length: usize,
     /// The chat template the file carries, if any.
     pub chat_template: Option<String>,
+    /// How it pools embeddings, when it serves them.
+    pub pooling: Option<crate::Pooling>,
 }
 
 /// How long an idle model stays resident.

@@ -196,6 +196,11 @@ impl Scheduler {
         self.waiting.len()
     }
 
+    /// Tokens one step computes at most.
+    pub fn max_num_batched_tokens(&self) -> usize {
+        self.config.max_num_batched_tokens
+    }
+
     pub fn num_running(&self) -> usize {
         self.running.len()
     }

@@ -52,6 +52,9 @@ pub mod arch {
     pub const ROPE_SCALING_ORIGINAL_CONTEXT_LENGTH: &str = "rope.scaling.original_context_length";
     pub const EXPERT_COUNT: &str = "expert_count";
     pub const EXPERT_USED_COUNT: &str = "expert_used_count";
+    /// How an embedding model pools token states (llama.cpp's `llama_pooling_type`: 0 none,
+    /// 1 mean, 2 cls, 3 last, 4 rank).
+    pub const POOLING_TYPE: &str = "pooling_type";
 }
 
 /// `"<architecture>.<suffix>"`, e.g. `arch_key("qwen2", arch::BLOCK_COUNT)`.

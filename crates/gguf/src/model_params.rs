@@ -43,6 +43,8 @@ pub struct ModelParams {
     pub sliding_window: Option<u64>,
     pub num_experts: Option<u64>,
     pub num_experts_per_token: Option<u64>,
+    /// `<arch>.pooling_type` of embedding models (llama.cpp's numbering: 1 mean, 2 cls, 3 last).
+    pub pooling_type: Option<u64>,
 }
 
 impl ModelParams {
@@ -88,6 +90,7 @@ impl ModelParams {
             sliding_window: metadata.get_u64(&key(arch::SLIDING_WINDOW))?,
             num_experts: metadata.get_u64(&key(arch::EXPERT_COUNT))?,
             num_experts_per_token: metadata.get_u64(&key(arch::EXPERT_USED_COUNT))?,
+            pooling_type: metadata.get_u64(&key(arch::POOLING_TYPE))?,
         })
     }
 }

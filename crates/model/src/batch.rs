@@ -83,6 +83,31 @@ pub struct LogitsRow {
     pub position: usize,
 }
 
+/// Final hidden states (after the output norm) of the requested positions, in batch order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HiddenStates {
+    hidden_size: usize,
+    rows: Vec<LogitsRow>,
+    values: Vec<f32>, // [num_rows, hidden_size]
+}
+
+impl HiddenStates {
+    pub(crate) fn new(hidden_size: usize, rows: Vec<LogitsRow>, values: Vec<f32>) -> Self {
+        debug_assert_eq!(values.len(), rows.len() * hidden_size);
+        HiddenStates { hidden_size, rows, values }
+    }
+
+    /// Which token each row belongs to.
+    pub fn rows(&self) -> &[LogitsRow] {
+        &self.rows
+    }
+
+    /// Row `index`.
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.values[index * self.hidden_size..(index + 1) * self.hidden_size]
+    }
+}
+
 /// Logits of the requested positions, in batch order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Logits {

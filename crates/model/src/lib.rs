@@ -23,7 +23,7 @@ pub mod layers;
 mod model;
 mod weights;
 
-pub use batch::{Batch, Logits, LogitsRequest, LogitsRow, SequenceInput, TokenId};
+pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput, TokenId};
 pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};

@@ -15,7 +15,7 @@ use uma_kernels::{
 };
 
 use crate::attention::{attention, write_kv, AttentionShape, TokenPlace};
-use crate::batch::{Batch, Logits, LogitsRequest, LogitsRow};
+use crate::batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hook::{Activation, ActivationHook};
@@ -69,7 +69,15 @@ impl Model {
     /// Runs one step: writes the batch's keys and values into `kv` and returns the requested
     /// logits, in batch order.
     pub fn forward(&self, batch: &Batch<'_>, kv: &mut KvCache) -> Result<Logits> {
-        self.run(batch, kv, None)
+        let (rows, values) = self.run(batch, kv, None, Head::Logits)?;
+        Ok(Logits::new(self.config.vocab_size, rows, values))
+    }
+
+    /// The final hidden states (after the output norm, before the output head) of the tokens
+    /// `batch` asks logits for: what embeddings pool. Writes the KV cache as [`Model::forward`].
+    pub fn hidden_states(&self, batch: &Batch<'_>, kv: &mut KvCache) -> Result<HiddenStates> {
+        let (rows, values) = self.run(batch, kv, None, Head::HiddenStates)?;
+        Ok(HiddenStates::new(self.config.hidden_size, rows, values))
     }
 
     /// [`Model::forward`], reporting intermediate activations of the layers `hook` wants.
@@ -79,7 +87,8 @@ impl Model {
         kv: &mut KvCache,
         hook: &mut dyn ActivationHook,
     ) -> Result<Logits> {
-        self.run(batch, kv, Some(hook))
+        let (rows, values) = self.run(batch, kv, Some(hook), Head::Logits)?;
+        Ok(Logits::new(self.config.vocab_size, rows, values))
     }
 
     fn validate(&self, batch: &Batch<'_>, kv: &KvCache) -> Result<()> {
@@ -128,7 +137,8 @@ impl Model {
         batch: &Batch<'_>,
         kv: &mut KvCache,
         mut hook: Option<&mut dyn ActivationHook>,
-    ) -> Result<Logits> {
+        head: Head,
+    ) -> Result<(Vec<LogitsRow>, Vec<f32>)> {
         self.validate(batch, kv)?;
         let c = &self.config;
         let file: &GgufFile = &self.file;
@@ -296,6 +306,10 @@ impl Model {
         for ((t, _), o) in logit_rows.iter().zip(final_normed.chunks_exact_mut(h)) {
             rms_norm(&x[t * h..(t + 1) * h], &self.weights.output_norm, c.rms_norm_eps, o);
         }
+        let rows = logit_rows.into_iter().map(|(_, r)| r).collect();
+        if head == Head::HiddenStates {
+            return Ok((rows, final_normed));
+        }
         let mut logits = vec![0.0f32; num_rows * c.vocab_size]; // [num_rows, vocab_size]
         if num_rows > 0 {
             proj.reset();
@@ -304,8 +318,15 @@ impl Model {
         if let Some(cap) = c.final_logit_softcapping {
             logits.iter_mut().for_each(|v| *v = softcap(*v, cap));
         }
-        Ok(Logits::new(c.vocab_size, logit_rows.into_iter().map(|(_, r)| r).collect(), logits))
+        Ok((rows, logits))
     }
+}
+
+/// What the last step of a forward pass produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Head {
+    Logits,
+    HiddenStates,
 }
 
 fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {

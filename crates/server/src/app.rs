@@ -17,10 +17,12 @@ use futures_util::StreamExt;
 use serde_json::json;
 use uma_engine::{KeepAlive, ModelLease, ModelRegistry, ModelStatus, Residency, TokenId};
 
+use crate::embedding;
 use crate::generation::{api_error, Endpoint, Generation};
 use crate::metrics::{self, Metrics};
 use crate::openai::{
-    self, ApiError, ChatCompletionRequest, CompletionRequest, ModelCard, PromptInput, ResponseMeta,
+    self, ApiError, ChatCompletionRequest, CompletionRequest, EmbeddingItem, EmbeddingRequest,
+    ModelCard, PromptInput, ResponseMeta,
 };
 
 /// How the server behaves, apart from the models it serves.
@@ -79,6 +81,7 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{model}", get(show_model))
         .merge(crate::ollama::router())
@@ -265,6 +268,51 @@ async fn completions(
     )?;
     drop(lease);
     respond(generation, request.stream(), request.include_usage()).await
+}
+
+async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    payload: Result<Json<EmbeddingRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = payload?;
+    let items = request.items()?;
+    let base64 = request.base64()?;
+    let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
+    let engine = lease.engine();
+    let inputs = items
+        .iter()
+        .map(|item| match item {
+            EmbeddingItem::Text(text) => embedding::tokenize(engine, text),
+            EmbeddingItem::TokenIds(ids) => Ok(ids.clone()),
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let prompt_tokens: usize = inputs.iter().map(Vec::len).sum();
+    // The lease lives until the embeddings are done: they are not requests the engine counts.
+    let embeddings = embedding::embed_all(engine, inputs).await?;
+    drop(lease);
+    let width = embeddings.first().map_or(0, Vec::len);
+    if let Some(dimensions) = request.dimensions.filter(|&d| d as usize != width) {
+        return Err(ApiError::invalid_request(
+            format!("`dimensions` must be the model's embedding size, {width}, got {dimensions}."),
+            Some("dimensions"),
+        ));
+    }
+    let data: Vec<serde_json::Value> = embeddings
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding =
+                if base64 { json!(embedding::base64_floats(vector)) } else { json!(vector) };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request.model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }))
+    .into_response())
 }
 
 async fn respond(

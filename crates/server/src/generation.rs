@@ -342,6 +342,10 @@ pub(crate) fn api_error(error: EngineError) -> ApiError {
             code: Some("model_too_large".to_owned()),
             ..ApiError::invalid_request(format!("{error}."), Some("model"))
         },
+        EngineError::NoEmbeddings { .. } => ApiError {
+            code: Some("model_not_embedding".to_owned()),
+            ..ApiError::invalid_request(format!("{error}."), Some("model"))
+        },
         other => ApiError::internal(other.to_string()),
     }
 }

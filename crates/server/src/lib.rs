@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod embedding;
 mod generation;
 mod keep_alive;
 mod metrics;

@@ -171,6 +171,45 @@ impl ChatRequest {
     }
 }
 
+/// `input` of `POST /api/embed`: one text or several.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum EmbedInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `POST /api/embed`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct EmbedRequest {
+    pub(crate) model: String,
+    pub(crate) input: EmbedInput,
+    /// Cut inputs longer than the context to fit (Ollama's default) instead of failing.
+    pub(crate) truncate: Option<bool>,
+    pub(crate) keep_alive: Option<KeepAliveField>,
+}
+
+impl EmbedRequest {
+    pub(crate) fn texts(&self) -> Result<Vec<String>, ApiError> {
+        let texts = match &self.input {
+            EmbedInput::One(text) => vec![text.clone()],
+            EmbedInput::Many(texts) => texts.clone(),
+        };
+        if texts.is_empty() || texts.iter().any(String::is_empty) {
+            return Err(ApiError::invalid_request("`input` needs non-empty texts", Some("input")));
+        }
+        Ok(texts)
+    }
+}
+
+/// `POST /api/embeddings`, Ollama's older embedding route: one `prompt`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct LegacyEmbeddingsRequest {
+    pub(crate) model: String,
+    pub(crate) prompt: String,
+    pub(crate) keep_alive: Option<KeepAliveField>,
+}
+
 /// `POST /api/show`: `model`, or `name` as older clients send it.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ShowRequest {

@@ -151,7 +151,7 @@ pub(crate) fn show(status: &ModelStatus) -> Value {
             "general.parameter_count": info.num_parameters,
             format!("{architecture}.context_length"): info.context_length,
         },
-        "capabilities": ["completion"],
+        "capabilities": if info.pooling.is_some() { json!(["completion", "embedding"]) } else { json!(["completion"]) },
         "modified_at": modified_at(info),
     })
 }

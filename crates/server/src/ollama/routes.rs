@@ -17,9 +17,12 @@ use serde_json::{json, Map, Value};
 use uma_engine::{KeepAlive, StreamEvent, TokenId};
 use uma_tokenizer::ChatMessage;
 
-use super::request::{ChatRequest, GenerateRequest, Options, ShowRequest};
+use super::request::{
+    ChatRequest, EmbedRequest, GenerateRequest, LegacyEmbeddingsRequest, Options, ShowRequest,
+};
 use super::response::{self, done_reason, timestamp, OllamaError, Timings};
 use crate::app::AppState;
+use crate::embedding;
 use crate::generation::{api_error, Endpoint, Generation};
 use crate::openai::{ApiError, ResponseMeta};
 
@@ -28,6 +31,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
+        .route("/api/embed", post(embed))
+        .route("/api/embeddings", post(legacy_embeddings))
         .route("/api/tags", get(tags))
         .route("/api/show", post(show))
         .route("/api/ps", get(ps))
@@ -287,6 +292,62 @@ impl Answer {
         }
         OllamaError(ApiError::internal("the generation ended without a result")).into_response()
     }
+}
+
+/// The tokens of each text, cut to the context when `truncate` (else an error).
+fn embedding_inputs(
+    engine: &uma_engine::EngineHandle,
+    texts: &[String],
+    truncate: bool,
+) -> Result<Vec<Vec<TokenId>>, OllamaError> {
+    let context_length = engine.config().context_length;
+    texts
+        .iter()
+        .map(|text| {
+            let mut tokens = embedding::tokenize(engine, text)?;
+            if tokens.len() > context_length {
+                if !truncate {
+                    let message = format!(
+                        "the input has {} tokens but the context holds {context_length} \
+                         (set \"truncate\": true to cut it)",
+                        tokens.len()
+                    );
+                    return Err(ApiError::invalid_request(message, Some("input")).into());
+                }
+                tokens.truncate(context_length);
+            }
+            Ok(tokens)
+        })
+        .collect()
+}
+
+async fn embed(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaResult {
+    let started = Instant::now();
+    let request: EmbedRequest = parsed(payload)?;
+    let texts = request.texts()?;
+    let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
+    let loaded = Instant::now();
+    let inputs = embedding_inputs(lease.engine(), &texts, request.truncate.unwrap_or(true))?;
+    let num_tokens: usize = inputs.iter().map(Vec::len).sum();
+    let embeddings = embedding::embed_all(lease.engine(), inputs).await?;
+    drop(lease);
+    let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    Ok(Json(json!({
+        "model": request.model,
+        "embeddings": embeddings,
+        "total_duration": nanos(started.elapsed()),
+        "load_duration": nanos(loaded - started),
+        "prompt_eval_count": num_tokens,
+    }))
+    .into_response())
+}
+
+async fn legacy_embeddings(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaResult {
+    let request: LegacyEmbeddingsRequest = parsed(payload)?;
+    let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
+    let inputs = embedding_inputs(lease.engine(), &[request.prompt], true)?;
+    let mut embeddings = embedding::embed_all(lease.engine(), inputs).await?;
+    Ok(Json(json!({ "embedding": embeddings.pop().unwrap_or_default() })).into_response())
 }
 
 async fn tags(State(state): State<Arc<AppState>>) -> Json<Value> {

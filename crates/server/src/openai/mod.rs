@@ -11,6 +11,7 @@
 
 mod chat_request;
 mod completion_request;
+mod embedding_request;
 mod error;
 mod logprobs;
 mod request_fields;
@@ -22,6 +23,9 @@ pub use chat_request::{
 };
 pub use completion_request::{
     CompletionRequest, PromptInput, Prompts, DEFAULT_COMPLETION_MAX_TOKENS, MAX_COMPLETION_LOGPROBS,
+};
+pub use embedding_request::{
+    EmbeddingInput, EmbeddingItem, EmbeddingRequest, MAX_EMBEDDING_INPUTS,
 };
 pub use error::ApiError;
 pub use logprobs::{TokenLogprob, TopLogprob};
