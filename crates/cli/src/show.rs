@@ -40,6 +40,9 @@ struct ShowReport {
     quantization: BTreeMap<String, QuantizationShare>,
     architecture: Option<String>,
     name: Option<String>,
+    /// The store's manifest, when the file is a stored model (source, revision, sha256, date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<uma_store::Manifest>,
     /// Hyper-parameters; `None` when the file does not describe a language model.
     model: Option<ModelReport>,
     tokenizer: Option<TokenizerReport>,
@@ -123,6 +126,7 @@ fn build_report(file: &GgufFile, path: &std::path::Path) -> anyhow::Result<ShowR
         parameter_count: file.tensor_infos().iter().map(|t| t.num_elements).sum(),
         quantization,
         name: metadata.get_str(uma_gguf::keys::GENERAL_NAME)?.map(str::to_owned),
+        store: stored_manifest(path),
         architecture,
         model,
         tokenizer,
@@ -152,6 +156,12 @@ fn model_report(file: &GgufFile, p: &ModelParams) -> ModelReport {
     }
 }
 
+/// The manifest of the stored model whose file `path` is, if it is one.
+fn stored_manifest(path: &std::path::Path) -> Option<uma_store::Manifest> {
+    let models = crate::model_path::store().ok()?.list().ok()?;
+    models.into_iter().find(|model| model.path == path).map(|model| model.manifest)
+}
+
 fn render(r: &ShowReport) -> String {
     let mut out = String::new();
     let mut row = |label: &str, value: String| {
@@ -161,6 +171,12 @@ fn render(r: &ShowReport) -> String {
     row("file", r.path.clone());
     row("architecture", or_dash(r.architecture.clone()));
     row("name", or_dash(r.name.clone()));
+    if let Some(manifest) = &r.store {
+        row("stored as", manifest.name.clone());
+        row("pulled from", or_dash(manifest.source_repo.clone()));
+        row("revision", or_dash(manifest.revision.clone()));
+        row("sha256", manifest.sha256.clone());
+    }
     row("parameters", format::count(r.parameter_count));
     row("file size", format::bytes(r.file_size));
     row(

@@ -59,6 +59,9 @@ fn stored_models_list_show_run_plan_and_remove_by_name() {
 
     let shown = stdout(&uma(&home, &["show", "tiny:q8", "--json"]));
     assert!(shown.contains("\"architecture\": \"llama\""), "{shown}");
+    assert!(shown.contains("\"source_repo\": \"example/tiny\""), "the manifest too: {shown}");
+    let table = stdout(&uma(&home, &["show", "tiny:q8"]));
+    assert!(table.contains("stored as") && table.contains("example/tiny"), "{table}");
     let answer = uma(&home, &["run", "tiny:q8", "--raw", "hello", "-n", "3", "--temperature", "0"]);
     stdout(&answer);
     let plan = stdout(&uma(&home, &["plan", "tiny:q8", "--bandwidth", "10", "--json"]));
