@@ -70,6 +70,8 @@ pub(crate) struct PlannedModel {
     pub(crate) memory_bytes: u64,
     /// Set when the pool was shrunk to fit the budget: what was asked for.
     pub(crate) shrunk_from: Option<usize>,
+    /// What the planner read from the file (for callers that describe the model too).
+    pub(crate) spec: ModelSpec,
 }
 
 /// What a command asks of the KV cache and the step size.
@@ -141,7 +143,7 @@ pub(crate) fn plan_model(
         (kv_cache_tokens, None)
     };
     let memory_bytes = memory_with_kv_tokens(&plan, &spec, kv_cache_tokens as u64);
-    Ok(PlannedModel { kv_cache_tokens, memory_bytes, shrunk_from })
+    Ok(PlannedModel { kv_cache_tokens, memory_bytes, shrunk_from, spec })
 }
 
 /// The plan's memory with a KV pool of `kv_tokens` positions instead of the request's contexts:

@@ -289,8 +289,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             kv_cache_tokens = planned.kv_cache_tokens,
             "planned"
         );
-        let mut info = model_info(&path, &file, context_length)?;
-        info.pooling = config.pooling;
+        let info = model_info(&path, &file, &planned.spec, context_length, config.pooling);
         models.push(ServedModel {
             entry: ModelEntry { name, memory_bytes: planned.memory_bytes, info },
             path,
@@ -301,16 +300,24 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
 }
 
 /// What the APIs (`/api/tags`, `/api/show`, `/api/ps`) tell about the model in `file`.
-fn model_info(path: &Path, file: &GgufFile, context_length: usize) -> anyhow::Result<ModelInfo> {
-    let spec = uma_planner::ModelSpec::from_gguf(file, "")?;
+fn model_info(
+    path: &Path,
+    file: &GgufFile,
+    spec: &uma_planner::ModelSpec,
+    context_length: usize,
+    pooling: Option<Pooling>,
+) -> ModelInfo {
     let metadata = file.metadata();
     let file_type = metadata.get_u64(uma_gguf::keys::GENERAL_FILE_TYPE).ok().flatten();
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    Ok(ModelInfo {
+    let file_metadata = std::fs::metadata(path).ok();
+    let modified = file_metadata.as_ref().and_then(|m| m.modified().ok());
+    ModelInfo {
         architecture: spec.architecture.clone().unwrap_or_default(),
         num_parameters: spec.num_parameters,
-        quantization: file_type.and_then(file_type_name).map_or(spec.quantization, str::to_owned),
-        file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        quantization: file_type
+            .and_then(file_type_name)
+            .map_or_else(|| spec.quantization.clone(), str::to_owned),
+        file_bytes: file_metadata.as_ref().map_or(0, |m| m.len()),
         modified_unix_secs: modified
             .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |age| age.as_secs()),
@@ -320,8 +327,8 @@ fn model_info(path: &Path, file: &GgufFile, context_length: usize) -> anyhow::Re
             .ok()
             .flatten()
             .map(str::to_owned),
-        pooling: None,
-    })
+        pooling,
+    }
 }
 
 /// llama.cpp's name for a `general.file_type` value (its `llama_ftype`), as Ollama shows it.

@@ -107,7 +107,7 @@ impl Generation {
                 logprobs: self.logprobs.map(|_| Vec::new()),
             })
             .collect();
-        while let Some((index, event)) = self.events.next().await {
+        while let Some((index, event)) = self.next_event().await {
             let choice = &mut choices[index as usize];
             match event {
                 StreamEvent::Token(token) => {
@@ -119,7 +119,6 @@ impl Generation {
                 StreamEvent::Finished(completion) => {
                     choice.text.push_str(&completion.text);
                     choice.finish_reason = Some(completion.finish_reason);
-                    self.record_usage(index, &completion.usage);
                 }
                 StreamEvent::Failed { message } => return Err(ApiError::internal(message)),
             }
@@ -248,7 +247,7 @@ impl ChunkState {
         if self.finished {
             return None;
         }
-        let Some((index, event)) = self.generation.events.next().await else {
+        let Some((index, event)) = self.generation.next_event().await else {
             self.finished = true;
             let mut payloads = Vec::new();
             if self.include_usage {
@@ -284,7 +283,6 @@ impl ChunkState {
                 }
             }
             StreamEvent::Finished(completion) => {
-                self.generation.record_usage(index, &completion.usage);
                 let delta = if completion.text.is_empty() {
                     ChunkDelta::empty()
                 } else {

@@ -213,8 +213,8 @@ impl Answer {
         }
     }
 
-    /// The lines the next engine event produces; `None` after the last.
-    async fn next_lines(&mut self) -> Option<Vec<Value>> {
+    /// What the next engine event adds; `None` after the last.
+    async fn next_pieces(&mut self) -> Option<Vec<Piece>> {
         if self.done {
             return None;
         }
@@ -226,37 +226,44 @@ impl Answer {
             StreamEvent::Token(token) => {
                 self.generated.push(token.token);
                 self.first_token.get_or_insert_with(Instant::now);
-                if token.text.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Value::Object(self.object(&token.text, false))]
-                }
+                Piece::text(token.text)
             }
             StreamEvent::Finished(completion) => {
                 self.done = true;
                 self.generation.log_done();
-                let mut lines = Vec::new();
-                if !completion.text.is_empty() {
-                    lines.push(Value::Object(self.object(&completion.text, false)));
-                }
-                let mut last = self.object("", true);
-                self.finish(&mut last, completion.finish_reason);
-                lines.push(Value::Object(last));
-                lines
+                let mut pieces = Piece::text(completion.text);
+                pieces.push(Piece::Done(completion.finish_reason));
+                pieces
             }
             StreamEvent::Failed { message } => {
                 self.done = true;
                 tracing::error!("generation failed: {message}");
-                vec![json!({ "error": message })]
+                vec![Piece::Failed(message)]
             }
         })
+    }
+
+    /// A stream line for each piece.
+    fn lines(&self, pieces: Vec<Piece>) -> Vec<Value> {
+        pieces
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => Value::Object(self.object(&text, false)),
+                Piece::Done(reason) => {
+                    let mut last = self.object("", true);
+                    self.finish(&mut last, reason);
+                    Value::Object(last)
+                }
+                Piece::Failed(message) => json!({ "error": message }),
+            })
+            .collect()
     }
 
     async fn respond(self, stream: bool) -> Response {
         if stream {
             let lines = stream::unfold(self, |mut answer| async move {
-                let lines = answer.next_lines().await?;
-                Some((stream::iter(lines), answer))
+                let pieces = answer.next_pieces().await?;
+                Some((stream::iter(answer.lines(pieces)), answer))
             })
             .flatten()
             .map(|line| Ok::<Bytes, Infallible>(Bytes::from(format!("{line}\n"))));
@@ -266,31 +273,43 @@ impl Answer {
         self.collect().await
     }
 
-    /// The whole answer as one object.
+    /// The whole answer as one object: the final line, with all the text.
     async fn collect(mut self) -> Response {
         let mut text = String::new();
-        while let Some(lines) = self.next_lines().await {
-            for line in lines {
-                if let Some(error) = line.get("error") {
-                    let message = error.as_str().unwrap_or_default().to_owned();
-                    return OllamaError(ApiError::internal(message)).into_response();
+        while let Some(pieces) = self.next_pieces().await {
+            for piece in pieces {
+                match piece {
+                    Piece::Text(piece) => text.push_str(&piece),
+                    Piece::Done(reason) => {
+                        let mut whole = self.object(&text, true);
+                        self.finish(&mut whole, reason);
+                        return Json(Value::Object(whole)).into_response();
+                    }
+                    Piece::Failed(message) => {
+                        return OllamaError(ApiError::internal(message)).into_response();
+                    }
                 }
-                if line["done"] == true {
-                    let mut last = line.as_object().cloned().unwrap_or_default();
-                    match self.kind {
-                        Kind::Generate { .. } => last.insert("response".into(), json!(text)),
-                        Kind::Chat => last.insert(
-                            "message".into(),
-                            json!({"role": "assistant", "content": text}),
-                        ),
-                    };
-                    return Json(Value::Object(last)).into_response();
-                }
-                let piece = line.get("response").or_else(|| line.pointer("/message/content"));
-                text.push_str(piece.and_then(Value::as_str).unwrap_or_default());
             }
         }
         OllamaError(ApiError::internal("the generation ended without a result")).into_response()
+    }
+}
+
+/// What an engine event contributes to an answer, before it becomes a line or the whole.
+enum Piece {
+    Text(String),
+    Done(uma_sampling::FinishReason),
+    Failed(String),
+}
+
+impl Piece {
+    /// A text piece, or none for empty text (a line would say nothing).
+    fn text(text: String) -> Vec<Piece> {
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Piece::Text(text)]
+        }
     }
 }
 
