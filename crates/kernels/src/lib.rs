@@ -28,6 +28,7 @@
 compile_error!("uma-kernels views little-endian GGUF blocks in place; big-endian is unsupported");
 
 pub mod bytes;
+pub mod cpu;
 pub mod dispatch;
 pub mod error;
 pub mod formats;
@@ -38,6 +39,7 @@ pub mod rounding;
 pub mod thread_pool;
 pub mod vector;
 
+pub use cpu::CpuFeatures;
 pub use dispatch::{can_dequantize, can_quantize, dequantize, quantize, vec_dot, vec_dot_type};
 pub use error::{KernelError, Result};
 pub use formats::q2_k::BlockQ2_K;

@@ -346,13 +346,11 @@ where
 #[allow(unsafe_code)]
 mod avx2 {
     //! The row kernels compiled with AVX2 enabled: the same source, so the same results.
-    use std::sync::OnceLock;
-
     use super::RowKernel;
+    use crate::cpu::CpuFeatures;
 
     pub(super) fn available() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+        CpuFeatures::detected().avx2
     }
 
     #[inline]

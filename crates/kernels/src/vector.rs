@@ -243,18 +243,14 @@ fn accumulate_body(acc: &mut [f32], weights: &[f32], values: &[f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::sync::OnceLock;
+    use crate::cpu::CpuFeatures;
 
     pub(super) fn avx2_fma() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-        })
+        CpuFeatures::detected().avx2
     }
 
     pub(super) fn avx512() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::is_x86_feature_detected!("avx512f") && avx2_fma())
+        CpuFeatures::detected().avx512
     }
 
     /// # Safety

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 pub use activations::PackedActivations;
 pub use layout::{ActivationFormat, PackedFormat, ROWS};
 
+use crate::cpu::CpuFeatures;
 use crate::error::{KernelError, Result};
 use crate::parallel::{self, for_each_task, SharedSlice};
 use buffer::AlignedBytes;
@@ -50,28 +51,16 @@ impl Isa {
 
     /// Every path this CPU can run, from the portable one to the best.
     pub fn available() -> Vec<Isa> {
+        let cpu = CpuFeatures::detected();
         let mut isas = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c");
-            if avx2 {
-                isas.push(Isa::Avx2);
-                if std::is_x86_feature_detected!("avx512f")
-                    && std::is_x86_feature_detected!("avx512bw")
-                    && std::is_x86_feature_detected!("avx512vl")
-                    && std::is_x86_feature_detected!("avx512vnni")
-                {
-                    isas.push(Isa::Avx512Vnni);
-                }
-            }
+        if cpu.avx2 {
+            isas.push(Isa::Avx2);
         }
-        #[cfg(target_arch = "aarch64")]
-        {
-            if std::arch::is_aarch64_feature_detected!("dotprod") {
-                isas.push(Isa::NeonDotprod);
-            }
+        if cpu.avx512_vnni {
+            isas.push(Isa::Avx512Vnni);
+        }
+        if cpu.neon_dotprod {
+            isas.push(Isa::NeonDotprod);
         }
         isas
     }
