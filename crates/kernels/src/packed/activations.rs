@@ -1,7 +1,7 @@
 //! Activation rows quantized once per matrix product, in planes the SIMD kernels read directly:
 //! the quants of every token contiguous, the block scales and block sums beside them.
 //!
-//! The quants and scales are exactly ggml's Q8_0 / Q8_K quantization (the same functions
+//! The quants and scales are exactly ggml's Q8_0 / Q8_1 / Q8_K quantization (the same functions
 //! produce them), so packed products match the scalar [`crate::vec_dot`] reference. Float
 //! weights take the f32 values as they are.
 
@@ -9,6 +9,7 @@
 
 use crate::error::{KernelError, Result};
 use crate::formats::q8_0::BlockQ8_0;
+use crate::formats::q8_1::BlockQ8_1;
 use crate::formats::q8_k::BlockQ8_K;
 use crate::formats::{Quantize, QK, QK_K};
 use crate::packed::layout::{ActivationFormat, PackedFormat, FLOAT_BLOCK};
@@ -20,10 +21,11 @@ pub struct PackedActivations {
     format: Option<ActivationFormat>,
     num_tokens: usize,
     row_length: usize,
-    pub(crate) quants: Vec<i8>,  // [num_tokens, row_length]
-    pub(crate) scales: Vec<f32>, // [num_tokens, row_length / block]; Q8_0: the f16 scale
-    pub(crate) sums: Vec<i32>,   // [num_tokens, row_length / block] Σ quants per block
-    pub(crate) sums32: Vec<i32>, // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
+    pub(crate) quants: Vec<i8>,       // [num_tokens, row_length]
+    pub(crate) scales: Vec<f32>,      // [num_tokens, row_length / block]; Q8_0, Q8_1: the f16 scale
+    pub(crate) sums: Vec<i32>,        // [num_tokens, row_length / block] Σ quants per block
+    pub(crate) scaled_sums: Vec<f32>, // Q8_1 only: [num_tokens, row_length / 32] the f16 `s`
+    pub(crate) sums32: Vec<i32>,      // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
     // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
     pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
     pub(crate) q6_k_corrections: Vec<i32>, // [num_tokens, row_length / 16] −32 · Σ per 16
@@ -60,7 +62,7 @@ impl PackedActivations {
         row_length: usize,
     ) -> Result<()> {
         let block = match format {
-            ActivationFormat::Q8_0 => QK,
+            ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => QK,
             ActivationFormat::Q8_K => QK_K,
             ActivationFormat::F32 => FLOAT_BLOCK,
         };
@@ -92,6 +94,8 @@ impl PackedActivations {
         resize(&mut self.quants, num_tokens * row_length);
         resize(&mut self.scales, num_tokens * (row_length / block));
         resize(&mut self.sums, num_tokens * per_token_sums);
+        let q8_1 = format == ActivationFormat::Q8_1;
+        resize(&mut self.scaled_sums, if q8_1 { num_tokens * per_token_sums } else { 0 });
         let k_quant_len = |n: usize| if k_quant { num_tokens * (row_length / n) } else { 0 };
         resize(&mut self.sums32, k_quant_len(QK));
         resize(&mut self.sum32_pairs, k_quant_len(64));
@@ -100,6 +104,7 @@ impl PackedActivations {
         let quants = SharedSlice::new(&mut self.quants);
         let scales = SharedSlice::new(&mut self.scales);
         let sums = SharedSlice::new(&mut self.sums);
+        let scaled_sums = SharedSlice::new(&mut self.scaled_sums);
         let sums32 = SharedSlice::new(&mut self.sums32);
         let sum32_pairs = SharedSlice::new(&mut self.sum32_pairs);
         let q6_k_corrections = SharedSlice::new(&mut self.q6_k_corrections);
@@ -108,18 +113,20 @@ impl PackedActivations {
             let src = &x[t * row_length..(t + 1) * row_length];
             // K-quant planes are empty for Q8_0: zero-length rows.
             let per_k = |n: usize| if k_quant { row_length / n } else { 0 };
+            let per_q8_1 = if q8_1 { nb } else { 0 };
             // SAFETY: each token writes only its own rows of every plane.
-            let (q, s, sm, s32, pairs, q6) = unsafe {
+            let (q, s, sm, ss, s32, pairs, q6) = unsafe {
                 (
                     quants.slice_mut(t * row_length, row_length),
                     scales.slice_mut(t * nb, nb),
                     sums.slice_mut(t * per_token_sums, per_token_sums),
+                    scaled_sums.slice_mut(t * per_q8_1, per_q8_1),
                     sums32.slice_mut(t * per_k(QK), per_k(QK)),
                     sum32_pairs.slice_mut(t * per_k(64), per_k(64)),
                     q6_k_corrections.slice_mut(t * per_k(16), per_k(16)),
                 )
             };
-            let planes = TokenPlanes { q, s, sm, s32, pairs, q6 };
+            let planes = TokenPlanes { q, s, sm, ss, s32, pairs, q6 };
             quantize_token_dispatch(format, src, planes);
         };
         for_each_task(num_tokens, &quantize_token);
@@ -136,7 +143,7 @@ impl PackedActivations {
         group: &[u8],
         first_token: usize,
     ) -> (usize, [*const f32; NT]) {
-        let step = PackedFormat::float_of(F).group_block_bytes() / FLOAT_BLOCK;
+        let step = PackedFormat::from_code(F).group_block_bytes() / FLOAT_BLOCK;
         debug_assert!(group.len() >= self.row_length * step);
         let rows =
             std::array::from_fn(|t| self.values[(first_token + t) * self.row_length..].as_ptr());
@@ -154,6 +161,7 @@ struct TokenPlanes<'a> {
     q: &'a mut [i8],
     s: &'a mut [f32],
     sm: &'a mut [i32],
+    ss: &'a mut [f32],
     s32: &'a mut [i32],
     pairs: &'a mut [i32],
     q6: &'a mut [i32],
@@ -192,15 +200,24 @@ unsafe fn quantize_token_avx2(format: ActivationFormat, src: &[f32], planes: Tok
 
 #[inline(always)]
 fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
-    let TokenPlanes { q, s, sm, s32, pairs, q6 } = planes;
+    let TokenPlanes { q, s, sm, ss, s32, pairs, q6 } = planes;
     let nb = s.len();
     match format {
-        ActivationFormat::Q8_0 => {
+        ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => {
             for b in 0..nb {
-                let block = BlockQ8_0::quantize_block(&src[b * QK..(b + 1) * QK]);
-                q[b * QK..(b + 1) * QK].copy_from_slice(&block.qs);
-                s[b] = block.d.to_f32();
-                sm[b] = block.qs.iter().map(|&v| i32::from(v)).sum();
+                let x = &src[b * QK..(b + 1) * QK];
+                // Q8_1 is Q8_0 (the same scale and quants) plus the block's f16 sum `s`.
+                let (d, qs) = if format == ActivationFormat::Q8_1 {
+                    let block = BlockQ8_1::quantize_block(x);
+                    ss[b] = block.s.to_f32();
+                    (block.d, block.qs)
+                } else {
+                    let block = BlockQ8_0::quantize_block(x);
+                    (block.d, block.qs)
+                };
+                q[b * QK..(b + 1) * QK].copy_from_slice(&qs);
+                s[b] = d.to_f32();
+                sm[b] = qs.iter().map(|&v| i32::from(v)).sum();
             }
         }
         ActivationFormat::Q8_K => {

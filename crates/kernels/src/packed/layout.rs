@@ -7,6 +7,8 @@
 //! Quants are stored unsigned (`q + offset`, the offset subtracted through the activation block
 //! sums) except Q8_0's and Q8_K's, which stay signed. Every format keeps its bytes per weight,
 //! except Q4_K and Q5_K whose 6-bit scales and mins are widened to bytes (+2.8%, +2.3%).
+//! Q4_1 and Q5_1 keep their f16 min beside the scale; the kernels add `m · s` with the
+//! activation block's Q8_1 sum `s`, as ggml does.
 //!
 //! The float formats (F32, F16, BF16) keep their width too: a group-block is 8 elements of the
 //! 8 rows, element by element, so one 8-lane vector (converted to f32 in registers) holds one
@@ -19,8 +21,10 @@ use crate::error::{KernelError, Result};
 use crate::formats::float::bf16_to_f32;
 use crate::formats::k_scales::get_scale_min_k4;
 use crate::formats::q4_0::BlockQ4_0;
+use crate::formats::q4_1::BlockQ4_1;
 use crate::formats::q4_k::BlockQ4_K;
-use crate::formats::q5_0::BlockQ5_0;
+use crate::formats::q5_0::{quant5, BlockQ5_0};
+use crate::formats::q5_1::BlockQ5_1;
 use crate::formats::q5_k::BlockQ5_K;
 use crate::formats::q6_k::BlockQ6_K;
 use crate::formats::q8_0::BlockQ8_0;
@@ -30,13 +34,17 @@ use crate::formats::{Block, QK, QK_K};
 /// Rows per interleaved group: one 32-bit lane per row in a 256-bit vector.
 pub const ROWS: usize = 8;
 
-/// The weight formats with an interleaved layout.
+/// The weight formats with an interleaved layout. The discriminants are the SIMD kernels'
+/// const-generic format codes ([`PackedFormat::from_code`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(non_camel_case_types)]
+#[repr(u8)]
 pub enum PackedFormat {
     Q4_0,
     Q5_0,
     Q8_0,
+    Q4_1,
+    Q5_1,
     Q4_K,
     Q5_K,
     Q6_K,
@@ -46,12 +54,23 @@ pub enum PackedFormat {
     BF16,
 }
 
+// `ALL` lists the formats in discriminant order, so `from_code` is an index.
+const _: () = {
+    let mut i = 0;
+    while i < PackedFormat::ALL.len() {
+        assert!(PackedFormat::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 /// The activation quantization a packed format pairs with (ggml's `vec_dot_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(non_camel_case_types)]
 pub enum ActivationFormat {
     /// Q8_0: 32-element blocks, an f16 scale each.
     Q8_0,
+    /// Q8_1: Q8_0 plus each block's `s`, the f16-rounded `d · Σ quants` (for Q4_1 and Q5_1).
+    Q8_1,
     /// Q8_K: 256-element blocks, an f32 scale each, sums of every 16.
     Q8_K,
     /// The f32 values themselves (for F32, F16 and BF16 weights).
@@ -61,16 +80,26 @@ pub enum ActivationFormat {
 /// Elements per group-block of the float formats: rows need only be multiples of 8 elements.
 pub const FLOAT_BLOCK: usize = 8;
 
-// The float formats as the SIMD kernels' const-generic codes (see PackedFormat::float_of).
-pub(crate) const F32_CODE: u8 = 0;
-pub(crate) const F16_CODE: u8 = 1;
-pub(crate) const BF16_CODE: u8 = 2;
+// The formats as the SIMD kernels' const-generic codes (PackedFormat::from_code reads them).
+pub(crate) const Q4_0_CODE: u8 = PackedFormat::Q4_0 as u8;
+pub(crate) const Q5_0_CODE: u8 = PackedFormat::Q5_0 as u8;
+pub(crate) const Q8_0_CODE: u8 = PackedFormat::Q8_0 as u8;
+pub(crate) const Q4_1_CODE: u8 = PackedFormat::Q4_1 as u8;
+pub(crate) const Q5_1_CODE: u8 = PackedFormat::Q5_1 as u8;
+pub(crate) const Q8_K_CODE: u8 = PackedFormat::Q8_K as u8;
+pub(crate) const F32_CODE: u8 = PackedFormat::F32 as u8;
+pub(crate) const F16_CODE: u8 = PackedFormat::F16 as u8;
+pub(crate) const BF16_CODE: u8 = PackedFormat::BF16 as u8;
 
 // Byte offsets inside one group-block (one block of each of the 8 rows).
 pub(crate) const SCALES: usize = 0; // [8] f16 (Q8_K: f32): d of each row
 pub(crate) const Q5_0_MASKS: usize = 16; // [8 quads] u32: bit 4·row + k = fifth bit
 pub(crate) const Q5_0_QUANTS: usize = 48; // [4 chunks] of 32 bytes
 pub(crate) const Q4_0_QUANTS: usize = 16;
+pub(crate) const LEGACY_MINS: usize = 16; // Q4_1, Q5_1: [8] f16 m of each row
+pub(crate) const Q4_1_QUANTS: usize = 32; // [4 chunks] of 32 bytes
+pub(crate) const Q5_1_MASKS: usize = 32; // as Q5_0's, after the mins
+pub(crate) const Q5_1_QUANTS: usize = 64;
 pub(crate) const Q8_0_QUANTS: usize = 16; // [8 quads] of 32 signed bytes
 pub(crate) const Q8_K_QUANTS: usize = 32; // [64 quads] of 32 signed bytes
 pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
@@ -112,6 +141,8 @@ impl PackedFormat {
             GgmlType::Q4_0 => PackedFormat::Q4_0,
             GgmlType::Q5_0 => PackedFormat::Q5_0,
             GgmlType::Q8_0 => PackedFormat::Q8_0,
+            GgmlType::Q4_1 => PackedFormat::Q4_1,
+            GgmlType::Q5_1 => PackedFormat::Q5_1,
             GgmlType::Q4_K => PackedFormat::Q4_K,
             GgmlType::Q5_K => PackedFormat::Q5_K,
             GgmlType::Q6_K => PackedFormat::Q6_K,
@@ -129,6 +160,8 @@ impl PackedFormat {
             PackedFormat::Q4_0 => GgmlType::Q4_0,
             PackedFormat::Q5_0 => GgmlType::Q5_0,
             PackedFormat::Q8_0 => GgmlType::Q8_0,
+            PackedFormat::Q4_1 => GgmlType::Q4_1,
+            PackedFormat::Q5_1 => GgmlType::Q5_1,
             PackedFormat::Q4_K => GgmlType::Q4_K,
             PackedFormat::Q5_K => GgmlType::Q5_K,
             PackedFormat::Q6_K => GgmlType::Q6_K,
@@ -139,10 +172,35 @@ impl PackedFormat {
         }
     }
 
+    /// Every packed format, in the order of their discriminants.
+    pub const ALL: [PackedFormat; 12] = [
+        PackedFormat::Q4_0,
+        PackedFormat::Q5_0,
+        PackedFormat::Q8_0,
+        PackedFormat::Q4_1,
+        PackedFormat::Q5_1,
+        PackedFormat::Q4_K,
+        PackedFormat::Q5_K,
+        PackedFormat::Q6_K,
+        PackedFormat::Q8_K,
+        PackedFormat::F32,
+        PackedFormat::F16,
+        PackedFormat::BF16,
+    ];
+
+    /// The format whose discriminant is `code` (the SIMD kernels' const generics).
+    pub(crate) const fn from_code(code: u8) -> PackedFormat {
+        Self::ALL[code as usize]
+    }
+
     /// Elements per block.
     pub fn block_elements(self) -> usize {
         match self {
-            PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => QK,
+            PackedFormat::Q4_0
+            | PackedFormat::Q5_0
+            | PackedFormat::Q8_0
+            | PackedFormat::Q4_1
+            | PackedFormat::Q5_1 => QK,
             PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
                 QK_K
             }
@@ -156,6 +214,8 @@ impl PackedFormat {
             PackedFormat::Q4_0 => Q4_0_QUANTS + 128,
             PackedFormat::Q5_0 => Q5_0_QUANTS + 128,
             PackedFormat::Q8_0 => Q8_0_QUANTS + 256,
+            PackedFormat::Q4_1 => Q4_1_QUANTS + 128,
+            PackedFormat::Q5_1 => Q5_1_QUANTS + 128,
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
             PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
@@ -170,6 +230,7 @@ impl PackedFormat {
     pub fn activation_format(self) -> ActivationFormat {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
+            PackedFormat::Q4_1 | PackedFormat::Q5_1 => ActivationFormat::Q8_1,
             PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
                 ActivationFormat::Q8_K
             }
@@ -177,18 +238,33 @@ impl PackedFormat {
         }
     }
 
-    /// The float format of a kernel's const-generic code ([`F32_CODE`], ...).
-    pub(crate) const fn float_of(code: u8) -> PackedFormat {
-        match code {
-            F32_CODE => PackedFormat::F32,
-            F16_CODE => PackedFormat::F16,
-            _ => PackedFormat::BF16,
-        }
-    }
-
     /// Whether it is a float format (no quants: f32 fused multiply-adds, see `float_group_dot`).
     pub fn is_float(self) -> bool {
         matches!(self, PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16)
+    }
+
+    /// Q4_0, Q5_0, Q4_1 and Q5_1: where the nibble chunks start.
+    pub(crate) fn legacy_quants(self) -> usize {
+        match self {
+            PackedFormat::Q4_0 => Q4_0_QUANTS,
+            PackedFormat::Q5_0 => Q5_0_QUANTS,
+            PackedFormat::Q4_1 => Q4_1_QUANTS,
+            _ => Q5_1_QUANTS,
+        }
+    }
+
+    /// Q5_0 and Q5_1: where the fifth-bit masks start (`None`: a 4-bit format).
+    pub(crate) fn legacy_masks(self) -> Option<usize> {
+        match self {
+            PackedFormat::Q5_0 => Some(Q5_0_MASKS),
+            PackedFormat::Q5_1 => Some(Q5_1_MASKS),
+            _ => None,
+        }
+    }
+
+    /// Q4_1 and Q5_1: a block min `m`, added as `m · s` with the activation block's Q8_1 sum.
+    pub(crate) fn has_block_min(self) -> bool {
+        matches!(self, PackedFormat::Q4_1 | PackedFormat::Q5_1)
     }
 
     /// What the stored unsigned quants exceed the signed ones by (Q8_0 and Q8_K store signed
@@ -199,7 +275,8 @@ impl PackedFormat {
             PackedFormat::Q5_0 => 16,
             PackedFormat::Q8_0 | PackedFormat::Q8_K => 0,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => 0,
-            PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
+            // Their mins play the offset's role.
+            PackedFormat::Q4_1 | PackedFormat::Q5_1 | PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
             PackedFormat::Q6_K => 32,
         }
     }
@@ -211,7 +288,7 @@ pub(crate) struct RowBlock {
     pub(crate) quants: [i32; QK_K],   // first block_elements() used
     pub(crate) d: u16,                // f16 bits (all but Q8_K)
     pub(crate) d32: f32,              // Q8_K's f32 d
-    pub(crate) dmin: u16,             // f16 bits (Q4_K, Q5_K)
+    pub(crate) dmin: u16,             // f16 bits: Q4_K's and Q5_K's dmin, Q4_1's and Q5_1's m
     pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K: 16 i8 scales
     pub(crate) mins: [i32; 8],        // Q4_K, Q5_K: 8 u6 mins
 }
@@ -231,12 +308,20 @@ fn decode_q4_0(b: &BlockQ4_0, out: &mut RowBlock) {
 }
 
 fn decode_q5_0(b: &BlockQ5_0, out: &mut RowBlock) {
-    let qh = u32::from_le_bytes(b.qh);
-    for j in 0..16 {
-        out.quants[j] = i32::from(b.qs[j] & 0x0f) | (((qh >> j) & 1) << 4) as i32;
-        out.quants[j + 16] = i32::from(b.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4) as i32;
+    for j in 0..QK {
+        out.quants[j] = quant5(b.qh, &b.qs, j);
     }
     out.d = b.d.to_bits();
+}
+
+fn decode_q4_1(b: &BlockQ4_1, out: &mut RowBlock) {
+    decode_q4_0(&BlockQ4_0 { d: b.d, qs: b.qs }, out);
+    out.dmin = b.m.to_bits();
+}
+
+fn decode_q5_1(b: &BlockQ5_1, out: &mut RowBlock) {
+    decode_q5_0(&BlockQ5_0 { d: b.d, qh: b.qh, qs: b.qs }, out);
+    out.dmin = b.m.to_bits();
 }
 
 fn decode_q8_0(b: &BlockQ8_0, out: &mut RowBlock) {
@@ -333,15 +418,21 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
         }
     }
     match format {
-        PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
-            let quants = if format == PackedFormat::Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
+            let quants = format.legacy_quants();
             for c in 0..4 {
                 write_nibble_chunk(&mut dst[quants + 32 * c..quants + 32 * c + 32], rows, 8 * c);
             }
-            if format == PackedFormat::Q5_0 {
+            if let Some(masks) = format.legacy_masks() {
                 for quad in 0..8 {
-                    let at = Q5_0_MASKS + 4 * quad;
+                    let at = masks + 4 * quad;
                     dst[at..at + 4].copy_from_slice(&fifth_bit_mask(rows, 4 * quad));
+                }
+            }
+            if format.has_block_min() {
+                for (r, row) in rows.iter().enumerate() {
+                    let at = LEGACY_MINS + 2 * r;
+                    dst[at..at + 2].copy_from_slice(&row.dmin.to_le_bytes());
                 }
             }
         }
@@ -479,6 +570,8 @@ pub(crate) fn pack_groups(
                 PackedFormat::Q4_0 => decode!(BlockQ4_0, decode_q4_0),
                 PackedFormat::Q5_0 => decode!(BlockQ5_0, decode_q5_0),
                 PackedFormat::Q8_0 => decode!(BlockQ8_0, decode_q8_0),
+                PackedFormat::Q4_1 => decode!(BlockQ4_1, decode_q4_1),
+                PackedFormat::Q5_1 => decode!(BlockQ5_1, decode_q5_1),
                 PackedFormat::Q4_K => decode!(BlockQ4_K, decode_q4_k),
                 PackedFormat::Q5_K => decode!(BlockQ5_K, decode_q5_k),
                 PackedFormat::Q6_K => decode!(BlockQ6_K, decode_q6_k),
@@ -508,14 +601,18 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
         (((mask >> (4 * r + j % 4)) & 1) << 4) as i32
     };
     match format {
-        PackedFormat::Q4_0 | PackedFormat::Q5_0 => {
-            let quants = if format == PackedFormat::Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
+        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
+            let quants = format.legacy_quants();
             for j in 0..QK {
                 let chunk = &src[quants + 32 * (j / 8)..];
                 out.quants[j] = nibble(chunk, j % 8);
-                if format == PackedFormat::Q5_0 {
-                    out.quants[j] |= fifth_bit(Q5_0_MASKS, j);
+                if let Some(masks) = format.legacy_masks() {
+                    out.quants[j] |= fifth_bit(masks, j);
                 }
+            }
+            if format.has_block_min() {
+                out.dmin =
+                    u16::from_le_bytes([src[LEGACY_MINS + 2 * r], src[LEGACY_MINS + 2 * r + 1]]);
             }
         }
         PackedFormat::Q8_0 | PackedFormat::Q8_K => {

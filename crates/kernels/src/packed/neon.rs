@@ -287,13 +287,8 @@ unsafe fn zero() -> Rows<int32x4_t> {
     unsafe { [vdupq_n_s32(0); 2] }
 }
 
-const Q4_0: u8 = 0;
-const Q5_0: u8 = 1;
-const Q8_0: u8 = 2;
-const Q8_K: u8 = 3;
-
-/// Q4_0, Q5_0, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for `NT` tokens
-/// from `first_token`.
+/// Q4_0, Q5_0, Q4_1, Q5_1, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for
+/// `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -301,12 +296,7 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
-    let format = match F {
-        Q4_0 => PackedFormat::Q4_0,
-        Q5_0 => PackedFormat::Q5_0,
-        Q8_0 => PackedFormat::Q8_0,
-        _ => PackedFormat::Q8_K,
-    };
+    let format = const { PackedFormat::from_code(F) };
     let (n, block_bytes) = (format.block_elements(), format.group_block_bytes());
     let nb = acts.row_length() / n;
     debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
@@ -321,8 +311,8 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
             // Quads 4p..4p + 4 against quants 16p..16p + 16.
             for p in 0..n / 16 {
                 let quads = match F {
-                    Q8_0 | Q8_K => {
-                        let first = if F == Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+                    Q8_0_CODE | Q8_K_CODE => {
+                        let first = if F == Q8_K_CODE { Q8_K_QUANTS } else { Q8_0_QUANTS };
                         let mut quads = [[vdupq_n_s8(0); 2]; 4];
                         for (i, quad) in quads.iter_mut().enumerate() {
                             let w = blk.add(first + 32 * (4 * p + i)).cast::<i8>();
@@ -330,25 +320,35 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
                         }
                         quads
                     }
-                    Q4_0 => signed(nibble_quads(blk.add(Q4_0_QUANTS + 64 * p)), PackedFormat::Q4_0),
                     _ => {
-                        let quads = nibble_quads(blk.add(Q5_0_QUANTS + 64 * p));
-                        let quads = with_fifth_bits(quads, blk.add(Q5_0_MASKS + 16 * p));
-                        signed(quads, PackedFormat::Q5_0)
+                        let quads = nibble_quads(blk.add(format.legacy_quants() + 64 * p));
+                        let quads = match format.legacy_masks() {
+                            Some(masks) => with_fifth_bits(quads, blk.add(masks + 16 * p)),
+                            None => quads,
+                        };
+                        signed(quads, format)
                     }
                 };
                 dot_quads::<NT, CH>(&mut isum, &quads, &quants, n * b + 16 * p);
             }
-            let dw = if F == Q8_K {
+            let dw = if F == Q8_K_CODE {
                 let d = blk.add(SCALES).cast::<f32>();
                 [vld1q_f32(d), vld1q_f32(d.add(4))]
             } else {
                 row_scales(blk.add(SCALES))
             };
+            let with_min = format.has_block_min();
+            let m = if with_min { row_scales(blk.add(LEGACY_MINS)) } else { splat(0.0) };
             for t in 0..NT {
-                let da = splat(acts.scales[(first_token + t) * nb + b]);
+                let at = (first_token + t) * nb + b;
+                let da = splat(acts.scales[at]);
                 let sumi = to_f32(sum_chains(isum[t]));
-                let term = if F == Q4_0 { mul(mul(sumi, dw), da) } else { mul(mul(dw, da), sumi) };
+                let mut term =
+                    if F == Q4_0_CODE { mul(mul(sumi, dw), da) } else { mul(mul(dw, da), sumi) };
+                if with_min {
+                    // ggml's `+ m · s`, inside the block's term.
+                    term = add(term, mul(m, splat(acts.scaled_sums[at])));
+                }
                 acc[t] = add(acc[t], term);
             }
         }
@@ -562,13 +562,15 @@ unsafe fn tile<const NT: usize, const CH: usize>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match format {
-            PackedFormat::Q4_0 => legacy::<Q4_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q5_0 => legacy::<Q5_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q8_0 => legacy::<Q8_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_0 => legacy::<Q4_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_0 => legacy::<Q5_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_0 => legacy::<Q8_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_1 => legacy::<Q4_1_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_1 => legacy::<Q5_1_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q4_K => q4_k::<false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q8_K => legacy::<Q8_K, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_K => legacy::<Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
             PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),

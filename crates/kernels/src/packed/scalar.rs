@@ -7,7 +7,7 @@
 //! multiply-adds, which the SIMD paths perform exactly, against the f64 sums of `vec_dot` they
 //! differ from by rounding only (the bound is in `docs/kernels.md` and the tests).
 
-use crate::formats::QK_K;
+use crate::formats::{QK, QK_K};
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::{
     empty_row_block, float_value, read_row_block, PackedFormat, RowBlock, ROWS,
@@ -98,6 +98,12 @@ fn accumulate(
             } else {
                 sumf + (dw * da) * sumi as f32
             }
+        }
+        PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
+            let at = token * (k / QK) + block;
+            let sumi: i32 = (0..QK).map(|j| row.quants[j] * i32::from(a[j])).sum();
+            let m = half::f16::from_bits(row.dmin).to_f32();
+            sumf + ((dw * acts.scales[at]) * sumi as f32 + m * acts.scaled_sums[at])
         }
         PackedFormat::Q4_K | PackedFormat::Q5_K => {
             let da = acts.scales[token * (k / QK_K) + block];

@@ -13,17 +13,14 @@ use super::*;
 use crate::formats::test_support::{bytes, gaussian, rng, scale, uniform};
 
 /// The quantized formats, bit-identical to `vec_dot`.
-const FORMATS: [PackedFormat; 7] = [
-    PackedFormat::Q4_0,
-    PackedFormat::Q5_0,
-    PackedFormat::Q8_0,
-    PackedFormat::Q4_K,
-    PackedFormat::Q5_K,
-    PackedFormat::Q6_K,
-    PackedFormat::Q8_K,
-];
+fn quantized_formats() -> impl Iterator<Item = PackedFormat> {
+    PackedFormat::ALL.into_iter().filter(|f| !f.is_float())
+}
 
-const FLOAT_FORMATS: [PackedFormat; 3] = [PackedFormat::F32, PackedFormat::F16, PackedFormat::BF16];
+/// F32, F16 and BF16, within a rounding bound of `vec_dot`.
+fn float_formats() -> impl Iterator<Item = PackedFormat> {
+    PackedFormat::ALL.into_iter().filter(|f| f.is_float())
+}
 
 /// Weights from quantizing Gaussian values (realistic), or raw random bytes with finite scales
 /// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128). Raw float weights
@@ -65,7 +62,7 @@ fn weights(
         let d = scale(&mut r).to_le_bytes();
         match format {
             PackedFormat::Q6_K => block[208..210].copy_from_slice(&d),
-            PackedFormat::Q4_K | PackedFormat::Q5_K => {
+            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
                 block[0..2].copy_from_slice(&d);
                 block[2..4].copy_from_slice(&scale(&mut r).to_le_bytes());
             }
@@ -107,7 +104,7 @@ fn assert_bits_equal(actual: &[f32], expected: &[f32], what: &str) {
 #[test]
 fn every_path_is_bit_identical_to_the_scalar_reference() {
     let isas = Isa::available();
-    for format in FORMATS {
+    for format in quantized_formats() {
         for (num_rows, row_length, raw) in [(70, 512, false), (16, 768, true), (5, 256, true)] {
             let w = weights(format, num_rows, row_length, 7 + num_rows as u64, raw);
             let packed = PackedMatrix::pack(format, &w, num_rows, row_length).expect("pack");
@@ -141,7 +138,7 @@ fn every_path_is_bit_identical_to_the_scalar_reference() {
 fn float_paths_match_the_scalar_kernel_and_vec_dot_within_the_bound() {
     let isas = Isa::available();
     let mut worst = 0.0f64;
-    for format in FLOAT_FORMATS {
+    for format in float_formats() {
         for (num_rows, row_length, raw) in
             [(70, 512, false), (16, 768, true), (5, 256, true), (9, 40, true)]
         {
@@ -181,6 +178,14 @@ fn float_paths_match_the_scalar_kernel_and_vec_dot_within_the_bound() {
         }
     }
     println!("float formats: worst |packed − vec_dot| = {worst:.2} · 2⁻²⁴ · Σ|w·x|");
+}
+
+#[test]
+fn format_codes_round_trip() {
+    for format in PackedFormat::ALL {
+        assert_eq!(PackedFormat::from_code(format as u8), format);
+        assert_eq!(PackedFormat::of(format.ggml_type()), Some(format));
+    }
 }
 
 #[test]

@@ -206,13 +206,8 @@ unsafe fn fifth_bits<I: Isa>(
     }
 }
 
-const Q4_0: u8 = 0;
-const Q5_0: u8 = 1;
-const Q8_0: u8 = 2;
-const Q8_K: u8 = 3;
-
-/// Q4_0, Q5_0, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for `NT` tokens
-/// from `first_token`.
+/// Q4_0, Q5_0, Q4_1, Q5_1, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for
+/// `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -220,14 +215,9 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
-    let format = match F {
-        Q4_0 => PackedFormat::Q4_0,
-        Q5_0 => PackedFormat::Q5_0,
-        Q8_0 => PackedFormat::Q8_0,
-        _ => PackedFormat::Q8_K,
-    };
+    let format = const { PackedFormat::from_code(F) };
     let (n, block_bytes) = (format.block_elements(), format.group_block_bytes());
-    let signed = F == Q8_0 || F == Q8_K;
+    let signed = F == Q8_0_CODE || F == Q8_K_CODE;
     let offset = if signed { I::Q8_0_OFFSET } else { format.offset() };
     let nb = acts.row_length() / n;
     debug_assert!(group.len() >= nb * block_bytes && out.len() >= NT);
@@ -241,11 +231,13 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
             prefetch_ahead::<NT>(blk, block_bytes);
             // The offset's correction starts chain 0: Σ (q + offset)·a − offset·Σa.
             let mut isum = [[_mm256_setzero_si256(); CH]; NT];
-            for (t, chains) in isum.iter_mut().enumerate() {
-                chains[0] = _mm256_set1_epi32(-offset * acts.sums[(first_token + t) * nb + b]);
+            if offset != 0 {
+                for (t, chains) in isum.iter_mut().enumerate() {
+                    chains[0] = _mm256_set1_epi32(-offset * acts.sums[(first_token + t) * nb + b]);
+                }
             }
             if signed {
-                let first = if F == Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
+                let first = if F == Q8_K_CODE { Q8_K_QUANTS } else { Q8_0_QUANTS };
                 for quad in 0..n / 4 {
                     let w = load(blk.add(first + 32 * quad));
                     for t in 0..NT {
@@ -254,29 +246,36 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                     }
                 }
             } else {
-                let base = if F == Q5_0 { Q5_0_QUANTS } else { Q4_0_QUANTS };
                 for c in 0..4 {
-                    let v = load(blk.add(base + 32 * c));
+                    let v = load(blk.add(format.legacy_quants() + 32 * c));
                     let (mut lo, mut hi) = (low_nibbles(v), high_nibbles(v));
-                    if F == Q5_0 {
-                        (lo, hi) = fifth_bits::<I>(blk.add(Q5_0_MASKS), c, lo, hi);
+                    if let Some(masks) = format.legacy_masks() {
+                        (lo, hi) = fifth_bits::<I>(blk.add(masks), c, lo, hi);
                     }
                     dot_chunk::<I, NT, CH>(&mut isum, &quants, 32 * b + 8 * c, c, lo, hi);
                 }
             }
-            let dw = if F == Q8_K {
+            let dw = if F == Q8_K_CODE {
                 _mm256_loadu_ps(blk.add(SCALES).cast())
             } else {
                 row_scales(blk.add(SCALES))
             };
+            let with_min = format.has_block_min();
+            let m = if with_min { row_scales(blk.add(LEGACY_MINS)) } else { _mm256_setzero_ps() };
             for t in 0..NT {
-                let da = _mm256_set1_ps(acts.scales[(first_token + t) * nb + b]);
+                let at = (first_token + t) * nb + b;
+                let da = _mm256_set1_ps(acts.scales[at]);
                 let sumi = _mm256_cvtepi32_ps(sum_chains(isum[t]));
-                let term = if F == Q4_0 {
+                let mut term = if F == Q4_0_CODE {
                     _mm256_mul_ps(_mm256_mul_ps(sumi, dw), da)
                 } else {
                     _mm256_mul_ps(_mm256_mul_ps(dw, da), sumi)
                 };
+                if with_min {
+                    // ggml's `+ m · s`, inside the block's term.
+                    let s = _mm256_set1_ps(acts.scaled_sums[at]);
+                    term = _mm256_add_ps(term, _mm256_mul_ps(m, s));
+                }
                 acc[t] = _mm256_add_ps(acc[t], term);
             }
         }
@@ -479,13 +478,15 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match format {
-            PackedFormat::Q4_0 => legacy::<I, Q4_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q5_0 => legacy::<I, Q5_0, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q8_0 => legacy::<I, Q8_0, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_0 => legacy::<I, Q4_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_0 => legacy::<I, Q5_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_0 => legacy::<I, Q8_0_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q4_1 => legacy::<I, Q4_1_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q5_1 => legacy::<I, Q5_1_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q4_K => q4_k::<I, false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<I, true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q8_K => legacy::<I, Q8_K, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q8_K => legacy::<I, Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
             PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),
