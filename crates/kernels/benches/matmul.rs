@@ -2,7 +2,7 @@
 //! every kernel path this CPU has. Throughput is weight bytes per second, so GEMV numbers
 //! compare directly with the machine's memory bandwidth. The matrices (≥ 37 MB) exceed the
 //! last-level cache, as a model's weights do. The formats packed last (Q5_K, Q8_K, F32, F16,
-//! BF16, Q4_1, Q5_1) also run the row path they replaced (`row-path`, 1 token; 64 would take
+//! BF16, Q4_1, Q5_1, Q3_K) also run the row path they replaced (`row-path`, 1 token; 64 would take
 //! seconds per iteration), for comparison.
 //!
 //!   cargo bench -p uma-kernels --bench matmul [-- FILTER]
@@ -26,7 +26,7 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// `NUM_ROWS × ROW_LENGTH` weights of `ty`: quantized values, or for a type without a
-/// quantizer (Q5_K) pseudo-random quants under small finite f16 scales.
+/// quantizer (Q5_K, Q3_K, Q2_K) pseudo-random quants under small finite f16 scales.
 fn weights(ty: GgmlType) -> Vec<u8> {
     let n = NUM_ROWS * ROW_LENGTH;
     let mut bytes = vec![0u8; ty.bytes_for(n as u64).expect("fits") as usize];
@@ -39,9 +39,17 @@ fn weights(ty: GgmlType) -> Vec<u8> {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *b = (state >> 56) as u8;
     }
-    assert_eq!(ty, GgmlType::Q5_K, "only Q5_K lacks a quantizer here");
+    // Where each block keeps its f16 super-block scales (d, and dmin where it has one).
+    let scales: &[usize] = match ty {
+        GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q2_K => &[80, 82],
+        _ => panic!("{ty} has a quantizer"),
+    };
     for block in bytes.chunks_exact_mut(ty.type_size()) {
-        block[0..4].copy_from_slice(&[0x00, 0x20, 0x00, 0x20]); // d = dmin = 2⁻⁷ as f16
+        for &at in scales {
+            block[at..at + 2].copy_from_slice(&[0x00, 0x20]); // 2⁻⁷ as f16
+        }
     }
     bytes
 }
@@ -54,7 +62,7 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
     group.throughput(Throughput::Bytes(packed.size_in_bytes() as u64));
     group.sample_size(20);
     use GgmlType::*;
-    if matches!(ty, Q5_K | Q8_K | F32 | F16 | BF16 | Q4_1 | Q5_1) {
+    if matches!(ty, Q5_K | Q8_K | F32 | F16 | BF16 | Q4_1 | Q5_1 | Q3_K) {
         let w = WeightMatrix::new(ty, &bytes, NUM_ROWS, ROW_LENGTH).expect("weights");
         let mut acts = QuantizedActivations::new();
         acts.quantize_for(ty, &values(ROW_LENGTH, 2), ROW_LENGTH).expect("quantize");
@@ -84,7 +92,7 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
 
 fn matmul(c: &mut Criterion) {
     use GgmlType::*;
-    for ty in [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K, Q8_K, F16, BF16, F32, Q4_1, Q5_1] {
+    for ty in [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K, Q8_K, F16, BF16, F32, Q4_1, Q5_1, Q3_K] {
         bench_format(c, ty);
     }
 }

@@ -7,7 +7,7 @@
 //! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
 //!
 //! This is the general path, straight from the mapped blocks, for every type with a dot
-//! product; most types (all but Q2_K and Q3_K) have the faster repacked path in
+//! product; most types (all but Q2_K) have the faster repacked path in
 //! [`crate::packed`], which models use. The row loop is the scalar `vec_dot` of each format,
 //! compiled a second time with AVX2 enabled on x86-64 and chosen at run time; work is split over
 //! output rows on the thread pool.

@@ -32,7 +32,7 @@ const _: () = assert!(size_of::<BlockQ3_K>() == 110);
 impl BlockQ3_K {
     /// The signed 3-bit quant of element `j` (−4..=3).
     #[inline]
-    fn quant(&self, j: usize) -> i32 {
+    pub(crate) fn quant(&self, j: usize) -> i32 {
         let shift = 2 * ((j % 128) / 32);
         let low = i32::from((self.qs[32 * (j / 128) + j % 32] >> shift) & 3);
         let high_set = self.hmask[j % 32] & (1 << (j / 32)) != 0;

@@ -25,10 +25,10 @@ pub struct PackedActivations {
     pub(crate) scales: Vec<f32>,      // [num_tokens, row_length / block]; Q8_0, Q8_1: the f16 scale
     pub(crate) sums: Vec<i32>,        // [num_tokens, row_length / block] Σ quants per block
     pub(crate) scaled_sums: Vec<f32>, // Q8_1 only: [num_tokens, row_length / 32] the f16 `s`
+    pub(crate) sums16: Vec<i32>,      // Q8_K only: [num_tokens, row_length / 16] ggml's bsums
     pub(crate) sums32: Vec<i32>,      // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
     // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
     pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
-    pub(crate) q6_k_corrections: Vec<i32>, // [num_tokens, row_length / 16] −32 · Σ per 16
     pub(crate) values: Vec<f32>,      // F32 only: [num_tokens, row_length]
 }
 
@@ -99,7 +99,7 @@ impl PackedActivations {
         let k_quant_len = |n: usize| if k_quant { num_tokens * (row_length / n) } else { 0 };
         resize(&mut self.sums32, k_quant_len(QK));
         resize(&mut self.sum32_pairs, k_quant_len(64));
-        resize(&mut self.q6_k_corrections, k_quant_len(16));
+        resize(&mut self.sums16, k_quant_len(16));
 
         let quants = SharedSlice::new(&mut self.quants);
         let scales = SharedSlice::new(&mut self.scales);
@@ -107,7 +107,7 @@ impl PackedActivations {
         let scaled_sums = SharedSlice::new(&mut self.scaled_sums);
         let sums32 = SharedSlice::new(&mut self.sums32);
         let sum32_pairs = SharedSlice::new(&mut self.sum32_pairs);
-        let q6_k_corrections = SharedSlice::new(&mut self.q6_k_corrections);
+        let sums16 = SharedSlice::new(&mut self.sums16);
         let nb = row_length / block;
         let quantize_token = |t: usize| {
             let src = &x[t * row_length..(t + 1) * row_length];
@@ -115,7 +115,7 @@ impl PackedActivations {
             let per_k = |n: usize| if k_quant { row_length / n } else { 0 };
             let per_q8_1 = if q8_1 { nb } else { 0 };
             // SAFETY: each token writes only its own rows of every plane.
-            let (q, s, sm, ss, s32, pairs, q6) = unsafe {
+            let (q, s, sm, ss, s32, pairs, s16) = unsafe {
                 (
                     quants.slice_mut(t * row_length, row_length),
                     scales.slice_mut(t * nb, nb),
@@ -123,10 +123,10 @@ impl PackedActivations {
                     scaled_sums.slice_mut(t * per_q8_1, per_q8_1),
                     sums32.slice_mut(t * per_k(QK), per_k(QK)),
                     sum32_pairs.slice_mut(t * per_k(64), per_k(64)),
-                    q6_k_corrections.slice_mut(t * per_k(16), per_k(16)),
+                    sums16.slice_mut(t * per_k(16), per_k(16)),
                 )
             };
-            let planes = TokenPlanes { q, s, sm, ss, s32, pairs, q6 };
+            let planes = TokenPlanes { q, s, sm, ss, s32, pairs, s16 };
             quantize_token_dispatch(format, src, planes);
         };
         for_each_task(num_tokens, &quantize_token);
@@ -164,7 +164,7 @@ struct TokenPlanes<'a> {
     ss: &'a mut [f32],
     s32: &'a mut [i32],
     pairs: &'a mut [i32],
-    q6: &'a mut [i32],
+    s16: &'a mut [i32],
 }
 
 /// Quantizes one token with the widest vectors this CPU has: compiled for the instruction set,
@@ -200,7 +200,7 @@ unsafe fn quantize_token_avx2(format: ActivationFormat, src: &[f32], planes: Tok
 
 #[inline(always)]
 fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
-    let TokenPlanes { q, s, sm, ss, s32, pairs, q6 } = planes;
+    let TokenPlanes { q, s, sm, ss, s32, pairs, s16 } = planes;
     let nb = s.len();
     match format {
         ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => {
@@ -227,7 +227,7 @@ fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>
                 s[b] = block.d;
                 sm[b] = block.bsums.iter().map(|&v| i32::from(v)).sum();
                 for k in 0..16 {
-                    q6[b * 16 + k] = -32 * i32::from(block.bsums[k]);
+                    s16[b * 16 + k] = i32::from(block.bsums[k]);
                 }
                 for k in 0..8 {
                     s32[b * 8 + k] =

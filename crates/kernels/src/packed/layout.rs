@@ -6,7 +6,8 @@
 //!
 //! Quants are stored unsigned (`q + offset`, the offset subtracted through the activation block
 //! sums) except Q8_0's and Q8_K's, which stay signed. Every format keeps its bytes per weight,
-//! except Q4_K and Q5_K whose 6-bit scales and mins are widened to bytes (+2.8%, +2.3%).
+//! except Q4_K, Q5_K and Q3_K whose 6-bit scales (and mins) are widened to bytes (+2.8%, +2.3%,
+//! +3.6%).
 //! Q4_1 and Q5_1 keep their f16 min beside the scale; the kernels add `m · s` with the
 //! activation block's Q8_1 sum `s`, as ggml does.
 //!
@@ -19,7 +20,8 @@ use uma_gguf::GgmlType;
 use crate::bytes::blocks_from_bytes_or_copy;
 use crate::error::{KernelError, Result};
 use crate::formats::float::bf16_to_f32;
-use crate::formats::k_scales::get_scale_min_k4;
+use crate::formats::k_scales::{get_scale_min_k4, q3_k_scales};
+use crate::formats::q3_k::BlockQ3_K;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
 use crate::formats::q4_k::BlockQ4_K;
@@ -49,6 +51,7 @@ pub enum PackedFormat {
     Q5_K,
     Q6_K,
     Q8_K,
+    Q3_K,
     F32,
     F16,
     BF16,
@@ -87,6 +90,8 @@ pub(crate) const Q8_0_CODE: u8 = PackedFormat::Q8_0 as u8;
 pub(crate) const Q4_1_CODE: u8 = PackedFormat::Q4_1 as u8;
 pub(crate) const Q5_1_CODE: u8 = PackedFormat::Q5_1 as u8;
 pub(crate) const Q8_K_CODE: u8 = PackedFormat::Q8_K as u8;
+pub(crate) const Q6_K_CODE: u8 = PackedFormat::Q6_K as u8;
+pub(crate) const Q3_K_CODE: u8 = PackedFormat::Q3_K as u8;
 pub(crate) const F32_CODE: u8 = PackedFormat::F32 as u8;
 pub(crate) const F16_CODE: u8 = PackedFormat::F16 as u8;
 pub(crate) const BF16_CODE: u8 = PackedFormat::BF16 as u8;
@@ -106,10 +111,12 @@ pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
 pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
 pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
 pub(crate) const Q4_K_QUANTS: usize = 160; // [8 sub-blocks][4 chunks] of 32 bytes
-                                           // Q5_K: Q4_K's d, dmin, sub-scales and mins at the same offsets, then its sub-blocks.
+
+// Q5_K: Q4_K's d, dmin, sub-scales and mins at the same offsets, then its sub-blocks.
 pub(crate) const Q5_K_SUB_BLOCKS: usize = 160; // [8 sub-blocks] of 160 bytes, see q5_k_masks
-pub(crate) const Q6_K_SUB_SCALES: usize = 16; // [16 sub-blocks][8 rows] i8
+pub(crate) const I8_SUB_SCALES: usize = 16; // Q6_K, Q3_K: [16 sub-blocks][8 rows] i8
 pub(crate) const Q6_K_SUB_BLOCKS: usize = 144; // [16 sub-blocks] of 96 bytes, see q6_k_low
+pub(crate) const Q3_K_SUB_BLOCKS: usize = 144; // [8 sub-block pairs] of 96 bytes, see q3_k_low
 
 /// Q6_K sub-block `s` (16 quants of each row) is two nibble chunks then one chunk of 2-bit high
 /// parts, in the order the kernels read them: the weights stream strictly sequentially (two
@@ -134,6 +141,19 @@ pub(crate) const fn q6_k_high(s: usize) -> usize {
     q6_k_low(s) + 64
 }
 
+/// Q3_K sub-blocks `2p` and `2p + 1` (16 quants of each row each) are a pair: the low 2 bits of
+/// each (a chunk like Q6_K's high parts: byte `4·row + k`, bits `2i..2i+2` for quad `i`), then
+/// one chunk of their high bits (bit `i` for quad `i` of sub-block `2p`, bit `4 + i` of `2p + 1`).
+/// Separate bit planes cost two ALU operations per quad to join and keep 3 bits per weight.
+pub(crate) const fn q3_k_low(s: usize) -> usize {
+    Q3_K_SUB_BLOCKS + 96 * (s / 2) + 32 * (s % 2)
+}
+
+/// The high-bit chunk shared by Q3_K sub-block `s` and its pair.
+pub(crate) const fn q3_k_high(s: usize) -> usize {
+    Q3_K_SUB_BLOCKS + 96 * (s / 2) + 64
+}
+
 impl PackedFormat {
     /// The packed format of a ggml type, if it has one.
     pub fn of(ty: GgmlType) -> Option<PackedFormat> {
@@ -146,6 +166,7 @@ impl PackedFormat {
             GgmlType::Q4_K => PackedFormat::Q4_K,
             GgmlType::Q5_K => PackedFormat::Q5_K,
             GgmlType::Q6_K => PackedFormat::Q6_K,
+            GgmlType::Q3_K => PackedFormat::Q3_K,
             GgmlType::Q8_K => PackedFormat::Q8_K,
             GgmlType::F32 => PackedFormat::F32,
             GgmlType::F16 => PackedFormat::F16,
@@ -165,6 +186,7 @@ impl PackedFormat {
             PackedFormat::Q4_K => GgmlType::Q4_K,
             PackedFormat::Q5_K => GgmlType::Q5_K,
             PackedFormat::Q6_K => GgmlType::Q6_K,
+            PackedFormat::Q3_K => GgmlType::Q3_K,
             PackedFormat::Q8_K => GgmlType::Q8_K,
             PackedFormat::F32 => GgmlType::F32,
             PackedFormat::F16 => GgmlType::F16,
@@ -173,7 +195,7 @@ impl PackedFormat {
     }
 
     /// Every packed format, in the order of their discriminants.
-    pub const ALL: [PackedFormat; 12] = [
+    pub const ALL: [PackedFormat; 13] = [
         PackedFormat::Q4_0,
         PackedFormat::Q5_0,
         PackedFormat::Q8_0,
@@ -183,6 +205,7 @@ impl PackedFormat {
         PackedFormat::Q5_K,
         PackedFormat::Q6_K,
         PackedFormat::Q8_K,
+        PackedFormat::Q3_K,
         PackedFormat::F32,
         PackedFormat::F16,
         PackedFormat::BF16,
@@ -201,9 +224,11 @@ impl PackedFormat {
             | PackedFormat::Q8_0
             | PackedFormat::Q4_1
             | PackedFormat::Q5_1 => QK,
-            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
-                QK_K
-            }
+            PackedFormat::Q4_K
+            | PackedFormat::Q5_K
+            | PackedFormat::Q6_K
+            | PackedFormat::Q8_K
+            | PackedFormat::Q3_K => QK_K,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => FLOAT_BLOCK,
         }
     }
@@ -219,6 +244,7 @@ impl PackedFormat {
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
             PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
+            PackedFormat::Q3_K => q3_k_low(16),
             PackedFormat::Q8_K => Q8_K_QUANTS + 2048,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
                 FLOAT_BLOCK * ROWS * self.ggml_type().type_size()
@@ -231,9 +257,11 @@ impl PackedFormat {
         match self {
             PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
             PackedFormat::Q4_1 | PackedFormat::Q5_1 => ActivationFormat::Q8_1,
-            PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q6_K | PackedFormat::Q8_K => {
-                ActivationFormat::Q8_K
-            }
+            PackedFormat::Q4_K
+            | PackedFormat::Q5_K
+            | PackedFormat::Q6_K
+            | PackedFormat::Q8_K
+            | PackedFormat::Q3_K => ActivationFormat::Q8_K,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => ActivationFormat::F32,
         }
     }
@@ -278,6 +306,7 @@ impl PackedFormat {
             // Their mins play the offset's role.
             PackedFormat::Q4_1 | PackedFormat::Q5_1 | PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
             PackedFormat::Q6_K => 32,
+            PackedFormat::Q3_K => 4,
         }
     }
 }
@@ -289,7 +318,7 @@ pub(crate) struct RowBlock {
     pub(crate) d: u16,                // f16 bits (all but Q8_K)
     pub(crate) d32: f32,              // Q8_K's f32 d
     pub(crate) dmin: u16,             // f16 bits: Q4_K's and Q5_K's dmin, Q4_1's and Q5_1's m
-    pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K: 16 i8 scales
+    pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K, Q3_K: 16 i8 scales
     pub(crate) mins: [i32; 8],        // Q4_K, Q5_K: 8 u6 mins
 }
 
@@ -367,6 +396,16 @@ fn decode_k4_scales(d: half::f16, dmin: half::f16, scales: &[u8; 12], out: &mut 
     out.dmin = dmin.to_bits();
 }
 
+fn decode_q3_k(b: &BlockQ3_K, out: &mut RowBlock) {
+    for (j, q) in out.quants.iter_mut().enumerate() {
+        *q = b.quant(j) + 4;
+    }
+    for (sub_scale, sc) in out.sub_scales.iter_mut().zip(q3_k_scales(&b.scales)) {
+        *sub_scale = i32::from(sc);
+    }
+    out.d = b.d.to_bits();
+}
+
 fn decode_q6_k(b: &BlockQ6_K, out: &mut RowBlock) {
     for h in 0..2 {
         for l in 0..32 {
@@ -395,6 +434,29 @@ fn write_nibble_chunk(dst: &mut [u8], rows: &[RowBlock; ROWS], first: usize) {
             dst[4 * r + k] = lo | (hi << 4);
         }
     }
+}
+
+/// A 32-byte chunk of `width`-bit fields: byte `4·row + k` holds bits `shift..shift + width` of
+/// quant `first + 4i + k` of the row at bits `width·i..width·(i + 1)`, for the `8 / width` quads
+/// `i` from `first` (Q6_K's high parts, Q3_K's low parts and high bits).
+fn write_bit_chunk(dst: &mut [u8], rows: &[RowBlock; ROWS], first: usize, shift: u32, width: u32) {
+    for (r, row) in rows.iter().enumerate() {
+        for k in 0..4 {
+            let mut byte = 0u8;
+            for i in 0..8 / width {
+                let field = (row.quants[first + 4 * i as usize + k] >> shift) & ((1 << width) - 1);
+                byte |= (field as u8) << (width * i);
+            }
+            dst[4 * r + k] = byte;
+        }
+    }
+}
+
+/// The `width`-bit field of quant `j` of row `r` in a chunk that [`write_bit_chunk`] wrote from
+/// quant `first` on.
+fn read_bit_chunk(chunk: &[u8], r: usize, first: usize, j: usize, width: u32) -> i32 {
+    let (i, k) = ((j - first) / 4, j % 4);
+    i32::from((chunk[4 * r + k] >> (width as usize * i)) & ((1 << width) - 1))
 }
 
 /// Bit `4·row + k` set where quant `first + k` of the row has its fifth bit (Q5_0, Q5_K).
@@ -473,25 +535,23 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                 }
             }
         }
-        PackedFormat::Q6_K => {
+        PackedFormat::Q6_K | PackedFormat::Q3_K => {
             for (r, row) in rows.iter().enumerate() {
                 for s in 0..16 {
-                    dst[Q6_K_SUB_SCALES + 8 * s + r] = row.sub_scales[s] as i8 as u8;
+                    dst[I8_SUB_SCALES + 8 * s + r] = row.sub_scales[s] as i8 as u8;
                 }
             }
             for s in 0..16 {
-                for c in 0..2 {
-                    let at = q6_k_low(s) + 32 * c;
-                    write_nibble_chunk(&mut dst[at..at + 32], rows, 16 * s + 8 * c);
-                }
-                for (r, row) in rows.iter().enumerate() {
-                    for k in 0..4 {
-                        let mut byte = 0u8;
-                        for quad in 0..4 {
-                            let high = ((row.quants[16 * s + 4 * quad + k] >> 4) & 3) as u8;
-                            byte |= high << (2 * quad);
-                        }
-                        dst[q6_k_high(s) + 4 * r + k] = byte;
+                if format == PackedFormat::Q6_K {
+                    for c in 0..2 {
+                        let at = q6_k_low(s) + 32 * c;
+                        write_nibble_chunk(&mut dst[at..at + 32], rows, 16 * s + 8 * c);
+                    }
+                    write_bit_chunk(&mut dst[q6_k_high(s)..], rows, 16 * s, 4, 2);
+                } else {
+                    write_bit_chunk(&mut dst[q3_k_low(s)..], rows, 16 * s, 0, 2);
+                    if s % 2 == 0 {
+                        write_bit_chunk(&mut dst[q3_k_high(s)..], rows, 16 * s, 2, 1);
                     }
                 }
             }
@@ -575,6 +635,7 @@ pub(crate) fn pack_groups(
                 PackedFormat::Q4_K => decode!(BlockQ4_K, decode_q4_k),
                 PackedFormat::Q5_K => decode!(BlockQ5_K, decode_q5_k),
                 PackedFormat::Q6_K => decode!(BlockQ6_K, decode_q6_k),
+                PackedFormat::Q3_K => decode!(BlockQ3_K, decode_q3_k),
                 PackedFormat::Q8_K => decode!(BlockQ8_K, decode_q8_k),
                 PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
                     unreachable!("floats are packed above")
@@ -639,15 +700,20 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                 }
             }
         }
-        PackedFormat::Q6_K => {
+        PackedFormat::Q6_K | PackedFormat::Q3_K => {
             for s in 0..16 {
-                out.sub_scales[s] = i32::from(src[Q6_K_SUB_SCALES + 8 * s + r] as i8);
+                out.sub_scales[s] = i32::from(src[I8_SUB_SCALES + 8 * s + r] as i8);
             }
             for j in 0..QK_K {
-                let chunk = &src[q6_k_low(j / 16) + 32 * ((j % 16) / 8)..];
-                let high_byte = src[q6_k_high(j / 16) + 4 * r + j % 4];
-                let high = (high_byte >> (2 * ((j % 16) / 4))) & 3;
-                out.quants[j] = nibble(chunk, j % 8) | (i32::from(high) << 4);
+                let (s, first) = (j / 16, j / 16 * 16);
+                out.quants[j] = if format == PackedFormat::Q6_K {
+                    let chunk = &src[q6_k_low(s) + 32 * ((j % 16) / 8)..];
+                    nibble(chunk, j % 8) | read_bit_chunk(&src[q6_k_high(s)..], r, first, j, 2) << 4
+                } else {
+                    let low = read_bit_chunk(&src[q3_k_low(s)..], r, first, j, 2);
+                    let pair_first = j / 32 * 32;
+                    low | read_bit_chunk(&src[q3_k_high(s)..], r, pair_first, j, 1) << 2
+                };
             }
         }
         PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {

@@ -15,6 +15,8 @@
 //! registers (`fcvtl` for F16, a shift for BF16) and fuse multiply-adds (`fmla` by element: one
 //! activation load serves 4 elements) in the order of [`FLOAT_CHAINS`], as the scalar kernel.
 #![allow(unsafe_code)]
+// Half, token and chain loops index several arrays in step; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -168,18 +170,57 @@ unsafe fn with_fifth_bits(
     quads
 }
 
-/// Q6_K's two high bits of quad `i` (bits `2i..2i+2` of each byte of `h`) moved to bits 4..6.
+/// A bit field of every byte moved by `n` bits (left, or right for negative `n`) and kept where
+/// `mask` is set.
 #[inline(always)]
-unsafe fn q6_high(h: uint8x16_t, quad: usize) -> uint8x16_t {
+unsafe fn move_bits(v: Rows<uint8x16_t>, n: i8, mask: u8) -> Rows<uint8x16_t> {
     // SAFETY: NEON is baseline on aarch64.
     unsafe {
-        let moved = match quad {
-            0 => vshlq_n_u8::<4>(h),
-            1 => vshlq_n_u8::<2>(h),
-            2 => h,
-            _ => vshrq_n_u8::<2>(h),
-        };
-        vandq_u8(moved, vdupq_n_u8(0x30))
+        let (n, mask) = (vdupq_n_s8(n), vdupq_n_u8(mask));
+        [vandq_u8(vshlq_u8(v[0], n), mask), vandq_u8(vshlq_u8(v[1], n), mask)]
+    }
+}
+
+#[inline(always)]
+unsafe fn or(a: Rows<uint8x16_t>, b: Rows<uint8x16_t>) -> Rows<uint8x16_t> {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { [vorrq_u8(a[0], b[0]), vorrq_u8(a[1], b[1])] }
+}
+
+/// One 32-byte chunk of the group: rows 0–3, rows 4–7.
+#[inline(always)]
+unsafe fn load_chunk(p: *const u8) -> Rows<uint8x16_t> {
+    // SAFETY: callers pass pointers to 32 readable bytes.
+    unsafe { [vld1q_u8(p), vld1q_u8(p.add(16))] }
+}
+
+/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K or
+/// Q3_K group-block: nibbles and 2-bit high parts, or 2-bit low parts and high bits.
+///
+/// # Safety
+/// `blk` points to a whole group-block of the format.
+#[inline(always)]
+unsafe fn k16_quads<const F: u8>(blk: *const u8, s: usize) -> [Rows<uint8x16_t>; 4] {
+    // SAFETY: the chunks of sub-block `s` lie inside the group-block.
+    unsafe {
+        if F == Q6_K_CODE {
+            // High parts of quad i at bits 2i..2i+2, moved to bits 4..6.
+            let h = load_chunk(blk.add(q6_k_high(s)));
+            let mut quads = nibble_quads(blk.add(q6_k_low(s)));
+            for (i, quad) in quads.iter_mut().enumerate() {
+                *quad = or(*quad, move_bits(h, 4 - 2 * i as i8, 0x30));
+            }
+            quads
+        } else {
+            // Q3_K: low parts of quad i at bits 2i..2i+2, its high bit at bit 4·(s % 2) + i.
+            let (low, high) = (load_chunk(blk.add(q3_k_low(s))), load_chunk(blk.add(q3_k_high(s))));
+            let mut quads = [low; 4];
+            for (i, quad) in quads.iter_mut().enumerate() {
+                let high_bit = (4 * (s % 2) + i) as i8;
+                *quad = or(move_bits(low, -2 * i as i8, 0x03), move_bits(high, 2 - high_bit, 0x04));
+            }
+            quads
+        }
     }
 }
 
@@ -419,16 +460,18 @@ unsafe fn q4_k<const FIVE: bool, const NT: usize, const CH: usize>(
     }
 }
 
-/// Q6_K for `NT` tokens from `first_token`.
+/// Q6_K and Q3_K (16 sub-blocks of 16 quants, an i8 scale each, one f16 `d`) for `NT` tokens
+/// from `first_token`.
 #[inline(always)]
-unsafe fn q6_k<const NT: usize, const CH: usize>(
+unsafe fn k16<const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
     acts: &PackedActivations,
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
+    let format = const { PackedFormat::from_code(F) };
     let nsb = acts.row_length() / 256;
-    let block_bytes = PackedFormat::Q6_K.group_block_bytes();
+    let block_bytes = format.group_block_bytes();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales per token.
     unsafe {
@@ -438,21 +481,10 @@ unsafe fn q6_k<const NT: usize, const CH: usize>(
             let blk = group.as_ptr().add(sb * block_bytes);
             let mut total = [zero(); NT];
             for s in 0..16 {
-                let high = blk.add(q6_k_high(s));
-                let h = [vld1q_u8(high), vld1q_u8(high.add(16))];
-                let mut quads = nibble_quads(blk.add(q6_k_low(s)));
-                for (i, quad) in quads.iter_mut().enumerate() {
-                    *quad =
-                        [vorrq_u8(quad[0], q6_high(h[0], i)), vorrq_u8(quad[1], q6_high(h[1], i))];
-                }
+                let quads = signed(k16_quads::<F>(blk, s), format);
                 let mut sub = [[zero(); CH]; NT];
-                dot_quads::<NT, CH>(
-                    &mut sub,
-                    &signed(quads, PackedFormat::Q6_K),
-                    &quants,
-                    256 * sb + 16 * s,
-                );
-                let scales = widen_i16(vmovl_s8(vld1_s8(blk.add(Q6_K_SUB_SCALES + 8 * s).cast())));
+                dot_quads::<NT, CH>(&mut sub, &quads, &quants, 256 * sb + 16 * s);
+                let scales = widen_i16(vmovl_s8(vld1_s8(blk.add(I8_SUB_SCALES + 8 * s).cast())));
                 for t in 0..NT {
                     total[t] = add_scaled(total[t], sum_chains(sub[t]), scales);
                 }
@@ -569,7 +601,8 @@ unsafe fn tile<const NT: usize, const CH: usize>(
             PackedFormat::Q5_1 => legacy::<Q5_1_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q4_K => q4_k::<false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<true, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q6_K => q6_k::<NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q6_K => k16::<Q6_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q3_K => k16::<Q3_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),

@@ -117,7 +117,7 @@ fn accumulate(
             let dmin = half::f16::from_bits(row.dmin).to_f32();
             sumf + dw * da * sumi as f32 - dmin * da * summins as f32
         }
-        PackedFormat::Q6_K => {
+        PackedFormat::Q6_K | PackedFormat::Q3_K => {
             let da = acts.scales[token * (k / QK_K) + block];
             let mut sumi = 0i32;
             for s in 0..16 {

@@ -344,32 +344,78 @@ unsafe fn q4_k<I: Isa, const FIVE: bool, const NT: usize, const CH: usize>(
     }
 }
 
-/// Two high bits of quad `i` (bits `2i..2i+2` of each byte) moved to bits 4..6.
+/// A bit field of every byte moved by `n` bits (left, or right for negative `n`) and kept where
+/// `mask` is set. The shifts are 16-bit ones, so the kept bits must come from the same byte:
+/// mask bits at `n` or above for left shifts, at `7 − |n|` or below for right shifts.
 #[inline(always)]
-unsafe fn q6_high(h: __m256i, quad: usize) -> __m256i {
+unsafe fn move_bits(v: __m256i, n: i32, mask: u8) -> __m256i {
+    debug_assert!(if n >= 0 { mask >> n << n == mask } else { u16::from(mask) << -n <= 0xff });
     // SAFETY: compiled with AVX2.
     unsafe {
-        let moved = match quad {
-            0 => _mm256_slli_epi16(h, 4),
-            1 => _mm256_slli_epi16(h, 2),
-            2 => h,
-            _ => _mm256_srli_epi16(h, 2),
+        let moved = match n {
+            4 => _mm256_slli_epi16(v, 4),
+            2 => _mm256_slli_epi16(v, 2),
+            1 => _mm256_slli_epi16(v, 1),
+            0 => v,
+            -1 => _mm256_srli_epi16(v, 1),
+            -2 => _mm256_srli_epi16(v, 2),
+            -4 => _mm256_srli_epi16(v, 4),
+            -6 => _mm256_srli_epi16(v, 6),
+            _ => unreachable!("no packed field moves by {n} bits"),
         };
-        _mm256_and_si256(moved, _mm256_set1_epi8(0x30))
+        _mm256_and_si256(moved, _mm256_set1_epi8(mask as i8))
     }
 }
 
-/// Q6_K for `NT` tokens from `first_token`.
+/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K or
+/// Q3_K group-block: nibbles and 2-bit high parts, or 2-bit low parts and high bits.
+///
+/// # Safety
+/// `blk` points to a whole group-block of the format; the CPU has AVX2.
 #[inline(always)]
-unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
+unsafe fn k16_quads<const F: u8>(blk: *const u8, s: usize) -> [__m256i; 4] {
+    // SAFETY: the chunks of sub-block `s` lie inside the group-block.
+    unsafe {
+        let mut quads = [_mm256_setzero_si256(); 4];
+        if F == Q6_K_CODE {
+            // High parts of quad i at bits 2i..2i+2, moved to bits 4..6.
+            let h = load(blk.add(q6_k_high(s)));
+            for c in 0..2 {
+                let v = load(blk.add(q6_k_low(s) + 32 * c));
+                quads[2 * c] =
+                    _mm256_or_si256(low_nibbles(v), move_bits(h, 4 - 4 * c as i32, 0x30));
+                quads[2 * c + 1] =
+                    _mm256_or_si256(high_nibbles(v), move_bits(h, 2 - 4 * c as i32, 0x30));
+            }
+        } else {
+            // Q3_K: low parts of quad i at bits 2i..2i+2, its high bit at bit 4·(s % 2) + i. The
+            // shifts stay constants (unrolled quad loop) with sub-block 2p + 1's bits moved down.
+            let low = load(blk.add(q3_k_low(s)));
+            let high = load(blk.add(q3_k_high(s)));
+            let high = _mm256_srl_epi16(high, _mm_cvtsi32_si128(4 * (s % 2) as i32));
+            for (i, quad) in quads.iter_mut().enumerate() {
+                let i = i as i32;
+                *quad = _mm256_or_si256(move_bits(low, -2 * i, 0x03), move_bits(high, 2 - i, 0x04));
+            }
+        }
+        quads
+    }
+}
+
+/// Q6_K and Q3_K (16 sub-blocks of 16 quants, an i8 scale each, one f16 `d`) for `NT` tokens
+/// from `first_token`.
+#[inline(always)]
+unsafe fn k16<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
     acts: &PackedActivations,
     first_token: usize,
     out: &mut [[f32; ROWS]],
 ) {
+    let format = const { PackedFormat::from_code(F) };
     let k = acts.row_length();
     let nsb = k / 256;
-    let block_bytes = PackedFormat::Q6_K.group_block_bytes();
+    let block_bytes = format.group_block_bytes();
+    let offset = format.offset();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
     // SAFETY: as in `legacy`, with k / 256 scales and k / 16 sums per token.
     unsafe {
@@ -381,20 +427,17 @@ unsafe fn q6_k<I: Isa, const NT: usize, const CH: usize>(
             let mut total = [_mm256_setzero_si256(); NT];
             for s in 0..16 {
                 let sc =
-                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(Q6_K_SUB_SCALES + 8 * s).cast()));
-                let h = load(blk.add(q6_k_high(s)));
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(I8_SUB_SCALES + 8 * s).cast()));
+                let quads = k16_quads::<F>(blk, s);
+                // The offset's correction starts chain 0: Σ (q + offset)·a − offset·Σa.
                 let mut sub = [[_mm256_setzero_si256(); CH]; NT];
                 for (t, chains) in sub.iter_mut().enumerate() {
                     let at = (first_token + t) * (k / 16) + 16 * sb + s;
-                    chains[0] = _mm256_set1_epi32(acts.q6_k_corrections[at]);
+                    chains[0] = _mm256_set1_epi32(-offset * acts.sums16[at]);
                 }
-                for c in 0..2 {
-                    let v = load(blk.add(q6_k_low(s) + 32 * c));
-                    let lo = _mm256_or_si256(low_nibbles(v), q6_high(h, 2 * c));
-                    let hi = _mm256_or_si256(high_nibbles(v), q6_high(h, 2 * c + 1));
-                    let at = 256 * sb + 16 * s + 8 * c;
-                    dot_chunk::<I, NT, CH>(&mut sub, &quants, at, c, lo, hi);
-                }
+                let at = 256 * sb + 16 * s;
+                dot_chunk::<I, NT, CH>(&mut sub, &quants, at, 0, quads[0], quads[1]);
+                dot_chunk::<I, NT, CH>(&mut sub, &quants, at + 8, 1, quads[2], quads[3]);
                 add_scaled(&mut total, &sub, sc);
             }
             let d = row_scales(blk.add(SCALES));
@@ -485,7 +528,8 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q5_1 => legacy::<I, Q5_1_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q4_K => q4_k::<I, false, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q5_K => q4_k::<I, true, NT, CH>(group, acts, first_token, out),
-            PackedFormat::Q6_K => q6_k::<I, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q6_K => k16::<I, Q6_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q3_K => k16::<I, Q3_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<I, Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
