@@ -10,11 +10,11 @@
 //!   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q4_K, Q6_K and Q8_K;
 //! - scalar reference dot products of each weight type with its activation type, as ggml pairs
 //!   them ([`vec_dot_type`]);
-//! - matrix products: [`packed`] (Q4_0, Q5_0, Q8_0, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
-//!   F32, F16 and BF16 repacked into interleaved row groups, with AVX2, AVX-512 VNNI and NEON
-//!   kernels chosen once from CPU features, bit-identical to the scalar reference for the
-//!   quantized types, within a stated rounding bound for the floats) and [`matmul`] (every other
-//!   type, straight from the mapped blocks);
+//! - matrix products: [`packed`] (Q4_0, Q5_0, Q8_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+//!   Q8_K, F32, F16 and BF16 repacked into interleaved row groups, with AVX2, AVX-512 VNNI and
+//!   NEON kernels chosen once from CPU features, bit-identical to the scalar reference for the
+//!   quantized types, within a stated rounding bound for the floats) and [`matmul`] (any type,
+//!   straight from the mapped blocks, for what the packed layout cannot take);
 //! - the persistent [`ThreadPool`] every parallel operation runs on.
 //!
 //! It does not own tensor files (that is `uma-gguf`, whose [`GgmlType`](uma_gguf::GgmlType) it

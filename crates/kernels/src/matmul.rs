@@ -7,10 +7,10 @@
 //! one row per output feature, rows contiguous). `y = W·x` for every token row `x`.
 //!
 //! This is the general path, straight from the mapped blocks, for every type with a dot
-//! product; most types (all but Q2_K) have the faster repacked path in
-//! [`crate::packed`], which models use. The row loop is the scalar `vec_dot` of each format,
-//! compiled a second time with AVX2 enabled on x86-64 and chosen at run time; work is split over
-//! output rows on the thread pool.
+//! product. Models use the faster repacked path in [`crate::packed`], which every such type has;
+//! this one serves the matrices it cannot take (float rows that are not whole groups of 8). The
+//! row loop is the scalar `vec_dot` of each format, compiled a second time with AVX2 enabled on
+//! x86-64 and chosen at run time; work is split over output rows on the thread pool.
 //!
 //! Exactness: every output element is the scalar [`crate::vec_dot`], whatever the batch size,
 //! thread count or code path, so a token's results are bit-identical alone or batched.

@@ -30,7 +30,7 @@ const _: () = assert!(size_of::<BlockQ2_K>() == 84);
 impl BlockQ2_K {
     /// The 2-bit quant of element `j` (0..=3).
     #[inline]
-    fn quant(&self, j: usize) -> u8 {
+    pub(crate) fn quant(&self, j: usize) -> u8 {
         let shift = 2 * ((j % 128) / 32);
         (self.qs[32 * (j / 128) + j % 32] >> shift) & 3
     }

@@ -29,6 +29,7 @@ pub struct PackedActivations {
     pub(crate) sums32: Vec<i32>,      // Q8_K only: [num_tokens, row_length / 32] Σ quants per 32
     // Q8_K only, ready to broadcast (the x86 kernels' per-token work in prefill):
     pub(crate) sum32_pairs: Vec<i32>, // [num_tokens, row_length / 64] two sums32 as i16 halves
+    pub(crate) sum16_pairs: Vec<i32>, // [num_tokens, row_length / 32] two sums16 as i16 halves
     pub(crate) values: Vec<f32>,      // F32 only: [num_tokens, row_length]
 }
 
@@ -99,6 +100,7 @@ impl PackedActivations {
         let k_quant_len = |n: usize| if k_quant { num_tokens * (row_length / n) } else { 0 };
         resize(&mut self.sums32, k_quant_len(QK));
         resize(&mut self.sum32_pairs, k_quant_len(64));
+        resize(&mut self.sum16_pairs, k_quant_len(32));
         resize(&mut self.sums16, k_quant_len(16));
 
         let quants = SharedSlice::new(&mut self.quants);
@@ -107,6 +109,7 @@ impl PackedActivations {
         let scaled_sums = SharedSlice::new(&mut self.scaled_sums);
         let sums32 = SharedSlice::new(&mut self.sums32);
         let sum32_pairs = SharedSlice::new(&mut self.sum32_pairs);
+        let sum16_pairs = SharedSlice::new(&mut self.sum16_pairs);
         let sums16 = SharedSlice::new(&mut self.sums16);
         let nb = row_length / block;
         let quantize_token = |t: usize| {
@@ -115,7 +118,7 @@ impl PackedActivations {
             let per_k = |n: usize| if k_quant { row_length / n } else { 0 };
             let per_q8_1 = if q8_1 { nb } else { 0 };
             // SAFETY: each token writes only its own rows of every plane.
-            let (q, s, sm, ss, s32, pairs, s16) = unsafe {
+            let (q, s, sm, ss, s32, pairs32, s16, pairs16) = unsafe {
                 (
                     quants.slice_mut(t * row_length, row_length),
                     scales.slice_mut(t * nb, nb),
@@ -124,9 +127,10 @@ impl PackedActivations {
                     sums32.slice_mut(t * per_k(QK), per_k(QK)),
                     sum32_pairs.slice_mut(t * per_k(64), per_k(64)),
                     sums16.slice_mut(t * per_k(16), per_k(16)),
+                    sum16_pairs.slice_mut(t * per_k(32), per_k(32)),
                 )
             };
-            let planes = TokenPlanes { q, s, sm, ss, s32, pairs, s16 };
+            let planes = TokenPlanes { q, s, sm, ss, s32, pairs32, s16, pairs16 };
             quantize_token_dispatch(format, src, planes);
         };
         for_each_task(num_tokens, &quantize_token);
@@ -151,6 +155,12 @@ impl PackedActivations {
     }
 }
 
+/// Two sums of at most 32 quants as the i16 halves of an i32 (`vpmaddwd` operands): their
+/// magnitudes, at most 32 · 128, fit.
+fn i16_pair(lo: i32, hi: i32) -> i32 {
+    (lo & 0xffff) | (hi << 16)
+}
+
 fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
     v.clear();
     v.resize(len, T::default());
@@ -163,8 +173,9 @@ struct TokenPlanes<'a> {
     sm: &'a mut [i32],
     ss: &'a mut [f32],
     s32: &'a mut [i32],
-    pairs: &'a mut [i32],
+    pairs32: &'a mut [i32],
     s16: &'a mut [i32],
+    pairs16: &'a mut [i32],
 }
 
 /// Quantizes one token with the widest vectors this CPU has: compiled for the instruction set,
@@ -200,7 +211,7 @@ unsafe fn quantize_token_avx2(format: ActivationFormat, src: &[f32], planes: Tok
 
 #[inline(always)]
 fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>) {
-    let TokenPlanes { q, s, sm, ss, s32, pairs, s16 } = planes;
+    let TokenPlanes { q, s, sm, ss, s32, pairs32, s16, pairs16 } = planes;
     let nb = s.len();
     match format {
         ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => {
@@ -230,13 +241,11 @@ fn quantize_token(format: ActivationFormat, src: &[f32], planes: TokenPlanes<'_>
                     s16[b * 16 + k] = i32::from(block.bsums[k]);
                 }
                 for k in 0..8 {
-                    s32[b * 8 + k] =
-                        i32::from(block.bsums[2 * k]) + i32::from(block.bsums[2 * k + 1]);
+                    s32[b * 8 + k] = s16[b * 16 + 2 * k] + s16[b * 16 + 2 * k + 1];
+                    pairs16[b * 8 + k] = i16_pair(s16[b * 16 + 2 * k], s16[b * 16 + 2 * k + 1]);
                 }
                 for p in 0..4 {
-                    // |Σ of 32 quants| ≤ 32 · 127 fits an i16 half.
-                    let (lo, hi) = (s32[b * 8 + 2 * p], s32[b * 8 + 2 * p + 1]);
-                    pairs[b * 4 + p] = (lo & 0xffff) | (hi << 16);
+                    pairs32[b * 4 + p] = i16_pair(s32[b * 8 + 2 * p], s32[b * 8 + 2 * p + 1]);
                 }
             }
         }

@@ -21,6 +21,7 @@ use crate::bytes::blocks_from_bytes_or_copy;
 use crate::error::{KernelError, Result};
 use crate::formats::float::bf16_to_f32;
 use crate::formats::k_scales::{get_scale_min_k4, q3_k_scales};
+use crate::formats::q2_k::BlockQ2_K;
 use crate::formats::q3_k::BlockQ3_K;
 use crate::formats::q4_0::BlockQ4_0;
 use crate::formats::q4_1::BlockQ4_1;
@@ -52,6 +53,7 @@ pub enum PackedFormat {
     Q6_K,
     Q8_K,
     Q3_K,
+    Q2_K,
     F32,
     F16,
     BF16,
@@ -92,22 +94,22 @@ pub(crate) const Q5_1_CODE: u8 = PackedFormat::Q5_1 as u8;
 pub(crate) const Q8_K_CODE: u8 = PackedFormat::Q8_K as u8;
 pub(crate) const Q6_K_CODE: u8 = PackedFormat::Q6_K as u8;
 pub(crate) const Q3_K_CODE: u8 = PackedFormat::Q3_K as u8;
+pub(crate) const Q2_K_CODE: u8 = PackedFormat::Q2_K as u8;
 pub(crate) const F32_CODE: u8 = PackedFormat::F32 as u8;
 pub(crate) const F16_CODE: u8 = PackedFormat::F16 as u8;
 pub(crate) const BF16_CODE: u8 = PackedFormat::BF16 as u8;
 
 // Byte offsets inside one group-block (one block of each of the 8 rows).
 pub(crate) const SCALES: usize = 0; // [8] f16 (Q8_K: f32): d of each row
+pub(crate) const DMIN: usize = 16; // [8] f16: Q4_K's, Q5_K's, Q2_K's dmin; Q4_1's, Q5_1's m
 pub(crate) const Q5_0_MASKS: usize = 16; // [8 quads] u32: bit 4·row + k = fifth bit
 pub(crate) const Q5_0_QUANTS: usize = 48; // [4 chunks] of 32 bytes
 pub(crate) const Q4_0_QUANTS: usize = 16;
-pub(crate) const LEGACY_MINS: usize = 16; // Q4_1, Q5_1: [8] f16 m of each row
 pub(crate) const Q4_1_QUANTS: usize = 32; // [4 chunks] of 32 bytes
 pub(crate) const Q5_1_MASKS: usize = 32; // as Q5_0's, after the mins
 pub(crate) const Q5_1_QUANTS: usize = 64;
 pub(crate) const Q8_0_QUANTS: usize = 16; // [8 quads] of 32 signed bytes
 pub(crate) const Q8_K_QUANTS: usize = 32; // [64 quads] of 32 signed bytes
-pub(crate) const Q4_K_DMIN: usize = 16; // [8] f16
 pub(crate) const Q4_K_SUB_SCALES: usize = 32; // [8 sub-blocks][8 rows] u8
 pub(crate) const Q4_K_MINS: usize = 96; // [4 sub-block pairs][8 rows][2] u8
 pub(crate) const Q4_K_QUANTS: usize = 160; // [8 sub-blocks][4 chunks] of 32 bytes
@@ -117,6 +119,10 @@ pub(crate) const Q5_K_SUB_BLOCKS: usize = 160; // [8 sub-blocks] of 160 bytes, s
 pub(crate) const I8_SUB_SCALES: usize = 16; // Q6_K, Q3_K: [16 sub-blocks][8 rows] i8
 pub(crate) const Q6_K_SUB_BLOCKS: usize = 144; // [16 sub-blocks] of 96 bytes, see q6_k_low
 pub(crate) const Q3_K_SUB_BLOCKS: usize = 144; // [8 sub-block pairs] of 96 bytes, see q3_k_low
+                                               // Q2_K: d and dmin as Q4_K's, then ggml's scale bytes (scale | min << 4) of sub-block pairs side
+                                               // by side (`vpmaddwd` multiplies a pair of mins by a pair of activation sums), then the quants.
+pub(crate) const Q2_K_SCALES: usize = 32; // [8 sub-block pairs][8 rows][2] u8
+pub(crate) const Q2_K_QUANTS: usize = 160; // [16 sub-blocks] of 32 bytes, see q2_k_quants
 
 /// Q6_K sub-block `s` (16 quants of each row) is two nibble chunks then one chunk of 2-bit high
 /// parts, in the order the kernels read them: the weights stream strictly sequentially (two
@@ -149,6 +155,12 @@ pub(crate) const fn q3_k_low(s: usize) -> usize {
     Q3_K_SUB_BLOCKS + 96 * (s / 2) + 32 * (s % 2)
 }
 
+/// Q2_K sub-block `s`: one chunk of its 2-bit quants (byte `4·row + k`, bits `2i..2i+2` for
+/// quad `i`, as Q3_K's low parts).
+pub(crate) const fn q2_k_quants(s: usize) -> usize {
+    Q2_K_QUANTS + 32 * s
+}
+
 /// The high-bit chunk shared by Q3_K sub-block `s` and its pair.
 pub(crate) const fn q3_k_high(s: usize) -> usize {
     Q3_K_SUB_BLOCKS + 96 * (s / 2) + 64
@@ -167,6 +179,7 @@ impl PackedFormat {
             GgmlType::Q5_K => PackedFormat::Q5_K,
             GgmlType::Q6_K => PackedFormat::Q6_K,
             GgmlType::Q3_K => PackedFormat::Q3_K,
+            GgmlType::Q2_K => PackedFormat::Q2_K,
             GgmlType::Q8_K => PackedFormat::Q8_K,
             GgmlType::F32 => PackedFormat::F32,
             GgmlType::F16 => PackedFormat::F16,
@@ -187,6 +200,7 @@ impl PackedFormat {
             PackedFormat::Q5_K => GgmlType::Q5_K,
             PackedFormat::Q6_K => GgmlType::Q6_K,
             PackedFormat::Q3_K => GgmlType::Q3_K,
+            PackedFormat::Q2_K => GgmlType::Q2_K,
             PackedFormat::Q8_K => GgmlType::Q8_K,
             PackedFormat::F32 => GgmlType::F32,
             PackedFormat::F16 => GgmlType::F16,
@@ -195,7 +209,7 @@ impl PackedFormat {
     }
 
     /// Every packed format, in the order of their discriminants.
-    pub const ALL: [PackedFormat; 13] = [
+    pub const ALL: [PackedFormat; 14] = [
         PackedFormat::Q4_0,
         PackedFormat::Q5_0,
         PackedFormat::Q8_0,
@@ -206,6 +220,7 @@ impl PackedFormat {
         PackedFormat::Q6_K,
         PackedFormat::Q8_K,
         PackedFormat::Q3_K,
+        PackedFormat::Q2_K,
         PackedFormat::F32,
         PackedFormat::F16,
         PackedFormat::BF16,
@@ -228,7 +243,8 @@ impl PackedFormat {
             | PackedFormat::Q5_K
             | PackedFormat::Q6_K
             | PackedFormat::Q8_K
-            | PackedFormat::Q3_K => QK_K,
+            | PackedFormat::Q3_K
+            | PackedFormat::Q2_K => QK_K,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => FLOAT_BLOCK,
         }
     }
@@ -245,6 +261,7 @@ impl PackedFormat {
             PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
             PackedFormat::Q3_K => q3_k_low(16),
+            PackedFormat::Q2_K => q2_k_quants(16),
             PackedFormat::Q8_K => Q8_K_QUANTS + 2048,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
                 FLOAT_BLOCK * ROWS * self.ggml_type().type_size()
@@ -261,7 +278,8 @@ impl PackedFormat {
             | PackedFormat::Q5_K
             | PackedFormat::Q6_K
             | PackedFormat::Q8_K
-            | PackedFormat::Q3_K => ActivationFormat::Q8_K,
+            | PackedFormat::Q3_K
+            | PackedFormat::Q2_K => ActivationFormat::Q8_K,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => ActivationFormat::F32,
         }
     }
@@ -290,9 +308,18 @@ impl PackedFormat {
         }
     }
 
-    /// Q4_1 and Q5_1: a block min `m`, added as `m · s` with the activation block's Q8_1 sum.
-    pub(crate) fn has_block_min(self) -> bool {
-        matches!(self, PackedFormat::Q4_1 | PackedFormat::Q5_1)
+    /// Whether the rows' f16 mins follow their scales ([`DMIN`]): Q4_K's, Q5_K's and Q2_K's
+    /// `dmin`, and Q4_1's and Q5_1's block min `m` (added as `m · s` with the activation
+    /// block's Q8_1 sum).
+    pub(crate) fn has_dmin(self) -> bool {
+        matches!(
+            self,
+            PackedFormat::Q4_1
+                | PackedFormat::Q5_1
+                | PackedFormat::Q4_K
+                | PackedFormat::Q5_K
+                | PackedFormat::Q2_K
+        )
     }
 
     /// What the stored unsigned quants exceed the signed ones by (Q8_0 and Q8_K store signed
@@ -304,7 +331,11 @@ impl PackedFormat {
             PackedFormat::Q8_0 | PackedFormat::Q8_K => 0,
             PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => 0,
             // Their mins play the offset's role.
-            PackedFormat::Q4_1 | PackedFormat::Q5_1 | PackedFormat::Q4_K | PackedFormat::Q5_K => 0,
+            PackedFormat::Q4_1
+            | PackedFormat::Q5_1
+            | PackedFormat::Q4_K
+            | PackedFormat::Q5_K
+            | PackedFormat::Q2_K => 0,
             PackedFormat::Q6_K => 32,
             PackedFormat::Q3_K => 4,
         }
@@ -317,14 +348,14 @@ pub(crate) struct RowBlock {
     pub(crate) quants: [i32; QK_K],   // first block_elements() used
     pub(crate) d: u16,                // f16 bits (all but Q8_K)
     pub(crate) d32: f32,              // Q8_K's f32 d
-    pub(crate) dmin: u16,             // f16 bits: Q4_K's and Q5_K's dmin, Q4_1's and Q5_1's m
-    pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6 scales; Q6_K, Q3_K: 16 i8 scales
-    pub(crate) mins: [i32; 8],        // Q4_K, Q5_K: 8 u6 mins
+    pub(crate) dmin: u16,             // f16 bits: Q4_K's, Q5_K's, Q2_K's dmin, Q4_1's, Q5_1's m
+    pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6; Q6_K, Q3_K: 16 i8; Q2_K: 16 u4
+    pub(crate) mins: [i32; 16],       // Q4_K, Q5_K: 8 u6; Q2_K: 16 u4
 }
 
 impl RowBlock {
     fn zero() -> RowBlock {
-        RowBlock { quants: [0; QK_K], d: 0, d32: 0.0, dmin: 0, sub_scales: [0; 16], mins: [0; 8] }
+        RowBlock { quants: [0; QK_K], d: 0, d32: 0.0, dmin: 0, sub_scales: [0; 16], mins: [0; 16] }
     }
 }
 
@@ -406,6 +437,18 @@ fn decode_q3_k(b: &BlockQ3_K, out: &mut RowBlock) {
     out.d = b.d.to_bits();
 }
 
+fn decode_q2_k(b: &BlockQ2_K, out: &mut RowBlock) {
+    for (j, q) in out.quants.iter_mut().enumerate() {
+        *q = i32::from(b.quant(j));
+    }
+    for (s, &sc) in b.scales.iter().enumerate() {
+        out.sub_scales[s] = i32::from(sc & 0x0f);
+        out.mins[s] = i32::from(sc >> 4);
+    }
+    out.d = b.d.to_bits();
+    out.dmin = b.dmin.to_bits();
+}
+
 fn decode_q6_k(b: &BlockQ6_K, out: &mut RowBlock) {
     for h in 0..2 {
         for l in 0..32 {
@@ -478,6 +521,9 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
         } else {
             dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes());
         }
+        if format.has_dmin() {
+            dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&row.dmin.to_le_bytes());
+        }
     }
     match format {
         PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
@@ -489,12 +535,6 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                 for quad in 0..8 {
                     let at = masks + 4 * quad;
                     dst[at..at + 4].copy_from_slice(&fifth_bit_mask(rows, 4 * quad));
-                }
-            }
-            if format.has_block_min() {
-                for (r, row) in rows.iter().enumerate() {
-                    let at = LEGACY_MINS + 2 * r;
-                    dst[at..at + 2].copy_from_slice(&row.dmin.to_le_bytes());
                 }
             }
         }
@@ -510,8 +550,6 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
         }
         PackedFormat::Q4_K | PackedFormat::Q5_K => {
             for (r, row) in rows.iter().enumerate() {
-                dst[Q4_K_DMIN + 2 * r..Q4_K_DMIN + 2 * r + 2]
-                    .copy_from_slice(&row.dmin.to_le_bytes());
                 for s in 0..8 {
                     dst[Q4_K_SUB_SCALES + 8 * s + r] = row.sub_scales[s] as u8;
                 }
@@ -550,10 +588,21 @@ fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u
                     write_bit_chunk(&mut dst[q6_k_high(s)..], rows, 16 * s, 4, 2);
                 } else {
                     write_bit_chunk(&mut dst[q3_k_low(s)..], rows, 16 * s, 0, 2);
-                    if s % 2 == 0 {
+                    if s.is_multiple_of(2) {
                         write_bit_chunk(&mut dst[q3_k_high(s)..], rows, 16 * s, 2, 1);
                     }
                 }
+            }
+        }
+        PackedFormat::Q2_K => {
+            for (r, row) in rows.iter().enumerate() {
+                for s in 0..16 {
+                    let byte = (row.sub_scales[s] | row.mins[s] << 4) as u8;
+                    dst[Q2_K_SCALES + 16 * (s / 2) + 2 * r + s % 2] = byte;
+                }
+            }
+            for s in 0..16 {
+                write_bit_chunk(&mut dst[q2_k_quants(s)..], rows, 16 * s, 0, 2);
             }
         }
         PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
@@ -636,6 +685,7 @@ pub(crate) fn pack_groups(
                 PackedFormat::Q5_K => decode!(BlockQ5_K, decode_q5_k),
                 PackedFormat::Q6_K => decode!(BlockQ6_K, decode_q6_k),
                 PackedFormat::Q3_K => decode!(BlockQ3_K, decode_q3_k),
+                PackedFormat::Q2_K => decode!(BlockQ2_K, decode_q2_k),
                 PackedFormat::Q8_K => decode!(BlockQ8_K, decode_q8_k),
                 PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
                     unreachable!("floats are packed above")
@@ -650,6 +700,9 @@ pub(crate) fn pack_groups(
 /// Reads back row `r`'s decoded block from a group-block (the scalar kernel and tests use it).
 pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &mut RowBlock) {
     out.d = u16::from_le_bytes([src[SCALES + 2 * r], src[SCALES + 2 * r + 1]]);
+    if format.has_dmin() {
+        out.dmin = u16::from_le_bytes([src[DMIN + 2 * r], src[DMIN + 2 * r + 1]]);
+    }
     let nibble = |chunk: &[u8], first_in_chunk: usize| -> i32 {
         // Quant `first_in_chunk` (0..8) of row r in a chunk.
         let byte = chunk[4 * r + first_in_chunk % 4];
@@ -671,10 +724,6 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                     out.quants[j] |= fifth_bit(masks, j);
                 }
             }
-            if format.has_block_min() {
-                out.dmin =
-                    u16::from_le_bytes([src[LEGACY_MINS + 2 * r], src[LEGACY_MINS + 2 * r + 1]]);
-            }
         }
         PackedFormat::Q8_0 | PackedFormat::Q8_K => {
             let quants = if format == PackedFormat::Q8_K { Q8_K_QUANTS } else { Q8_0_QUANTS };
@@ -685,7 +734,6 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
             out.d32 = f32::from_le_bytes([d32[0], d32[1], d32[2], d32[3]]);
         }
         PackedFormat::Q4_K | PackedFormat::Q5_K => {
-            out.dmin = u16::from_le_bytes([src[Q4_K_DMIN + 2 * r], src[Q4_K_DMIN + 2 * r + 1]]);
             for s in 0..8 {
                 out.sub_scales[s] = i32::from(src[Q4_K_SUB_SCALES + 8 * s + r]);
                 out.mins[s] = i32::from(src[Q4_K_MINS + 16 * (s / 2) + 2 * r + s % 2]);
@@ -714,6 +762,17 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
                     let pair_first = j / 32 * 32;
                     low | read_bit_chunk(&src[q3_k_high(s)..], r, pair_first, j, 1) << 2
                 };
+            }
+        }
+        PackedFormat::Q2_K => {
+            for s in 0..16 {
+                let byte = src[Q2_K_SCALES + 16 * (s / 2) + 2 * r + s % 2];
+                out.sub_scales[s] = i32::from(byte & 0x0f);
+                out.mins[s] = i32::from(byte >> 4);
+            }
+            for j in 0..QK_K {
+                let s = j / 16;
+                out.quants[j] = read_bit_chunk(&src[q2_k_quants(s)..], r, 16 * s, j, 2);
             }
         }
         PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {

@@ -194,8 +194,34 @@ unsafe fn load_chunk(p: *const u8) -> Rows<uint8x16_t> {
     unsafe { [vld1q_u8(p), vld1q_u8(p.add(16))] }
 }
 
-/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K or
-/// Q3_K group-block: nibbles and 2-bit high parts, or 2-bit low parts and high bits.
+/// `mins[t] += m_i · sum(t, i)` for the two sub-blocks `i` of a pair whose u8 mins sit side by
+/// side for each row at `p` (`vld2` de-interleaves them), the mins at bits `shift..` of the byte
+/// (Q2_K keeps them in the high nibble).
+///
+/// # Safety
+/// `p` points to 16 readable bytes.
+#[inline(always)]
+unsafe fn add_min_pair<const NT: usize>(
+    mins: &mut [Rows<int32x4_t>; NT],
+    p: *const u8,
+    shift: i8,
+    sum: impl Fn(usize, usize) -> i32,
+) {
+    // SAFETY: callers pass pointers to 16 readable bytes.
+    unsafe {
+        let pair = vld2_u8(p);
+        for (i, m) in [pair.0, pair.1].into_iter().enumerate() {
+            let m = widen_u8(vshl_u8(m, vdup_n_s8(-shift)));
+            for (t, mins) in mins.iter_mut().enumerate() {
+                *mins = add_scaled(*mins, m, [vdupq_n_s32(sum(t, i)); 2]);
+            }
+        }
+    }
+}
+
+/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K,
+/// Q3_K or Q2_K group-block: nibbles and 2-bit high parts, 2-bit low parts and high bits, or
+/// 2-bit quants.
 ///
 /// # Safety
 /// `blk` points to a whole group-block of the format.
@@ -209,6 +235,13 @@ unsafe fn k16_quads<const F: u8>(blk: *const u8, s: usize) -> [Rows<uint8x16_t>;
             let mut quads = nibble_quads(blk.add(q6_k_low(s)));
             for (i, quad) in quads.iter_mut().enumerate() {
                 *quad = or(*quad, move_bits(h, 4 - 2 * i as i8, 0x30));
+            }
+            quads
+        } else if F == Q2_K_CODE {
+            let v = load_chunk(blk.add(q2_k_quants(s)));
+            let mut quads = [v; 4];
+            for (i, quad) in quads.iter_mut().enumerate() {
+                *quad = move_bits(v, -2 * i as i8, 0x03);
             }
             quads
         } else {
@@ -378,8 +411,8 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
             } else {
                 row_scales(blk.add(SCALES))
             };
-            let with_min = format.has_block_min();
-            let m = if with_min { row_scales(blk.add(LEGACY_MINS)) } else { splat(0.0) };
+            let with_min = format.has_dmin();
+            let m = if with_min { row_scales(blk.add(DMIN)) } else { splat(0.0) };
             for t in 0..NT {
                 let at = (first_token + t) * nb + b;
                 let da = splat(acts.scales[at]);
@@ -437,18 +470,12 @@ unsafe fn q4_k<const FIVE: bool, const NT: usize, const CH: usize>(
                 }
             }
             for p in 0..4 {
-                // Each row's mins of sub-blocks 2p and 2p + 1 sit side by side: de-interleave.
-                let pair = vld2_u8(blk.add(Q4_K_MINS + 16 * p));
-                for (i, m) in [pair.0, pair.1].into_iter().enumerate() {
-                    let m = widen_u8(m);
-                    for (t, mins) in mins.iter_mut().enumerate() {
-                        let s32 = acts.sums32[(first_token + t) * (k / 32) + 8 * sb + 2 * p + i];
-                        *mins = add_scaled(*mins, m, [vdupq_n_s32(s32); 2]);
-                    }
-                }
+                add_min_pair(&mut mins, blk.add(Q4_K_MINS + 16 * p), 0, |t, i| {
+                    acts.sums32[(first_token + t) * (k / 32) + 8 * sb + 2 * p + i]
+                });
             }
             let d = row_scales(blk.add(SCALES));
-            let dmin = row_scales(blk.add(Q4_K_DMIN));
+            let dmin = row_scales(blk.add(DMIN));
             for t in 0..NT {
                 let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
                 let scaled = mul(mul(d, dy), to_f32(total[t]));
@@ -460,8 +487,27 @@ unsafe fn q4_k<const FIVE: bool, const NT: usize, const CH: usize>(
     }
 }
 
-/// Q6_K and Q3_K (16 sub-blocks of 16 quants, an i8 scale each, one f16 `d`) for `NT` tokens
-/// from `first_token`.
+/// Sub-block `s`'s integer scale of the 8 rows: Q6_K's and Q3_K's i8, Q2_K's low nibble.
+///
+/// # Safety
+/// `blk` points to a whole group-block of the format.
+#[inline(always)]
+unsafe fn k16_scales<const F: u8>(blk: *const u8, s: usize) -> Rows<int32x4_t> {
+    // SAFETY: the scales of sub-block `s` lie inside the group-block.
+    unsafe {
+        if F == Q2_K_CODE {
+            // Each row's bytes of sub-blocks 2p and 2p + 1 sit side by side: de-interleave.
+            let pair = vld2_u8(blk.add(Q2_K_SCALES + 16 * (s / 2)));
+            let bytes = if s.is_multiple_of(2) { pair.0 } else { pair.1 };
+            widen_u8(vand_u8(bytes, vdup_n_u8(0x0f)))
+        } else {
+            widen_i16(vmovl_s8(vld1_s8(blk.add(I8_SUB_SCALES + 8 * s).cast())))
+        }
+    }
+}
+
+/// Q6_K, Q3_K and Q2_K (16 sub-blocks of 16 quants, an integer scale each, an f16 `d`, and
+/// Q2_K's mins) for `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn k16<const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -470,10 +516,11 @@ unsafe fn k16<const F: u8, const NT: usize, const CH: usize>(
     out: &mut [[f32; ROWS]],
 ) {
     let format = const { PackedFormat::from_code(F) };
-    let nsb = acts.row_length() / 256;
+    let k = acts.row_length();
+    let nsb = k / 256;
     let block_bytes = format.group_block_bytes();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
-    // SAFETY: as in `legacy`, with k / 256 scales per token.
+    // SAFETY: as in `legacy`, with k / 256 scales and k / 16 sums per token.
     unsafe {
         let quants = token_quants::<NT>(acts, first_token);
         let mut acc = [splat(0.0); NT];
@@ -484,15 +531,32 @@ unsafe fn k16<const F: u8, const NT: usize, const CH: usize>(
                 let quads = signed(k16_quads::<F>(blk, s), format);
                 let mut sub = [[zero(); CH]; NT];
                 dot_quads::<NT, CH>(&mut sub, &quads, &quants, 256 * sb + 16 * s);
-                let scales = widen_i16(vmovl_s8(vld1_s8(blk.add(I8_SUB_SCALES + 8 * s).cast())));
+                let scales = k16_scales::<F>(blk, s);
                 for t in 0..NT {
                     total[t] = add_scaled(total[t], sum_chains(sub[t]), scales);
                 }
             }
             let d = row_scales(blk.add(SCALES));
-            for t in 0..NT {
-                let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
-                acc[t] = add(acc[t], mul(mul(d, dy), to_f32(total[t])));
+            if F == Q2_K_CODE {
+                let mut mins = [zero(); NT];
+                for p in 0..8 {
+                    add_min_pair(&mut mins, blk.add(Q2_K_SCALES + 16 * p), 4, |t, i| {
+                        acts.sums16[(first_token + t) * (k / 16) + 16 * sb + 2 * p + i]
+                    });
+                }
+                let dmin = row_scales(blk.add(DMIN));
+                for t in 0..NT {
+                    let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
+                    let scaled = mul(mul(d, dy), to_f32(total[t]));
+                    let m = mul(mul(dmin, dy), to_f32(mins[t]));
+                    // ggml's order: the block's two terms first (Q4_K adds them one by one).
+                    acc[t] = add(acc[t], sub(scaled, m));
+                }
+            } else {
+                for t in 0..NT {
+                    let dy = splat(acts.scales[(first_token + t) * nsb + sb]);
+                    acc[t] = add(acc[t], mul(mul(d, dy), to_f32(total[t])));
+                }
             }
         }
         store(out, acc);
@@ -603,6 +667,7 @@ unsafe fn tile<const NT: usize, const CH: usize>(
             PackedFormat::Q5_K => q4_k::<true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => k16::<Q6_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q3_K => k16::<Q3_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q2_K => k16::<Q2_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),

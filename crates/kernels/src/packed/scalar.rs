@@ -105,30 +105,45 @@ fn accumulate(
             let m = half::f16::from_bits(row.dmin).to_f32();
             sumf + ((dw * acts.scales[at]) * sumi as f32 + m * acts.scaled_sums[at])
         }
-        PackedFormat::Q4_K | PackedFormat::Q5_K => {
+        PackedFormat::Q4_K
+        | PackedFormat::Q5_K
+        | PackedFormat::Q6_K
+        | PackedFormat::Q3_K
+        | PackedFormat::Q2_K => {
             let da = acts.scales[token * (k / QK_K) + block];
-            let mut sumi = 0i32;
-            let mut summins = 0i32;
-            for s in 0..8 {
-                let sub: i32 = (32 * s..32 * s + 32).map(|j| row.quants[j] * i32::from(a[j])).sum();
-                sumi += row.sub_scales[s] * sub;
-                summins += row.mins[s] * acts.sums32[token * (k / 32) + block * 8 + s];
-            }
             let dmin = half::f16::from_bits(row.dmin).to_f32();
-            sumf + dw * da * sumi as f32 - dmin * da * summins as f32
-        }
-        PackedFormat::Q6_K | PackedFormat::Q3_K => {
-            let da = acts.scales[token * (k / QK_K) + block];
-            let mut sumi = 0i32;
-            for s in 0..16 {
-                let sub: i32 =
-                    (16 * s..16 * s + 16).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
-                sumi += row.sub_scales[s] * sub;
+            // Q4_K and Q5_K: 8 sub-blocks of 32; the others 16 of 16.
+            let (len, sums) = if matches!(format, PackedFormat::Q4_K | PackedFormat::Q5_K) {
+                (32, &acts.sums32[token * (k / 32) + block * 8..][..8])
+            } else {
+                (16, &acts.sums16[token * (k / 16) + block * 16..][..16])
+            };
+            let (sumi, summins) = sub_block_sums(row, a, len, offset, sums);
+            match format {
+                PackedFormat::Q4_K | PackedFormat::Q5_K => {
+                    sumf + dw * da * sumi as f32 - dmin * da * summins as f32
+                }
+                // ggml's order: the block's two terms first, then the sum.
+                PackedFormat::Q2_K => sumf + (dw * da * sumi as f32 - dmin * da * summins as f32),
+                _ => sumf + dw * da * sumi as f32,
             }
-            sumf + dw * da * sumi as f32
         }
         PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
             unreachable!("group_dot sends floats to float_group_dot")
         }
     }
+}
+
+/// One k-quant block's integer sums over its sub-blocks of `len` quants:
+/// `(Σ_s scale_s · Σ (q − offset)·a, Σ_s min_s · sums[s])` (no mins: the second is 0).
+fn sub_block_sums(row: &RowBlock, a: &[i8], len: usize, offset: i32, sums: &[i32]) -> (i32, i32) {
+    let mut sumi = 0i32;
+    let mut summins = 0i32;
+    for (s, &sum) in sums.iter().enumerate() {
+        let sub: i32 =
+            (len * s..len * (s + 1)).map(|j| (row.quants[j] - offset) * i32::from(a[j])).sum();
+        sumi += row.sub_scales[s] * sub;
+        summins += row.mins[s] * sum;
+    }
+    (sumi, summins)
 }

@@ -34,7 +34,7 @@ fn weights(
 ) -> Vec<u8> {
     let ty = format.ggml_type();
     let n = ty.bytes_for((num_rows * row_length) as u64).expect("fits") as usize;
-    // Formats without a quantizer (Q5_K, Q3_K) take raw blocks either way.
+    // Formats without a quantizer (Q5_K, Q3_K, Q2_K) take raw blocks either way.
     if !raw && crate::can_quantize(ty) {
         let mut out = vec![0u8; n];
         crate::quantize(ty, &gaussian(num_rows * row_length, seed), &mut out).expect("quantize");
@@ -63,6 +63,10 @@ fn weights(
         match format {
             PackedFormat::Q6_K => block[208..210].copy_from_slice(&d),
             PackedFormat::Q3_K => block[108..110].copy_from_slice(&d),
+            PackedFormat::Q2_K => {
+                block[80..82].copy_from_slice(&d);
+                block[82..84].copy_from_slice(&scale(&mut r).to_le_bytes());
+            }
             PackedFormat::Q4_K | PackedFormat::Q5_K | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
                 block[0..2].copy_from_slice(&d);
                 block[2..4].copy_from_slice(&scale(&mut r).to_le_bytes());

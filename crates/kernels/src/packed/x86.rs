@@ -260,8 +260,8 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
             } else {
                 row_scales(blk.add(SCALES))
             };
-            let with_min = format.has_block_min();
-            let m = if with_min { row_scales(blk.add(LEGACY_MINS)) } else { _mm256_setzero_ps() };
+            let with_min = format.has_dmin();
+            let m = if with_min { row_scales(blk.add(DMIN)) } else { _mm256_setzero_ps() };
             for t in 0..NT {
                 let at = (first_token + t) * nb + b;
                 let da = _mm256_set1_ps(acts.scales[at]);
@@ -323,16 +323,13 @@ unsafe fn q4_k<I: Isa, const FIVE: bool, const NT: usize, const CH: usize>(
             }
             let mut mins = [_mm256_setzero_si256(); NT];
             for p in 0..4 {
-                // Lane r: (m[2p], m[2p+1]) of row r as i16.
                 let m = _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(Q4_K_MINS + 16 * p).cast()));
-                for t in 0..NT {
-                    let pair = acts.sum32_pairs[(first_token + t) * (k / 64) + 4 * sb + p];
-                    let products = _mm256_madd_epi16(m, _mm256_set1_epi32(pair));
-                    mins[t] = _mm256_add_epi32(mins[t], products);
-                }
+                add_min_pairs(&mut mins, m, |t| {
+                    acts.sum32_pairs[(first_token + t) * (k / 64) + 4 * sb + p]
+                });
             }
             let d = row_scales(blk.add(SCALES));
-            let dmin = row_scales(blk.add(Q4_K_DMIN));
+            let dmin = row_scales(blk.add(DMIN));
             for t in 0..NT {
                 let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
                 let scaled = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
@@ -341,6 +338,22 @@ unsafe fn q4_k<I: Isa, const FIVE: bool, const NT: usize, const CH: usize>(
             }
         }
         store(acc, out);
+    }
+}
+
+/// `mins[t] += m · pair(t)` as pairs of i16 (`vpmaddwd`): lane r holds row r's mins of two
+/// sub-blocks, `pair(t)` token t's activation sums of the same two.
+#[inline(always)]
+unsafe fn add_min_pairs<const NT: usize>(
+    mins: &mut [__m256i; NT],
+    m: __m256i,
+    pair: impl Fn(usize) -> i32,
+) {
+    for (t, mins) in mins.iter_mut().enumerate() {
+        // SAFETY: compiled with AVX2.
+        unsafe {
+            *mins = _mm256_add_epi32(*mins, _mm256_madd_epi16(m, _mm256_set1_epi32(pair(t))))
+        };
     }
 }
 
@@ -367,8 +380,9 @@ unsafe fn move_bits(v: __m256i, n: i32, mask: u8) -> __m256i {
     }
 }
 
-/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K or
-/// Q3_K group-block: nibbles and 2-bit high parts, or 2-bit low parts and high bits.
+/// The four quads (quants `16s..16s + 16` of each row, unsigned) of sub-block `s` of a Q6_K,
+/// Q3_K or Q2_K group-block: nibbles and 2-bit high parts, 2-bit low parts and high bits, or
+/// 2-bit quants.
 ///
 /// # Safety
 /// `blk` points to a whole group-block of the format; the CPU has AVX2.
@@ -387,6 +401,11 @@ unsafe fn k16_quads<const F: u8>(blk: *const u8, s: usize) -> [__m256i; 4] {
                 quads[2 * c + 1] =
                     _mm256_or_si256(high_nibbles(v), move_bits(h, 2 - 4 * c as i32, 0x30));
             }
+        } else if F == Q2_K_CODE {
+            let v = load(blk.add(q2_k_quants(s)));
+            for (i, quad) in quads.iter_mut().enumerate() {
+                *quad = move_bits(v, -2 * i as i32, 0x03);
+            }
         } else {
             // Q3_K: low parts of quad i at bits 2i..2i+2, its high bit at bit 4·(s % 2) + i. The
             // shifts stay constants (unrolled quad loop) with sub-block 2p + 1's bits moved down.
@@ -402,8 +421,28 @@ unsafe fn k16_quads<const F: u8>(blk: *const u8, s: usize) -> [__m256i; 4] {
     }
 }
 
-/// Q6_K and Q3_K (16 sub-blocks of 16 quants, an i8 scale each, one f16 `d`) for `NT` tokens
-/// from `first_token`.
+/// Sub-block `s`'s integer scale of the 8 rows: Q6_K's and Q3_K's i8, Q2_K's low nibble.
+///
+/// # Safety
+/// `blk` points to a whole group-block of the format; the CPU has AVX2.
+#[inline(always)]
+unsafe fn k16_scales<const F: u8>(blk: *const u8, s: usize) -> __m256i {
+    // SAFETY: the scales of sub-block `s` lie inside the group-block.
+    unsafe {
+        if F == Q2_K_CODE {
+            // Lane r: row r's bytes of sub-blocks 2p and 2p + 1 as u16 halves.
+            let pair =
+                _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(Q2_K_SCALES + 16 * (s / 2)).cast()));
+            let byte = _mm256_srl_epi32(pair, _mm_cvtsi32_si128(16 * (s % 2) as i32));
+            _mm256_and_si256(byte, _mm256_set1_epi32(0x0f))
+        } else {
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(I8_SUB_SCALES + 8 * s).cast()))
+        }
+    }
+}
+
+/// Q6_K, Q3_K and Q2_K (16 sub-blocks of 16 quants, an integer scale each, an f16 `d`, and
+/// Q2_K's mins) for `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn k16<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -417,7 +456,7 @@ unsafe fn k16<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     let block_bytes = format.group_block_bytes();
     let offset = format.offset();
     debug_assert!(group.len() >= nsb * block_bytes && out.len() >= NT);
-    // SAFETY: as in `legacy`, with k / 256 scales and k / 16 sums per token.
+    // SAFETY: as in `legacy`, with k / 256 scales, k / 16 sums and k / 32 sum pairs per token.
     unsafe {
         let quants = token_rows::<NT>(acts, first_token);
         let mut acc = [_mm256_setzero_ps(); NT];
@@ -426,14 +465,15 @@ unsafe fn k16<I: Isa, const F: u8, const NT: usize, const CH: usize>(
             prefetch_ahead::<NT>(blk, block_bytes);
             let mut total = [_mm256_setzero_si256(); NT];
             for s in 0..16 {
-                let sc =
-                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(blk.add(I8_SUB_SCALES + 8 * s).cast()));
+                let sc = k16_scales::<F>(blk, s);
                 let quads = k16_quads::<F>(blk, s);
-                // The offset's correction starts chain 0: Σ (q + offset)·a − offset·Σa.
                 let mut sub = [[_mm256_setzero_si256(); CH]; NT];
-                for (t, chains) in sub.iter_mut().enumerate() {
-                    let at = (first_token + t) * (k / 16) + 16 * sb + s;
-                    chains[0] = _mm256_set1_epi32(-offset * acts.sums16[at]);
+                if offset != 0 {
+                    // The offset's correction starts chain 0: Σ (q + offset)·a − offset·Σa.
+                    for (t, chains) in sub.iter_mut().enumerate() {
+                        let at = (first_token + t) * (k / 16) + 16 * sb + s;
+                        chains[0] = _mm256_set1_epi32(-offset * acts.sums16[at]);
+                    }
                 }
                 let at = 256 * sb + 16 * s;
                 dot_chunk::<I, NT, CH>(&mut sub, &quants, at, 0, quads[0], quads[1]);
@@ -441,10 +481,30 @@ unsafe fn k16<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                 add_scaled(&mut total, &sub, sc);
             }
             let d = row_scales(blk.add(SCALES));
-            for t in 0..NT {
-                let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
-                let term = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
-                acc[t] = _mm256_add_ps(acc[t], term);
+            if F == Q2_K_CODE {
+                let mut mins = [_mm256_setzero_si256(); NT];
+                for p in 0..8 {
+                    // Lane r: row r's mins of sub-blocks 2p and 2p + 1 (high nibbles) as i16.
+                    let bytes = _mm_loadu_si128(blk.add(Q2_K_SCALES + 16 * p).cast());
+                    let m = _mm256_srli_epi16(_mm256_cvtepu8_epi16(bytes), 4);
+                    add_min_pairs(&mut mins, m, |t| {
+                        acts.sum16_pairs[(first_token + t) * (k / 32) + 8 * sb + p]
+                    });
+                }
+                let dmin = row_scales(blk.add(DMIN));
+                for t in 0..NT {
+                    let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
+                    let scaled = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
+                    let m = _mm256_mul_ps(_mm256_mul_ps(dmin, dy), _mm256_cvtepi32_ps(mins[t]));
+                    // ggml's order: the block's two terms first (Q4_K adds them one by one).
+                    acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(scaled, m));
+                }
+            } else {
+                for t in 0..NT {
+                    let dy = _mm256_set1_ps(acts.scales[(first_token + t) * nsb + sb]);
+                    let term = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(total[t]));
+                    acc[t] = _mm256_add_ps(acc[t], term);
+                }
             }
         }
         store(acc, out);
@@ -530,6 +590,7 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q5_K => q4_k::<I, true, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q6_K => k16::<I, Q6_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q3_K => k16::<I, Q3_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::Q2_K => k16::<I, Q2_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<I, Q8_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
