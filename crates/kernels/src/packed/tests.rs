@@ -193,6 +193,18 @@ fn format_codes_round_trip() {
     }
 }
 
+/// The model packs every matrix whose type has a packed format (`PackedFormat::of`): every
+/// type with a dot product has one, so no weight type is left on the row path.
+#[test]
+fn every_type_with_a_dot_product_has_a_packed_format() {
+    for ty in (0..64).filter_map(GgmlType::from_id) {
+        if crate::vec_dot_type(ty).is_some() {
+            let format = PackedFormat::of(ty);
+            assert_eq!(format.map(PackedFormat::ggml_type), Some(ty), "{ty}");
+        }
+    }
+}
+
 #[test]
 fn detected_path_is_available() {
     assert!(Isa::available().contains(&Isa::detected()));
