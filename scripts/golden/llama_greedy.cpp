@@ -32,13 +32,18 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL THREADS N_PREDICT [--full] < prompts\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL THREADS N_PREDICT [--full] [--q8-cache] < prompts\n", argv[0]);
         return 2;
     }
     const char * model_path = argv[1];
     const int threads = atoi(argv[2]);
     const int n_predict = atoi(argv[3]);
-    const bool full = argc > 4 && strcmp(argv[4], "--full") == 0;
+    bool full = false;
+    bool q8_cache = false;  // K and V cache in Q8_0 (llama-cli -ctk q8_0 -ctv q8_0 -fa on)
+    for (int i = 4; i < argc; i++) {
+        full = full || strcmp(argv[i], "--full") == 0;
+        q8_cache = q8_cache || strcmp(argv[i], "--q8-cache") == 0;
+    }
 
     llama_log_set(quiet, nullptr);
     llama_backend_init();
@@ -57,6 +62,12 @@ int main(int argc, char ** argv) {
     cparams.n_threads = threads;
     cparams.n_threads_batch = threads;
     cparams.no_perf = true;
+    if (q8_cache) {
+        // A quantized V cache needs flash attention in llama.cpp.
+        cparams.type_k = GGML_TYPE_Q8_0;
+        cparams.type_v = GGML_TYPE_Q8_0;
+        cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    }
     llama_context * ctx = llama_init_from_model(model, cparams);
     if (!ctx) {
         fprintf(stderr, "cannot create a context\n");

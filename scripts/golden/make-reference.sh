@@ -16,6 +16,8 @@
 #     reference_greedy.py  -> crates/model/tests/golden/greedy/<stem>.json   (64 greedy tokens and
 #                             the top-2 logit gap of every step; also checks llama.cpp's tokenization
 #                             of the prompts and prints where transformers' greedy text diverges)
+#     reference_greedy.py --q8-cache -> crates/model/tests/golden/greedy/q8_0/<stem>.json (the same
+#                             with llama.cpp's Q8_0 K and V cache, for uma's q8_0 KV cache)
 #     tiny_crosscheck.py   -> nothing; fails when llama.cpp's logits on the tiny models disagree
 #                             with the tiny goldens (same GGUF semantics in both references)
 #
@@ -25,7 +27,7 @@
 # same files (transformers is deterministic on CPU at a fixed thread count; the llama.cpp greedy
 # tokens are deterministic for a given build and machine).
 #
-#   scripts/golden/make-reference.sh [prompts|logits|tiny|greedy|crosscheck ...]   (default: all, in order)
+#   scripts/golden/make-reference.sh [prompts|logits|tiny|greedy|greedy-q8|crosscheck ...]   (default: all, in order)
 #
 # Environment: UMA_REFERENCE_VENV (default ~/.cache/uma/venv-reference; torch from PyPI brings several
 # GB of CUDA libraries, so it lives outside the repository and never in CI), UMA_TEST_MODELS (model
@@ -39,7 +41,7 @@ root="$(cd "$here/../.." && pwd)"
 venv="${UMA_REFERENCE_VENV:-$HOME/.cache/uma/venv-reference}"
 req="$here/requirements-reference.txt"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(prompts logits embeddings tiny greedy crosscheck)
+[ ${#steps[@]} -gt 0 ] || steps=(prompts logits embeddings tiny greedy greedy-q8 crosscheck)
 start=$SECONDS
 
 # 1. The venv, installed from the exact pins (skipped when the pins have not changed; several GB
@@ -90,13 +92,17 @@ run_step() {
       echo "== greedy (llama.cpp: llama_greedy + llama-server /tokenize)"
       build_llama
       "$py" "$here/reference_greedy.py" "$llama_bin" "$greedy_bin" | tee "$root/target/reference-greedy.log" ;;
+    greedy-q8)
+      echo "== greedy with a Q8_0 KV cache (llama.cpp -ctk q8_0 -ctv q8_0 -fa on)"
+      build_llama
+      "$py" "$here/reference_greedy.py" --q8-cache "$llama_bin" "$greedy_bin" ;;
     crosscheck)
       echo "== tiny goldens vs llama.cpp"
       build_llama
       [ -f "$tiny_dir/tiny-llama.gguf" ] || (cd "$root" && cargo run -q -p uma-test-models --example write_tiny_models -- "$tiny_dir")
       "$py" "$here/tiny_crosscheck.py" "$greedy_bin" "$tiny_dir" ;;
     *)
-      echo "unknown step $1 (prompts, logits, embeddings, tiny, greedy, crosscheck)" >&2; exit 2 ;;
+      echo "unknown step $1 (prompts, logits, embeddings, tiny, greedy, greedy-q8, crosscheck)" >&2; exit 2 ;;
   esac
 }
 

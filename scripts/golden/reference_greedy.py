@@ -102,10 +102,17 @@ class Server:
         self.log.close()
 
 
+# `--q8-cache` as the first argument: llama.cpp with a Q8_0 K and V cache (and flash attention, which a
+# quantized V cache needs there), written to greedy/q8_0/<stem>.json for uma's `--kv-cache-type q8_0`.
+Q8_CACHE = len(sys.argv) > 1 and sys.argv[1] == "--q8-cache"
+if Q8_CACHE:
+    del sys.argv[1]
+
+
 def greedy_all(greedy_bin: str, model: str, prompts: list[list[int]]) -> list[dict]:
     stdin = "".join(" ".join(map(str, ids)) + "\n" for ids in prompts)
-    result = subprocess.run([greedy_bin, model, "2", str(N_PREDICT)], input=stdin, capture_output=True,
-                            text=True, check=True)
+    args = [greedy_bin, model, "2", str(N_PREDICT)] + (["--q8-cache"] if Q8_CACHE else [])
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, check=True)
     out = []
     for line in result.stdout.splitlines():
         r = json.loads(line)
@@ -178,8 +185,10 @@ def build(bin_dir: str, greedy_bin: str, stem: str, version: str) -> tuple[dict,
     return {
         "model": stem,
         "reference": f"llama.cpp as vendored by llama-cpp-python 0.3.36 (reports {version}), CPU, 2 threads, n_ctx 4096, "
-                     "n_batch 2048, n_ubatch 512, default flash-attention and F16 KV cache; greedy = argmax "
-                     "of raw logits (scripts/golden/llama_greedy.cpp)",
+                     "n_batch 2048, n_ubatch 512, "
+                     + ("flash attention and Q8_0 K and V cache" if Q8_CACHE
+                        else "default flash-attention and F16 KV cache")
+                     + "; greedy = argmax of raw logits (scripts/golden/llama_greedy.cpp)",
         "near_tie_margin": NEAR_TIE_MARGIN,
         "near_tie_margin_why": NEAR_TIE_WHY,
         "prompts": out,
@@ -201,7 +210,9 @@ def main(bin_dir: str, greedy_bin: str, stems: list[str]) -> None:
     report = []
     for stem in stems or MODELS:
         golden, lines = build(bin_dir, greedy_bin, stem, version)
-        write_json(os.path.join(GOLDEN, "greedy", f"{stem}.json"), golden)
+        folder = os.path.join(GOLDEN, "greedy", "q8_0") if Q8_CACHE else os.path.join(GOLDEN, "greedy")
+        os.makedirs(folder, exist_ok=True)
+        write_json(os.path.join(folder, f"{stem}.json"), golden)
         report += lines
     print("\nllama.cpp vs transformers:")
     print("\n".join(f"  {line}" for line in report) if report else "  no divergences")

@@ -197,6 +197,8 @@ struct BenchReport {
     kv_cache_blocks: usize,
     kv_cache_block_size: usize,
     kv_cache_bytes: usize,
+    /// `"f16"` or `"q8_0"`.
+    kv_cache_type: &'static str,
     /// Tokens each sequence holds before a generation test's first timed step.
     warm_prompt_tokens: usize,
     repetitions: usize,
@@ -262,10 +264,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_tokens,
         min_kv_cache_tokens: kv_cache_tokens,
         max_num_batched_tokens: largest_step,
+        kv_cache_type: args.memory.kv_cache_type(),
     };
     plan_model(&args.model, &file, &request, budget_bytes)?;
     let model = Model::load(Arc::new(file))
         .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let kv_cache = model
+        .new_kv_cache_of_type(num_blocks, request.kv_cache_type)
+        .context("cannot allocate the KV cache")?;
     let bandwidth = match args.bandwidth {
         Some(gb_per_s) => BandwidthReport { gb_per_s, source: "given", probe: None },
         None => {
@@ -273,7 +279,6 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             BandwidthReport { gb_per_s: probe.gb_per_s, source: "probe", probe: Some(probe) }
         }
     };
-    let kv_cache = model.new_kv_cache(num_blocks).context("cannot allocate the KV cache")?;
 
     let mut report = BenchReport {
         model: model_summary(&model, args),
@@ -282,6 +287,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_blocks: kv_cache.num_blocks(),
         kv_cache_block_size: kv_cache.block_size(),
         kv_cache_bytes: kv_cache.size_in_bytes(),
+        kv_cache_type: kv_cache.kv_type().name(),
         warm_prompt_tokens: WARM_PROMPT_TOKENS,
         repetitions: args.repetitions,
         bandwidth,
@@ -464,11 +470,12 @@ fn render_header(report: &BenchReport) -> String {
     line(format!("threads: {}", report.threads));
     line(format!("memory read bandwidth: {}", describe_bandwidth(&report.bandwidth)));
     line(format!(
-        "KV cache: {} blocks of {} positions, {} (f16), up to {} positions per sequence; \
+        "KV cache: {} blocks of {} positions, {} ({}), up to {} positions per sequence; \
          generation tests start after a prompt of {} tokens",
         report.kv_cache_blocks,
         report.kv_cache_block_size,
         format::bytes(report.kv_cache_bytes as u64),
+        report.kv_cache_type,
         report.context_length,
         report.warm_prompt_tokens
     ));

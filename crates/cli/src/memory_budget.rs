@@ -10,13 +10,22 @@ use uma_planner::{plan_memory, KvCacheType, MemoryPlan, ModelSpec, PlanRequest, 
 
 use crate::format;
 
-/// The `--memory` option.
+/// The `--memory` and `--kv-cache-type` options.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct MemoryArgs {
     /// Memory budget for the models (weights, KV cache, scratch), e.g. 16GiB, 12G, 800MB
     /// (default: this machine's memory minus an OS reserve).
     #[arg(long, value_parser = parse_byte_size)]
     memory: Option<u64>,
+    /// How the KV cache stores keys and values: f16, or q8_0 for about half the memory and
+    /// twice the context in the same budget (llama.cpp's --cache-type-k/v q8_0).
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = parse_kv_cache_type)]
+    kv_cache_type: KvCacheType,
+}
+
+/// `f16` or `q8_0`.
+pub(crate) fn parse_kv_cache_type(text: &str) -> std::result::Result<KvCacheType, String> {
+    KvCacheType::from_name(text).ok_or_else(|| format!("{text:?} is neither f16 nor q8_0"))
 }
 
 impl MemoryArgs {
@@ -29,6 +38,11 @@ impl MemoryArgs {
                 "detected: memory minus the OS reserve",
             )),
         }
+    }
+
+    /// The KV cache's element type.
+    pub(crate) fn kv_cache_type(&self) -> KvCacheType {
+        self.kv_cache_type
     }
 }
 
@@ -87,17 +101,24 @@ pub(crate) struct KvRequest {
     pub(crate) min_kv_cache_tokens: usize,
     /// Tokens one forward pass computes at most.
     pub(crate) max_num_batched_tokens: usize,
+    /// How the KV cache stores keys and values.
+    pub(crate) kv_cache_type: KvCacheType,
 }
 
 impl KvRequest {
     /// One sequence of `context_length` positions, computed in steps of `max_num_batched_tokens`.
-    pub(crate) fn single(context_length: usize, max_num_batched_tokens: usize) -> KvRequest {
+    pub(crate) fn single(
+        context_length: usize,
+        max_num_batched_tokens: usize,
+        kv_cache_type: KvCacheType,
+    ) -> KvRequest {
         KvRequest {
             context_length,
             num_sequences: 1,
             kv_cache_tokens: context_length,
             min_kv_cache_tokens: context_length,
             max_num_batched_tokens,
+            kv_cache_type,
         }
     }
 }
@@ -118,7 +139,7 @@ pub(crate) fn plan_model(
     let plan_request = PlanRequest {
         context_length: request.context_length as u64,
         num_sequences: request.num_sequences as u64,
-        kv_cache_type: KvCacheType::F16,
+        kv_cache_type: request.kv_cache_type,
         sliding_window_kv: SlidingWindowKv::Full,
         max_num_batched_tokens: request.max_num_batched_tokens as u64,
         headroom: 0.0,
@@ -133,7 +154,7 @@ pub(crate) fn plan_model(
             path.display(),
             request.context_length,
             request.num_sequences,
-            describe(&plan, &spec, minimum as u64)
+            describe(&plan, &spec, minimum as u64, request.kv_cache_type)
         );
     }
     let kv_cache_tokens = request.kv_cache_tokens.max(minimum);
@@ -142,22 +163,28 @@ pub(crate) fn plan_model(
     } else {
         (kv_cache_tokens, None)
     };
-    let memory_bytes = memory_with_kv_tokens(&plan, &spec, kv_cache_tokens as u64);
+    let memory_bytes =
+        memory_with_kv_tokens(&plan, &spec, kv_cache_tokens as u64, request.kv_cache_type);
     Ok(PlannedModel { kv_cache_tokens, memory_bytes, shrunk_from, spec })
 }
 
 /// The plan's memory with a KV pool of `kv_tokens` positions instead of the request's contexts:
 /// serving memory, or the loading peak when that is higher.
-fn memory_with_kv_tokens(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> u64 {
+fn memory_with_kv_tokens(
+    plan: &MemoryPlan,
+    spec: &ModelSpec,
+    kv_tokens: u64,
+    kv_type: KvCacheType,
+) -> u64 {
     let parts = &plan.breakdown;
-    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(KvCacheType::F16);
+    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(kv_type);
     (parts.total_bytes() - parts.kv_cache_bytes + kv_bytes).max(parts.load_peak_bytes)
 }
 
 /// One line: each part of the need for `kv_tokens` KV positions, the total and the budget.
-fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> String {
+fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64, kv_type: KvCacheType) -> String {
     let parts = &plan.breakdown;
-    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(KvCacheType::F16);
+    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(kv_type);
     let serving = parts.total_bytes() - parts.kv_cache_bytes + kv_bytes;
     let loading = if parts.load_peak_bytes > serving {
         format!(" (loading peaks at {})", format::bytes(parts.load_peak_bytes))
@@ -165,11 +192,12 @@ fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64) -> String {
         String::new()
     };
     format!(
-        "weights {} + KV cache {} ({} positions) + compute scratch {} + runtime {} = {} needed{}, \
-         budget {} (raise --memory, lower --ctx, or pick a smaller quantization)",
+        "weights {} + KV cache {} ({} {} positions) + compute scratch {} + runtime {} = {} needed{}, \
+         budget {} (raise --memory, lower --ctx, use --kv-cache-type q8_0, or pick a smaller quantization)",
         format::bytes(parts.weights_bytes),
         format::bytes(kv_bytes),
         format::grouped(kv_tokens),
+        kv_type.name(),
         format::bytes(parts.compute_scratch_bytes),
         format::bytes(parts.runtime_overhead_bytes),
         format::bytes(serving),

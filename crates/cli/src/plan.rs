@@ -36,7 +36,7 @@ pub(crate) struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     seqs: u64,
     /// KV cache type: f16 (uma's) or q8_0.
-    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = parse_kv_cache_type)]
+    #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = crate::memory_budget::parse_kv_cache_type)]
     kv: KvCacheType,
     /// Tokens per engine step, which the compute scratch is sized for.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_NUM_BATCHED_TOKENS)]
@@ -444,10 +444,6 @@ fn cost_report(
         cloud_plan.speed.aggregate_decode.tokens_per_second,
     );
     Ok(CostReport { owned, cloud })
-}
-
-fn parse_kv_cache_type(text: &str) -> Result<KvCacheType, String> {
-    KvCacheType::from_name(text).map_err(|error| error.to_string())
 }
 
 /// `"7B"` → 7·10⁹, `"1.5b"`, `"500M"`, `"270m"`, `"7000000000"`.

@@ -91,7 +91,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     params.validate()?;
     crate::threads::set_threads(args.threads)?;
     let (budget_bytes, _) = args.memory.budget()?;
-    let mut session = Session::load(&args.model, args.ctx, budget_bytes)?;
+    let kv_cache_type = args.memory.kv_cache_type();
+    let mut session = Session::load(&args.model, args.ctx, budget_bytes, kv_cache_type)?;
     // Ctrl-C stops the answer being generated; at the chat prompt it is handled by the reader.
     let cancel = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&cancel);

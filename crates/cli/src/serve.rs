@@ -252,6 +252,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             );
         }
         let mut config = EngineConfig::new(context_length, args.parallel);
+        config.kv_cache_type = args.memory.kv_cache_type();
         config.max_num_batched_tokens = args.batch_tokens;
         if let Some(tokens) = args.kv_cache_tokens {
             config.num_kv_cache_tokens = tokens;
@@ -270,6 +271,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             num_sequences: args.parallel,
             kv_cache_tokens: config.num_kv_cache_tokens,
             min_kv_cache_tokens: context_length,
+            kv_cache_type: config.kv_cache_type,
             max_num_batched_tokens: args.batch_tokens,
         };
         let planned = plan_model(&path, &file, &request, budget_bytes)?;
@@ -287,6 +289,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             model = %name,
             memory = %format::bytes(planned.memory_bytes),
             kv_cache_tokens = planned.kv_cache_tokens,
+            kv_cache_type = config.kv_cache_type.name(),
             "planned"
         );
         let info = model_info(&path, &file, &planned.spec, context_length, config.pooling);

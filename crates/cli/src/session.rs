@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use uma_engine::PromptEncoder;
 use uma_gguf::GgufFile;
-use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE};
+use uma_model::{
+    Batch, BlockId, KvCache, KvCacheType, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE,
+};
 use uma_sampling::{
     FinishReason, Sampler, SamplingParams, StopCondition, StopReason, TokenHistory,
 };
@@ -62,6 +64,7 @@ impl Session {
         path: &std::path::Path,
         context_length: Option<usize>,
         budget_bytes: u64,
+        kv_cache_type: KvCacheType,
     ) -> anyhow::Result<Self> {
         let file = Arc::new(
             GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?,
@@ -71,12 +74,12 @@ impl Session {
         if context_length == 0 || context_length > trained {
             bail!("--ctx {context_length} is outside 1..={trained} (the model's trained context)");
         }
-        let request = KvRequest::single(context_length, PREFILL_CHUNK);
+        let request = KvRequest::single(context_length, PREFILL_CHUNK, kv_cache_type);
         plan_model(path, &file, &request, budget_bytes)?;
         let prompts = PromptEncoder::from_gguf(&file)?;
         let model = Model::load(file)?;
         let num_blocks = context_length.div_ceil(DEFAULT_BLOCK_SIZE);
-        let kv_cache = model.new_kv_cache(num_blocks)?;
+        let kv_cache = model.new_kv_cache_of_type(num_blocks, kv_cache_type)?;
         let block_table = (0..num_blocks as u32).map(BlockId).collect();
         Ok(Session {
             prompts,

@@ -99,6 +99,26 @@ fn json_report_has_every_test_with_consistent_statistics() {
 }
 
 #[test]
+fn a_q8_0_kv_cache_takes_34_bytes_per_32_elements_instead_of_64() {
+    let gemma = uma_test_models::path(TestModel::Gemma3_270m);
+    let gemma = gemma.to_str().expect("UTF-8 path");
+    let bench = |kv_type: &str| {
+        let args = ["bench", gemma, "-p", "16", "-n", "2", "-r", "1", "--bandwidth", "50"];
+        json(&uma(&[&args[..], &["--json", "--kv-cache-type", kv_type]].concat()))
+    };
+    let (f16, q8) = (bench("f16"), bench("q8_0"));
+    assert_eq!(f16["kv_cache_type"], "f16");
+    assert_eq!(q8["kv_cache_type"], "q8_0");
+    assert_eq!(number(&q8, "/kv_cache_blocks"), number(&f16, "/kv_cache_blocks"));
+    assert_eq!(number(&q8, "/kv_cache_bytes") * 64.0, number(&f16, "/kv_cache_bytes") * 34.0);
+    assert!(q8["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .all(|r| positive(number(r, "/mean"))));
+}
+
+#[test]
 fn table_lists_one_row_per_test_then_the_bandwidth_lines() {
     let model = tiny_model("table");
     let output = uma(&[
@@ -167,6 +187,11 @@ fn bad_input_is_one_clear_line() {
     assert_one_line_error(&bench(&["-n", "0", "--batch", "4"]), "--batch needs generation");
     assert_one_line_error(&bench(&["--threads", "0"]), "--threads must be at least 1");
     assert_one_line_error(&bench(&["--bandwidth", "0"]), "--bandwidth must be a positive");
+    // The tiny model's heads have 16 elements: not whole Q8_0 groups.
+    assert_one_line_error(
+        &bench(&["-p", "16", "-n", "4", "--kv-cache-type", "q8_0"]),
+        "a q8_0 cache needs heads of",
+    );
     assert_one_line_error(
         &bench(&["-p", "0", "-n", "64", "--batch", "16", "--memory", "4MB"]),
         "does not fit in the memory budget with a KV cache of 1280 positions",

@@ -17,6 +17,8 @@ pub struct EngineConfig {
     pub num_kv_cache_tokens: usize,
     /// Token positions per KV block.
     pub block_size: usize,
+    /// How the KV pool stores keys and values: f16, or Q8_0 for about half the memory.
+    pub kv_cache_type: uma_model::KvCacheType,
     /// Requests that may wait for a sequence slot; more are refused (queue full).
     pub max_queued_requests: usize,
     /// Reuse the KV of prompt prefixes seen before.
@@ -27,7 +29,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Defaults for `context_length` and `max_num_seqs`: a KV pool for every sequence's full
-    /// context, 512-token steps, 16-token blocks, a queue four times the running set.
+    /// context, 512-token steps, 16-token f16 blocks, a queue four times the running set.
     pub fn new(context_length: usize, max_num_seqs: usize) -> Self {
         EngineConfig {
             context_length,
@@ -35,6 +37,7 @@ impl EngineConfig {
             max_num_batched_tokens: 512,
             num_kv_cache_tokens: context_length.saturating_mul(max_num_seqs),
             block_size: uma_model::DEFAULT_BLOCK_SIZE,
+            kv_cache_type: uma_model::KvCacheType::F16,
             max_queued_requests: 4 * max_num_seqs.max(16),
             enable_prefix_caching: true,
             pooling: None,

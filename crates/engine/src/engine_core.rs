@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
-use uma_model::{Batch, BlockId, KvCache, Logits, LogitsRequest, Model};
+use uma_model::{Batch, BlockId, KvCache, KvCacheType, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
 use uma_tokenizer::StreamDecoder;
 
@@ -157,7 +157,10 @@ impl EngineCore {
         let config = self.model.config();
         let block_size = uma_model::DEFAULT_BLOCK_SIZE;
         let num_blocks = tokens.len().div_ceil(block_size);
-        let mut kv = KvCache::new(config, num_blocks, block_size).map_err(|e| e.to_string())?;
+        // f16 whatever the pool's type: this cache lives for one request, and embeddings are
+        // compared by cosine, where the f16 cache's precision is worth its few bytes.
+        let mut kv = KvCache::new(config, num_blocks, block_size, KvCacheType::F16)
+            .map_err(|e| e.to_string())?;
         let table: Vec<BlockId> = (0..num_blocks as u32).map(BlockId).collect();
         let mut pooler = Pooler::new(pooling, config.hidden_size);
         let chunk_size = self.scheduler.max_num_batched_tokens().max(1);

@@ -63,7 +63,8 @@ impl EngineHandle {
         config.validate(model.config().max_position_embeddings)?;
         let vocab_size = model.config().vocab_size;
         let num_blocks = config.num_kv_blocks();
-        let kv_cache = KvCache::new(model.config(), num_blocks, config.block_size)?;
+        let kv_cache =
+            KvCache::new(model.config(), num_blocks, config.block_size, config.kv_cache_type)?;
         let kv_cache_bytes = kv_cache.size_in_bytes();
         let kv = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching)?;
         let scheduler = Scheduler::new(

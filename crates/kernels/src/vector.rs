@@ -9,6 +9,25 @@
 /// Positions per pass in [`scores_transposed_many`] and elements per pass in [`accumulate_weighted`].
 pub const LANES: usize = 16;
 
+/// Calls `$body` (a plain `#[inline(always)]` loop of this module) compiled for AVX-512, AVX2
+/// or the baseline, whichever this CPU has.
+macro_rules! dispatch {
+    ($body:ident($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::avx512() {
+                // SAFETY: the CPU has the features (checked).
+                return unsafe { x86::avx512::$body($($arg),*) };
+            }
+            if x86::avx2_fma() {
+                // SAFETY: the CPU has the features (checked).
+                return unsafe { x86::avx2::$body($($arg),*) };
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+
 /// `scores[r, j] = (query r · key j) · scale` for every query (`queries` `[R, head_dim]`, `scores`
 /// `[R, stride]`) and keys stored transposed, `keys[d · stride + j]` (`[head_dim, stride]`,
 /// `stride` a multiple of [`LANES`]); each score is a sum over `d` in order. Four queries share
@@ -26,22 +45,7 @@ pub fn scores_transposed_many(
     assert!(
         queries.len().is_multiple_of(head_dim) && scores.len() == queries.len() / head_dim * stride
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::avx512() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe {
-                x86::scores_many_avx512(queries, head_dim, keys, stride, scale, scores)
-            };
-        }
-        if x86::avx2_fma() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe {
-                x86::scores_many_avx2(queries, head_dim, keys, stride, scale, scores)
-            };
-        }
-    }
-    scores_many_body(queries, head_dim, keys, stride, scale, scores);
+    dispatch!(scores_many_body(queries, head_dim, keys, stride, scale, scores))
 }
 
 /// Queries per pass of [`scores_transposed_many`].
@@ -89,18 +93,7 @@ fn scores_many_body(
 /// summed over `j` in order.
 pub fn accumulate_weighted(acc: &mut [f32], weights: &[f32], values: &[f32]) {
     assert!(values.len() >= weights.len() * acc.len(), "a value row per weight");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::avx512() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::accumulate_avx512(acc, weights, values) };
-        }
-        if x86::avx2_fma() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::accumulate_avx2(acc, weights, values) };
-        }
-    }
-    accumulate_body(acc, weights, values);
+    dispatch!(accumulate_body(acc, weights, values))
 }
 
 /// `e^x` for `x ≤ 0`, within 2 ulp (Cephes' `expf`: `2^n · e^r`, `|r| ≤ ln2/2`, degree-6
@@ -140,18 +133,7 @@ pub fn exp_non_positive(x: f32) -> f32 {
 /// few ulp of the libm form; every path gives the same bits.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "swiglu callers pass rows of one length");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::avx512() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::swiglu_avx512(gate, up) };
-        }
-        if x86::avx2_fma() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::swiglu_avx2(gate, up) };
-        }
-    }
-    swiglu_body(gate, up);
+    dispatch!(swiglu_body(gate, up))
 }
 
 #[inline(always)]
@@ -170,18 +152,7 @@ fn swiglu_body(gate: &mut [f32], up: &[f32]) {
 /// Then adds the weights to `sum`, in order. The exponential is plain multiplies and adds, so
 /// every path gives the same bits.
 pub fn online_softmax_update(scores: &mut [f32], max: &mut f32, sum: &mut f32, acc: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if x86::avx512() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::softmax_avx512(scores, max, sum, acc) };
-        }
-        if x86::avx2_fma() {
-            // SAFETY: the CPU has the features (checked).
-            return unsafe { x86::softmax_avx2(scores, max, sum, acc) };
-        }
-    }
-    softmax_body(scores, max, sum, acc);
+    dispatch!(softmax_body(scores, max, sum, acc))
 }
 
 #[inline(always)]
@@ -199,6 +170,61 @@ fn softmax_body(scores: &mut [f32], max: &mut f32, sum: &mut f32, acc: &mut [f32
     scores.iter_mut().for_each(|s| *s = exp_non_positive(*s - new_max));
     for &w in scores.iter() {
         *sum += w;
+    }
+}
+
+/// Elements per Q8_0 group: one f16 scale per 32 signed bytes (ggml's `QK8_0`).
+const Q8_GROUP: usize = 32;
+
+/// Dequantizes a transposed Q8_0 tile: `out[r · stride + j] = quants[r · n + j] ·
+/// scales[(r / 32) · n + j]` for `r` in `0..quants.len() / n` and `j` in `0..n` — a KV head's
+/// keys of one cache block, `n` positions wide, each position's 32-element groups with their own
+/// scale (already in f32).
+pub fn dequantize_q8_transposed(
+    quants: &[i8],
+    scales: &[f32],
+    n: usize,
+    stride: usize,
+    out: &mut [f32],
+) {
+    assert!(n > 0 && n <= stride && quants.len().is_multiple_of(n * Q8_GROUP), "whole groups");
+    let rows = quants.len() / n;
+    assert!(scales.len() == rows / Q8_GROUP * n, "a scale per group and column");
+    assert!(out.len() >= (rows - 1) * stride + n, "out holds every row");
+    dispatch!(dequantize_q8_transposed_body(quants, scales, n, stride, out))
+}
+
+#[inline(always)]
+fn dequantize_q8_transposed_body(
+    quants: &[i8],
+    scales: &[f32],
+    n: usize,
+    stride: usize,
+    out: &mut [f32],
+) {
+    for (r, row) in quants.chunks_exact(n).enumerate() {
+        let scale_row = &scales[r / Q8_GROUP * n..(r / Q8_GROUP + 1) * n];
+        let out_row = &mut out[r * stride..r * stride + n];
+        for ((o, &q), &d) in out_row.iter_mut().zip(row).zip(scale_row) {
+            *o = f32::from(q) * d;
+        }
+    }
+}
+
+/// Dequantizes Q8_0 rows: `out[i] = quants[i] · scales[i / 32]` (ggml's `dequantize_row_q8_0`
+/// with the scales already in f32) — a KV head's values, one position after another.
+pub fn dequantize_q8_rows(quants: &[i8], scales: &[f32], out: &mut [f32]) {
+    assert!(quants.len() == scales.len() * Q8_GROUP && out.len() == quants.len(), "whole groups");
+    dispatch!(dequantize_q8_rows_body(quants, scales, out))
+}
+
+#[inline(always)]
+fn dequantize_q8_rows_body(quants: &[i8], scales: &[f32], out: &mut [f32]) {
+    let groups = quants.chunks_exact(Q8_GROUP).zip(out.chunks_exact_mut(Q8_GROUP));
+    for ((group, out), &d) in groups.zip(scales) {
+        for (o, &q) in out.iter_mut().zip(group) {
+            *o = f32::from(q) * d;
+        }
     }
 }
 
@@ -253,79 +279,40 @@ mod x86 {
         CpuFeatures::detected().avx512
     }
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores_many_avx2(
-        q: &[f32],
-        hd: usize,
-        k: &[f32],
-        stride: usize,
-        s: f32,
-        o: &mut [f32],
-    ) {
-        super::scores_many_body(q, hd, k, stride, s, o);
+    /// The module's loops, each compiled once more with `$features` enabled: same source, so
+    /// the same bits (every multiply-add is a `mul_add`).
+    macro_rules! compiled_with {
+        ($features:literal: $(fn $name:ident($($arg:ident: $ty:ty),*);)*) => {
+            $(
+                /// # Safety
+                /// The CPU must have the features this function is compiled with.
+                #[target_feature(enable = $features)]
+                pub(in super::super) unsafe fn $name($($arg: $ty),*) {
+                    super::super::$name($($arg),*)
+                }
+            )*
+        };
     }
 
-    /// # Safety
-    /// The CPU must support AVX-512 F and FMA.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn scores_many_avx512(
-        q: &[f32],
-        hd: usize,
-        k: &[f32],
-        stride: usize,
-        s: f32,
-        o: &mut [f32],
-    ) {
-        super::scores_many_body(q, hd, k, stride, s, o);
+    macro_rules! every_loop {
+        ($features:literal) => {
+            compiled_with! { $features:
+                fn scores_many_body(q: &[f32], hd: usize, k: &[f32], stride: usize, s: f32, o: &mut [f32]);
+                fn accumulate_body(acc: &mut [f32], w: &[f32], v: &[f32]);
+                fn swiglu_body(gate: &mut [f32], up: &[f32]);
+                fn softmax_body(s: &mut [f32], max: &mut f32, sum: &mut f32, a: &mut [f32]);
+                fn dequantize_q8_transposed_body(q: &[i8], sc: &[f32], n: usize, stride: usize, o: &mut [f32]);
+                fn dequantize_q8_rows_body(q: &[i8], sc: &[f32], o: &mut [f32]);
+            }
+        };
     }
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn accumulate_avx2(acc: &mut [f32], w: &[f32], v: &[f32]) {
-        super::accumulate_body(acc, w, v);
+    pub(super) mod avx2 {
+        every_loop!("avx2,fma");
     }
 
-    /// # Safety
-    /// The CPU must support AVX-512 F and FMA.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn accumulate_avx512(acc: &mut [f32], w: &[f32], v: &[f32]) {
-        super::accumulate_body(acc, w, v);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn swiglu_avx2(gate: &mut [f32], up: &[f32]) {
-        super::swiglu_body(gate, up);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512 F and FMA.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn swiglu_avx512(gate: &mut [f32], up: &[f32]) {
-        super::swiglu_body(gate, up);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn softmax_avx2(s: &mut [f32], max: &mut f32, sum: &mut f32, a: &mut [f32]) {
-        super::softmax_body(s, max, sum, a);
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512 F and FMA.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn softmax_avx512(
-        s: &mut [f32],
-        max: &mut f32,
-        sum: &mut f32,
-        a: &mut [f32],
-    ) {
-        super::softmax_body(s, max, sum, a);
+    pub(super) mod avx512 {
+        every_loop!("avx512f,fma");
     }
 }
 
@@ -448,6 +435,42 @@ mod tests {
                     .map(|j| f64::from(weights[j]) * f64::from(values[j * hd + d]))
                     .sum::<f64>();
             assert!((f64::from(plain[d]) - expected).abs() < 1e-5, "element {d}");
+        }
+    }
+    #[test]
+    fn q8_dequantizers_match_ggml_on_every_path() {
+        let quants: Vec<i8> = (0..64 * 16).map(|i| ((i * 37 + 11) % 255) as i8).collect();
+        let scales: Vec<f32> = (0..2 * 16).map(|i| 0.01 + i as f32 * 0.003).collect();
+        // Transposed keys: 64 dims × 16 positions into rows of a wider stride.
+        let mut out = vec![f32::NAN; 64 * 24];
+        dequantize_q8_transposed(&quants, &scales, 16, 24, &mut out);
+        let mut portable = out.clone();
+        dequantize_q8_transposed_body(&quants, &scales, 16, 24, &mut portable);
+        for r in 0..64 {
+            for j in 0..16 {
+                let want = f32::from(quants[r * 16 + j]) * scales[(r / 32) * 16 + j];
+                assert_eq!(out[r * 24 + j].to_bits(), want.to_bits(), "row {r} column {j}");
+                assert_eq!(portable[r * 24 + j].to_bits(), want.to_bits());
+            }
+            assert!(out[r * 24 + 16..(r + 1) * 24].iter().all(|v| v.is_nan()), "padding kept");
+        }
+        // Rows: ggml's dequantize_row_q8_0 is BlockQ8_0::dequantize.
+        let scales: Vec<f32> =
+            (0..32).map(|i| half::f16::from_f32(0.02 * i as f32).to_f32()).collect();
+        let mut out = vec![0.0f32; quants.len()];
+        dequantize_q8_rows(&quants, &scales, &mut out);
+        for (g, chunk) in out.chunks_exact(32).enumerate() {
+            let block = crate::BlockQ8_0 {
+                d: half::f16::from_f32(scales[g]),
+                qs: quants[g * 32..(g + 1) * 32].try_into().expect("32 quants"),
+            };
+            let mut want = [0.0f32; 32];
+            block.dequantize(&mut want);
+            assert_eq!(
+                chunk.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "group {g}"
+            );
         }
     }
 }

@@ -29,7 +29,9 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use uma_kernels::ThreadPool;
 
-use crate::kv_cache::{BlockId, LayerKv};
+use uma_kernels::BlockQ8_0;
+
+use crate::kv_cache::{BlockId, KvTensor, LayerKv, Q8_0_GROUP};
 
 /// Where one batch token sits: its sequence and position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +140,7 @@ struct Scratch {
     keys: Vec<f32>,   // [head_dim, block_size rounded up to LANES], transposed
     values: Vec<f32>, // [block_size, head_dim]
     scores: Vec<f32>, // [block_size rounded up to LANES]
+    scales: Vec<f32>, // a Q8_0 block's scales in f32
 }
 
 /// The calling thread's work lists, reused across calls.
@@ -193,13 +196,43 @@ pub(crate) fn write_kv(
     let slot = position % bs;
     for kv_head in 0..shape.num_key_value_heads {
         let base = head_offset(shape, block, kv_head);
-        let head = kv_head * hd..(kv_head + 1) * hd;
-        for (d, &k) in keys[head.clone()].iter().enumerate() {
-            kv.keys[base + d * bs + slot] = f16::from_f32(k);
-        }
+        let (keys, values) = (&keys[kv_head * hd..][..hd], &values[kv_head * hd..][..hd]);
+        // Keys transposed: element d of the position's row goes to `d · block_size + slot`
+        // (a Q8_0 scale: group g's to `g · block_size + slot`). Values: the position's row.
         let at = base + slot * hd;
-        kv.values[at..at + hd].convert_from_f32_slice(&values[head]);
+        match &mut kv.keys {
+            KvTensor::F16(cache) => {
+                for (d, &k) in keys.iter().enumerate() {
+                    cache[base + d * bs + slot] = f16::from_f32(k);
+                }
+            }
+            KvTensor::Q8_0 { quants, scales } => {
+                for (g, block) in q8_0_groups(keys).enumerate() {
+                    scales[base / Q8_0_GROUP + g * bs + slot] = block.d;
+                    for (i, &q) in block.qs.iter().enumerate() {
+                        quants[base + (g * Q8_0_GROUP + i) * bs + slot] = q;
+                    }
+                }
+            }
+        }
+        match &mut kv.values {
+            KvTensor::F16(cache) => cache[at..at + hd].convert_from_f32_slice(values),
+            KvTensor::Q8_0 { quants, scales } => {
+                let groups = hd / Q8_0_GROUP;
+                for (g, block) in q8_0_groups(values).enumerate() {
+                    scales[base / Q8_0_GROUP + slot * groups + g] = block.d;
+                    quants[at + g * Q8_0_GROUP..at + (g + 1) * Q8_0_GROUP]
+                        .copy_from_slice(&block.qs);
+                }
+            }
+        }
     }
+}
+
+/// `row` as ggml's Q8_0 blocks (`quantize_row_q8_0`), one per 32 elements.
+fn q8_0_groups(row: &[f32]) -> impl Iterator<Item = BlockQ8_0> + '_ {
+    row.chunks_exact(Q8_0_GROUP)
+        .map(|group| BlockQ8_0::quantize(group.try_into().expect("chunks of Q8_0_GROUP")))
 }
 
 /// `out[t]` = attention of token `t` (queries `q[t]`, `[num_attention_heads · head_dim]`) over
@@ -322,7 +355,7 @@ fn attend(
     // Scratch keys keep the transposed layout with rows padded to whole LANES.
     let stride = bs.next_multiple_of(LANES);
 
-    let Scratch { queries, segment: state, total, keys, values, scores } = scratch;
+    let Scratch { queries, segment: state, total, keys, values, scores, scales } = scratch;
     queries.clear();
     for t in tile.start..tile.end {
         let heads = &q[t * q_dim + kv_head * group * hd..t * q_dim + (kv_head + 1) * group * hd];
@@ -357,17 +390,9 @@ fn attend(
             let base = head_offset(shape, block, kv_head);
             // All of the block's keys (lanes no query needs are computed and never used), and
             // the values of the slots that some query of the tile needs.
-            let block_keys = &kv.keys[base..base + hd * bs];
-            if stride == bs {
-                block_keys.convert_to_f32_slice(keys);
-            } else {
-                for (src, dst) in block_keys.chunks_exact(bs).zip(keys.chunks_exact_mut(stride)) {
-                    src.convert_to_f32_slice(&mut dst[..bs]);
-                }
-            }
+            load_keys(&kv.keys, base, hd, bs, stride, keys, scales);
             let needed = first * hd..(last + 1) * hd;
-            kv.values[base + needed.start..base + needed.end]
-                .convert_to_f32_slice(&mut values[needed]);
+            load_values(&kv.values, base, hd, needed, values, scales);
 
             // Every row's scores against the block at once: the rows share each load of the keys.
             uma_kernels::vector::scores_transposed_many(
@@ -399,6 +424,62 @@ fn attend(
             }
         }
         total.merge(state, hd);
+    }
+}
+
+/// One KV head's keys of one block (at `base`, `[head_dim, block_size]`) into `keys`, f32 rows
+/// of `stride` positions.
+fn load_keys(
+    tensor: &KvTensor,
+    base: usize,
+    hd: usize,
+    bs: usize,
+    stride: usize,
+    keys: &mut [f32],
+    scales: &mut Vec<f32>,
+) {
+    match tensor {
+        KvTensor::F16(cache) => {
+            let block_keys = &cache[base..base + hd * bs];
+            if stride == bs {
+                block_keys.convert_to_f32_slice(&mut keys[..hd * bs]);
+            } else {
+                for (src, dst) in block_keys.chunks_exact(bs).zip(keys.chunks_exact_mut(stride)) {
+                    src.convert_to_f32_slice(&mut dst[..bs]);
+                }
+            }
+        }
+        KvTensor::Q8_0 { quants, scales: cache_scales } => {
+            let num_scales = hd / Q8_0_GROUP * bs;
+            scales.resize(num_scales, 0.0);
+            let at = base / Q8_0_GROUP;
+            cache_scales[at..at + num_scales].convert_to_f32_slice(scales);
+            let quants = &quants[base..base + hd * bs];
+            uma_kernels::vector::dequantize_q8_transposed(quants, scales, bs, stride, keys);
+        }
+    }
+}
+
+/// The elements `needed` of one KV head's values of one block (at `base`, `[block_size,
+/// head_dim]`) into the same elements of `values`.
+fn load_values(
+    tensor: &KvTensor,
+    base: usize,
+    hd: usize,
+    needed: std::ops::Range<usize>,
+    values: &mut [f32],
+    scales: &mut Vec<f32>,
+) {
+    let source = base + needed.start..base + needed.end;
+    match tensor {
+        KvTensor::F16(cache) => cache[source].convert_to_f32_slice(&mut values[needed]),
+        KvTensor::Q8_0 { quants, scales: cache_scales } => {
+            debug_assert!(hd.is_multiple_of(Q8_0_GROUP) && needed.start.is_multiple_of(hd));
+            let groups = source.start / Q8_0_GROUP..source.end / Q8_0_GROUP;
+            scales.resize(groups.len(), 0.0);
+            cache_scales[groups].convert_to_f32_slice(scales);
+            uma_kernels::vector::dequantize_q8_rows(&quants[source], scales, &mut values[needed]);
+        }
     }
 }
 
@@ -436,6 +517,7 @@ fn write_tile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv_cache::KvCacheType;
 
     /// Dense causal GQA in f64 over plain arrays, the textbook way.
     #[allow(clippy::too_many_arguments)]
@@ -506,10 +588,7 @@ mod tests {
                 window,
                 block_size,
             };
-            let mut kv = LayerKv {
-                keys: vec![f16::ZERO; num_blocks * block_size * kv_dim],
-                values: vec![f16::ZERO; num_blocks * block_size * kv_dim],
-            };
+            let mut kv = LayerKv::zeroed(KvCacheType::F16, num_blocks * block_size * kv_dim);
             for t in 0..num_tokens {
                 let r = t * kv_dim..(t + 1) * kv_dim;
                 write_kv(&mut kv, &shape, &table, t, &k[r.clone()], &v[r]);
@@ -545,6 +624,20 @@ mod tests {
             block_size: usize,
             lens: &[usize],
         ) -> Self {
+            Setup::with_type(KvCacheType::F16, heads, kv_heads, hd, window, block_size, lens)
+        }
+
+        /// [`Setup::new`] with a cache of `kv_type`; the expected keys and values are what the
+        /// cache holds (the f16 or Q8_0 round trip of the written ones).
+        fn with_type(
+            kv_type: KvCacheType,
+            heads: usize,
+            kv_heads: usize,
+            hd: usize,
+            window: Option<usize>,
+            block_size: usize,
+            lens: &[usize],
+        ) -> Self {
             let shape = AttentionShape {
                 num_attention_heads: heads,
                 num_key_value_heads: kv_heads,
@@ -559,26 +652,20 @@ mod tests {
             let num_blocks = blocks_needed.iter().sum::<usize>() + 3;
             let mut free: Vec<u32> =
                 (0..num_blocks as u32).map(|i| (i * 7 + 3) % num_blocks as u32).collect();
-            let mut kv = LayerKv {
-                keys: vec![f16::ZERO; num_blocks * block_size * kv_dim],
-                values: vec![f16::ZERO; num_blocks * block_size * kv_dim],
-            };
+            let mut kv = LayerKv::zeroed(kv_type, num_blocks * block_size * kv_dim);
             let value = |i: usize, salt: f32| (i as f32 * 0.731 + salt).sin() * 1.5;
             let (mut tables, mut qs, mut ks, mut vs) = (vec![], vec![], vec![], vec![]);
             for (s, (&len, &blocks)) in lens.iter().zip(&blocks_needed).enumerate() {
                 let table: Vec<BlockId> = free.drain(..blocks).map(BlockId).collect();
                 let salt = s as f32 * 0.37;
                 let q: Vec<f32> = (0..len * heads * hd).map(|i| value(i, 0.1 + salt)).collect();
-                let k: Vec<f32> = (0..len * kv_dim)
-                    .map(|i| f16::from_f32(value(i, 1.3 + salt)).to_f32())
-                    .collect();
-                let v: Vec<f32> = (0..len * kv_dim)
-                    .map(|i| f16::from_f32(value(i, 2.9 + salt)).to_f32())
-                    .collect();
+                let k: Vec<f32> = (0..len * kv_dim).map(|i| value(i, 1.3 + salt)).collect();
+                let v: Vec<f32> = (0..len * kv_dim).map(|i| value(i, 2.9 + salt)).collect();
                 for t in 0..len {
                     let r = t * kv_dim..(t + 1) * kv_dim;
                     write_kv(&mut kv, &shape, &table, t, &k[r.clone()], &v[r]);
                 }
+                let (k, v) = (stored(kv_type, &k), stored(kv_type, &v));
                 tables.push(table);
                 qs.push(q);
                 ks.push(k);
@@ -659,6 +746,36 @@ mod tests {
         }
     }
 
+    /// What a cache of `kv_type` gives back for `data` (rows of whole heads): f16 rounding, or
+    /// ggml's Q8_0 quantization and dequantization per 32 elements.
+    fn stored(kv_type: KvCacheType, data: &[f32]) -> Vec<f32> {
+        match kv_type {
+            KvCacheType::F16 => data.iter().map(|&x| f16::from_f32(x).to_f32()).collect(),
+            KvCacheType::Q8_0 => q8_0_groups(data)
+                .flat_map(|block| {
+                    let mut out = [0.0f32; Q8_0_GROUP];
+                    block.dequantize(&mut out);
+                    out
+                })
+                .collect(),
+        }
+    }
+
+    impl Setup {
+        /// Checks one decode token of every sequence (in reverse order, each at its last
+        /// position), then every sequence's whole prefill in one batch.
+        fn check_decode_and_prefill(&self, what: &str, lens: &[usize]) {
+            let decode: Vec<TokenPlace> = (0..lens.len())
+                .rev()
+                .map(|s| TokenPlace { sequence: s, position: lens[s] - 1 })
+                .collect();
+            self.check(&format!("{what} decode"), &decode);
+            let prefill: Vec<TokenPlace> =
+                (0..lens.len()).flat_map(|s| places_of(s, 0..lens[s])).collect();
+            self.check(&format!("{what} prefill"), &prefill);
+        }
+    }
+
     fn places_of(sequence: usize, positions: std::ops::Range<usize>) -> Vec<TokenPlace> {
         positions.map(|position| TokenPlace { sequence, position }).collect()
     }
@@ -679,14 +796,7 @@ mod tests {
         ] {
             for window in [None, Some(1), Some(5), Some(16), Some(40), Some(100), Some(512)] {
                 let setup = Setup::new(heads, kv_heads, hd, window, bs, &lens);
-                let decode: Vec<TokenPlace> = [3, 0, 2, 5, 1, 4]
-                    .iter()
-                    .map(|&s| TokenPlace { sequence: s, position: lens[s] - 1 })
-                    .collect();
-                setup.check("decode", &decode);
-                let prefill: Vec<TokenPlace> =
-                    (0..lens.len()).flat_map(|s| places_of(s, 0..lens[s])).collect();
-                setup.check("prefill", &prefill);
+                setup.check_decode_and_prefill("f16", &lens);
                 // Prompt continuations (a chunk at the end of each sequence) next to decodes.
                 let mut mixed = places_of(2, 90..130);
                 mixed.extend(places_of(1, 16..17));
@@ -716,5 +826,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn q8_0_cache_matches_dense_attention_over_its_values() {
+        let lens = [1, 17, 130, 33];
+        // (heads, kv_heads, head_dim, block_size): heads of 1, 2 and 4 Q8_0 groups, blocks
+        // smaller and larger than a LANES pass.
+        for (heads, kv_heads, hd, bs) in [(6, 2, 32, 16), (4, 1, 64, 4), (2, 2, 128, 16)] {
+            for window in [None, Some(5), Some(40)] {
+                let setup =
+                    Setup::with_type(KvCacheType::Q8_0, heads, kv_heads, hd, window, bs, &lens);
+                setup.check_decode_and_prefill("q8_0", &lens);
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_cache_holds_ggml_blocks_and_half_the_bytes() {
+        let setup = Setup::with_type(KvCacheType::Q8_0, 4, 2, 64, None, 16, &[20]);
+        let KvTensor::Q8_0 { quants, scales } = &setup.kv.values else {
+            panic!("a q8_0 cache");
+        };
+        // Position 17 (block 1 of the table, slot 1), KV head 1: its value row is two blocks
+        // exactly as ggml's quantize_row_q8_0 writes them.
+        let (hd, bs, position, kv_head) = (64, 16, 17, 1);
+        let block = setup.tables[0][position / bs];
+        let base = head_offset(&setup.shape, block, kv_head);
+        let value = |i: usize| (i as f32 * 0.731 + 2.9).sin() * 1.5;
+        let row: Vec<f32> = (0..hd).map(|d| value(position * 2 * hd + kv_head * hd + d)).collect();
+        let mut expected = vec![0u8; 2 * 34];
+        uma_kernels::quantize(uma_gguf::GgmlType::Q8_0, &row, &mut expected).expect("quantize");
+        for g in 0..2 {
+            let at = base + (position % bs) * hd + g * Q8_0_GROUP;
+            let scale = scales[base / Q8_0_GROUP + (position % bs) * 2 + g];
+            assert_eq!(scale.to_le_bytes(), expected[g * 34..g * 34 + 2], "group {g} scale");
+            let qs: Vec<u8> = quants[at..at + Q8_0_GROUP].iter().map(|&q| q as u8).collect();
+            assert_eq!(qs, expected[g * 34 + 2..(g + 1) * 34], "group {g} quants");
+        }
+        assert_eq!(KvCacheType::Q8_0.bytes_for(64) * 2, KvCacheType::F16.bytes_for(64) + 8);
     }
 }

@@ -20,19 +20,98 @@ impl BlockId {
     }
 }
 
+/// How the cache stores keys and values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KvCacheType {
+    /// IEEE half precision: llama.cpp's default cache type.
+    #[default]
+    F16,
+    /// ggml's Q8_0 (llama.cpp's `--cache-type-k/v q8_0`): per 32 elements of a head's key or
+    /// value, signed bytes and one f16 scale, 34 bytes instead of 64 — about half the memory and
+    /// half the bytes attention reads per position.
+    Q8_0,
+}
+
+/// Elements that share one Q8_0 scale.
+pub(crate) const Q8_0_GROUP: usize = 32;
+
+impl KvCacheType {
+    /// `"f16"` or `"q8_0"` (case-insensitive), as llama.cpp's `--cache-type-k` spells them.
+    pub fn from_name(name: &str) -> Option<KvCacheType> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "f16" => Some(KvCacheType::F16),
+            "q8_0" => Some(KvCacheType::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// The name [`KvCacheType::from_name`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvCacheType::F16 => "f16",
+            KvCacheType::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Bytes of one head row (or several) of `num_elements` elements; Q8_0 rows are whole groups.
+    pub fn bytes_for(self, num_elements: u64) -> u64 {
+        match self {
+            KvCacheType::F16 => 2 * num_elements,
+            KvCacheType::Q8_0 => num_elements.div_ceil(Q8_0_GROUP as u64) * 34,
+        }
+    }
+}
+
+/// One layer's keys or values, in the layout of [`crate::attention`] (per block and KV head:
+/// keys `[head_dim, block_size]`, values `[block_size, head_dim]`).
+#[derive(Clone)]
+pub(crate) enum KvTensor {
+    F16(Vec<f16>),
+    /// The quants in the same layout as the f16 elements, and one scale per 32 consecutive
+    /// elements of a position's head row: per block and KV head, keys' scales
+    /// `[head_dim / 32, block_size]` and values' `[block_size, head_dim / 32]`.
+    Q8_0 {
+        quants: Vec<i8>,
+        scales: Vec<f16>,
+    },
+}
+
+impl KvTensor {
+    fn zeroed(kv_type: KvCacheType, num_elements: usize) -> KvTensor {
+        match kv_type {
+            KvCacheType::F16 => KvTensor::F16(vec![f16::ZERO; num_elements]),
+            KvCacheType::Q8_0 => KvTensor::Q8_0 {
+                quants: vec![0; num_elements],
+                scales: vec![f16::ZERO; num_elements / Q8_0_GROUP],
+            },
+        }
+    }
+}
+
 /// One layer's keys and values.
 #[derive(Clone)]
 pub(crate) struct LayerKv {
     // Keys transposed per head so that attention scores 16 positions at once without
     // horizontal sums; values row-major so that each position's value is one contiguous row.
-    pub(crate) keys: Vec<f16>, // [num_blocks, num_key_value_heads, head_dim, block_size]
-    pub(crate) values: Vec<f16>, // [num_blocks, num_key_value_heads, block_size, head_dim]
+    pub(crate) keys: KvTensor, // [num_blocks, num_key_value_heads, head_dim, block_size]
+    pub(crate) values: KvTensor, // [num_blocks, num_key_value_heads, block_size, head_dim]
 }
 
-/// Paged keys and values in f16 (llama.cpp's default cache type), `num_blocks` blocks of
-/// `block_size` token positions, each holding every layer's K and V for those positions.
+impl LayerKv {
+    /// A zeroed layer of `num_elements` keys and as many values.
+    pub(crate) fn zeroed(kv_type: KvCacheType, num_elements: usize) -> LayerKv {
+        LayerKv {
+            keys: KvTensor::zeroed(kv_type, num_elements),
+            values: KvTensor::zeroed(kv_type, num_elements),
+        }
+    }
+}
+
+/// Paged keys and values, `num_blocks` blocks of `block_size` token positions, each holding every
+/// layer's K and V for those positions, in f16 or Q8_0 ([`KvCacheType`]).
 #[derive(Clone)]
 pub struct KvCache {
+    kv_type: KvCacheType,
     num_blocks: usize,
     block_size: usize,
     num_key_value_heads: usize,
@@ -43,6 +122,7 @@ pub struct KvCache {
 impl std::fmt::Debug for KvCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KvCache")
+            .field("kv_type", &self.kv_type)
             .field("num_blocks", &self.num_blocks)
             .field("block_size", &self.block_size)
             .field("num_layers", &self.layers.len())
@@ -53,11 +133,28 @@ impl std::fmt::Debug for KvCache {
 }
 
 impl KvCache {
-    /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of `config`.
-    pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Result<KvCache> {
+    /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of `config`,
+    /// storing keys and values as `kv_type`.
+    ///
+    /// Errors: no blocks, or a Q8_0 cache for heads that are not whole 32-element groups.
+    pub fn new(
+        config: &ModelConfig,
+        num_blocks: usize,
+        block_size: usize,
+        kv_type: KvCacheType,
+    ) -> Result<KvCache> {
         if num_blocks == 0 || block_size == 0 || num_blocks > u32::MAX as usize {
             return Err(ModelError::InvalidKvCache {
                 reason: format!("{num_blocks} blocks of {block_size} positions"),
+            });
+        }
+        if kv_type == KvCacheType::Q8_0 && !config.head_dim.is_multiple_of(Q8_0_GROUP) {
+            return Err(ModelError::InvalidKvCache {
+                reason: format!(
+                    "a q8_0 cache needs heads of whole {Q8_0_GROUP}-element groups, the model's \
+                     have {} elements (use f16)",
+                    config.head_dim
+                ),
             });
         }
         let per_layer = num_blocks
@@ -66,19 +163,21 @@ impl KvCache {
             .ok_or_else(|| ModelError::InvalidKvCache {
                 reason: format!("{num_blocks} blocks of {block_size} positions overflow"),
             })?;
-        let layers = (0..config.num_hidden_layers)
-            .map(|_| LayerKv {
-                keys: vec![f16::ZERO; per_layer],
-                values: vec![f16::ZERO; per_layer],
-            })
-            .collect();
+        let layers =
+            (0..config.num_hidden_layers).map(|_| LayerKv::zeroed(kv_type, per_layer)).collect();
         Ok(KvCache {
+            kv_type,
             num_blocks,
             block_size,
             num_key_value_heads: config.num_key_value_heads,
             head_dim: config.head_dim,
             layers,
         })
+    }
+
+    /// How keys and values are stored.
+    pub fn kv_type(&self) -> KvCacheType {
+        self.kv_type
     }
 
     /// Blocks in the cache.
@@ -93,7 +192,8 @@ impl KvCache {
 
     /// Bytes of K and V per token position, all layers.
     pub fn bytes_per_position(&self) -> usize {
-        2 * self.layers.len() * self.num_key_value_heads * self.head_dim * size_of::<f16>()
+        let row_bytes = self.kv_type.bytes_for((self.num_key_value_heads * self.head_dim) as u64);
+        2 * self.layers.len() * row_bytes as usize
     }
 
     /// Total bytes of the cache's tensors.
@@ -123,19 +223,24 @@ impl KvCache {
         if src == dst || num_positions == 0 {
             return Ok(());
         }
-        let (bs, hd) = (self.block_size, self.head_dim);
-        let per_block = self.num_key_value_heads * hd * bs;
+        let heads = self.num_key_value_heads;
+        let copy = BlockPrefix { src, dst, num_positions, block_size: self.block_size };
         for layer in &mut self.layers {
-            // Keys: [kv_heads, head_dim, block_size] per block, positions innermost.
-            for row in 0..self.num_key_value_heads * hd {
-                let (from, to) = (src * per_block + row * bs, dst * per_block + row * bs);
-                layer.keys.copy_within(from..from + num_positions, to);
+            // Keys: rows of `block_size` positions (`head_dim` rows per head, or one scale row
+            // per 32 of them); values: one row per position, `head_dim` elements or scales wide.
+            match &mut layer.keys {
+                KvTensor::F16(keys) => copy.transposed(keys, heads * self.head_dim),
+                KvTensor::Q8_0 { quants, scales } => {
+                    copy.transposed(quants, heads * self.head_dim);
+                    copy.transposed(scales, heads * self.head_dim / Q8_0_GROUP);
+                }
             }
-            // Values: [kv_heads, block_size, head_dim] per block, each position a row.
-            for head in 0..self.num_key_value_heads {
-                let (from, to) =
-                    (src * per_block + head * bs * hd, dst * per_block + head * bs * hd);
-                layer.values.copy_within(from..from + num_positions * hd, to);
+            match &mut layer.values {
+                KvTensor::F16(values) => copy.row_major(values, heads, self.head_dim),
+                KvTensor::Q8_0 { quants, scales } => {
+                    copy.row_major(quants, heads, self.head_dim);
+                    copy.row_major(scales, heads, self.head_dim / Q8_0_GROUP);
+                }
             }
         }
         Ok(())
@@ -160,5 +265,35 @@ impl KvCache {
             });
         }
         Ok(())
+    }
+}
+
+/// Copies positions `0..num_positions` of block `src` to block `dst` in one tensor.
+struct BlockPrefix {
+    src: usize,
+    dst: usize,
+    num_positions: usize,
+    block_size: usize,
+}
+
+impl BlockPrefix {
+    /// A tensor of `rows_per_block` rows of `block_size` positions per block (transposed keys).
+    fn transposed<T: Copy>(&self, data: &mut [T], rows_per_block: usize) {
+        let bs = self.block_size;
+        for row in 0..rows_per_block {
+            let from = (self.src * rows_per_block + row) * bs;
+            let to = (self.dst * rows_per_block + row) * bs;
+            data.copy_within(from..from + self.num_positions, to);
+        }
+    }
+
+    /// A tensor of `heads` runs of `block_size` rows of `width` per block (values).
+    fn row_major<T: Copy>(&self, data: &mut [T], heads: usize, width: usize) {
+        let per_head = self.block_size * width;
+        for head in 0..heads {
+            let from = (self.src * heads + head) * per_head;
+            let to = (self.dst * heads + head) * per_head;
+            data.copy_within(from..from + self.num_positions * width, to);
+        }
     }
 }

@@ -27,5 +27,5 @@ pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceI
 pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};
-pub use kv_cache::{BlockId, KvCache, DEFAULT_BLOCK_SIZE};
+pub use kv_cache::{BlockId, KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
 pub use model::Model;

@@ -19,7 +19,7 @@ use crate::batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hook::{Activation, ActivationHook};
-use crate::kv_cache::{BlockId, KvCache, DEFAULT_BLOCK_SIZE};
+use crate::kv_cache::{BlockId, KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
 use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
 use crate::weights::{ModelWeights, Tensor};
 
@@ -61,9 +61,14 @@ impl Model {
         &self.file
     }
 
-    /// A cache of `num_blocks` blocks of [`DEFAULT_BLOCK_SIZE`] positions for this model.
+    /// An f16 cache of `num_blocks` blocks of [`DEFAULT_BLOCK_SIZE`] positions for this model.
     pub fn new_kv_cache(&self, num_blocks: usize) -> Result<KvCache> {
-        KvCache::new(&self.config, num_blocks, DEFAULT_BLOCK_SIZE)
+        self.new_kv_cache_of_type(num_blocks, KvCacheType::F16)
+    }
+
+    /// A cache of `num_blocks` blocks of [`DEFAULT_BLOCK_SIZE`] positions storing `kv_type`.
+    pub fn new_kv_cache_of_type(&self, num_blocks: usize, kv_type: KvCacheType) -> Result<KvCache> {
+        KvCache::new(&self.config, num_blocks, DEFAULT_BLOCK_SIZE, kv_type)
     }
 
     /// Runs one step: writes the batch's keys and values into `kv` and returns the requested

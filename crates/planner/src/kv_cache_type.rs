@@ -1,50 +1,14 @@
-//! The element type of the KV cache.
+//! The element type of the KV cache: the model crate's [`KvCacheType`], which the planner sizes
+//! with the same arithmetic the cache allocates with.
 
-use serde::Serialize;
+pub use uma_model::KvCacheType;
 
-use crate::error::{PlannerError, Result};
-
-/// Elements per Q8_0 block and its bytes: 32 signed bytes and one f16 scale.
-const Q8_0_BLOCK_ELEMENTS: u64 = 32;
-const Q8_0_BLOCK_BYTES: u64 = 34;
-
-/// How K and V are stored: f16 (uma's cache, llama.cpp's default) or Q8_0 (llama.cpp's
-/// `--cache-type-k/v q8_0`, about half the bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KvCacheType {
-    F16,
-    Q8_0,
-}
-
-impl KvCacheType {
-    /// `"f16"` or `"q8_0"` (case-insensitive).
-    pub fn from_name(name: &str) -> Result<KvCacheType> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "f16" => Ok(KvCacheType::F16),
-            "q8_0" => Ok(KvCacheType::Q8_0),
-            _ => Err(PlannerError::invalid(
-                "KV cache type",
-                format!("{name:?} is neither f16 nor q8_0"),
-            )),
-        }
-    }
-
-    /// The name [`KvCacheType::from_name`] reads.
-    pub fn name(self) -> &'static str {
-        match self {
-            KvCacheType::F16 => "f16",
-            KvCacheType::Q8_0 => "q8_0",
-        }
-    }
-
-    /// Bytes of one row of `num_elements` elements (Q8_0 rows are whole blocks).
-    pub fn bytes_for(self, num_elements: u64) -> u64 {
-        match self {
-            KvCacheType::F16 => 2 * num_elements,
-            KvCacheType::Q8_0 => num_elements.div_ceil(Q8_0_BLOCK_ELEMENTS) * Q8_0_BLOCK_BYTES,
-        }
-    }
+/// Serializes a [`KvCacheType`] by its name (`"f16"`, `"q8_0"`), as plans print it.
+pub(crate) fn serialize_name<S: serde::Serializer>(
+    kv_cache_type: &KvCacheType,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kv_cache_type.name())
 }
 
 #[cfg(test)]
@@ -56,7 +20,7 @@ mod tests {
         assert_eq!(KvCacheType::F16.bytes_for(128), 256);
         assert_eq!(KvCacheType::Q8_0.bytes_for(128), 136);
         assert_eq!(KvCacheType::Q8_0.bytes_for(33), 68);
-        assert_eq!(KvCacheType::from_name("Q8_0").expect("known"), KvCacheType::Q8_0);
-        assert!(KvCacheType::from_name("q4_0").is_err());
+        assert_eq!(KvCacheType::from_name("Q8_0"), Some(KvCacheType::Q8_0));
+        assert_eq!(KvCacheType::from_name("q4_0"), None);
     }
 }

@@ -35,6 +35,7 @@ pub struct PlanRequest {
     pub context_length: u64,
     /// Sequences served at once, each with its own context.
     pub num_sequences: u64,
+    #[serde(serialize_with = "crate::kv_cache_type::serialize_name")]
     pub kv_cache_type: KvCacheType,
     pub sliding_window_kv: SlidingWindowKv,
     /// Tokens in one step's batch: what the compute scratch is sized for.

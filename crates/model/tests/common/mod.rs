@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use uma_gguf::GgufFile;
-use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, TokenId};
+use uma_model::{Batch, BlockId, KvCache, KvCacheType, LogitsRequest, Model, TokenId};
 
 /// `crates/model/tests/golden/<rel>`.
 pub(crate) fn golden_path(rel: &str) -> PathBuf {
@@ -91,10 +91,21 @@ pub(crate) fn prefill_all(
     prompts: &[Vec<TokenId>],
     extra: usize,
 ) -> (KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
+    prefill_all_with(model, prompts, extra, KvCacheType::F16)
+}
+
+/// [`prefill_all`] with a KV cache of `kv_type`.
+pub(crate) fn prefill_all_with(
+    model: &Model,
+    prompts: &[Vec<TokenId>],
+    extra: usize,
+    kv_type: KvCacheType,
+) -> (KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
     let block_size = uma_model::DEFAULT_BLOCK_SIZE;
     let needed: Vec<usize> =
         prompts.iter().map(|p| (p.len() + extra).div_ceil(block_size)).collect();
-    let mut kv = model.new_kv_cache(needed.iter().sum::<usize>().max(1)).expect("cache");
+    let num_blocks = needed.iter().sum::<usize>().max(1);
+    let mut kv = model.new_kv_cache_of_type(num_blocks, kv_type).expect("cache");
     let mut next = 0u32;
     let tables: Vec<Vec<BlockId>> = needed
         .iter()
