@@ -22,9 +22,12 @@ use uma_planner::BandwidthProbe;
 use crate::format;
 use crate::memory_budget::{plan_model, KvRequest, MemoryArgs};
 
-/// Tokens each sequence is prefilled with (untimed) before a generation test, so that decode
-/// attends to some context, as it does after any real prompt.
+/// Tokens each sequence is prefilled with (untimed) before a generation test without `--depth`,
+/// so that decode attends to some context, as it does after any real prompt.
 const WARM_PROMPT_TOKENS: usize = 8;
+
+/// Most tokens of one untimed forward pass that fills the context before a test.
+const FILL_CHUNK: usize = 512;
 
 /// Seed of the pseudo-random token ids: every run measures the same inputs.
 const SEED: u64 = 0x756d_6120_6265_6e63;
@@ -49,6 +52,11 @@ pub(crate) struct BenchArgs {
     /// Worker threads (default: one per physical core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Tokens already in each sequence's context when a test starts, prefilled untimed
+    /// (llama-bench's -d): decode and prefill speed at a long context. Default: none for the
+    /// prompt test, 8 tokens for the generation tests.
+    #[arg(short = 'd', long = "n-depth", value_name = "N", default_value_t = 0)]
+    depth: usize,
     /// KV cache positions per sequence (default: what the largest test needs).
     #[arg(long, value_name = "N")]
     ctx: Option<usize>,
@@ -65,27 +73,46 @@ pub(crate) struct BenchArgs {
 /// One measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Test {
-    /// `n` prompt tokens of one sequence in one forward pass.
-    Prompt { n: usize },
-    /// `n` steps, each one token of each of `batch` sequences.
-    Generation { n: usize, batch: usize },
+    /// `n` prompt tokens of one sequence in one forward pass, after `depth` tokens of context.
+    Prompt { n: usize, depth: usize },
+    /// `n` steps, each one token of each of `batch` sequences, after `depth` tokens of context
+    /// each.
+    Generation { n: usize, batch: usize, depth: usize },
 }
 
 impl Test {
-    /// llama-bench's names: `pp512`, `tg128`; `tg128 x4` for four sequences at once.
+    /// llama-bench's names: `pp512`, `tg128`, `tg128 @ d4096`; `tg128 x4` for four sequences.
     fn name(self) -> String {
+        let base = match self {
+            Test::Prompt { n, .. } => format!("pp{n}"),
+            Test::Generation { n, batch: 1, .. } => format!("tg{n}"),
+            Test::Generation { n, batch, .. } => format!("tg{n} x{batch}"),
+        };
+        match self.depth() {
+            0 => base,
+            depth => format!("{base} @ d{depth}"),
+        }
+    }
+
+    fn depth(self) -> usize {
         match self {
-            Test::Prompt { n } => format!("pp{n}"),
-            Test::Generation { n, batch: 1 } => format!("tg{n}"),
-            Test::Generation { n, batch } => format!("tg{n} x{batch}"),
+            Test::Prompt { depth, .. } | Test::Generation { depth, .. } => depth,
+        }
+    }
+
+    /// Tokens each sequence holds before the timed part: the depth, and at least a short warm
+    /// prompt before generation.
+    fn context_before(self) -> usize {
+        match self {
+            Test::Prompt { depth, .. } => depth,
+            Test::Generation { depth, .. } => depth.max(WARM_PROMPT_TOKENS),
         }
     }
 
     /// KV cache positions each sequence needs.
     fn positions(self) -> usize {
         match self {
-            Test::Prompt { n } => n,
-            Test::Generation { n, .. } => WARM_PROMPT_TOKENS + n,
+            Test::Prompt { n, .. } | Test::Generation { n, .. } => self.context_before() + n,
         }
     }
 
@@ -96,12 +123,13 @@ impl Test {
         }
     }
 
-    /// The most tokens one forward pass of the test computes: the prompt, or the warm prompts of
-    /// every sequence.
+    /// The most tokens one forward pass of the test computes: the prompt, or a chunk of the
+    /// context filled before it.
     fn tokens_per_step(self) -> usize {
+        let fill = self.context_before().min(FILL_CHUNK);
         match self {
-            Test::Prompt { n } => n,
-            Test::Generation { batch, .. } => batch * WARM_PROMPT_TOKENS,
+            Test::Prompt { n, .. } => n.max(fill),
+            Test::Generation { batch, .. } => batch.max(fill),
         }
     }
 }
@@ -130,7 +158,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Vec<Test>> {
     }
     let mut tests = Vec::new();
     if args.n_prompt > 0 {
-        tests.push(Test::Prompt { n: args.n_prompt });
+        tests.push(Test::Prompt { n: args.n_prompt, depth: args.depth });
     }
     if args.n_gen > 0 {
         let mut batches = if args.batch.is_empty() { vec![1] } else { args.batch.clone() };
@@ -141,7 +169,8 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Vec<Test>> {
                 true
             }
         });
-        tests.extend(batches.into_iter().map(|batch| Test::Generation { n: args.n_gen, batch }));
+        let (n, depth) = (args.n_gen, args.depth);
+        tests.extend(batches.into_iter().map(|batch| Test::Generation { n, batch, depth }));
     }
     Ok(tests)
 }
@@ -232,6 +261,8 @@ struct TestResult {
     test: String,
     n_prompt: usize,
     n_gen: usize,
+    /// Tokens in the context before the test (`-d`).
+    n_depth: usize,
     batch: usize,
     /// Tokens per second (all sequences together), mean of the samples.
     mean: f64,
@@ -288,7 +319,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_block_size: kv_cache.block_size(),
         kv_cache_bytes: kv_cache.size_in_bytes(),
         kv_cache_type: kv_cache.kv_type().name(),
-        warm_prompt_tokens: WARM_PROMPT_TOKENS,
+        warm_prompt_tokens: args.depth.max(WARM_PROMPT_TOKENS),
         repetitions: args.repetitions,
         bandwidth,
         results: Vec::new(),
@@ -334,7 +365,7 @@ fn model_summary(model: &Model, args: &BenchArgs) -> ModelSummary {
 fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResult {
     let (mean, sd) = stats::mean_and_sd(&samples);
     let (n_prompt, n_gen) = match test {
-        Test::Prompt { n } => (n, 0),
+        Test::Prompt { n, .. } => (n, 0),
         Test::Generation { n, .. } => (0, n),
     };
     // Every step reads the weights once, whatever the number of sequences in it.
@@ -348,6 +379,7 @@ fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResul
         test: test.name(),
         n_prompt,
         n_gen,
+        n_depth: test.depth(),
         batch: test.batch(),
         mean,
         sd,
@@ -368,8 +400,8 @@ impl Runner<'_> {
     /// Tokens per second of each timed repetition.
     fn measure(&mut self, test: Test, repetitions: usize) -> anyhow::Result<Vec<f64>> {
         match test {
-            Test::Prompt { n } => self.prompt(n, repetitions),
-            Test::Generation { n, batch } => self.generation(n, batch, repetitions),
+            Test::Prompt { n, .. } => self.prompt(test, n, repetitions),
+            Test::Generation { n, batch, .. } => self.generation(test, n, batch, repetitions),
         }
     }
 
@@ -380,14 +412,28 @@ impl Runner<'_> {
         (first..first + length).map(|b| BlockId(b as u32)).collect()
     }
 
-    /// `n` tokens at positions `0..n` in one forward pass; each repetition overwrites the last.
-    fn prompt(&mut self, n: usize, repetitions: usize) -> anyhow::Result<Vec<f64>> {
+    /// Writes `tokens` at positions `0..` of `table`, untimed, in forward passes of at most
+    /// [`FILL_CHUNK`] tokens.
+    fn fill_context(&mut self, tokens: &[u32], table: &[BlockId]) -> anyhow::Result<()> {
+        for (c, chunk) in tokens.chunks(FILL_CHUNK).enumerate() {
+            let batch = Batch::single(chunk, c * FILL_CHUNK, table, LogitsRequest::Last);
+            std::hint::black_box(self.model.forward(&batch, &mut self.kv_cache)?);
+        }
+        Ok(())
+    }
+
+    /// `n` tokens in one forward pass after the test's context; each repetition overwrites the
+    /// last.
+    fn prompt(&mut self, test: Test, n: usize, repetitions: usize) -> anyhow::Result<Vec<f64>> {
         let vocab_size = self.model.config().vocab_size;
+        let depth = test.context_before();
+        let context = random_tokens(SEED ^ 0x64, depth, vocab_size);
         let tokens = random_tokens(SEED, n, vocab_size);
-        let table = Self::block_table(Test::Prompt { n }, 0);
+        let table = Self::block_table(test, 0);
+        self.fill_context(&context, &table)?;
         let mut samples = Vec::with_capacity(repetitions);
         for repetition in 0..=repetitions {
-            let batch = Batch::single(&tokens, 0, &table, LogitsRequest::Last);
+            let batch = Batch::single(&tokens, depth, &table, LogitsRequest::Last);
             let started = Instant::now();
             let logits = self.model.forward(&batch, &mut self.kv_cache)?;
             let seconds = started.elapsed().as_secs_f64();
@@ -399,28 +445,24 @@ impl Runner<'_> {
         Ok(samples)
     }
 
-    /// `batch` sequences, each prefilled with its own warm prompt, then `n` steps of one token
-    /// per sequence; each repetition decodes the same positions again.
+    /// `batch` sequences, each prefilled with its own context, then `n` steps of one token per
+    /// sequence; each repetition decodes the same positions again.
     fn generation(
         &mut self,
+        test: Test,
         n: usize,
         batch: usize,
         repetitions: usize,
     ) -> anyhow::Result<Vec<f64>> {
         let vocab_size = self.model.config().vocab_size;
-        let test = Test::Generation { n, batch };
+        let depth = test.context_before();
         let tables: Vec<Vec<BlockId>> = (0..batch).map(|s| Self::block_table(test, s)).collect();
         let seed = |s: usize, stream: u64| SEED ^ (stream << 32) ^ s as u64;
-        let prompts: Vec<Vec<u32>> =
-            (0..batch).map(|s| random_tokens(seed(s, 1), WARM_PROMPT_TOKENS, vocab_size)).collect();
         let steps: Vec<Vec<u32>> =
             (0..batch).map(|s| random_tokens(seed(s, 2), n, vocab_size)).collect(); // [batch][n]
-
-        let mut prefill = Batch::new();
-        for (prompt, table) in prompts.iter().zip(&tables) {
-            prefill.push(prompt, 0, table, LogitsRequest::Last);
+        for (s, table) in tables.iter().enumerate() {
+            self.fill_context(&random_tokens(seed(s, 1), depth, vocab_size), table)?;
         }
-        self.model.forward(&prefill, &mut self.kv_cache)?;
 
         let mut samples = Vec::with_capacity(repetitions);
         for repetition in 0..=repetitions {
@@ -428,7 +470,7 @@ impl Runner<'_> {
             for k in 0..n {
                 let mut step = Batch::new();
                 for (tokens, table) in steps.iter().zip(&tables) {
-                    step.push(&tokens[k..=k], WARM_PROMPT_TOKENS + k, table, LogitsRequest::Last);
+                    step.push(&tokens[k..=k], depth + k, table, LogitsRequest::Last);
                 }
                 std::hint::black_box(self.model.forward(&step, &mut self.kv_cache)?);
             }
@@ -597,7 +639,7 @@ mod tests {
     fn plans_the_tests_llama_bench_would() {
         assert_eq!(
             plan(&args(&[])).expect("plan"),
-            [Test::Prompt { n: 512 }, Test::Generation { n: 128, batch: 1 }]
+            [Test::Prompt { n: 512, depth: 0 }, Test::Generation { n: 128, batch: 1, depth: 0 }]
         );
         let tests = plan(&args(&["-p", "0", "-n", "16", "--batch", "4,1,4,16"])).expect("plan");
         let names: Vec<String> = tests.iter().map(|t| t.name()).collect();
@@ -622,7 +664,8 @@ mod tests {
 
     #[test]
     fn context_fits_the_largest_test_and_the_model() {
-        let tests = [Test::Prompt { n: 64 }, Test::Generation { n: 100, batch: 4 }];
+        let tests =
+            [Test::Prompt { n: 64, depth: 0 }, Test::Generation { n: 100, batch: 4, depth: 0 }];
         assert_eq!(context_length(&tests, None, 4096).expect("ctx"), 108);
         assert_eq!(context_length(&tests, Some(200), 4096).expect("ctx"), 200);
         let too_small = context_length(&tests, Some(100), 4096).expect_err("small").to_string();
@@ -633,11 +676,12 @@ mod tests {
 
     #[test]
     fn kv_cache_holds_every_test() {
-        let tests = [Test::Prompt { n: 512 }, Test::Generation { n: 128, batch: 16 }];
+        let tests =
+            [Test::Prompt { n: 512, depth: 0 }, Test::Generation { n: 128, batch: 16, depth: 0 }];
         assert_eq!(kv_cache_blocks(&tests, None), Some(16 * 136usize.div_ceil(16)));
         assert_eq!(kv_cache_blocks(&tests[..1], None), Some(32));
         assert_eq!(kv_cache_blocks(&tests, Some(1000)), Some(16 * 63));
-        let huge = [Test::Generation { n: 100, batch: usize::MAX / 2 }];
+        let huge = [Test::Generation { n: 100, batch: usize::MAX / 2, depth: 0 }];
         assert_eq!(kv_cache_blocks(&huge, None), None);
     }
 

@@ -119,6 +119,29 @@ fn a_q8_0_kv_cache_takes_34_bytes_per_32_elements_instead_of_64() {
 }
 
 #[test]
+fn depth_fills_the_context_before_every_test() {
+    let gemma = uma_test_models::path(TestModel::Gemma3_270m);
+    let gemma = gemma.to_str().expect("UTF-8 path");
+    let args = ["bench", gemma, "-p", "16", "-n", "4", "-d", "40", "-r", "1", "--batch", "1,2"];
+    let report = json(&uma(&[&args[..], &["--json", "--bandwidth", "50"]].concat()));
+    let names: Vec<&str> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            assert_eq!(number(r, "/n_depth"), 40.0, "{r}");
+            r["test"].as_str().expect("name")
+        })
+        .collect();
+    assert_eq!(names, ["pp16 @ d40", "tg4 @ d40", "tg4 x2 @ d40"]);
+    // Each sequence holds the depth, then the prompt (the longest test).
+    assert_eq!(number(&report, "/context_length"), 56.0);
+    assert_eq!(number(&report, "/warm_prompt_tokens"), 40.0);
+    // Two sequences of 44 positions at most: 3 blocks each, or 4 for the one of 56.
+    assert_eq!(number(&report, "/kv_cache_blocks"), 6.0);
+}
+
+#[test]
 fn table_lists_one_row_per_test_then_the_bandwidth_lines() {
     let model = tiny_model("table");
     let output = uma(&[
