@@ -170,10 +170,13 @@ fn uma(home: &PathBuf, hub: &FakeHub, args: &[&str]) -> Output {
         .expect("run uma")
 }
 
+/// The tiny llama model's bytes, built in memory: the tests run in parallel, and one test
+/// rewriting a shared file while another reads it gave the reader a short model, whose "cut"
+/// download then completed.
 fn tiny_model_bytes() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pull-tiny.gguf");
-    uma_test_models::tiny::write_tiny_model("llama", &path).expect("tiny model");
-    fs::read(path).expect("read")
+    let bytes = uma_test_models::tiny::tiny_model_bytes("llama").expect("tiny model");
+    assert!(bytes.len() > 1024, "a whole model, {} bytes", bytes.len());
+    bytes
 }
 
 fn stdout(output: &Output) -> String {
