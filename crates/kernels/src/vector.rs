@@ -174,7 +174,7 @@ fn softmax_body(scores: &mut [f32], max: &mut f32, sum: &mut f32, acc: &mut [f32
 }
 
 /// Elements per Q8_0 group: one f16 scale per 32 signed bytes (ggml's `QK8_0`).
-const Q8_GROUP: usize = 32;
+const Q8_GROUP: usize = crate::formats::QK;
 
 /// Dequantizes a transposed Q8_0 tile: `out[r · stride + j] = quants[r · n + j] ·
 /// scales[(r / 32) · n + j]` for `r` in `0..quants.len() / n` and `j` in `0..n` — a KV head's

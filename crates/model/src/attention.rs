@@ -616,20 +616,9 @@ mod tests {
     }
 
     impl Setup {
+        /// The expected keys and values are what a cache of `kv_type` holds (the f16 or Q8_0
+        /// round trip of the written ones).
         fn new(
-            heads: usize,
-            kv_heads: usize,
-            hd: usize,
-            window: Option<usize>,
-            block_size: usize,
-            lens: &[usize],
-        ) -> Self {
-            Setup::with_type(KvCacheType::F16, heads, kv_heads, hd, window, block_size, lens)
-        }
-
-        /// [`Setup::new`] with a cache of `kv_type`; the expected keys and values are what the
-        /// cache holds (the f16 or Q8_0 round trip of the written ones).
-        fn with_type(
             kv_type: KvCacheType,
             heads: usize,
             kv_heads: usize,
@@ -795,7 +784,7 @@ mod tests {
             (2, 1, 24, 4),
         ] {
             for window in [None, Some(1), Some(5), Some(16), Some(40), Some(100), Some(512)] {
-                let setup = Setup::new(heads, kv_heads, hd, window, bs, &lens);
+                let setup = Setup::new(KvCacheType::F16, heads, kv_heads, hd, window, bs, &lens);
                 setup.check_decode_and_prefill("f16", &lens);
                 // Prompt continuations (a chunk at the end of each sequence) next to decodes.
                 let mut mixed = places_of(2, 90..130);
@@ -812,7 +801,7 @@ mod tests {
     fn a_token_is_bit_identical_alone_or_batched() {
         let lens = [130, 45, 70];
         for (window, bs) in [(None, 16), (Some(20), 16), (None, 4), (Some(70), 4)] {
-            let setup = Setup::new(8, 2, 32, window, bs, &lens);
+            let setup = Setup::new(KvCacheType::F16, 8, 2, 32, window, bs, &lens);
             let q_dim = 8 * 32;
             let batch: Vec<TokenPlace> =
                 (0..lens.len()).flat_map(|s| places_of(s, 0..lens[s])).collect();
@@ -835,8 +824,7 @@ mod tests {
         // smaller and larger than a LANES pass.
         for (heads, kv_heads, hd, bs) in [(6, 2, 32, 16), (4, 1, 64, 4), (2, 2, 128, 16)] {
             for window in [None, Some(5), Some(40)] {
-                let setup =
-                    Setup::with_type(KvCacheType::Q8_0, heads, kv_heads, hd, window, bs, &lens);
+                let setup = Setup::new(KvCacheType::Q8_0, heads, kv_heads, hd, window, bs, &lens);
                 setup.check_decode_and_prefill("q8_0", &lens);
             }
         }
@@ -844,7 +832,7 @@ mod tests {
 
     #[test]
     fn q8_0_cache_holds_ggml_blocks_and_half_the_bytes() {
-        let setup = Setup::with_type(KvCacheType::Q8_0, 4, 2, 64, None, 16, &[20]);
+        let setup = Setup::new(KvCacheType::Q8_0, 4, 2, 64, None, 16, &[20]);
         let KvTensor::Q8_0 { quants, scales } = &setup.kv.values else {
             panic!("a q8_0 cache");
         };

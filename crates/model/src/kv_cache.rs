@@ -32,8 +32,8 @@ pub enum KvCacheType {
     Q8_0,
 }
 
-/// Elements that share one Q8_0 scale.
-pub(crate) const Q8_0_GROUP: usize = 32;
+/// Elements that share one Q8_0 scale (ggml's `QK8_0`).
+pub(crate) const Q8_0_GROUP: usize = uma_kernels::QK;
 
 impl KvCacheType {
     /// `"f16"` or `"q8_0"` (case-insensitive), as llama.cpp's `--cache-type-k` spells them.
@@ -57,7 +57,10 @@ impl KvCacheType {
     pub fn bytes_for(self, num_elements: u64) -> u64 {
         match self {
             KvCacheType::F16 => 2 * num_elements,
-            KvCacheType::Q8_0 => num_elements.div_ceil(Q8_0_GROUP as u64) * 34,
+            KvCacheType::Q8_0 => {
+                num_elements.div_ceil(Q8_0_GROUP as u64)
+                    * size_of::<uma_kernels::BlockQ8_0>() as u64
+            }
         }
     }
 }
