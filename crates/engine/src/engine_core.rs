@@ -231,29 +231,18 @@ impl EngineCore {
     /// Runs the model over the planned chunks; a model error or panic fails the step, not the
     /// engine.
     fn execute(&mut self, plan: &SchedulerOutput) -> Result<Logits, String> {
-        let tables: Vec<Vec<uma_model::BlockId>> = plan
-            .chunks
-            .iter()
-            .map(|chunk| {
-                self.scheduler
-                    .block_table(chunk.request)
-                    .iter()
-                    .map(|block| uma_model::BlockId(block.0))
-                    .collect()
-            })
-            .collect();
-        let mut batch = Batch::new();
-        for (chunk, table) in plan.chunks.iter().zip(&tables) {
-            let tokens = &self.scheduler.tokens(chunk.request)[chunk.start..][..chunk.num_tokens];
-            let logits = if chunk.samples { LogitsRequest::Last } else { LogitsRequest::None };
-            batch.push(tokens, chunk.start, table, logits);
-        }
         for copy in &plan.kv_copies {
-            let (source, destination) =
-                (uma_model::BlockId(copy.source.0), uma_model::BlockId(copy.destination.0));
             self.kv_cache
-                .copy_block_prefix(source, destination, copy.num_tokens)
+                .copy_block_prefix(copy.source, copy.destination, copy.num_tokens)
                 .map_err(|error| error.to_string())?;
+        }
+        // The scheduler's block tables are the model's: borrowed as they are, no conversion.
+        let scheduler = &self.scheduler;
+        let mut batch = Batch::new();
+        for chunk in &plan.chunks {
+            let tokens = &scheduler.tokens(chunk.request)[chunk.start..][..chunk.num_tokens];
+            let logits = if chunk.samples { LogitsRequest::Last } else { LogitsRequest::None };
+            batch.push(tokens, chunk.start, scheduler.block_table(chunk.request), logits);
         }
         let (model, kv_cache) = (&self.model, &mut self.kv_cache);
         match catch_unwind(AssertUnwindSafe(|| model.forward(&batch, kv_cache))) {

@@ -188,7 +188,7 @@ impl Scheduler {
     }
 
     /// The request's block table.
-    pub fn block_table(&self, request: RequestId) -> &[uma_kv::BlockId] {
+    pub fn block_table(&self, request: RequestId) -> &[BlockId] {
         self.kv.block_table(request)
     }
 

@@ -30,20 +30,7 @@ pub use kv_cache_manager::{
     ComputedBlocks, KvCacheManager, KvUsage, PartialBlock, PrefixCacheStats,
 };
 
-/// A token id: an index into the vocabulary.
-pub type TokenId = u32;
-
-/// A block of the KV cache: `block_size` consecutive token positions of one sequence, all layers.
-/// The engine indexes its tensor cache with it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockId(pub u32);
-
-impl BlockId {
-    /// The block's index into per-block arrays (and into the tensor cache).
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+pub use uma_ids::{BlockId, TokenId};
 
 /// A request (one sequence) as the engine names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

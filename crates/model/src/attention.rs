@@ -31,7 +31,8 @@ use uma_kernels::ThreadPool;
 
 use uma_kernels::BlockQ8_0;
 
-use crate::kv_cache::{BlockId, KvTensor, LayerKv, Q8_0_GROUP};
+use crate::kv_cache::{KvTensor, LayerKv, Q8_0_GROUP};
+use uma_ids::BlockId;
 
 /// Where one batch token sits: its sequence and position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,7 @@
 //! What one forward pass computes: tokens of several sequences, each at its own positions with
 //! its own block table.
 
-use crate::kv_cache::BlockId;
-
-/// A token id.
-pub type TokenId = u32;
+use uma_ids::{BlockId, TokenId};
 
 /// Which of a sequence's positions in this step need logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,23 +2,13 @@
 //! (a `kv` crate's block pool); a [`crate::Batch`] names the blocks of each sequence.
 
 use half::f16;
+use uma_ids::BlockId;
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 
 /// Token positions per block unless the caller chooses otherwise.
 pub const DEFAULT_BLOCK_SIZE: usize = 16;
-
-/// Index of a block in a [`KvCache`]: the same block of every layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockId(pub u32);
-
-impl BlockId {
-    /// The block's index.
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
 
 /// How the cache stores keys and values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -23,9 +23,10 @@ pub mod layers;
 mod model;
 mod weights;
 
-pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput, TokenId};
+pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput};
 pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};
-pub use kv_cache::{BlockId, KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
+pub use kv_cache::{KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
 pub use model::Model;
+pub use uma_ids::{BlockId, TokenId};

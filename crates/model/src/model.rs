@@ -19,9 +19,10 @@ use crate::batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hook::{Activation, ActivationHook};
-use crate::kv_cache::{BlockId, KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
+use crate::kv_cache::{KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
 use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
 use crate::weights::{ModelWeights, Tensor};
+use uma_ids::BlockId;
 
 /// A model: hyper-parameters and validated weight tables over a memory-mapped GGUF file. It owns
 /// no cache state; [`Model::forward`] reads and writes the [`KvCache`] it is handed.

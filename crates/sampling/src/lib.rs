@@ -35,5 +35,4 @@ pub use stop_condition::{FinishReason, StopCondition, StopReason, StopUpdate};
 pub use stop_matcher::{StopMatchOutput, StopMatcher};
 pub use token_history::TokenHistory;
 
-/// A token id: an index into the vocabulary and into a logits row.
-pub type TokenId = u32;
+pub use uma_ids::TokenId;

@@ -30,5 +30,4 @@ pub use gguf_vocabulary::TokenType;
 pub use stream_decoder::StreamDecoder;
 pub use tokenizer::{Tokenizer, VocabularyKind};
 
-/// A token id: an index into the vocabulary.
-pub type TokenId = u32;
+pub use uma_ids::TokenId;
