@@ -3,7 +3,8 @@
 #   llama-bench          -p 512 -n 128 -r REPS                 (prefill, decode)
 #   llama-batched-bench  -npp 8 -ntg 128 -npl 16               (16 sequences decoding: S_TG)
 #   uma bench            -p 512 -n 128 -r REPS --batch 1,16    (the same three, plus bandwidth)
-# and prints the ratios uma / llama.cpp.
+# and prints the ratios uma / llama.cpp. UMA_FIRST=1 runs uma first (measure in both orders: the
+# VM's bandwidth drifts within a run).
 #
 #   scripts/bench/vs-llama-cpp.sh MODEL.gguf [THREADS=2] [REPS=3]
 #
@@ -14,14 +15,20 @@ model="$1"; threads="${2:-2}"; reps="${3:-3}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${LLAMA_BIN:-$(ls -d "$HOME"/.cache/uma-peers/*/build/bin 2>/dev/null | head -1)}"
 [ -x "$bin/llama-bench" ] || { echo "llama-bench not found: set LLAMA_BIN" >&2; exit 1; }
-uma="$root/target/release/uma"
-(cd "$root" && cargo build --release -q -p uma-cli)
+# UMA_BIN: another build of uma to measure (e.g. the commit before a change); else this checkout's.
+uma="${UMA_BIN:-$root/target/release/uma}"
+[ -n "${UMA_BIN:-}" ] || (cd "$root" && cargo build --release -q -p uma-cli)
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 
-"$bin/llama-bench" -m "$model" -t "$threads" -p 512 -n 128 -r "$reps" -o json 2>/dev/null >"$out/llama.json"
-"$bin/llama-batched-bench" -m "$model" -t "$threads" -c 4096 -b 2048 -ub 512 \
-  -npp 8 -ntg 128 -npl 16 2>/dev/null | grep -E '^\|' >"$out/batched.md" || true
-"$uma" bench "$model" -p 512 -n 128 -r "$reps" --batch 1,16 --threads "$threads" --json >"$out/uma.json"
+run_llama() {
+  "$bin/llama-bench" -m "$model" -t "$threads" -p 512 -n 128 -r "$reps" -o json 2>/dev/null >"$out/llama.json"
+  "$bin/llama-batched-bench" -m "$model" -t "$threads" -c 4096 -b 2048 -ub 512 \
+    -npp 8 -ntg 128 -npl 16 2>/dev/null | grep -E '^\|' >"$out/batched.md" || true
+}
+run_uma() {
+  "$uma" bench "$model" -p 512 -n 128 -r "$reps" --batch 1,16 --threads "$threads" --json >"$out/uma.json"
+}
+if [ "${UMA_FIRST:-0}" = 1 ]; then run_uma; run_llama; else run_llama; run_uma; fi
 
 python3 - "$out" "$model" "$threads" <<'PY'
 import json, sys, os
