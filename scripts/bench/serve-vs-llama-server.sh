@@ -18,8 +18,9 @@ loadgen="${LOADGEN:-$root/../shared/bench/loadgen.py}"
 bin="${LLAMA_BIN:-$(ls -d "$HOME"/.cache/uma-peers/*/build/bin 2>/dev/null | head -1)}"
 [ -x "$bin/llama-server" ] || { echo "llama-server not found: set LLAMA_BIN" >&2; exit 1; }
 [ -f "$loadgen" ] || { echo "loadgen.py not found: set LOADGEN" >&2; exit 1; }
-uma="$root/target/release/uma"
-(cd "$root" && cargo build --release -q -p uma-cli)
+# UMA_BIN: another build of uma to measure (e.g. the commit before a change); else this checkout's.
+uma="${UMA_BIN:-$root/target/release/uma}"
+[ -n "${UMA_BIN:-}" ] || (cd "$root" && cargo build --release -q -p uma-cli)
 name="$(basename "$model" .gguf)"
 out="$(mktemp -d)"; server=""
 cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$out"; }
