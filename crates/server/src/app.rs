@@ -18,7 +18,7 @@ use serde_json::json;
 use uma_engine::{KeepAlive, ModelLease, ModelRegistry, ModelStatus, Residency, TokenId};
 
 use crate::embedding;
-use crate::generation::{api_error, Endpoint, Generation};
+use crate::generation::{Endpoint, Generation};
 use crate::metrics::{self, Metrics};
 use crate::openai::{
     self, ApiError, ChatCompletionRequest, CompletionRequest, EmbeddingItem, EmbeddingRequest,
@@ -69,7 +69,7 @@ impl AppState {
         tokio::task::spawn_blocking(move || models.acquire(&name, keep_alive))
             .await
             .map_err(|error| ApiError::internal(format!("model lookup failed: {error}")))?
-            .map_err(api_error)
+            .map_err(ApiError::from)
     }
 }
 
@@ -246,7 +246,7 @@ async fn completions(
         .prompts()
         .iter()
         .map(|prompt| match prompt {
-            PromptInput::Text(text) => engine.prompts().raw(text).map_err(api_error),
+            PromptInput::Text(text) => engine.prompts().raw(text).map_err(ApiError::from),
             PromptInput::TokenIds(ids) => match ids.iter().find(|&&id| id as usize >= vocab_size) {
                 Some(id) => Err(ApiError::invalid_request(
                     format!("Token id {id} is outside the vocabulary of {vocab_size} tokens."),

@@ -3,7 +3,6 @@
 
 use uma_engine::{EngineHandle, TokenId};
 
-use crate::generation::api_error;
 use crate::openai::ApiError;
 
 /// One embedding per input, in order.
@@ -13,14 +12,14 @@ pub(crate) async fn embed_all(
 ) -> Result<Vec<Vec<f32>>, ApiError> {
     let mut embeddings = Vec::with_capacity(inputs.len());
     for tokens in inputs {
-        embeddings.push(engine.embed(tokens).await.map_err(api_error)?);
+        embeddings.push(engine.embed(tokens).await?);
     }
     Ok(embeddings)
 }
 
 /// The tokens of `text` as the model reads raw text (no chat template).
 pub(crate) fn tokenize(engine: &EngineHandle, text: &str) -> Result<Vec<TokenId>, ApiError> {
-    engine.prompts().raw(text).map_err(api_error)
+    Ok(engine.prompts().raw(text)?)
 }
 
 /// OpenAI's `encoding_format: "base64"`: the little-endian f32 bytes, base64-encoded.

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use serde_json::Value;
-use uma_engine::{EngineError, EngineHandle, GenerationRequest, StreamEvent, TokenId, TokenOutput};
+use uma_engine::{EngineHandle, GenerationRequest, StreamEvent, TokenId, TokenOutput};
 use uma_sampling::{FinishReason, SamplingParams};
 
 use crate::metrics::Metrics;
@@ -64,7 +64,7 @@ impl Generation {
                     params: params.clone(),
                     sampler_stream: u64::from(choice),
                 };
-                let request_stream = engine.submit(request).map_err(api_error)?;
+                let request_stream = engine.submit(request)?;
                 let index = prompt_index as u32 * n + choice;
                 let choice_events =
                     stream::unfold(request_stream, |mut request_stream| async move {
@@ -120,7 +120,7 @@ impl Generation {
                     choice.text.push_str(&completion.text);
                     choice.finish_reason = Some(completion.finish_reason);
                 }
-                StreamEvent::Failed { message } => return Err(ApiError::internal(message)),
+                StreamEvent::Failed(error) => return Err(ApiError::from(&*error)),
             }
         }
         self.log_done();
@@ -291,10 +291,10 @@ impl ChunkState {
                 let chunk = self.chunk(index, delta, Some(completion.finish_reason), None);
                 payloads.push(chunk.to_string());
             }
-            StreamEvent::Failed { message } => {
-                tracing::error!(id = %self.generation.meta.id, "generation failed: {message}");
+            StreamEvent::Failed(error) => {
+                tracing::error!(id = %self.generation.meta.id, "generation failed: {error}");
                 self.finished = true;
-                payloads.push(ApiError::internal(message).body().to_string());
+                payloads.push(ApiError::from(&*error).body().to_string());
                 payloads.push("[DONE]".to_owned());
             }
         }
@@ -312,38 +312,5 @@ impl ChunkState {
         let text_offset = *offset;
         *offset += delta.content.as_deref().map_or(0, |text| text.chars().count());
         self.generation.chunk(index, delta, finish, logprobs, text_offset)
-    }
-}
-
-/// The API error for a request the engine refused.
-pub(crate) fn api_error(error: EngineError) -> ApiError {
-    match &error {
-        EngineError::EmptyPrompt => ApiError::invalid_request("The prompt is empty.", None),
-        EngineError::PromptTooLong { num_prompt_tokens, context_length } => {
-            ApiError::context_length_exceeded(*num_prompt_tokens, *context_length)
-        }
-        // One step frees a slot quickly; a second is a polite wait.
-        EngineError::QueueFull { .. } => ApiError::queue_full(1),
-        EngineError::InvalidParameters(error) => ApiError::from(error.clone()),
-        EngineError::TokenOutOfRange { .. } => {
-            ApiError::invalid_request(error.to_string(), Some("prompt"))
-        }
-        EngineError::ShuttingDown => ApiError::unavailable("The server is shutting down."),
-        EngineError::UnknownModel { name } => ApiError::not_found_model(name),
-        // Other models' requests will end and free their memory: worth a retry.
-        EngineError::NoRoom { .. } => ApiError {
-            retry_after_secs: Some(5),
-            code: Some("model_memory_busy".to_owned()),
-            ..ApiError::unavailable(format!("{error}."))
-        },
-        EngineError::ModelTooLarge { .. } => ApiError {
-            code: Some("model_too_large".to_owned()),
-            ..ApiError::invalid_request(format!("{error}."), Some("model"))
-        },
-        EngineError::NoEmbeddings { .. } => ApiError {
-            code: Some("model_not_embedding".to_owned()),
-            ..ApiError::invalid_request(format!("{error}."), Some("model"))
-        },
-        other => ApiError::internal(other.to_string()),
     }
 }

@@ -13,6 +13,7 @@
 
 mod app;
 mod embedding;
+mod error;
 mod generation;
 mod keep_alive;
 mod metrics;

@@ -23,7 +23,7 @@ use super::request::{
 use super::response::{self, done_reason, timestamp, OllamaError, Timings};
 use crate::app::AppState;
 use crate::embedding;
-use crate::generation::{api_error, Endpoint, Generation};
+use crate::generation::{Endpoint, Generation};
 use crate::openai::{ApiError, ResponseMeta};
 
 /// The Ollama routes, for the router that adds authentication and limits.
@@ -86,7 +86,7 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         messages.push(ChatMessage::user(text));
         engine.prompts().chat(&messages)
     };
-    prompt.extend(new_tokens.map_err(api_error)?);
+    prompt.extend(new_tokens.map_err(ApiError::from)?);
     let meta = ResponseMeta::new_completion(request.model.clone());
     let prompts = vec![prompt.clone()];
     let generation =
@@ -110,7 +110,7 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let lease = state.lease(&request.model, keep_alive).await?;
     let loaded = Instant::now();
     let engine = lease.engine();
-    let prompt = engine.prompts().chat(&messages).map_err(api_error)?;
+    let prompt = engine.prompts().chat(&messages).map_err(ApiError::from)?;
     let meta = ResponseMeta::new_chat(request.model.clone());
     let generation =
         Generation::submit(engine, &state.metrics, meta, Endpoint::Chat, vec![prompt], &params, 1)?;
@@ -235,10 +235,10 @@ impl Answer {
                 pieces.push(Piece::Done(completion.finish_reason));
                 pieces
             }
-            StreamEvent::Failed { message } => {
+            StreamEvent::Failed(error) => {
                 self.done = true;
-                tracing::error!("generation failed: {message}");
-                vec![Piece::Failed(message)]
+                tracing::error!("generation failed: {error}");
+                vec![Piece::Failed(ApiError::from(&*error))]
             }
         })
     }
@@ -254,7 +254,7 @@ impl Answer {
                     self.finish(&mut last, reason);
                     Value::Object(last)
                 }
-                Piece::Failed(message) => json!({ "error": message }),
+                Piece::Failed(error) => json!({ "error": error.message }),
             })
             .collect()
     }
@@ -285,8 +285,8 @@ impl Answer {
                         self.finish(&mut whole, reason);
                         return Json(Value::Object(whole)).into_response();
                     }
-                    Piece::Failed(message) => {
-                        return OllamaError(ApiError::internal(message)).into_response();
+                    Piece::Failed(error) => {
+                        return OllamaError(error).into_response();
                     }
                 }
             }
@@ -299,7 +299,7 @@ impl Answer {
 enum Piece {
     Text(String),
     Done(uma_sampling::FinishReason),
-    Failed(String),
+    Failed(ApiError),
 }
 
 impl Piece {
