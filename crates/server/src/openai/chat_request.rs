@@ -11,8 +11,8 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::{SamplingParams, MAX_TOP_LOGPROBS};
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
-use super::error::ApiError;
 use super::request_fields::{self, GenerationFields, StopSequences, StreamOptions};
+use crate::error::ApiError;
 
 /// `POST /v1/chat/completions`. Fields not listed are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]

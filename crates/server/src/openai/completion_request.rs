@@ -6,8 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::SamplingParams;
 
-use super::error::ApiError;
 use super::request_fields::{self, GenerationFields, StopSequences, StreamOptions};
+use crate::error::ApiError;
 
 /// The most top-n logprobs `/v1/completions` returns (OpenAI's limit for this endpoint).
 pub const MAX_COMPLETION_LOGPROBS: u32 = 5;

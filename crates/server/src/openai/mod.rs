@@ -1,22 +1,25 @@
-//! OpenAI's wire protocol, without I/O: request bodies parsed and checked
-//! ([`ChatCompletionRequest`], [`CompletionRequest`] → [`SamplingParams`](uma_sampling::SamplingParams)
-//! and [`ChatMessage`](uma_tokenizer::ChatMessage)s), response bodies and stream chunks built from
-//! plain data, and errors as OpenAI's error object ([`ApiError`]).
+//! OpenAI's API: the routes (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! `/v1/models`), request bodies parsed and checked ([`ChatCompletionRequest`],
+//! [`CompletionRequest`] → [`SamplingParams`](uma_sampling::SamplingParams) and
+//! [`ChatMessage`](uma_tokenizer::ChatMessage)s), and generations rendered as OpenAI's response
+//! bodies and SSE chunks.
 //!
-//! Does not own: routes, the engine, tokenizing, SSE framing (`data: ...\n\n`, `[DONE]`) — the
-//! caller serializes each chunk `Value` into one event.
+//! Does not own: the engine, running a generation (`generation.rs`, shared with the Ollama
+//! routes), the error object and statuses (`error.rs`; [`ApiError`] is re-exported here).
 //!
 //! Unknown request fields are ignored (clients send many); a known field of the wrong type fails
 //! to parse, which [`ApiError::from_json_rejection`] turns into a 400 naming the field.
 
+mod answer;
 mod chat_request;
 mod completion_request;
 mod embedding_request;
-mod error;
 mod logprobs;
 mod request_fields;
 mod response;
+mod routes;
 
+pub use crate::error::ApiError;
 pub use chat_request::{
     ChatCompletionRequest, ContentPart, MessageContent, RequestFunctionCall, RequestMessage,
     RequestToolCall,
@@ -27,13 +30,8 @@ pub use completion_request::{
 pub use embedding_request::{
     EmbeddingInput, EmbeddingItem, EmbeddingRequest, MAX_EMBEDDING_INPUTS,
 };
-pub use error::ApiError;
-pub use logprobs::{TokenLogprob, TopLogprob};
 pub use request_fields::{
     StopSequences, StreamOptions, MAX_CHOICES, MAX_STOP_SEQUENCES, MAX_TEMPERATURE,
 };
-pub use response::{
-    chat_chunk, chat_completion, chat_usage_chunk, finish_reason_str, model_list, model_object,
-    new_request_id, text_chunk, text_completion, text_usage_chunk, unix_time_now, ChoiceOutput,
-    ChunkDelta, ModelCard, ResponseMeta, Usage,
-};
+pub(crate) use response::unix_time_now;
+pub(crate) use routes::router;

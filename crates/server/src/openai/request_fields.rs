@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::SamplingParams;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// The most choices (`n`) one request may ask for.
 pub const MAX_CHOICES: u32 = 16;
