@@ -31,7 +31,50 @@ pub use embedding_request::{
     EmbeddingInput, EmbeddingItem, EmbeddingRequest, MAX_EMBEDDING_INPUTS,
 };
 pub use request_fields::{
-    StopSequences, StreamOptions, MAX_CHOICES, MAX_STOP_SEQUENCES, MAX_TEMPERATURE,
+    GenerationFields, StopSequences, StreamOptions, WithGenerationFields, MAX_CHOICES,
+    MAX_STOP_SEQUENCES, MAX_TEMPERATURE,
 };
 pub(crate) use response::unix_time_now;
 pub(crate) use routes::router;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared fields are flattened into each request: a value of the wrong type must still
+    /// be a 400 that names its field, as for the requests' own fields.
+    #[test]
+    fn wrong_types_of_shared_fields_name_the_field() {
+        use axum::Json;
+        fn param<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+            body: &str,
+        ) -> (Option<String>, String) {
+            let rejection = Json::<T>::from_bytes(body.as_bytes()).expect_err(body);
+            let error = ApiError::from(rejection);
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+            (error.param, error.message)
+        }
+        let chat = r#""model": "m", "messages": [{"role": "user", "content": "hi"}]"#;
+        let completion = r#""model": "m", "prompt": "hi""#;
+        for (fields, expected) in [
+            (r#""temperature": "hot""#, "temperature"),
+            (r#""max_tokens": "many""#, "max_tokens"),
+            (r#""n": 1.5"#, "n"),
+            (r#""stop": ["a", 1]"#, "stop[1]"),
+            (r#""stream_options": {"include_usage": "yes"}"#, "stream_options.include_usage"),
+            (r#""top_k": "all""#, "top_k"),
+        ] {
+            let body = format!("{{{chat}, {fields}}}");
+            let (found, message) = param::<ChatCompletionRequest>(&body);
+            assert_eq!(found.as_deref(), Some(expected), "{body}: {message}");
+            assert!(message.starts_with(&format!("{expected}: invalid type")), "{message}");
+            let body = format!("{{{completion}, {fields}}}");
+            let (found, _) = param::<CompletionRequest>(&body);
+            assert_eq!(found.as_deref(), Some(expected), "{body}");
+        }
+        // The requests' own fields, around the flattened ones, keep their paths too.
+        let body = format!(r#"{{{chat}, "logprobs": 3, "temperature": 1}}"#);
+        let (found, _) = param::<ChatCompletionRequest>(&body);
+        assert_eq!(found.as_deref(), Some("logprobs"));
+    }
+}

@@ -15,6 +15,7 @@ use super::answer::{respond, Endpoint};
 use super::response::{model_list, model_object, ModelCard, ResponseMeta};
 use super::{
     ChatCompletionRequest, CompletionRequest, EmbeddingItem, EmbeddingRequest, PromptInput,
+    WithGenerationFields,
 };
 use crate::embedding;
 use crate::error::ApiError;
