@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use uma_engine::{
-    EngineConfig, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry, Pooling,
-    PromptEncoder, RegistryConfig,
+    EngineConfig, EngineError, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry,
+    Pooling, PromptEncoder, RegistryConfig,
 };
 use uma_gguf::GgufFile;
 use uma_model::Model;
@@ -131,8 +131,9 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let models = models.clone();
         Box::new(move |entry: &ModelEntry| {
             let model = models.iter().find(|model| model.entry.name == entry.name);
-            let model = model.ok_or_else(|| format!("{} was never planned", entry.name))?;
-            model.start().map_err(|error| format!("{error:#}"))
+            let model =
+                model.ok_or_else(|| EngineError::UnknownModel { name: entry.name.clone() })?;
+            model.start()
         })
     };
     let registry = ModelRegistry::new(entries, config, loader)?;
@@ -190,11 +191,9 @@ struct ServedModel {
 impl ServedModel {
     /// Maps the file afresh (pages of an earlier load may still be in the page cache, which
     /// makes a re-load fast), repacks the weights and starts the engine.
-    fn start(&self) -> anyhow::Result<EngineHandle> {
-        let path = &self.path;
-        let file = Arc::new(
-            GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?,
-        );
+    fn start(&self) -> uma_engine::Result<EngineHandle> {
+        // The error names the file (and the registry the model): no context to add.
+        let file = Arc::new(GgufFile::open(&self.path)?);
         let prompts = PromptEncoder::from_gguf(&file)?;
         let model = Model::load(file)?;
         let engine =

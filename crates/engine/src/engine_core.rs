@@ -13,6 +13,7 @@ use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistor
 use uma_tokenizer::StreamDecoder;
 
 use crate::engine_stats::EngineStats;
+use crate::error::{EngineError, Result};
 use crate::output::{Completion, StreamEvent, TokenOutput, Usage};
 use crate::pooling::{Pooler, Pooling};
 use crate::prompt_encoder::PromptEncoder;
@@ -37,7 +38,7 @@ pub(crate) enum Command {
 pub(crate) struct EmbedRequest {
     pub(crate) tokens: Vec<TokenId>,
     pub(crate) pooling: Pooling,
-    pub(crate) reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<f32>, String>>,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<Vec<f32>>>,
 }
 
 /// A validated request, ready to schedule.
@@ -149,18 +150,13 @@ impl EngineCore {
     /// a step's tokens, with its own KV cache (its tokens attend to each other only), freed
     /// when done. Embeddings are short and rare next to generation, so they do not join the
     /// scheduler's batches; a long one delays the running streams by its compute time.
-    fn embed(
-        &mut self,
-        tokens: &[TokenId],
-        pooling: Pooling,
-    ) -> std::result::Result<Vec<f32>, String> {
+    fn embed(&mut self, tokens: &[TokenId], pooling: Pooling) -> Result<Vec<f32>> {
         let config = self.model.config();
         let block_size = uma_model::DEFAULT_BLOCK_SIZE;
         let num_blocks = tokens.len().div_ceil(block_size);
         // f16 whatever the pool's type: this cache lives for one request, and embeddings are
         // compared by cosine, where the f16 cache's precision is worth its few bytes.
-        let mut kv = KvCache::new(config, num_blocks, block_size, KvCacheType::F16)
-            .map_err(|e| e.to_string())?;
+        let mut kv = KvCache::new(config, num_blocks, block_size, KvCacheType::F16)?;
         let table: Vec<BlockId> = (0..num_blocks as u32).map(BlockId).collect();
         let mut pooler = Pooler::new(pooling, config.hidden_size);
         let chunk_size = self.scheduler.max_num_batched_tokens().max(1);
@@ -171,12 +167,7 @@ impl EngineCore {
             };
             let batch = Batch::single(chunk, chunk_index * chunk_size, &table, rows);
             let model = &self.model;
-            let states =
-                match catch_unwind(AssertUnwindSafe(|| model.hidden_states(&batch, &mut kv))) {
-                    Ok(Ok(states)) => states,
-                    Ok(Err(error)) => return Err(error.to_string()),
-                    Err(panic) => return Err(panic_message(&panic)),
-                };
+            let states = run_model(|| model.hidden_states(&batch, &mut kv))?;
             for index in 0..states.rows().len() {
                 pooler.add(states.row(index));
             }
@@ -213,10 +204,11 @@ impl EngineCore {
         self.counters.num_steps += 1;
         let mut logits = match self.execute(&plan) {
             Ok(logits) => logits,
-            Err(message) => {
-                tracing::error!("step failed: {message}");
+            Err(error) => {
+                tracing::error!("step failed: {error}");
+                let error = Arc::new(error);
                 for chunk in &plan.chunks {
-                    self.fail(chunk.request, &message);
+                    self.fail(chunk.request, &error);
                 }
                 return;
             }
@@ -230,11 +222,11 @@ impl EngineCore {
 
     /// Runs the model over the planned chunks; a model error or panic fails the step, not the
     /// engine.
-    fn execute(&mut self, plan: &SchedulerOutput) -> Result<Logits, String> {
+    fn execute(&mut self, plan: &SchedulerOutput) -> Result<Logits> {
         for copy in &plan.kv_copies {
             self.kv_cache
                 .copy_block_prefix(copy.source, copy.destination, copy.num_tokens)
-                .map_err(|error| error.to_string())?;
+                .map_err(EngineError::StepFailed)?;
         }
         // The scheduler's block tables are the model's: borrowed as they are, no conversion.
         let scheduler = &self.scheduler;
@@ -245,11 +237,7 @@ impl EngineCore {
             batch.push(tokens, chunk.start, scheduler.block_table(chunk.request), logits);
         }
         let (model, kv_cache) = (&self.model, &mut self.kv_cache);
-        match catch_unwind(AssertUnwindSafe(|| model.forward(&batch, kv_cache))) {
-            Ok(Ok(logits)) => Ok(logits),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(panic) => Err(panic_message(&panic)),
-        }
+        run_model(|| model.forward(&batch, kv_cache))
     }
 
     /// Samples the next token of `id` from its logits `row`, sends it, and finishes the request
@@ -259,12 +247,12 @@ impl EngineCore {
         let history = TokenHistory::new(self.scheduler.tokens(id), request.num_prompt_tokens);
         let sampled = match request.sampler.sample(row, history) {
             Ok(sampled) => sampled,
-            Err(error) => return self.fail(id, &error.to_string()),
+            Err(error) => return self.fail(id, &Arc::new(EngineError::SamplingFailed(error))),
         };
         let tokenizer = self.prompts.tokenizer();
         let piece = match request.decoder.push(tokenizer, sampled.token) {
             Ok(piece) => piece,
-            Err(error) => return self.fail(id, &error.to_string()),
+            Err(error) => return self.fail(id, &Arc::new(EngineError::Tokenizer(error))),
         };
         let update = request.stop.push(sampled.token, &piece);
         self.scheduler.append_token(id, sampled.token);
@@ -328,9 +316,9 @@ impl EngineCore {
         self.finish(id, FinishReason::Cancelled, String::new());
     }
 
-    fn fail(&mut self, id: RequestId, message: &str) {
+    fn fail(&mut self, id: RequestId, error: &Arc<EngineError>) {
         if let Some(request) = self.remove(id) {
-            let _ = request.events.send(StreamEvent::Failed { message: message.to_owned() });
+            let _ = request.events.send(StreamEvent::Failed(error.clone()));
             self.counters.num_failed_requests += 1;
         }
     }
@@ -366,11 +354,18 @@ impl EngineCore {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    format!("internal error in the model: {detail}")
+/// Runs the model: its error fails the step (or embedding), and so does a panic, caught so that
+/// a bug in one batch does not take down the engine and every other request with it.
+fn run_model<T>(compute: impl FnOnce() -> uma_model::Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(compute)) {
+        Ok(result) => result.map_err(EngineError::StepFailed),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(EngineError::ModelPanicked { detail })
+        }
+    }
 }

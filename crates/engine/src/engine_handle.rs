@@ -215,7 +215,7 @@ impl EngineHandle {
             .map_err(|_| EngineError::ShuttingDown)?;
         match answer.await {
             Ok(Ok(embedding)) => Ok(embedding),
-            Ok(Err(message)) => Err(EngineError::EmbeddingFailed { message }),
+            Ok(Err(error)) => Err(EngineError::EmbeddingFailed { error: Box::new(error) }),
             Err(_) => Err(EngineError::ShuttingDown),
         }
     }

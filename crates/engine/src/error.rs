@@ -1,10 +1,22 @@
-//! Errors of the engine crate.
+//! The one error type of the engine crate: why a request was refused, why an accepted request
+//! failed inside the engine thread, or why an engine or a model could not start.
+
+use std::sync::Arc;
 
 use uma_sampling::SamplingError;
 
-/// Why a request was not accepted, or the engine could not start.
+/// An error a model loader returns (see [`crate::ModelRegistry::new`]): whatever the loader's own
+/// type is, kept whole (source chain included) for every request that waited on the load.
+pub type LoadError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why a request was not accepted or failed, or why the engine could not start.
+///
+/// Errors of lower crates that end a step are in the message rather than a `#[source]` where
+/// the variant adds words, so that printing the error chain does not say them twice.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
+    // Refused at submission: the request is the caller's to fix.
     #[error("the prompt is empty")]
     EmptyPrompt,
     #[error(
@@ -14,12 +26,37 @@ pub enum EngineError {
     PromptTooLong { num_prompt_tokens: usize, context_length: usize },
     #[error("token id {token} is outside the vocabulary of {vocab_size} tokens")]
     TokenOutOfRange { token: u32, vocab_size: usize },
-    #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
-    QueueFull { num_in_flight: usize },
     #[error("invalid sampling parameters: {0}")]
     InvalidParameters(#[from] SamplingError),
+    #[error(
+        "model {model:?} serves no embeddings: its file declares no pooling (start uma serve \
+         with --pooling mean or last to embed with it anyway)"
+    )]
+    NoEmbeddings { model: String },
+
+    // Refused at submission: the engine cannot take it now.
+    #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
+    QueueFull { num_in_flight: usize },
+    /// The engine stopped accepting requests, or stopped before answering.
     #[error("the engine is shutting down")]
     ShuttingDown,
+
+    // Failed inside the engine thread, after it was accepted: a step's failure fails every
+    // request of the step; the engine itself carries on.
+    /// The model refused the step's batch or KV copy (a bug, or a batch it cannot run).
+    #[error(transparent)]
+    StepFailed(uma_model::ModelError),
+    /// The model panicked while computing a step or an embedding (a bug).
+    #[error("internal error in the model: {detail}")]
+    ModelPanicked { detail: String },
+    /// The sampler could not pick a token from the step's logits.
+    #[error(transparent)]
+    SamplingFailed(SamplingError),
+    /// Computing an embedding failed (`error` says how).
+    #[error("the embedding failed: {error}")]
+    EmbeddingFailed { error: Box<EngineError> },
+
+    // The engine, or the model it serves, could not start.
     #[error("invalid engine configuration: {reason}")]
     InvalidConfig { reason: String },
     #[error(transparent)]
@@ -28,10 +65,15 @@ pub enum EngineError {
     NoArchitecture,
     #[error(transparent)]
     Model(#[from] uma_model::ModelError),
+    /// Building the tokenizer or chat template, encoding a prompt, or decoding a sampled token.
     #[error(transparent)]
     Tokenizer(#[from] uma_tokenizer::TokenizerError),
     #[error(transparent)]
     Kv(#[from] uma_kv::KvError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+
+    // The model registry.
     #[error("no model named {name:?} is served here")]
     UnknownModel { name: String },
     #[error(
@@ -55,17 +97,9 @@ pub enum EngineError {
         held_bytes: u64,
         busy: Vec<String>,
     },
-    #[error(
-        "model {model:?} serves no embeddings: its file declares no pooling (start uma serve \
-         with --pooling mean or last to embed with it anyway)"
-    )]
-    NoEmbeddings { model: String },
-    #[error("the embedding failed: {message}")]
-    EmbeddingFailed { message: String },
-    #[error("cannot load model {name:?}: {message}")]
-    LoadFailed { name: String, message: String },
-    #[error("cannot start the engine thread: {0}")]
-    Thread(std::io::Error),
+    /// The registry's loader failed; every request that waited on the load gets this error.
+    #[error("cannot load model {name:?}: {error}")]
+    LoadFailed { name: String, error: LoadError },
 }
 
 /// Results of this crate.

@@ -26,7 +26,7 @@ mod scheduler;
 pub use engine_config::EngineConfig;
 pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;
-pub use error::{EngineError, Result};
+pub use error::{EngineError, LoadError, Result};
 pub use model_registry::{
     KeepAlive, ModelEntry, ModelInfo, ModelLease, ModelLoader, ModelRegistry, ModelStatus,
     RegistryConfig, Residency,

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::engine_handle::EngineHandle;
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, LoadError, Result};
 
 /// A model the registry can load.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +71,9 @@ impl KeepAlive {
 }
 
 /// Loads one entry's model and starts its engine; errors are reported to every waiting request.
+/// [`ModelRegistry::new`] takes a loader of any error type and keeps it in this form.
 pub type ModelLoader =
-    dyn Fn(&ModelEntry) -> std::result::Result<EngineHandle, String> + Send + Sync;
+    dyn Fn(&ModelEntry) -> std::result::Result<EngineHandle, LoadError> + Send + Sync;
 
 /// How the registry behaves.
 #[derive(Clone, Copy, Debug)]
@@ -146,7 +147,7 @@ struct Slot {
     keep_alive: KeepAlive,
     /// Counts finished loads, so a waiter can tell that the load it waited for has ended.
     num_load_attempts: u64,
-    last_load_error: Option<String>,
+    last_load_error: Option<LoadError>,
 }
 
 impl Slot {
@@ -243,13 +244,17 @@ impl Shared {
 }
 
 impl ModelRegistry {
-    /// A registry over `entries` (none loaded yet) that loads with `loader`. Starts the thread
-    /// that unloads models past their keep-alive.
-    pub fn new(
+    /// A registry over `entries` (none loaded yet) that loads with `loader`, whose errors
+    /// reach the requests as [`EngineError::LoadFailed`]. Starts the thread that unloads models
+    /// past their keep-alive.
+    pub fn new<E>(
         entries: Vec<ModelEntry>,
         config: RegistryConfig,
-        loader: Box<ModelLoader>,
-    ) -> Result<ModelRegistry> {
+        loader: impl Fn(&ModelEntry) -> std::result::Result<EngineHandle, E> + Send + Sync + 'static,
+    ) -> Result<ModelRegistry>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let mut names = HashMap::new();
         for entry in &entries {
             if names.insert(entry.name.clone(), ()).is_some() {
@@ -275,7 +280,12 @@ impl ModelRegistry {
         let registry = ModelRegistry {
             shared: Arc::new(Shared {
                 config,
-                loader,
+                loader: Box::new(move |entry| {
+                    loader(entry).map_err(|error| {
+                        let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+                        LoadError::from(error)
+                    })
+                }),
                 state: Mutex::new(State { slots, unloading_bytes: 0, shutting_down: false }),
                 changed: Condvar::new(),
                 keep_alive_thread: Mutex::new(None),
@@ -354,8 +364,9 @@ impl ModelRegistry {
             }
             // The load we waited for failed: report it rather than try again at once.
             if waited_for.is_some_and(|attempt| attempt != slot.num_load_attempts) {
-                let message = slot.last_load_error.clone().unwrap_or_default();
-                return Err(EngineError::LoadFailed { name: name.to_owned(), message });
+                if let Some(error) = slot.last_load_error.clone() {
+                    return Err(EngineError::LoadFailed { name: name.to_owned(), error });
+                }
             }
             let evicted = match self.make_room(&mut state, name)? {
                 Room::Made(evicted) => evicted,
@@ -386,11 +397,11 @@ impl ModelRegistry {
                     slot.last_load_error = None;
                     Ok(self.lease(engine, name))
                 }
-                Err(message) => {
-                    tracing::error!(model = %entry.name, %message, "load failed");
+                Err(error) => {
+                    tracing::error!(model = %entry.name, %error, "load failed");
                     slot.num_leases -= 1;
-                    slot.last_load_error = Some(message.clone());
-                    Err(EngineError::LoadFailed { name: name.to_owned(), message })
+                    slot.last_load_error = Some(error.clone());
+                    Err(EngineError::LoadFailed { name: name.to_owned(), error })
                 }
             };
             let shutting_down = state.shutting_down;

@@ -1,19 +1,36 @@
 //! What a request's stream receives: tokens with their text as it becomes final, then one
 //! terminal event.
 
+use std::sync::Arc;
+
 use uma_sampling::FinishReason;
 
+use crate::error::EngineError;
 use crate::TokenId;
 
 /// One event on a request's stream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum StreamEvent {
     /// A generated token.
     Token(TokenOutput),
     /// The request finished; no more events follow.
     Finished(Completion),
-    /// The request failed inside the engine; no more events follow.
-    Failed { message: String },
+    /// The request failed inside the engine; no more events follow. Shared: a failed step
+    /// sends the one error to every request in it.
+    Failed(Arc<EngineError>),
+}
+
+/// Failures compare by identity (the lower crates' errors are not comparable): a failure
+/// equals itself and its clones.
+impl PartialEq for StreamEvent {
+    fn eq(&self, other: &StreamEvent) -> bool {
+        match (self, other) {
+            (StreamEvent::Token(a), StreamEvent::Token(b)) => a == b,
+            (StreamEvent::Finished(a), StreamEvent::Finished(b)) => a == b,
+            (StreamEvent::Failed(a), StreamEvent::Failed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// One generated token.

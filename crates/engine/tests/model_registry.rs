@@ -194,7 +194,8 @@ fn failed_loads_too_large_and_unknown_models_are_clear_errors() {
     let fixture = fixture(2, KeepAlive::Forever, Duration::ZERO);
     *fixture.failing.lock().expect("lock") = true;
     match fixture.registry.acquire("a", None) {
-        Err(EngineError::LoadFailed { name, message }) => {
+        Err(EngineError::LoadFailed { name, error }) => {
+            let message = error.to_string();
             assert_eq!((name.as_str(), message.as_str()), ("a", "the file vanished"));
         }
         other => panic!("expected LoadFailed, got {other:?}"),

@@ -9,6 +9,7 @@ pub type Result<T> = std::result::Result<T, GgufError>;
 
 /// What went wrong reading or writing a GGUF file. Offsets are byte offsets from the file start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GgufError {
     // The I/O error is part of the message rather than a `#[source]`, so that printing the error
     // chain does not say it twice.

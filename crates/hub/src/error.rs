@@ -2,6 +2,7 @@
 
 /// Why a hub request or download failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HubError {
     #[error("{url}: HTTP {status}{}", if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
     Status { url: String, status: u16, detail: String },

@@ -7,6 +7,7 @@ use uma_gguf::GgmlType;
 /// Kernels never panic on caller input: lengths and types are checked once at the entry point,
 /// and the inner loops rely on those checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// The operation is not implemented for this type (e.g. dequantizing an IQ type, or
     /// quantizing to Q3_K).

@@ -4,6 +4,7 @@
 /// not an error but `None` from [`crate::KvCacheManager::allocate_slots`], because the scheduler
 /// handles it (by preempting) as part of normal operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KvError {
     /// A block must hold at least one token position.
     #[error("block_size must be at least 1")]

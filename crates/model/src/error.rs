@@ -5,6 +5,7 @@ use uma_gguf::GgmlType;
 /// Everything loading a model or running a forward pass can refuse. A bad file or a bad batch is
 /// an error that says what was wrong, never a panic.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// Reading the file or its metadata failed.
     #[error(transparent)]

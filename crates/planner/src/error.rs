@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong while planning: bad inputs, unreadable files, unknown names.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlannerError {
     /// The GGUF file could not be parsed or lacks a key the plan needs.
     #[error(transparent)]

@@ -4,6 +4,7 @@ use crate::TokenId;
 
 /// Everything that can go wrong while validating parameters or sampling.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SamplingError {
     /// A field of [`crate::SamplingParams`] is out of its range. `name` is the field name, so the
     /// server can report it as the offending request parameter.

@@ -1,26 +1,23 @@
 //! Embeddings through a model's engine, shared by `POST /v1/embeddings` and Ollama's
 //! `POST /api/embed`.
 
-use uma_engine::{EngineHandle, TokenId};
-
-use crate::generation::api_error;
-use crate::openai::ApiError;
+use uma_engine::{EngineError, EngineHandle, TokenId};
 
 /// One embedding per input, in order.
 pub(crate) async fn embed_all(
     engine: &EngineHandle,
     inputs: Vec<Vec<TokenId>>,
-) -> Result<Vec<Vec<f32>>, ApiError> {
+) -> Result<Vec<Vec<f32>>, EngineError> {
     let mut embeddings = Vec::with_capacity(inputs.len());
     for tokens in inputs {
-        embeddings.push(engine.embed(tokens).await.map_err(api_error)?);
+        embeddings.push(engine.embed(tokens).await?);
     }
     Ok(embeddings)
 }
 
 /// The tokens of `text` as the model reads raw text (no chat template).
-pub(crate) fn tokenize(engine: &EngineHandle, text: &str) -> Result<Vec<TokenId>, ApiError> {
-    engine.prompts().raw(text).map_err(api_error)
+pub(crate) fn tokenize(engine: &EngineHandle, text: &str) -> Result<Vec<TokenId>, EngineError> {
+    engine.prompts().raw(text)
 }
 
 /// OpenAI's `encoding_format: "base64"`: the little-endian f32 bytes, base64-encoded.

@@ -1,28 +1,77 @@
-//! One API request's generations: `n` choices for each prompt submitted to the engine, their
-//! events merged, and either collected into one response or turned into stream chunks.
+//! One request's generations, whatever the protocol: `n` choices for each prompt submitted to the
+//! engine, their events merged and made ready to render (token logprobs decoded to text), usage
+//! counted, and either collected into one [`Outcome`] or read event by event.
 //!
-//! Chat and text completions differ only in how a choice's text becomes JSON ([`Endpoint`]);
-//! everything else (submission, errors, usage, logprobs, disconnects) is here once.
+//! Nothing here knows a wire format: `openai/answer.rs` and `ollama/answer.rs` render these.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
-use serde_json::Value;
 use uma_engine::{EngineError, EngineHandle, GenerationRequest, StreamEvent, TokenId, TokenOutput};
 use uma_sampling::{FinishReason, SamplingParams};
 
 use crate::metrics::Metrics;
-use crate::openai::{
-    self, ApiError, ChoiceOutput, ChunkDelta, ResponseMeta, TokenLogprob, TopLogprob,
-};
 
-/// Which API shape the output takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    Chat,
-    Text,
+/// One of the most likely tokens at a position.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TopLogprob {
+    pub(crate) token: String,
+    pub(crate) logprob: f32,
+    /// The token's bytes (its text may be part of a UTF-8 character).
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The logprob of a chosen token, with the most likely tokens at its position, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TokenLogprob {
+    pub(crate) token: String,
+    pub(crate) logprob: f32,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) top_logprobs: Vec<TopLogprob>,
+}
+
+/// Token counts of a request, all choices together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) prompt_tokens: u32,
+    pub(crate) completion_tokens: u32,
+    /// Prompt tokens whose KV came from the prefix cache.
+    pub(crate) cached_tokens: u32,
+}
+
+/// One generated choice: the whole of it for a full response, or what one stream chunk adds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChoiceOutput {
+    pub(crate) index: u32,
+    pub(crate) text: String,
+    /// `Some` once the choice has ended (always, in a collected [`Outcome`]).
+    pub(crate) finish_reason: Option<FinishReason>,
+    /// `Some` when the request asked for logprobs: one entry per token of `text`.
+    pub(crate) logprobs: Option<Vec<TokenLogprob>>,
+}
+
+/// Every choice of a generation, ended, and what they cost.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome {
+    pub(crate) choices: Vec<ChoiceOutput>,
+    pub(crate) usage: Usage,
+}
+
+/// What one choice produced next.
+#[derive(Debug, Clone)]
+pub(crate) enum ChoiceEvent {
+    /// A generated token and the text that became final with it (often empty while a character
+    /// or a possible stop string is held back), with its logprobs when the request asked.
+    Token { token: TokenId, text: String, logprob: Option<TokenLogprob> },
+    /// The choice ended: the text released at the end, and why it ended.
+    Finished { text: String, finish_reason: FinishReason },
+    /// The engine failed the choice; the generation has nothing more to give.
+    Failed(Arc<EngineError>),
 }
 
 /// The generations of one request, in flight. Dropping it cancels them all (each engine stream
@@ -30,8 +79,8 @@ pub(crate) enum Endpoint {
 pub(crate) struct Generation {
     engine: EngineHandle,
     metrics: Arc<Metrics>,
-    pub(crate) meta: ResponseMeta,
-    endpoint: Endpoint,
+    /// Names the request in the log (and, for OpenAI, in its response).
+    id: String,
     events: SelectAll<BoxStream<'static, (u32, StreamEvent)>>,
     /// Prompt length of each prompt; choice `index` belongs to prompt `index / n`.
     prompt_lengths: Vec<usize>,
@@ -44,17 +93,16 @@ pub(crate) struct Generation {
 }
 
 impl Generation {
-    /// Submits `n` choices of each prompt. Fails, cancelling what was submitted, if any is
-    /// refused.
+    /// Submits `n` choices of each prompt; choice `c` of prompt `p` has index `p * n + c`.
+    /// Fails, cancelling what was submitted, if the engine refuses any.
     pub(crate) fn submit(
         engine: &EngineHandle,
         metrics: &Arc<Metrics>,
-        meta: ResponseMeta,
-        endpoint: Endpoint,
+        id: String,
         prompts: Vec<Vec<TokenId>>,
         params: &SamplingParams,
         n: u32,
-    ) -> Result<Generation, ApiError> {
+    ) -> Result<Generation, EngineError> {
         let mut events = stream::select_all(Vec::<BoxStream<'static, (u32, StreamEvent)>>::new());
         let prompt_lengths = prompts.iter().map(Vec::len).collect();
         for (prompt_index, prompt) in prompts.into_iter().enumerate() {
@@ -64,7 +112,7 @@ impl Generation {
                     params: params.clone(),
                     sampler_stream: u64::from(choice),
                 };
-                let request_stream = engine.submit(request).map_err(api_error)?;
+                let request_stream = engine.submit(request)?;
                 let index = prompt_index as u32 * n + choice;
                 let choice_events =
                     stream::unfold(request_stream, |mut request_stream| async move {
@@ -84,8 +132,7 @@ impl Generation {
         Ok(Generation {
             engine: engine.clone(),
             metrics: metrics.clone(),
-            meta,
-            endpoint,
+            id,
             events,
             prompt_lengths,
             n,
@@ -96,8 +143,13 @@ impl Generation {
         })
     }
 
-    /// Waits for every choice and builds the whole response body.
-    pub(crate) async fn collect(mut self) -> Result<Value, ApiError> {
+    /// The id the request is logged under.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Waits for every choice to end.
+    pub(crate) async fn collect(mut self) -> Result<Outcome, Arc<EngineError>> {
         let num_choices = self.prompt_lengths.len() * self.n as usize;
         let mut choices: Vec<ChoiceOutput> = (0..num_choices as u32)
             .map(|index| ChoiceOutput {
@@ -110,52 +162,43 @@ impl Generation {
         while let Some((index, event)) = self.next_event().await {
             let choice = &mut choices[index as usize];
             match event {
-                StreamEvent::Token(token) => {
-                    choice.text.push_str(&token.text);
-                    if let Some(entry) = self.token_logprob(&token) {
+                ChoiceEvent::Token { text, logprob, .. } => {
+                    choice.text.push_str(&text);
+                    if let Some(entry) = logprob {
                         choice.logprobs.get_or_insert_with(Vec::new).push(entry);
                     }
                 }
-                StreamEvent::Finished(completion) => {
-                    choice.text.push_str(&completion.text);
-                    choice.finish_reason = Some(completion.finish_reason);
+                ChoiceEvent::Finished { text, finish_reason } => {
+                    choice.text.push_str(&text);
+                    choice.finish_reason = Some(finish_reason);
                 }
-                StreamEvent::Failed { message } => return Err(ApiError::internal(message)),
+                ChoiceEvent::Failed(error) => return Err(error),
             }
         }
         self.log_done();
-        let usage = self.usage();
-        Ok(match self.endpoint {
-            Endpoint::Chat => openai::chat_completion(&self.meta, &choices, &usage),
-            Endpoint::Text => openai::text_completion(&self.meta, &choices, &usage),
-        })
+        Ok(Outcome { choices, usage: self.usage() })
     }
 
-    /// The next event of any choice, usage recorded; `None` when every choice has ended.
-    pub(crate) async fn next_event(&mut self) -> Option<(u32, StreamEvent)> {
+    /// The next event of any choice (usage recorded) with the choice's index; `None` when every
+    /// choice has ended.
+    pub(crate) async fn next_event(&mut self) -> Option<(u32, ChoiceEvent)> {
         let (index, event) = self.events.next().await?;
-        if let StreamEvent::Finished(completion) = &event {
-            self.record_usage(index, &completion.usage);
-        }
-        Some((index, event))
-    }
-
-    /// The stream of SSE `data:` payloads: chunks as tokens arrive, a usage chunk if asked for,
-    /// then `[DONE]`.
-    pub(crate) fn into_chunks(self, include_usage: bool) -> BoxStream<'static, String> {
-        let state = ChunkState {
-            generation: self,
-            include_usage,
-            text_offsets: HashMap::new(),
-            started_choices: Vec::new(),
-            finished: false,
+        let event = match event {
+            StreamEvent::Token(token) => ChoiceEvent::Token {
+                logprob: self.token_logprob(&token),
+                token: token.token,
+                text: token.text,
+            },
+            StreamEvent::Finished(completion) => {
+                self.record_usage(index, &completion.usage);
+                ChoiceEvent::Finished {
+                    text: completion.text,
+                    finish_reason: completion.finish_reason,
+                }
+            }
+            StreamEvent::Failed(error) => ChoiceEvent::Failed(error),
         };
-        stream::unfold(state, |mut state| async move {
-            let payloads = state.next_payloads().await?;
-            Some((stream::iter(payloads), state))
-        })
-        .flatten()
-        .boxed()
+        Some((index, event))
     }
 
     fn token_logprob(&self, token: &TokenOutput) -> Option<TokenLogprob> {
@@ -188,9 +231,10 @@ impl Generation {
         self.completion_tokens += usage.num_generated_tokens;
     }
 
-    pub(crate) fn usage(&self) -> openai::Usage {
+    /// The tokens counted so far (all of them once every choice has ended).
+    pub(crate) fn usage(&self) -> Usage {
         // The prompt counts once however many choices it has, as OpenAI counts it.
-        openai::Usage {
+        Usage {
             prompt_tokens: self.prompt_lengths.iter().sum::<usize>() as u32,
             completion_tokens: self.completion_tokens as u32,
             cached_tokens: self.cached_tokens.values().sum::<usize>() as u32,
@@ -200,7 +244,7 @@ impl Generation {
     pub(crate) fn log_done(&self) {
         let usage = self.usage();
         tracing::info!(
-            id = %self.meta.id,
+            id = %self.id,
             prompt_tokens = usage.prompt_tokens,
             cached_tokens = usage.cached_tokens,
             completion_tokens = usage.completion_tokens,
@@ -208,142 +252,16 @@ impl Generation {
             "completed"
         );
     }
-
-    fn chunk(
-        &self,
-        index: u32,
-        delta: ChunkDelta,
-        finish: Option<FinishReason>,
-        logprobs: Option<&[TokenLogprob]>,
-        text_offset: usize,
-    ) -> Value {
-        match self.endpoint {
-            Endpoint::Chat => openai::chat_chunk(&self.meta, index, &delta, finish, logprobs),
-            Endpoint::Text => {
-                let choice = ChoiceOutput {
-                    index,
-                    text: delta.content.unwrap_or_default(),
-                    finish_reason: finish,
-                    logprobs: logprobs.map(<[TokenLogprob]>::to_vec),
-                };
-                openai::text_chunk(&self.meta, &choice, text_offset)
-            }
-        }
-    }
 }
 
-/// Streaming state: which choices have sent their first chunk, and how much text each sent.
-struct ChunkState {
-    generation: Generation,
-    include_usage: bool,
-    text_offsets: HashMap<u32, usize>,
-    started_choices: Vec<u32>,
-    finished: bool,
-}
-
-impl ChunkState {
-    /// The payloads the next engine event produces (`None` once `[DONE]` was sent).
-    async fn next_payloads(&mut self) -> Option<Vec<String>> {
-        if self.finished {
-            return None;
-        }
-        let Some((index, event)) = self.generation.next_event().await else {
-            self.finished = true;
-            let mut payloads = Vec::new();
-            if self.include_usage {
-                let usage = self.generation.usage();
-                let chunk = match self.generation.endpoint {
-                    Endpoint::Chat => openai::chat_usage_chunk(&self.generation.meta, &usage),
-                    Endpoint::Text => openai::text_usage_chunk(&self.generation.meta, &usage),
-                };
-                payloads.push(chunk.to_string());
-            }
-            self.generation.log_done();
-            payloads.push("[DONE]".to_owned());
-            return Some(payloads);
-        };
-        let mut payloads = Vec::new();
-        if self.generation.endpoint == Endpoint::Chat && !self.started_choices.contains(&index) {
-            self.started_choices.push(index);
-            payloads.push(self.chunk(index, ChunkDelta::role(), None, None).to_string());
-        }
-        match event {
-            StreamEvent::Token(token) => {
-                let logprob = self.generation.token_logprob(&token);
-                // An empty delta says nothing unless it carries a logprob.
-                if !token.text.is_empty() || logprob.is_some() {
-                    let logprobs = logprob.map(|entry| vec![entry]);
-                    let chunk = self.chunk(
-                        index,
-                        ChunkDelta::content(token.text),
-                        None,
-                        logprobs.as_deref(),
-                    );
-                    payloads.push(chunk.to_string());
-                }
-            }
-            StreamEvent::Finished(completion) => {
-                let delta = if completion.text.is_empty() {
-                    ChunkDelta::empty()
-                } else {
-                    ChunkDelta::content(completion.text)
-                };
-                let chunk = self.chunk(index, delta, Some(completion.finish_reason), None);
-                payloads.push(chunk.to_string());
-            }
-            StreamEvent::Failed { message } => {
-                tracing::error!(id = %self.generation.meta.id, "generation failed: {message}");
-                self.finished = true;
-                payloads.push(ApiError::internal(message).body().to_string());
-                payloads.push("[DONE]".to_owned());
-            }
-        }
-        Some(payloads)
-    }
-
-    fn chunk(
-        &mut self,
-        index: u32,
-        delta: ChunkDelta,
-        finish: Option<FinishReason>,
-        logprobs: Option<&[TokenLogprob]>,
-    ) -> Value {
-        let offset = self.text_offsets.entry(index).or_default();
-        let text_offset = *offset;
-        *offset += delta.content.as_deref().map_or(0, |text| text.chars().count());
-        self.generation.chunk(index, delta, finish, logprobs, text_offset)
-    }
-}
-
-/// The API error for a request the engine refused.
-pub(crate) fn api_error(error: EngineError) -> ApiError {
-    match &error {
-        EngineError::EmptyPrompt => ApiError::invalid_request("The prompt is empty.", None),
-        EngineError::PromptTooLong { num_prompt_tokens, context_length } => {
-            ApiError::context_length_exceeded(*num_prompt_tokens, *context_length)
-        }
-        // One step frees a slot quickly; a second is a polite wait.
-        EngineError::QueueFull { .. } => ApiError::queue_full(1),
-        EngineError::InvalidParameters(error) => ApiError::from(error.clone()),
-        EngineError::TokenOutOfRange { .. } => {
-            ApiError::invalid_request(error.to_string(), Some("prompt"))
-        }
-        EngineError::ShuttingDown => ApiError::unavailable("The server is shutting down."),
-        EngineError::UnknownModel { name } => ApiError::not_found_model(name),
-        // Other models' requests will end and free their memory: worth a retry.
-        EngineError::NoRoom { .. } => ApiError {
-            retry_after_secs: Some(5),
-            code: Some("model_memory_busy".to_owned()),
-            ..ApiError::unavailable(format!("{error}."))
-        },
-        EngineError::ModelTooLarge { .. } => ApiError {
-            code: Some("model_too_large".to_owned()),
-            ..ApiError::invalid_request(format!("{error}."), Some("model"))
-        },
-        EngineError::NoEmbeddings { .. } => ApiError {
-            code: Some("model_not_embedding".to_owned()),
-            ..ApiError::invalid_request(format!("{error}."), Some("model"))
-        },
-        other => ApiError::internal(other.to_string()),
-    }
+/// `{prefix}-` and 32 hex digits, unique within the process (a counter) and unlikely to repeat
+/// across processes (std's randomly keyed hasher over the counter and the time).
+pub(crate) fn new_request_id(prefix: &str) -> String {
+    static NUM_IDS: AtomicU64 = AtomicU64::new(0);
+    let count = NUM_IDS.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.as_nanos());
+    let hasher = RandomState::new();
+    let high = hasher.hash_one((count, nanos, 0_u8));
+    let low = hasher.hash_one((count, nanos, 1_u8));
+    format!("{prefix}-{high:016x}{low:016x}")
 }

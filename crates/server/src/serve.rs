@@ -6,7 +6,8 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use uma_engine::ModelRegistry;
 
-use crate::app::{router, ServerConfig};
+use crate::app::router;
+use crate::state::ServerConfig;
 
 /// Serves `models` on `listener` until `shutdown` resolves, then shuts the engines down
 /// (running requests finish within the grace period, then are cancelled) and returns once every

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("invalid model name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },

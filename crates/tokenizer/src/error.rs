@@ -6,6 +6,7 @@ use crate::TokenId;
 
 /// Everything that can go wrong building a tokenizer, encoding, decoding or rendering a chat.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenizerError {
     /// The GGUF metadata could not be read (wrong type, out of range).
     #[error("reading GGUF tokenizer metadata: {0}")]

@@ -170,7 +170,9 @@ pub(crate) fn read_to_end_within(mut stream: RequestStream, limit: Duration) -> 
                     text.push_str(&completion.text);
                     break Ending::Finished(Run { tokens, logprobs, text, completion });
                 }
-                Some(StreamEvent::Failed { message }) => break Ending::Failed { tokens, message },
+                Some(StreamEvent::Failed(error)) => {
+                    break Ending::Failed { tokens, message: error.to_string() }
+                }
                 None => break Ending::Closed { tokens },
             }
         };

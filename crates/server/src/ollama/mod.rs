@@ -1,10 +1,12 @@
 //! Ollama's API on the same server and models: `POST /api/generate` and `POST /api/chat`
 //! (NDJSON streams by default, or one object with `"stream": false`), `GET /api/tags`,
 //! `POST /api/show`, `GET /api/ps`, `GET /api/version`. Requests share the OpenAI routes'
-//! models, engines, validation and memory registry; only the wire format differs. `options`
-//! map to sampling parameters with Ollama's defaults; `keep_alive` sets how long the model stays
-//! loaded; an empty prompt only loads (or with `keep_alive: 0` unloads) the model, as in Ollama.
+//! models, engines, generations, errors and memory registry; only the wire format differs.
+//! `options` map to sampling parameters with Ollama's defaults; `keep_alive` sets how long the
+//! model stays loaded; an empty prompt only loads (or with `keep_alive: 0` unloads) the model, as
+//! in Ollama.
 
+mod answer;
 mod request;
 mod response;
 mod routes;

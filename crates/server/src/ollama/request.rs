@@ -5,8 +5,8 @@ use serde::Deserialize;
 use uma_sampling::SamplingParams;
 use uma_tokenizer::ChatMessage;
 
+use crate::error::ApiError;
 use crate::keep_alive::KeepAliveField;
-use crate::openai::ApiError;
 
 /// `options`: the sampling fields uma implements. Others Ollama knows (`num_ctx`, `num_gpu`,
 /// `mirostat`, ...) are accepted and ignored: they configure Ollama's runner, not the answer,

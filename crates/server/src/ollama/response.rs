@@ -8,10 +8,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use uma_engine::{KeepAlive, ModelInfo, ModelStatus};
+use uma_engine::{EngineError, KeepAlive, ModelInfo, ModelStatus};
 use uma_sampling::FinishReason;
 
-use crate::openai::ApiError;
+use crate::error::ApiError;
 
 /// An error as Ollama reports it: `{"error": message}` with the status of the matching
 /// OpenAI-route error (and its `Retry-After`).
@@ -21,6 +21,12 @@ pub(crate) struct OllamaError(pub(crate) ApiError);
 impl From<ApiError> for OllamaError {
     fn from(error: ApiError) -> Self {
         OllamaError(error)
+    }
+}
+
+impl From<EngineError> for OllamaError {
+    fn from(error: EngineError) -> Self {
+        OllamaError(ApiError::from(error))
     }
 }
 

@@ -1,30 +1,28 @@
 //! The handlers of the Ollama routes.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
-use uma_engine::{KeepAlive, StreamEvent, TokenId};
+use serde_json::{json, Value};
+use uma_engine::{KeepAlive, TokenId};
 use uma_tokenizer::ChatMessage;
 
+use super::answer::{line, Answer, Kind};
 use super::request::{
     ChatRequest, EmbedRequest, GenerateRequest, LegacyEmbeddingsRequest, Options, ShowRequest,
 };
-use super::response::{self, done_reason, timestamp, OllamaError, Timings};
-use crate::app::AppState;
+use super::response::{self, OllamaError};
 use crate::embedding;
-use crate::generation::{api_error, Endpoint, Generation};
-use crate::openai::{ApiError, ResponseMeta};
+use crate::error::ApiError;
+use crate::generation::{new_request_id, Generation};
+use crate::state::AppState;
 
 /// The Ollama routes, for the router that adds authentication and limits.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -86,11 +84,10 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         messages.push(ChatMessage::user(text));
         engine.prompts().chat(&messages)
     };
-    prompt.extend(new_tokens.map_err(api_error)?);
-    let meta = ResponseMeta::new_completion(request.model.clone());
+    prompt.extend(new_tokens?);
+    let id = new_request_id("cmpl");
     let prompts = vec![prompt.clone()];
-    let generation =
-        Generation::submit(engine, &state.metrics, meta, Endpoint::Text, prompts, &params, 1)?;
+    let generation = Generation::submit(engine, &state.metrics, id, prompts, &params, 1)?;
     drop(lease);
     let answer = Answer::new(generation, request.model, Kind::Generate { prompt }, started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)
@@ -110,10 +107,9 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let lease = state.lease(&request.model, keep_alive).await?;
     let loaded = Instant::now();
     let engine = lease.engine();
-    let prompt = engine.prompts().chat(&messages).map_err(api_error)?;
-    let meta = ResponseMeta::new_chat(request.model.clone());
-    let generation =
-        Generation::submit(engine, &state.metrics, meta, Endpoint::Chat, vec![prompt], &params, 1)?;
+    let prompt = engine.prompts().chat(&messages)?;
+    let id = new_request_id("chatcmpl");
+    let generation = Generation::submit(engine, &state.metrics, id, vec![prompt], &params, 1)?;
     drop(lease);
     let answer = Answer::new(generation, request.model, Kind::Chat, started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)
@@ -132,185 +128,6 @@ async fn load_only(
     let mut object = line(model, kind, "", true);
     object.insert("done_reason".into(), json!(if unloads { "unload" } else { "load" }));
     Ok(Json(Value::Object(object)).into_response())
-}
-
-/// A line (or a whole answer) of `model` with `text` and `done`.
-fn line(model: &str, kind: &Kind, text: &str, done: bool) -> Map<String, Value> {
-    let mut object = Map::new();
-    object.insert("model".into(), json!(model));
-    object.insert("created_at".into(), json!(timestamp(SystemTime::now())));
-    match kind {
-        Kind::Generate { .. } => object.insert("response".into(), json!(text)),
-        Kind::Chat => {
-            object.insert("message".into(), json!({"role": "assistant", "content": text}))
-        }
-    };
-    object.insert("done".into(), json!(done));
-    object
-}
-
-/// Which route an answer is for.
-enum Kind {
-    /// `/api/generate`: the final object carries `context` (prompt and answer tokens).
-    Generate {
-        prompt: Vec<TokenId>,
-    },
-    Chat,
-}
-
-/// One generation turned into Ollama's lines.
-struct Answer {
-    generation: Generation,
-    model: String,
-    kind: Kind,
-    generated: Vec<TokenId>,
-    started: Instant,
-    loaded: Instant,
-    first_token: Option<Instant>,
-    done: bool,
-}
-
-impl Answer {
-    fn new(
-        generation: Generation,
-        model: String,
-        kind: Kind,
-        started: Instant,
-        loaded: Instant,
-    ) -> Answer {
-        Answer {
-            generation,
-            model,
-            kind,
-            generated: Vec::new(),
-            started,
-            loaded,
-            first_token: None,
-            done: false,
-        }
-    }
-
-    fn object(&self, text: &str, done: bool) -> Map<String, Value> {
-        line(&self.model, &self.kind, text, done)
-    }
-
-    /// The final object's summary: reason, counts, timings, and `/api/generate`'s `context`.
-    fn finish(&self, object: &mut Map<String, Value>, reason: uma_sampling::FinishReason) {
-        object.insert("done_reason".into(), json!(done_reason(reason)));
-        let usage = self.generation.usage();
-        Timings {
-            started: self.started,
-            loaded: self.loaded,
-            first_token: self.first_token,
-            finished: Instant::now(),
-            num_prompt_tokens: usage.prompt_tokens as usize,
-            num_generated_tokens: usage.completion_tokens as usize,
-        }
-        .add_to(object);
-        if let Kind::Generate { prompt } = &self.kind {
-            let context: Vec<TokenId> = prompt.iter().chain(&self.generated).copied().collect();
-            object.insert("context".into(), json!(context));
-        }
-    }
-
-    /// What the next engine event adds; `None` after the last.
-    async fn next_pieces(&mut self) -> Option<Vec<Piece>> {
-        if self.done {
-            return None;
-        }
-        let Some((_, event)) = self.generation.next_event().await else {
-            self.done = true;
-            return None;
-        };
-        Some(match event {
-            StreamEvent::Token(token) => {
-                self.generated.push(token.token);
-                self.first_token.get_or_insert_with(Instant::now);
-                Piece::text(token.text)
-            }
-            StreamEvent::Finished(completion) => {
-                self.done = true;
-                self.generation.log_done();
-                let mut pieces = Piece::text(completion.text);
-                pieces.push(Piece::Done(completion.finish_reason));
-                pieces
-            }
-            StreamEvent::Failed { message } => {
-                self.done = true;
-                tracing::error!("generation failed: {message}");
-                vec![Piece::Failed(message)]
-            }
-        })
-    }
-
-    /// A stream line for each piece.
-    fn lines(&self, pieces: Vec<Piece>) -> Vec<Value> {
-        pieces
-            .into_iter()
-            .map(|piece| match piece {
-                Piece::Text(text) => Value::Object(self.object(&text, false)),
-                Piece::Done(reason) => {
-                    let mut last = self.object("", true);
-                    self.finish(&mut last, reason);
-                    Value::Object(last)
-                }
-                Piece::Failed(message) => json!({ "error": message }),
-            })
-            .collect()
-    }
-
-    async fn respond(self, stream: bool) -> Response {
-        if stream {
-            let lines = stream::unfold(self, |mut answer| async move {
-                let pieces = answer.next_pieces().await?;
-                Some((stream::iter(answer.lines(pieces)), answer))
-            })
-            .flatten()
-            .map(|line| Ok::<Bytes, Infallible>(Bytes::from(format!("{line}\n"))));
-            return ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines))
-                .into_response();
-        }
-        self.collect().await
-    }
-
-    /// The whole answer as one object: the final line, with all the text.
-    async fn collect(mut self) -> Response {
-        let mut text = String::new();
-        while let Some(pieces) = self.next_pieces().await {
-            for piece in pieces {
-                match piece {
-                    Piece::Text(piece) => text.push_str(&piece),
-                    Piece::Done(reason) => {
-                        let mut whole = self.object(&text, true);
-                        self.finish(&mut whole, reason);
-                        return Json(Value::Object(whole)).into_response();
-                    }
-                    Piece::Failed(message) => {
-                        return OllamaError(ApiError::internal(message)).into_response();
-                    }
-                }
-            }
-        }
-        OllamaError(ApiError::internal("the generation ended without a result")).into_response()
-    }
-}
-
-/// What an engine event contributes to an answer, before it becomes a line or the whole.
-enum Piece {
-    Text(String),
-    Done(uma_sampling::FinishReason),
-    Failed(String),
-}
-
-impl Piece {
-    /// A text piece, or none for empty text (a line would say nothing).
-    fn text(text: String) -> Vec<Piece> {
-        if text.is_empty() {
-            Vec::new()
-        } else {
-            vec![Piece::Text(text)]
-        }
-    }
 }
 
 /// The tokens of each text, cut to the context when `truncate` (else an error).

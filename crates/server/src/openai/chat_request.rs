@@ -11,38 +11,31 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::{SamplingParams, MAX_TOP_LOGPROBS};
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
-use super::error::ApiError;
-use super::request_fields::{self, GenerationFields, StopSequences, StreamOptions};
+use super::request_fields::{generation_fields, GenerationFields, WithGenerationFields};
+use crate::error::ApiError;
 
 /// `POST /v1/chat/completions`. Fields not listed are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<RequestMessage>,
-    pub stream: Option<bool>,
-    pub stream_options: Option<StreamOptions>,
-    pub n: Option<u32>,
-    pub stop: Option<StopSequences>,
-    /// Deprecated by OpenAI in favour of `max_completion_tokens`, still sent by most clients.
-    pub max_tokens: Option<u32>,
+    /// `n`, `temperature`, `max_tokens` (deprecated by OpenAI in favour of
+    /// `max_completion_tokens`, still sent by most clients), ...
+    #[serde(flatten, deserialize_with = "generation_fields")]
+    pub generation: GenerationFields,
     pub max_completion_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<i64>,
-    pub frequency_penalty: Option<f32>,
-    pub presence_penalty: Option<f32>,
     /// Return the chosen tokens' logprobs.
     pub logprobs: Option<bool>,
     /// Also return the `top_logprobs` most likely tokens at each position (needs `logprobs`).
     pub top_logprobs: Option<u32>,
-    /// Extensions (vLLM, llama.cpp): keep generating past end-of-generation tokens, ...
-    pub ignore_eos: Option<bool>,
-    pub top_k: Option<i32>,
-    pub min_p: Option<f32>,
-    pub repetition_penalty: Option<f32>,
-    pub stop_token_ids: Option<Vec<u32>>,
     /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
     pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
+}
+
+impl WithGenerationFields for ChatCompletionRequest {
+    fn generation(&self) -> &GenerationFields {
+        &self.generation
+    }
 }
 
 impl ChatCompletionRequest {
@@ -67,27 +60,12 @@ impl ChatCompletionRequest {
             }
         }
         // `max_completion_tokens` replaces `max_tokens`; when both are sent the newer one wins.
-        let max_tokens = match (self.max_completion_tokens, self.max_tokens) {
+        let max_tokens = match (self.max_completion_tokens, self.generation.max_tokens) {
             (Some(max_tokens), _) => Some((max_tokens, "max_completion_tokens")),
             (None, Some(max_tokens)) => Some((max_tokens, "max_tokens")),
             (None, None) => None,
         };
-        request_fields::sampling_params(GenerationFields {
-            n: self.n,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            top_k: self.top_k,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
-            seed: self.seed,
-            stop: self.stop.as_ref(),
-            stop_token_ids: self.stop_token_ids.as_deref(),
-            ignore_eos: self.ignore_eos,
-            max_tokens,
-            logprobs: self.logprobs(),
-        })
+        self.generation.sampling_params(max_tokens, self.logprobs())
     }
 
     /// The conversation for the chat template. Checks roles and content; an error is a 400
@@ -104,21 +82,6 @@ impl ChatCompletionRequest {
             .enumerate()
             .map(|(index, message)| message.to_chat_message(index))
             .collect()
-    }
-
-    /// How many choices to generate (`n`, default 1; checked by [`Self::sampling_params`]).
-    pub fn n(&self) -> u32 {
-        self.n.unwrap_or(1)
-    }
-
-    /// Whether to stream server-sent events.
-    pub fn stream(&self) -> bool {
-        self.stream.unwrap_or(false)
-    }
-
-    /// Whether a streamed response ends with a usage chunk (never without streaming).
-    pub fn include_usage(&self) -> bool {
-        request_fields::include_usage(self.stream(), self.stream_options.as_ref())
     }
 
     /// Logprobs to return: `None` for none, `Some(0)` for the chosen token's only, `Some(n)` for

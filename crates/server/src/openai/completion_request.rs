@@ -6,8 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::SamplingParams;
 
-use super::error::ApiError;
-use super::request_fields::{self, GenerationFields, StopSequences, StreamOptions};
+use super::request_fields::{generation_fields, GenerationFields, WithGenerationFields};
+use crate::error::ApiError;
 
 /// The most top-n logprobs `/v1/completions` returns (OpenAI's limit for this endpoint).
 pub const MAX_COMPLETION_LOGPROBS: u32 = 5;
@@ -20,16 +20,9 @@ pub struct CompletionRequest {
     pub model: String,
     /// One or more prompts; each gets `n` choices.
     pub prompt: Prompts,
-    pub stream: Option<bool>,
-    pub stream_options: Option<StreamOptions>,
-    pub n: Option<u32>,
-    pub stop: Option<StopSequences>,
-    pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub seed: Option<i64>,
-    pub frequency_penalty: Option<f32>,
-    pub presence_penalty: Option<f32>,
+    /// `n`, `temperature`, `max_tokens`, ...
+    #[serde(flatten, deserialize_with = "generation_fields")]
+    pub generation: GenerationFields,
     /// Return the chosen tokens' logprobs and this many most likely tokens' (0 to 5).
     pub logprobs: Option<u32>,
     /// Not supported: refused when true rather than silently ignored.
@@ -38,14 +31,14 @@ pub struct CompletionRequest {
     pub best_of: Option<u32>,
     /// Not supported: refused when not empty.
     pub suffix: Option<String>,
-    /// Extensions (vLLM, llama.cpp).
-    pub ignore_eos: Option<bool>,
-    pub top_k: Option<i32>,
-    pub min_p: Option<f32>,
-    pub repetition_penalty: Option<f32>,
-    pub stop_token_ids: Option<Vec<u32>>,
     /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
     pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
+}
+
+impl WithGenerationFields for CompletionRequest {
+    fn generation(&self) -> &GenerationFields {
+        &self.generation
+    }
 }
 
 /// One prompt: text to tokenize, or token ids to use as they are.
@@ -87,44 +80,14 @@ impl CompletionRequest {
                 ));
             }
         }
-        let max_tokens = self.max_tokens.unwrap_or(DEFAULT_COMPLETION_MAX_TOKENS);
-        request_fields::sampling_params(GenerationFields {
-            n: self.n,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            top_k: self.top_k,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
-            seed: self.seed,
-            stop: self.stop.as_ref(),
-            stop_token_ids: self.stop_token_ids.as_deref(),
-            ignore_eos: self.ignore_eos,
-            max_tokens: Some((max_tokens, "max_tokens")),
-            logprobs: self.logprobs,
-        })
+        let max_tokens = self.generation.max_tokens.unwrap_or(DEFAULT_COMPLETION_MAX_TOKENS);
+        self.generation.sampling_params(Some((max_tokens, "max_tokens")), self.logprobs)
     }
 
     /// The prompts. OpenAI numbers the choices prompt by prompt: prompt `p`'s choice `c` has
     /// index `p * n + c`.
     pub fn prompts(&self) -> &[PromptInput] {
         &self.prompt.0
-    }
-
-    /// How many choices to generate per prompt (`n`, default 1).
-    pub fn n(&self) -> u32 {
-        self.n.unwrap_or(1)
-    }
-
-    /// Whether to stream server-sent events.
-    pub fn stream(&self) -> bool {
-        self.stream.unwrap_or(false)
-    }
-
-    /// Whether a streamed response ends with a usage chunk (never without streaming).
-    pub fn include_usage(&self) -> bool {
-        request_fields::include_usage(self.stream(), self.stream_options.as_ref())
     }
 
     /// Logprobs to return: `None` for none, `Some(0)` for the chosen token's only, `Some(n)` for

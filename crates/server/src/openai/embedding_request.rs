@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// `input`: a string, strings, token ids, or lists of token ids.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

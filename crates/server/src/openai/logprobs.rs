@@ -3,26 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::generation::TokenLogprob;
+
 /// The floor OpenAI and vLLM report for a token the model rules out (`-inf` is not JSON).
 const MIN_LOGPROB: f32 = -9999.0;
-
-/// One of the most likely tokens at a position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopLogprob {
-    pub token: String,
-    pub logprob: f32,
-    /// The token's bytes (its text may be part of a UTF-8 character).
-    pub bytes: Vec<u8>,
-}
-
-/// The logprob of a chosen token, with the most likely tokens at its position, best first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenLogprob {
-    pub token: String,
-    pub logprob: f32,
-    pub bytes: Vec<u8>,
-    pub top_logprobs: Vec<TopLogprob>,
-}
 
 /// A logprob as a JSON number: clamped so `-inf` and NaN stay numbers, and written with the
 /// f32's shortest decimal form (`-0.1`, not the `-0.10000000149011612` of a plain widening).
@@ -90,6 +74,7 @@ pub(crate) fn legacy_logprobs(tokens: &[TokenLogprob], initial_text_offset: usiz
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::generation::TopLogprob;
 
     pub(crate) fn top(token: &str, logprob: f32) -> TopLogprob {
         TopLogprob { token: token.into(), logprob, bytes: token.as_bytes().to_vec() }

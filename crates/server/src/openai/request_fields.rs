@@ -1,12 +1,13 @@
-//! What chat and text completion requests share: `stop`, `stream_options`, and the one place
-//! their generation fields become [`SamplingParams`].
+//! What chat and text completion requests share: their generation fields ([`GenerationFields`],
+//! flattened into each request, declared once), `stop`, `stream_options`, and the one place those
+//! fields become [`SamplingParams`].
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use uma_sampling::SamplingParams;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// The most choices (`n`) one request may ask for.
 pub const MAX_CHOICES: u32 = 16;
@@ -54,94 +55,155 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
-/// The generation fields of a request, as sent, before defaults and validation.
-#[derive(Debug, Default)]
-pub(super) struct GenerationFields<'a> {
-    pub(super) n: Option<u32>,
-    pub(super) temperature: Option<f32>,
-    pub(super) top_p: Option<f32>,
-    pub(super) top_k: Option<i32>,
-    pub(super) min_p: Option<f32>,
-    pub(super) repetition_penalty: Option<f32>,
-    pub(super) presence_penalty: Option<f32>,
-    pub(super) frequency_penalty: Option<f32>,
-    pub(super) seed: Option<i64>,
-    pub(super) stop: Option<&'a StopSequences>,
-    pub(super) stop_token_ids: Option<&'a [u32]>,
-    pub(super) ignore_eos: Option<bool>,
-    /// The token limit and the request field it came from, so that an error names that field.
-    pub(super) max_tokens: Option<(u32, &'static str)>,
-    /// Top-n logprobs, already checked against the endpoint's own limit.
-    pub(super) logprobs: Option<u32>,
+/// The generation fields that chat and text completion requests share, as sent, before defaults
+/// and validation. Each request holds them with `#[serde(flatten, deserialize_with =
+/// "generation_fields")]`: the JSON is flat, and a value of the wrong type is still a 400 that
+/// names its field. The fields whose meaning differs by endpoint (`logprobs`,
+/// `max_completion_tokens`) stay in the requests.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct GenerationFields {
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    pub n: Option<u32>,
+    pub stop: Option<StopSequences>,
+    /// Chat requests may send `max_completion_tokens` instead, which wins.
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    /// Extensions (vLLM, llama.cpp): keep generating past end-of-generation tokens, ...
+    pub ignore_eos: Option<bool>,
+    pub top_k: Option<i32>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub stop_token_ids: Option<Vec<u32>>,
 }
 
-/// Whether a streamed response ends with a usage chunk: only when streaming (a full response
-/// always carries usage), so clients that send `stream_options` regardless work.
-pub(super) fn include_usage(stream: bool, options: Option<&StreamOptions>) -> bool {
-    stream && options.and_then(|options| options.include_usage) == Some(true)
+/// Deserializes flattened [`GenerationFields`]. serde hands a flattened struct the request's
+/// leftover fields without their path, so a type error would name no field; tracking the path
+/// here puts it back in front of the message (`temperature: invalid type: ...`), where
+/// [`ApiError::from_json_rejection`] finds it.
+pub(super) fn generation_fields<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<GenerationFields, D::Error> {
+    serde_path_to_error::deserialize(deserializer).map_err(de::Error::custom)
 }
 
-/// Applies OpenAI's defaults and checks every range; errors are 400s naming the request field.
-pub(super) fn sampling_params(fields: GenerationFields<'_>) -> Result<SamplingParams, ApiError> {
-    let num_choices = fields.n.unwrap_or(1);
-    if !(1..=MAX_CHOICES).contains(&num_choices) {
-        return Err(ApiError::invalid_request(
-            format!("`n` must be between 1 and {MAX_CHOICES}, got {num_choices}."),
-            Some("n"),
-        ));
+/// Chat and text completion requests: what they read from their [`GenerationFields`].
+pub trait WithGenerationFields {
+    /// The request's generation fields.
+    fn generation(&self) -> &GenerationFields;
+
+    /// How many choices to generate (`n`, default 1; checked by the request's
+    /// `sampling_params`).
+    fn n(&self) -> u32 {
+        self.generation().n()
     }
-    let stop = fields.stop.map(|stop| stop.0.clone()).unwrap_or_default();
-    if stop.len() > MAX_STOP_SEQUENCES {
-        return Err(ApiError::invalid_request(
-            format!("`stop` may hold at most {MAX_STOP_SEQUENCES} sequences, got {}.", stop.len()),
-            Some("stop"),
-        ));
+
+    /// Whether to stream server-sent events.
+    fn stream(&self) -> bool {
+        self.generation().stream()
     }
-    let temperature = fields.temperature.unwrap_or(1.0);
-    // SamplingParams accepts any temperature >= 0; OpenAI caps it at 2. NaN fails here too.
-    if !(0.0..=MAX_TEMPERATURE).contains(&temperature) {
-        return Err(ApiError::invalid_request(
-            format!("`temperature` must be between 0 and {MAX_TEMPERATURE}, got {temperature}."),
-            Some("temperature"),
-        ));
+
+    /// Whether a streamed response ends with a usage chunk (never without streaming).
+    fn include_usage(&self) -> bool {
+        self.generation().include_usage()
     }
-    if let Some((0, param)) = fields.max_tokens {
-        return Err(ApiError::invalid_request(
-            format!("`{param}` must be at least 1."),
-            Some(param),
-        ));
+}
+
+impl GenerationFields {
+    /// How many choices to generate (`n`, default 1; checked by [`Self::sampling_params`]).
+    pub fn n(&self) -> u32 {
+        self.n.unwrap_or(1)
     }
-    let top_p = match fields.top_p {
-        // OpenAI accepts `top_p: 0` (clients send it for determinism); the smallest positive
-        // value keeps only the most likely token, which is what it means.
-        Some(0.0) => f32::MIN_POSITIVE,
-        Some(top_p) => top_p,
-        None => 1.0,
-    };
-    let top_k = match fields.top_k {
-        // vLLM's convention for "disabled"; SamplingParams uses 0.
-        Some(-1) | None => 0,
-        Some(top_k) => top_k,
-    };
-    let params = SamplingParams {
-        temperature,
-        top_k,
-        top_p,
-        min_p: fields.min_p.unwrap_or(0.0),
-        repetition_penalty: fields.repetition_penalty.unwrap_or(1.0),
-        presence_penalty: fields.presence_penalty.unwrap_or(0.0),
-        frequency_penalty: fields.frequency_penalty.unwrap_or(0.0),
-        // Two's-complement reinterpretation: negative seeds stay distinct and reproducible.
-        seed: fields.seed.map(|seed| seed as u64),
-        max_tokens: fields.max_tokens.map(|(max_tokens, _)| max_tokens),
-        stop,
-        stop_token_ids: fields.stop_token_ids.map(<[u32]>::to_vec).unwrap_or_default(),
-        ignore_eos: fields.ignore_eos.unwrap_or(false),
-        logprobs: fields.logprobs,
-        ..SamplingParams::default()
-    };
-    params.validate()?;
-    Ok(params)
+
+    /// Whether to stream server-sent events.
+    pub fn stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether a streamed response ends with a usage chunk: only when streaming (a full
+    /// response always carries usage), so clients that send `stream_options` regardless work.
+    pub fn include_usage(&self) -> bool {
+        self.stream() && self.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true)
+    }
+
+    /// Applies OpenAI's defaults and checks every range; errors are 400s naming the request
+    /// field. `max_tokens` is the token limit with the request field it came from, so that an
+    /// error names that field; `logprobs` the top-n logprobs, already checked against the
+    /// endpoint's own limit.
+    pub(super) fn sampling_params(
+        &self,
+        max_tokens: Option<(u32, &'static str)>,
+        logprobs: Option<u32>,
+    ) -> Result<SamplingParams, ApiError> {
+        let num_choices = self.n();
+        if !(1..=MAX_CHOICES).contains(&num_choices) {
+            return Err(ApiError::invalid_request(
+                format!("`n` must be between 1 and {MAX_CHOICES}, got {num_choices}."),
+                Some("n"),
+            ));
+        }
+        let stop = self.stop.as_ref().map(|stop| stop.0.clone()).unwrap_or_default();
+        if stop.len() > MAX_STOP_SEQUENCES {
+            return Err(ApiError::invalid_request(
+                format!(
+                    "`stop` may hold at most {MAX_STOP_SEQUENCES} sequences, got {}.",
+                    stop.len()
+                ),
+                Some("stop"),
+            ));
+        }
+        let temperature = self.temperature.unwrap_or(1.0);
+        // SamplingParams accepts any temperature >= 0; OpenAI caps it at 2. NaN fails here too.
+        if !(0.0..=MAX_TEMPERATURE).contains(&temperature) {
+            return Err(ApiError::invalid_request(
+                format!(
+                    "`temperature` must be between 0 and {MAX_TEMPERATURE}, got {temperature}."
+                ),
+                Some("temperature"),
+            ));
+        }
+        if let Some((0, param)) = max_tokens {
+            return Err(ApiError::invalid_request(
+                format!("`{param}` must be at least 1."),
+                Some(param),
+            ));
+        }
+        let top_p = match self.top_p {
+            // OpenAI accepts `top_p: 0` (clients send it for determinism); the smallest positive
+            // value keeps only the most likely token, which is what it means.
+            Some(0.0) => f32::MIN_POSITIVE,
+            Some(top_p) => top_p,
+            None => 1.0,
+        };
+        let top_k = match self.top_k {
+            // vLLM's convention for "disabled"; SamplingParams uses 0.
+            Some(-1) | None => 0,
+            Some(top_k) => top_k,
+        };
+        let params = SamplingParams {
+            temperature,
+            top_k,
+            top_p,
+            min_p: self.min_p.unwrap_or(0.0),
+            repetition_penalty: self.repetition_penalty.unwrap_or(1.0),
+            presence_penalty: self.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
+            // Two's-complement reinterpretation: negative seeds stay distinct and reproducible.
+            seed: self.seed.map(|seed| seed as u64),
+            max_tokens: max_tokens.map(|(max_tokens, _)| max_tokens),
+            stop,
+            stop_token_ids: self.stop_token_ids.clone().unwrap_or_default(),
+            ignore_eos: self.ignore_eos.unwrap_or(false),
+            logprobs,
+            ..SamplingParams::default()
+        };
+        params.validate()?;
+        Ok(params)
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +223,7 @@ mod tests {
 
     #[test]
     fn defaults_are_openai_defaults() {
-        let params = sampling_params(GenerationFields::default()).unwrap();
+        let params = GenerationFields::default().sampling_params(None, None).unwrap();
         assert_eq!(params, SamplingParams::default());
         assert_eq!(params.temperature, 1.0);
         assert_eq!(params.top_p, 1.0);
@@ -170,19 +232,18 @@ mod tests {
     #[test]
     fn maps_extensions_and_special_values() {
         let stop = StopSequences(vec!["END".into()]);
-        let params = sampling_params(GenerationFields {
+        let params = GenerationFields {
             top_p: Some(0.0),
             top_k: Some(-1),
             min_p: Some(0.05),
             repetition_penalty: Some(1.1),
             seed: Some(-1),
-            stop: Some(&stop),
-            stop_token_ids: Some(&[7, 8]),
+            stop: Some(stop),
+            stop_token_ids: Some(vec![7, 8]),
             ignore_eos: Some(true),
-            max_tokens: Some((32, "max_tokens")),
-            logprobs: Some(3),
             ..GenerationFields::default()
-        })
+        }
+        .sampling_params(Some((32, "max_tokens")), Some(3))
         .unwrap();
         assert_eq!(params.top_p, f32::MIN_POSITIVE);
         assert_eq!(params.top_k, 0);

@@ -5,30 +5,28 @@
 //! reference. Fields OpenAI always sends are always present (`null` when empty); a chunk's
 //! `delta` carries only what the chunk adds.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use uma_sampling::FinishReason;
 
-use super::logprobs::{chat_logprobs, legacy_logprobs, TokenLogprob};
+use super::logprobs::{chat_logprobs, legacy_logprobs};
+use crate::generation::{new_request_id, ChoiceOutput, TokenLogprob, Usage};
 
 /// What every response and chunk of one request repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseMeta {
+pub(crate) struct ResponseMeta {
     /// `chatcmpl-...` or `cmpl-...`; the same in every chunk of a stream.
-    pub id: String,
+    pub(crate) id: String,
     /// Unix time in seconds at which the request was accepted.
-    pub created: u64,
+    pub(crate) created: u64,
     /// The model name as the client asked for it.
-    pub model: String,
+    pub(crate) model: String,
 }
 
 impl ResponseMeta {
     /// A new chat completion: a `chatcmpl-` id, created now.
-    pub fn new_chat(model: impl Into<String>) -> ResponseMeta {
+    pub(crate) fn new_chat(model: impl Into<String>) -> ResponseMeta {
         ResponseMeta {
             id: new_request_id("chatcmpl"),
             created: unix_time_now(),
@@ -37,23 +35,14 @@ impl ResponseMeta {
     }
 
     /// A new text completion: a `cmpl-` id, created now.
-    pub fn new_completion(model: impl Into<String>) -> ResponseMeta {
+    pub(crate) fn new_completion(model: impl Into<String>) -> ResponseMeta {
         ResponseMeta { id: new_request_id("cmpl"), created: unix_time_now(), model: model.into() }
     }
 }
 
-/// Token counts of a request, all choices together.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt_tokens: u32,
-    pub completion_tokens: u32,
-    /// Prompt tokens whose KV came from the prefix cache.
-    pub cached_tokens: u32,
-}
-
 impl Usage {
     /// OpenAI's `usage` object.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -63,60 +52,49 @@ impl Usage {
     }
 }
 
-/// One generated choice: the whole of it for a full response, or what one chunk adds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChoiceOutput {
-    pub index: u32,
-    pub text: String,
-    /// `Some` on the choice's last chunk (always, in a full response).
-    pub finish_reason: Option<FinishReason>,
-    /// `Some` when the request asked for logprobs: one entry per token of `text`.
-    pub logprobs: Option<Vec<TokenLogprob>>,
-}
-
 /// What a chat chunk adds to the assistant message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChunkDelta {
+pub(crate) struct ChunkDelta {
     /// `Some("assistant")` in a choice's first chunk only.
-    pub role: Option<String>,
-    pub content: Option<String>,
+    pub(crate) role: Option<String>,
+    pub(crate) content: Option<String>,
 }
 
 impl ChunkDelta {
     /// The first chunk of a choice: the role and empty content, as OpenAI sends it.
-    pub fn role() -> ChunkDelta {
+    pub(crate) fn role() -> ChunkDelta {
         ChunkDelta { role: Some("assistant".to_owned()), content: Some(String::new()) }
     }
 
     /// More text.
-    pub fn content(text: impl Into<String>) -> ChunkDelta {
+    pub(crate) fn content(text: impl Into<String>) -> ChunkDelta {
         ChunkDelta { role: None, content: Some(text.into()) }
     }
 
     /// Nothing new (the last chunk, which carries only `finish_reason`).
-    pub fn empty() -> ChunkDelta {
+    pub(crate) fn empty() -> ChunkDelta {
         ChunkDelta::default()
     }
 }
 
 /// A model as `/v1/models` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelCard {
-    pub id: String,
+pub(crate) struct ModelCard {
+    pub(crate) id: String,
     /// Unix time in seconds (the model file's modification time will do).
-    pub created: u64,
-    pub owned_by: String,
+    pub(crate) created: u64,
+    pub(crate) owned_by: String,
     /// uma's extensions: whether the model is in memory (or being loaded), what it holds or
     /// will hold there, and its context length when resident.
-    pub resident: bool,
-    pub loading: bool,
-    pub memory_bytes: u64,
-    pub context_length: Option<usize>,
+    pub(crate) resident: bool,
+    pub(crate) loading: bool,
+    pub(crate) memory_bytes: u64,
+    pub(crate) context_length: Option<usize>,
 }
 
 /// The `finish_reason` string. OpenAI has no reason for a cancelled request; vLLM's `abort` tells
 /// a client that output was cut short rather than finished.
-pub fn finish_reason_str(finish_reason: FinishReason) -> &'static str {
+pub(crate) fn finish_reason_str(finish_reason: FinishReason) -> &'static str {
     match finish_reason {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
@@ -129,7 +107,11 @@ fn finish_reason_json(finish_reason: Option<FinishReason>) -> Value {
 }
 
 /// The body of a non-streamed chat completion (`object: "chat.completion"`).
-pub fn chat_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Usage) -> Value {
+pub(crate) fn chat_completion(
+    meta: &ResponseMeta,
+    choices: &[ChoiceOutput],
+    usage: &Usage,
+) -> Value {
     let choices: Vec<Value> = choices
         .iter()
         .map(|choice| {
@@ -152,7 +134,7 @@ pub fn chat_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Us
 }
 
 /// One streamed chat event (`object: "chat.completion.chunk"`) for choice `index`.
-pub fn chat_chunk(
+pub(crate) fn chat_chunk(
     meta: &ResponseMeta,
     index: u32,
     delta: &ChunkDelta,
@@ -182,7 +164,7 @@ pub fn chat_chunk(
 
 /// The last chat event before `[DONE]` when `stream_options.include_usage` is set: no choices,
 /// only usage.
-pub fn chat_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
+pub(crate) fn chat_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
     usage_chunk(meta, "chat.completion.chunk", usage)
 }
 
@@ -196,7 +178,11 @@ fn text_choice_json(choice: &ChoiceOutput, text_offset: usize) -> Value {
 }
 
 /// The body of a non-streamed text completion (`object: "text_completion"`).
-pub fn text_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Usage) -> Value {
+pub(crate) fn text_completion(
+    meta: &ResponseMeta,
+    choices: &[ChoiceOutput],
+    usage: &Usage,
+) -> Value {
     let choices: Vec<Value> = choices.iter().map(|choice| text_choice_json(choice, 0)).collect();
     json!({
         "id": meta.id,
@@ -210,7 +196,7 @@ pub fn text_completion(meta: &ResponseMeta, choices: &[ChoiceOutput], usage: &Us
 
 /// One streamed text completion event (also `object: "text_completion"`). `text_offset` is the
 /// number of characters of this choice already sent, so logprobs' `text_offset`s continue.
-pub fn text_chunk(meta: &ResponseMeta, choice: &ChoiceOutput, text_offset: usize) -> Value {
+pub(crate) fn text_chunk(meta: &ResponseMeta, choice: &ChoiceOutput, text_offset: usize) -> Value {
     json!({
         "id": meta.id,
         "object": "text_completion",
@@ -221,7 +207,7 @@ pub fn text_chunk(meta: &ResponseMeta, choice: &ChoiceOutput, text_offset: usize
 }
 
 /// The last text completion event before `[DONE]` when `stream_options.include_usage` is set.
-pub fn text_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
+pub(crate) fn text_usage_chunk(meta: &ResponseMeta, usage: &Usage) -> Value {
     usage_chunk(meta, "text_completion", usage)
 }
 
@@ -237,7 +223,7 @@ fn usage_chunk(meta: &ResponseMeta, object: &str, usage: &Usage) -> Value {
 }
 
 /// One model (`GET /v1/models/{model}`).
-pub fn model_object(card: &ModelCard) -> Value {
+pub(crate) fn model_object(card: &ModelCard) -> Value {
     json!({
         "id": card.id,
         "object": "model",
@@ -250,27 +236,15 @@ pub fn model_object(card: &ModelCard) -> Value {
 }
 
 /// The model list (`GET /v1/models`).
-pub fn model_list(cards: &[ModelCard]) -> Value {
+pub(crate) fn model_list(cards: &[ModelCard]) -> Value {
     json!({
         "object": "list",
         "data": cards.iter().map(model_object).collect::<Vec<_>>(),
     })
 }
 
-/// `{prefix}-` and 32 hex digits, unique within the process (a counter) and unlikely to repeat
-/// across processes (std's randomly keyed hasher over the counter and the time).
-pub fn new_request_id(prefix: &str) -> String {
-    static NUM_IDS: AtomicU64 = AtomicU64::new(0);
-    let count = NUM_IDS.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.as_nanos());
-    let hasher = RandomState::new();
-    let high = hasher.hash_one((count, nanos, 0_u8));
-    let low = hasher.hash_one((count, nanos, 1_u8));
-    format!("{prefix}-{high:016x}{low:016x}")
-}
-
 /// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_time_now() -> u64 {
+pub(crate) fn unix_time_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |time| time.as_secs())
 }
 

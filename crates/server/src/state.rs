@@ -1,0 +1,58 @@
+//! What every handler shares: the models, the metrics and the server's configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uma_engine::{KeepAlive, ModelLease, ModelRegistry};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How the server behaves, apart from the models it serves.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// When set, every route but `/health` and `/metrics` needs `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How long running requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            api_key: None,
+            max_body_bytes: 8 << 20,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) models: ModelRegistry,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: ServerConfig,
+    /// Unix time in seconds at which the server started (OpenAI's `created` of a model).
+    pub(crate) started: u64,
+}
+
+impl AppState {
+    /// The model `model`, loaded if it is not resident (the request waits for the load), or the
+    /// API error saying why not.
+    pub(crate) async fn lease(
+        &self,
+        model: &str,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<ModelLease, ApiError> {
+        let models = self.models.clone();
+        let name = model.to_owned();
+        // Loading reads and repacks weights for seconds: off the async workers.
+        tokio::task::spawn_blocking(move || models.acquire(&name, keep_alive))
+            .await
+            .map_err(|error| ApiError::internal(format!("model lookup failed: {error}")))?
+            .map_err(ApiError::from)
+    }
+}
