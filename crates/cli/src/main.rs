@@ -11,7 +11,6 @@ mod plan;
 mod pull;
 mod run;
 mod serve;
-mod session;
 mod show;
 mod store_commands;
 mod threads;

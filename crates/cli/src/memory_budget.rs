@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use uma_engine::{EngineConfig, EngineError};
 use uma_gguf::GgufFile;
 use uma_planner::{plan_memory, KvCacheType, MemoryPlan, ModelSpec, PlanRequest, SlidingWindowKv};
 
@@ -73,6 +74,27 @@ pub(crate) fn parse_byte_size(text: &str) -> std::result::Result<u64, String> {
         return Err(format!("{text:?} is not a positive size"));
     }
     Ok(bytes as u64)
+}
+
+/// The context the model in `file` (at `path`) was trained on: the most `--ctx` can ask for.
+pub(crate) fn trained_context_length(path: &Path, file: &GgufFile) -> Result<usize> {
+    let config = uma_model::ModelConfig::from_file(file)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    Ok(config.max_position_embeddings)
+}
+
+/// The context each sequence of the model at `path` gets: `--ctx` (`requested`), or the
+/// engine's default capped at the `trained` context; the bounds are the engine's one rule.
+pub(crate) fn context_length(
+    path: &Path,
+    trained: usize,
+    requested: Option<usize>,
+) -> Result<usize> {
+    EngineConfig::context_length_for(requested, trained).map_err(|error| match error {
+        // The reason alone: "invalid engine configuration" says nothing to someone who gave --ctx.
+        EngineError::InvalidConfig { reason } => anyhow!("--ctx for {}: {reason}", path.display()),
+        error => error.into(),
+    })
 }
 
 /// What a model will hold once loaded, checked against a budget.

@@ -1,16 +1,26 @@
 //! `uma run MODEL [PROMPT]`: one-shot generation with a prompt, an interactive chat without.
+//!
+//! Runs on the serving engine, started as `uma serve` starts it, with one sequence: each answer
+//! is a request streamed back, and the conversation so far comes from the engine's prefix cache,
+//! so a chat turn computes only the newest message.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{anyhow, bail, Context};
+use uma_engine::{
+    Completion, EngineConfig, EngineError, EngineHandle, GenerationRequest, RequestId,
+    RequestStream, StreamEvent, TokenId, Usage,
+};
+use uma_gguf::GgufFile;
 use uma_sampling::{FinishReason, SamplingParams};
 use uma_tokenizer::ChatMessage;
 
-use crate::memory_budget::MemoryArgs;
-use crate::session::{GenerationStats, Session};
+use crate::memory_budget::{
+    context_length, plan_model, trained_context_length, KvRequest, MemoryArgs,
+};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
@@ -91,27 +101,30 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     params.validate()?;
     crate::threads::set_threads(args.threads)?;
     let (budget_bytes, _) = args.memory.budget()?;
-    let kv_cache_type = args.memory.kv_cache_type();
-    let mut session = Session::load(&args.model, args.ctx, budget_bytes, kv_cache_type)?;
+    let chat = Chat::start(args, budget_bytes, params)?;
     // Ctrl-C stops the answer being generated; at the chat prompt it is handled by the reader.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let handler_flag = Arc::clone(&cancel);
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
+    let handler = (chat.engine.clone(), Arc::clone(&chat.answering));
+    ctrlc::set_handler(move || {
+        let (engine, answering) = &handler;
+        if let Some(id) = *lock(answering) {
+            engine.cancel(id);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
 
-    match &args.prompt {
+    let result = match &args.prompt {
         Some(prompt) => {
             let tokens = if args.raw {
-                session.raw_tokens(prompt)?
+                chat.engine.prompts().raw(prompt)?
             } else {
-                session.chat_tokens(&initial_messages(args, prompt))?
+                chat.engine.prompts().chat(&initial_messages(args, prompt))?
             };
-            let stats = answer(&mut session, &tokens, &params, &cancel)?;
-            summary(&stats);
-            Ok(())
+            chat.answer(tokens).map(|answer| summary(&answer))
         }
-        None => chat(&mut session, args, &params, &cancel),
-    }
+        None => chat.converse(args),
+    };
+    chat.engine.shutdown(Duration::ZERO);
+    result
 }
 
 fn initial_messages(args: &RunArgs, first: &str) -> Vec<ChatMessage> {
@@ -120,104 +133,199 @@ fn initial_messages(args: &RunArgs, first: &str) -> Vec<ChatMessage> {
     messages
 }
 
-/// Streams one answer to stdout.
-fn answer(
-    session: &mut Session,
-    tokens: &[u32],
-    params: &SamplingParams,
-    cancel: &AtomicBool,
-) -> anyhow::Result<GenerationStats> {
-    cancel.store(false, Ordering::Relaxed);
-    let mut stdout = std::io::stdout();
-    let stats = session.generate(tokens, params, cancel, |piece| {
-        stdout.write_all(piece.as_bytes())?;
-        Ok(stdout.flush()?)
-    })?;
-    if !stats.text.ends_with('\n') {
-        println!();
+/// One engine running one sequence at a time: each answer is a request, and the next turn's
+/// prompt, which starts with this turn's prompt and answer, finds them in the prefix cache.
+struct Chat {
+    engine: EngineHandle,
+    params: SamplingParams,
+    /// The request being answered, for Ctrl-C to cancel.
+    answering: Arc<Mutex<Option<RequestId>>>,
+    /// The model's trained context, the most `--ctx` can ask for.
+    max_context_length: usize,
+}
+
+/// What one answer produced, for the summary line and the chat history.
+#[derive(Debug)]
+struct Answer {
+    /// The generated text (stop strings removed).
+    text: String,
+    usage: Usage,
+    finish_reason: FinishReason,
+    /// From submitting the request to its first token.
+    prefill_time: Duration,
+    /// From the first token to the end.
+    decode_time: Duration,
+}
+
+impl Chat {
+    /// Plans the model in `args` against `budget_bytes` (refused with the breakdown when it
+    /// cannot fit one full context) and starts its engine for one sequence, with prefix caching.
+    fn start(args: &RunArgs, budget_bytes: u64, params: SamplingParams) -> anyhow::Result<Chat> {
+        let path = &args.model;
+        let file =
+            GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?;
+        let max_context_length = trained_context_length(path, &file)?;
+        let context_length = context_length(path, max_context_length, args.ctx)?;
+        let mut config = EngineConfig::new(context_length, 1);
+        config.kv_cache_type = args.memory.kv_cache_type();
+        config.enable_prefix_caching = true;
+        let request =
+            KvRequest::single(context_length, config.max_num_batched_tokens, config.kv_cache_type);
+        plan_model(path, &file, &request, budget_bytes)?;
+        drop(file);
+        let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
+        let engine = EngineHandle::open(path, name.unwrap_or_default(), config)
+            .with_context(|| format!("cannot load {}", path.display()))?;
+        Ok(Chat { engine, params, answering: Arc::default(), max_context_length })
     }
-    Ok(stats)
+
+    /// Generates after `prompt`, streaming the text to stdout as it becomes final.
+    fn answer(&self, prompt: Vec<TokenId>) -> anyhow::Result<Answer> {
+        let started = Instant::now();
+        let request = GenerationRequest { prompt, params: self.params.clone(), sampler_stream: 0 };
+        let mut stream = {
+            // Held while submitting, so that a Ctrl-C meanwhile finds the request to cancel.
+            let mut answering = lock(&self.answering);
+            let stream = self.engine.submit(request).map_err(|error| match error {
+                EngineError::PromptTooLong { .. } => anyhow!(
+                    "{error}; raise --ctx (at most {}, the model's trained context)",
+                    self.max_context_length
+                ),
+                error => error.into(),
+            })?;
+            *answering = Some(stream.id());
+            stream
+        };
+        let streamed = stream_to_stdout(&mut stream);
+        *lock(&self.answering) = None;
+        let (text, completion, first_token) = streamed?;
+        if !text.ends_with('\n') {
+            println!();
+        }
+        let first_token = first_token.unwrap_or_else(Instant::now);
+        Ok(Answer {
+            text,
+            usage: completion.usage,
+            finish_reason: completion.finish_reason,
+            prefill_time: first_token - started,
+            decode_time: first_token.elapsed(),
+        })
+    }
+
+    /// The interactive chat (or lines from a pipe), until `/exit` or the end of input.
+    fn converse(&self, args: &RunArgs) -> anyhow::Result<()> {
+        let interactive = std::io::stdin().is_terminal();
+        if interactive {
+            eprintln!(
+                "uma: chatting with {} (context {} tokens, KV cache {:.0} MB). /help for commands.",
+                args.model.display(),
+                self.engine.config().context_length,
+                self.engine.kv_cache_bytes() as f64 / 1e6
+            );
+        }
+        let prompts = self.engine.prompts();
+        let mut lines = LineReader::new(interactive)?;
+        let mut history: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
+        while let Some(line) = lines.next_line()? {
+            let line = line.trim();
+            match line {
+                "" => continue,
+                "/exit" | "/quit" | "/bye" => break,
+                "/reset" | "/clear" => {
+                    // The prefix cache needs no reset: a new conversation simply shares less.
+                    history.truncate(usize::from(args.system.is_some()));
+                    eprintln!("(conversation reset)");
+                    continue;
+                }
+                "/help" | "/?" => {
+                    eprintln!("{CHAT_HELP}");
+                    continue;
+                }
+                _ => {}
+            }
+            history.push(ChatMessage::user(line));
+            let tokens = if args.raw { prompts.raw(line)? } else { prompts.chat(&history)? };
+            match self.answer(tokens) {
+                Ok(answer) => {
+                    summary(&answer);
+                    history.push(ChatMessage::assistant(answer.text));
+                }
+                // A turn that cannot run (context full) is reported; the chat goes on.
+                Err(error) => {
+                    history.pop();
+                    eprintln!("uma: error: {error:#}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a request's text to stdout as it arrives; returns the whole text, the terminal event
+/// and when the first token came.
+fn stream_to_stdout(
+    stream: &mut RequestStream,
+) -> anyhow::Result<(String, Completion, Option<Instant>)> {
+    let mut stdout = std::io::stdout();
+    let mut text = String::new();
+    let mut first_token = None;
+    let mut emit = |piece: &str| -> anyhow::Result<()> {
+        if !piece.is_empty() {
+            text.push_str(piece);
+            stdout.write_all(piece.as_bytes())?;
+            stdout.flush()?;
+        }
+        Ok(())
+    };
+    loop {
+        match stream.blocking_next() {
+            Some(StreamEvent::Token(token)) => {
+                first_token.get_or_insert_with(Instant::now);
+                emit(&token.text)?;
+            }
+            Some(StreamEvent::Finished(completion)) => {
+                emit(&completion.text)?;
+                return Ok((text, completion, first_token));
+            }
+            Some(StreamEvent::Failed(error)) => bail!("the answer failed: {error}"),
+            None => bail!("the engine stopped before the answer ended"),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded value is a plain id, consistent even if a holder panicked.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The summary line, on stderr so that stdout holds only the answer.
-fn summary(stats: &GenerationStats) {
-    let rate = |n: usize, t: std::time::Duration| {
+fn summary(answer: &Answer) {
+    let rate = |n: usize, t: Duration| {
         if t.as_secs_f64() > 0.0 {
             n as f64 / t.as_secs_f64()
         } else {
             0.0
         }
     };
-    let reused = stats.num_prompt_tokens - stats.num_prefilled_tokens;
+    let usage = &answer.usage;
+    let reused = usage.num_cached_tokens;
     let reused = if reused > 0 { format!(" ({reused} reused from cache)") } else { String::new() };
-    let stopped = match stats.finish_reason {
+    let stopped = match answer.finish_reason {
         FinishReason::Stop => "",
         FinishReason::Length => ", stopped: length",
         FinishReason::Cancelled => ", stopped: cancelled",
     };
     eprintln!(
         "[prompt: {} tokens{reused}, {:.1} tok/s | generated: {} tokens, {:.1} tok/s{stopped}]",
-        stats.num_prompt_tokens,
-        rate(stats.num_prefilled_tokens, stats.prefill_time),
-        stats.num_generated_tokens,
-        rate(stats.num_generated_tokens, stats.decode_time),
+        usage.num_prompt_tokens,
+        rate(usage.num_prompt_tokens - usage.num_cached_tokens, answer.prefill_time),
+        usage.num_generated_tokens,
+        rate(usage.num_generated_tokens, answer.decode_time),
     );
 }
 
 const CHAT_HELP: &str = "/reset  forget the conversation\n/exit   leave (or Ctrl-D)\n\
                          Ctrl-C   stop the answer being written";
-
-fn chat(
-    session: &mut Session,
-    args: &RunArgs,
-    params: &SamplingParams,
-    cancel: &AtomicBool,
-) -> anyhow::Result<()> {
-    let interactive = std::io::stdin().is_terminal();
-    if interactive {
-        eprintln!(
-            "uma: chatting with {} (context {} tokens, KV cache {:.0} MB). /help for commands.",
-            args.model.display(),
-            session.context_length(),
-            session.kv_cache_bytes() as f64 / 1e6
-        );
-    }
-    let mut lines = LineReader::new(interactive)?;
-    let mut history: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
-    while let Some(line) = lines.next_line()? {
-        let line = line.trim();
-        match line {
-            "" => continue,
-            "/exit" | "/quit" | "/bye" => break,
-            "/reset" | "/clear" => {
-                history.truncate(usize::from(args.system.is_some()));
-                session.reset();
-                eprintln!("(conversation reset)");
-                continue;
-            }
-            "/help" | "/?" => {
-                eprintln!("{CHAT_HELP}");
-                continue;
-            }
-            _ => {}
-        }
-        history.push(ChatMessage::user(line));
-        let tokens =
-            if args.raw { session.raw_tokens(line)? } else { session.chat_tokens(&history)? };
-        match answer(session, &tokens, params, cancel) {
-            Ok(stats) => {
-                history.push(ChatMessage::assistant(stats.text.clone()));
-                summary(&stats);
-            }
-            // A turn that cannot run (context full) is reported; the chat goes on.
-            Err(error) => {
-                history.pop();
-                eprintln!("uma: error: {error:#}");
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Lines from a terminal (with editing and history) or from a pipe.
 enum LineReader {

@@ -5,20 +5,20 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use uma_engine::{
     EngineConfig, EngineError, EngineHandle, KeepAlive, ModelEntry, ModelInfo, ModelRegistry,
-    Pooling, PromptEncoder, RegistryConfig,
+    Pooling, RegistryConfig,
 };
 use uma_gguf::GgufFile;
-use uma_model::Model;
 use uma_server::ServerConfig;
 
 use crate::format;
-use crate::memory_budget::{plan_model, KvRequest, MemoryArgs};
+use crate::memory_budget::{
+    context_length, plan_model, trained_context_length, KvRequest, MemoryArgs,
+};
 use crate::threads::set_threads;
 
 #[derive(clap::Args, Debug)]
@@ -99,9 +99,6 @@ impl From<PoolingArg> for Pooling {
         }
     }
 }
-
-/// Context when `--ctx` is not given (as `uma run`).
-const DEFAULT_CONTEXT: usize = 4096;
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -189,15 +186,11 @@ struct ServedModel {
 }
 
 impl ServedModel {
-    /// Maps the file afresh (pages of an earlier load may still be in the page cache, which
-    /// makes a re-load fast), repacks the weights and starts the engine.
+    /// Loads the model and starts its engine: a re-load maps the file afresh (pages of an
+    /// earlier load may still be in the page cache, which makes it fast).
     fn start(&self) -> uma_engine::Result<EngineHandle> {
         // The error names the file (and the registry the model): no context to add.
-        let file = Arc::new(GgufFile::open(&self.path)?);
-        let prompts = PromptEncoder::from_gguf(&file)?;
-        let model = Model::load(file)?;
-        let engine =
-            EngineHandle::start(model, prompts, self.entry.name.clone(), self.config.clone())?;
+        let engine = EngineHandle::open(&self.path, self.entry.name.clone(), self.config.clone())?;
         tracing::info!(
             model = engine.model_name(),
             context = self.config.context_length,
@@ -240,16 +233,8 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
         }
         let file =
             GgufFile::open(&path).with_context(|| format!("cannot load {}", path.display()))?;
-        let trained = uma_model::ModelConfig::from_file(&file)
-            .with_context(|| format!("cannot load {}", path.display()))?
-            .max_position_embeddings;
-        let context_length = args.ctx.unwrap_or(DEFAULT_CONTEXT.min(trained));
-        if context_length < 2 || context_length > trained {
-            bail!(
-                "--ctx {context_length} is outside 2..={trained} (the trained context of {})",
-                path.display()
-            );
-        }
+        let trained = trained_context_length(&path, &file)?;
+        let context_length = context_length(&path, trained, args.ctx)?;
         let mut config = EngineConfig::new(context_length, args.parallel);
         config.kv_cache_type = args.memory.kv_cache_type();
         config.max_num_batched_tokens = args.batch_tokens;

@@ -28,13 +28,28 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// Context of a sequence when none is asked for (`uma run`, `uma serve`): enough for real
+    /// conversations, small enough for any machine (a 32k-context model's full cache can take
+    /// gigabytes). The number is the planner's, which `uma plan` assumes too: the planner
+    /// models what the engine will hold and must not depend on the engine, so the engine takes
+    /// its defaults from the planner rather than the other way round.
+    pub const DEFAULT_CONTEXT_LENGTH: usize = uma_planner::DEFAULT_CONTEXT_LENGTH as usize;
+
+    /// Shortest context: a prompt of one token and the position of the reply's first token (a
+    /// prompt must leave room for the reply).
+    pub const MIN_CONTEXT_LENGTH: usize = 2;
+
+    /// Tokens per step when not told otherwise (the planner sizes compute scratch for it).
+    pub const DEFAULT_MAX_NUM_BATCHED_TOKENS: usize =
+        uma_planner::DEFAULT_MAX_NUM_BATCHED_TOKENS as usize;
+
     /// Defaults for `context_length` and `max_num_seqs`: a KV pool for every sequence's full
     /// context, 512-token steps, 16-token f16 blocks, a queue four times the running set.
     pub fn new(context_length: usize, max_num_seqs: usize) -> Self {
         EngineConfig {
             context_length,
             max_num_seqs,
-            max_num_batched_tokens: 512,
+            max_num_batched_tokens: Self::DEFAULT_MAX_NUM_BATCHED_TOKENS,
             num_kv_cache_tokens: context_length.saturating_mul(max_num_seqs),
             block_size: uma_model::DEFAULT_BLOCK_SIZE,
             kv_cache_type: uma_model::KvCacheType::F16,
@@ -49,16 +64,23 @@ impl EngineConfig {
         self.num_kv_cache_tokens.div_ceil(self.block_size.max(1))
     }
 
+    /// The context for a model trained on `max_position_embeddings` positions: `requested`, or
+    /// [`EngineConfig::DEFAULT_CONTEXT_LENGTH`] capped at the trained context. Errors when it is
+    /// outside the one rule [`EngineConfig::validate`] applies.
+    pub fn context_length_for(
+        requested: Option<usize>,
+        max_position_embeddings: usize,
+    ) -> Result<usize> {
+        let context_length =
+            requested.unwrap_or(Self::DEFAULT_CONTEXT_LENGTH.min(max_position_embeddings));
+        check_context_length(context_length, max_position_embeddings)?;
+        Ok(context_length)
+    }
+
     /// Checks the limits against each other and against the model's trained context.
     pub fn validate(&self, max_position_embeddings: usize) -> Result<()> {
         let invalid = |reason: String| Err(EngineError::InvalidConfig { reason });
-        if self.context_length < 2 || self.context_length > max_position_embeddings {
-            return invalid(format!(
-                "context length {} is outside 2..={max_position_embeddings} (the model's trained \
-                 context)",
-                self.context_length
-            ));
-        }
+        check_context_length(self.context_length, max_position_embeddings)?;
         if self.max_num_seqs == 0 || self.max_num_batched_tokens == 0 || self.block_size == 0 {
             return invalid("sequences, tokens per step and block size must be at least 1".into());
         }
@@ -76,5 +98,45 @@ impl EngineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The bounds of a context: at least [`EngineConfig::MIN_CONTEXT_LENGTH`], at most what the
+/// model was trained on.
+fn check_context_length(context_length: usize, max_position_embeddings: usize) -> Result<()> {
+    let minimum = EngineConfig::MIN_CONTEXT_LENGTH;
+    if (minimum..=max_position_embeddings).contains(&context_length) {
+        return Ok(());
+    }
+    Err(EngineError::InvalidConfig {
+        reason: format!(
+            "context length {context_length} is outside {minimum}..={max_position_embeddings} \
+             (the model's trained context)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_context_is_capped_at_the_trained_one() {
+        assert_eq!(EngineConfig::context_length_for(None, 32768).ok(), Some(4096));
+        assert_eq!(EngineConfig::context_length_for(None, 512).ok(), Some(512));
+        assert_eq!(EngineConfig::context_length_for(Some(8192), 32768).ok(), Some(8192));
+    }
+
+    #[test]
+    fn a_context_outside_the_bounds_is_refused_with_one_message() {
+        for (requested, trained) in [(Some(1), 512), (Some(0), 512), (Some(513), 512), (None, 1)] {
+            let error = EngineConfig::context_length_for(requested, trained)
+                .expect_err("outside the bounds");
+            assert!(error.to_string().contains(&format!("outside 2..={trained}")), "{error}");
+            let mut config = EngineConfig::new(requested.unwrap_or(1), 1);
+            config.num_kv_cache_tokens = 1024;
+            let error = config.validate(trained).expect_err("validate applies the same rule");
+            assert!(error.to_string().contains(&format!("outside 2..={trained}")), "{error}");
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Starting an engine, and the handle every caller (HTTP handlers, the CLI) submits through.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use uma_gguf::GgufFile;
 use uma_kv::KvCacheManager;
 use uma_model::{KvCache, Model};
 use uma_sampling::{Sampler, SamplingParams, StopCondition};
@@ -52,6 +54,20 @@ struct Shared {
 }
 
 impl EngineHandle {
+    /// Loads the GGUF file at `path` (weights, tokenizer and chat template) and starts its
+    /// engine: how `uma serve` and `uma run` both start a model. The file is mapped afresh (pages
+    /// of an earlier load may still be in the page cache, which makes a re-load fast).
+    pub fn open(
+        path: &Path,
+        model_name: impl Into<String>,
+        config: EngineConfig,
+    ) -> Result<EngineHandle> {
+        let file = Arc::new(GgufFile::open(path)?);
+        let prompts = PromptEncoder::from_gguf(&file)?;
+        let model = Model::load(file)?;
+        EngineHandle::start(model, prompts, model_name, config)
+    }
+
     /// Allocates the KV pool and starts the engine thread for `model`, named `model_name` in
     /// the APIs.
     pub fn start(
@@ -218,6 +234,13 @@ impl EngineHandle {
             Ok(Err(error)) => Err(EngineError::EmbeddingFailed { error: Box::new(error) }),
             Err(_) => Err(EngineError::ShuttingDown),
         }
+    }
+
+    /// Asks the engine to stop request `id` (see [`RequestStream::cancel`]), for callers that do
+    /// not hold its stream, such as a Ctrl-C handler. An id that is no longer running is ignored.
+    pub fn cancel(&self, id: RequestId) {
+        // A closed channel means the engine is gone, and the request with it.
+        let _ = self.shared.commands.send(Command::Cancel(id));
     }
 
     /// Stops accepting requests, lets running ones finish for up to `grace`, cancels the rest,

@@ -5,7 +5,9 @@
 //! next step computes (decode tokens first, then prompt chunks, under a token budget; newest
 //! request preempted when KV blocks run out), the model runs once over all of them, and each
 //! request's own sampler and stop condition turn its logits into text on its [`RequestStream`].
-//! It also owns turning chat messages into prompt tokens ([`PromptEncoder`]).
+//! It also owns turning chat messages into prompt tokens ([`PromptEncoder`]), starting a model
+//! from its GGUF file ([`EngineHandle::open`], for `uma serve` and `uma run` alike), and the
+//! engine's limits and their defaults ([`EngineConfig`]).
 //!
 //! Does not own: the model arithmetic (`uma-model`), KV block bookkeeping (`uma-kv`), sampling
 //! rules (`uma-sampling`), HTTP and API formats (`uma-server`).
