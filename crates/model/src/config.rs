@@ -2,6 +2,7 @@
 //! implies (rope style, norms, biases, sliding-window layers), under Hugging Face names.
 
 use uma_gguf::keys::{arch as arch_keys, arch_key};
+use uma_gguf::tensor_names::ModelTensor;
 use uma_gguf::{GgufFile, ModelParams};
 
 use crate::arch;
@@ -156,9 +157,10 @@ impl ModelConfig {
                 reason: "missing".into(),
             })?,
         )?;
+        let embedding_name = ModelTensor::TokenEmbedding.weight_name();
         let embedding = file
-            .tensor("token_embd.weight")
-            .map_err(|_| ModelError::MissingTensor { name: "token_embd.weight".into() })?;
+            .tensor(embedding_name)
+            .map_err(|_| ModelError::MissingTensor { name: embedding_name.into() })?;
         let vocab_size = positive("vocab_size", embedding.info().num_rows())?;
         let rope_dimension_count = match params.rope_dimension_count {
             Some(n) => positive("rope_dimension_count", n)?,
@@ -216,7 +218,7 @@ impl ModelConfig {
             attention_bias: false,
             qk_norm: false,
             sandwich_norms: false,
-            tie_word_embeddings: !file.has_tensor("output.weight"),
+            tie_word_embeddings: !file.has_tensor(ModelTensor::Output.weight_name()),
         };
         // Some converters write the pattern as a per-layer array (Gemma 3n); only a plain
         // integer is read here, anything else falls back to the architecture's default.

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufFile};
 use uma_kernels::{PackedFormat, PackedMatrix, WeightMatrix};
 
@@ -90,47 +91,47 @@ impl ModelWeights {
     /// Finds and checks every tensor `config` implies.
     pub(crate) fn load(file: &GgufFile, config: &ModelConfig) -> Result<ModelWeights> {
         let h = config.hidden_size;
-        let token_embd = embedding(file, "token_embd.weight", config.vocab_size, h)?;
+        let embedding_name = ModelTensor::TokenEmbedding.weight_name();
+        let token_embd = embedding(file, embedding_name, config.vocab_size, h)?;
         let output = if config.tie_word_embeddings {
-            matrix(file, "token_embd.weight", config.vocab_size, h)?
+            matrix(file, embedding_name, config.vocab_size, h)?
         } else {
-            matrix(file, "output.weight", config.vocab_size, h)?
+            matrix(file, ModelTensor::Output.weight_name(), config.vocab_size, h)?
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
-            let n = |name: &str| format!("blk.{i}.{name}");
-            let optional_vector = |present: bool, name: &str, len: usize| {
-                present.then(|| vector(file, &n(name), len)).transpose()
+            let optional_vector = |present: bool, name: String, len: usize| {
+                present.then(|| vector(file, &name, len)).transpose()
             };
             let (q, kv, d) = (config.q_dim(), config.kv_dim(), config.head_dim);
             let ffn = config.intermediate_size;
             layers.push(LayerWeights {
-                attn_norm: vector(file, &n("attn_norm.weight"), h)?,
-                attn_q: matrix(file, &n("attn_q.weight"), q, h)?,
-                attn_k: matrix(file, &n("attn_k.weight"), kv, h)?,
-                attn_v: matrix(file, &n("attn_v.weight"), kv, h)?,
-                attn_q_bias: optional_vector(config.attention_bias, "attn_q.bias", q)?,
-                attn_k_bias: optional_vector(config.attention_bias, "attn_k.bias", kv)?,
-                attn_v_bias: optional_vector(config.attention_bias, "attn_v.bias", kv)?,
-                attn_q_norm: optional_vector(config.qk_norm, "attn_q_norm.weight", d)?,
-                attn_k_norm: optional_vector(config.qk_norm, "attn_k_norm.weight", d)?,
-                attn_output: matrix(file, &n("attn_output.weight"), h, q)?,
+                attn_norm: vector(file, &L::AttnNorm.weight(i), h)?,
+                attn_q: matrix(file, &L::AttnQ.weight(i), q, h)?,
+                attn_k: matrix(file, &L::AttnK.weight(i), kv, h)?,
+                attn_v: matrix(file, &L::AttnV.weight(i), kv, h)?,
+                attn_q_bias: optional_vector(config.attention_bias, L::AttnQ.bias(i), q)?,
+                attn_k_bias: optional_vector(config.attention_bias, L::AttnK.bias(i), kv)?,
+                attn_v_bias: optional_vector(config.attention_bias, L::AttnV.bias(i), kv)?,
+                attn_q_norm: optional_vector(config.qk_norm, L::AttnQNorm.weight(i), d)?,
+                attn_k_norm: optional_vector(config.qk_norm, L::AttnKNorm.weight(i), d)?,
+                attn_output: matrix(file, &L::AttnOutput.weight(i), h, q)?,
                 post_attention_norm: optional_vector(
                     config.sandwich_norms,
-                    "post_attention_norm.weight",
+                    L::PostAttentionNorm.weight(i),
                     h,
                 )?,
-                ffn_norm: vector(file, &n("ffn_norm.weight"), h)?,
-                ffn_gate: matrix(file, &n("ffn_gate.weight"), ffn, h)?,
-                ffn_up: matrix(file, &n("ffn_up.weight"), ffn, h)?,
-                ffn_down: matrix(file, &n("ffn_down.weight"), h, ffn)?,
-                post_ffw_norm: optional_vector(config.sandwich_norms, "post_ffw_norm.weight", h)?,
+                ffn_norm: vector(file, &L::FfnNorm.weight(i), h)?,
+                ffn_gate: matrix(file, &L::FfnGate.weight(i), ffn, h)?,
+                ffn_up: matrix(file, &L::FfnUp.weight(i), ffn, h)?,
+                ffn_down: matrix(file, &L::FfnDown.weight(i), h, ffn)?,
+                post_ffw_norm: optional_vector(config.sandwich_norms, L::PostFfwNorm.weight(i), h)?,
             });
         }
         Ok(ModelWeights {
             token_embd,
             layers,
-            output_norm: vector(file, "output_norm.weight", h)?,
+            output_norm: vector(file, ModelTensor::OutputNorm.weight_name(), h)?,
             output,
         })
     }
