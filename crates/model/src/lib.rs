@@ -13,20 +13,22 @@
 #![forbid(unsafe_code)]
 
 mod arch;
-mod attention;
+pub mod backend;
 mod batch;
 mod config;
 mod error;
 mod hook;
-mod kv_cache;
+mod kv_cache_type;
 pub mod layers;
 mod model;
 mod weights;
 
+pub use backend::cpu::{CpuBackend, KvCache};
+pub use backend::Backend;
 pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput};
 pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};
-pub use kv_cache::{KvCache, KvCacheType, DEFAULT_BLOCK_SIZE};
+pub use kv_cache_type::{KvCacheType, DEFAULT_BLOCK_SIZE};
 pub use model::Model;
 pub use uma_ids::{BlockId, TokenId};
