@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
+use uma_gguf::tensor_names::LayerTensor;
 use uma_gguf::{GgufFile, TensorView};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MatrixUse};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 
@@ -21,27 +21,22 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         WeightLoader { backend, file }
     }
 
+    /// The tensors of layer `layer` of a model of `config`.
+    pub(crate) fn layer<'l>(&'l self, layer: usize, config: &'l ModelConfig) -> LayerLoader<'l, B> {
+        LayerLoader { weights: self, config, layer }
+    }
+
     /// A matrix with `num_rows` output rows of `row_length` inputs (ggml shape `[row_length,
-    /// num_rows]`), for products.
+    /// num_rows]`), kept for `usage`.
     pub(crate) fn matrix(
         &self,
         name: &str,
         num_rows: usize,
         row_length: usize,
+        usage: MatrixUse,
     ) -> Result<B::Matrix> {
         let view = self.find(name, &[row_length, num_rows])?;
-        self.backend.load_matrix(self.file, &view, num_rows, row_length)
-    }
-
-    /// An embedding table of `num_rows` rows of `row_length`, for row lookups.
-    pub(crate) fn embedding(
-        &self,
-        name: &str,
-        num_rows: usize,
-        row_length: usize,
-    ) -> Result<B::Matrix> {
-        let view = self.find(name, &[row_length, num_rows])?;
-        self.backend.load_embedding(self.file, &view, num_rows, row_length)
+        self.backend.load_matrix(self.file, &view, usage)
     }
 
     /// A vector of `len` elements (a norm's weights or a bias).
@@ -68,80 +63,42 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
     }
 }
 
-/// One transformer layer's weights.
-pub(crate) struct LayerWeights<B: Backend> {
-    pub(crate) attn_norm: B::Vector,                   // [hidden_size]
-    pub(crate) attn_q: B::Matrix,                      // [q_dim, hidden_size]
-    pub(crate) attn_k: B::Matrix,                      // [kv_dim, hidden_size]
-    pub(crate) attn_v: B::Matrix,                      // [kv_dim, hidden_size]
-    pub(crate) attn_q_bias: Option<B::Vector>,         // [q_dim]
-    pub(crate) attn_k_bias: Option<B::Vector>,         // [kv_dim]
-    pub(crate) attn_v_bias: Option<B::Vector>,         // [kv_dim]
-    pub(crate) attn_q_norm: Option<B::Vector>,         // [head_dim]
-    pub(crate) attn_k_norm: Option<B::Vector>,         // [head_dim]
-    pub(crate) attn_output: B::Matrix,                 // [hidden_size, q_dim]
-    pub(crate) post_attention_norm: Option<B::Vector>, // [hidden_size]
-    pub(crate) ffn_norm: B::Vector,                    // [hidden_size]
-    pub(crate) ffn_gate: B::Matrix,                    // [intermediate_size, hidden_size]
-    pub(crate) ffn_up: B::Matrix,                      // [intermediate_size, hidden_size]
-    pub(crate) ffn_down: B::Matrix,                    // [hidden_size, intermediate_size]
-    pub(crate) post_ffw_norm: Option<B::Vector>,       // [hidden_size]
+/// Finds the tensors of one layer (`blk.{layer}.*`) and checks their shapes.
+pub(crate) struct LayerLoader<'a, B: Backend> {
+    weights: &'a WeightLoader<'a, B>,
+    config: &'a ModelConfig,
+    layer: usize,
 }
 
-/// All of a model's weights.
-pub(crate) struct ModelWeights<B: Backend> {
-    pub(crate) token_embd: B::Matrix, // [vocab_size, hidden_size]
-    pub(crate) layers: Vec<LayerWeights<B>>,
-    pub(crate) output_norm: B::Vector, // [hidden_size]
-    pub(crate) output: B::Matrix,      // [vocab_size, hidden_size] (token_embd when tied)
-}
+impl<B: Backend> LayerLoader<'_, B> {
+    /// The hyper-parameters of the model the layer belongs to.
+    pub(crate) fn config(&self) -> &ModelConfig {
+        self.config
+    }
 
-impl<B: Backend> ModelWeights<B> {
-    /// Finds and checks every tensor `config` implies.
-    pub(crate) fn load(w: &WeightLoader<'_, B>, config: &ModelConfig) -> Result<Self> {
-        let h = config.hidden_size;
-        let embedding_name = ModelTensor::TokenEmbedding.weight_name();
-        let token_embd = w.embedding(embedding_name, config.vocab_size, h)?;
-        let output = if config.tie_word_embeddings {
-            w.matrix(embedding_name, config.vocab_size, h)?
-        } else {
-            w.matrix(ModelTensor::Output.weight_name(), config.vocab_size, h)?
-        };
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let optional_vector = |present: bool, name: String, len: usize| {
-                present.then(|| w.vector(&name, len)).transpose()
-            };
-            let (q, kv, d) = (config.q_dim(), config.kv_dim(), config.head_dim);
-            let ffn = config.intermediate_size;
-            layers.push(LayerWeights {
-                attn_norm: w.vector(&L::AttnNorm.weight(i), h)?,
-                attn_q: w.matrix(&L::AttnQ.weight(i), q, h)?,
-                attn_k: w.matrix(&L::AttnK.weight(i), kv, h)?,
-                attn_v: w.matrix(&L::AttnV.weight(i), kv, h)?,
-                attn_q_bias: optional_vector(config.attention_bias, L::AttnQ.bias(i), q)?,
-                attn_k_bias: optional_vector(config.attention_bias, L::AttnK.bias(i), kv)?,
-                attn_v_bias: optional_vector(config.attention_bias, L::AttnV.bias(i), kv)?,
-                attn_q_norm: optional_vector(config.qk_norm, L::AttnQNorm.weight(i), d)?,
-                attn_k_norm: optional_vector(config.qk_norm, L::AttnKNorm.weight(i), d)?,
-                attn_output: w.matrix(&L::AttnOutput.weight(i), h, q)?,
-                post_attention_norm: optional_vector(
-                    config.sandwich_norms,
-                    L::PostAttentionNorm.weight(i),
-                    h,
-                )?,
-                ffn_norm: w.vector(&L::FfnNorm.weight(i), h)?,
-                ffn_gate: w.matrix(&L::FfnGate.weight(i), ffn, h)?,
-                ffn_up: w.matrix(&L::FfnUp.weight(i), ffn, h)?,
-                ffn_down: w.matrix(&L::FfnDown.weight(i), h, ffn)?,
-                post_ffw_norm: optional_vector(config.sandwich_norms, L::PostFfwNorm.weight(i), h)?,
-            });
-        }
-        Ok(ModelWeights {
-            token_embd,
-            layers,
-            output_norm: w.vector(ModelTensor::OutputNorm.weight_name(), h)?,
-            output,
-        })
+    /// The layer's matrix `tensor`, `num_rows` outputs of `row_length` inputs.
+    pub(crate) fn matrix(
+        &self,
+        tensor: LayerTensor,
+        num_rows: usize,
+        row_length: usize,
+    ) -> Result<B::Matrix> {
+        let name = tensor.weight(self.layer);
+        self.weights.matrix(&name, num_rows, row_length, MatrixUse::Products)
+    }
+
+    /// The layer's weight vector `tensor` of `len` elements (a norm).
+    pub(crate) fn vector(&self, tensor: LayerTensor, len: usize) -> Result<B::Vector> {
+        self.weights.vector(&tensor.weight(self.layer), len)
+    }
+
+    /// The layer's norm `tensor` over the hidden state, `[hidden_size]`.
+    pub(crate) fn norm(&self, tensor: LayerTensor) -> Result<B::Vector> {
+        self.vector(tensor, self.config.hidden_size)
+    }
+
+    /// The bias of the layer's `tensor`, `len` elements.
+    pub(crate) fn bias(&self, tensor: LayerTensor, len: usize) -> Result<B::Vector> {
+        self.weights.vector(&tensor.bias(self.layer), len)
     }
 }

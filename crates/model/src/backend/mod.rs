@@ -47,6 +47,24 @@ pub struct AttentionParams {
     pub window: Option<usize>,
 }
 
+/// What a weight matrix is used for, which decides how a backend keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixUse {
+    /// Matrix products ([`Backend::matmul`]).
+    Products,
+    /// Rows looked up by token id ([`Backend::embed`]).
+    RowLookup,
+}
+
+/// Which rows of its input an operation reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every token's.
+    All,
+    /// The output tokens' only ([`BatchLayout::output_tokens`]), in order: the head's.
+    Output,
+}
+
 /// What the model checks of a cache before a step.
 pub trait PagedKvCache {
     /// Blocks in the cache.
@@ -73,38 +91,27 @@ pub trait Backend: Send + Sync + Sized + 'static {
     where
         Self: 'a;
 
-    /// The matrix `tensor` of `file` (its shape already checked), for products.
+    /// The matrix `tensor` of `file` (its shape already checked), kept for `usage`.
     fn load_matrix(
         &self,
         file: &Arc<GgufFile>,
         tensor: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
-    ) -> Result<Self::Matrix>;
-
-    /// The table `tensor` of `file` (its shape already checked), for row lookups
-    /// ([`Backend::embed`]).
-    fn load_embedding(
-        &self,
-        file: &Arc<GgufFile>,
-        tensor: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
+        usage: MatrixUse,
     ) -> Result<Self::Matrix>;
 
     /// The vector `tensor` of `len` elements (its shape already checked).
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
 
-    /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of `config`.
+    /// A zeroed cache of `num_blocks` blocks of [`crate::DEFAULT_BLOCK_SIZE`] positions for a
+    /// model of `config`, storing `kv_type`.
     fn new_kv_cache(
         &self,
         config: &ModelConfig,
         num_blocks: usize,
-        block_size: usize,
         kv_type: KvCacheType,
     ) -> Result<Self::KvCache>;
 
-    /// Starts a forward pass over the tokens of `layout`.
+    /// Starts a forward pass over the tokens of `layout` (at least one).
     fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> Self::Pass<'a>;
 
     /// Zeroed activations `[num_rows, width]`.
@@ -118,30 +125,22 @@ pub trait Backend: Send + Sync + Sized + 'static {
         out: &mut Self::Activations,
     );
 
-    /// `out[t]` = RMS norm of `x[t]` times `weight`.
+    /// `out[r]` = RMS norm of row `r` of `x`'s `rows` times `weight`.
     fn rms_norm(
         pass: &mut Self::Pass<'_>,
         x: &Self::Activations,
+        rows: Rows,
         weight: &Self::Vector,
         eps: f32,
         out: &mut Self::Activations,
     );
 
-    /// [`Backend::rms_norm`] in place.
+    /// `x[t]` = RMS norm of `x[t]` times `weight`.
     fn rms_norm_in_place(
         pass: &mut Self::Pass<'_>,
         x: &mut Self::Activations,
         weight: &Self::Vector,
         eps: f32,
-    );
-
-    /// `out[r]` = RMS norm of `x[output_tokens[r]]` times `weight`: the head's rows only.
-    fn rms_norm_output_rows(
-        pass: &mut Self::Pass<'_>,
-        x: &Self::Activations,
-        weight: &Self::Vector,
-        eps: f32,
-        out: &mut Self::Activations,
     );
 
     /// `out = x · weightᵀ`.

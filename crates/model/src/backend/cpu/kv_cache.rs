@@ -10,7 +10,7 @@ use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::kv_cache_type::{KvCacheType, Q8_0_GROUP};
 
-/// One layer's keys or values, in the layout of [`super::attention`] (per block and KV head:
+/// One layer's keys or values, in the layout attention reads (per block and KV head:
 /// keys `[head_dim, block_size]`, values `[block_size, head_dim]`).
 #[derive(Clone)]
 pub(crate) enum KvTensor {

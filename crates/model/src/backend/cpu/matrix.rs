@@ -8,10 +8,11 @@ use std::sync::Arc;
 use uma_gguf::{GgmlType, GgufFile, TensorView};
 use uma_kernels::{PackedFormat, PackedMatrix, WeightMatrix};
 
+use crate::backend::MatrixUse;
 use crate::error::{ModelError, Result};
 
 /// A weight matrix `[num_rows (out features), row_length (in features)]`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct CpuMatrix {
     file: Arc<GgufFile>,
     name: String,
@@ -21,45 +22,41 @@ pub struct CpuMatrix {
     packed: Option<Arc<PackedMatrix>>,
 }
 
-impl std::fmt::Debug for CpuMatrix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuMatrix")
-            .field("name", &self.name)
-            .field("ty", &self.ty)
-            .field("num_rows", &self.num_rows)
-            .field("row_length", &self.row_length)
-            .field("packed", &self.packed.is_some())
-            .finish()
-    }
-}
-
 impl CpuMatrix {
-    /// A matrix with `num_rows` output rows of `row_length` inputs whose type has a dot product,
-    /// repacked when its type has an interleaved layout.
+    /// The matrix `view` of `file`, for `usage`: for products, a type with a dot product,
+    /// repacked when the type has an interleaved layout; for row lookups, a type whose rows
+    /// dequantize.
     pub(crate) fn load(
         file: &Arc<GgufFile>,
         view: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
+        usage: MatrixUse,
     ) -> Result<CpuMatrix> {
         let (name, ty) = (view.name(), view.ggml_type());
-        WeightMatrix::new(ty, view.data(), num_rows, row_length).map_err(|_| {
-            ModelError::UnsupportedTensorType {
-                name: name.to_owned(),
-                ty,
-                reason: "no matrix product for this type",
+        let (num_rows, row_length) = (view.info().num_rows(), view.info().row_length());
+        let (num_rows, row_length) = (num_rows as usize, row_length as usize);
+        let unsupported =
+            |reason| ModelError::UnsupportedTensorType { name: name.to_owned(), ty, reason };
+        let packed = match usage {
+            MatrixUse::RowLookup if !uma_kernels::can_dequantize(ty) => {
+                return Err(unsupported("embedding rows cannot be dequantized"));
             }
-        })?;
-        // Float rows pack in whole groups of 8 elements; other lengths take the row path.
-        let format = PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
-        let packed = match format {
-            Some(format) => {
-                let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
-                // The copy replaces the mapped pages: count the weights once.
-                file.release_tensor_pages(name)?;
-                Some(Arc::new(packed))
+            MatrixUse::RowLookup => None,
+            MatrixUse::Products => {
+                WeightMatrix::new(ty, view.data(), num_rows, row_length)
+                    .map_err(|_| unsupported("no matrix product for this type"))?;
+                // Float rows pack in whole groups of 8 elements; other lengths take the row path.
+                let format =
+                    PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
+                match format {
+                    Some(format) => {
+                        let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
+                        // The copy replaces the mapped pages: count the weights once.
+                        file.release_tensor_pages(name)?;
+                        Some(Arc::new(packed))
+                    }
+                    None => None,
+                }
             }
-            None => None,
         };
         Ok(CpuMatrix {
             file: file.clone(),
@@ -68,31 +65,6 @@ impl CpuMatrix {
             num_rows,
             row_length,
             packed,
-        })
-    }
-
-    /// An embedding table: rows are looked up and dequantized.
-    pub(crate) fn load_embedding(
-        file: &Arc<GgufFile>,
-        view: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
-    ) -> Result<CpuMatrix> {
-        let (name, ty) = (view.name(), view.ggml_type());
-        if !uma_kernels::can_dequantize(ty) {
-            return Err(ModelError::UnsupportedTensorType {
-                name: name.to_owned(),
-                ty,
-                reason: "embedding rows cannot be dequantized",
-            });
-        }
-        Ok(CpuMatrix {
-            file: file.clone(),
-            name: name.to_owned(),
-            ty,
-            num_rows,
-            row_length,
-            packed: None,
         })
     }
 

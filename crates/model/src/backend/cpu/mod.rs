@@ -17,10 +17,10 @@ use std::sync::Arc;
 use uma_gguf::{GgufFile, TensorView};
 use uma_kernels::ThreadPool;
 
-use crate::backend::{AttentionParams, Backend, BatchLayout, RopeParams};
+use crate::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
-use crate::kv_cache_type::KvCacheType;
+use crate::kv_cache_type::{KvCacheType, DEFAULT_BLOCK_SIZE};
 use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
 use attention::{attention, write_kv, AttentionShape};
 use projector::Projector;
@@ -56,20 +56,9 @@ impl Backend for CpuBackend {
         &self,
         file: &Arc<GgufFile>,
         tensor: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
+        usage: MatrixUse,
     ) -> Result<CpuMatrix> {
-        CpuMatrix::load(file, tensor, num_rows, row_length)
-    }
-
-    fn load_embedding(
-        &self,
-        file: &Arc<GgufFile>,
-        tensor: &TensorView<'_>,
-        num_rows: usize,
-        row_length: usize,
-    ) -> Result<CpuMatrix> {
-        CpuMatrix::load_embedding(file, tensor, num_rows, row_length)
+        CpuMatrix::load(file, tensor, usage)
     }
 
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
@@ -80,10 +69,9 @@ impl Backend for CpuBackend {
         &self,
         config: &ModelConfig,
         num_blocks: usize,
-        block_size: usize,
         kv_type: KvCacheType,
     ) -> Result<KvCache> {
-        KvCache::new(config, num_blocks, block_size, kv_type)
+        KvCache::new(config, num_blocks, DEFAULT_BLOCK_SIZE, kv_type)
     }
 
     fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> CpuPass<'a> {
@@ -107,31 +95,26 @@ impl Backend for CpuBackend {
     fn rms_norm(
         pass: &mut CpuPass<'_>,
         x: &Vec<f32>,
+        rows: Rows,
         weight: &Vec<f32>,
         eps: f32,
         out: &mut Vec<f32>,
     ) {
         let h = weight.len();
-        pass.pool.for_each_chunk_mut(out, h, &|t, o| {
-            rms_norm(&x[t * h..(t + 1) * h], weight, eps, o);
-        });
+        match rows {
+            Rows::All => pass.pool.for_each_chunk_mut(out, h, &|t, o| {
+                rms_norm(&x[t * h..(t + 1) * h], weight, eps, o);
+            }),
+            Rows::Output => {
+                for (&t, o) in pass.layout.output_tokens().iter().zip(out.chunks_exact_mut(h)) {
+                    rms_norm(&x[t * h..(t + 1) * h], weight, eps, o);
+                }
+            }
+        }
     }
 
     fn rms_norm_in_place(_: &mut CpuPass<'_>, x: &mut Vec<f32>, weight: &Vec<f32>, eps: f32) {
         x.chunks_exact_mut(weight.len()).for_each(|row| rms_norm_in_place(row, weight, eps));
-    }
-
-    fn rms_norm_output_rows(
-        pass: &mut CpuPass<'_>,
-        x: &Vec<f32>,
-        weight: &Vec<f32>,
-        eps: f32,
-        out: &mut Vec<f32>,
-    ) {
-        let h = weight.len();
-        for (&t, o) in pass.layout.output_tokens().iter().zip(out.chunks_exact_mut(h)) {
-            rms_norm(&x[t * h..(t + 1) * h], weight, eps, o);
-        }
     }
 
     fn matmul(
