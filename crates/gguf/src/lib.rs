@@ -2,8 +2,9 @@
 //! and hand out zero-copy views of tensor data; and write valid files (tests use the writer to build
 //! tiny models of any architecture).
 //!
-//! Owns: the file format, the ggml type table ([`GgmlType`]), and every metadata key string
-//! ([`keys`]). Does not own: what tensors mean (the `model` crate) or how blocks decode (`kernels`).
+//! Owns: the file format, the ggml type table ([`GgmlType`]), every metadata key string
+//! ([`keys`]) and every tensor name ([`tensor_names`]). Does not own: what tensors mean (the
+//! `model` crate) or how blocks decode (`kernels`).
 //!
 //! Every malformed input is a [`GgufError`] naming the byte offset and what was wrong; parsing
 //! never panics, never reads out of bounds, and never allocates more than a small multiple of the
@@ -19,6 +20,7 @@ mod metadata;
 mod model_params;
 mod parse;
 mod tensor;
+pub mod tensor_names;
 mod value;
 mod writer;
 

@@ -1,47 +1,40 @@
-//! Model hyper-parameters: what the file declares ([`ModelParams`]) plus what each architecture
-//! implies (rope style, norms, biases, sliding-window layers), under Hugging Face names.
+//! Model hyper-parameters under Hugging Face names: what every architecture reads from the file
+//! ([`ModelParams`] and a few keys of its own), which the architecture's file under `arch/`
+//! completes (rope style, sliding-window layers, ...). [`ModelConfig::from_file`], which needs
+//! to know the architectures, lives with their registry (`arch/mod.rs`).
 
 use uma_gguf::keys::{arch as arch_keys, arch_key};
-use uma_gguf::{GgufFile, ModelParams};
+use uma_gguf::tensor_names::ModelTensor;
+use uma_gguf::{GgufFile, Metadata, ModelParams};
 
-use crate::arch;
 use crate::error::{ModelError, Result};
 
-/// The transformer families uma implements, one file each under `arch/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Architecture {
-    /// Llama 2/3, Mistral, SmolLM (`general.architecture = "llama"`).
-    Llama,
-    /// Qwen 2 / 2.5: q/k/v biases.
-    Qwen2,
-    /// Qwen 3: per-head q/k RMS norms, no biases.
-    Qwen3,
-    /// Gemma 3: q/k norms, sandwich norms, GELU, scaled embeddings, 5:1 sliding-window layers.
-    Gemma3,
+/// A transformer family uma implements, one file each under `arch/`, by its
+/// `general.architecture` name ([`Architecture::from_name`] knows which exist).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Architecture {
+    pub(crate) name: &'static str,
 }
 
 impl Architecture {
-    /// The architecture named by `general.architecture`.
-    pub fn from_name(name: &str) -> Result<Architecture> {
-        Ok(match name {
-            "llama" => Architecture::Llama,
-            "qwen2" => Architecture::Qwen2,
-            "qwen3" => Architecture::Qwen3,
-            "gemma3" => Architecture::Gemma3,
-            other => {
-                return Err(ModelError::UnsupportedArchitecture { architecture: other.to_owned() })
-            }
-        })
-    }
-
     /// The `general.architecture` string.
     pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Llama => "llama",
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Qwen3 => "qwen3",
-            Architecture::Gemma3 => "gemma3",
-        }
+        self.name
+    }
+}
+
+/// What an architecture's file reads to set its own hyper-parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileParameters<'a> {
+    pub(crate) params: &'a ModelParams,
+    metadata: &'a Metadata,
+}
+
+impl FileParameters<'_> {
+    /// The integer `<architecture>.<suffix>`, when the file declares it as a plain integer.
+    pub(crate) fn integer(&self, suffix: &str) -> Option<u64> {
+        let key = arch_key(&self.params.architecture, suffix);
+        self.metadata.get_u64(&key).ok().flatten()
     }
 }
 
@@ -54,7 +47,7 @@ pub enum RopeStyle {
     Neox,
 }
 
-/// The gate activation of the gated MLP.
+/// The gate activation of the gated feed-forward network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HiddenActivation {
     /// SwiGLU: `silu(gate) · up`.
@@ -100,27 +93,22 @@ pub struct ModelConfig {
     pub layer_types: Vec<LayerType>,
     /// Multiplier of `q·k` before softmax (`query_pre_attn_scalar^-0.5` or `head_dim^-0.5`).
     pub attention_scale: f32,
-    /// Multiplier of the token embeddings (Gemma: `sqrt(hidden_size)`).
-    pub embedding_scale: Option<f32>,
     /// `cap · tanh(logit / cap)` on the final logits when declared.
     pub final_logit_softcapping: Option<f32>,
-    pub hidden_activation: HiddenActivation,
-    /// q/k/v projections carry biases (Qwen 2).
-    pub attention_bias: bool,
-    /// Per-head RMS norms of q and k before rope (Qwen 3, Gemma 3).
-    pub qk_norm: bool,
-    /// Norms after attention and after the MLP, before the residual add (Gemma 3).
-    pub sandwich_norms: bool,
     /// No `output.weight`: the head reuses `token_embd.weight`.
     pub tie_word_embeddings: bool,
 }
 
 impl ModelConfig {
-    /// Reads the declared parameters and applies the architecture's rules. The vocabulary size
-    /// and tied head come from the tensors (`token_embd.weight`, `output.weight`).
-    pub fn from_file(file: &GgufFile) -> Result<ModelConfig> {
-        let params = ModelParams::from_metadata(file.metadata())?;
-        let architecture = Architecture::from_name(&params.architecture)?;
+    /// The hyper-parameters every architecture shares, read from `file` (whose metadata
+    /// `params` are) with their defaults: NeoX rope, every layer full attention. The vocabulary
+    /// size and tied head come from the tensors (`token_embd.weight`, `output.weight`). What
+    /// the architecture's file reads for itself comes with them.
+    pub(crate) fn read_common<'a>(
+        file: &'a GgufFile,
+        params: &'a ModelParams,
+        architecture: Architecture,
+    ) -> Result<(ModelConfig, FileParameters<'a>)> {
         let metadata = file.metadata();
         let key = |suffix: &str| arch_key(&params.architecture, suffix);
 
@@ -156,9 +144,10 @@ impl ModelConfig {
                 reason: "missing".into(),
             })?,
         )?;
+        let embedding_name = ModelTensor::TokenEmbedding.weight_name();
         let embedding = file
-            .tensor("token_embd.weight")
-            .map_err(|_| ModelError::MissingTensor { name: "token_embd.weight".into() })?;
+            .tensor(embedding_name)
+            .map_err(|_| ModelError::MissingTensor { name: embedding_name.into() })?;
         let vocab_size = positive("vocab_size", embedding.info().num_rows())?;
         let rope_dimension_count = match params.rope_dimension_count {
             Some(n) => positive("rope_dimension_count", n)?,
@@ -187,7 +176,7 @@ impl ModelConfig {
         let f32_key = |suffix: &str| -> Result<Option<f32>> {
             Ok(metadata.get_f64(&key(suffix))?.map(|v| v as f32))
         };
-        let mut config = ModelConfig {
+        let config = ModelConfig {
             architecture,
             vocab_size,
             hidden_size,
@@ -209,28 +198,11 @@ impl ModelConfig {
             sliding_window: None,
             layer_types: vec![LayerType::FullAttention; num_hidden_layers],
             attention_scale: 1.0 / (head_dim as f32).sqrt(),
-            embedding_scale: None,
             final_logit_softcapping: f32_key(arch_keys::FINAL_LOGIT_SOFTCAPPING)?
                 .filter(|&c| c > 0.0),
-            hidden_activation: HiddenActivation::Silu,
-            attention_bias: false,
-            qk_norm: false,
-            sandwich_norms: false,
-            tie_word_embeddings: !file.has_tensor("output.weight"),
+            tie_word_embeddings: !file.has_tensor(ModelTensor::Output.weight_name()),
         };
-        // Some converters write the pattern as a per-layer array (Gemma 3n); only a plain
-        // integer is read here, anything else falls back to the architecture's default.
-        let sliding_window_pattern =
-            metadata.get_u64(&key(arch_keys::SLIDING_WINDOW_PATTERN)).ok().flatten();
-        match architecture {
-            Architecture::Llama => arch::llama::configure(&mut config),
-            Architecture::Qwen2 => arch::qwen2::configure(&mut config),
-            Architecture::Qwen3 => arch::qwen3::configure(&mut config),
-            Architecture::Gemma3 => {
-                arch::gemma3::configure(&mut config, params.sliding_window, sliding_window_pattern)?
-            }
-        }
-        Ok(config)
+        Ok((config, FileParameters { params, metadata }))
     }
 
     /// `num_attention_heads · head_dim`.

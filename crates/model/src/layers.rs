@@ -1,6 +1,6 @@
-//! The shared layers, each following ggml's arithmetic (operation order, f32 vs f64) so that
-//! greedy decoding agrees with llama.cpp: RMSNorm, rope (normal and NeoX), softmax, SiLU and
-//! tanh-GELU.
+//! The CPU backend's arithmetic of the shared layers, each following ggml's (operation order,
+//! f32 vs f64) so that greedy decoding agrees with llama.cpp: RMSNorm, rope (normal and NeoX),
+//! softmax, SiLU and tanh-GELU.
 
 use crate::config::RopeStyle;
 

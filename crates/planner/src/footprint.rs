@@ -2,18 +2,15 @@
 //! parameters multiplied per token, and KV cache bytes per token. `uma show`, `uma bench` and
 //! the plans all use these, so the three always agree.
 
+use uma_gguf::tensor_names::{ModelTensor, STACKED_EXPERTS_MARKER};
 use uma_gguf::{GgufFile, ModelParams, TensorInfo};
 
 /// Bytes of the f16 elements the KV cache stores.
 const F16_BYTES: u64 = 2;
 
 /// Name of the token embedding table and the output head in GGUF files.
-pub(crate) const TOKEN_EMBEDDING: &str = "token_embd.weight";
-pub(crate) const OUTPUT_HEAD: &str = "output.weight";
-
-/// Mixture-of-experts tensors hold every expert stacked (`blk.N.ffn_gate_exps.weight`, ...); a
-/// token runs through only `num_experts_per_token` of them. Shared experts (`_shexp`) always run.
-const EXPERT_TENSOR_MARKER: &str = "_exps";
+pub(crate) const TOKEN_EMBEDDING: &str = ModelTensor::TokenEmbedding.weight_name();
+pub(crate) const OUTPUT_HEAD: &str = ModelTensor::Output.weight_name();
 
 /// Weight bytes one decode step reads: every tensor once, except that the token embedding table
 /// is only gathered (one row per token) unless it doubles as the output head (tied embeddings,
@@ -48,10 +45,12 @@ pub(crate) fn expert_counts(file: &GgufFile) -> Option<(u64, u64)> {
     }
 }
 
-/// `amount` scaled to the experts a token uses when `name` is an expert tensor.
+/// `amount` scaled to the experts a token uses when `name` is an expert tensor. Mixture-of-experts
+/// tensors hold every expert stacked (`blk.N.ffn_gate_exps.weight`, ...); a token runs through
+/// only `num_experts_per_token` of them. Shared experts (`_shexp`) always run.
 pub(crate) fn active_share(name: &str, amount: u64, experts: Option<(u64, u64)>) -> u64 {
     match experts {
-        Some((active, total)) if name.contains(EXPERT_TENSOR_MARKER) => {
+        Some((active, total)) if name.contains(STACKED_EXPERTS_MARKER) => {
             // u128: a 100 GB tensor times 256 experts overflows u64.
             (u128::from(amount) * u128::from(active) / u128::from(total)) as u64
         }
@@ -80,6 +79,7 @@ fn per_token(file: &GgufFile, measure: impl Fn(&TensorInfo) -> u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uma_gguf::tensor_names::LayerTensor;
     use uma_gguf::{GgmlType, GgufWriter, MetadataValue};
 
     /// A GGUF file of a tiny mixture-of-experts model: 4 experts, `used` per token, F32
@@ -100,15 +100,15 @@ mod tests {
         if let Some(used) = used {
             writer.add_metadata("moe.expert_used_count", MetadataValue::U32(used)).expect("new");
         }
-        let tensors: [(&str, &[u64]); 4] = [
-            (TOKEN_EMBEDDING, &[16, 8]),
-            (OUTPUT_HEAD, &[16, 8]),
-            ("blk.0.attn_q.weight", &[16, 8]),
-            ("blk.0.ffn_up_exps.weight", &[16, 8, 4]),
+        let tensors: [(String, &[u64]); 4] = [
+            (TOKEN_EMBEDDING.into(), &[16, 8]),
+            (OUTPUT_HEAD.into(), &[16, 8]),
+            (LayerTensor::AttnQ.weight(0), &[16, 8]),
+            (LayerTensor::FfnUpExps.weight(0), &[16, 8, 4]),
         ];
         for (name, shape) in tensors {
             let bytes = 4 * shape.iter().product::<u64>() as usize;
-            writer.add_tensor(name, GgmlType::F32, shape, vec![0; bytes]).expect("valid");
+            writer.add_tensor(&name, GgmlType::F32, shape, vec![0; bytes]).expect("valid");
         }
         GgufFile::from_bytes(writer.to_bytes()).expect("parses")
     }
@@ -129,10 +129,12 @@ mod tests {
     #[test]
     fn expert_tensors_count_only_the_active_share() {
         let experts = Some((8, 64));
-        assert_eq!(active_share("blk.0.ffn_up_exps.weight", 6_400, experts), 800);
-        assert_eq!(active_share("blk.0.ffn_up_shexp.weight", 6_400, experts), 6_400);
-        assert_eq!(active_share("blk.0.attn_q.weight", 6_400, experts), 6_400);
-        assert_eq!(active_share("blk.0.ffn_up_exps.weight", 6_400, None), 6_400);
+        let (up_exps, up_shexp) =
+            (LayerTensor::FfnUpExps.weight(0), LayerTensor::FfnUpShexp.weight(0));
+        assert_eq!(active_share(&up_exps, 6_400, experts), 800);
+        assert_eq!(active_share(&up_shexp, 6_400, experts), 6_400);
+        assert_eq!(active_share(&LayerTensor::AttnQ.weight(0), 6_400, experts), 6_400);
+        assert_eq!(active_share(&up_exps, 6_400, None), 6_400);
         assert_eq!(active_share("x_exps", u64::MAX, Some((1, 2))), u64::MAX / 2);
     }
 }

@@ -22,6 +22,7 @@
 use std::path::Path;
 
 use half::f16;
+use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
 
 /// The architectures [`write_tiny_model`] knows.
@@ -159,46 +160,46 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
     let embd_std = if gemma { 0.125 } else { 0.5 }; // gemma multiplies by sqrt(64) = 8
 
     let mut t = TensorAdder { arch, writer: &mut w };
-    t.normal("token_embd.weight", GgmlType::F32, &[h, vocab], 0.0, embd_std)?;
+    t.normal(ModelTensor::TokenEmbedding.weight_name(), GgmlType::F32, &[h, vocab], 0.0, embd_std)?;
     for layer in 0..c.num_hidden_layers {
-        let n = |name: &str| format!("blk.{layer}.{name}");
+        let (weight, bias) = (|tensor: L| tensor.weight(layer), |tensor: L| tensor.bias(layer));
         // The llama-family types chosen per tensor: mostly F32, one Q8_0 and one F16 somewhere.
-        let ty = |name: &str| match (arch, name) {
-            ("llama", "ffn_down") | ("qwen2", "attn_output") | ("qwen3", "ffn_up") => {
+        let ty = |tensor: L| match (arch, tensor) {
+            ("llama", L::FfnDown) | ("qwen2", L::AttnOutput) | ("qwen3", L::FfnUp) => {
                 GgmlType::Q8_0
             }
-            ("gemma3", "ffn_gate") => GgmlType::Q8_0,
-            ("llama", "attn_v") => GgmlType::F16,
+            ("gemma3", L::FfnGate) => GgmlType::Q8_0,
+            ("llama", L::AttnV) => GgmlType::F16,
             _ => GgmlType::F32,
         };
-        t.normal(&n("attn_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
-        t.normal(&n("attn_q.weight"), ty("attn_q"), &[h, q_dim], 0.0, std_in(h))?;
-        t.normal(&n("attn_k.weight"), ty("attn_k"), &[h, kv_dim], 0.0, std_in(h))?;
-        t.normal(&n("attn_v.weight"), ty("attn_v"), &[h, kv_dim], 0.0, std_in(h))?;
+        t.normal(&weight(L::AttnNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
+        t.normal(&weight(L::AttnQ), ty(L::AttnQ), &[h, q_dim], 0.0, std_in(h))?;
+        t.normal(&weight(L::AttnK), ty(L::AttnK), &[h, kv_dim], 0.0, std_in(h))?;
+        t.normal(&weight(L::AttnV), ty(L::AttnV), &[h, kv_dim], 0.0, std_in(h))?;
         if arch == "qwen2" {
-            t.normal(&n("attn_q.bias"), GgmlType::F32, &[q_dim], 0.0, 0.2)?;
-            t.normal(&n("attn_k.bias"), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
-            t.normal(&n("attn_v.bias"), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
+            t.normal(&bias(L::AttnQ), GgmlType::F32, &[q_dim], 0.0, 0.2)?;
+            t.normal(&bias(L::AttnK), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
+            t.normal(&bias(L::AttnV), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
         }
         if arch == "qwen3" || gemma {
-            t.normal(&n("attn_q_norm.weight"), GgmlType::F32, &[d], 1.0, 0.1)?;
-            t.normal(&n("attn_k_norm.weight"), GgmlType::F32, &[d], 1.0, 0.1)?;
+            t.normal(&weight(L::AttnQNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
+            t.normal(&weight(L::AttnKNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
         }
-        t.normal(&n("attn_output.weight"), ty("attn_output"), &[q_dim, h], 0.0, std_in(q_dim))?;
+        t.normal(&weight(L::AttnOutput), ty(L::AttnOutput), &[q_dim, h], 0.0, std_in(q_dim))?;
         if gemma {
-            t.normal(&n("post_attention_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+            t.normal(&weight(L::PostAttentionNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
         }
-        t.normal(&n("ffn_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
-        t.normal(&n("ffn_gate.weight"), ty("ffn_gate"), &[h, ffn], 0.0, std_in(h))?;
-        t.normal(&n("ffn_up.weight"), ty("ffn_up"), &[h, ffn], 0.0, std_in(h))?;
-        t.normal(&n("ffn_down.weight"), ty("ffn_down"), &[ffn, h], 0.0, std_in(ffn))?;
+        t.normal(&weight(L::FfnNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
+        t.normal(&weight(L::FfnGate), ty(L::FfnGate), &[h, ffn], 0.0, std_in(h))?;
+        t.normal(&weight(L::FfnUp), ty(L::FfnUp), &[h, ffn], 0.0, std_in(h))?;
+        t.normal(&weight(L::FfnDown), ty(L::FfnDown), &[ffn, h], 0.0, std_in(ffn))?;
         if gemma {
-            t.normal(&n("post_ffw_norm.weight"), GgmlType::F32, &[h], 1.0, 0.1)?;
+            t.normal(&weight(L::PostFfwNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
         }
     }
-    t.normal("output_norm.weight", GgmlType::F32, &[h], 1.0, 0.1)?;
+    t.normal(ModelTensor::OutputNorm.weight_name(), GgmlType::F32, &[h], 1.0, 0.1)?;
     if !c.tie_word_embeddings {
-        t.normal("output.weight", GgmlType::F32, &[h, vocab], 0.0, 0.3)?;
+        t.normal(ModelTensor::Output.weight_name(), GgmlType::F32, &[h, vocab], 0.0, 0.3)?;
     }
     Ok(w)
 }
@@ -348,8 +349,9 @@ mod tests {
             assert_eq!(bytes, tiny_model_bytes(arch).expect("known arch"), "{arch}");
             let file = uma_gguf::GgufFile::from_bytes(bytes).expect("valid GGUF");
             let config = tiny_config(arch).expect("known arch");
-            assert!(file.tensor("token_embd.weight").is_ok());
-            assert_eq!(file.tensor("output.weight").is_err(), config.tie_word_embeddings);
+            assert!(file.tensor(ModelTensor::TokenEmbedding.weight_name()).is_ok());
+            let output = file.tensor(ModelTensor::Output.weight_name());
+            assert_eq!(output.is_err(), config.tie_word_embeddings);
         }
     }
 

@@ -31,15 +31,10 @@ use uma_kernels::ThreadPool;
 
 use uma_kernels::BlockQ8_0;
 
-use crate::kv_cache::{KvTensor, LayerKv, Q8_0_GROUP};
+use super::kv_cache::{KvTensor, LayerKv};
+use crate::backend::TokenPlace;
+use crate::kv_cache_type::Q8_0_GROUP;
 use uma_ids::BlockId;
-
-/// Where one batch token sits: its sequence and position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TokenPlace {
-    pub(crate) sequence: usize,
-    pub(crate) position: usize,
-}
 
 /// Shapes and arithmetic of one attention layer.
 #[derive(Clone, Copy, Debug)]
@@ -518,7 +513,7 @@ fn write_tile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv_cache::KvCacheType;
+    use crate::kv_cache_type::KvCacheType;
 
     /// Dense causal GQA in f64 over plain arrays, the textbook way.
     #[allow(clippy::too_many_arguments)]

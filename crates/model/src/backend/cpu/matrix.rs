@@ -1,0 +1,117 @@
+//! The CPU backend's weights. Matrices whose type has an interleaved layout are repacked once at
+//! load into [`PackedMatrix`] (the copy replaces the mapped pages, which are no longer read); the
+//! others stay in the memory-mapped file (a [`CpuMatrix`] names the tensor; its bytes are borrowed
+//! per use). The small vectors (norms, biases) are decoded to f32.
+
+use std::sync::Arc;
+
+use uma_gguf::{GgmlType, GgufFile, TensorView};
+use uma_kernels::{PackedFormat, PackedMatrix, WeightMatrix};
+
+use crate::backend::MatrixUse;
+use crate::error::{ModelError, Result};
+
+/// A weight matrix `[num_rows (out features), row_length (in features)]`.
+#[derive(Clone, Debug)]
+pub struct CpuMatrix {
+    file: Arc<GgufFile>,
+    name: String,
+    ty: GgmlType,
+    num_rows: usize,   // output features
+    row_length: usize, // input features
+    packed: Option<Arc<PackedMatrix>>,
+}
+
+impl CpuMatrix {
+    /// The matrix `view` of `file`, for `usage`: for products, a type with a dot product,
+    /// repacked when the type has an interleaved layout; for row lookups, a type whose rows
+    /// dequantize.
+    pub(crate) fn load(
+        file: &Arc<GgufFile>,
+        view: &TensorView<'_>,
+        usage: MatrixUse,
+    ) -> Result<CpuMatrix> {
+        let (name, ty) = (view.name(), view.ggml_type());
+        let (num_rows, row_length) = (view.info().num_rows(), view.info().row_length());
+        let (num_rows, row_length) = (num_rows as usize, row_length as usize);
+        let unsupported =
+            |reason| ModelError::UnsupportedTensorType { name: name.to_owned(), ty, reason };
+        let packed = match usage {
+            MatrixUse::RowLookup if !uma_kernels::can_dequantize(ty) => {
+                return Err(unsupported("embedding rows cannot be dequantized"));
+            }
+            MatrixUse::RowLookup => None,
+            MatrixUse::Products => {
+                WeightMatrix::new(ty, view.data(), num_rows, row_length)
+                    .map_err(|_| unsupported("no matrix product for this type"))?;
+                // Float rows pack in whole groups of 8 elements; other lengths take the row path.
+                let format =
+                    PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
+                match format {
+                    Some(format) => {
+                        let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
+                        // The copy replaces the mapped pages: count the weights once.
+                        file.release_tensor_pages(name)?;
+                        Some(Arc::new(packed))
+                    }
+                    None => None,
+                }
+            }
+        };
+        Ok(CpuMatrix {
+            file: file.clone(),
+            name: name.to_owned(),
+            ty,
+            num_rows,
+            row_length,
+            packed,
+        })
+    }
+
+    /// The tensor's bytes, zero-copy.
+    fn data(&self) -> &[u8] {
+        self.file.tensor(&self.name).expect("tensor presence is checked at load").data()
+    }
+
+    /// The tensor as a matrix for [`uma_kernels::matmul`].
+    pub(crate) fn matrix(&self) -> WeightMatrix<'_> {
+        WeightMatrix::new(self.ty, self.data(), self.num_rows, self.row_length)
+            .expect("type and shape are checked at load")
+    }
+
+    /// The repacked copy, when the type has an interleaved layout.
+    pub(crate) fn packed(&self) -> Option<&PackedMatrix> {
+        self.packed.as_deref()
+    }
+
+    pub(crate) fn ggml_type(&self) -> GgmlType {
+        self.ty
+    }
+
+    pub(crate) fn num_rows(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Dequantizes row `row` into `out` (`row_length` values).
+    pub(crate) fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        let data = self.data();
+        let row_bytes = data.len() / self.num_rows;
+        uma_kernels::dequantize(self.ty, &data[row * row_bytes..(row + 1) * row_bytes], out)
+            .expect("type and shape are checked at load");
+    }
+}
+
+/// A vector (norm weight or bias), decoded to f32.
+pub(crate) fn load_vector(view: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
+    let (name, ty) = (view.name(), view.ggml_type());
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return Err(ModelError::UnsupportedTensorType {
+            name: name.to_owned(),
+            ty,
+            reason: "norm weights and biases must be F32, F16 or BF16",
+        });
+    }
+    let mut out = vec![0.0f32; len];
+    uma_kernels::dequantize(ty, view.data(), &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,207 @@
+//! The backend seam: where weights and KV caches live, and the operations a forward pass is made
+//! of (matrix products, attention with its cache writes, norms, rope, element-wise operations).
+//! The architecture files and the shared blocks call only these, so a GPU backend can sit beside
+//! the CPU one ([`cpu::CpuBackend`], today's kernels) without touching them.
+//!
+//! Dispatch is static and per operation: the blocks are generic over [`Backend`], every
+//! operation works on whole activations (`[num_tokens, width]`), and what one step needs to know
+//! about its tokens (positions, block tables) comes once per step as a [`BatchLayout`], in
+//! [`Backend::begin_pass`].
+
+pub mod cpu;
+mod layout;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use uma_gguf::{GgufFile, TensorView};
+
+use crate::config::{HiddenActivation, ModelConfig, RopeStyle};
+use crate::error::Result;
+use crate::kv_cache_type::KvCacheType;
+
+pub use layout::{BatchLayout, TokenPlace};
+
+/// Rope of one layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeParams {
+    pub style: RopeStyle,
+    /// Elements of each head (the activations' rows are whole heads).
+    pub head_dim: usize,
+    /// Leading dimensions of each head that rope rotates.
+    pub dimension_count: usize,
+    pub base: f32,
+    /// Positions are multiplied by this (linear rope scaling).
+    pub freq_scale: f32,
+}
+
+/// Shape and arithmetic of one attention layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionParams {
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    /// Multiplier of `q·k` before softmax.
+    pub scale: f32,
+    /// Sliding window (positions `j` with `p − j < window`), or the whole context.
+    pub window: Option<usize>,
+}
+
+/// What a weight matrix is used for, which decides how a backend keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixUse {
+    /// Matrix products ([`Backend::matmul`]).
+    Products,
+    /// Rows looked up by token id ([`Backend::embed`]).
+    RowLookup,
+}
+
+/// Which rows of its input an operation reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every token's.
+    All,
+    /// The output tokens' only ([`BatchLayout::output_tokens`]), in order: the head's.
+    Output,
+}
+
+/// What the model checks of a cache before a step.
+pub trait PagedKvCache {
+    /// Blocks in the cache.
+    fn num_blocks(&self) -> usize;
+    /// Token positions per block.
+    fn block_size(&self) -> usize;
+    /// Whether the cache has the layers and heads `config` needs.
+    fn check_shape(&self, config: &ModelConfig) -> Result<()>;
+}
+
+/// Storage and operations of one kind of device. Activations are `[num_rows, width]`, row-major:
+/// one row per token of the step (the head's are one per output token).
+pub trait Backend: Send + Sync + Sized + 'static {
+    /// A weight matrix `[num_rows (out features), row_length (in features)]`.
+    type Matrix: Send + Sync;
+    /// A weight vector: a norm's weights or a bias.
+    type Vector: Send + Sync;
+    /// Activations `[num_rows, width]`.
+    type Activations;
+    /// Paged keys and values of every layer.
+    type KvCache: PagedKvCache;
+    /// One forward pass's state: the step's layout as the backend keeps it, and scratch.
+    type Pass<'a>
+    where
+        Self: 'a;
+
+    /// The matrix `tensor` of `file` (its shape already checked), kept for `usage`.
+    fn load_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: &TensorView<'_>,
+        usage: MatrixUse,
+    ) -> Result<Self::Matrix>;
+
+    /// The vector `tensor` of `len` elements (its shape already checked).
+    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
+
+    /// A zeroed cache of `num_blocks` blocks of [`crate::DEFAULT_BLOCK_SIZE`] positions for a
+    /// model of `config`, storing `kv_type`.
+    fn new_kv_cache(
+        &self,
+        config: &ModelConfig,
+        num_blocks: usize,
+        kv_type: KvCacheType,
+    ) -> Result<Self::KvCache>;
+
+    /// Starts a forward pass over the tokens of `layout` (at least one).
+    fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> Self::Pass<'a>;
+
+    /// Zeroed activations `[num_rows, width]`.
+    fn activations(pass: &mut Self::Pass<'_>, num_rows: usize, width: usize) -> Self::Activations;
+
+    /// `out[t]` = row `token_ids[t]` of `table`, times `scale` when there is one.
+    fn embed(
+        pass: &mut Self::Pass<'_>,
+        table: &Self::Matrix,
+        scale: Option<f32>,
+        out: &mut Self::Activations,
+    );
+
+    /// `out[r]` = RMS norm of row `r` of `x`'s `rows` times `weight`.
+    fn rms_norm(
+        pass: &mut Self::Pass<'_>,
+        x: &Self::Activations,
+        rows: Rows,
+        weight: &Self::Vector,
+        eps: f32,
+        out: &mut Self::Activations,
+    );
+
+    /// `x[t]` = RMS norm of `x[t]` times `weight`.
+    fn rms_norm_in_place(
+        pass: &mut Self::Pass<'_>,
+        x: &mut Self::Activations,
+        weight: &Self::Vector,
+        eps: f32,
+    );
+
+    /// `out = x · weightᵀ`.
+    fn matmul(
+        pass: &mut Self::Pass<'_>,
+        weight: &Self::Matrix,
+        x: &Self::Activations,
+        out: &mut Self::Activations,
+    ) -> Result<()>;
+
+    /// Several products of the same input (q/k/v, gate/up), which may share work on it.
+    fn matmul_many(
+        pass: &mut Self::Pass<'_>,
+        products: &mut [(&Self::Matrix, &mut Self::Activations)],
+        x: &Self::Activations,
+    ) -> Result<()>;
+
+    /// `x[t] += bias`.
+    fn add_bias(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, bias: &Self::Vector);
+
+    /// Per token and head of `x`: the RMS norm by `head_norm` if there is one, then rope at the
+    /// token's position.
+    fn norm_heads_and_rope(
+        pass: &mut Self::Pass<'_>,
+        x: &mut Self::Activations,
+        head_norm: Option<&Self::Vector>,
+        eps: f32,
+        rope: &RopeParams,
+    );
+
+    /// Writes every token's keys `k[t]` and values `v[t]` into layer `layer` of `kv` at its
+    /// position, then `out[t]` = attention of queries `q[t]` over its sequence's cached positions.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        pass: &mut Self::Pass<'_>,
+        kv: &mut Self::KvCache,
+        layer: usize,
+        params: &AttentionParams,
+        q: &Self::Activations,
+        k: &Self::Activations,
+        v: &Self::Activations,
+        out: &mut Self::Activations,
+    );
+
+    /// `x += y` (the residual stream).
+    fn add(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, y: &Self::Activations);
+
+    /// `gate = activation(gate) · up`, element-wise.
+    fn gated_activation(
+        pass: &mut Self::Pass<'_>,
+        gate: &mut Self::Activations,
+        up: &Self::Activations,
+        activation: HiddenActivation,
+    );
+
+    /// `x = cap · tanh(x / cap)`, element-wise.
+    fn softcap(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, cap: f32);
+
+    /// `x` as host f32 values (for the activation hook).
+    fn host<'b>(pass: &Self::Pass<'_>, x: &'b Self::Activations) -> Cow<'b, [f32]>;
+
+    /// `x` as host f32 values, consuming it (the pass's results).
+    fn into_host(pass: &mut Self::Pass<'_>, x: Self::Activations) -> Vec<f32>;
+}

@@ -1,0 +1,289 @@
+//! The shared layer blocks the architecture files are built from: embedding, a pre-norm
+//! residual sublayer, attention, the gated feed-forward network, the standard decoder layer and
+//! the output head. Each loads its tensors (by [`LayerTensor`] / [`ModelTensor`] name, checking
+//! shapes) and runs through the [`Backend`]'s operations, reporting its activations to the hook.
+
+use uma_gguf::tensor_names::{LayerTensor, ModelTensor};
+
+use crate::backend::{AttentionParams, Backend, MatrixUse, RopeParams, Rows};
+use crate::config::{HiddenActivation, ModelConfig};
+use crate::error::Result;
+use crate::forward::{ForwardPass, LayerRecipe};
+use crate::weights::{LayerLoader, WeightLoader};
+
+/// Token embeddings: rows of the table, optionally scaled.
+pub(crate) struct Embedding<B: Backend> {
+    table: B::Matrix, // [vocab_size, hidden_size]
+    /// Multiplier of every embedding (Gemma: `sqrt(hidden_size)`).
+    scale: Option<f32>,
+}
+
+impl<B: Backend> Embedding<B> {
+    /// `token_embd`, unscaled.
+    pub(crate) fn load(weights: &WeightLoader<'_, B>, config: &ModelConfig) -> Result<Self> {
+        let name = ModelTensor::TokenEmbedding.weight_name();
+        let (vocab, h) = (config.vocab_size, config.hidden_size);
+        let table = weights.matrix(name, vocab, h, MatrixUse::RowLookup)?;
+        Ok(Embedding { table, scale: None })
+    }
+
+    /// The embeddings multiplied by `scale`.
+    pub(crate) fn scaled(self, scale: f32) -> Self {
+        Embedding { scale: Some(scale), ..self }
+    }
+
+    /// The residual stream starts as the tokens' embeddings.
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>) {
+        B::embed(&mut f.ops, &self.table, self.scale, &mut f.x);
+    }
+}
+
+/// The names a residual sublayer reports its activations under.
+pub(crate) struct SublayerNames {
+    /// Its input, normed.
+    norm: &'static str,
+    /// Its output, after the post-norm if there is one.
+    output: &'static str,
+    /// The residual stream after it.
+    residual: &'static str,
+}
+
+/// The attention sublayer's names.
+pub(crate) const ATTENTION: SublayerNames =
+    SublayerNames { norm: "attn_norm", output: "attn_out", residual: "ffn_inp" };
+/// The feed-forward sublayer's names.
+pub(crate) const FEED_FORWARD: SublayerNames =
+    SublayerNames { norm: "ffn_norm", output: "ffn_out", residual: "layer_out" };
+
+/// `x += post_norm(block(norm(x)))`: `block` reads `scratch.normed` and writes `scratch.out`.
+pub(crate) fn residual<B: Backend>(
+    f: &mut ForwardPass<'_, B>,
+    names: &SublayerNames,
+    norm: &B::Vector,
+    post_norm: Option<&B::Vector>,
+    block: impl FnOnce(&mut ForwardPass<'_, B>) -> Result<()>,
+) -> Result<()> {
+    let (eps, h) = (f.config.rms_norm_eps, f.config.hidden_size);
+    B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
+    f.reporter.report::<B>(&f.ops, names.norm, h, &f.scratch.normed);
+    block(f)?;
+    if let Some(w) = post_norm {
+        B::rms_norm_in_place(&mut f.ops, &mut f.scratch.out, w, eps);
+    }
+    f.reporter.report::<B>(&f.ops, names.output, h, &f.scratch.out);
+    B::add(&mut f.ops, &mut f.x, &f.scratch.out);
+    f.reporter.report::<B>(&f.ops, names.residual, h, &f.x);
+    Ok(())
+}
+
+/// The biases of the q, k and v projections.
+struct QkvBias<B: Backend> {
+    q: B::Vector, // [q_dim]
+    k: B::Vector, // [kv_dim]
+    v: B::Vector, // [kv_dim]
+}
+
+/// Per-head RMS norms of q and k, before rope.
+struct QkNorm<B: Backend> {
+    q: B::Vector, // [head_dim]
+    k: B::Vector, // [head_dim]
+}
+
+/// Grouped-query attention with rope over the paged KV cache.
+pub(crate) struct Attention<B: Backend> {
+    q: B::Matrix,      // [q_dim, hidden_size]
+    k: B::Matrix,      // [kv_dim, hidden_size]
+    v: B::Matrix,      // [kv_dim, hidden_size]
+    output: B::Matrix, // [hidden_size, q_dim]
+    bias: Option<QkvBias<B>>,
+    qk_norm: Option<QkNorm<B>>,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `attn_q`, `attn_k`, `attn_v` and `attn_output`, without biases or q/k norms.
+    pub(crate) fn load(w: &LayerLoader<'_, B>) -> Result<Self> {
+        let c = w.config();
+        let (h, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        Ok(Attention {
+            q: w.matrix(LayerTensor::AttnQ, q_dim, h)?,
+            k: w.matrix(LayerTensor::AttnK, kv_dim, h)?,
+            v: w.matrix(LayerTensor::AttnV, kv_dim, h)?,
+            output: w.matrix(LayerTensor::AttnOutput, h, q_dim)?,
+            bias: None,
+            qk_norm: None,
+        })
+    }
+
+    /// With the biases of q, k and v (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`).
+    pub(crate) fn with_qkv_bias(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let (q_dim, kv_dim) = (w.config().q_dim(), w.config().kv_dim());
+        let bias = QkvBias {
+            q: w.bias(LayerTensor::AttnQ, q_dim)?,
+            k: w.bias(LayerTensor::AttnK, kv_dim)?,
+            v: w.bias(LayerTensor::AttnV, kv_dim)?,
+        };
+        Ok(Attention { bias: Some(bias), ..self })
+    }
+
+    /// With per-head RMS norms of q and k before rope (`attn_q_norm`, `attn_k_norm`).
+    pub(crate) fn with_qk_norm(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let head_dim = w.config().head_dim;
+        let qk_norm = QkNorm {
+            q: w.vector(LayerTensor::AttnQNorm, head_dim)?,
+            k: w.vector(LayerTensor::AttnKNorm, head_dim)?,
+        };
+        Ok(Attention { qk_norm: Some(qk_norm), ..self })
+    }
+
+    /// `scratch.out` = attention of `scratch.normed` (writing this layer's keys and values into
+    /// the cache).
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
+        let layer = f.layer();
+        let ForwardPass { ops, config: c, kv, reporter, scratch: s, .. } = f;
+        let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+        let rope = RopeParams {
+            style: c.rope_style,
+            head_dim: c.head_dim,
+            dimension_count: c.rope_dimension_count,
+            base: c.rope_base(layer),
+            freq_scale: c.rope_freq_scale,
+        };
+        let products = &mut [(&self.q, &mut s.q), (&self.k, &mut s.k), (&self.v, &mut s.v)];
+        B::matmul_many(ops, products, &s.normed)?;
+        if let Some(bias) = &self.bias {
+            B::add_bias(ops, &mut s.q, &bias.q);
+            B::add_bias(ops, &mut s.k, &bias.k);
+            B::add_bias(ops, &mut s.v, &bias.v);
+        }
+        reporter.report::<B>(ops, "q", q_dim, &s.q);
+        reporter.report::<B>(ops, "k", kv_dim, &s.k);
+        reporter.report::<B>(ops, "v", kv_dim, &s.v);
+        let (q_norm, k_norm) = match &self.qk_norm {
+            Some(norm) => (Some(&norm.q), Some(&norm.k)),
+            None => (None, None),
+        };
+        B::norm_heads_and_rope(ops, &mut s.q, q_norm, c.rms_norm_eps, &rope);
+        B::norm_heads_and_rope(ops, &mut s.k, k_norm, c.rms_norm_eps, &rope);
+        reporter.report::<B>(ops, "q_rope", q_dim, &s.q);
+        reporter.report::<B>(ops, "k_rope", kv_dim, &s.k);
+        let params = AttentionParams {
+            num_attention_heads: c.num_attention_heads,
+            num_key_value_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            scale: c.attention_scale,
+            window: c.window(layer),
+        };
+        B::attention(ops, kv, layer, &params, &s.q, &s.k, &s.v, &mut s.attn);
+        reporter.report::<B>(ops, "attn", q_dim, &s.attn);
+        B::matmul(ops, &self.output, &s.attn, &mut s.out)
+    }
+}
+
+/// The gated feed-forward network: `down(activation(gate(x)) · up(x))`.
+pub(crate) struct FeedForward<B: Backend> {
+    gate: B::Matrix, // [intermediate_size, hidden_size]
+    up: B::Matrix,   // [intermediate_size, hidden_size]
+    down: B::Matrix, // [hidden_size, intermediate_size]
+    activation: HiddenActivation,
+}
+
+impl<B: Backend> FeedForward<B> {
+    /// `ffn_gate`, `ffn_up` and `ffn_down`, gated by `activation`.
+    pub(crate) fn load(w: &LayerLoader<'_, B>, activation: HiddenActivation) -> Result<Self> {
+        let (h, ffn) = (w.config().hidden_size, w.config().intermediate_size);
+        Ok(FeedForward {
+            gate: w.matrix(LayerTensor::FfnGate, ffn, h)?,
+            up: w.matrix(LayerTensor::FfnUp, ffn, h)?,
+            down: w.matrix(LayerTensor::FfnDown, h, ffn)?,
+            activation,
+        })
+    }
+
+    /// `scratch.out` = the network applied to `scratch.normed`.
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
+        let ForwardPass { ops, scratch: s, .. } = f;
+        B::matmul_many(ops, &mut [(&self.gate, &mut s.gate), (&self.up, &mut s.up)], &s.normed)?;
+        B::gated_activation(ops, &mut s.gate, &s.up, self.activation);
+        B::matmul(ops, &self.down, &s.gate, &mut s.out)
+    }
+}
+
+/// The standard pre-norm decoder layer: `x += attention(norm(x))`, then
+/// `x += feed_forward(norm(x))`.
+pub(crate) struct DecoderLayer<B: Backend> {
+    attn_norm: B::Vector, // [hidden_size]
+    attention: Attention<B>,
+    ffn_norm: B::Vector, // [hidden_size]
+    feed_forward: FeedForward<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// `attention` and `feed_forward`, each after its norm (`attn_norm`, `ffn_norm`).
+    pub(crate) fn load(
+        w: &LayerLoader<'_, B>,
+        attention: Attention<B>,
+        feed_forward: FeedForward<B>,
+    ) -> Result<Self> {
+        let attn_norm = w.norm(LayerTensor::AttnNorm)?;
+        let ffn_norm = w.norm(LayerTensor::FfnNorm)?;
+        Ok(DecoderLayer { attn_norm, attention, ffn_norm, feed_forward })
+    }
+}
+
+impl<B: Backend> LayerRecipe<B> for DecoderLayer<B> {
+    fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
+        residual(f, &ATTENTION, &self.attn_norm, None, |f| self.attention.forward(f))?;
+        residual(f, &FEED_FORWARD, &self.ffn_norm, None, |f| self.feed_forward.forward(f))
+    }
+}
+
+/// What the head computes for the tokens that ask for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadOutput {
+    Logits,
+    /// The final hidden states, after the output norm (what embeddings pool).
+    HiddenStates,
+}
+
+/// The output norm and head, optionally soft-capped.
+pub(crate) struct OutputHead<B: Backend> {
+    norm: B::Vector,   // [hidden_size]
+    output: B::Matrix, // [vocab_size, hidden_size]: `output`, or `token_embd` when tied
+    /// `cap · tanh(logit / cap)` on the logits.
+    softcap: Option<f32>,
+}
+
+impl<B: Backend> OutputHead<B> {
+    /// `output` (or the embedding table when tied) and `output_norm`, soft-capped as `config`
+    /// declares.
+    pub(crate) fn load(weights: &WeightLoader<'_, B>, config: &ModelConfig) -> Result<Self> {
+        let head = if config.tie_word_embeddings {
+            ModelTensor::TokenEmbedding
+        } else {
+            ModelTensor::Output
+        };
+        let (vocab, h) = (config.vocab_size, config.hidden_size);
+        let output = weights.matrix(head.weight_name(), vocab, h, MatrixUse::Products)?;
+        let norm = weights.vector(ModelTensor::OutputNorm.weight_name(), h)?;
+        Ok(OutputHead { norm, output, softcap: config.final_logit_softcapping })
+    }
+
+    /// The head's rows (`[num_output_rows, vocab_size]` logits or `[num_output_rows,
+    /// hidden_size]` hidden states), as host f32.
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>, what: HeadOutput) -> Result<Vec<f32>> {
+        let ForwardPass { ops, config: c, x, num_output_rows: rows, .. } = f;
+        let mut normed = B::activations(ops, *rows, c.hidden_size); // [rows, hidden_size]
+        B::rms_norm(ops, x, Rows::Output, &self.norm, c.rms_norm_eps, &mut normed);
+        if what == HeadOutput::HiddenStates {
+            return Ok(B::into_host(ops, normed));
+        }
+        let mut logits = B::activations(ops, *rows, c.vocab_size); // [rows, vocab_size]
+        if *rows > 0 {
+            B::matmul(ops, &self.output, &normed, &mut logits)?;
+        }
+        if let Some(cap) = self.softcap {
+            B::softcap(ops, &mut logits, cap);
+        }
+        Ok(B::into_host(ops, logits))
+    }
+}
