@@ -12,10 +12,13 @@ use crate::kv_cache_type::KvCacheType;
 /// fragmentation, other programs, a longer prompt than planned.
 pub const DEFAULT_HEADROOM: f64 = 0.25;
 
-/// Tokens one engine step processes at most (`uma serve --batch-tokens`, the engine default).
+/// Tokens one engine step processes at most (`uma serve --batch-tokens`): the engine's default
+/// is this constant.
 pub const DEFAULT_MAX_NUM_BATCHED_TOKENS: u64 = 512;
 
-/// Context planned for when none is given, as `uma run` uses.
+/// Context planned for when none is given: the engine's default context is this constant, so
+/// `uma plan`, `uma run` and `uma serve` agree (the engine depends on the planner, not the
+/// reverse).
 pub const DEFAULT_CONTEXT_LENGTH: u64 = 4096;
 
 /// How sliding-window layers (Gemma 3's local layers) hold their KV.
