@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use uma_model::{Batch, BlockId, KvCache, KvCacheType, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
-use uma_tokenizer::StreamDecoder;
+use uma_tokenizer::{StreamDecoder, Tokenizer};
 
 use crate::engine_stats::EngineStats;
 use crate::error::{EngineError, Result};
@@ -58,6 +58,20 @@ struct ActiveRequest {
     decoder: StreamDecoder,
     events: UnboundedSender<StreamEvent>,
     num_prompt_tokens: usize,
+}
+
+impl ActiveRequest {
+    /// The text still held back when the request stops for `reason`: the stop condition's
+    /// (a possible start of a stop string) and the characters the decoder is still assembling,
+    /// unless a stop string cut the output there.
+    fn held_back_text(&mut self, tokenizer: &Tokenizer, reason: &StopReason) -> String {
+        // Empty when the stop condition itself decided to stop: it sent its text already.
+        let mut text = self.stop.finish(reason.clone());
+        if !matches!(reason, StopReason::StopString { .. }) {
+            text.push_str(&self.decoder.finish(tokenizer).unwrap_or_default());
+        }
+        text
+    }
 }
 
 /// Where the engine thread publishes its state.
@@ -259,19 +273,15 @@ impl EngineCore {
         self.counters.num_generated_tokens += 1;
 
         let mut finished = update.finished;
-        let mut tail = String::new();
         // The last position's token needs no keys of its own: a sequence of context_length
         // computed positions ends one token past them.
         if finished.is_none() && self.scheduler.tokens(id).len() > self.context_length {
-            tail = request.stop.finish(StopReason::ContextFull);
             finished = Some(StopReason::ContextFull);
         }
-        if let Some(reason) = &finished {
-            // Characters still being assembled belong to the output, unless a stop string cut it.
-            if !matches!(reason, StopReason::StopString { .. }) {
-                tail.push_str(&request.decoder.finish(tokenizer).unwrap_or_default());
-            }
-        }
+        let tail = match &finished {
+            Some(reason) => request.held_back_text(tokenizer, reason),
+            None => String::new(),
+        };
         let token = TokenOutput {
             token: sampled.token,
             text: update.text,
@@ -312,8 +322,15 @@ impl EngineCore {
         }
     }
 
+    /// Ends `id` as cancelled. What it generated is the caller's, held-back text included (a
+    /// Ctrl-C in `uma run` shows the answer up to where it stopped).
     fn cancel(&mut self, id: RequestId) {
-        self.finish(id, FinishReason::Cancelled, String::new());
+        let tokenizer = self.prompts.tokenizer();
+        let tail = match self.requests.get_mut(&id) {
+            Some(request) => request.held_back_text(tokenizer, &StopReason::Cancelled),
+            None => String::new(),
+        };
+        self.finish(id, FinishReason::Cancelled, tail);
     }
 
     fn fail(&mut self, id: RequestId, error: &Arc<EngineError>) {

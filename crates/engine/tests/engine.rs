@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use uma_engine::{EngineConfig, EngineError, EngineHandle, GenerationRequest, PromptEncoder};
+use uma_engine::{
+    EngineConfig, EngineError, EngineHandle, GenerationRequest, PromptEncoder, TokenId,
+};
 use uma_gguf::GgufFile;
 use uma_model::Model;
 use uma_sampling::{FinishReason, SamplingParams};
@@ -189,6 +191,31 @@ fn cancellation_frees_running_and_waiting_requests() {
     assert_eq!(last.finish_reason(), FinishReason::Length);
     let stats = wait_idle(&engine);
     assert_eq!((stats.num_finished_requests, stats.num_cancelled_requests), (1, 3));
+    engine.shutdown(Duration::ZERO);
+}
+
+/// A cancelled answer keeps every token it made in its text, including text held back because
+/// it could have been the start of a stop string (`uma run`'s Ctrl-C shows the answer so far).
+#[test]
+fn cancellation_releases_text_held_back_for_a_stop_string() {
+    let engine = start(config(512, 1));
+    let prompt = chat(&engine, "Count from one to one hundred.");
+    let answer =
+        run(&engine, request(prompt.clone(), SamplingParams { ignore_eos: true, ..greedy(40) }));
+    // A stop string that the greedy answer starts but never completes: everything is held back.
+    let stop = format!("{}\u{0}never", answer.text);
+    let params = SamplingParams { ignore_eos: true, stop: vec![stop], ..greedy(200) };
+    let stream = engine.submit(request(prompt, params)).expect("accepted");
+    let (stream, first) = read_tokens(stream, 3);
+    stream.cancel();
+    let cancelled = finish(stream);
+    assert_eq!(cancelled.finish_reason(), FinishReason::Cancelled);
+    let tokens: Vec<TokenId> = first.into_iter().chain(cancelled.tokens.iter().copied()).collect();
+    assert!(tokens.len() < 40, "cancelled after the stop string could have matched");
+    let expected = engine.prompts().tokenizer().decode(&tokens, true).expect("decodes");
+    assert!(!expected.is_empty());
+    let text = cancelled.text;
+    assert_eq!(text, expected, "the cancelled answer lost its held-back text");
     engine.shutdown(Duration::ZERO);
 }
 
