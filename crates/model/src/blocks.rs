@@ -65,14 +65,14 @@ pub(crate) fn residual<B: Backend>(
 ) -> Result<()> {
     let (eps, h) = (f.config.rms_norm_eps, f.config.hidden_size);
     B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
-    f.reporter.report::<B>(&f.ops, names.norm, h, &f.scratch.normed);
+    f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
     block(f)?;
     if let Some(w) = post_norm {
         B::rms_norm_in_place(&mut f.ops, &mut f.scratch.out, w, eps);
     }
-    f.reporter.report::<B>(&f.ops, names.output, h, &f.scratch.out);
+    f.reporter.report::<B>(&mut f.ops, names.output, h, &f.scratch.out)?;
     B::add(&mut f.ops, &mut f.x, &f.scratch.out);
-    f.reporter.report::<B>(&f.ops, names.residual, h, &f.x);
+    f.reporter.report::<B>(&mut f.ops, names.residual, h, &f.x)?;
     Ok(())
 }
 
@@ -155,17 +155,17 @@ impl<B: Backend> Attention<B> {
             B::add_bias(ops, &mut s.k, &bias.k);
             B::add_bias(ops, &mut s.v, &bias.v);
         }
-        reporter.report::<B>(ops, "q", q_dim, &s.q);
-        reporter.report::<B>(ops, "k", kv_dim, &s.k);
-        reporter.report::<B>(ops, "v", kv_dim, &s.v);
+        reporter.report::<B>(ops, "q", q_dim, &s.q)?;
+        reporter.report::<B>(ops, "k", kv_dim, &s.k)?;
+        reporter.report::<B>(ops, "v", kv_dim, &s.v)?;
         let (q_norm, k_norm) = match &self.qk_norm {
             Some(norm) => (Some(&norm.q), Some(&norm.k)),
             None => (None, None),
         };
         B::norm_heads_and_rope(ops, &mut s.q, q_norm, c.rms_norm_eps, &rope);
         B::norm_heads_and_rope(ops, &mut s.k, k_norm, c.rms_norm_eps, &rope);
-        reporter.report::<B>(ops, "q_rope", q_dim, &s.q);
-        reporter.report::<B>(ops, "k_rope", kv_dim, &s.k);
+        reporter.report::<B>(ops, "q_rope", q_dim, &s.q)?;
+        reporter.report::<B>(ops, "k_rope", kv_dim, &s.k)?;
         let params = AttentionParams {
             num_attention_heads: c.num_attention_heads,
             num_key_value_heads: c.num_key_value_heads,
@@ -174,7 +174,7 @@ impl<B: Backend> Attention<B> {
             window: c.window(layer),
         };
         B::attention(ops, kv, layer, &params, &s.q, &s.k, &s.v, &mut s.attn);
-        reporter.report::<B>(ops, "attn", q_dim, &s.attn);
+        reporter.report::<B>(ops, "attn", q_dim, &s.attn)?;
         B::matmul(ops, &self.output, &s.attn, &mut s.out)
     }
 }
@@ -275,7 +275,7 @@ impl<B: Backend> OutputHead<B> {
         let mut normed = B::activations(ops, *rows, c.hidden_size); // [rows, hidden_size]
         B::rms_norm(ops, x, Rows::Output, &self.norm, c.rms_norm_eps, &mut normed);
         if what == HeadOutput::HiddenStates {
-            return Ok(B::into_host(ops, normed));
+            return B::into_host(ops, normed);
         }
         let mut logits = B::activations(ops, *rows, c.vocab_size); // [rows, vocab_size]
         if *rows > 0 {
@@ -284,6 +284,6 @@ impl<B: Backend> OutputHead<B> {
         if let Some(cap) = self.softcap {
             B::softcap(ops, &mut logits, cap);
         }
-        Ok(B::into_host(ops, logits))
+        B::into_host(ops, logits)
     }
 }

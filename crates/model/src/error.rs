@@ -40,6 +40,11 @@ pub enum ModelError {
     #[error("invalid batch (sequence {sequence}): {reason}")]
     InvalidBatch { sequence: usize, reason: String },
 
+    /// The device a backend computes on failed: a lost GPU, device memory that ran out, a
+    /// kernel the driver refused.
+    #[error("{backend} device error: {source}")]
+    Device { backend: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+
     /// A KV cache built for another model shape or with impossible sizes.
     #[error("invalid KV cache: {reason}")]
     InvalidKvCache { reason: String },

@@ -35,18 +35,19 @@ impl Reporter<'_> {
     /// Reports `data` (`[num_tokens, width]`) as `name` of the current layer.
     pub(crate) fn report<B: Backend>(
         &mut self,
-        ops: &B::Pass<'_>,
+        ops: &mut B::Pass<'_>,
         name: &'static str,
         width: usize,
         data: &B::Activations,
-    ) {
+    ) -> Result<()> {
         if let Some(hook) = self.hook.as_deref_mut() {
             if hook.wants_layer(self.layer) {
-                let data = &B::host(ops, data);
+                let data = &B::host(ops, data)?;
                 let shape = [self.num_tokens, width];
                 hook.on_activation(Activation { layer: self.layer, name, shape, data });
             }
         }
+        Ok(())
     }
 }
 

@@ -53,6 +53,11 @@ impl Rope {
         Rope { style, cos, sin }
     }
 
+    /// The cosines and sines of the pairs' angles (`[rope_dimension_count / 2]` each).
+    pub fn cos_sin(&self) -> (&[f32], &[f32]) {
+        (&self.cos, &self.sin)
+    }
+
     /// Rotates the first `dims` values of `head` (the rest pass through).
     pub fn apply(&self, head: &mut [f32]) {
         let half = self.cos.len();

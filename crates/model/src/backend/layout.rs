@@ -25,7 +25,7 @@ pub struct BatchLayout<'a> {
 
 impl<'a> BatchLayout<'a> {
     /// The layout of `batch`, and what each output row (logits or hidden state) belongs to.
-    pub(crate) fn new(batch: &Batch<'a>) -> (BatchLayout<'a>, Vec<LogitsRow>) {
+    pub fn new(batch: &Batch<'a>) -> (BatchLayout<'a>, Vec<LogitsRow>) {
         let num_tokens = batch.num_tokens();
         let mut places = Vec::with_capacity(num_tokens);
         let mut token_ids = Vec::with_capacity(num_tokens);

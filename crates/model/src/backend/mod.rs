@@ -15,8 +15,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use uma_gguf::{GgufFile, TensorView};
+use uma_ids::BlockId;
 
 use crate::config::{HiddenActivation, ModelConfig, RopeStyle};
+#[allow(unused_imports)] // named in the documentation
+use crate::error::ModelError;
 use crate::error::Result;
 use crate::kv_cache_type::KvCacheType;
 
@@ -73,6 +76,19 @@ pub trait PagedKvCache {
     fn block_size(&self) -> usize;
     /// Whether the cache has the layers and heads `config` needs.
     fn check_shape(&self, config: &ModelConfig) -> Result<()>;
+    /// Bytes of keys and values it holds (its share of the memory budget).
+    fn size_in_bytes(&self) -> usize;
+    /// What it stores keys and values as.
+    fn kv_type(&self) -> KvCacheType;
+    /// Copies the keys and values of positions `0..num_positions` of block `source` into the
+    /// same positions of block `destination`, in every layer (a prefix cached in part of a
+    /// block, reused by another sequence without recomputing it).
+    fn copy_block_prefix(
+        &mut self,
+        source: BlockId,
+        destination: BlockId,
+        num_positions: usize,
+    ) -> Result<()>;
 }
 
 /// Storage and operations of one kind of device. Activations are `[num_rows, width]`, row-major:
@@ -85,7 +101,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// Activations `[num_rows, width]`.
     type Activations;
     /// Paged keys and values of every layer.
-    type KvCache: PagedKvCache;
+    type KvCache: PagedKvCache + Send;
     /// One forward pass's state: the step's layout as the backend keeps it, and scratch.
     type Pass<'a>
     where
@@ -199,9 +215,10 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// `x = cap · tanh(x / cap)`, element-wise.
     fn softcap(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, cap: f32);
 
-    /// `x` as host f32 values (for the activation hook).
-    fn host<'b>(pass: &Self::Pass<'_>, x: &'b Self::Activations) -> Cow<'b, [f32]>;
+    /// `x` as host f32 values (for the activation hook). A device backend finishes the work
+    /// recorded so far to read it, and fails when the device does ([`ModelError::Device`]).
+    fn host<'b>(pass: &mut Self::Pass<'_>, x: &'b Self::Activations) -> Result<Cow<'b, [f32]>>;
 
     /// `x` as host f32 values, consuming it (the pass's results).
-    fn into_host(pass: &mut Self::Pass<'_>, x: Self::Activations) -> Vec<f32>;
+    fn into_host(pass: &mut Self::Pass<'_>, x: Self::Activations) -> Result<Vec<f32>>;
 }

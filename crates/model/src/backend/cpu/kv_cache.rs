@@ -196,6 +196,23 @@ impl KvCache {
 }
 
 impl PagedKvCache for KvCache {
+    fn size_in_bytes(&self) -> usize {
+        KvCache::size_in_bytes(self)
+    }
+
+    fn kv_type(&self) -> KvCacheType {
+        KvCache::kv_type(self)
+    }
+
+    fn copy_block_prefix(
+        &mut self,
+        source: BlockId,
+        destination: BlockId,
+        num_positions: usize,
+    ) -> Result<()> {
+        KvCache::copy_block_prefix(self, source, destination, num_positions)
+    }
+
     fn num_blocks(&self) -> usize {
         self.num_blocks
     }

@@ -1,0 +1,438 @@
+//! [`GpuBackend`]: uma-model's [`Backend`] on one GPU. Weights live in device buffers
+//! ([`GpuMatrix`], [`GpuVector`]), the paged KV cache too ([`GpuKvCache`]); a forward pass
+//! records every operation into one [`Recorder`] and submits when its results are read, so the
+//! CPU only prepares the step (its layout, uploaded once) and reads the logits back.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use uma_gguf::{GgufFile, TensorView};
+use uma_model::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
+use uma_model::{HiddenActivation, KvCacheType, ModelConfig, ModelError};
+
+use crate::context::GpuContext;
+use crate::error::{GpuError, Result};
+use crate::kv_cache::GpuKvCache;
+use crate::matrix::GpuMatrix;
+use crate::ops;
+use crate::pool::{BufferPool, PooledBuffer};
+use crate::recorder::Recorder;
+use crate::shader::{Kernel, Kernels, ShaderFlags};
+use crate::step::StepBuffers;
+
+/// The GPU backend: a device, its compiled kernels and its buffer pool. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct GpuBackend {
+    context: Arc<GpuContext>,
+    kernels: Arc<Kernels>,
+    pool: Arc<BufferPool>,
+    /// The parameter arena the next pass records into (passes of one model run one at a time;
+    /// a second concurrent pass makes its own).
+    arena: Arc<Mutex<Option<wgpu::Buffer>>>,
+}
+
+impl GpuBackend {
+    /// A backend on the best GPU of the machine ([`GpuContext::open`]).
+    pub fn open() -> Result<GpuBackend> {
+        Ok(GpuBackend::new(GpuContext::open()?))
+    }
+
+    /// A backend on an open device.
+    pub fn new(context: Arc<GpuContext>) -> GpuBackend {
+        GpuBackend {
+            kernels: Arc::new(Kernels::new(context.clone())),
+            pool: BufferPool::new(context.clone()),
+            arena: Arc::new(Mutex::new(None)),
+            context,
+        }
+    }
+
+    /// The device.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.context
+    }
+
+    pub(crate) fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// A device buffer holding `bytes` (padded to 4), for weights and caches.
+    pub(crate) fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let size = (bytes.len().max(4) as u64).next_multiple_of(4);
+        let buffer = self.create_buffer(label, size)?;
+        let aligned = bytes.len() / 4 * 4;
+        if aligned > 0 {
+            self.context.queue.write_buffer(&buffer, 0, &bytes[..aligned]);
+        }
+        if aligned < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - aligned].copy_from_slice(&bytes[aligned..]);
+            self.context.queue.write_buffer(&buffer, aligned as u64, &tail);
+        }
+        Ok(buffer)
+    }
+
+    /// A zeroed storage buffer of `size` bytes (a multiple of 4), or a clear error past the
+    /// device's limits or memory.
+    pub(crate) fn create_buffer(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
+        let max = self.context.info().max_buffer_bytes;
+        if size > max {
+            return Err(GpuError::Unsupported {
+                reason: format!("{label}: {size} bytes is over the GPU's largest buffer ({max})"),
+            });
+        }
+        let device = &self.context.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::DeviceFailed { reason: format!("{label}: {error}") });
+        }
+        Ok(buffer)
+    }
+
+    /// Waits until the device has done everything submitted (uploads included).
+    pub fn wait(&self) -> Result<()> {
+        self.context.wait()
+    }
+}
+
+/// A norm's weights or a bias, as f32 on the device.
+#[derive(Debug)]
+pub struct GpuVector {
+    pub(crate) buffer: wgpu::Buffer, // [len] f32
+    pub(crate) len: usize,
+}
+
+impl GpuVector {
+    pub(crate) fn binding(&self) -> wgpu::BufferBinding<'_> {
+        whole(&self.buffer, self.len)
+    }
+}
+
+/// Activations `[num_rows, width]`, f32, in a pooled device buffer.
+#[derive(Debug)]
+pub struct GpuActivations {
+    pub(crate) buffer: PooledBuffer,
+    pub(crate) num_rows: usize,
+    pub(crate) width: usize,
+}
+
+impl GpuActivations {
+    pub(crate) fn len(&self) -> usize {
+        self.num_rows * self.width
+    }
+
+    pub(crate) fn binding(&self) -> wgpu::BufferBinding<'_> {
+        whole(self.buffer.buffer(), self.len())
+    }
+}
+
+/// The first `len` f32 (at least one) of `buffer`.
+pub(crate) fn whole(buffer: &wgpu::Buffer, len: usize) -> wgpu::BufferBinding<'_> {
+    wgpu::BufferBinding { buffer, offset: 0, size: wgpu::BufferSize::new(len.max(1) as u64 * 4) }
+}
+
+/// One forward pass on the GPU: its recorder, the step's layout on the device, and the first
+/// error an operation met (operations that cannot return one keep it for [`Backend::into_host`]).
+#[derive(Debug)]
+pub struct GpuPass<'a> {
+    backend: &'a GpuBackend,
+    layout: &'a BatchLayout<'a>,
+    recorder: Recorder,
+    step: Arc<StepBuffers>,
+    /// Rope rotations of this step's positions, per rope shape.
+    pub(crate) rope_tables: HashMap<ops::rope::RopeKey, Arc<PooledBuffer>>,
+    error: Option<GpuError>,
+}
+
+impl<'a> GpuPass<'a> {
+    pub(crate) fn backend(&self) -> &'a GpuBackend {
+        self.backend
+    }
+
+    pub(crate) fn layout(&self) -> &'a BatchLayout<'a> {
+        self.layout
+    }
+
+    /// The step's layout on the device (shared, so that its bindings do not borrow the pass).
+    pub(crate) fn step(&self) -> Arc<StepBuffers> {
+        self.step.clone()
+    }
+
+    pub(crate) fn flags(&self) -> ShaderFlags {
+        self.backend.kernels.flags()
+    }
+
+    pub(crate) fn recorder(&mut self) -> &mut Recorder {
+        &mut self.recorder
+    }
+
+    /// The kernel `name` built from `parts` with `defines` (see [`Kernels::get`]).
+    pub(crate) fn kernel(
+        &self,
+        name: &str,
+        parts: &[&str],
+        defines: &[&str],
+    ) -> Result<Arc<Kernel>> {
+        self.backend.kernels.get(name, parts, defines)
+    }
+
+    /// Records `kernel` with `params` (a `#[repr(C)]` plain struct matching the kernel's
+    /// uniform) and `buffers`.
+    pub(crate) fn dispatch<P: bytemuck::NoUninit>(
+        &mut self,
+        kernel: &Kernel,
+        params: &P,
+        buffers: &[wgpu::BufferBinding<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.recorder.dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)
+    }
+
+    /// A pooled device buffer of at least `bytes` bytes, contents unspecified.
+    pub(crate) fn scratch(&self, bytes: u64) -> PooledBuffer {
+        self.backend.pool.take(bytes)
+    }
+
+    /// Activations `[num_rows, width]` holding `values`.
+    pub(crate) fn upload_activations(
+        &mut self,
+        values: &[f32],
+        num_rows: usize,
+        width: usize,
+    ) -> GpuActivations {
+        debug_assert_eq!(values.len(), num_rows * width);
+        let buffer = self.scratch((values.len() * 4) as u64);
+        if !values.is_empty() {
+            self.backend.context.queue.write_buffer(
+                buffer.buffer(),
+                0,
+                bytemuck::cast_slice(values),
+            );
+        }
+        GpuActivations { buffer, num_rows, width }
+    }
+
+    /// Keeps the first error of an operation that cannot return one.
+    fn keep(&mut self, result: Result<()>) {
+        if let Err(error) = result {
+            tracing::error!(%error, "GPU operation failed");
+            self.error.get_or_insert(error);
+        }
+    }
+
+    fn check(&mut self) -> Result<()> {
+        match self.error.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs what is recorded and reads `x` back.
+    fn read(&mut self, x: &GpuActivations) -> Result<Vec<f32>> {
+        self.check()?;
+        if x.len() == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.recorder.read(x.buffer.buffer(), 0, (x.len() * 4) as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+impl Backend for GpuBackend {
+    type Matrix = GpuMatrix;
+    type Vector = GpuVector;
+    type Activations = GpuActivations;
+    type KvCache = GpuKvCache;
+    type Pass<'a> = GpuPass<'a>;
+
+    fn load_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: &TensorView<'_>,
+        usage: MatrixUse,
+    ) -> uma_model::Result<GpuMatrix> {
+        GpuMatrix::load(self, file, tensor, usage)
+    }
+
+    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> uma_model::Result<GpuVector> {
+        let (name, ty) = (tensor.name(), tensor.ggml_type());
+        let mut values = vec![0.0f32; len];
+        uma_kernels::dequantize(ty, tensor.data(), &mut values).map_err(|_| {
+            ModelError::UnsupportedTensorType {
+                name: name.to_owned(),
+                ty,
+                reason: "norm weights and biases must be F32, F16 or BF16",
+            }
+        })?;
+        let buffer = self.upload(name, bytemuck::cast_slice(&values))?;
+        Ok(GpuVector { buffer, len })
+    }
+
+    fn new_kv_cache(
+        &self,
+        config: &ModelConfig,
+        num_blocks: usize,
+        kv_type: KvCacheType,
+    ) -> uma_model::Result<GpuKvCache> {
+        GpuKvCache::new(self, config, num_blocks, uma_model::DEFAULT_BLOCK_SIZE, kv_type)
+    }
+
+    fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> GpuPass<'a> {
+        let arena = self
+            .arena
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| Recorder::new_arena(&self.context));
+        let step = Arc::new(StepBuffers::upload(self, layout));
+        GpuPass {
+            backend: self,
+            layout,
+            recorder: Recorder::new(self.context.clone(), arena),
+            step,
+            rope_tables: HashMap::new(),
+            error: None,
+        }
+    }
+
+    fn activations(pass: &mut GpuPass<'_>, num_rows: usize, width: usize) -> GpuActivations {
+        let bytes = (num_rows * width * 4) as u64;
+        let buffer = pass.scratch(bytes);
+        if bytes > 0 {
+            pass.recorder.clear(buffer.buffer(), bytes);
+        }
+        GpuActivations { buffer, num_rows, width }
+    }
+
+    fn embed(
+        pass: &mut GpuPass<'_>,
+        table: &GpuMatrix,
+        scale: Option<f32>,
+        out: &mut GpuActivations,
+    ) {
+        let result = ops::embed::embed(pass, table, scale, out);
+        pass.keep(result);
+    }
+
+    fn rms_norm(
+        pass: &mut GpuPass<'_>,
+        x: &GpuActivations,
+        rows: Rows,
+        weight: &GpuVector,
+        eps: f32,
+        out: &mut GpuActivations,
+    ) {
+        let result = ops::norm::rms_norm(pass, x, rows, weight, eps, out);
+        pass.keep(result);
+    }
+
+    fn rms_norm_in_place(
+        pass: &mut GpuPass<'_>,
+        x: &mut GpuActivations,
+        weight: &GpuVector,
+        eps: f32,
+    ) {
+        let result = ops::norm::rms_norm_in_place(pass, x, weight, eps);
+        pass.keep(result);
+    }
+
+    fn matmul(
+        pass: &mut GpuPass<'_>,
+        weight: &GpuMatrix,
+        x: &GpuActivations,
+        out: &mut GpuActivations,
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        Ok(ops::matmul::matmul(pass, weight, x, out)?)
+    }
+
+    fn matmul_many(
+        pass: &mut GpuPass<'_>,
+        products: &mut [(&GpuMatrix, &mut GpuActivations)],
+        x: &GpuActivations,
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        for (weight, out) in products.iter_mut() {
+            ops::matmul::matmul(pass, weight, x, out)?;
+        }
+        Ok(())
+    }
+
+    fn add_bias(pass: &mut GpuPass<'_>, x: &mut GpuActivations, bias: &GpuVector) {
+        let result = ops::elementwise::add_bias(pass, x, bias);
+        pass.keep(result);
+    }
+
+    fn norm_heads_and_rope(
+        pass: &mut GpuPass<'_>,
+        x: &mut GpuActivations,
+        head_norm: Option<&GpuVector>,
+        eps: f32,
+        rope: &RopeParams,
+    ) {
+        let result = ops::rope::norm_heads_and_rope(pass, x, head_norm, eps, rope);
+        pass.keep(result);
+    }
+
+    fn attention(
+        pass: &mut GpuPass<'_>,
+        kv: &mut GpuKvCache,
+        layer: usize,
+        params: &AttentionParams,
+        q: &GpuActivations,
+        k: &GpuActivations,
+        v: &GpuActivations,
+        out: &mut GpuActivations,
+    ) {
+        let result = ops::attention::attention(pass, kv, layer, params, q, k, v, out);
+        pass.keep(result);
+    }
+
+    fn add(pass: &mut GpuPass<'_>, x: &mut GpuActivations, y: &GpuActivations) {
+        let result = ops::elementwise::add(pass, x, y);
+        pass.keep(result);
+    }
+
+    fn gated_activation(
+        pass: &mut GpuPass<'_>,
+        gate: &mut GpuActivations,
+        up: &GpuActivations,
+        activation: HiddenActivation,
+    ) {
+        let result = ops::elementwise::gated_activation(pass, gate, up, activation);
+        pass.keep(result);
+    }
+
+    fn softcap(pass: &mut GpuPass<'_>, x: &mut GpuActivations, cap: f32) {
+        let result = ops::elementwise::softcap(pass, x, cap);
+        pass.keep(result);
+    }
+
+    fn host<'b>(
+        pass: &mut GpuPass<'_>,
+        x: &'b GpuActivations,
+    ) -> uma_model::Result<Cow<'b, [f32]>> {
+        Ok(Cow::Owned(pass.read(x)?))
+    }
+
+    fn into_host(pass: &mut GpuPass<'_>, x: GpuActivations) -> uma_model::Result<Vec<f32>> {
+        Ok(pass.read(&x)?)
+    }
+}
+
+impl Drop for GpuPass<'_> {
+    fn drop(&mut self) {
+        let _ = self.recorder.submit();
+        let arena = self.recorder.take_arena();
+        *self.backend.arena.lock().unwrap_or_else(|e| e.into_inner()) = Some(arena);
+    }
+}

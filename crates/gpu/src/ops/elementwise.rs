@@ -1,0 +1,167 @@
+//! Element-wise operations: residual adds, biases, the gated activations, soft-capping.
+
+use uma_model::HiddenActivation;
+
+use crate::backend::{GpuActivations, GpuPass, GpuVector};
+use crate::error::Result;
+use crate::recorder::grid;
+use crate::shader::COMMON;
+
+const BINARY: &str = include_str!("../shaders/binary.wgsl");
+const SOFTCAP: &str = include_str!("../shaders/softcap.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::NoUninit)]
+struct BinaryParams {
+    len: u32,
+    width: u32,
+}
+
+/// `x = op(x, y)` over `x`'s values, `op` one of binary.wgsl's defines.
+fn binary(
+    pass: &mut GpuPass<'_>,
+    op: &str,
+    x: &mut GpuActivations,
+    y: wgpu::BufferBinding<'_>,
+    width: usize,
+) -> Result<()> {
+    let len = x.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let kernel = pass.kernel(&format!("binary_{op}"), &[COMMON, BINARY], &[op])?;
+    let params = BinaryParams { len: len as u32, width: width as u32 };
+    let groups = grid(len.div_ceil(256) as u32);
+    pass.dispatch(&kernel, &params, &[x.binding(), y], groups)
+}
+
+/// `x += y`.
+pub(crate) fn add(
+    pass: &mut GpuPass<'_>,
+    x: &mut GpuActivations,
+    y: &GpuActivations,
+) -> Result<()> {
+    binary(pass, "ADD", x, y.binding(), x.width)
+}
+
+/// `x[t] += bias`.
+pub(crate) fn add_bias(
+    pass: &mut GpuPass<'_>,
+    x: &mut GpuActivations,
+    bias: &GpuVector,
+) -> Result<()> {
+    binary(pass, "BIAS", x, bias.binding(), bias.len)
+}
+
+/// `gate = activation(gate) · up`.
+pub(crate) fn gated_activation(
+    pass: &mut GpuPass<'_>,
+    gate: &mut GpuActivations,
+    up: &GpuActivations,
+    activation: HiddenActivation,
+) -> Result<()> {
+    let op = match activation {
+        HiddenActivation::Silu => "SWIGLU",
+        HiddenActivation::GeluTanh => "GEGLU",
+    };
+    binary(pass, op, gate, up.binding(), gate.width)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::NoUninit)]
+struct SoftcapParams {
+    len: u32,
+    cap: f32,
+}
+
+/// `x = cap · tanh(x / cap)`.
+pub(crate) fn softcap(pass: &mut GpuPass<'_>, x: &mut GpuActivations, cap: f32) -> Result<()> {
+    let len = x.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let kernel = pass.kernel("softcap", &[COMMON, SOFTCAP], &[])?;
+    let groups = grid(len.div_ceil(256) as u32);
+    pass.dispatch(&kernel, &SoftcapParams { len: len as u32, cap }, &[x.binding()], groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{backend, read, relative_error, values, with_pass};
+    use uma_model::layers::{gelu_ggml, softcap as softcap_reference};
+
+    fn run_binary(
+        op: impl Fn(&mut GpuPass<'_>, &mut GpuActivations, &GpuActivations),
+    ) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let backend = backend()?;
+        let (rows, width) = (3, 300);
+        let (x, y) = (values(1, rows * width), values(2, rows * width));
+        Some(with_pass(backend, rows, 0, |pass| {
+            let mut gx = pass.upload_activations(&x, rows, width);
+            let gy = pass.upload_activations(&y, rows, width);
+            op(pass, &mut gx, &gy);
+            (read(pass, &gx), x.clone(), y.clone())
+        }))
+    }
+
+    #[test]
+    fn add_matches_the_cpu() {
+        let Some((got, x, y)) = run_binary(|p, x, y| add(p, x, y).unwrap()) else { return };
+        let expected: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn swiglu_matches_the_cpu_within_float_rounding() {
+        let Some((got, mut x, y)) =
+            run_binary(|p, x, y| gated_activation(p, x, y, HiddenActivation::Silu).unwrap())
+        else {
+            return;
+        };
+        for row in 0..3 {
+            uma_kernels::vector::swiglu(
+                &mut x[row * 300..(row + 1) * 300],
+                &y[row * 300..(row + 1) * 300],
+            );
+        }
+        let error = relative_error(&got, &x);
+        assert!(error < 1e-5, "relative error {error}");
+    }
+
+    #[test]
+    fn geglu_matches_ggml_f16_gelu() {
+        let Some((got, x, y)) =
+            run_binary(|p, x, y| gated_activation(p, x, y, HiddenActivation::GeluTanh).unwrap())
+        else {
+            return;
+        };
+        let expected: Vec<f32> = x.iter().zip(&y).map(|(&g, &u)| gelu_ggml(g) * u).collect();
+        // One f16 rounding step of the GELU value at most.
+        let error = relative_error(&got, &expected);
+        assert!(error < 1e-3, "relative error {error}");
+    }
+
+    #[test]
+    fn bias_and_softcap_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        let (rows, width) = (4, 70);
+        let x = values(3, rows * width);
+        let bias = values(4, width);
+        let got = with_pass(backend, rows, 0, |pass| {
+            let mut gx = pass.upload_activations(&x, rows, width);
+            let buffer = pass.backend().upload("bias", bytemuck::cast_slice(&bias)).unwrap();
+            let gbias = GpuVector { buffer, len: width };
+            add_bias(pass, &mut gx, &gbias).unwrap();
+            softcap(pass, &mut gx, 0.5).unwrap();
+            read(pass, &gx)
+        });
+        let expected: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| softcap_reference(v + bias[i % width], 0.5))
+            .collect();
+        let error = relative_error(&got, &expected);
+        assert!(error < 1e-5, "relative error {error}");
+    }
+}

@@ -1,0 +1,178 @@
+//! WGSL kernels: sources composed from shared parts, specialised for the device (f16 arithmetic,
+//! subgroups) by a line preprocessor, compiled once into pipelines and cached by name.
+//!
+//! Preprocessor: lines `//#if NAME`, `//#else`, `//#endif` (nestable) keep or drop the lines
+//! between them; names are the device's flags ([`ShaderFlags`]). Everything else is plain WGSL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::context::GpuContext;
+use crate::error::{GpuError, Result};
+
+/// Helpers every kernel may use (2-D workgroup grids for more than 65,535 groups, f16 pairs).
+pub(crate) const COMMON: &str = include_str!("shaders/common.wgsl");
+
+/// What a kernel may be specialised for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShaderFlags {
+    /// `F16`: the device has f16 arithmetic (`enable f16;` is added).
+    pub(crate) f16: bool,
+    /// `SUBGROUPS`: the device has subgroup operations.
+    pub(crate) subgroups: bool,
+}
+
+impl ShaderFlags {
+    fn is_set(&self, name: &str, defines: &[&str]) -> Option<bool> {
+        match name {
+            "F16" => Some(self.f16),
+            "SUBGROUPS" => Some(self.subgroups),
+            _ if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                Some(defines.contains(&name))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `source` with the `//#if` blocks of `flags` and `defines` resolved.
+pub(crate) fn preprocess(source: &str, flags: &ShaderFlags, defines: &[&str]) -> Result<String> {
+    let mut out = String::with_capacity(source.len());
+    // One entry per open `//#if`: (this branch is kept, the enclosing ones are kept).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let bad = |line: usize, what: &str| GpuError::Validation {
+        reason: format!("shader preprocessor, line {}: {what}", line + 1),
+    };
+    for (number, line) in source.lines().enumerate() {
+        let keeping = stack.last().is_none_or(|&(kept, outer)| kept && outer);
+        let directive = line.trim_start();
+        if let Some(name) = directive.strip_prefix("//#if ") {
+            let value =
+                flags.is_set(name.trim(), defines).ok_or_else(|| bad(number, "not a flag name"))?;
+            stack.push((value, keeping));
+        } else if directive.starts_with("//#else") {
+            let top = stack.last_mut().ok_or_else(|| bad(number, "#else without #if"))?;
+            top.0 = !top.0;
+        } else if directive.starts_with("//#endif") {
+            stack.pop().ok_or_else(|| bad(number, "#endif without #if"))?;
+        } else if keeping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !stack.is_empty() {
+        return Err(bad(source.lines().count(), "#if without #endif"));
+    }
+    if flags.f16 && out.contains("f16") {
+        out.insert_str(0, "enable f16;\n");
+    }
+    Ok(out)
+}
+
+/// A compiled kernel: its pipeline and the layout of its bind group 0.
+#[derive(Debug)]
+pub(crate) struct Kernel {
+    pub(crate) name: String,
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// The kernels compiled so far, by name.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    context: Arc<GpuContext>,
+    flags: ShaderFlags,
+    compiled: Mutex<HashMap<String, Arc<Kernel>>>,
+}
+
+impl Kernels {
+    pub(crate) fn new(context: Arc<GpuContext>) -> Kernels {
+        let features = context.info().features;
+        // UMA_GPU_PORTABLE=1 takes the portable paths even where the device offers more (tests
+        // of the fallback, and a way around a driver bug).
+        let portable = std::env::var_os("UMA_GPU_PORTABLE").is_some_and(|v| v != "0");
+        let flags = ShaderFlags {
+            f16: features.shader_f16 && !portable,
+            subgroups: features.subgroups && !portable,
+        };
+        Kernels { context, flags, compiled: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn flags(&self) -> ShaderFlags {
+        self.flags
+    }
+
+    /// The kernel `name` (entry point `main`), compiling `parts` (concatenated, preprocessed
+    /// with `defines`) the first time it is asked for. `name` must say everything that makes
+    /// the source differ.
+    pub(crate) fn get(&self, name: &str, parts: &[&str], defines: &[&str]) -> Result<Arc<Kernel>> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kernel) = compiled.get(name) {
+            return Ok(kernel.clone());
+        }
+        let source = preprocess(&parts.concat(), &self.flags, defines)?;
+        let kernel = Arc::new(self.compile(name, &source)?);
+        compiled.insert(name.to_owned(), kernel.clone());
+        Ok(kernel)
+    }
+
+    fn compile(&self, name: &str, source: &str) -> Result<Kernel> {
+        let device = &self.context.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Validation { reason: format!("kernel {name}: {error}") });
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        Ok(Kernel { name: name.to_owned(), pipeline, layout })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preprocessor_keeps_the_branches_of_the_flags() {
+        let source =
+            "a\n//#if F16\nb\n//#if SUBGROUPS\nc\n//#else\nd\n//#endif\n//#else\ne\n//#endif\nf\n";
+        let f16_only = ShaderFlags { f16: true, subgroups: false };
+        assert_eq!(preprocess(source, &f16_only, &[]).unwrap(), "a\nb\nd\nf\n");
+        let none = ShaderFlags { f16: false, subgroups: false };
+        assert_eq!(preprocess(source, &none, &[]).unwrap(), "a\ne\nf\n");
+        let both = ShaderFlags { f16: true, subgroups: true };
+        assert_eq!(preprocess(source, &both, &[]).unwrap(), "a\nb\nc\nf\n");
+        let defined = "//#if IN_PLACE\nx\n//#else\ny\n//#endif\n";
+        assert_eq!(preprocess(defined, &none, &["IN_PLACE"]).unwrap(), "x\n");
+        assert_eq!(preprocess(defined, &none, &[]).unwrap(), "y\n");
+    }
+
+    #[test]
+    fn preprocessor_refuses_unbalanced_or_unknown_directives() {
+        let flags = ShaderFlags { f16: false, subgroups: false };
+        assert!(preprocess("//#if F16\n", &flags, &[]).is_err());
+        assert!(preprocess("//#endif\n", &flags, &[]).is_err());
+        assert!(preprocess("//#if not a name\n//#endif\n", &flags, &[]).is_err());
+    }
+
+    #[test]
+    fn f16_sources_enable_the_extension() {
+        let flags = ShaderFlags { f16: true, subgroups: false };
+        assert!(preprocess("var x: f16;\n", &flags, &[]).unwrap().starts_with("enable f16;\n"));
+    }
+}
