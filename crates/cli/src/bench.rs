@@ -14,8 +14,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use uma_engine::{Device, LoadedModel};
 use uma_gguf::GgufFile;
-use uma_model::{Batch, BlockId, KvCache, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE};
+use uma_model::backend::{Backend, PagedKvCache};
+use uma_model::{Batch, BlockId, LogitsRequest, Model, ModelConfig, DEFAULT_BLOCK_SIZE};
 
 use uma_planner::BandwidthProbe;
 
@@ -219,6 +221,10 @@ fn kv_cache_blocks(tests: &[Test], ctx: Option<usize>) -> Option<usize> {
 #[derive(Serialize, Debug)]
 struct BenchReport {
     model: ModelSummary,
+    /// `"cpu"` or `"gpu"`.
+    device: &'static str,
+    /// The GPU's name, API and driver, when the model runs on one.
+    gpu: Option<String>,
     threads: usize,
     /// KV cache positions per sequence.
     context_length: usize,
@@ -251,9 +257,11 @@ struct ModelSummary {
 struct BandwidthReport {
     /// Memory read bandwidth decode speed is compared with, GB/s.
     gb_per_s: f64,
-    /// `"probe"` (measured now) or `"given"` (`--bandwidth`).
+    /// `"probe"` (the CPU's, measured now), `"gpu probe"` (the GPU's) or `"given"`
+    /// (`--bandwidth`).
     source: &'static str,
     probe: Option<BandwidthProbe>,
+    gpu_probe: Option<uma_gpu::BandwidthProbe>,
 }
 
 #[derive(Serialize, Debug)]
@@ -298,21 +306,73 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_type: args.memory.kv_cache_type(),
     };
     plan_model(&args.model, &file, &request, budget_bytes)?;
-    let model = Model::load(Arc::new(file))
+    let setup = Setup { args, tests, threads, context_length, num_blocks, request };
+    let loaded = LoadedModel::load(Arc::new(file), args.memory.device())
         .with_context(|| format!("cannot load {}", args.model.display()))?;
+    match loaded {
+        LoadedModel::Cpu(model) => {
+            let bandwidth = match args.bandwidth {
+                Some(gb_per_s) => {
+                    BandwidthReport { gb_per_s, source: "given", probe: None, gpu_probe: None }
+                }
+                None => {
+                    let probe = uma_planner::probe_bandwidth(threads)?;
+                    BandwidthReport {
+                        gb_per_s: probe.gb_per_s,
+                        source: "probe",
+                        probe: Some(probe),
+                        gpu_probe: None,
+                    }
+                }
+            };
+            run_on(&setup, model, bandwidth, None)
+        }
+        LoadedModel::Gpu(model) => {
+            let gpu = model.backend().context().clone();
+            let bandwidth = match args.bandwidth {
+                Some(gb_per_s) => {
+                    BandwidthReport { gb_per_s, source: "given", probe: None, gpu_probe: None }
+                }
+                None => {
+                    let probe = uma_gpu::probe_bandwidth(&gpu)?;
+                    BandwidthReport {
+                        gb_per_s: probe.gb_per_s,
+                        source: "gpu probe",
+                        probe: None,
+                        gpu_probe: Some(probe),
+                    }
+                }
+            };
+            run_on(&setup, model, bandwidth, Some(gpu.info().to_string()))
+        }
+    }
+}
+
+/// What `uma bench` decided before loading the model.
+struct Setup<'a> {
+    args: &'a BenchArgs,
+    tests: Vec<Test>,
+    threads: usize,
+    context_length: usize,
+    num_blocks: usize,
+    request: KvRequest,
+}
+
+/// Runs the tests on `model`, wherever it computes.
+fn run_on<B: Backend>(
+    setup: &Setup<'_>,
+    model: Model<B>,
+    bandwidth: BandwidthReport,
+    gpu: Option<String>,
+) -> anyhow::Result<()> {
+    let Setup { args, ref tests, threads, context_length, num_blocks, ref request } = *setup;
     let kv_cache = model
         .new_kv_cache_of_type(num_blocks, request.kv_cache_type)
         .context("cannot allocate the KV cache")?;
-    let bandwidth = match args.bandwidth {
-        Some(gb_per_s) => BandwidthReport { gb_per_s, source: "given", probe: None },
-        None => {
-            let probe = uma_planner::probe_bandwidth(threads)?;
-            BandwidthReport { gb_per_s: probe.gb_per_s, source: "probe", probe: Some(probe) }
-        }
-    };
-
     let mut report = BenchReport {
         model: model_summary(&model, args),
+        device: if gpu.is_some() { Device::Gpu.name() } else { Device::Cpu.name() },
+        gpu,
         threads,
         context_length,
         kv_cache_blocks: kv_cache.num_blocks(),
@@ -324,12 +384,12 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bandwidth,
         results: Vec::new(),
     };
-    let table = Table::new(&report.model.file_name, &tests);
+    let table = Table::new(&report.model.file_name, tests);
     if !args.json {
         crate::output::print(&(render_header(&report) + &table.header()))?;
     }
     let mut runner = Runner { model: &model, kv_cache };
-    for &test in &tests {
+    for &test in tests {
         let samples = runner
             .measure(test, args.repetitions)
             .with_context(|| format!("{} failed", test.name()))?;
@@ -347,7 +407,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     crate::output::print(&text)
 }
 
-fn model_summary(model: &Model, args: &BenchArgs) -> ModelSummary {
+fn model_summary<B: Backend>(model: &Model<B>, args: &BenchArgs) -> ModelSummary {
     let infos = model.file().tensor_infos();
     ModelSummary {
         path: args.model.display().to_string(),
@@ -391,12 +451,12 @@ fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResul
 
 /// Runs tests on one model and one KV cache. Sequence `s` of a test owns the `s`-th run of
 /// blocks, each run just long enough for the test (see [`kv_cache_blocks`]).
-struct Runner<'a> {
-    model: &'a Model,
-    kv_cache: KvCache,
+struct Runner<'a, B: Backend> {
+    model: &'a Model<B>,
+    kv_cache: B::KvCache,
 }
 
-impl Runner<'_> {
+impl<B: Backend> Runner<'_, B> {
     /// Tokens per second of each timed repetition.
     fn measure(&mut self, test: Test, repetitions: usize) -> anyhow::Result<Vec<f64>> {
         match test {
@@ -509,7 +569,10 @@ fn render_header(report: &BenchReport) -> String {
         format::count(m.parameters),
         format::bytes(m.size_bytes)
     ));
-    line(format!("threads: {}", report.threads));
+    match &report.gpu {
+        Some(gpu) => line(format!("device: GPU {gpu}")),
+        None => line(format!("device: CPU, {} threads", report.threads)),
+    }
     line(format!("memory read bandwidth: {}", describe_bandwidth(&report.bandwidth)));
     line(format!(
         "KV cache: {} blocks of {} positions, {} ({}), up to {} positions per sequence; \
@@ -526,6 +589,14 @@ fn render_header(report: &BenchReport) -> String {
 }
 
 fn describe_bandwidth(bandwidth: &BandwidthReport) -> String {
+    if let Some(p) = &bandwidth.gpu_probe {
+        return format!(
+            "{:.1} GB/s (GPU probe: {} read by a kernel, best of {} passes)",
+            bandwidth.gb_per_s,
+            format::bytes(p.bytes),
+            p.passes
+        );
+    }
     match &bandwidth.probe {
         Some(p) => format!(
             "{:.1} GB/s (probe: {} read by {} threads, best of {} passes)",

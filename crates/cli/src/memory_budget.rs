@@ -22,6 +22,10 @@ pub(crate) struct MemoryArgs {
     /// twice the context in the same budget (llama.cpp's --cache-type-k/v q8_0).
     #[arg(long, value_name = "TYPE", default_value = "f16", value_parser = parse_kv_cache_type)]
     kv_cache_type: KvCacheType,
+    /// Where the model computes: cpu, gpu, or auto (the GPU when a hardware one is present
+    /// and the model loads onto it, else the CPU).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    device: uma_engine::Device,
 }
 
 /// `f16` or `q8_0`.
@@ -44,6 +48,11 @@ impl MemoryArgs {
     /// The KV cache's element type.
     pub(crate) fn kv_cache_type(&self) -> KvCacheType {
         self.kv_cache_type
+    }
+
+    /// The device asked for.
+    pub(crate) fn device(&self) -> uma_engine::Device {
+        self.device
     }
 }
 

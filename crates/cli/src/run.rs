@@ -168,6 +168,7 @@ impl Chat {
         let context_length = context_length(path, max_context_length, args.ctx)?;
         let mut config = EngineConfig::new(context_length, 1);
         config.kv_cache_type = args.memory.kv_cache_type();
+        config.device = args.memory.device();
         config.enable_prefix_caching = true;
         let request =
             KvRequest::single(context_length, config.max_num_batched_tokens, config.kv_cache_type);

@@ -237,6 +237,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
         let context_length = context_length(&path, trained, args.ctx)?;
         let mut config = EngineConfig::new(context_length, args.parallel);
         config.kv_cache_type = args.memory.kv_cache_type();
+        config.device = args.memory.device();
         config.max_num_batched_tokens = args.batch_tokens;
         if let Some(tokens) = args.kv_cache_tokens {
             config.num_kv_cache_tokens = tokens;

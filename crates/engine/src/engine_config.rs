@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub enable_prefix_caching: bool,
     /// How embeddings pool token states; `None`: the model serves no embeddings.
     pub pooling: Option<crate::Pooling>,
+    /// Where the model computes.
+    pub device: crate::Device,
 }
 
 impl EngineConfig {
@@ -56,6 +58,7 @@ impl EngineConfig {
             max_queued_requests: 4 * max_num_seqs.max(16),
             enable_prefix_caching: true,
             pooling: None,
+            device: crate::Device::default(),
         }
     }
 

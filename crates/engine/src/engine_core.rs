@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
-use uma_model::{Batch, BlockId, KvCache, KvCacheType, Logits, LogitsRequest, Model};
+use uma_model::backend::{Backend, PagedKvCache};
+use uma_model::{Batch, BlockId, KvCacheType, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
 use uma_tokenizer::{StreamDecoder, Tokenizer};
 
@@ -80,10 +81,11 @@ pub(crate) struct SharedState {
     pub(crate) stats: Arc<Mutex<EngineStats>>,
 }
 
-/// Owns the model, its KV tensors and the scheduler; runs on its own thread.
-pub(crate) struct EngineCore {
-    model: Model,
-    kv_cache: KvCache,
+/// Owns the model, its KV tensors (on the model's backend `B`) and the scheduler; runs on its
+/// own thread.
+pub(crate) struct EngineCore<B: Backend> {
+    model: Model<B>,
+    kv_cache: B::KvCache,
     scheduler: Scheduler,
     prompts: Arc<PromptEncoder>,
     commands: Receiver<Command>,
@@ -94,11 +96,11 @@ pub(crate) struct EngineCore {
     counters: EngineStats,
 }
 
-impl EngineCore {
+impl<B: Backend> EngineCore<B> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        model: Model,
-        kv_cache: KvCache,
+        model: Model<B>,
+        kv_cache: B::KvCache,
         scheduler: Scheduler,
         prompts: Arc<PromptEncoder>,
         commands: Receiver<Command>,
@@ -170,7 +172,7 @@ impl EngineCore {
         let num_blocks = tokens.len().div_ceil(block_size);
         // f16 whatever the pool's type: this cache lives for one request, and embeddings are
         // compared by cosine, where the f16 cache's precision is worth its few bytes.
-        let mut kv = KvCache::new(config, num_blocks, block_size, KvCacheType::F16)?;
+        let mut kv = self.model.new_paged_kv_cache(num_blocks, block_size, KvCacheType::F16)?;
         let table: Vec<BlockId> = (0..num_blocks as u32).map(BlockId).collect();
         let mut pooler = Pooler::new(pooling, config.hidden_size);
         let chunk_size = self.scheduler.max_num_batched_tokens().max(1);

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use uma_gguf::GgufFile;
 use uma_kv::KvCacheManager;
-use uma_model::{KvCache, Model};
+use uma_model::backend::{Backend, PagedKvCache};
+use uma_model::Model;
 use uma_sampling::{Sampler, SamplingParams, StopCondition};
 
+use crate::device::LoadedModel;
 use crate::engine_config::EngineConfig;
 use crate::engine_core::{Command, EmbedRequest, EngineCore, NewRequest, SharedState};
 use crate::engine_stats::EngineStats;
@@ -64,14 +66,16 @@ impl EngineHandle {
     ) -> Result<EngineHandle> {
         let file = Arc::new(GgufFile::open(path)?);
         let prompts = PromptEncoder::from_gguf(&file)?;
-        let model = Model::load(file)?;
-        EngineHandle::start(model, prompts, model_name, config)
+        match LoadedModel::load(file, config.device)? {
+            LoadedModel::Cpu(model) => EngineHandle::start(model, prompts, model_name, config),
+            LoadedModel::Gpu(model) => EngineHandle::start(model, prompts, model_name, config),
+        }
     }
 
     /// Allocates the KV pool and starts the engine thread for `model`, named `model_name` in
     /// the APIs.
-    pub fn start(
-        model: Model,
+    pub fn start<B: Backend>(
+        model: Model<B>,
         prompts: PromptEncoder,
         model_name: impl Into<String>,
         config: EngineConfig,
@@ -80,7 +84,7 @@ impl EngineHandle {
         let vocab_size = model.config().vocab_size;
         let num_blocks = config.num_kv_blocks();
         let kv_cache =
-            KvCache::new(model.config(), num_blocks, config.block_size, config.kv_cache_type)?;
+            model.new_paged_kv_cache(num_blocks, config.block_size, config.kv_cache_type)?;
         let kv_cache_bytes = kv_cache.size_in_bytes();
         let kv = KvCacheManager::new(num_blocks, config.block_size, config.enable_prefix_caching)?;
         let scheduler = Scheduler::new(

@@ -13,6 +13,7 @@
 //! rules (`uma-sampling`), HTTP and API formats (`uma-server`).
 #![forbid(unsafe_code)]
 
+mod device;
 mod engine_config;
 mod engine_core;
 mod engine_handle;
@@ -25,6 +26,7 @@ mod prompt_encoder;
 mod request_stream;
 mod scheduler;
 
+pub use device::{Device, LoadedModel};
 pub use engine_config::EngineConfig;
 pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;

@@ -53,6 +53,10 @@ impl GpuBackend {
         &self.context
     }
 
+    pub(crate) fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
     pub(crate) fn pool(&self) -> &Arc<BufferPool> {
         &self.pool
     }
@@ -281,9 +285,10 @@ impl Backend for GpuBackend {
         &self,
         config: &ModelConfig,
         num_blocks: usize,
+        block_size: usize,
         kv_type: KvCacheType,
     ) -> uma_model::Result<GpuKvCache> {
-        GpuKvCache::new(self, config, num_blocks, uma_model::DEFAULT_BLOCK_SIZE, kv_type)
+        GpuKvCache::new(self, config, num_blocks, block_size, kv_type)
     }
 
     fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> GpuPass<'a> {

@@ -2,7 +2,7 @@
 //! subgroups), its limits, and a flag set when the device is lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{GpuError, Result};
 
@@ -77,8 +77,22 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    /// Opens the best GPU: a discrete or integrated one before a software device.
+    /// The process's GPU: opened by the first caller ([`GpuContext::open_new`]) and shared by
+    /// every model loaded while it lives (one device, one queue); opened afresh after it was
+    /// lost or dropped.
     pub fn open() -> Result<Arc<GpuContext>> {
+        static SHARED: Mutex<Weak<GpuContext>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(context) = shared.upgrade().filter(|c| c.check_alive().is_ok()) {
+            return Ok(context);
+        }
+        let context = GpuContext::open_new()?;
+        *shared = Arc::downgrade(&context);
+        Ok(context)
+    }
+
+    /// Opens the best GPU: a discrete or integrated one before a software device.
+    pub fn open_new() -> Result<Arc<GpuContext>> {
         let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         if std::env::var_os("WGPU_BACKEND").is_none() {
             // GL has neither f16 nor subgroups, and finds the same software device as Vulkan.
@@ -86,6 +100,9 @@ impl GpuContext {
         }
         // Debug layers slow every call and some old ones reject valid SPIR-V.
         descriptor.flags = wgpu::InstanceFlags::empty();
+        // Past 95% of the driver's memory budget, creating a buffer fails (a clear error at
+        // load) instead of the device being lost mid-step (Vulkan and DX12 report budgets).
+        descriptor.memory_budget_thresholds.for_resource_creation = Some(95);
         let instance = wgpu::Instance::new(descriptor);
         let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,

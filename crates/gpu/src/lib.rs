@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod bandwidth;
 mod context;
 mod error;
 mod kv_cache;
@@ -25,6 +26,7 @@ mod step;
 mod test_support;
 
 pub use backend::{GpuActivations, GpuBackend, GpuPass, GpuVector};
+pub use bandwidth::{probe_bandwidth, BandwidthProbe};
 pub use context::{GpuContext, GpuFeatures, GpuInfo, GpuMemory, REQUIRE_GPU_VARIABLE};
 pub use error::{GpuError, Result};
 pub use kv_cache::GpuKvCache;

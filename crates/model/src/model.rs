@@ -81,7 +81,23 @@ impl<B: Backend> Model<B> {
         num_blocks: usize,
         kv_type: KvCacheType,
     ) -> Result<B::KvCache> {
-        self.backend.new_kv_cache(&self.config, num_blocks, kv_type)
+        self.new_paged_kv_cache(num_blocks, crate::DEFAULT_BLOCK_SIZE, kv_type)
+    }
+
+    /// A cache of `num_blocks` blocks of `block_size` positions storing `kv_type`, on the
+    /// model's backend.
+    pub fn new_paged_kv_cache(
+        &self,
+        num_blocks: usize,
+        block_size: usize,
+        kv_type: KvCacheType,
+    ) -> Result<B::KvCache> {
+        self.backend.new_kv_cache(&self.config, num_blocks, block_size, kv_type)
+    }
+
+    /// The backend the weights live on.
+    pub fn backend(&self) -> &B {
+        &self.backend
     }
 
     /// Runs one step: writes the batch's keys and values into `kv` and returns the requested

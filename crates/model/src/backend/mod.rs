@@ -118,12 +118,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The vector `tensor` of `len` elements (its shape already checked).
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
 
-    /// A zeroed cache of `num_blocks` blocks of [`crate::DEFAULT_BLOCK_SIZE`] positions for a
-    /// model of `config`, storing `kv_type`.
+    /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of
+    /// `config`, storing `kv_type`.
     fn new_kv_cache(
         &self,
         config: &ModelConfig,
         num_blocks: usize,
+        block_size: usize,
         kv_type: KvCacheType,
     ) -> Result<Self::KvCache>;
 

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use uma_gguf::GgufFile;
-use uma_model::{Batch, BlockId, KvCache, KvCacheType, LogitsRequest, Model, TokenId};
+use uma_model::backend::{Backend, PagedKvCache};
+use uma_model::{Batch, BlockId, KvCacheType, LogitsRequest, Model, TokenId};
 
-/// `crates/model/tests/golden/<rel>`.
+pub(crate) mod reference;
+
+/// `crates/model/tests/golden/<rel>` (from the model crate's tests and its sibling crates').
 pub(crate) fn golden_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/golden").join(rel)
 }
 
 /// Reads a golden JSON file; a missing one fails the test naming the file and the script.
@@ -26,23 +29,39 @@ pub(crate) fn read_golden(rel: &str) -> serde_json::Value {
 
 /// The tiny model of `arch`, built in memory by `uma_test_models::tiny`.
 pub(crate) fn tiny_model(arch: &str) -> Model {
+    tiny_model_on(uma_model::CpuBackend, arch)
+}
+
+/// [`tiny_model`] on `backend`.
+pub(crate) fn tiny_model_on<B: Backend>(backend: B, arch: &str) -> Model<B> {
     let bytes = uma_test_models::tiny::tiny_model_bytes(arch).expect("known tiny architecture");
-    Model::load(Arc::new(GgufFile::from_bytes(bytes).expect("valid GGUF"))).expect("loads")
+    let file = Arc::new(GgufFile::from_bytes(bytes).expect("valid GGUF"));
+    Model::load_with(backend, file).expect("loads")
 }
 
 /// A real test model.
 pub(crate) fn real_model(model: uma_test_models::TestModel) -> Model {
-    Model::open(uma_test_models::path(model)).expect("loads")
+    real_model_on(uma_model::CpuBackend, model)
+}
+
+/// [`real_model`] on `backend`.
+pub(crate) fn real_model_on<B: Backend>(backend: B, model: uma_test_models::TestModel) -> Model<B> {
+    let file = GgufFile::open(uma_test_models::path(model)).expect("opens");
+    Model::load_with(backend, Arc::new(file)).expect("loads")
 }
 
 /// Block table `first, first + 1, ...` covering `num_positions`.
-pub(crate) fn contiguous_table(kv: &KvCache, first: u32, num_positions: usize) -> Vec<BlockId> {
+pub(crate) fn contiguous_table(
+    kv: &impl PagedKvCache,
+    first: u32,
+    num_positions: usize,
+) -> Vec<BlockId> {
     let n = num_positions.div_ceil(kv.block_size()) as u32;
     (first..first + n).map(BlockId).collect()
 }
 
 /// Logits of every position of `tokens`, run alone as one prefill.
-pub(crate) fn all_logits(model: &Model, tokens: &[TokenId]) -> Vec<Vec<f32>> {
+pub(crate) fn all_logits<B: Backend>(model: &Model<B>, tokens: &[TokenId]) -> Vec<Vec<f32>> {
     let mut kv = model.new_kv_cache(tokens.len().div_ceil(16) + 1).expect("cache");
     let table = contiguous_table(&kv, 0, tokens.len());
     let logits = model
@@ -86,21 +105,21 @@ pub(crate) fn ids(value: &serde_json::Value) -> Vec<TokenId> {
 /// Runs every prompt as one sequence of a single batched prefill and returns each prompt's
 /// last-position logits (the sequences are independent: see `batched.rs`). `kv` gets enough
 /// blocks for `extra` more positions per prompt, and the block tables are returned with it.
-pub(crate) fn prefill_all(
-    model: &Model,
+pub(crate) fn prefill_all<B: Backend>(
+    model: &Model<B>,
     prompts: &[Vec<TokenId>],
     extra: usize,
-) -> (KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
+) -> (B::KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
     prefill_all_with(model, prompts, extra, KvCacheType::F16)
 }
 
 /// [`prefill_all`] with a KV cache of `kv_type`.
-pub(crate) fn prefill_all_with(
-    model: &Model,
+pub(crate) fn prefill_all_with<B: Backend>(
+    model: &Model<B>,
     prompts: &[Vec<TokenId>],
     extra: usize,
     kv_type: KvCacheType,
-) -> (KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
+) -> (B::KvCache, Vec<Vec<BlockId>>, Vec<Vec<f32>>) {
     let block_size = uma_model::DEFAULT_BLOCK_SIZE;
     let needed: Vec<usize> =
         prompts.iter().map(|p| (p.len() + extra).div_ceil(block_size)).collect();

@@ -20,7 +20,7 @@ use uma_kernels::ThreadPool;
 use crate::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
-use crate::kv_cache_type::{KvCacheType, DEFAULT_BLOCK_SIZE};
+use crate::kv_cache_type::KvCacheType;
 use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
 use attention::{attention, write_kv, AttentionShape};
 use projector::Projector;
@@ -69,9 +69,10 @@ impl Backend for CpuBackend {
         &self,
         config: &ModelConfig,
         num_blocks: usize,
+        block_size: usize,
         kv_type: KvCacheType,
     ) -> Result<KvCache> {
-        KvCache::new(config, num_blocks, DEFAULT_BLOCK_SIZE, kv_type)
+        KvCache::new(config, num_blocks, block_size, kv_type)
     }
 
     fn begin_pass<'a>(&'a self, layout: &'a BatchLayout<'a>) -> CpuPass<'a> {
