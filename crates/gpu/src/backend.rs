@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use uma_gguf::{GgufFile, TensorView};
 use uma_model::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
@@ -14,7 +14,7 @@ use uma_model::{HiddenActivation, KvCacheType, ModelConfig, ModelError};
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kv_cache::GpuKvCache;
-use crate::matrix::GpuMatrix;
+use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
 use crate::pool::{BufferPool, PooledBuffer};
 use crate::recorder::Recorder;
@@ -30,6 +30,9 @@ pub struct GpuBackend {
     /// The parameter arena the next pass records into (passes of one model run one at a time;
     /// a second concurrent pass makes its own).
     arena: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// Uploaded weight matrices by file and tensor name, so that a tensor loaded twice (a tied
+    /// embedding: row lookups and products) is on the device once.
+    matrices: Arc<Mutex<HashMap<String, Weak<MatrixBuffers>>>>,
 }
 
 impl GpuBackend {
@@ -44,6 +47,7 @@ impl GpuBackend {
             kernels: Arc::new(Kernels::new(context.clone())),
             pool: BufferPool::new(context.clone()),
             arena: Arc::new(Mutex::new(None)),
+            matrices: Arc::new(Mutex::new(HashMap::new())),
             context,
         }
     }
@@ -96,6 +100,19 @@ impl GpuBackend {
             return Err(GpuError::DeviceFailed { reason: format!("{label}: {error}") });
         }
         Ok(buffer)
+    }
+
+    /// The upload of the matrix `key` when one is still alive.
+    pub(crate) fn cached_matrix(&self, key: &str) -> Option<Arc<MatrixBuffers>> {
+        let matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
+        matrices.get(key).and_then(Weak::upgrade)
+    }
+
+    /// Remembers the upload of the matrix `key` (dropped uploads are forgotten here).
+    pub(crate) fn cache_matrix(&self, key: String, buffers: &Arc<MatrixBuffers>) {
+        let mut matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
+        matrices.retain(|_, weak| weak.strong_count() > 0);
+        matrices.insert(key, Arc::downgrade(buffers));
     }
 
     /// Waits until the device has done everything submitted (uploads included).
