@@ -84,3 +84,97 @@ pub(crate) fn matmul(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::GpuBackend;
+    use crate::matrix::test_matrices::{bytes, dequantized, TYPES};
+    use crate::test_support::{backend, read, relative_error, values, with_pass};
+    use uma_gguf::GgmlType;
+    use uma_model::backend::Backend;
+
+    /// Largest error relative to the largest |output|: f32 sums of 512 products against an f64
+    /// reference of the same dequantized weights.
+    const TOLERANCE: f32 = 1e-5;
+
+    /// `x · wᵀ` in f64 from the CPU's dequantized weights.
+    fn reference(w: &[f32], x: &[f32], num_rows: usize, row_length: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        for token in x.chunks_exact(row_length) {
+            for row in w.chunks_exact(row_length).take(num_rows) {
+                out.push(
+                    token.iter().zip(row).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()
+                        as f32,
+                );
+            }
+        }
+        out
+    }
+
+    /// The GPU product of `matrix` with `x` (`num_tokens` rows).
+    fn product(backend: &GpuBackend, matrix: &GpuMatrix, x: &[f32], num_tokens: usize) -> Vec<f32> {
+        with_pass(backend, num_tokens, 0, |pass| {
+            let gx = pass.upload_activations(x, num_tokens, matrix.row_length);
+            let mut out = GpuBackend::activations(pass, num_tokens, matrix.num_rows);
+            matmul(pass, matrix, &gx, &mut out).unwrap();
+            read(pass, &out)
+        })
+    }
+
+    #[test]
+    fn every_format_matches_the_cpu_for_decode_and_prefill_shapes() {
+        let Some(backend) = backend() else { return };
+        // 37 rows: not a multiple of the 8 rows of a matrix-vector workgroup nor of a 64-row tile.
+        let (num_rows, row_length) = (37, 512);
+        for (seed, ty) in TYPES.into_iter().enumerate() {
+            let data = bytes(ty, num_rows, row_length, seed as u64);
+            let w = dequantized(ty, &data, num_rows * row_length);
+            let matrix =
+                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            // 1 and 3 tokens take the matrix-vector kernel, 40 and 70 the tiled one (70: two
+            // token tiles, the second partial).
+            for num_tokens in [1, 3, 8, 40, 70] {
+                let x = values(100 + num_tokens as u64, num_tokens * row_length);
+                let expected = reference(&w, &x, num_rows, row_length);
+                let got = product(backend, &matrix, &x, num_tokens);
+                let error = relative_error(&got, &expected);
+                assert!(error < TOLERANCE, "{ty:?}, {num_tokens} tokens: relative error {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_chunks_give_the_same_products_as_one_binding() {
+        let Some(backend) = backend() else { return };
+        let (num_rows, row_length, ty) = (75, 256, GgmlType::Q8_0);
+        let data = bytes(ty, num_rows, row_length, 7);
+        let whole = GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+        // 9 words per 32 values: 288 bytes a row; chunks of 10 rows (the last of 5).
+        let row_bytes = 288;
+        let split =
+            GpuMatrix::upload(backend, "w", ty, &data, num_rows, row_length, row_bytes * 10 + 7)
+                .unwrap();
+        assert_eq!(split.chunks().len(), 8);
+        for num_tokens in [2, 40] {
+            let x = values(3, num_tokens * row_length);
+            let expected = product(backend, &whole, &x, num_tokens);
+            assert_eq!(product(backend, &split, &x, num_tokens), expected, "{num_tokens} tokens");
+            let reference =
+                reference(&dequantized(ty, &data, num_rows * row_length), &x, num_rows, row_length);
+            assert!(relative_error(&expected, &reference) < TOLERANCE);
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error() {
+        let Some(backend) = backend() else { return };
+        let data = bytes(GgmlType::F32, 4, 32, 1);
+        let matrix = GpuMatrix::from_bytes(backend, "w", GgmlType::F32, &data, 4, 32).unwrap();
+        with_pass(backend, 1, 0, |pass| {
+            let x = pass.upload_activations(&[0.0; 64], 1, 64);
+            let mut out = GpuBackend::activations(pass, 1, 4);
+            assert!(matmul(pass, &matrix, &x, &mut out).is_err());
+        });
+    }
+}
