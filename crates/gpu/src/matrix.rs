@@ -235,6 +235,26 @@ mod tests {
     }
 
     #[test]
+    fn a_tied_tensor_loaded_for_both_uses_shares_one_upload() {
+        let Some(backend) = backend() else { return };
+        let (num_rows, row_length) = (6, 64);
+        let data = test_matrices::bytes(GgmlType::Q8_0, num_rows, row_length, 2);
+        let mut writer = uma_gguf::GgufWriter::new();
+        let shape = [row_length as u64, num_rows as u64];
+        writer.add_tensor("token_embd.weight", GgmlType::Q8_0, &shape, data).unwrap();
+        writer.add_tensor("odd.weight", GgmlType::Q2_K, &[256, 1], vec![0; 84]).unwrap();
+        let file = Arc::new(GgufFile::from_bytes(writer.to_bytes()).unwrap());
+        let view = file.tensor("token_embd.weight").unwrap();
+        let lookup = GpuMatrix::load(backend, &file, &view, MatrixUse::RowLookup).unwrap();
+        let products = GpuMatrix::load(backend, &file, &view, MatrixUse::Products).unwrap();
+        assert!(Arc::ptr_eq(&lookup.buffers, &products.buffers));
+        assert_eq!((products.num_rows, products.row_length), (num_rows, row_length));
+        let odd = file.tensor("odd.weight").unwrap();
+        let error = GpuMatrix::load(backend, &file, &odd, MatrixUse::Products).unwrap_err();
+        assert!(error.to_string().contains("odd.weight"), "{error}");
+    }
+
+    #[test]
     fn repacking_pads_each_block_to_whole_words() {
         let q8 = Format::of(GgmlType::Q8_0).unwrap();
         let block: Vec<u8> = (0..34).collect();

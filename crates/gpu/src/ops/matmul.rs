@@ -178,3 +178,79 @@ mod tests {
         });
     }
 }
+
+/// Throughput on a real GPU (ignored: lavapipe timings mean nothing). Run with
+/// `UMA_REQUIRE_GPU=1 cargo test -p uma-gpu --release -- --ignored --nocapture throughput`.
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use crate::backend::GpuBackend;
+    use crate::test_support::{backend, read, values, with_pass};
+    use rand::{Rng, SeedableRng};
+    use std::time::Instant;
+    use uma_gguf::GgmlType;
+    use uma_model::backend::Backend;
+
+    /// Seconds per product of `matrix` with `num_tokens` tokens, from the difference of two
+    /// passes of `few` and `many` products (cancelling the submission and read-back).
+    fn seconds_per_product(backend: &GpuBackend, matrix: &GpuMatrix, num_tokens: usize) -> f64 {
+        let x = values(1, num_tokens * matrix.row_length);
+        let run = |count: usize| {
+            let start = Instant::now();
+            with_pass(backend, num_tokens, 0, |pass| {
+                let gx = pass.upload_activations(&x, num_tokens, matrix.row_length);
+                let mut out = GpuBackend::activations(pass, num_tokens, matrix.num_rows);
+                for _ in 0..count {
+                    matmul(pass, matrix, &gx, &mut out).unwrap();
+                }
+                read(pass, &out);
+            });
+            start.elapsed().as_secs_f64()
+        };
+        run(2);
+        let (few, many) = (10, 110);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            best = best.min((run(many) - run(few)) / (many - few) as f64);
+        }
+        best
+    }
+
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let Some(backend) = backend() else { return };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let (num_rows, row_length) = (14336, 4096);
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+            GgmlType::Q6_K,
+            GgmlType::F16,
+        ] {
+            let (block_values, block_bytes) = (ty.block_size(), ty.type_size());
+            let mut data = vec![0u8; num_rows * row_length / block_values * block_bytes];
+            rng.fill(&mut data[..]);
+            let matrix =
+                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            for num_tokens in [1, 4, 8] {
+                let seconds = seconds_per_product(backend, &matrix, num_tokens);
+                println!(
+                    "{ty:?} [{num_rows}, {row_length}] × {num_tokens} tokens: {:.1} µs, {:.0} GB/s",
+                    seconds * 1e6,
+                    data.len() as f64 / seconds / 1e9
+                );
+            }
+            for num_tokens in [64, 512] {
+                let seconds = seconds_per_product(backend, &matrix, num_tokens);
+                println!(
+                    "{ty:?} [{num_rows}, {row_length}] × {num_tokens} tokens: {:.1} µs, {:.1} TFLOP/s",
+                    seconds * 1e6,
+                    2.0 * (num_rows * row_length * num_tokens) as f64 / seconds / 1e12
+                );
+            }
+        }
+    }
+}

@@ -38,13 +38,23 @@ fn main(
         let quads = p.row_length / 4u;
         let row_words = p.row_length / (32u * UNITS_PER_BLOCK) * BLOCK_WORDS;
         let row_start = r * row_words;
-        for (var quad = lane; quad < quads; quad += LANES) {
+        // Two quads per step, their loads independent (more bytes in flight per thread);
+        // `quads` is a multiple of 8, so a step's second quad may be past the row only when
+        // the row is shorter than 2 · LANES quads.
+        for (var quad = lane; quad < quads; quad += 2u * LANES) {
             let unit = quad / 8u;
-            let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-            let w = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
+            let w = dequant_quad(row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS,
+                                 unit % UNITS_PER_BLOCK, quad % 8u);
+            let second = quad + LANES;
+            let has_second = second < quads;
+            let unit2 = select(unit, second / 8u, has_second);
+            var w2 = dequant_quad(row_start + (unit2 / UNITS_PER_BLOCK) * BLOCK_WORDS,
+                                  unit2 % UNITS_PER_BLOCK, second % 8u);
+            w2 = select(vec4<f32>(0.0), w2, has_second);
+            let second_x = select(quad, second, has_second);
             for (var t = 0u; t < MAX_TOKENS; t++) {
                 if t < p.num_tokens {
-                    sums[t] += dot(w, x[t * quads + quad]);
+                    sums[t] += dot(w, x[t * quads + quad]) + dot(w2, x[t * quads + second_x]);
                 }
             }
         }
