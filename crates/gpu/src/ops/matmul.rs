@@ -145,6 +145,33 @@ mod tests {
     }
 
     #[test]
+    fn short_rows_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        // 32 values: 8 quads, fewer than the 32 lanes of a row; 160: 40 quads, a second quad
+        // for 8 lanes only.
+        for (seed, (ty, row_length)) in
+            [(GgmlType::Q4_0, 32), (GgmlType::F16, 160), (GgmlType::Q5_1, 160)]
+                .into_iter()
+                .enumerate()
+        {
+            let num_rows = 13;
+            let data = bytes(ty, num_rows, row_length, 60 + seed as u64);
+            let w = dequantized(ty, &data, num_rows * row_length);
+            let matrix =
+                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            for num_tokens in [1, 5, 40] {
+                let x = values(200 + num_tokens as u64, num_tokens * row_length);
+                let expected = reference(&w, &x, num_rows, row_length);
+                let error = relative_error(&product(backend, &matrix, &x, num_tokens), &expected);
+                assert!(
+                    error < TOLERANCE,
+                    "{ty:?} rows of {row_length}, {num_tokens} tokens: {error}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn row_chunks_give_the_same_products_as_one_binding() {
         let Some(backend) = backend() else { return };
         let (num_rows, row_length, ty) = (75, 256, GgmlType::Q8_0);

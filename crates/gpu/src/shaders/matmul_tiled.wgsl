@@ -12,14 +12,17 @@ struct Params {
 }
 
 const TILE: u32 = 64u;
+// Tile rows are padded to 9 quads: with 8, the 16 threads reading neighbouring tokens' x would
+// all hit the same workgroup-memory bank (a row of 8 vec4 is 32 words).
+const STRIDE: u32 = 9u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> weights: array<u32>;      // [num_rows, row words]
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // [num_tokens, row_length / 4]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;    // [num_tokens, out_width]
 
-var<workgroup> weight_tile: array<vec4<f32>, 512>; // [TILE rows, 8 quads]
-var<workgroup> x_tile: array<vec4<f32>, 512>;      // [TILE tokens, 8 quads]
+var<workgroup> weight_tile: array<vec4<f32>, 576>; // [TILE rows, STRIDE quads]
+var<workgroup> x_tile: array<vec4<f32>, 576>;      // [TILE tokens, STRIDE quads]
 
 @compute @workgroup_size(256)
 fn main(
@@ -51,21 +54,21 @@ fn main(
                 let block = r * row_words + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
                 w = dequant_quad(block, unit % UNITS_PER_BLOCK, quad);
             }
-            weight_tile[slot] = w;
+            weight_tile[i * STRIDE + quad] = w;
             let t = first_token + i;
             var v = vec4<f32>(0.0);
             if t < p.num_tokens {
                 v = x[t * quads + unit * 8u + quad];
             }
-            x_tile[slot] = v;
+            x_tile[i * STRIDE + quad] = v;
         }
         workgroupBarrier();
         for (var quad = 0u; quad < 8u; quad++) {
             var w: array<vec4<f32>, 4>;
             var v: array<vec4<f32>, 4>;
             for (var i = 0u; i < 4u; i++) {
-                w[i] = weight_tile[(ty + 16u * i) * 8u + quad];
-                v[i] = x_tile[(tx + 16u * i) * 8u + quad];
+                w[i] = weight_tile[(ty + 16u * i) * STRIDE + quad];
+                v[i] = x_tile[(tx + 16u * i) * STRIDE + quad];
             }
             for (var i = 0u; i < 4u; i++) {
                 for (var j = 0u; j < 4u; j++) {
