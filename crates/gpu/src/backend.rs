@@ -30,9 +30,9 @@ pub struct GpuBackend {
     /// The parameter arena the next pass records into (passes of one model run one at a time;
     /// a second concurrent pass makes its own).
     arena: Arc<Mutex<Option<wgpu::Buffer>>>,
-    /// Uploaded weight matrices by file and tensor name, so that a tensor loaded twice (a tied
-    /// embedding: row lookups and products) is on the device once.
-    matrices: Arc<Mutex<HashMap<String, Weak<MatrixBuffers>>>>,
+    /// Uploaded weight matrices by tensor name, with their file, so that a tensor loaded twice
+    /// (a tied embedding: row lookups and products) is on the device once.
+    matrices: Arc<Mutex<MatrixCache>>,
 }
 
 impl GpuBackend {
@@ -102,17 +102,33 @@ impl GpuBackend {
         Ok(buffer)
     }
 
-    /// The upload of the matrix `key` when one is still alive.
-    pub(crate) fn cached_matrix(&self, key: &str) -> Option<Arc<MatrixBuffers>> {
+    /// The upload of tensor `name` of `file` when one is still alive.
+    pub(crate) fn cached_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        name: &str,
+    ) -> Option<Arc<MatrixBuffers>> {
         let matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
-        matrices.get(key).and_then(Weak::upgrade)
+        let (cached_file, buffers) = matrices.get(name)?;
+        // The file is compared while alive, so its address cannot be another file's.
+        let same_file = cached_file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file));
+        if same_file {
+            buffers.upgrade()
+        } else {
+            None
+        }
     }
 
-    /// Remembers the upload of the matrix `key` (dropped uploads are forgotten here).
-    pub(crate) fn cache_matrix(&self, key: String, buffers: &Arc<MatrixBuffers>) {
+    /// Remembers the upload of tensor `name` of `file` (dropped uploads are forgotten here).
+    pub(crate) fn cache_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        name: &str,
+        buffers: &Arc<MatrixBuffers>,
+    ) {
         let mut matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
-        matrices.retain(|_, weak| weak.strong_count() > 0);
-        matrices.insert(key, Arc::downgrade(buffers));
+        matrices.retain(|_, (_, buffers)| buffers.strong_count() > 0);
+        matrices.insert(name.to_owned(), (Arc::downgrade(file), Arc::downgrade(buffers)));
     }
 
     /// Waits until the device has done everything submitted (uploads included).
@@ -120,6 +136,9 @@ impl GpuBackend {
         self.context.wait()
     }
 }
+
+/// Weak references to uploaded matrices by tensor name, with the file they came from.
+type MatrixCache = HashMap<String, (Weak<GgufFile>, Weak<MatrixBuffers>)>;
 
 /// A norm's weights or a bias, as f32 on the device.
 #[derive(Debug)]

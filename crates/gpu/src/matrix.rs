@@ -121,8 +121,7 @@ impl GpuMatrix {
         let (name, ty) = (view.name(), view.ggml_type());
         let (num_rows, row_length) =
             (view.info().num_rows() as usize, view.info().row_length() as usize);
-        let key = format!("{:p}/{name}", Arc::as_ptr(file));
-        if let Some(buffers) = backend.cached_matrix(&key) {
+        if let Some(buffers) = backend.cached_matrix(file, name) {
             let format = Format::of(ty).expect("a cached matrix has a GPU format");
             return Ok(GpuMatrix { name: name.to_owned(), format, num_rows, row_length, buffers });
         }
@@ -136,7 +135,7 @@ impl GpuMatrix {
             row_length,
             max_chunk_bytes,
         )?;
-        backend.cache_matrix(key, &matrix.buffers);
+        backend.cache_matrix(file, name, &matrix.buffers);
         // The device copy replaces the mapped pages: count the weights once.
         file.release_tensor_pages(name)?;
         Ok(matrix)
