@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use uma_gguf::{GgufFile, TensorView};
 use uma_model::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
@@ -14,7 +14,7 @@ use uma_model::{HiddenActivation, KvCacheType, ModelConfig, ModelError};
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::kv_cache::GpuKvCache;
-use crate::matrix::GpuMatrix;
+use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
 use crate::pool::{BufferPool, PooledBuffer};
 use crate::recorder::Recorder;
@@ -30,6 +30,9 @@ pub struct GpuBackend {
     /// The parameter arena the next pass records into (passes of one model run one at a time;
     /// a second concurrent pass makes its own).
     arena: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// Uploaded weight matrices by tensor name, with their file, so that a tensor loaded twice
+    /// (a tied embedding: row lookups and products) is on the device once.
+    matrices: Arc<Mutex<MatrixCache>>,
 }
 
 impl GpuBackend {
@@ -44,6 +47,7 @@ impl GpuBackend {
             kernels: Arc::new(Kernels::new(context.clone())),
             pool: BufferPool::new(context.clone()),
             arena: Arc::new(Mutex::new(None)),
+            matrices: Arc::new(Mutex::new(HashMap::new())),
             context,
         }
     }
@@ -102,11 +106,43 @@ impl GpuBackend {
         Ok(buffer)
     }
 
+    /// The upload of tensor `name` of `file` when one is still alive.
+    pub(crate) fn cached_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        name: &str,
+    ) -> Option<Arc<MatrixBuffers>> {
+        let matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
+        let (cached_file, buffers) = matrices.get(name)?;
+        // The file is compared while alive, so its address cannot be another file's.
+        let same_file = cached_file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file));
+        if same_file {
+            buffers.upgrade()
+        } else {
+            None
+        }
+    }
+
+    /// Remembers the upload of tensor `name` of `file` (dropped uploads are forgotten here).
+    pub(crate) fn cache_matrix(
+        &self,
+        file: &Arc<GgufFile>,
+        name: &str,
+        buffers: &Arc<MatrixBuffers>,
+    ) {
+        let mut matrices = self.matrices.lock().unwrap_or_else(|e| e.into_inner());
+        matrices.retain(|_, (_, buffers)| buffers.strong_count() > 0);
+        matrices.insert(name.to_owned(), (Arc::downgrade(file), Arc::downgrade(buffers)));
+    }
+
     /// Waits until the device has done everything submitted (uploads included).
     pub fn wait(&self) -> Result<()> {
         self.context.wait()
     }
 }
+
+/// Weak references to uploaded matrices by tensor name, with the file they came from.
+type MatrixCache = HashMap<String, (Weak<GgufFile>, Weak<MatrixBuffers>)>;
 
 /// A norm's weights or a bias, as f32 on the device.
 #[derive(Debug)]

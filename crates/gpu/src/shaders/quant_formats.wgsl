@@ -1,0 +1,181 @@
+// Weight formats on the device, shared by the matrix kernels and the embedding lookup. Exactly
+// one `FORMAT_*` define is set. A kernel declares `weights: array<u32>` (one chunk of rows, see
+// matrix.rs for the padded block layouts) and calls `dequant_quad(block, unit, quad)`: values
+// `32·unit + 4·quad .. +4` of the block whose first word is `block`, with the CPU's
+// (uma_kernels') arithmetic, so an embedding row is bit-identical to `uma_kernels::dequantize`.
+// BLOCK_WORDS: u32 words of one padded block; UNITS_PER_BLOCK: 32-value units in a block.
+
+//#if FORMAT_F32
+const BLOCK_WORDS: u32 = 32u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let w = block + 4u * quad;
+    return vec4<f32>(bitcast<f32>(weights[w]), bitcast<f32>(weights[w + 1u]),
+                     bitcast<f32>(weights[w + 2u]), bitcast<f32>(weights[w + 3u]));
+}
+//#endif
+
+//#if FORMAT_F16
+const BLOCK_WORDS: u32 = 16u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let a = unpack2x16float(weights[block + 2u * quad]);
+    let b = unpack2x16float(weights[block + 2u * quad + 1u]);
+    return vec4<f32>(a.x, a.y, b.x, b.y);
+}
+//#endif
+
+//#if FORMAT_BF16
+const BLOCK_WORDS: u32 = 16u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let a = weights[block + 2u * quad];
+    let b = weights[block + 2u * quad + 1u];
+    return vec4<f32>(bf16_of(a, false), bf16_of(a, true), bf16_of(b, false), bf16_of(b, true));
+}
+//#endif
+
+// Nibble `i` of the four bytes of `word`, from the low (`shift` 0) or high (`shift` 4) halves.
+fn nibbles(word: u32, shift: u32) -> vec4<u32> {
+    return (vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) >> vec4<u32>(shift)) & vec4<u32>(0xfu);
+}
+
+// Bit `first + i` of `bits`, for i in 0..4.
+fn bits4(bits: u32, first: u32) -> vec4<u32> {
+    return (vec4<u32>(bits) >> (vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u))) & vec4<u32>(1u);
+}
+
+//#if FORMAT_Q4_0
+// [d: f16, pad: 2 bytes][qs: 16 bytes]: element j < 16 the low nibble of qs[j], j + 16 its high.
+const BLOCK_WORDS: u32 = 5u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let d = half_of(weights[block], false);
+    let q = nibbles(weights[block + 1u + (quad & 3u)], select(0u, 4u, quad >= 4u));
+    return vec4<f32>(vec4<i32>(q) - vec4<i32>(8)) * d;
+}
+//#endif
+
+//#if FORMAT_Q4_1
+// [d: f16, m: f16][qs: 16 bytes].
+const BLOCK_WORDS: u32 = 5u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let head = weights[block];
+    let q = nibbles(weights[block + 1u + (quad & 3u)], select(0u, 4u, quad >= 4u));
+    return vec4<f32>(q) * half_of(head, false) + half_of(head, true);
+}
+//#endif
+
+//#if FORMAT_Q5_0
+// [d: f16, pad: 2 bytes][qh: 4 bytes][qs: 16 bytes]; bit j of qh is element j's fifth bit.
+const BLOCK_WORDS: u32 = 6u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let d = half_of(weights[block], false);
+    let low = nibbles(weights[block + 2u + (quad & 3u)], select(0u, 4u, quad >= 4u));
+    let q = low | (bits4(weights[block + 1u], 4u * quad) << vec4<u32>(4u));
+    return vec4<f32>(vec4<i32>(q) - vec4<i32>(16)) * d;
+}
+//#endif
+
+//#if FORMAT_Q5_1
+// [d: f16, m: f16][qh: 4 bytes][qs: 16 bytes].
+const BLOCK_WORDS: u32 = 6u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let head = weights[block];
+    let low = nibbles(weights[block + 2u + (quad & 3u)], select(0u, 4u, quad >= 4u));
+    let q = low | (bits4(weights[block + 1u], 4u * quad) << vec4<u32>(4u));
+    return vec4<f32>(q) * half_of(head, false) + half_of(head, true);
+}
+//#endif
+
+//#if FORMAT_Q8_0
+// [d: f16, pad: 2 bytes][qs: 32 signed bytes].
+const BLOCK_WORDS: u32 = 9u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let d = half_of(weights[block], false);
+    let word = weights[block + 1u + quad];
+    let q = vec4<i32>(signed_byte_of(word, 0u), signed_byte_of(word, 1u),
+                      signed_byte_of(word, 2u), signed_byte_of(word, 3u));
+    return vec4<f32>(q) * d;
+}
+//#endif
+
+//#if FORMAT_Q4_K
+// 144 bytes, as stored: [d: f16, dmin: f16][scales: 12 bytes][qs: 128 bytes]; each 32 bytes of
+// qs hold 64 values, the first 32 in the low nibbles.
+const BLOCK_WORDS: u32 = 36u;
+const UNITS_PER_BLOCK: u32 = 8u;
+// ggml's get_scale_min_k4 for a Q4_K/Q5_K block (scales in words 1..4): the 6-bit (scale, min)
+// of sub-block `j` (0..8), as f32.
+fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
+    let lo = weights[block + 1u]; // bytes 0..4: scale[j] | scale[j+4] high bits
+    let mid = weights[block + 2u]; // bytes 4..8: min[j] | min[j+4] high bits
+    let hi = weights[block + 3u]; // bytes 8..12: scale[j+4] low 4 | min[j+4] low 4
+    if j < 4u {
+        return vec2<f32>(f32(byte_of(lo, j) & 63u), f32(byte_of(mid, j) & 63u));
+    }
+    let i = j - 4u;
+    let sc = (byte_of(hi, i) & 0xfu) | ((byte_of(lo, i) >> 6u) << 4u);
+    let m = (byte_of(hi, i) >> 4u) | ((byte_of(mid, i) >> 6u) << 4u);
+    return vec2<f32>(f32(sc), f32(m));
+}
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let head = weights[block];
+    let sm = scale_min_k4(block, unit);
+    let d1 = half_of(head, false) * sm.x;
+    let m1 = half_of(head, true) * sm.y;
+    let q = nibbles(weights[block + 4u + (unit / 2u) * 8u + quad], 4u * (unit % 2u));
+    return d1 * vec4<f32>(q) - m1;
+}
+//#endif
+
+//#if FORMAT_Q5_K
+// 176 bytes, as stored: [d, dmin][scales: 12 bytes][qh: 32 bytes][qs: 128 bytes]; value j's fifth
+// bit is bit j / 32 of qh[j % 32].
+const BLOCK_WORDS: u32 = 44u;
+const UNITS_PER_BLOCK: u32 = 8u;
+// ggml's get_scale_min_k4 for a Q4_K/Q5_K block (scales in words 1..4): the 6-bit (scale, min)
+// of sub-block `j` (0..8), as f32.
+fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
+    let lo = weights[block + 1u]; // bytes 0..4: scale[j] | scale[j+4] high bits
+    let mid = weights[block + 2u]; // bytes 4..8: min[j] | min[j+4] high bits
+    let hi = weights[block + 3u]; // bytes 8..12: scale[j+4] low 4 | min[j+4] low 4
+    if j < 4u {
+        return vec2<f32>(f32(byte_of(lo, j) & 63u), f32(byte_of(mid, j) & 63u));
+    }
+    let i = j - 4u;
+    let sc = (byte_of(hi, i) & 0xfu) | ((byte_of(lo, i) >> 6u) << 4u);
+    let m = (byte_of(hi, i) >> 4u) | ((byte_of(mid, i) >> 6u) << 4u);
+    return vec2<f32>(f32(sc), f32(m));
+}
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let head = weights[block];
+    let sm = scale_min_k4(block, unit);
+    let d1 = half_of(head, false) * sm.x;
+    let m1 = half_of(head, true) * sm.y;
+    let low = nibbles(weights[block + 12u + (unit / 2u) * 8u + quad], 4u * (unit % 2u));
+    let high = nibbles(weights[block + 4u + quad], unit) & vec4<u32>(1u);
+    return d1 * vec4<f32>(low | (high << vec4<u32>(4u))) - m1;
+}
+//#endif
+
+//#if FORMAT_Q6_K
+// 210 bytes as stored plus 2 bytes of padding: [ql: 128 bytes][qh: 64 bytes][scales: 16 signed
+// bytes][d: f16, pad]. Value j = 128h + 32k + l: low 4 bits nibble k / 2 of ql[64h + 32(k % 2)
+// + l], high 2 bits bits 2k.. of qh[32h + l], scale scales[j / 16].
+const BLOCK_WORDS: u32 = 53u;
+const UNITS_PER_BLOCK: u32 = 8u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let h = unit / 4u;
+    let k = unit % 4u;
+    let low = nibbles(weights[block + 16u * h + 8u * (k % 2u) + quad], 4u * (k / 2u));
+    let high = (nibbles(weights[block + 32u + 8u * h + quad], 2u * k)) & vec4<u32>(3u);
+    let s = 2u * unit + quad / 4u;
+    let ds = half_of(weights[block + 52u], false) * f32(signed_byte_of(weights[block + 48u + s / 4u], s % 4u));
+    return ds * vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
+}
+//#endif
