@@ -102,7 +102,8 @@ impl GpuKvCache {
         for layer in 0..config.num_hidden_layers {
             // wgpu zeroes new buffers.
             let keys = backend.create_buffer(&format!("kv layer {layer} keys"), tensor_bytes)?;
-            let values = backend.create_buffer(&format!("kv layer {layer} values"), tensor_bytes)?;
+            let values =
+                backend.create_buffer(&format!("kv layer {layer} values"), tensor_bytes)?;
             layers.push(LayerBuffers { keys, values });
         }
         Ok(GpuKvCache {

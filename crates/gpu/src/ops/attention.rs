@@ -76,7 +76,8 @@ pub(crate) fn attention(
         step.binding(StepArray::BlockTableStarts),
         step.binding(StepArray::BlockTables),
     ];
-    let cache = [buffers.keys.as_entire_buffer_binding(), buffers.values.as_entire_buffer_binding()];
+    let cache =
+        [buffers.keys.as_entire_buffer_binding(), buffers.values.as_entire_buffer_binding()];
 
     let write = pass.kernel(&format!("kv_write_{name}"), &[COMMON, KV_WRITE], defines)?;
     let write_params = WriteParams {
@@ -162,4 +163,336 @@ fn check(
         return bad(format!("block {} of a cache of {num_blocks}", block.index()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The GPU against the CPU backend on identical steps. Tolerance: the largest difference
+    //! is under 1e-5 of the largest |output| for both cache types. The Q8_0 cache is quantized
+    //! bit-exactly like the CPU's (checked on the cache contents, as are the f16 ones), so both
+    //! attend over the same keys and values; what differs is only the order of f32 sums and
+    //! the exponential (the CPU's polynomial against the device's `exp`).
+    use super::*;
+    use crate::backend::GpuBackend;
+    use crate::test_support::{backend, read, relative_error, values};
+    use half::f16;
+    use uma_ids::BlockId;
+    use uma_kernels::BlockQ8_0;
+    use uma_model::backend::{Backend, BatchLayout};
+    use uma_model::{
+        Architecture, Batch, CpuBackend, KvCache, LayerType, LogitsRequest, ModelConfig, RopeStyle,
+    };
+
+    const TOLERANCE: f32 = 1e-5;
+
+    fn config(heads: usize, kv_heads: usize, head_dim: usize, layers: usize) -> ModelConfig {
+        ModelConfig {
+            architecture: Architecture::from_name("llama").expect("llama is known"),
+            vocab_size: 32,
+            hidden_size: heads * head_dim,
+            num_hidden_layers: layers,
+            intermediate_size: 64,
+            num_attention_heads: heads,
+            num_key_value_heads: kv_heads,
+            head_dim,
+            max_position_embeddings: 4096,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            rope_local_base_freq: 10_000.0,
+            rope_freq_scale: 1.0,
+            rope_dimension_count: head_dim,
+            rope_style: RopeStyle::Neox,
+            sliding_window: None,
+            layer_types: vec![LayerType::FullAttention; layers],
+            attention_scale: 1.0 / (head_dim as f32).sqrt(),
+            final_logit_softcapping: None,
+            tie_word_embeddings: true,
+        }
+    }
+
+    /// One sequence of a step: its first position, its number of tokens, its block table.
+    struct Chunk {
+        start: usize,
+        len: usize,
+        table: Vec<BlockId>,
+    }
+
+    fn chunk(start: usize, len: usize, blocks: &[u32]) -> Chunk {
+        Chunk { start, len, table: blocks.iter().map(|&b| BlockId(b)).collect() }
+    }
+
+    /// A step's queries, keys and values, `[num_tokens, width]` each.
+    struct Inputs {
+        q: Vec<f32>,
+        k: Vec<f32>,
+        v: Vec<f32>,
+    }
+
+    /// A GPU cache and a CPU cache of one shape, stepped with the same inputs.
+    struct Caches {
+        gpu: GpuKvCache,
+        cpu: KvCache,
+        params: AttentionParams,
+    }
+
+    impl Caches {
+        fn new(
+            backend: &GpuBackend,
+            (heads, kv_heads, hd): (usize, usize, usize),
+            layers: usize,
+            kv_type: KvCacheType,
+            window: Option<usize>,
+            num_blocks: usize,
+        ) -> Caches {
+            let config = config(heads, kv_heads, hd, layers);
+            let block_size = uma_model::DEFAULT_BLOCK_SIZE;
+            let gpu = GpuKvCache::new(backend, &config, num_blocks, block_size, kv_type).unwrap();
+            let cpu = KvCache::new(&config, num_blocks, block_size, kv_type).unwrap();
+            let params = AttentionParams {
+                num_attention_heads: heads,
+                num_key_value_heads: kv_heads,
+                head_dim: hd,
+                scale: config.attention_scale,
+                window,
+            };
+            Caches { gpu, cpu, params }
+        }
+
+        /// Seeded inputs for `num_tokens` tokens (queries doubled: a peakier softmax).
+        fn inputs(&self, seed: u64, num_tokens: usize) -> Inputs {
+            let p = &self.params;
+            let (q_dim, kv_dim) =
+                (p.num_attention_heads * p.head_dim, p.num_key_value_heads * p.head_dim);
+            let q = values(seed, num_tokens * q_dim).iter().map(|x| 2.0 * x).collect();
+            Inputs {
+                q,
+                k: values(seed + 1, num_tokens * kv_dim),
+                v: values(seed + 2, num_tokens * kv_dim),
+            }
+        }
+
+        /// Attention of layer `layer` over `chunks` on both backends: (GPU, CPU) outputs. Also
+        /// checks that the GPU cache holds exactly what the CPU's quantization gives.
+        fn step(
+            &mut self,
+            backend: &GpuBackend,
+            layer: usize,
+            chunks: &[Chunk],
+            inputs: &Inputs,
+        ) -> (Vec<f32>, Vec<f32>) {
+            let tokens: Vec<Vec<u32>> =
+                chunks.iter().map(|c| (0..c.len as u32).collect()).collect();
+            let mut batch = Batch::new();
+            for (c, t) in chunks.iter().zip(&tokens) {
+                batch.push(t, c.start, &c.table, LogitsRequest::All);
+            }
+            let (layout, _) = BatchLayout::new(&batch);
+            let n = layout.num_tokens();
+            let p = self.params;
+            let (q_dim, kv_dim) =
+                (p.num_attention_heads * p.head_dim, p.num_key_value_heads * p.head_dim);
+            let Inputs { q, k, v } = inputs;
+
+            let mut cpu_pass = CpuBackend.begin_pass(&layout);
+            let mut expected = vec![0.0f32; n * q_dim];
+            CpuBackend::attention(&mut cpu_pass, &mut self.cpu, layer, &p, q, k, v, &mut expected);
+
+            let mut pass = backend.begin_pass(&layout);
+            let gq = pass.upload_activations(q, n, q_dim);
+            let gk = pass.upload_activations(k, n, kv_dim);
+            let gv = pass.upload_activations(v, n, kv_dim);
+            let mut out = GpuBackend::activations(&mut pass, n, q_dim);
+            attention(&mut pass, &mut self.gpu, layer, &p, &gq, &gk, &gv, &mut out).unwrap();
+            let got = read(&mut pass, &out);
+            self.check_cache(&mut pass, layer, &layout, k, v);
+            (got, expected)
+        }
+
+        /// Every token's rows in the GPU cache are its keys and values as f16, or as ggml's
+        /// Q8_0 blocks (the CPU cache's quantization).
+        fn check_cache(
+            &self,
+            pass: &mut GpuPass<'_>,
+            layer: usize,
+            layout: &BatchLayout<'_>,
+            k: &[f32],
+            v: &[f32],
+        ) {
+            let (kv_heads, hd) = (self.params.num_key_value_heads, self.params.head_dim);
+            let bs = self.gpu.block_size();
+            let buffers = &self.gpu.layers[layer];
+            for (tensor, new) in [(&buffers.keys, k), (&buffers.values, v)] {
+                let bytes = pass.recorder().read(tensor, 0, tensor.size()).unwrap();
+                let words: &[u32] = bytemuck::cast_slice(&bytes);
+                for (t, place) in layout.places().iter().enumerate() {
+                    let block = layout.block_tables()[place.sequence][place.position / bs];
+                    for head in 0..kv_heads {
+                        let row = (block.index() * kv_heads + head) * bs + place.position % bs;
+                        let source = &new[(t * kv_heads + head) * hd..][..hd];
+                        match self.gpu.kv_type() {
+                            KvCacheType::F16 => {
+                                let stored: &[u16] =
+                                    bytemuck::cast_slice(&words[row * hd / 2..][..hd / 2]);
+                                let want: Vec<u16> =
+                                    source.iter().map(|&x| f16::from_f32(x).to_bits()).collect();
+                                assert_eq!(stored, &want[..], "f16 row of token {t}, head {head}");
+                            }
+                            KvCacheType::Q8_0 => {
+                                let quants: &[u8] =
+                                    bytemuck::cast_slice(&words[row * hd / 4..][..hd / 4]);
+                                let scale_words = (hd / 32).div_ceil(2);
+                                let at = self.gpu.scales_offset() as usize + row * scale_words;
+                                let scales: &[u16] =
+                                    bytemuck::cast_slice(&words[at..at + scale_words]);
+                                for (g, group) in source.chunks_exact(32).enumerate() {
+                                    let block = BlockQ8_0::quantize(group.try_into().unwrap());
+                                    assert_eq!(
+                                        scales[g],
+                                        block.d.to_bits(),
+                                        "scale {g} of token {t}, head {head}"
+                                    );
+                                    let want: Vec<u8> = block.qs.iter().map(|&q| q as u8).collect();
+                                    assert_eq!(
+                                        &quants[g * 32..][..32],
+                                        &want[..],
+                                        "quants {g} of token {t}, head {head}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn assert_close(what: &str, (got, expected): (Vec<f32>, Vec<f32>)) {
+        let error = relative_error(&got, &expected);
+        assert!(error < TOLERANCE, "{what}: relative error {error}");
+    }
+
+    #[test]
+    fn prefill_then_decode_matches_the_cpu() {
+        let Some(backend) = backend() else { return };
+        for kv_type in [KvCacheType::F16, KvCacheType::Q8_0] {
+            for shape in [(4, 2, 64), (4, 2, 128), (2, 1, 256)] {
+                for window in [None, Some(7)] {
+                    let what = format!("{kv_type:?} {shape:?} window {window:?}");
+                    let mut caches = Caches::new(backend, shape, 1, kv_type, window, 8);
+                    // Blocks out of order, with unused ones around them.
+                    let prefill = [chunk(0, 20, &[5, 2])];
+                    let inputs = caches.inputs(1, 20);
+                    assert_close(
+                        &format!("{what} prefill"),
+                        caches.step(backend, 0, &prefill, &inputs),
+                    );
+                    let decode = [chunk(20, 1, &[5, 2])];
+                    let inputs = caches.inputs(2, 1);
+                    assert_close(
+                        &format!("{what} decode"),
+                        caches.step(backend, 0, &decode, &inputs),
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_sequences_and_a_chunk_mid_sequence_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        for kv_type in [KvCacheType::F16, KvCacheType::Q8_0] {
+            // A window shorter than the longer context.
+            for window in [None, Some(24)] {
+                let what = format!("{kv_type:?} window {window:?}");
+                let mut caches = Caches::new(backend, (6, 2, 64), 2, kv_type, window, 9);
+                let (a, b) = ([7, 3], [1, 8, 4]);
+                let first = [chunk(0, 20, &a), chunk(0, 5, &b)];
+                let inputs = caches.inputs(3, 25);
+                assert_close(&format!("{what} prefills"), caches.step(backend, 1, &first, &inputs));
+                // A decodes while B's prompt continues from position 5 over three blocks.
+                let second = [chunk(20, 1, &a), chunk(5, 40, &b)];
+                let inputs = caches.inputs(4, 41);
+                assert_close(
+                    &format!("{what} decode and chunk"),
+                    caches.step(backend, 1, &second, &inputs),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attention_over_a_copied_prefix_equals_attention_over_the_original() {
+        let Some(backend) = backend() else { return };
+        for kv_type in [KvCacheType::F16, KvCacheType::Q8_0] {
+            let mut caches = Caches::new(backend, (4, 2, 64), 2, kv_type, None, 8);
+            // Sequence A: 20 positions in blocks 2 and 5, in both layers.
+            let prefill = [chunk(0, 20, &[2, 5])];
+            let inputs = caches.inputs(5, 20);
+            for layer in 0..2 {
+                assert_close("prefill", caches.step(backend, layer, &prefill, &inputs));
+            }
+            // B shares A's first block whole and the first 4 positions of its second.
+            for cache in [&mut caches.gpu as &mut dyn PagedKvCache, &mut caches.cpu] {
+                cache.copy_block_prefix(BlockId(2), BlockId(6), 16).unwrap();
+                cache.copy_block_prefix(BlockId(5), BlockId(3), 4).unwrap();
+            }
+            // Both decode position 20 with the same inputs: their outputs are the same bits.
+            let decode = [chunk(20, 1, &[2, 5]), chunk(20, 1, &[6, 3])];
+            let one = caches.inputs(6, 1);
+            let inputs = Inputs { q: one.q.repeat(2), k: one.k.repeat(2), v: one.v.repeat(2) };
+            let (got, expected) = caches.step(backend, 1, &decode, &inputs);
+            let half = got.len() / 2;
+            assert_eq!(got[..half], got[half..], "{kv_type:?}: the copy attends differently");
+            assert_close(&format!("{kv_type:?} copied"), (got, expected));
+        }
+    }
+
+    #[test]
+    fn invalid_sizes_ids_and_shapes_are_errors() {
+        let Some(backend) = backend() else { return };
+        let config = config(4, 2, 64, 2);
+        let new = |config: &ModelConfig, blocks, kv_type| {
+            GpuKvCache::new(backend, config, blocks, 16, kv_type)
+        };
+        assert!(new(&config, 0, KvCacheType::F16).is_err(), "no blocks");
+        assert!(GpuKvCache::new(backend, &config, 4, 0, KvCacheType::F16).is_err(), "empty blocks");
+        let max = backend.context().info().max_binding_bytes as usize;
+        let too_many = max / (16 * 2 * 64 * 2) + 1;
+        assert!(new(&config, too_many, KvCacheType::F16).is_err(), "a layer past the binding");
+        assert!(new(&uma_model_config(48), 4, KvCacheType::Q8_0).is_err(), "partial q8_0 groups");
+        assert!(new(&uma_model_config(512), 4, KvCacheType::F16).is_err(), "heads past the kernel");
+
+        let mut cache = new(&config, 4, KvCacheType::Q8_0).unwrap();
+        assert_eq!(cache.size_in_bytes(), 2 * 2 * 4 * 16 * 2 * (64 + 4));
+        assert!(cache.check_shape(&config).is_ok());
+        assert!(cache.check_shape(&uma_model_config(32)).is_err());
+        assert!(cache.copy_block_prefix(BlockId(4), BlockId(0), 1).is_err(), "source");
+        assert!(cache.copy_block_prefix(BlockId(0), BlockId(9), 1).is_err(), "destination");
+        assert!(cache.copy_block_prefix(BlockId(0), BlockId(1), 17).is_err(), "positions");
+        assert!(cache.copy_block_prefix(BlockId(1), BlockId(1), 16).is_ok());
+
+        // Attention on a layer the cache lacks, past a sequence's blocks, past the cache.
+        let mut caches = Caches::new(backend, (4, 2, 64), 1, KvCacheType::F16, None, 4);
+        for (layer, blocks, what) in
+            [(1, &[0u32][..], "layer"), (0, &[0], "table"), (0, &[0, 7], "block")]
+        {
+            let tokens = [0u32; 3];
+            let table: Vec<BlockId> = blocks.iter().map(|&b| BlockId(b)).collect();
+            let batch = Batch::single(&tokens, 15, &table, LogitsRequest::All);
+            let (layout, _) = BatchLayout::new(&batch);
+            let mut pass = backend.begin_pass(&layout);
+            let inputs = caches.inputs(7, 3);
+            let gq = pass.upload_activations(&inputs.q, 3, 4 * 64);
+            let gk = pass.upload_activations(&inputs.k, 3, 2 * 64);
+            let mut out = GpuBackend::activations(&mut pass, 3, 4 * 64);
+            let p = caches.params;
+            let result = attention(&mut pass, &mut caches.gpu, layer, &p, &gq, &gk, &gk, &mut out);
+            assert!(result.is_err(), "{what}");
+        }
+    }
+
+    /// The test config with heads of `head_dim` elements.
+    fn uma_model_config(head_dim: usize) -> ModelConfig {
+        config(4, 2, head_dim, 2)
+    }
 }
