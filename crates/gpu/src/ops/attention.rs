@@ -137,7 +137,7 @@ fn check(
     let layout = pass.layout();
     let num_tokens = layout.num_tokens();
     let shapes = [(q, heads * hd, "q"), (k, kv_heads * hd, "k"), (v, kv_heads * hd, "v")];
-    for (x, width, what) in shapes.into_iter().chain([(&*out, heads * hd, "out")]) {
+    for (x, width, what) in shapes.into_iter().chain([(out, heads * hd, "out")]) {
         if x.num_rows != num_tokens || x.width != width {
             return bad(format!(
                 "{what} is [{}, {}], the step needs [{num_tokens}, {width}]",
@@ -418,6 +418,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn q8_0_quantization_is_the_cpus_bit_for_bit() {
+        let Some(backend) = backend() else { return };
+        // 4096 groups of 32 of magnitudes 1e-3 to 1e3 (scales over many exponents), checked
+        // against ggml's quantization by `step`. Breaking the kernel's rounding of `1 / d` flips
+        // a quant only near a tie, so a single flip in a run this size is the expected sign.
+        let mut caches = Caches::new(backend, (2, 2, 256), 1, KvCacheType::Q8_0, Some(4), 9);
+        let inputs = caches.inputs(8, 128);
+        let magnitude = |i: usize| 10f32.powi((i / 32 % 7) as i32 - 3);
+        let scaled = |x: &[f32]| x.iter().enumerate().map(|(i, &x)| x * magnitude(i)).collect();
+        let inputs = Inputs { q: inputs.q.clone(), k: scaled(&inputs.k), v: scaled(&inputs.v) };
+        let blocks: Vec<u32> = (0..8).map(|b| (b * 5 + 3) % 9).collect();
+        let (got, expected) = caches.step(backend, 0, &[chunk(0, 128, &blocks)], &inputs);
+        assert_close("q8_0 magnitudes", (got, expected));
     }
 
     #[test]

@@ -50,13 +50,56 @@ fn round_half_away(x: f32) -> f32 {
     return truncated;
 }
 
+// `a / b` correctly rounded (to nearest, ties to even) for positive normal `a` and `b` with a
+// normal quotient, by long division of the significands: Vulkan lets a driver's division be
+// 2.5 ulp off (NVIDIA's is), and the quants must be the CPU's bit for bit. Anything else (zero,
+// subnormals, overflow) takes the device's division.
+fn divide(a: f32, b: f32) -> f32 {
+    let bits_a = bitcast<u32>(a);
+    let bits_b = bitcast<u32>(b);
+    let exponent_a = i32(bits_a >> 23u);
+    let exponent_b = i32(bits_b >> 23u);
+    if exponent_a == 0 || exponent_b == 0 || exponent_a == 255 || exponent_b == 255 {
+        return a / b;
+    }
+    let divisor = (bits_b & 0x7fffffu) | 0x800000u;
+    var remainder = (bits_a & 0x7fffffu) | 0x800000u;
+    var exponent = exponent_a - exponent_b + 127;
+    if remainder < divisor {
+        remainder <<= 1u;
+        exponent -= 1;
+    }
+    // 24 bits of significand and a rounding bit; the remainder says whether more follow.
+    var quotient = 0u;
+    for (var i = 0u; i < 25u; i++) {
+        quotient <<= 1u;
+        if remainder >= divisor {
+            remainder -= divisor;
+            quotient |= 1u;
+        }
+        remainder <<= 1u;
+    }
+    var significand = quotient >> 1u;
+    if (quotient & 1u) == 1u && (remainder != 0u || (significand & 1u) == 1u) {
+        significand += 1u;
+        if significand == 0x1000000u {
+            significand >>= 1u;
+            exponent += 1;
+        }
+    }
+    if exponent <= 0 || exponent >= 255 {
+        return a / b;
+    }
+    return bitcast<f32>((u32(exponent) << 23u) | (significand & 0x7fffffu));
+}
+
 // The f32 scale of the 32 elements from `start` (ggml's quantize_row_q8_0: amax / 127).
 fn group_scale(which: u32, start: u32) -> f32 {
     var amax = 0.0;
     for (var i = 0u; i < GROUP; i++) {
         amax = max(amax, abs(element(which, start + i)));
     }
-    return amax / 127.0;
+    return divide(amax, 127.0);
 }
 //#endif
 
@@ -87,7 +130,10 @@ fn main(
         for (var w = thread; w < words_per_row; w += WORKGROUP) {
             let g = w / (GROUP / 4u);
             let d = group_scale(which, source + g * GROUP);
-            let inverse = select(0.0, 1.0 / d, d != 0.0);
+            var inverse = 0.0;
+            if d != 0.0 {
+                inverse = divide(1.0, d);
+            }
             var word = 0u;
             for (var i = 0u; i < 4u; i++) {
                 let q = i32(round_half_away(element(which, source + 4u * w + i) * inverse));
