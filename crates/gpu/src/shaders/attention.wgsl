@@ -143,7 +143,7 @@ fn main(
             rows[thread] = (block * params.num_kv_heads + kv_head) * bs + p % bs;
         }
         workgroupBarrier();
-        for (var base = 0u; base < TILE; base += ROWS) {
+        for (var base = 0u; base < count; base += ROWS) {
             let r = base + team;
             var part = 0.0;
             if r < count {
