@@ -18,6 +18,19 @@ use crate::step::StepArray;
 
 const KV_WRITE: &str = include_str!("../shaders/kv_write.wgsl");
 const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
+const MERGE: &str = include_str!("../shaders/attention_merge.wgsl");
+
+/// Positions per tile of the attention kernel (its `TILE`).
+const TILE: usize = 32;
+/// Steps with fewer (token, query head) items than this split long contexts (decoding: a few
+/// dozen workgroups would leave most of a GPU idle).
+const SPLIT_BELOW_ITEMS: usize = 256;
+/// Fewest positions a split gets (a multiple of TILE).
+const MIN_SPLIT_POSITIONS: usize = 256;
+/// Most splits of a (token, head)'s positions.
+const MAX_SPLITS: usize = 64;
+/// Workgroups a split step aims for.
+const TARGET_WORKGROUPS: usize = 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::NoUninit)]
@@ -41,6 +54,27 @@ struct AttentionUniform {
     window: u32,
     scale: f32,
     scales_offset: u32,
+    num_splits: u32,
+    positions_per_split: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::NoUninit)]
+struct MergeParams {
+    num_items: u32,
+    head_dim: u32,
+    num_splits: u32,
+}
+
+/// How many runs to cut each (token, head)'s positions into, for `num_items` (token, head)
+/// items attending to at most `context` positions.
+fn plan_splits(num_items: usize, context: usize) -> usize {
+    if num_items >= SPLIT_BELOW_ITEMS {
+        return 1;
+    }
+    let by_length = context / MIN_SPLIT_POSITIONS;
+    let by_occupancy = TARGET_WORKGROUPS.div_ceil(num_items);
+    by_length.min(by_occupancy).clamp(1, MAX_SPLITS)
 }
 
 /// Writes the step's keys and values into layer `layer` of `kv`, then attention.
@@ -54,6 +88,20 @@ pub(crate) fn attention(
     k: &GpuActivations,
     v: &GpuActivations,
     out: &mut GpuActivations,
+) -> Result<()> {
+    attention_with_splits(pass, kv, layer, params, [q, k, v], out, None)
+}
+
+/// [`attention`], each (token, head)'s positions cut into `splits` runs (`None`: as
+/// [`plan_splits`] says).
+fn attention_with_splits(
+    pass: &mut GpuPass<'_>,
+    kv: &mut GpuKvCache,
+    layer: usize,
+    params: &AttentionParams,
+    [q, k, v]: [&GpuActivations; 3],
+    out: &mut GpuActivations,
+    splits: Option<usize>,
 ) -> Result<()> {
     check(pass, kv, layer, params, [q, k, v, out])?;
     let num_tokens = q.num_rows;
@@ -91,7 +139,16 @@ pub(crate) fn attention(
     bindings.extend(step_arrays.iter().cloned());
     pass.dispatch(&write, &write_params, &bindings, grid((num_tokens * kv_heads) as u32))?;
 
-    let kernel = pass.kernel(&format!("attention_{name}"), &[COMMON, ATTENTION], defines)?;
+    let context = pass
+        .layout()
+        .places()
+        .iter()
+        .map(|place| params.window.map_or(place.position + 1, |w| w.min(place.position + 1)))
+        .max()
+        .unwrap_or(1);
+    let num_items = num_tokens * heads;
+    let num_splits = splits.unwrap_or_else(|| plan_splits(num_items, context)).max(1);
+    let positions_per_split = context.div_ceil(num_splits).next_multiple_of(TILE);
     let uniform = AttentionUniform {
         num_tokens: num_tokens as u32,
         num_heads: heads as u32,
@@ -102,10 +159,34 @@ pub(crate) fn attention(
         window: params.window.map_or(0, |w| w.min(u32::MAX as usize) as u32),
         scale: params.scale,
         scales_offset,
+        num_splits: num_splits as u32,
+        positions_per_split: positions_per_split as u32,
     };
-    let mut bindings = vec![q.binding(), cache[0].clone(), cache[1].clone(), out.binding()];
+    if num_splits == 1 {
+        let kernel = pass.kernel(&format!("attention_{name}"), &[COMMON, ATTENTION], defines)?;
+        let mut bindings = vec![q.binding(), cache[0].clone(), cache[1].clone(), out.binding()];
+        bindings.extend(step_arrays.iter().cloned());
+        return pass.dispatch(&kernel, &uniform, &bindings, grid(num_items as u32));
+    }
+    let split_name = format!("attention_{name}_split");
+    let split_defines: Vec<&str> = defines.iter().copied().chain(["SPLIT"]).collect();
+    let kernel = pass.kernel(&split_name, &[COMMON, ATTENTION], &split_defines)?;
+    // [num_items, num_splits, head_dim + 2]
+    let partials_len = num_items * num_splits * (hd + 2);
+    let partials = pass.scratch((partials_len * 4) as u64);
+    let partials_binding = crate::backend::whole(partials.buffer(), partials_len);
+    let mut bindings = vec![q.binding(), cache[0].clone(), cache[1].clone(), partials_binding];
     bindings.extend(step_arrays.iter().cloned());
-    pass.dispatch(&kernel, &uniform, &bindings, grid((num_tokens * heads) as u32))
+    let groups = grid((num_items * num_splits) as u32);
+    pass.dispatch(&kernel, &uniform, &bindings, groups)?;
+    let merge = pass.kernel("attention_merge", &[COMMON, MERGE], &[])?;
+    let merge_params = MergeParams {
+        num_items: num_items as u32,
+        head_dim: hd as u32,
+        num_splits: num_splits as u32,
+    };
+    let buffers = [crate::backend::whole(partials.buffer(), partials_len), out.binding()];
+    pass.dispatch(&merge, &merge_params, &buffers, grid(num_items as u32))
 }
 
 /// Refuses shapes the kernels would misread: a layer or heads the cache does not have, rows
@@ -233,6 +314,8 @@ mod tests {
         gpu: GpuKvCache,
         cpu: KvCache,
         params: AttentionParams,
+        /// How the GPU splits each (token, head)'s positions (`None`: as it plans).
+        splits: Option<usize>,
     }
 
     impl Caches {
@@ -255,7 +338,7 @@ mod tests {
                 scale: config.attention_scale,
                 window,
             };
-            Caches { gpu, cpu, params }
+            Caches { gpu, cpu, params, splits: None }
         }
 
         /// Seeded inputs for `num_tokens` tokens (queries doubled: a peakier softmax).
@@ -302,7 +385,9 @@ mod tests {
             let gk = pass.upload_activations(k, n, kv_dim);
             let gv = pass.upload_activations(v, n, kv_dim);
             let mut out = GpuBackend::activations(&mut pass, n, q_dim);
-            attention(&mut pass, &mut self.gpu, layer, &p, &gq, &gk, &gv, &mut out).unwrap();
+            let (gpu, splits) = (&mut self.gpu, self.splits);
+            attention_with_splits(&mut pass, gpu, layer, &p, [&gq, &gk, &gv], &mut out, splits)
+                .unwrap();
             let got = read(&mut pass, &out);
             self.check_cache(&mut pass, layer, &layout, k, v);
             (got, expected)
@@ -418,6 +503,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn split_contexts_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        for kv_type in [KvCacheType::F16, KvCacheType::Q8_0] {
+            // A window of 50 leaves the last splits of 7 empty.
+            for window in [None, Some(50)] {
+                let what = format!("{kv_type:?} window {window:?}");
+                let mut caches = Caches::new(backend, (4, 2, 128), 1, kv_type, window, 16);
+                let blocks: Vec<u32> = (0..14).map(|b| (b * 11 + 5) % 16).collect();
+                let (a, b) = (&blocks[..7], &blocks[7..]);
+                let prefill = [chunk(0, 100, a), chunk(0, 60, b)];
+                let inputs = caches.inputs(9, 160);
+                assert_close(
+                    &format!("{what} prefill"),
+                    caches.step(backend, 0, &prefill, &inputs),
+                );
+                // A decodes, B continues its prompt, each over runs of positions.
+                for (step, splits) in [(0, 3), (1, 7)] {
+                    caches.splits = Some(splits);
+                    let next = [chunk(100 + step, 1, a), chunk(60 + 5 * step, 5, b)];
+                    let inputs = caches.inputs(10 + step as u64, 6);
+                    let what = format!("{what} {splits} splits");
+                    assert_close(&what, caches.step(backend, 0, &next, &inputs));
+                }
+            }
+        }
+        // Decoding a long context splits on its own.
+        assert_eq!(plan_splits(32, 4096), 16);
+        assert_eq!(plan_splits(32, 100), 1);
+        assert_eq!(plan_splits(4096, 4096), 1);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //   position's value row is read by consecutive threads at consecutive addresses.
 // Scores, weights, running maximum and sum, and the accumulators are f32; the query is rounded
 // to f16 first, as the CPU backend (and llama.cpp with an f16 cache) does.
+// SPLIT: long contexts with few (token, head) items (decoding) are cut into `num_splits` runs of
+// `positions_per_split` positions, a workgroup each, so that the whole GPU streams the cache;
+// each writes its unnormalised state to `partials`, which attention_merge.wgsl combines.
 
 struct Params {
     num_tokens: u32,
@@ -19,6 +22,8 @@ struct Params {
     window: u32,
     scale: f32,
     scales_offset: u32, // Q8_0: first word of the scales in each cache tensor
+    num_splits: u32, // 1 unless SPLIT
+    positions_per_split: u32, // SPLIT: a multiple of TILE
 }
 
 const WORKGROUP: u32 = 64u;
@@ -33,7 +38,12 @@ const GROUP: u32 = 32u; // Q8_0 elements per scale
 @group(0) @binding(1) var<storage, read> queries: array<f32>; // [num_tokens, num_heads * head_dim]
 @group(0) @binding(2) var<storage, read> keys: array<u32>;
 @group(0) @binding(3) var<storage, read> values: array<u32>;
+//#if SPLIT
+// Per (token, head) and split: running maximum, running sum, then the head_dim accumulators.
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+//#else
 @group(0) @binding(4) var<storage, read_write> out: array<f32>; // [num_tokens, num_heads * head_dim]
+//#endif
 @group(0) @binding(5) var<storage, read> positions: array<u32>;   // [num_tokens]
 @group(0) @binding(6) var<storage, read> sequences: array<u32>;   // [num_tokens]
 @group(0) @binding(7) var<storage, read> table_starts: array<u32>; // [num_sequences + 1]
@@ -101,10 +111,12 @@ fn main(
     @builtin(num_workgroups) num_workgroups: vec3<u32>,
     @builtin(local_invocation_index) thread: u32,
 ) {
-    let item = group_index(workgroup, num_workgroups);
-    if item >= params.num_tokens * params.num_heads {
+    let work = group_index(workgroup, num_workgroups);
+    if work >= params.num_tokens * params.num_heads * params.num_splits {
         return;
     }
+    let item = work / params.num_splits;
+    let split = work % params.num_splits;
     let token = item / params.num_heads;
     let head = item % params.num_heads;
     let kv_head = head / (params.num_heads / params.num_kv_heads);
@@ -119,7 +131,12 @@ fn main(
             first = position + 1u - params.window;
         }
         // `last + 1` so that an empty window (`first` past the position) needs no sign.
-        span = vec3<u32>(first, position + 1u, table_starts[sequences[token]]);
+        var end = position + 1u;
+//#if SPLIT
+        first = min(first + split * params.positions_per_split, end);
+        end = min(first + params.positions_per_split, end);
+//#endif
+        span = vec3<u32>(first, end, table_starts[sequences[token]]);
     }
     for (var d = thread; d < hd; d += WORKGROUP) {
         // f16 rounding of the query.
@@ -193,10 +210,24 @@ fn main(
         // The next tile rewrites rows, scores and weights.
         workgroupBarrier();
     }
+//#if SPLIT
+    let state = (item * params.num_splits + split) * (hd + 2u);
+    if thread == 0u {
+        partials[state] = running_max;
+        partials[state + 1u] = running_sum;
+    }
+    for (var i = 0u; i < DIMS_PER_THREAD; i++) {
+        let d = thread + i * WORKGROUP;
+        if d < hd {
+            partials[state + 2u + d] = acc[i];
+        }
+    }
+//#else
     for (var i = 0u; i < DIMS_PER_THREAD; i++) {
         let d = thread + i * WORKGROUP;
         if d < hd {
             out[q_row + d] = select(0.0, acc[i] / running_sum, running_sum > 0.0);
         }
     }
+//#endif
 }
