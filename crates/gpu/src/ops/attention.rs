@@ -5,6 +5,15 @@
 //! workgroup per (token, query head), online softmax over tiles of 32 positions; see
 //! shaders/attention.wgsl). Both kernels run in the pass's compute pass, the write first, so
 //! the later tokens of a prefill chunk see the keys the earlier ones just wrote.
+//!
+//! When a step has few (token, head) items and long contexts (decoding), each item's positions
+//! are cut into runs of at least 256 positions, a workgroup each ([`plan_splits`]), and
+//! `attention_merge` combines their softmax states: a decode of 32 heads would otherwise keep
+//! 32 workgroups busy on a GPU that runs thousands.
+//!
+//! Arithmetic: the query rounded to f16 (as the CPU), scores, softmax and accumulation in f32.
+//! Against the CPU the outputs differ only by the order of f32 sums and the exponential; the
+//! tests hold them to 1e-5 of the largest output.
 
 use uma_model::backend::{AttentionParams, PagedKvCache};
 use uma_model::KvCacheType;
