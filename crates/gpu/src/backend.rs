@@ -18,7 +18,7 @@ use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
 use crate::pool::{BufferPool, PooledBuffer};
 use crate::recorder::Recorder;
-use crate::shader::{Kernel, Kernels, ShaderFlags};
+use crate::shader::{Kernel, Kernels};
 use crate::step::StepBuffers;
 
 /// The GPU backend: a device, its compiled kernels and its buffer pool. Cloning shares them.
@@ -207,14 +207,6 @@ impl<'a> GpuPass<'a> {
         self.step.clone()
     }
 
-    pub(crate) fn flags(&self) -> ShaderFlags {
-        self.backend.kernels.flags()
-    }
-
-    pub(crate) fn recorder(&mut self) -> &mut Recorder {
-        &mut self.recorder
-    }
-
     /// The kernel `name` built from `parts` with `defines` (see [`Kernels::get`]).
     pub(crate) fn kernel(
         &self,
@@ -242,7 +234,13 @@ impl<'a> GpuPass<'a> {
         self.backend.pool.take(bytes)
     }
 
+    #[cfg(test)]
+    pub(crate) fn recorder(&mut self) -> &mut Recorder {
+        &mut self.recorder
+    }
+
     /// Activations `[num_rows, width]` holding `values`.
+    #[cfg(test)]
     pub(crate) fn upload_activations(
         &mut self,
         values: &[f32],

@@ -30,6 +30,6 @@ pub type Result<T> = std::result::Result<T, GpuError>;
 
 impl From<GpuError> for uma_model::ModelError {
     fn from(error: GpuError) -> Self {
-        uma_model::ModelError::Device { backend: "gpu", source: Box::new(error) }
+        uma_model::ModelError::Device { backend: "gpu", error: Box::new(error) }
     }
 }

@@ -58,10 +58,6 @@ impl Recorder {
         })
     }
 
-    pub(crate) fn context(&self) -> &Arc<GpuContext> {
-        &self.context
-    }
-
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         let device = &self.context.device;
         self.encoder.get_or_insert_with(|| {

@@ -102,10 +102,6 @@ impl Kernels {
         Kernels { context, flags, compiled: Mutex::new(HashMap::new()) }
     }
 
-    pub(crate) fn flags(&self) -> ShaderFlags {
-        self.flags
-    }
-
     /// The kernel `name` (entry point `main`), compiling `parts` (concatenated, preprocessed
     /// with `defines`) the first time it is asked for. `name` must say everything that makes
     /// the source differ.

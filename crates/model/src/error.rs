@@ -42,8 +42,8 @@ pub enum ModelError {
 
     /// The device a backend computes on failed: a lost GPU, device memory that ran out, a
     /// kernel the driver refused.
-    #[error("{backend} device error: {source}")]
-    Device { backend: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("{backend} device error: {error}")]
+    Device { backend: &'static str, error: Box<dyn std::error::Error + Send + Sync> },
 
     /// A KV cache built for another model shape or with impossible sizes.
     #[error("invalid KV cache: {reason}")]

@@ -86,7 +86,7 @@ pub(crate) fn norm_heads_and_rope(
     rope: &RopeParams,
 ) -> Result<()> {
     let hd = rope.head_dim;
-    if hd > MAX_HEAD_DIM || rope.dimension_count > hd || rope.dimension_count % 2 != 0 {
+    if hd > MAX_HEAD_DIM || rope.dimension_count > hd || !rope.dimension_count.is_multiple_of(2) {
         return Err(GpuError::Unsupported {
             reason: format!(
                 "rope over {} of {hd} dimensions per head (the GPU kernel takes an even count, \
