@@ -62,9 +62,9 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Greedy completion of `prompt` with the top two log-probabilities of every token.
-fn complete(server: &Server, prompt: &str) -> Value {
+fn complete(server: &Server, model: &str, prompt: &str) -> Value {
     let body = json!({
-        "model": "m", "prompt": prompt, "max_tokens": 16, "temperature": 0, "logprobs": 2
+        "model": model, "prompt": prompt, "max_tokens": 16, "temperature": 0, "logprobs": 2
     });
     let response = request(
         server.port,
@@ -106,7 +106,8 @@ fn serve_on_the_gpu_answers_like_the_cpu_for_every_architecture() {
         let cpu = Server::start(&model, &[&args[..], &["--device", "cpu"]].concat());
         let gpu = Server::start(&model, &[&args[..], &["--device", "gpu"]].concat());
         for prompt in ["Hello there, how", "abc abc abc abc"] {
-            let (want, got) = (complete(&cpu, prompt), complete(&gpu, prompt));
+            let name = format!("tiny-{arch}");
+            let (want, got) = (complete(&cpu, &name, prompt), complete(&gpu, &name, prompt));
             let (want_tokens, got_tokens) = (tokens(&want), tokens(&got));
             let agree = want_tokens.iter().zip(&got_tokens).take_while(|(a, b)| a == b).count();
             if agree < want_tokens.len().min(got_tokens.len()) {
@@ -124,7 +125,7 @@ fn serve_on_the_gpu_answers_like_the_cpu_for_every_architecture() {
             }
         }
         // Streaming goes through the same engine: the chunks add up to the whole answer.
-        let body = json!({"model": "m", "prompt": "Hello", "max_tokens": 8, "temperature": 0, "stream": true});
+        let body = json!({"model": format!("tiny-{arch}"), "prompt": "Hello", "max_tokens": 8, "temperature": 0, "stream": true});
         let response = request(
             gpu.port,
             "POST",
