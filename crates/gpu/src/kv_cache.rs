@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use uma_ids::BlockId;
-use uma_model::backend::PagedKvCache;
+use uma_model::backend::{check_kv_cache_shape, PagedKvCache};
 use uma_model::{KvCacheType, ModelConfig, ModelError};
 
 use crate::backend::GpuBackend;
@@ -179,23 +179,7 @@ impl PagedKvCache for GpuKvCache {
     }
 
     fn check_shape(&self, config: &ModelConfig) -> uma_model::Result<()> {
-        if self.layers.len() != config.num_hidden_layers
-            || self.num_key_value_heads != config.num_key_value_heads
-            || self.head_dim != config.head_dim
-        {
-            return Err(ModelError::InvalidKvCache {
-                reason: format!(
-                    "built for {} layers × {} kv heads × {} dims, the model has {} × {} × {}",
-                    self.layers.len(),
-                    self.num_key_value_heads,
-                    self.head_dim,
-                    config.num_hidden_layers,
-                    config.num_key_value_heads,
-                    config.head_dim
-                ),
-            });
-        }
-        Ok(())
+        check_kv_cache_shape(config, self.layers.len(), self.num_key_value_heads, self.head_dim)
     }
 
     fn size_in_bytes(&self) -> usize {

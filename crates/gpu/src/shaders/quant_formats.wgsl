@@ -104,11 +104,7 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
 }
 //#endif
 
-//#if FORMAT_Q4_K
-// 144 bytes, as stored: [d: f16, dmin: f16][scales: 12 bytes][qs: 128 bytes]; each 32 bytes of
-// qs hold 64 values, the first 32 in the low nibbles.
-const BLOCK_WORDS: u32 = 36u;
-const UNITS_PER_BLOCK: u32 = 8u;
+// Shared by Q4_K and Q5_K (unused, and so not compiled into, the others).
 // ggml's get_scale_min_k4 for a Q4_K/Q5_K block (scales in words 1..4): the 6-bit (scale, min)
 // of sub-block `j` (0..8), as f32.
 fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
@@ -123,6 +119,12 @@ fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
     let m = (byte_of(hi, i) >> 4u) | ((byte_of(mid, i) >> 6u) << 4u);
     return vec2<f32>(f32(sc), f32(m));
 }
+
+//#if FORMAT_Q4_K
+// 144 bytes, as stored: [d: f16, dmin: f16][scales: 12 bytes][qs: 128 bytes]; each 32 bytes of
+// qs hold 64 values, the first 32 in the low nibbles.
+const BLOCK_WORDS: u32 = 36u;
+const UNITS_PER_BLOCK: u32 = 8u;
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let head = weights[block];
     let sm = scale_min_k4(block, unit);
@@ -138,20 +140,6 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
 // bit is bit j / 32 of qh[j % 32].
 const BLOCK_WORDS: u32 = 44u;
 const UNITS_PER_BLOCK: u32 = 8u;
-// ggml's get_scale_min_k4 for a Q4_K/Q5_K block (scales in words 1..4): the 6-bit (scale, min)
-// of sub-block `j` (0..8), as f32.
-fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
-    let lo = weights[block + 1u]; // bytes 0..4: scale[j] | scale[j+4] high bits
-    let mid = weights[block + 2u]; // bytes 4..8: min[j] | min[j+4] high bits
-    let hi = weights[block + 3u]; // bytes 8..12: scale[j+4] low 4 | min[j+4] low 4
-    if j < 4u {
-        return vec2<f32>(f32(byte_of(lo, j) & 63u), f32(byte_of(mid, j) & 63u));
-    }
-    let i = j - 4u;
-    let sc = (byte_of(hi, i) & 0xfu) | ((byte_of(lo, i) >> 6u) << 4u);
-    let m = (byte_of(hi, i) >> 4u) | ((byte_of(mid, i) >> 6u) << 4u);
-    return vec2<f32>(f32(sc), f32(m));
-}
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let head = weights[block];
     let sm = scale_min_k4(block, unit);

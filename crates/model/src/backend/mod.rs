@@ -18,7 +18,6 @@ use uma_gguf::{GgufFile, TensorView};
 use uma_ids::BlockId;
 
 use crate::config::{HiddenActivation, ModelConfig, RopeStyle};
-#[allow(unused_imports)] // named in the documentation
 use crate::error::ModelError;
 use crate::error::Result;
 use crate::kv_cache_type::KvCacheType;
@@ -66,6 +65,30 @@ pub enum Rows {
     All,
     /// The output tokens' only ([`BatchLayout::output_tokens`]), in order: the head's.
     Output,
+}
+
+/// The error of a cache built for `num_layers` layers of `num_key_value_heads` heads of
+/// `head_dim` values, where the model `config` needs others (every backend's
+/// [`PagedKvCache::check_shape`]).
+pub fn check_kv_cache_shape(
+    config: &ModelConfig,
+    num_layers: usize,
+    num_key_value_heads: usize,
+    head_dim: usize,
+) -> Result<()> {
+    if num_layers != config.num_hidden_layers
+        || num_key_value_heads != config.num_key_value_heads
+        || head_dim != config.head_dim
+    {
+        return Err(ModelError::InvalidKvCache {
+            reason: format!(
+                "built for {num_layers} layers × {num_key_value_heads} kv heads × {head_dim} dims, \
+                 the model has {} × {} × {}",
+                config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What the model checks of a cache before a step.

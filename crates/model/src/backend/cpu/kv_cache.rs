@@ -5,7 +5,7 @@
 use half::f16;
 use uma_ids::BlockId;
 
-use crate::backend::PagedKvCache;
+use crate::backend::{check_kv_cache_shape, PagedKvCache};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::kv_cache_type::{KvCacheType, Q8_0_GROUP};
@@ -222,23 +222,7 @@ impl PagedKvCache for KvCache {
     }
 
     fn check_shape(&self, config: &ModelConfig) -> Result<()> {
-        if self.layers.len() != config.num_hidden_layers
-            || self.num_key_value_heads != config.num_key_value_heads
-            || self.head_dim != config.head_dim
-        {
-            return Err(ModelError::InvalidKvCache {
-                reason: format!(
-                    "built for {} layers × {} kv heads × {} dims, the model has {} × {} × {}",
-                    self.layers.len(),
-                    self.num_key_value_heads,
-                    self.head_dim,
-                    config.num_hidden_layers,
-                    config.num_key_value_heads,
-                    config.head_dim
-                ),
-            });
-        }
-        Ok(())
+        check_kv_cache_shape(config, self.layers.len(), self.num_key_value_heads, self.head_dim)
     }
 }
 
