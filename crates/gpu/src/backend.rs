@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use uma_gguf::{GgufFile, TensorView};
 use uma_model::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
-use uma_model::{HiddenActivation, KvCacheType, ModelConfig, ModelError};
+use uma_model::{HiddenActivation, KvCacheType, ModelConfig};
 
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
@@ -302,16 +302,8 @@ impl Backend for GpuBackend {
     }
 
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> uma_model::Result<GpuVector> {
-        let (name, ty) = (tensor.name(), tensor.ggml_type());
-        let mut values = vec![0.0f32; len];
-        uma_kernels::dequantize(ty, tensor.data(), &mut values).map_err(|_| {
-            ModelError::UnsupportedTensorType {
-                name: name.to_owned(),
-                ty,
-                reason: "norm weights and biases must be F32, F16 or BF16",
-            }
-        })?;
-        let buffer = self.upload(name, bytemuck::cast_slice(&values))?;
+        let values = uma_model::backend::decode_vector(tensor, len)?;
+        let buffer = self.upload(tensor.name(), bytemuck::cast_slice(&values))?;
         Ok(GpuVector { buffer, len })
     }
 

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use uma_ids::BlockId;
-use uma_model::backend::{check_kv_cache_shape, PagedKvCache};
+use uma_model::backend::{check_block_copy, check_kv_cache_shape, PagedKvCache};
 use uma_model::{KvCacheType, ModelConfig, ModelError};
 
 use crate::backend::GpuBackend;
@@ -198,19 +198,11 @@ impl PagedKvCache for GpuKvCache {
         destination: BlockId,
         num_positions: usize,
     ) -> uma_model::Result<()> {
-        let (src, dst) = (source.index(), destination.index());
-        if src >= self.num_blocks || dst >= self.num_blocks || num_positions > self.block_size {
-            return Err(ModelError::InvalidKvCache {
-                reason: format!(
-                    "copying {num_positions} positions from block {src} to block {dst} of {} \
-                     blocks of {}",
-                    self.num_blocks, self.block_size
-                ),
-            });
-        }
-        if src == dst || num_positions == 0 {
+        if !check_block_copy(self.num_blocks, self.block_size, source, destination, num_positions)?
+        {
             return Ok(());
         }
+        let (src, dst) = (source.index(), destination.index());
         self.context.check_alive()?;
         let layout = self.layout();
         let (heads, bs) = (self.num_key_value_heads as u64, self.block_size as u64);

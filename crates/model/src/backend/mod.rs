@@ -14,7 +14,7 @@ mod layout;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use uma_gguf::{GgufFile, TensorView};
+use uma_gguf::{GgmlType, GgufFile, TensorView};
 use uma_ids::BlockId;
 
 use crate::config::{HiddenActivation, ModelConfig, RopeStyle};
@@ -67,6 +67,22 @@ pub enum Rows {
     Output,
 }
 
+/// A vector (norm weight or bias), decoded to f32: what every backend keeps of one (the CPU as
+/// it is, a GPU uploaded).
+pub fn decode_vector(view: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
+    let (name, ty) = (view.name(), view.ggml_type());
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return Err(ModelError::UnsupportedTensorType {
+            name: name.to_owned(),
+            ty,
+            reason: "norm weights and biases must be F32, F16 or BF16",
+        });
+    }
+    let mut out = vec![0.0f32; len];
+    uma_kernels::dequantize(ty, view.data(), &mut out)?;
+    Ok(out)
+}
+
 /// The error of a cache built for `num_layers` layers of `num_key_value_heads` heads of
 /// `head_dim` values, where the model `config` needs others (every backend's
 /// [`PagedKvCache::check_shape`]).
@@ -89,6 +105,28 @@ pub fn check_kv_cache_shape(
         });
     }
     Ok(())
+}
+
+/// Checks a prefix copy of `num_positions` positions from block `source` to `destination` in a
+/// cache of `num_blocks` blocks of `block_size` (every backend's
+/// [`PagedKvCache::copy_block_prefix`]); whether there is anything to copy.
+pub fn check_block_copy(
+    num_blocks: usize,
+    block_size: usize,
+    source: BlockId,
+    destination: BlockId,
+    num_positions: usize,
+) -> Result<bool> {
+    let (src, dst) = (source.index(), destination.index());
+    if src >= num_blocks || dst >= num_blocks || num_positions > block_size {
+        return Err(ModelError::InvalidKvCache {
+            reason: format!(
+                "copying {num_positions} positions from block {src} to block {dst} of \
+                 {num_blocks} blocks of {block_size}"
+            ),
+        });
+    }
+    Ok(src != dst && num_positions > 0)
 }
 
 /// What the model checks of a cache before a step.

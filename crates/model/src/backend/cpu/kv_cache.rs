@@ -5,7 +5,7 @@
 use half::f16;
 use uma_ids::BlockId;
 
-use crate::backend::{check_kv_cache_shape, PagedKvCache};
+use crate::backend::{check_block_copy, check_kv_cache_shape, PagedKvCache};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::kv_cache_type::{KvCacheType, Q8_0_GROUP};
@@ -158,19 +158,11 @@ impl KvCache {
         destination: BlockId,
         num_positions: usize,
     ) -> Result<()> {
-        let (src, dst) = (source.index(), destination.index());
-        if src >= self.num_blocks || dst >= self.num_blocks || num_positions > self.block_size {
-            return Err(ModelError::InvalidKvCache {
-                reason: format!(
-                    "copying {num_positions} positions from block {src} to block {dst} of {} \
-                     blocks of {}",
-                    self.num_blocks, self.block_size
-                ),
-            });
-        }
-        if src == dst || num_positions == 0 {
+        if !check_block_copy(self.num_blocks, self.block_size, source, destination, num_positions)?
+        {
             return Ok(());
         }
+        let (src, dst) = (source.index(), destination.index());
         let heads = self.num_key_value_heads;
         let copy = BlockPrefix { src, dst, num_positions, block_size: self.block_size };
         for layer in &mut self.layers {

@@ -100,18 +100,3 @@ impl CpuMatrix {
             .expect("type and shape are checked at load");
     }
 }
-
-/// A vector (norm weight or bias), decoded to f32.
-pub(crate) fn load_vector(view: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
-    let (name, ty) = (view.name(), view.ggml_type());
-    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
-        return Err(ModelError::UnsupportedTensorType {
-            name: name.to_owned(),
-            ty,
-            reason: "norm weights and biases must be F32, F16 or BF16",
-        });
-    }
-    let mut out = vec![0.0f32; len];
-    uma_kernels::dequantize(ty, view.data(), &mut out)?;
-    Ok(out)
-}

@@ -62,7 +62,7 @@ impl Backend for CpuBackend {
     }
 
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
-        matrix::load_vector(tensor, len)
+        crate::backend::decode_vector(tensor, len)
     }
 
     fn new_kv_cache(
