@@ -571,7 +571,7 @@ fn render_header(report: &BenchReport) -> String {
     ));
     match &report.gpu {
         Some(gpu) => line(format!("device: GPU {gpu}")),
-        None => line(format!("device: CPU, {} threads", report.threads)),
+        None => line(format!("device: CPU, threads: {}", report.threads)),
     }
     line(format!("memory read bandwidth: {}", describe_bandwidth(&report.bandwidth)));
     line(format!(

@@ -47,6 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_mesa_device_select();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(mut args) => {
@@ -74,5 +75,17 @@ fn main() -> ExitCode {
             eprintln!("uma: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's implicit Vulkan layer `device_select` connects to Wayland while listing GPUs, and without a
+/// login session (no `XDG_RUNTIME_DIR`: ssh, containers, CI) libwayland prints two "error:" lines on
+/// every GPU probe, `--device auto` included. wgpu orders the adapters itself, so the layer is turned
+/// off there unless the user chose a GPU through it. Done first, before any thread reads the
+/// environment.
+fn quiet_mesa_device_select() {
+    let unset = |name| std::env::var_os(name).is_none();
+    if unset("XDG_RUNTIME_DIR") && unset("MESA_VK_DEVICE_SELECT") && unset("NODEVICE_SELECT") {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }

@@ -160,7 +160,7 @@ fn table_lists_one_row_per_test_then_the_bandwidth_lines() {
     ]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(stdout.contains("threads: 1\n"), "{stdout}");
+    assert!(stdout.contains("device: CPU, threads: 1\n"), "{stdout}");
     assert!(
         stdout.contains("memory read bandwidth: 50.0 GB/s (given with --bandwidth)"),
         "{stdout}"
