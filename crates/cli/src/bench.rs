@@ -281,6 +281,8 @@ struct TestResult {
     weight_gb_per_s: Option<f64>,
     /// `weight_gb_per_s` as a share of the memory read bandwidth.
     bandwidth_percent: Option<f64>,
+    /// On the GPU: where a timed forward pass spent its time.
+    gpu_pass: Option<GpuPassReport>,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -343,7 +345,41 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     }
                 }
             };
-            run_on(&setup, model, bandwidth, Some(gpu.info().to_string()))
+            let on_gpu = OnGpu { name: gpu.info().to_string(), stats: model.backend().stats() };
+            run_on(&setup, model, bandwidth, Some(on_gpu))
+        }
+    }
+}
+
+/// The GPU a model runs on: its description and its backend's time counters.
+struct OnGpu {
+    name: String,
+    stats: Arc<uma_gpu::GpuStats>,
+}
+
+/// Where one forward pass of a test spent its time on the GPU, averaged over the timed passes.
+#[derive(Serialize, Debug)]
+struct GpuPassReport {
+    dispatches: f64,
+    submissions: f64,
+    /// CPU milliseconds recording dispatches.
+    recording_ms: f64,
+    /// CPU milliseconds finishing and submitting command buffers.
+    submitting_ms: f64,
+    /// Milliseconds waiting for the device's results.
+    waiting_ms: f64,
+}
+
+impl GpuPassReport {
+    fn new(stats: &uma_gpu::GpuStatsSnapshot) -> GpuPassReport {
+        let passes = stats.passes.max(1) as f64;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / passes;
+        GpuPassReport {
+            dispatches: stats.dispatches as f64 / passes,
+            submissions: stats.submissions as f64 / passes,
+            recording_ms: ms(stats.recording),
+            submitting_ms: ms(stats.submitting),
+            waiting_ms: ms(stats.waiting),
         }
     }
 }
@@ -363,7 +399,7 @@ fn run_on<B: Backend>(
     setup: &Setup<'_>,
     model: Model<B>,
     bandwidth: BandwidthReport,
-    gpu: Option<String>,
+    gpu: Option<OnGpu>,
 ) -> anyhow::Result<()> {
     let Setup { args, ref tests, threads, context_length, num_blocks, ref request } = *setup;
     let kv_cache = model
@@ -372,7 +408,7 @@ fn run_on<B: Backend>(
     let mut report = BenchReport {
         model: model_summary(&model, args),
         device: if gpu.is_some() { Device::Gpu.name() } else { Device::Cpu.name() },
-        gpu,
+        gpu: gpu.as_ref().map(|g| g.name.clone()),
         threads,
         context_length,
         kv_cache_blocks: kv_cache.num_blocks(),
@@ -388,12 +424,13 @@ fn run_on<B: Backend>(
     if !args.json {
         crate::output::print(&(render_header(&report) + &table.header()))?;
     }
-    let mut runner = Runner { model: &model, kv_cache };
+    let mut runner = Runner { model: &model, kv_cache, gpu_stats: gpu.map(|g| g.stats) };
     for &test in tests {
-        let samples = runner
+        let (samples, gpu_pass) = runner
             .measure(test, args.repetitions)
             .with_context(|| format!("{} failed", test.name()))?;
-        let result = test_result(test, samples, &report);
+        let mut result = test_result(test, samples, &report);
+        result.gpu_pass = gpu_pass;
         if !args.json {
             crate::output::print(&table.row(&report, &result))?;
         }
@@ -402,7 +439,7 @@ fn run_on<B: Backend>(
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        render_bandwidth(&report)
+        render_bandwidth(&report) + &render_gpu_passes(&report)
     };
     crate::output::print(&text)
 }
@@ -446,6 +483,7 @@ fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResul
         samples,
         weight_gb_per_s,
         bandwidth_percent: weight_gb_per_s.map(|g| 100.0 * g / report.bandwidth.gb_per_s),
+        gpu_pass: None,
     }
 }
 
@@ -454,15 +492,26 @@ fn test_result(test: Test, samples: Vec<f64>, report: &BenchReport) -> TestResul
 struct Runner<'a, B: Backend> {
     model: &'a Model<B>,
     kv_cache: B::KvCache,
+    /// The GPU's time counters, when the model runs on one.
+    gpu_stats: Option<Arc<uma_gpu::GpuStats>>,
 }
 
 impl<B: Backend> Runner<'_, B> {
-    /// Tokens per second of each timed repetition.
-    fn measure(&mut self, test: Test, repetitions: usize) -> anyhow::Result<Vec<f64>> {
-        match test {
-            Test::Prompt { n, .. } => self.prompt(test, n, repetitions),
-            Test::Generation { n, batch, .. } => self.generation(test, n, batch, repetitions),
-        }
+    /// Tokens per second of each timed repetition and, on the GPU, where their passes spent
+    /// their time.
+    fn measure(
+        &mut self,
+        test: Test,
+        repetitions: usize,
+    ) -> anyhow::Result<(Vec<f64>, Option<GpuPassReport>)> {
+        let mut timed = TimedPasses::new(self.gpu_stats.clone());
+        let samples = match test {
+            Test::Prompt { n, .. } => self.prompt(test, n, repetitions, &mut timed),
+            Test::Generation { n, batch, .. } => {
+                self.generation(test, n, batch, repetitions, &mut timed)
+            }
+        }?;
+        Ok((samples, timed.report()))
     }
 
     /// Blocks of sequence `sequence` of `test`.
@@ -484,7 +533,13 @@ impl<B: Backend> Runner<'_, B> {
 
     /// `n` tokens in one forward pass after the test's context; each repetition overwrites the
     /// last.
-    fn prompt(&mut self, test: Test, n: usize, repetitions: usize) -> anyhow::Result<Vec<f64>> {
+    fn prompt(
+        &mut self,
+        test: Test,
+        n: usize,
+        repetitions: usize,
+        timed: &mut TimedPasses,
+    ) -> anyhow::Result<Vec<f64>> {
         let vocab_size = self.model.config().vocab_size;
         let depth = test.context_before();
         let context = random_tokens(SEED ^ 0x64, depth, vocab_size);
@@ -493,6 +548,7 @@ impl<B: Backend> Runner<'_, B> {
         self.fill_context(&context, &table)?;
         let mut samples = Vec::with_capacity(repetitions);
         for repetition in 0..=repetitions {
+            timed.start_if(repetition == 1);
             let batch = Batch::single(&tokens, depth, &table, LogitsRequest::Last);
             let started = Instant::now();
             let logits = self.model.forward(&batch, &mut self.kv_cache)?;
@@ -513,6 +569,7 @@ impl<B: Backend> Runner<'_, B> {
         n: usize,
         batch: usize,
         repetitions: usize,
+        timed: &mut TimedPasses,
     ) -> anyhow::Result<Vec<f64>> {
         let vocab_size = self.model.config().vocab_size;
         let depth = test.context_before();
@@ -526,6 +583,7 @@ impl<B: Backend> Runner<'_, B> {
 
         let mut samples = Vec::with_capacity(repetitions);
         for repetition in 0..=repetitions {
+            timed.start_if(repetition == 1);
             let started = Instant::now();
             for k in 0..n {
                 let mut step = Batch::new();
@@ -540,6 +598,29 @@ impl<B: Backend> Runner<'_, B> {
             }
         }
         Ok(samples)
+    }
+}
+
+/// The GPU's counters from the first timed repetition on (the untimed first one warms up).
+struct TimedPasses {
+    stats: Option<Arc<uma_gpu::GpuStats>>,
+    start: Option<uma_gpu::GpuStatsSnapshot>,
+}
+
+impl TimedPasses {
+    fn new(stats: Option<Arc<uma_gpu::GpuStats>>) -> TimedPasses {
+        TimedPasses { stats, start: None }
+    }
+
+    fn start_if(&mut self, first_timed: bool) {
+        if first_timed {
+            self.start = self.stats.as_ref().map(|s| s.snapshot());
+        }
+    }
+
+    fn report(&self) -> Option<GpuPassReport> {
+        let now = self.stats.as_ref()?.snapshot();
+        Some(GpuPassReport::new(&now.since(self.start.as_ref()?)))
     }
 }
 
@@ -687,6 +768,25 @@ fn render_bandwidth(report: &BenchReport) -> String {
             "{}: {achieved:.2} GB/s of weights read, {percent:.1}% of {limit:.1} GB/s",
             r.test
         ));
+    }
+    out
+}
+
+/// On the GPU, where one forward pass of each test spent its time: CPU overhead per dispatch
+/// (recording, submitting) against the device's work (waiting).
+fn render_gpu_passes(report: &BenchReport) -> String {
+    let mut out = String::new();
+    for r in &report.results {
+        let Some(p) = &r.gpu_pass else { continue };
+        if out.is_empty() {
+            out.push_str("\nGPU time per forward pass (CPU recording + submitting, then waiting for the device):\n");
+        }
+        writeln!(
+            out,
+            "{}: {:.0} dispatches in {:.1} submissions; {:.3} + {:.3} ms on the CPU, {:.3} ms waiting",
+            r.test, p.dispatches, p.submissions, p.recording_ms, p.submitting_ms, p.waiting_ms
+        )
+        .expect("writing to a String cannot fail");
     }
     out
 }

@@ -17,8 +17,9 @@ use crate::kv_cache::GpuKvCache;
 use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
 use crate::pool::{BufferPool, PooledBuffer};
-use crate::recorder::Recorder;
+use crate::recorder::{BindGroups, Recorder};
 use crate::shader::{Kernel, Kernels};
+use crate::stats::GpuStats;
 use crate::step::StepBuffers;
 
 /// The GPU backend: a device, its compiled kernels and its buffer pool. Cloning shares them.
@@ -33,6 +34,8 @@ pub struct GpuBackend {
     /// Uploaded weight matrices by tensor name, with their file, so that a tensor loaded twice
     /// (a tied embedding: row lookups and products) is on the device once.
     matrices: Arc<Mutex<MatrixCache>>,
+    pub(crate) bind_groups: Arc<BindGroups>,
+    stats: Arc<GpuStats>,
 }
 
 impl GpuBackend {
@@ -48,6 +51,8 @@ impl GpuBackend {
             pool: BufferPool::new(context.clone()),
             arena: Arc::new(Mutex::new(None)),
             matrices: Arc::new(Mutex::new(HashMap::new())),
+            bind_groups: Arc::default(),
+            stats: Arc::default(),
             context,
         }
     }
@@ -55,6 +60,11 @@ impl GpuBackend {
     /// The device.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.context
+    }
+
+    /// Where this backend's passes spent their time so far.
+    pub fn stats(&self) -> Arc<GpuStats> {
+        self.stats.clone()
     }
 
     pub(crate) fn kernels(&self) -> &Kernels {
@@ -328,7 +338,12 @@ impl Backend for GpuBackend {
         GpuPass {
             backend: self,
             layout,
-            recorder: Recorder::new(self.context.clone(), arena),
+            recorder: Recorder::new(
+                self.context.clone(),
+                self.bind_groups.clone(),
+                self.stats.clone(),
+                arena,
+            ),
             step,
             rope_tables: HashMap::new(),
             error: None,

@@ -1,6 +1,7 @@
 //! The GPU's memory read bandwidth, measured: what `uma bench --device gpu` compares decode
 //! with (weight bytes read per second over this).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::GpuBackend;
@@ -46,7 +47,12 @@ pub fn probe_bandwidth(context: &std::sync::Arc<GpuContext>) -> Result<Bandwidth
     let mut best = f64::MAX;
     // One untimed pass first: the first touch of fresh memory costs more than a read.
     for pass in 0..=PROBE_PASSES {
-        let mut recorder = Recorder::new(context.clone(), Recorder::new_arena(context));
+        let mut recorder = Recorder::new(
+            context.clone(),
+            Arc::default(),
+            Arc::default(),
+            Recorder::new_arena(context),
+        );
         let buffers = [
             crate::backend::whole(&data, (bytes / 4) as usize),
             crate::backend::whole(&sums, PROBE_WORKGROUPS as usize),

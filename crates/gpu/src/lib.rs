@@ -3,8 +3,9 @@
 //! products reading GGUF's blocks, norms, rope, the gated activations, and attention over a
 //! paged KV cache on the device ([`GpuKvCache`]).
 //!
-//! A forward pass records all its kernels into one command encoder and submits once, when the
-//! logits are read back; sampling stays on the CPU. Kernels use f16 arithmetic and subgroup
+//! A forward pass records its kernels into command buffers submitted every few dozen dispatches
+//! (the device starts while the CPU records the rest) and reads the logits back at its end;
+//! sampling stays on the CPU. Kernels use f16 arithmetic and subgroup
 //! reductions where the device offers them, portable code where it does not.
 //!
 //! This crate owns device selection, buffers and kernels. The model's arithmetic order (which
@@ -21,6 +22,7 @@ mod ops;
 mod pool;
 mod recorder;
 mod shader;
+mod stats;
 mod step;
 #[cfg(test)]
 mod test_support;
@@ -32,3 +34,4 @@ pub use error::{GpuError, Result};
 pub use kv_cache::GpuKvCache;
 pub use matrix::GpuMatrix;
 pub use pool::PooledBuffer;
+pub use stats::{GpuStats, GpuStatsSnapshot};

@@ -3,11 +3,14 @@
 //! submission, not one per operation. Each dispatch's small parameters go into one uniform
 //! arena, written to the device with the submission.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::shader::Kernel;
+use crate::stats::{GpuStats, Section};
 
 /// Most workgroups per grid dimension (WebGPU's limit).
 pub(crate) const MAX_GROUPS_PER_DIMENSION: u32 = 65_535;
@@ -22,13 +25,86 @@ pub(crate) fn grid(num_groups: u32) -> [u32; 3] {
     }
 }
 
+/// Dispatches recorded before they are submitted: the device starts on the first layers while
+/// the CPU records the next ones, instead of idling until the whole pass is recorded.
+const SUBMIT_EVERY: usize = 64;
+
 /// Bytes of the uniform arena; a pass needing more submits and starts it again.
 const ARENA_BYTES: u64 = 1 << 20;
+
+/// What a bind group binds: the kernel's layout, the parameter arena (bound at a dynamic offset)
+/// and the storage buffers with their ranges.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BindKey {
+    layout: wgpu::BindGroupLayout,
+    params: Option<(wgpu::Buffer, u64)>, // the arena, and the bytes of one dispatch's parameters
+    buffers: Vec<(wgpu::Buffer, u64, Option<wgpu::BufferSize>)>,
+}
+
+/// Bind groups kept between dispatches and passes. A decode step binds the same weights and the
+/// same pooled activation buffers in the same order every time, and creating (then freeing)
+/// hundreds of bind groups per step was most of its CPU time.
+#[derive(Debug, Default)]
+pub(crate) struct BindGroups {
+    cached: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+}
+
+/// Bind groups kept at most; past it the cache starts again (a cached group holds its buffers).
+const MAX_BIND_GROUPS: usize = 8192;
+
+impl BindGroups {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.cached.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn get(&self, context: &GpuContext, key: BindKey) -> wgpu::BindGroup {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(group) = cached.get(&key) {
+            return group.clone();
+        }
+        let mut entries = Vec::with_capacity(key.buffers.len() + 1);
+        if let Some((arena, size)) = &key.params {
+            entries.push(wgpu::BufferBinding {
+                buffer: arena,
+                offset: 0,
+                size: wgpu::BufferSize::new(*size),
+            });
+        }
+        entries.extend(key.buffers.iter().map(|(buffer, offset, size)| wgpu::BufferBinding {
+            buffer,
+            offset: *offset,
+            size: *size,
+        }));
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, binding)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(binding),
+            })
+            .collect();
+        let group = context.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &key.layout,
+            entries: &entries,
+        });
+        if cached.len() >= MAX_BIND_GROUPS {
+            cached.clear();
+        }
+        cached.insert(key, group.clone());
+        group
+    }
+}
 
 /// The dispatches of one pass, not yet submitted.
 #[derive(Debug)]
 pub(crate) struct Recorder {
     context: Arc<GpuContext>,
+    bind_groups: Arc<BindGroups>,
+    stats: Arc<GpuStats>,
+    /// Dispatches recorded since the last submission.
+    unsubmitted_dispatches: usize,
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
     arena: Option<wgpu::Buffer>,
@@ -37,9 +113,18 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn new(context: Arc<GpuContext>, arena: wgpu::Buffer) -> Recorder {
+    pub(crate) fn new(
+        context: Arc<GpuContext>,
+        bind_groups: Arc<BindGroups>,
+        stats: Arc<GpuStats>,
+        arena: wgpu::Buffer,
+    ) -> Recorder {
+        stats.count_pass();
         Recorder {
             context,
+            bind_groups,
+            stats,
+            unsubmitted_dispatches: 0,
             encoder: None,
             pass: None,
             arena: Some(arena),
@@ -78,31 +163,20 @@ impl Recorder {
         buffers: &[wgpu::BufferBinding<'_>],
         groups: [u32; 3],
     ) -> Result<()> {
-        let mut entries = Vec::with_capacity(buffers.len() + 1);
-        let mut next_binding = 0;
-        if !params.is_empty() {
-            let offset = self.stage(params)?;
-            entries.push(wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: self.arena.as_ref().expect("held until the recorder is done"),
-                    offset,
-                    size: wgpu::BufferSize::new(params.len() as u64),
-                }),
-            });
-            next_binding = 1;
+        if self.unsubmitted_dispatches >= SUBMIT_EVERY {
+            self.submit()?;
         }
-        for (i, binding) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: next_binding + i as u32,
-                resource: wgpu::BindingResource::Buffer(binding.clone()),
-            });
-        }
-        let bind_group = self.context.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&kernel.name),
-            layout: &kernel.layout,
-            entries: &entries,
-        });
+        let started = Instant::now();
+        let offsets: &[u32] = if params.is_empty() { &[] } else { &[self.stage(params)? as u32] };
+        let key = BindKey {
+            layout: kernel.layout.clone(),
+            params: (!params.is_empty()).then(|| {
+                let arena = self.arena.as_ref().expect("held until the recorder is done");
+                (arena.clone(), params.len() as u64)
+            }),
+            buffers: buffers.iter().map(|b| (b.buffer.clone(), b.offset, b.size)).collect(),
+        };
+        let bind_group = self.bind_groups.get(&self.context, key);
         if self.pass.is_none() {
             let pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("uma step"),
@@ -112,8 +186,11 @@ impl Recorder {
         }
         let pass = self.pass.as_mut().expect("begun above");
         pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_bind_group(0, &bind_group, offsets);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        self.unsubmitted_dispatches += 1;
+        self.stats.count_dispatch();
+        self.stats.add(Section::Recording, started);
         Ok(())
     }
 
@@ -161,7 +238,9 @@ impl Recorder {
     /// Submits everything recorded so far.
     pub(crate) fn submit(&mut self) -> Result<()> {
         self.context.check_alive()?;
+        let started = Instant::now();
         self.end_compute_pass();
+        self.unsubmitted_dispatches = 0;
         if !self.staged.is_empty() {
             let arena = self.arena.as_ref().expect("held until the recorder is done");
             self.context.queue.write_buffer(arena, self.arena_start, &self.staged);
@@ -170,6 +249,8 @@ impl Recorder {
         }
         if let Some(encoder) = self.encoder.take() {
             self.context.queue.submit([encoder.finish()]);
+            self.stats.count_submission();
+            self.stats.add(Section::Submitting, started);
         }
         Ok(())
     }
@@ -189,6 +270,7 @@ impl Recorder {
         });
         self.copy(buffer, offset, &staging, 0, bytes.next_multiple_of(4));
         self.submit()?;
+        let started = Instant::now();
         let (sender, receiver) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
             let _ = sender.send(result);
@@ -201,7 +283,9 @@ impl Recorder {
         let data = staging
             .get_mapped_range(..)
             .map_err(|e| GpuError::DeviceFailed { reason: format!("reading back: {e}") })?;
-        Ok(data[..bytes as usize].to_vec())
+        let values = data[..bytes as usize].to_vec();
+        self.stats.add(Section::Waiting, started);
+        Ok(values)
     }
 }
 
@@ -218,5 +302,34 @@ impl Drop for Recorder {
         // A pass dropped before its results were read (an error on the way) still submits what
         // it recorded, so that buffers returned to the pool see their work finish in order.
         let _ = self.submit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::GpuBackend;
+    use crate::ops::elementwise::add;
+    use crate::test_support::{backend, read, with_pass};
+
+    #[test]
+    fn a_long_pass_is_submitted_in_parts_and_reuses_one_bind_group() {
+        let Some(shared) = backend() else { return };
+        // A backend of its own: its counters and bind groups start empty.
+        let backend = GpuBackend::new(shared.context().clone());
+        let steps = 3 * super::SUBMIT_EVERY + 5;
+        let (x, y) = (vec![1.0f32; 100], vec![2.0f32; 100]);
+        let got = with_pass(&backend, 1, 0, |pass| {
+            let mut gx = pass.upload_activations(&x, 1, 100);
+            let gy = pass.upload_activations(&y, 1, 100);
+            for _ in 0..steps {
+                add(pass, &mut gx, &gy).unwrap();
+            }
+            read(pass, &gx)
+        });
+        assert_eq!(got, vec![1.0 + 2.0 * steps as f32; 100], "every dispatch ran, in order");
+        let stats = backend.stats().snapshot();
+        assert_eq!((stats.passes, stats.dispatches), (1, steps as u64));
+        assert_eq!(stats.submissions, 4, "one submission per {} dispatches", super::SUBMIT_EVERY);
+        assert_eq!(backend.bind_groups.len(), 1, "the same buffers bind once");
     }
 }

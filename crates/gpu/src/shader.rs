@@ -73,10 +73,48 @@ pub(crate) fn preprocess(source: &str, flags: &ShaderFlags, defines: &[&str]) ->
     Ok(out)
 }
 
+/// The bindings of group 0 that `source` declares, in binding order: its uniform (at most one,
+/// bound with a dynamic offset into the recorder's parameter arena, so that one bind group
+/// serves every dispatch on the same buffers) and its storage buffers. Every kernel declares
+/// them one per line, as `@group(0) @binding(N) var<uniform|storage, read|storage, read_write>`.
+pub(crate) fn binding_layout(source: &str) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
+    let bad = |line: &str| GpuError::Validation { reason: format!("unexpected binding: {line}") };
+    let mut entries = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("@group(0) @binding(") else { continue };
+        let (number, rest) = rest.split_once(')').ok_or_else(|| bad(line))?;
+        let binding: u32 = number.parse().map_err(|_| bad(line))?;
+        let declaration = rest.trim_start();
+        let ty = if declaration.starts_with("var<uniform>") {
+            wgpu::BufferBindingType::Uniform
+        } else if declaration.starts_with("var<storage, read>") {
+            wgpu::BufferBindingType::Storage { read_only: true }
+        } else if declaration.starts_with("var<storage, read_write>") {
+            wgpu::BufferBindingType::Storage { read_only: false }
+        } else {
+            return Err(bad(line));
+        };
+        let uniform = ty == wgpu::BufferBindingType::Uniform;
+        if binding != entries.len() as u32 || (uniform && binding != 0) {
+            return Err(bad(line));
+        }
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: uniform,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    Ok(entries)
+}
+
 /// A compiled kernel: its pipeline and the layout of its bind group 0.
 #[derive(Debug)]
 pub(crate) struct Kernel {
-    pub(crate) name: String,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
 }
@@ -118,14 +156,24 @@ impl Kernels {
 
     fn compile(&self, name: &str, source: &str) -> Result<Kernel> {
         let device = &self.context.device;
+        let entries = binding_layout(source)?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
-            layout: None,
+            layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
             compilation_options: wgpu::PipelineCompilationOptions::default(),
@@ -134,8 +182,7 @@ impl Kernels {
         if let Some(error) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Validation { reason: format!("kernel {name}: {error}") });
         }
-        let layout = pipeline.get_bind_group_layout(0);
-        Ok(Kernel { name: name.to_owned(), pipeline, layout })
+        Ok(Kernel { pipeline, layout })
     }
 }
 
@@ -164,6 +211,38 @@ mod tests {
         assert!(preprocess("//#if F16\n", &flags, &[]).is_err());
         assert!(preprocess("//#endif\n", &flags, &[]).is_err());
         assert!(preprocess("//#if not a name\n//#endif\n", &flags, &[]).is_err());
+    }
+
+    #[test]
+    fn bindings_are_read_from_the_declarations() {
+        let source = "@group(0) @binding(0) var<uniform> p: Params;\n\
+                      @group(0) @binding(1) var<storage, read> w: array<u32>;\n\
+                      @group(0) @binding(2) var<storage, read_write> out: array<f32>;\n";
+        let types: Vec<_> = binding_layout(source)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.ty {
+                wgpu::BindingType::Buffer { ty, has_dynamic_offset, .. } => {
+                    (ty, has_dynamic_offset)
+                }
+                other => panic!("not a buffer: {other:?}"),
+            })
+            .collect();
+        use wgpu::BufferBindingType::{Storage, Uniform};
+        assert_eq!(
+            types,
+            [
+                (Uniform, true),
+                (Storage { read_only: true }, false),
+                (Storage { read_only: false }, false)
+            ]
+        );
+        // Gaps, a uniform past binding 0 and other kinds of bindings are refused.
+        assert!(binding_layout("@group(0) @binding(1) var<storage, read> w: array<u32>;").is_err());
+        let late_uniform = "@group(0) @binding(0) var<storage, read> w: array<u32>;\n\
+                            @group(0) @binding(1) var<uniform> p: Params;";
+        assert!(binding_layout(late_uniform).is_err());
+        assert!(binding_layout("@group(0) @binding(0) var t: texture_2d<f32>;").is_err());
     }
 
     #[test]
