@@ -15,8 +15,30 @@ const MATMUL_TILED: &str = include_str!("../shaders/matmul_tiled.wgsl");
 
 /// Most tokens the matrix-vector kernel takes (its per-token sums live in registers).
 const MATVEC_MAX_TOKENS: usize = 8;
-/// Rows per matrix-vector workgroup.
-const MATVEC_ROWS: usize = 8;
+
+/// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, and
+/// whether a thread takes 32-value units (one scale decode each) or single quads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MatvecShape {
+    pub(crate) rows: usize,
+    pub(crate) lanes: usize,
+    pub(crate) per_quad: bool,
+}
+
+/// The shape every product uses (the `throughput` benchmark below compares the others).
+pub(crate) const MATVEC_SHAPE: MatvecShape = MatvecShape { rows: 4, lanes: 32, per_quad: false };
+
+/// The shapes the `throughput` benchmark compares on a real GPU (and the tests check).
+#[cfg(test)]
+pub(crate) const MATVEC_SHAPES: [MatvecShape; 7] = [
+    MatvecShape { rows: 4, lanes: 32, per_quad: false },
+    MatvecShape { rows: 2, lanes: 32, per_quad: false },
+    MatvecShape { rows: 8, lanes: 32, per_quad: false },
+    MatvecShape { rows: 8, lanes: 16, per_quad: false },
+    MatvecShape { rows: 16, lanes: 8, per_quad: false },
+    MatvecShape { rows: 8, lanes: 32, per_quad: true },
+    MatvecShape { rows: 4, lanes: 64, per_quad: true },
+];
 /// Rows and tokens of a tiled workgroup's tile.
 const TILE: usize = 64;
 
@@ -36,6 +58,17 @@ pub(crate) fn matmul(
     weight: &GpuMatrix,
     x: &GpuActivations,       // [num_tokens, row_length]
     out: &mut GpuActivations, // [num_tokens, num_rows]
+) -> Result<()> {
+    matmul_shaped(pass, weight, x, out, MATVEC_SHAPE)
+}
+
+/// [`matmul`] with the matrix-vector kernel of `shape` (for few tokens).
+pub(crate) fn matmul_shaped(
+    pass: &mut GpuPass<'_>,
+    weight: &GpuMatrix,
+    x: &GpuActivations,
+    out: &mut GpuActivations,
+    shape: MatvecShape,
 ) -> Result<()> {
     if x.width != weight.row_length || out.width != weight.num_rows || out.num_rows != x.num_rows {
         return Err(GpuError::Validation {
@@ -64,7 +97,14 @@ pub(crate) fn matmul(
             &[define],
         )?
     } else {
-        pass.kernel(&format!("matvec_{define}"), &[COMMON, QUANT_FORMATS, MATVEC], &[define])?
+        let tokens = num_tokens.next_power_of_two();
+        let MatvecShape { rows, lanes, per_quad } = shape;
+        let prelude = format!(
+            "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n"
+        );
+        let name = format!("matvec_{define}_t{tokens}_r{rows}_l{lanes}_q{}", u8::from(per_quad));
+        let defines: &[&str] = if per_quad { &[define, "PER_QUAD"] } else { &[define] };
+        pass.kernel(&name, &[&prelude, COMMON, QUANT_FORMATS, MATVEC], defines)?
     };
     for chunk in weight.chunks() {
         let params = Params {
@@ -77,7 +117,7 @@ pub(crate) fn matmul(
         let groups = if tiled {
             chunk.num_rows.div_ceil(TILE) * num_tokens.div_ceil(TILE)
         } else {
-            chunk.num_rows.div_ceil(MATVEC_ROWS)
+            chunk.num_rows.div_ceil(shape.rows)
         };
         let buffers = [chunk.buffer.as_entire_buffer_binding(), x.binding(), out.binding()];
         pass.dispatch(&kernel, &params, &buffers, grid(groups as u32))?;
@@ -114,18 +154,53 @@ mod tests {
 
     /// The GPU product of `matrix` with `x` (`num_tokens` rows).
     fn product(backend: &GpuBackend, matrix: &GpuMatrix, x: &[f32], num_tokens: usize) -> Vec<f32> {
+        shaped_product(backend, matrix, x, num_tokens, MATVEC_SHAPE)
+    }
+
+    fn shaped_product(
+        backend: &GpuBackend,
+        matrix: &GpuMatrix,
+        x: &[f32],
+        num_tokens: usize,
+        shape: MatvecShape,
+    ) -> Vec<f32> {
         with_pass(backend, num_tokens, 0, |pass| {
             let gx = pass.upload_activations(x, num_tokens, matrix.row_length);
             let mut out = GpuBackend::activations(pass, num_tokens, matrix.num_rows);
-            matmul(pass, matrix, &gx, &mut out).unwrap();
+            matmul_shaped(pass, matrix, &gx, &mut out, shape).unwrap();
             read(pass, &out)
         })
     }
 
     #[test]
+    fn every_matrix_vector_shape_gives_the_cpus_products() {
+        let Some(backend) = backend() else { return };
+        // 256 values: 8 units, fewer than most shapes' lanes; 1056: 33 units, one past 32.
+        for (seed, (ty, num_rows, row_length)) in
+            [(GgmlType::Q4_K, 11, 1024), (GgmlType::Q8_0, 13, 1056), (GgmlType::Q6_K, 9, 256)]
+                .into_iter()
+                .enumerate()
+        {
+            let data = bytes(ty, num_rows, row_length, 80 + seed as u64);
+            let w = dequantized(ty, &data, num_rows * row_length);
+            let matrix =
+                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            for shape in MATVEC_SHAPES {
+                for num_tokens in [1, 2, 3, 8] {
+                    let x = values(300 + num_tokens as u64, num_tokens * row_length);
+                    let expected = reference(&w, &x, num_rows, row_length);
+                    let got = shaped_product(backend, &matrix, &x, num_tokens, shape);
+                    let error = relative_error(&got, &expected);
+                    assert!(error < TOLERANCE, "{ty:?} {shape:?} × {num_tokens}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_format_matches_the_cpu_for_decode_and_prefill_shapes() {
         let Some(backend) = backend() else { return };
-        // 37 rows: not a multiple of the 8 rows of a matrix-vector workgroup nor of a 64-row tile.
+        // 37 rows: not a multiple of a matrix-vector workgroup's rows nor of a 64-row tile.
         let (num_rows, row_length) = (37, 512);
         for (seed, ty) in TYPES.into_iter().enumerate() {
             let data = bytes(ty, num_rows, row_length, seed as u64);
@@ -220,7 +295,12 @@ mod throughput {
 
     /// Seconds per product of `matrix` with `num_tokens` tokens, from the difference of two
     /// passes of `few` and `many` products (cancelling the submission and read-back).
-    fn seconds_per_product(backend: &GpuBackend, matrix: &GpuMatrix, num_tokens: usize) -> f64 {
+    fn seconds_per_product(
+        backend: &GpuBackend,
+        matrix: &GpuMatrix,
+        num_tokens: usize,
+        shape: MatvecShape,
+    ) -> f64 {
         let x = values(1, num_tokens * matrix.row_length);
         let run = |count: usize| {
             let start = Instant::now();
@@ -228,7 +308,7 @@ mod throughput {
                 let gx = pass.upload_activations(&x, num_tokens, matrix.row_length);
                 let mut out = GpuBackend::activations(pass, num_tokens, matrix.num_rows);
                 for _ in 0..count {
-                    matmul(pass, matrix, &gx, &mut out).unwrap();
+                    matmul_shaped(pass, matrix, &gx, &mut out, shape).unwrap();
                 }
                 read(pass, &out);
             });
@@ -248,35 +328,43 @@ mod throughput {
     fn throughput() {
         let Some(backend) = backend() else { return };
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let (num_rows, row_length) = (14336, 4096);
-        for ty in [
-            GgmlType::Q4_0,
-            GgmlType::Q8_0,
-            GgmlType::Q4_K,
-            GgmlType::Q5_K,
-            GgmlType::Q6_K,
-            GgmlType::F16,
-        ] {
-            let (block_values, block_bytes) = (ty.block_size(), ty.type_size());
-            let mut data = vec![0u8; num_rows * row_length / block_values * block_bytes];
-            rng.fill(&mut data[..]);
-            let matrix =
-                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
-            for num_tokens in [1, 4, 8] {
-                let seconds = seconds_per_product(backend, &matrix, num_tokens);
-                println!(
-                    "{ty:?} [{num_rows}, {row_length}] × {num_tokens} tokens: {:.1} µs, {:.0} GB/s",
-                    seconds * 1e6,
-                    data.len() as f64 / seconds / 1e9
-                );
-            }
-            for num_tokens in [64, 512] {
-                let seconds = seconds_per_product(backend, &matrix, num_tokens);
-                println!(
-                    "{ty:?} [{num_rows}, {row_length}] × {num_tokens} tokens: {:.1} µs, {:.1} TFLOP/s",
-                    seconds * 1e6,
-                    2.0 * (num_rows * row_length * num_tokens) as f64 / seconds / 1e12
-                );
+        // A Llama 8B feed-forward matrix, and a Qwen 0.5B one (decode of small models).
+        for (num_rows, row_length) in [(14336, 4096), (4864, 896)] {
+            for ty in [
+                GgmlType::Q4_0,
+                GgmlType::Q8_0,
+                GgmlType::Q4_K,
+                GgmlType::Q5_K,
+                GgmlType::Q6_K,
+                GgmlType::F16,
+            ] {
+                let (block_values, block_bytes) = (ty.block_size(), ty.type_size());
+                let mut data = vec![0u8; num_rows * row_length / block_values * block_bytes];
+                rng.fill(&mut data[..]);
+                let matrix =
+                    GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+                let name = format!("{ty:?} [{num_rows}, {row_length}]");
+                for num_tokens in [1, 4, 8] {
+                    for shape in MATVEC_SHAPES {
+                        let seconds = seconds_per_product(backend, &matrix, num_tokens, shape);
+                        let MatvecShape { rows, lanes, per_quad } = shape;
+                        let walk = if per_quad { "quads" } else { "units" };
+                        println!(
+                            "{name} × {num_tokens} tokens, {rows} rows × {lanes} lanes by {walk}: \
+                             {:.1} µs, {:.0} GB/s",
+                            seconds * 1e6,
+                            data.len() as f64 / seconds / 1e9
+                        );
+                    }
+                }
+                for num_tokens in [64, 512] {
+                    let seconds = seconds_per_product(backend, &matrix, num_tokens, MATVEC_SHAPE);
+                    println!(
+                        "{name} × {num_tokens} tokens: {:.1} µs, {:.1} TFLOP/s",
+                        seconds * 1e6,
+                        2.0 * (num_rows * row_length * num_tokens) as f64 / seconds / 1e12
+                    );
+                }
             }
         }
     }

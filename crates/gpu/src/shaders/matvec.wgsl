@@ -1,9 +1,14 @@
 // Matrix times a few tokens (decode): `out[t, row_offset + r] = Σ_k x[t, k] · W[r, k]` for the
-// rows `r` of one chunk of the weights. A workgroup takes ROWS rows; LANES threads share a row,
-// striding over its quads (4 values) so that neighbouring threads read neighbouring words
-// (coalesced). Each thread keeps one partial sum per token in registers (x is read from global
-// memory / L1, every token's row being reused by all the workgroup's rows); the LANES partial
-// sums of a row are then added in workgroup memory (portable: no assumption on subgroup size).
+// rows `r` of one chunk of the weights. A workgroup takes ROWS rows; LANES threads share a row.
+// The prelude (matmul.rs) sets ROWS, LANES and MAX_TOKENS (the tokens of the variant, a power of
+// two: loops over tokens have a constant bound, and a one-token product does one token's work).
+//
+// Each thread walks the row's 32-value units (default) or its quads (PER_QUAD: neighbouring
+// threads read neighbouring words, but each quad decodes its block's scales again). A unit's
+// eight quads share one block head and scale, which the compiler loads once. Per-token partial
+// sums stay in registers (x is read through the cache, every token's row being reused by all
+// the workgroup's rows); the LANES partial sums of a row are then added in workgroup memory
+// (portable: no assumption on subgroup size).
 struct Params {
     num_rows: u32,   // rows of this chunk
     row_length: u32, // values per row (a multiple of 32)
@@ -12,19 +17,25 @@ struct Params {
     row_offset: u32, // this chunk's first row
 }
 
-const ROWS: u32 = 8u;
-const LANES: u32 = 32u;
-const WORKGROUP: u32 = 256u; // ROWS · LANES
-const MAX_TOKENS: u32 = 8u;
+const WORKGROUP: u32 = ROWS * LANES;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> weights: array<u32>;      // [num_rows, row words]
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // [num_tokens, row_length / 4]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;    // [num_tokens, out_width]
 
-var<workgroup> partial: array<f32, 2048>; // [MAX_TOKENS, WORKGROUP]
+var<workgroup> partial: array<f32, MAX_TOKENS * WORKGROUP>; // [MAX_TOKENS, WORKGROUP]
 
-@compute @workgroup_size(256)
+// sums[t] += w · x[t, quad] for every token.
+fn accumulate(sums: ptr<function, array<f32, MAX_TOKENS>>, w: vec4<f32>, quad: u32, quads: u32) {
+    for (var t = 0u; t < MAX_TOKENS; t++) {
+        if t < p.num_tokens {
+            (*sums)[t] += dot(w, x[t * quads + quad]);
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
 fn main(
     @builtin(workgroup_id) workgroup: vec3<u32>,
     @builtin(num_workgroups) num_workgroups: vec3<u32>,
@@ -36,28 +47,22 @@ fn main(
     var sums: array<f32, MAX_TOKENS>;
     if r < p.num_rows {
         let quads = p.row_length / 4u;
-        let row_words = p.row_length / (32u * UNITS_PER_BLOCK) * BLOCK_WORDS;
-        let row_start = r * row_words;
-        // Two quads per step, their loads independent (more bytes in flight per thread);
-        // `quads` is a multiple of 8, so a step's second quad may be past the row only when
-        // the row is shorter than 2 · LANES quads.
-        for (var quad = lane; quad < quads; quad += 2u * LANES) {
+        let units = p.row_length / 32u;
+        let row_start = r * (units / UNITS_PER_BLOCK) * BLOCK_WORDS;
+//#if PER_QUAD
+        for (var quad = lane; quad < quads; quad += LANES) {
             let unit = quad / 8u;
-            let w = dequant_quad(row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS,
-                                 unit % UNITS_PER_BLOCK, quad % 8u);
-            let second = quad + LANES;
-            let has_second = second < quads;
-            let unit2 = select(unit, second / 8u, has_second);
-            var w2 = dequant_quad(row_start + (unit2 / UNITS_PER_BLOCK) * BLOCK_WORDS,
-                                  unit2 % UNITS_PER_BLOCK, second % 8u);
-            w2 = select(vec4<f32>(0.0), w2, has_second);
-            let second_x = select(quad, second, has_second);
-            for (var t = 0u; t < MAX_TOKENS; t++) {
-                if t < p.num_tokens {
-                    sums[t] += dot(w, x[t * quads + quad]) + dot(w2, x[t * quads + second_x]);
-                }
+            let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+            accumulate(&sums, dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u), quad, quads);
+        }
+//#else
+        for (var unit = lane; unit < units; unit += LANES) {
+            let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+            for (var q = 0u; q < 8u; q++) {
+                accumulate(&sums, dequant_quad(block, unit % UNITS_PER_BLOCK, q), unit * 8u + q, quads);
             }
         }
+//#endif
     }
     for (var t = 0u; t < MAX_TOKENS; t++) {
         partial[t * WORKGROUP + thread] = sums[t];
@@ -71,8 +76,10 @@ fn main(
         }
         workgroupBarrier();
     }
-    // Lane t writes token t's sum of the row.
-    if r < p.num_rows && lane < p.num_tokens {
-        out[lane * p.out_width + p.row_offset + r] = partial[lane * WORKGROUP + row_in_group * LANES];
+    // Lanes 0.. write one token's sum of the row each.
+    for (var t = lane; t < p.num_tokens; t += LANES) {
+        if r < p.num_rows {
+            out[t * p.out_width + p.row_offset + r] = partial[t * WORKGROUP + row_in_group * LANES];
+        }
     }
 }
