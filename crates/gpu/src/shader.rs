@@ -246,6 +246,45 @@ mod tests {
     }
 
     #[test]
+    fn f16_rounding_is_the_cpus_to_nearest_even() {
+        use crate::backend::GpuBackend;
+        use crate::test_support::{backend, read, values, with_pass};
+        use uma_model::backend::Backend;
+        let Some(backend) = backend() else { return };
+        let source = "@group(0) @binding(0) var<storage, read> input: array<f32>;\n\
+            @group(0) @binding(1) var<storage, read_write> output: array<u32>;\n\
+            @compute @workgroup_size(64)\n\
+            fn main(@builtin(global_invocation_id) id: vec3<u32>) {\n\
+                if id.x < arrayLength(&input) { output[id.x] = f16_bits(input[id.x]); }\n\
+            }\n";
+        // Every f16 value and the points halfway to its neighbours (ties: to even), just
+        // around them, subnormals, overflow, infinities; then seeded values of all sizes.
+        let mut inputs = Vec::new();
+        for bits in (0u16..0x7c00).step_by(7) {
+            let value = half::f16::from_bits(bits).to_f32();
+            let next = half::f16::from_bits(bits + 1).to_f32();
+            let middle = (value + next) / 2.0;
+            for v in [value, middle, middle.next_up(), middle.next_down()] {
+                inputs.extend([v, -v]);
+            }
+        }
+        inputs.extend([65504.0, 65519.99, 65520.0, 1e6, f32::INFINITY, -f32::INFINITY, 1e-9]);
+        inputs.extend(values(5, 1000).iter().map(|v| v * 100.0));
+        let got = with_pass(backend, 1, 0, |pass| {
+            let kernel = pass.kernel("f16_bits_test", &[COMMON, source], &[]).unwrap();
+            let input = pass.upload_activations(&inputs, 1, inputs.len());
+            let output = GpuBackend::activations(pass, 1, inputs.len());
+            let groups = [inputs.len().div_ceil(64) as u32, 1, 1];
+            pass.dispatch(&kernel, &(), &[input.binding(), output.binding()], groups).unwrap();
+            read(pass, &output)
+        });
+        for (v, bits) in inputs.iter().zip(got) {
+            let want = half::f16::from_f32(*v).to_bits();
+            assert_eq!(bits.to_bits(), u32::from(want), "{v:e}");
+        }
+    }
+
+    #[test]
     fn f16_sources_enable_the_extension() {
         let flags = ShaderFlags { f16: true, subgroups: false };
         assert!(preprocess("var x: f16;\n", &flags, &[]).unwrap().starts_with("enable f16;\n"));

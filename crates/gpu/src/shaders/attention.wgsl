@@ -140,7 +140,7 @@ fn main(
     }
     for (var d = thread; d < hd; d += WORKGROUP) {
         // f16 rounding of the query.
-        query[d] = unpack2x16float(pack2x16float(vec2<f32>(queries[q_row + d], 0.0))).x;
+        query[d] = round_to_f16(queries[q_row + d]);
     }
     let bounds = workgroupUniformLoad(&span); // also orders the query's stores
     let first = bounds.x;

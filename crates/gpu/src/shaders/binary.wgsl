@@ -9,11 +9,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 
-// Rounds to the nearest f16 (ggml evaluates GELU on f16 inputs and stores f16 results).
-fn to_f16(v: f32) -> f32 {
-    return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
-}
-
 fn gelu(v: f32) -> f32 {
     if v <= -10.0 {
         return 0.0;
@@ -21,11 +16,12 @@ fn gelu(v: f32) -> f32 {
     if v >= 10.0 {
         return v;
     }
-    let h = to_f16(v);
+    // ggml evaluates GELU on f16 inputs and stores f16 results.
+    let h = round_to_f16(v);
     // tanh(a) = 1 - 2 / (exp(2a) + 1): finite for every a (|a| < 10 here).
     let a = 0.7978845608 * h * (1.0 + 0.044715 * h * h);
     let t = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
-    return to_f16(0.5 * h * (1.0 + t));
+    return round_to_f16(0.5 * h * (1.0 + t));
 }
 
 @compute @workgroup_size(256)

@@ -146,7 +146,7 @@ fn main(
                 if g + 1u < groups {
                     next = group_scale(which, source + (g + 1u) * GROUP);
                 }
-                let scales = pack2x16float(vec2<f32>(d, next));
+                let scales = pack_f16_pair(d, next);
                 store(which, params.scales_offset + row * scale_words + g / 2u, scales);
             }
         }
@@ -154,7 +154,7 @@ fn main(
         let words_per_row = hd / 2u;
         for (var w = thread; w < words_per_row; w += WORKGROUP) {
             let pair = vec2<f32>(element(which, source + 2u * w), element(which, source + 2u * w + 1u));
-            store(which, row * words_per_row + w, pack2x16float(pair));
+            store(which, row * words_per_row + w, pack_f16_pair(pair.x, pair.y));
         }
 //#endif
     }

@@ -3,9 +3,9 @@
 // The prelude (matmul.rs) sets ROWS, LANES and MAX_TOKENS (the tokens of the variant, a power of
 // two: loops over tokens have a constant bound, and a one-token product does one token's work).
 //
-// Each thread walks the row's 32-value units (default) or its quads (PER_QUAD: neighbouring
-// threads read neighbouring words, but each quad decodes its block's scales again). A unit's
-// eight quads share one block head and scale, which the compiler loads once. Per-token partial
+// Each thread walks the row's quads (PER_QUAD: neighbouring threads read neighbouring words,
+// but each quad decodes its block's scales again; fastest on hardware GPUs) or its 32-value
+// units (a unit's eight quads share one block head and scale, loaded once; fastest on lavapipe). Per-token partial
 // sums stay in registers (x is read through the cache, every token's row being reused by all
 // the workgroup's rows); the LANES partial sums of a row are then added in workgroup memory
 // (portable: no assumption on subgroup size).
