@@ -55,18 +55,50 @@ pub(crate) const ATTENTION: SublayerNames =
 pub(crate) const FEED_FORWARD: SublayerNames =
     SublayerNames { norm: "ffn_norm", output: "ffn_out", residual: "layer_out" };
 
-/// `x += post_norm(block(norm(x)))`: `block` reads `scratch.normed` and writes `scratch.out`.
+/// Where a sublayer's last projection goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SublayerOutput {
+    /// Into `scratch.out`, for the caller to norm, report and add.
+    Scratch,
+    /// Added straight into the residual stream `x` (one kernel on a GPU instead of two).
+    Residual,
+}
+
+impl SublayerOutput {
+    /// `input · weightᵀ` into the sublayer's output.
+    fn project<B: Backend>(
+        self,
+        ops: &mut B::Pass<'_>,
+        weight: &B::Matrix,
+        input: &B::Activations,
+        out: &mut B::Activations,
+        x: &mut B::Activations,
+    ) -> Result<()> {
+        match self {
+            SublayerOutput::Scratch => B::matmul(ops, weight, input, out),
+            SublayerOutput::Residual => B::matmul_add(ops, weight, input, out, x),
+        }
+    }
+}
+
+/// `x += post_norm(block(norm(x)))`: `block` reads `scratch.normed` and writes its last
+/// projection where it is told: straight into `x` when nothing comes between (no post-norm, no
+/// hook wanting the sublayer's output), else `scratch.out`.
 pub(crate) fn residual<B: Backend>(
     f: &mut ForwardPass<'_, B>,
     names: &SublayerNames,
     norm: &B::Vector,
     post_norm: Option<&B::Vector>,
-    block: impl FnOnce(&mut ForwardPass<'_, B>) -> Result<()>,
+    block: impl FnOnce(&mut ForwardPass<'_, B>, SublayerOutput) -> Result<()>,
 ) -> Result<()> {
     let (eps, h) = (f.config.rms_norm_eps, f.config.hidden_size);
     B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
     f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
-    block(f)?;
+    if post_norm.is_none() && !f.reporter.is_reporting() {
+        block(f, SublayerOutput::Residual)?;
+        return Ok(());
+    }
+    block(f, SublayerOutput::Scratch)?;
     if let Some(w) = post_norm {
         B::rms_norm_in_place(&mut f.ops, &mut f.scratch.out, w, eps);
     }
@@ -104,10 +136,16 @@ impl<B: Backend> Attention<B> {
     pub(crate) fn load(w: &LayerLoader<'_, B>) -> Result<Self> {
         let c = w.config();
         let (h, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let qkv = [
+            (LayerTensor::AttnQ, q_dim),
+            (LayerTensor::AttnK, kv_dim),
+            (LayerTensor::AttnV, kv_dim),
+        ];
+        let [q, k, v] = w.matrices(qkv, h)?;
         Ok(Attention {
-            q: w.matrix(LayerTensor::AttnQ, q_dim, h)?,
-            k: w.matrix(LayerTensor::AttnK, kv_dim, h)?,
-            v: w.matrix(LayerTensor::AttnV, kv_dim, h)?,
+            q,
+            k,
+            v,
             output: w.matrix(LayerTensor::AttnOutput, h, q_dim)?,
             bias: None,
             qk_norm: None,
@@ -135,11 +173,11 @@ impl<B: Backend> Attention<B> {
         Ok(Attention { qk_norm: Some(qk_norm), ..self })
     }
 
-    /// `scratch.out` = attention of `scratch.normed` (writing this layer's keys and values into
+    /// Attention of `scratch.normed` into `output` (writing this layer's keys and values into
     /// the cache).
-    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>, output: SublayerOutput) -> Result<()> {
         let layer = f.layer();
-        let ForwardPass { ops, config: c, kv, reporter, scratch: s, .. } = f;
+        let ForwardPass { ops, config: c, kv, reporter, scratch: s, x, .. } = f;
         let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
         let rope = RopeParams {
             style: c.rope_style,
@@ -151,9 +189,10 @@ impl<B: Backend> Attention<B> {
         let products = &mut [(&self.q, &mut s.q), (&self.k, &mut s.k), (&self.v, &mut s.v)];
         B::matmul_many(ops, products, &s.normed)?;
         if let Some(bias) = &self.bias {
-            B::add_bias(ops, &mut s.q, &bias.q);
-            B::add_bias(ops, &mut s.k, &bias.k);
-            B::add_bias(ops, &mut s.v, &bias.v);
+            B::add_biases(
+                ops,
+                &mut [(&mut s.q, &bias.q), (&mut s.k, &bias.k), (&mut s.v, &bias.v)],
+            );
         }
         reporter.report::<B>(ops, "q", q_dim, &s.q)?;
         reporter.report::<B>(ops, "k", kv_dim, &s.k)?;
@@ -175,7 +214,7 @@ impl<B: Backend> Attention<B> {
         };
         B::attention(ops, kv, layer, &params, &s.q, &s.k, &s.v, &mut s.attn);
         reporter.report::<B>(ops, "attn", q_dim, &s.attn)?;
-        B::matmul(ops, &self.output, &s.attn, &mut s.out)
+        output.project::<B>(ops, &self.output, &s.attn, &mut s.out, x)
     }
 }
 
@@ -191,20 +230,16 @@ impl<B: Backend> FeedForward<B> {
     /// `ffn_gate`, `ffn_up` and `ffn_down`, gated by `activation`.
     pub(crate) fn load(w: &LayerLoader<'_, B>, activation: HiddenActivation) -> Result<Self> {
         let (h, ffn) = (w.config().hidden_size, w.config().intermediate_size);
-        Ok(FeedForward {
-            gate: w.matrix(LayerTensor::FfnGate, ffn, h)?,
-            up: w.matrix(LayerTensor::FfnUp, ffn, h)?,
-            down: w.matrix(LayerTensor::FfnDown, h, ffn)?,
-            activation,
-        })
+        let [gate, up] = w.matrices([(LayerTensor::FfnGate, ffn), (LayerTensor::FfnUp, ffn)], h)?;
+        Ok(FeedForward { gate, up, down: w.matrix(LayerTensor::FfnDown, h, ffn)?, activation })
     }
 
-    /// `scratch.out` = the network applied to `scratch.normed`.
-    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
-        let ForwardPass { ops, scratch: s, .. } = f;
-        B::matmul_many(ops, &mut [(&self.gate, &mut s.gate), (&self.up, &mut s.up)], &s.normed)?;
-        B::gated_activation(ops, &mut s.gate, &s.up, self.activation);
-        B::matmul(ops, &self.down, &s.gate, &mut s.out)
+    /// The network applied to `scratch.normed`, into `output`.
+    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>, output: SublayerOutput) -> Result<()> {
+        let ForwardPass { ops, scratch: s, x, .. } = f;
+        let (gate, up) = (&self.gate, &self.up);
+        B::gated_matmul(ops, gate, up, &s.normed, self.activation, &mut s.gate, &mut s.up)?;
+        output.project::<B>(ops, &self.down, &s.gate, &mut s.out, x)
     }
 }
 
@@ -232,8 +267,8 @@ impl<B: Backend> DecoderLayer<B> {
 
 impl<B: Backend> LayerRecipe<B> for DecoderLayer<B> {
     fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
-        residual(f, &ATTENTION, &self.attn_norm, None, |f| self.attention.forward(f))?;
-        residual(f, &FEED_FORWARD, &self.ffn_norm, None, |f| self.feed_forward.forward(f))
+        residual(f, &ATTENTION, &self.attn_norm, None, |f, out| self.attention.forward(f, out))?;
+        residual(f, &FEED_FORWARD, &self.ffn_norm, None, |f, out| self.feed_forward.forward(f, out))
     }
 }
 

@@ -48,6 +48,10 @@ pub enum ModelError {
     /// A KV cache built for another model shape or with impossible sizes.
     #[error("invalid KV cache: {reason}")]
     InvalidKvCache { reason: String },
+
+    /// A backend broke the seam's contract (a bug in uma, never the input's fault).
+    #[error("backend error: {reason}")]
+    Backend { reason: String },
 }
 
 /// The crate's result type.

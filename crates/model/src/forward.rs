@@ -32,6 +32,11 @@ pub(crate) struct Reporter<'a> {
 }
 
 impl Reporter<'_> {
+    /// Whether the hook wants the current layer's activations.
+    pub(crate) fn is_reporting(&self) -> bool {
+        self.hook.as_deref().is_some_and(|hook| hook.wants_layer(self.layer))
+    }
+
     /// Reports `data` (`[num_tokens, width]`) as `name` of the current layer.
     pub(crate) fn report<B: Backend>(
         &mut self,

@@ -39,6 +39,21 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         self.backend.load_matrix(self.file, &view, usage)
     }
 
+    /// Matrices of `(name, num_rows)` with rows of `row_length` inputs that run together on
+    /// the same input ([`Backend::load_matrices`]).
+    pub(crate) fn matrices(
+        &self,
+        names: &[(&str, usize)],
+        row_length: usize,
+        usage: MatrixUse,
+    ) -> Result<Vec<B::Matrix>> {
+        let views = names
+            .iter()
+            .map(|&(name, num_rows)| self.find(name, &[row_length, num_rows]))
+            .collect::<Result<Vec<_>>>()?;
+        self.backend.load_matrices(self.file, &views, usage)
+    }
+
     /// A vector of `len` elements (a norm's weights or a bias).
     pub(crate) fn vector(&self, name: &str, len: usize) -> Result<B::Vector> {
         let view = self.find(name, &[len])?;
@@ -85,6 +100,22 @@ impl<B: Backend> LayerLoader<'_, B> {
     ) -> Result<B::Matrix> {
         let name = tensor.weight(self.layer);
         self.weights.matrix(&name, num_rows, row_length, MatrixUse::Products)
+    }
+
+    /// The layer's matrices `tensors` (with their output rows), all of `row_length` inputs,
+    /// loaded to run together on the same input.
+    pub(crate) fn matrices<const N: usize>(
+        &self,
+        tensors: [(LayerTensor, usize); N],
+        row_length: usize,
+    ) -> Result<[B::Matrix; N]> {
+        let names = tensors.map(|(tensor, rows)| (tensor.weight(self.layer), rows));
+        let names: Vec<(&str, usize)> = names.iter().map(|(n, rows)| (n.as_str(), *rows)).collect();
+        let matrices = self.weights.matrices(&names, row_length, MatrixUse::Products)?;
+        let count = matrices.len();
+        matrices.try_into().map_err(|_| ModelError::Backend {
+            reason: format!("the backend loaded {count} matrices for {N} tensors"),
+        })
     }
 
     /// The layer's weight vector `tensor` of `len` elements (a norm).

@@ -102,9 +102,9 @@ impl<B: Backend> LayerRecipe<B> for Gemma3Layer<B> {
     /// Sandwich norms: `x += rms_norm(attention(rms_norm(x)))`, then
     /// `x += rms_norm(geglu_ffn(rms_norm(x)))`.
     fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
-        let attention = |f: &mut ForwardPass<'_, B>| self.attention.forward(f);
+        let attention = |f: &mut ForwardPass<'_, B>, out| self.attention.forward(f, out);
         residual(f, &ATTENTION, &self.attn_norm, Some(&self.post_attention_norm), attention)?;
-        let feed_forward = |f: &mut ForwardPass<'_, B>| self.feed_forward.forward(f);
+        let feed_forward = |f: &mut ForwardPass<'_, B>, out| self.feed_forward.forward(f, out);
         residual(f, &FEED_FORWARD, &self.ffn_norm, Some(&self.post_ffw_norm), feed_forward)
     }
 }

@@ -176,6 +176,18 @@ pub trait Backend: Send + Sync + Sized + 'static {
         usage: MatrixUse,
     ) -> Result<Self::Matrix>;
 
+    /// Matrices of the same input that run together (q/k/v, gate/up), in order. A backend may
+    /// keep them side by side so that one kernel computes all their products
+    /// ([`Backend::matmul_many`], [`Backend::gated_matmul`]).
+    fn load_matrices(
+        &self,
+        file: &Arc<GgufFile>,
+        tensors: &[TensorView<'_>],
+        usage: MatrixUse,
+    ) -> Result<Vec<Self::Matrix>> {
+        tensors.iter().map(|tensor| self.load_matrix(file, tensor, usage)).collect()
+    }
+
     /// The vector `tensor` of `len` elements (its shape already checked).
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
 
@@ -236,8 +248,49 @@ pub trait Backend: Send + Sync + Sized + 'static {
         x: &Self::Activations,
     ) -> Result<()>;
 
+    /// `acc += x · weightᵀ` (a projection into the residual stream); `scratch` (shaped like
+    /// `acc`) may hold the product on the way.
+    fn matmul_add(
+        pass: &mut Self::Pass<'_>,
+        weight: &Self::Matrix,
+        x: &Self::Activations,
+        scratch: &mut Self::Activations,
+        acc: &mut Self::Activations,
+    ) -> Result<()> {
+        Self::matmul(pass, weight, x, scratch)?;
+        Self::add(pass, acc, scratch);
+        Ok(())
+    }
+
+    /// `gate_out = activation(x · gateᵀ) · (x · upᵀ)` (the gated feed-forward's first half);
+    /// `up_out` may hold the up product on the way.
+    #[allow(clippy::too_many_arguments)]
+    fn gated_matmul(
+        pass: &mut Self::Pass<'_>,
+        gate: &Self::Matrix,
+        up: &Self::Matrix,
+        x: &Self::Activations,
+        activation: HiddenActivation,
+        gate_out: &mut Self::Activations,
+        up_out: &mut Self::Activations,
+    ) -> Result<()> {
+        Self::matmul_many(pass, &mut [(gate, &mut *gate_out), (up, &mut *up_out)], x)?;
+        Self::gated_activation(pass, gate_out, up_out, activation);
+        Ok(())
+    }
+
     /// `x[t] += bias`.
     fn add_bias(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, bias: &Self::Vector);
+
+    /// [`Backend::add_bias`] for several activations at once (q, k and v).
+    fn add_biases(
+        pass: &mut Self::Pass<'_>,
+        pairs: &mut [(&mut Self::Activations, &Self::Vector)],
+    ) {
+        for (x, bias) in pairs.iter_mut() {
+            Self::add_bias(pass, x, bias);
+        }
+    }
 
     /// Per token and head of `x`: the RMS norm by `head_norm` if there is one, then rope at the
     /// token's position.
