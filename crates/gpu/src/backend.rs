@@ -57,6 +57,15 @@ impl GpuBackend {
         }
     }
 
+    /// A backend that takes the portable kernels (tests of the fallbacks).
+    #[cfg(test)]
+    pub(crate) fn portable(context: Arc<GpuContext>) -> GpuBackend {
+        GpuBackend {
+            kernels: Arc::new(Kernels::portable(context.clone())),
+            ..GpuBackend::new(context)
+        }
+    }
+
     /// The device.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.context
@@ -311,6 +320,15 @@ impl Backend for GpuBackend {
         GpuMatrix::load(self, file, tensor, usage)
     }
 
+    fn load_matrices(
+        &self,
+        file: &Arc<GgufFile>,
+        tensors: &[TensorView<'_>],
+        usage: MatrixUse,
+    ) -> uma_model::Result<Vec<GpuMatrix>> {
+        GpuMatrix::load_group(self, file, tensors, usage)
+    }
+
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> uma_model::Result<GpuVector> {
         let values = uma_model::backend::decode_vector(tensor, len)?;
         let buffer = self.upload(tensor.name(), bytemuck::cast_slice(&values))?;
@@ -407,10 +425,36 @@ impl Backend for GpuBackend {
         x: &GpuActivations,
     ) -> uma_model::Result<()> {
         pass.check()?;
-        for (weight, out) in products.iter_mut() {
-            ops::matmul::matmul(pass, weight, x, out)?;
-        }
-        Ok(())
+        Ok(ops::matmul::matmul_many(pass, products, x)?)
+    }
+
+    fn matmul_add(
+        pass: &mut GpuPass<'_>,
+        weight: &GpuMatrix,
+        x: &GpuActivations,
+        _scratch: &mut GpuActivations,
+        acc: &mut GpuActivations,
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        Ok(ops::matmul::matmul_add(pass, weight, x, acc)?)
+    }
+
+    fn gated_matmul(
+        pass: &mut GpuPass<'_>,
+        gate: &GpuMatrix,
+        up: &GpuMatrix,
+        x: &GpuActivations,
+        activation: HiddenActivation,
+        gate_out: &mut GpuActivations,
+        up_out: &mut GpuActivations,
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        Ok(ops::matmul::gated_matmul(pass, gate, up, x, activation, gate_out, up_out)?)
+    }
+
+    fn add_biases(pass: &mut GpuPass<'_>, pairs: &mut [(&mut GpuActivations, &GpuVector)]) {
+        let result = ops::elementwise::add_biases(pass, pairs);
+        pass.keep(result);
     }
 
     fn add_bias(pass: &mut GpuPass<'_>, x: &mut GpuActivations, bias: &GpuVector) {
@@ -426,6 +470,19 @@ impl Backend for GpuBackend {
         rope: &RopeParams,
     ) {
         let result = ops::rope::norm_heads_and_rope(pass, x, head_norm, eps, rope);
+        pass.keep(result);
+    }
+
+    fn norm_heads_and_rope_qk(
+        pass: &mut GpuPass<'_>,
+        q: &mut GpuActivations,
+        q_norm: Option<&GpuVector>,
+        k: &mut GpuActivations,
+        k_norm: Option<&GpuVector>,
+        eps: f32,
+        rope: &RopeParams,
+    ) {
+        let result = ops::rope::norm_heads_and_rope_qk(pass, (q, q_norm), (k, k_norm), eps, rope);
         pass.keep(result);
     }
 

@@ -29,6 +29,8 @@ pub struct GpuFeatures {
     pub subgroups: bool,
     /// The smallest subgroup size the device may use.
     pub min_subgroup_size: u32,
+    /// The largest subgroup size the device may use.
+    pub max_subgroup_size: u32,
 }
 
 /// The chosen adapter, as the user sees it (`uma bench`, logs).
@@ -148,6 +150,7 @@ impl GpuContext {
             shader_f16: required_features.contains(wgpu::Features::SHADER_F16),
             subgroups: required_features.contains(wgpu::Features::SUBGROUP),
             min_subgroup_size: adapter_info.subgroup_min_size,
+            max_subgroup_size: adapter_info.subgroup_max_size,
         };
         let driver = [adapter_info.driver.as_str(), adapter_info.driver_info.as_str()]
             .iter()

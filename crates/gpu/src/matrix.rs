@@ -86,12 +86,27 @@ impl Format {
     }
 }
 
-/// One chunk of whole rows in its own buffer.
+/// One chunk of whole rows: its own buffer, or its range of a buffer shared by the matrices of
+/// a group ([`GpuMatrix::load_group`]).
 #[derive(Debug)]
 pub(crate) struct MatrixChunk {
-    pub(crate) buffer: wgpu::Buffer, // [num_rows, row words] u32
+    pub(crate) buffer: wgpu::Buffer, // [num_rows, row words] u32 from `offset`
+    /// Bytes before the chunk in `buffer` (a multiple of the storage offset alignment).
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
     pub(crate) first_row: usize,
     pub(crate) num_rows: usize,
+}
+
+impl MatrixChunk {
+    /// The chunk's rows, bound from their first word.
+    pub(crate) fn binding(&self) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.size),
+        }
+    }
 }
 
 /// A matrix's device buffers, shared by the matrices loaded from one tensor.
@@ -141,6 +156,67 @@ impl GpuMatrix {
         Ok(matrix)
     }
 
+    /// Matrices used together (q/k/v, gate/up) in one buffer, each at an aligned offset, so that
+    /// one kernel can read them all ([`crate::ops::matmul::matmul_many`]). Matrices that cannot
+    /// share (other formats or row lengths, already uploaded, too large for one binding) are
+    /// loaded one by one.
+    pub(crate) fn load_group(
+        backend: &GpuBackend,
+        file: &Arc<GgufFile>,
+        views: &[TensorView<'_>],
+        usage: MatrixUse,
+    ) -> uma_model::Result<Vec<GpuMatrix>> {
+        let one_by_one =
+            || views.iter().map(|view| GpuMatrix::load(backend, file, view, usage)).collect();
+        let Some(first) = views.first() else { return Ok(Vec::new()) };
+        let (ty, row_length) = (first.ggml_type(), first.info().row_length() as usize);
+        let Some(format) = Format::of(ty) else { return one_by_one() };
+        let same_shape = views
+            .iter()
+            .all(|v| v.ggml_type() == ty && v.info().row_length() as usize == row_length);
+        let uploaded = views.iter().any(|v| backend.cached_matrix(file, v.name()).is_some());
+        if views.len() < 2
+            || !same_shape
+            || uploaded
+            || !row_length.is_multiple_of(format.block_values)
+        {
+            return one_by_one();
+        }
+        let info = backend.context().info();
+        let alignment = backend.context().storage_alignment.max(4);
+        let row_bytes = (row_length / format.block_values * format.device_bytes) as u64;
+        let mut offsets = Vec::with_capacity(views.len());
+        let mut total = 0u64;
+        for view in views {
+            offsets.push(total);
+            total = (total + view.info().num_rows() * row_bytes).next_multiple_of(alignment);
+        }
+        if total > info.max_binding_bytes.min(info.max_buffer_bytes) {
+            return one_by_one();
+        }
+        let label = views.iter().map(|v| v.name()).collect::<Vec<_>>().join(" + ");
+        let buffer = backend.create_buffer(&label, total)?;
+        let mut matrices = Vec::with_capacity(views.len());
+        for (view, &offset) in views.iter().zip(&offsets) {
+            let num_rows = view.info().num_rows() as usize;
+            let matrix = GpuMatrix::check(view.name(), ty, view.data(), num_rows, row_length)?;
+            let packed = format.repack(view.data());
+            backend.context().queue.write_buffer(&buffer, offset, &packed);
+            let chunk = MatrixChunk {
+                buffer: buffer.clone(),
+                offset,
+                size: packed.len() as u64,
+                first_row: 0,
+                num_rows,
+            };
+            let buffers = Arc::new(MatrixBuffers { chunks: vec![chunk] });
+            backend.cache_matrix(file, view.name(), &buffers);
+            file.release_tensor_pages(view.name())?;
+            matrices.push(GpuMatrix { buffers, ..matrix });
+        }
+        Ok(matrices)
+    }
+
     /// A matrix of `data` (GGUF bytes of type `ty`), without a file (tests).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn from_bytes(
@@ -165,6 +241,40 @@ impl GpuMatrix {
         row_length: usize,
         max_chunk_bytes: u64,
     ) -> Result<GpuMatrix> {
+        let matrix = GpuMatrix::check(name, ty, data, num_rows, row_length)?;
+        let format = matrix.format;
+        let unsupported = |why: String| GpuError::Unsupported {
+            reason: format!("{name} ({}): {why}", ty.name()),
+        };
+        let blocks_per_row = row_length / format.block_values;
+        let row_bytes = (blocks_per_row * format.device_bytes) as u64;
+        let rows_per_chunk =
+            (max_chunk_bytes.min(backend.context().info().max_buffer_bytes) / row_bytes) as usize;
+        if rows_per_chunk == 0 {
+            return Err(unsupported(format!("a row of {row_bytes} bytes exceeds a GPU binding")));
+        }
+        let source_row_bytes = blocks_per_row * format.source_bytes;
+        let mut chunks = Vec::new();
+        let mut first_row = 0;
+        while first_row < num_rows {
+            let rows = rows_per_chunk.min(num_rows - first_row);
+            let source = &data[first_row * source_row_bytes..(first_row + rows) * source_row_bytes];
+            let buffer = backend.upload(name, &format.repack(source))?;
+            let size = buffer.size();
+            chunks.push(MatrixChunk { buffer, offset: 0, size, first_row, num_rows: rows });
+            first_row += rows;
+        }
+        Ok(GpuMatrix { buffers: Arc::new(MatrixBuffers { chunks }), ..matrix })
+    }
+
+    /// A matrix of `data` without buffers yet, or why the GPU cannot take it.
+    fn check(
+        name: &str,
+        ty: GgmlType,
+        data: &[u8],
+        num_rows: usize,
+        row_length: usize,
+    ) -> Result<GpuMatrix> {
         let unsupported = |why: String| GpuError::Unsupported {
             reason: format!("{name} ({}): {why}", ty.name()),
         };
@@ -183,28 +293,12 @@ impl GpuMatrix {
                 data.len()
             )));
         }
-        let row_bytes = (blocks_per_row * format.device_bytes) as u64;
-        let rows_per_chunk =
-            (max_chunk_bytes.min(backend.context().info().max_buffer_bytes) / row_bytes) as usize;
-        if rows_per_chunk == 0 {
-            return Err(unsupported(format!("a row of {row_bytes} bytes exceeds a GPU binding")));
-        }
-        let source_row_bytes = blocks_per_row * format.source_bytes;
-        let mut chunks = Vec::new();
-        let mut first_row = 0;
-        while first_row < num_rows {
-            let rows = rows_per_chunk.min(num_rows - first_row);
-            let source = &data[first_row * source_row_bytes..(first_row + rows) * source_row_bytes];
-            let buffer = backend.upload(name, &format.repack(source))?;
-            chunks.push(MatrixChunk { buffer, first_row, num_rows: rows });
-            first_row += rows;
-        }
         Ok(GpuMatrix {
             name: name.to_owned(),
             format,
             num_rows,
             row_length,
-            buffers: Arc::new(MatrixBuffers { chunks }),
+            buffers: Arc::new(MatrixBuffers { chunks: Vec::new() }),
         })
     }
 

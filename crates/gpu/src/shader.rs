@@ -140,6 +140,20 @@ impl Kernels {
         Kernels { context, flags, compiled: Mutex::new(HashMap::new()) }
     }
 
+    /// Kernels without f16 arithmetic or subgroups whatever the device offers (tests of the
+    /// portable paths).
+    #[cfg(test)]
+    pub(crate) fn portable(context: Arc<GpuContext>) -> Kernels {
+        let flags = ShaderFlags { f16: false, subgroups: false };
+        Kernels { context, flags, compiled: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether kernels may use subgroup operations (the device has them and
+    /// `UMA_GPU_PORTABLE` is not set).
+    pub(crate) fn subgroups(&self) -> bool {
+        self.flags.subgroups
+    }
+
     /// The kernel `name` (entry point `main`), compiling `parts` (concatenated, preprocessed
     /// with `defines`) the first time it is asked for. `name` must say everything that makes
     /// the source differ.

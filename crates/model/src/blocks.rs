@@ -201,8 +201,7 @@ impl<B: Backend> Attention<B> {
             Some(norm) => (Some(&norm.q), Some(&norm.k)),
             None => (None, None),
         };
-        B::norm_heads_and_rope(ops, &mut s.q, q_norm, c.rms_norm_eps, &rope);
-        B::norm_heads_and_rope(ops, &mut s.k, k_norm, c.rms_norm_eps, &rope);
+        B::norm_heads_and_rope_qk(ops, &mut s.q, q_norm, &mut s.k, k_norm, c.rms_norm_eps, &rope);
         reporter.report::<B>(ops, "q_rope", q_dim, &s.q)?;
         reporter.report::<B>(ops, "k_rope", kv_dim, &s.k)?;
         let params = AttentionParams {

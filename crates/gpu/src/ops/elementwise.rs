@@ -3,18 +3,24 @@
 use uma_model::HiddenActivation;
 
 use crate::backend::{GpuActivations, GpuPass, GpuVector};
-use crate::error::Result;
+use crate::error::{GpuError, Result};
 use crate::recorder::grid;
 use crate::shader::COMMON;
 
+/// SiLU and ggml's GELU, for the element-wise and the fused products' kernels.
+pub(crate) const ACTIVATIONS: &str = include_str!("../shaders/activations.wgsl");
 const BINARY: &str = include_str!("../shaders/binary.wgsl");
 const SOFTCAP: &str = include_str!("../shaders/softcap.wgsl");
 
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::NoUninit)]
+#[derive(Clone, Copy, Default, bytemuck::NoUninit)]
 struct BinaryParams {
     len: u32,
     width: u32,
+    len1: u32, // BIASES3: the second and third pairs
+    width1: u32,
+    len2: u32,
+    width2: u32,
 }
 
 /// `x = op(x, y)` over `x`'s values, `op` one of binary.wgsl's defines.
@@ -29,8 +35,8 @@ fn binary(
     if len == 0 {
         return Ok(());
     }
-    let kernel = pass.kernel(&format!("binary_{op}"), &[COMMON, BINARY], &[op])?;
-    let params = BinaryParams { len: len as u32, width: width as u32 };
+    let kernel = pass.kernel(&format!("binary_{op}"), &[COMMON, ACTIVATIONS, BINARY], &[op])?;
+    let params = BinaryParams { len: len as u32, width: width as u32, ..BinaryParams::default() };
     let groups = grid(len.div_ceil(256) as u32);
     pass.dispatch(&kernel, &params, &[x.binding(), y], groups)
 }
@@ -51,6 +57,44 @@ pub(crate) fn add_bias(
     bias: &GpuVector,
 ) -> Result<()> {
     binary(pass, "BIAS", x, bias.binding(), bias.len)
+}
+
+/// `x[t] += bias` for each pair: one dispatch for three (q, k, v), else one each.
+pub(crate) fn add_biases(
+    pass: &mut GpuPass<'_>,
+    pairs: &mut [(&mut GpuActivations, &GpuVector)],
+) -> Result<()> {
+    let [(x0, b0), (x1, b1), (x2, b2)] = pairs else {
+        for (x, bias) in pairs.iter_mut() {
+            add_bias(pass, x, bias)?;
+        }
+        return Ok(());
+    };
+    let (b0, b1, b2): (&GpuVector, &GpuVector, &GpuVector) = (b0, b1, b2);
+    for (x, bias) in [(&**x0, b0), (&**x1, b1), (&**x2, b2)] {
+        if x.width != bias.len {
+            return Err(GpuError::Validation {
+                reason: format!("a bias of {} values for rows of {}", bias.len, x.width),
+            });
+        }
+    }
+    let lens = [x0.len(), x1.len(), x2.len()];
+    let total: usize = lens.iter().sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let kernel = pass.kernel("binary_BIASES3", &[COMMON, ACTIVATIONS, BINARY], &["BIASES3"])?;
+    let params = BinaryParams {
+        len: total as u32,
+        width: b0.len as u32,
+        len1: lens[1] as u32,
+        width1: b1.len as u32,
+        len2: lens[2] as u32,
+        width2: b2.len as u32,
+    };
+    let buffers =
+        [x0.binding(), b0.binding(), x1.binding(), b1.binding(), x2.binding(), b2.binding()];
+    pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(256) as u32))
 }
 
 /// `gate = activation(gate) · up`.
@@ -140,6 +184,35 @@ mod tests {
         // One f16 rounding step of the GELU value at most.
         let error = relative_error(&got, &expected);
         assert!(error < 1e-3, "relative error {error}");
+    }
+
+    #[test]
+    fn three_biases_in_one_kernel_add_like_one_at_a_time() {
+        let Some(backend) = backend() else { return };
+        let rows = 3;
+        let widths = [64, 16, 16];
+        let xs: Vec<Vec<f32>> = widths.iter().map(|&w| values(w as u64, rows * w)).collect();
+        let biases: Vec<Vec<f32>> = widths.iter().map(|&w| values(90 + w as u64, w)).collect();
+        let got = with_pass(backend, rows, 0, |pass| {
+            let vectors: Vec<GpuVector> = biases
+                .iter()
+                .map(|b| GpuVector {
+                    buffer: pass.backend().upload("bias", bytemuck::cast_slice(b)).unwrap(),
+                    len: b.len(),
+                })
+                .collect();
+            let mut gx: Vec<GpuActivations> =
+                xs.iter().zip(widths).map(|(x, w)| pass.upload_activations(x, rows, w)).collect();
+            let [a, b, c] = &mut gx[..] else { unreachable!() };
+            let mut pairs = [(a, &vectors[0]), (b, &vectors[1]), (c, &vectors[2])];
+            add_biases(pass, &mut pairs).unwrap();
+            gx.iter().map(|x| read(pass, x)).collect::<Vec<_>>()
+        });
+        for ((got, x), bias) in got.iter().zip(&xs).zip(&biases) {
+            let expected: Vec<f32> =
+                x.iter().enumerate().map(|(i, v)| v + bias[i % bias.len()]).collect();
+            assert_eq!(got, &expected);
+        }
     }
 
     #[test]

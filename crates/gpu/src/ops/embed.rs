@@ -57,11 +57,7 @@ pub(crate) fn embed(
             // Multiplying by 1 is exact: no scale and a scale of 1 agree.
             scale: scale.unwrap_or(1.0),
         };
-        let buffers = [
-            chunk.buffer.as_entire_buffer_binding(),
-            step.binding(StepArray::TokenIds),
-            out.binding(),
-        ];
+        let buffers = [chunk.binding(), step.binding(StepArray::TokenIds), out.binding()];
         pass.dispatch(&kernel, &params, &buffers, grid(num_groups as u32))?;
     }
     Ok(())

@@ -3,17 +3,21 @@
 //! (prefill, compute-bound: each dequantized weight reused across a tile of tokens). Both take
 //! the weights' format from `shaders/quant_formats.wgsl` and run once per chunk of rows.
 
+use uma_model::HiddenActivation;
+
 use crate::backend::{GpuActivations, GpuPass};
 use crate::error::{GpuError, Result};
 use crate::matrix::GpuMatrix;
+use crate::ops::elementwise::ACTIVATIONS;
 use crate::recorder::grid;
-use crate::shader::COMMON;
+use crate::shader::{Kernel, COMMON};
 
 pub(crate) const QUANT_FORMATS: &str = include_str!("../shaders/quant_formats.wgsl");
 const MATVEC: &str = include_str!("../shaders/matvec.wgsl");
 const MATMUL_TILED: &str = include_str!("../shaders/matmul_tiled.wgsl");
 
-/// Most tokens the matrix-vector kernel takes (its per-token sums live in registers).
+/// Most tokens the matrix-vector kernel takes (its per-token sums live in registers; lane `t`
+/// of a row writes token `t`, so every shape has at least this many lanes).
 const MATVEC_MAX_TOKENS: usize = 8;
 
 /// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, and
@@ -58,34 +62,30 @@ pub(crate) const MATVEC_SHAPES: [MatvecShape; 7] = [
 const TILE: usize = 64;
 
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::NoUninit)]
+#[derive(Clone, Copy, Default, bytemuck::NoUninit)]
 struct Params {
     num_rows: u32,
     row_length: u32,
     num_tokens: u32,
     out_width: u32,
     row_offset: u32,
+    rows0: u32,
+    rows1: u32,
+    base0: u32,
+    base1: u32,
+    base2: u32,
 }
 
-/// `out = x · weightᵀ`: `out[t, r] = Σ_k x[t, k] · weight[r, k]`.
-pub(crate) fn matmul(
-    pass: &mut GpuPass<'_>,
-    weight: &GpuMatrix,
-    x: &GpuActivations,       // [num_tokens, row_length]
-    out: &mut GpuActivations, // [num_tokens, num_rows]
-) -> Result<()> {
-    let shape = matvec_shape(pass);
-    matmul_shaped(pass, weight, x, out, shape)
+/// What a product does with its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Store,
+    /// `out += x · weightᵀ`.
+    Accumulate,
 }
 
-/// [`matmul`] with the matrix-vector kernel of `shape` (for few tokens).
-pub(crate) fn matmul_shaped(
-    pass: &mut GpuPass<'_>,
-    weight: &GpuMatrix,
-    x: &GpuActivations,
-    out: &mut GpuActivations,
-    shape: MatvecShape,
-) -> Result<()> {
+/// Refuses operands whose shapes do not make `out = x · weightᵀ`.
+fn check_shapes(weight: &GpuMatrix, x: &GpuActivations, out: &GpuActivations) -> Result<()> {
     if x.width != weight.row_length || out.width != weight.num_rows || out.num_rows != x.num_rows {
         return Err(GpuError::Validation {
             reason: format!(
@@ -100,27 +100,105 @@ pub(crate) fn matmul_shaped(
             ),
         });
     }
+    Ok(())
+}
+
+/// `out = x · weightᵀ`: `out[t, r] = Σ_k x[t, k] · weight[r, k]`.
+pub(crate) fn matmul(
+    pass: &mut GpuPass<'_>,
+    weight: &GpuMatrix,
+    x: &GpuActivations,       // [num_tokens, row_length]
+    out: &mut GpuActivations, // [num_tokens, num_rows]
+) -> Result<()> {
+    let shape = matvec_shape(pass);
+    product(pass, weight, x, out, shape, Output::Store)
+}
+
+/// `acc += x · weightᵀ`, in one kernel.
+pub(crate) fn matmul_add(
+    pass: &mut GpuPass<'_>,
+    weight: &GpuMatrix,
+    x: &GpuActivations,
+    acc: &mut GpuActivations,
+) -> Result<()> {
+    let shape = matvec_shape(pass);
+    product(pass, weight, x, acc, shape, Output::Accumulate)
+}
+
+/// [`matmul`] with the matrix-vector kernel of `shape` (for few tokens).
+#[cfg(test)]
+pub(crate) fn matmul_shaped(
+    pass: &mut GpuPass<'_>,
+    weight: &GpuMatrix,
+    x: &GpuActivations,
+    out: &mut GpuActivations,
+    shape: MatvecShape,
+) -> Result<()> {
+    product(pass, weight, x, out, shape, Output::Store)
+}
+
+/// The matrix-vector kernel of `shape` for `tokens` (a power of two) and `format`, with the
+/// fused variant `defines` (matvec.wgsl) named by `variant`.
+fn matvec_kernel(
+    pass: &GpuPass<'_>,
+    format: &str,
+    tokens: usize,
+    shape: MatvecShape,
+    variant: &str,
+    defines: &[&str],
+) -> Result<std::sync::Arc<Kernel>> {
+    let MatvecShape { rows, lanes, per_quad } = shape;
+    let prelude = format!(
+        "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n"
+    );
+    // Subgroups add a row's lanes when none can span two rows.
+    let max_subgroup = pass.backend().context().info().features.max_subgroup_size as usize;
+    let subgroups = pass.backend().kernels().subgroups() && (1..=lanes).contains(&max_subgroup);
+    let name = format!(
+        "matvec_{format}_t{tokens}_r{rows}_l{lanes}_q{}_s{}{variant}",
+        u8::from(per_quad),
+        u8::from(subgroups)
+    );
+    let mut all = vec![format];
+    all.extend_from_slice(defines);
+    if per_quad {
+        all.push("PER_QUAD");
+    }
+    if subgroups {
+        all.push("SUBGROUP_REDUCE");
+    }
+    pass.kernel(&name, &[&prelude, COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC], &all)
+}
+
+fn product(
+    pass: &mut GpuPass<'_>,
+    weight: &GpuMatrix,
+    x: &GpuActivations,
+    out: &mut GpuActivations,
+    shape: MatvecShape,
+    output: Output,
+) -> Result<()> {
+    check_shapes(weight, x, out)?;
     let num_tokens = x.num_rows;
     if num_tokens == 0 || weight.num_rows == 0 {
         return Ok(());
     }
     let define = weight.format.define;
     let tiled = num_tokens > MATVEC_MAX_TOKENS;
+    let (variant, defines): (&str, &[&str]) = match output {
+        Output::Store => ("", &[]),
+        Output::Accumulate => ("_acc", &["ACCUMULATE"]),
+    };
     let kernel = if tiled {
+        let mut all = vec![define];
+        all.extend_from_slice(defines);
         pass.kernel(
-            &format!("matmul_tiled_{define}"),
+            &format!("matmul_tiled_{define}{variant}"),
             &[COMMON, QUANT_FORMATS, MATMUL_TILED],
-            &[define],
+            &all,
         )?
     } else {
-        let tokens = num_tokens.next_power_of_two();
-        let MatvecShape { rows, lanes, per_quad } = shape;
-        let prelude = format!(
-            "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n"
-        );
-        let name = format!("matvec_{define}_t{tokens}_r{rows}_l{lanes}_q{}", u8::from(per_quad));
-        let defines: &[&str] = if per_quad { &[define, "PER_QUAD"] } else { &[define] };
-        pass.kernel(&name, &[&prelude, COMMON, QUANT_FORMATS, MATVEC], defines)?
+        matvec_kernel(pass, define, num_tokens.next_power_of_two(), shape, variant, defines)?
     };
     for chunk in weight.chunks() {
         let params = Params {
@@ -129,16 +207,133 @@ pub(crate) fn matmul_shaped(
             num_tokens: num_tokens as u32,
             out_width: out.width as u32,
             row_offset: chunk.first_row as u32,
+            ..Params::default()
         };
         let groups = if tiled {
             chunk.num_rows.div_ceil(TILE) * num_tokens.div_ceil(TILE)
         } else {
             chunk.num_rows.div_ceil(shape.rows)
         };
-        let buffers = [chunk.buffer.as_entire_buffer_binding(), x.binding(), out.binding()];
+        let buffers = [chunk.binding(), x.binding(), out.binding()];
         pass.dispatch(&kernel, &params, &buffers, grid(groups as u32))?;
     }
     Ok(())
+}
+
+/// One binding over matrices that [`GpuMatrix::load_group`] put side by side, in order, and
+/// each one's first word in it; `None` when they are not (then they run one by one).
+fn side_by_side<'m>(matrices: &[&'m GpuMatrix]) -> Option<(wgpu::BufferBinding<'m>, Vec<u32>)> {
+    let first = matrices.first()?;
+    let mut chunks = Vec::with_capacity(matrices.len());
+    for matrix in matrices {
+        let [chunk] = matrix.chunks() else { return None };
+        let same = matrix.format == first.format && matrix.row_length == first.row_length;
+        if !same || chunk.buffer != first.chunks()[0].buffer {
+            return None;
+        }
+        chunks.push(chunk);
+    }
+    if !chunks.windows(2).all(|pair| pair[0].offset + pair[0].size <= pair[1].offset) {
+        return None;
+    }
+    let (start, last) = (chunks[0].offset, chunks[chunks.len() - 1]);
+    let bases = chunks.iter().map(|c| ((c.offset - start) / 4) as u32).collect();
+    let binding = wgpu::BufferBinding {
+        buffer: &chunks[0].buffer,
+        offset: start,
+        size: wgpu::BufferSize::new(last.offset + last.size - start),
+    };
+    Some((binding, bases))
+}
+
+/// Several products of the same `x` (q, k, v): one kernel when the matrices lie side by side
+/// and the step is a decode, else one product each.
+pub(crate) fn matmul_many(
+    pass: &mut GpuPass<'_>,
+    products: &mut [(&GpuMatrix, &mut GpuActivations)],
+    x: &GpuActivations,
+) -> Result<()> {
+    for (weight, out) in products.iter() {
+        check_shapes(weight, x, out)?;
+    }
+    let matrices: Vec<&GpuMatrix> = products.iter().map(|(w, _)| *w).collect();
+    let fused = match (products.len(), side_by_side(&matrices)) {
+        (2 | 3, Some(shared)) if (1..=MATVEC_MAX_TOKENS).contains(&x.num_rows) => Some(shared),
+        _ => None,
+    };
+    let Some((binding, bases)) = fused else {
+        for (weight, out) in products.iter_mut() {
+            matmul(pass, weight, x, out)?;
+        }
+        return Ok(());
+    };
+    let shape = matvec_shape(pass);
+    let three = products.len() == 3;
+    let (variant, defines): (&str, &[&str]) =
+        if three { ("_multi3", &["MULTI", "OUTS3"]) } else { ("_multi2", &["MULTI"]) };
+    let tokens = x.num_rows.next_power_of_two();
+    let kernel = matvec_kernel(pass, matrices[0].format.define, tokens, shape, variant, defines)?;
+    let rows: Vec<usize> = matrices.iter().map(|m| m.num_rows).collect();
+    let total: usize = rows.iter().sum();
+    let params = Params {
+        num_rows: total as u32,
+        row_length: matrices[0].row_length as u32,
+        num_tokens: x.num_rows as u32,
+        rows0: rows[0] as u32,
+        rows1: rows[1] as u32,
+        base0: bases[0],
+        base1: bases[1],
+        base2: bases.get(2).copied().unwrap_or(0),
+        ..Params::default()
+    };
+    let mut buffers = vec![binding, x.binding()];
+    buffers.extend(products.iter().map(|(_, out)| out.binding()));
+    pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(shape.rows) as u32))
+}
+
+/// `gate_out = activation(x · gateᵀ) · (x · upᵀ)`: one kernel when gate and up lie side by
+/// side and the step is a decode, else two products and the element-wise activation.
+pub(crate) fn gated_matmul(
+    pass: &mut GpuPass<'_>,
+    gate: &GpuMatrix,
+    up: &GpuMatrix,
+    x: &GpuActivations,
+    activation: HiddenActivation,
+    gate_out: &mut GpuActivations,
+    up_out: &mut GpuActivations,
+) -> Result<()> {
+    check_shapes(gate, x, gate_out)?;
+    check_shapes(up, x, up_out)?;
+    let fused = match side_by_side(&[gate, up]) {
+        Some(shared)
+            if gate.num_rows == up.num_rows && (1..=MATVEC_MAX_TOKENS).contains(&x.num_rows) =>
+        {
+            Some(shared)
+        }
+        _ => None,
+    };
+    let Some((binding, bases)) = fused else {
+        matmul_many(pass, &mut [(gate, &mut *gate_out), (up, &mut *up_out)], x)?;
+        return super::elementwise::gated_activation(pass, gate_out, up_out, activation);
+    };
+    let shape = matvec_shape(pass);
+    let (variant, defines): (&str, &[&str]) = match activation {
+        HiddenActivation::Silu => ("_swiglu", &["GATED", "SILU"]),
+        HiddenActivation::GeluTanh => ("_geglu", &["GATED"]),
+    };
+    let tokens = x.num_rows.next_power_of_two();
+    let kernel = matvec_kernel(pass, gate.format.define, tokens, shape, variant, defines)?;
+    let params = Params {
+        num_rows: gate.num_rows as u32,
+        row_length: gate.row_length as u32,
+        num_tokens: x.num_rows as u32,
+        out_width: gate_out.width as u32,
+        base0: bases[0],
+        base1: bases[1],
+        ..Params::default()
+    };
+    let buffers = [binding, x.binding(), gate_out.binding()];
+    pass.dispatch(&kernel, &params, &buffers, grid(gate.num_rows.div_ceil(shape.rows) as u32))
 }
 
 #[cfg(test)]
@@ -196,6 +391,15 @@ mod tests {
     #[test]
     fn every_matrix_vector_shape_gives_the_cpus_products() {
         let Some(backend) = backend() else { return };
+        // The device's kernels (subgroup reductions where it has them: lavapipe's subgroups
+        // are 8 wide), then the portable ones.
+        let portable = GpuBackend::portable(backend.context().clone());
+        for backend in [backend, &portable] {
+            check_every_shape(backend);
+        }
+    }
+
+    fn check_every_shape(backend: &GpuBackend) {
         // 256 values: 8 units, fewer than most shapes' lanes; 1056: 33 units, one past 32.
         for (seed, (ty, num_rows, row_length)) in
             [(GgmlType::Q4_K, 11, 1024), (GgmlType::Q8_0, 13, 1056), (GgmlType::Q6_K, 9, 256)]
@@ -286,6 +490,109 @@ mod tests {
             let reference =
                 reference(&dequantized(ty, &data, num_rows * row_length), &x, num_rows, row_length);
             assert!(relative_error(&expected, &reference) < TOLERANCE);
+        }
+    }
+
+    /// Matrices of `rows` rows of `row_length` Q8_0 values loaded as one group, with their
+    /// dequantized values.
+    fn group(
+        backend: &GpuBackend,
+        rows: &[usize],
+        row_length: usize,
+    ) -> Vec<(GpuMatrix, Vec<f32>)> {
+        let ty = GgmlType::Q8_0;
+        let mut writer = uma_gguf::GgufWriter::new();
+        let mut values = Vec::new();
+        for (i, &num_rows) in rows.iter().enumerate() {
+            let data = bytes(ty, num_rows, row_length, 40 + i as u64);
+            values.push(dequantized(ty, &data, num_rows * row_length));
+            let shape = [row_length as u64, num_rows as u64];
+            writer.add_tensor(&format!("m{i}.weight"), ty, &shape, data).unwrap();
+        }
+        let file = std::sync::Arc::new(uma_gguf::GgufFile::from_bytes(writer.to_bytes()).unwrap());
+        let views: Vec<_> =
+            (0..rows.len()).map(|i| file.tensor(&format!("m{i}.weight")).unwrap()).collect();
+        let usage = uma_model::backend::MatrixUse::Products;
+        let matrices = GpuMatrix::load_group(backend, &file, &views, usage).unwrap();
+        matrices.into_iter().zip(values).collect()
+    }
+
+    #[test]
+    fn products_of_a_group_in_one_kernel_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        let row_length = 256;
+        for rows in [&[37, 13, 13][..], &[20, 9]] {
+            let group = group(backend, rows, row_length);
+            assert!(side_by_side(&group.iter().map(|(m, _)| m).collect::<Vec<_>>()).is_some());
+            for num_tokens in [1, 3, 8, 12] {
+                let x = values(500 + num_tokens as u64, num_tokens * row_length);
+                let got = with_pass(backend, num_tokens, 0, |pass| {
+                    let gx = pass.upload_activations(&x, num_tokens, row_length);
+                    let mut outs: Vec<_> = group
+                        .iter()
+                        .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
+                        .collect();
+                    let mut products: Vec<_> =
+                        group.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
+                    matmul_many(pass, &mut products, &gx).unwrap();
+                    outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
+                });
+                for ((matrix, w), got) in group.iter().zip(got) {
+                    let expected = reference(w, &x, matrix.num_rows, row_length);
+                    let error = relative_error(&got, &expected);
+                    assert!(error < TOLERANCE, "{rows:?} × {num_tokens}: {error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gated_products_and_residual_products_in_one_kernel_match_the_cpu() {
+        use uma_model::layers::gelu_ggml;
+        let Some(backend) = backend() else { return };
+        let (rows, row_length) = (45, 512);
+        let group = group(backend, &[rows, rows], row_length);
+        let [(gate, wg), (up, wu)] = &group[..] else { unreachable!() };
+        for activation in [HiddenActivation::Silu, HiddenActivation::GeluTanh] {
+            for num_tokens in [1, 5, 20] {
+                let x = values(600 + num_tokens as u64, num_tokens * row_length);
+                let (g, u) =
+                    (reference(wg, &x, rows, row_length), reference(wu, &x, rows, row_length));
+                let expected: Vec<f32> = g
+                    .iter()
+                    .zip(&u)
+                    .map(|(&g, &u)| match activation {
+                        HiddenActivation::Silu => g / (1.0 + (-g).exp()) * u,
+                        HiddenActivation::GeluTanh => gelu_ggml(g) * u,
+                    })
+                    .collect();
+                let got = with_pass(backend, num_tokens, 0, |pass| {
+                    let gx = pass.upload_activations(&x, num_tokens, row_length);
+                    let mut gate_out = GpuBackend::activations(pass, num_tokens, rows);
+                    let mut up_out = GpuBackend::activations(pass, num_tokens, rows);
+                    gated_matmul(pass, gate, up, &gx, activation, &mut gate_out, &mut up_out)
+                        .unwrap();
+                    read(pass, &gate_out)
+                });
+                // GELU's f16 rounding of the gate: one f16 step of the gate at most.
+                let error = relative_error(&got, &expected);
+                assert!(error < 1e-3, "{activation:?} × {num_tokens}: {error}");
+            }
+        }
+        // `acc += x · gateᵀ` for a decode step and a prefill.
+        for num_tokens in [2, 20] {
+            let x = values(700 + num_tokens as u64, num_tokens * row_length);
+            let start = values(800, num_tokens * rows);
+            let product = reference(wg, &x, rows, row_length);
+            let expected: Vec<f32> = start.iter().zip(&product).map(|(a, b)| a + b).collect();
+            let got = with_pass(backend, num_tokens, 0, |pass| {
+                let gx = pass.upload_activations(&x, num_tokens, row_length);
+                let mut acc = pass.upload_activations(&start, num_tokens, rows);
+                matmul_add(pass, gate, &gx, &mut acc).unwrap();
+                read(pass, &acc)
+            });
+            let error = relative_error(&got, &expected);
+            assert!(error < TOLERANCE, "accumulated × {num_tokens}: {error}");
         }
     }
 

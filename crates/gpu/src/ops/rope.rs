@@ -37,6 +37,7 @@ struct Params {
     dims: u32,
     neox: u32,
     eps: f32,
+    num_heads2: u32,
 }
 
 /// The step's rotation table for `rope`: `[num_tokens, dims / 2, (cos, sin)]`.
@@ -85,6 +86,31 @@ pub(crate) fn norm_heads_and_rope(
     eps: f32,
     rope: &RopeParams,
 ) -> Result<()> {
+    rope_heads(pass, [(x, head_norm)], eps, rope)
+}
+
+/// [`norm_heads_and_rope`] of q and k in one dispatch (both with head norms or neither).
+pub(crate) fn norm_heads_and_rope_qk(
+    pass: &mut GpuPass<'_>,
+    (q, q_norm): (&mut GpuActivations, Option<&GpuVector>),
+    (k, k_norm): (&mut GpuActivations, Option<&GpuVector>),
+    eps: f32,
+    rope: &RopeParams,
+) -> Result<()> {
+    if q_norm.is_some() != k_norm.is_some() || q.num_rows != k.num_rows {
+        norm_heads_and_rope(pass, q, q_norm, eps, rope)?;
+        return norm_heads_and_rope(pass, k, k_norm, eps, rope);
+    }
+    rope_heads(pass, [(q, q_norm), (k, k_norm)], eps, rope)
+}
+
+/// One dispatch over the heads of one or two (PAIR) tensors of the same tokens.
+fn rope_heads<const N: usize>(
+    pass: &mut GpuPass<'_>,
+    tensors: [(&mut GpuActivations, Option<&GpuVector>); N],
+    eps: f32,
+    rope: &RopeParams,
+) -> Result<()> {
     let hd = rope.head_dim;
     if hd > MAX_HEAD_DIM || rope.dimension_count > hd || !rope.dimension_count.is_multiple_of(2) {
         return Err(GpuError::Unsupported {
@@ -95,32 +121,38 @@ pub(crate) fn norm_heads_and_rope(
             ),
         });
     }
-    if x.num_rows == 0 {
+    let num_tokens = tensors[0].0.num_rows;
+    if num_tokens == 0 {
         return Ok(());
     }
-    let num_heads = x.width / hd;
+    let heads: Vec<usize> = tensors.iter().map(|(x, _)| x.width / hd).collect();
     let table = table(pass, rope);
     let params = Params {
-        num_tokens: x.num_rows as u32,
-        num_heads: num_heads as u32,
+        num_tokens: num_tokens as u32,
+        num_heads: heads[0] as u32,
         head_dim: hd as u32,
         dims: rope.dimension_count as u32,
         neox: u32::from(rope.style == RopeStyle::Neox),
         eps,
+        num_heads2: heads.get(1).copied().unwrap_or(0) as u32,
     };
-    let groups = grid((x.num_rows * num_heads) as u32);
-    let table_len = x.num_rows * rope.dimension_count;
-    let table_binding = crate::backend::whole(table.buffer(), table_len);
-    match head_norm {
-        Some(w) => {
-            let kernel = pass.kernel("rope_head_norm", &[COMMON, ROPE], &["HEAD_NORM"])?;
-            pass.dispatch(&kernel, &params, &[x.binding(), table_binding, w.binding()], groups)
+    let groups = grid((num_tokens * heads.iter().sum::<usize>()) as u32);
+    let table_binding = crate::backend::whole(table.buffer(), num_tokens * rope.dimension_count);
+    let with_norm = tensors[0].1.is_some();
+    let mut buffers = Vec::with_capacity(2 + 2 * N);
+    for (i, (x, norm)) in tensors.iter().enumerate() {
+        buffers.push(x.binding());
+        if i == 0 {
+            buffers.push(table_binding.clone());
         }
-        None => {
-            let kernel = pass.kernel("rope", &[COMMON, ROPE], &[])?;
-            pass.dispatch(&kernel, &params, &[x.binding(), table_binding], groups)
-        }
+        buffers.extend(norm.map(GpuVector::binding));
     }
+    let mut defines = Vec::new();
+    defines.extend(with_norm.then_some("HEAD_NORM"));
+    defines.extend((N == 2).then_some("PAIR"));
+    let name = format!("rope_{}", defines.join("_").to_lowercase());
+    let kernel = pass.kernel(&name, &[COMMON, ROPE], &defines)?;
+    pass.dispatch(&kernel, &params, &buffers, groups)
 }
 
 #[cfg(test)]
@@ -157,6 +189,44 @@ mod tests {
             error < 1e-5,
             "{style:?} {head_dim}/{dims} norm {with_norm}: relative error {error}"
         );
+    }
+
+    #[test]
+    fn q_and_k_in_one_dispatch_match_one_at_a_time() {
+        let Some(backend) = backend() else { return };
+        let (tokens, head_dim, eps) = (3, 64, 1e-6);
+        let rope = RopeParams {
+            style: RopeStyle::Neox,
+            head_dim,
+            dimension_count: head_dim,
+            base: 10000.0,
+            freq_scale: 1.0,
+        };
+        let (q, k) = (values(11, tokens * 4 * head_dim), values(12, tokens * 2 * head_dim));
+        let (wq, wk) = (values(13, head_dim), values(14, head_dim));
+        for with_norm in [false, true] {
+            let run = |together: bool| {
+                with_pass(backend, tokens, 7, |pass| {
+                    let mut gq = pass.upload_activations(&q, tokens, 4 * head_dim);
+                    let mut gk = pass.upload_activations(&k, tokens, 2 * head_dim);
+                    let upload = |w: &[f32]| GpuVector {
+                        buffer: pass.backend().upload("w", bytemuck::cast_slice(w)).unwrap(),
+                        len: head_dim,
+                    };
+                    let (nq, nk) = (upload(&wq), upload(&wk));
+                    let (nq, nk) = if with_norm { (Some(&nq), Some(&nk)) } else { (None, None) };
+                    if together {
+                        norm_heads_and_rope_qk(pass, (&mut gq, nq), (&mut gk, nk), eps, &rope)
+                            .unwrap();
+                    } else {
+                        norm_heads_and_rope(pass, &mut gq, nq, eps, &rope).unwrap();
+                        norm_heads_and_rope(pass, &mut gk, nk, eps, &rope).unwrap();
+                    }
+                    (read(pass, &gq), read(pass, &gk))
+                })
+            };
+            assert_eq!(run(true), run(false), "head norm {with_norm}");
+        }
     }
 
     #[test]

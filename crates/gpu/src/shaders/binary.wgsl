@@ -1,28 +1,25 @@
 // `x = op(x, y)` element-wise over `len` values: ADD (`x + y`), BIAS (`x + y[i % width]`),
-// SWIGLU (`silu(x) · y`), GEGLU (`gelu_tanh(x) · y`, ggml's f16-rounded GELU).
+// SWIGLU (`silu(x) · y`), GEGLU (`gelu_tanh(x) · y`, ggml's f16-rounded GELU). BIASES3: BIAS
+// for three pairs at once (q, k and v's biases), `len` counting all their values, the second
+// and third pairs `len1`, `len2` of them.
 struct Params {
     len: u32,
     width: u32,
+    len1: u32,
+    width1: u32,
+    len2: u32,
+    width2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
-
-fn gelu(v: f32) -> f32 {
-    if v <= -10.0 {
-        return 0.0;
-    }
-    if v >= 10.0 {
-        return v;
-    }
-    // ggml evaluates GELU on f16 inputs and stores f16 results.
-    let h = round_to_f16(v);
-    // tanh(a) = 1 - 2 / (exp(2a) + 1): finite for every a (|a| < 10 here).
-    let a = 0.7978845608 * h * (1.0 + 0.044715 * h * h);
-    let t = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
-    return round_to_f16(0.5 * h * (1.0 + t));
-}
+//#if BIASES3
+@group(0) @binding(3) var<storage, read_write> x1: array<f32>;
+@group(0) @binding(4) var<storage, read> y1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> x2: array<f32>;
+@group(0) @binding(6) var<storage, read> y2: array<f32>;
+//#endif
 
 @compute @workgroup_size(256)
 fn main(
@@ -41,10 +38,19 @@ fn main(
     x[i] = x[i] + y[i % p.width];
 //#endif
 //#if SWIGLU
-    let g = x[i];
-    x[i] = g / (1.0 + exp(-g)) * y[i];
+    x[i] = silu(x[i]) * y[i];
 //#endif
 //#if GEGLU
     x[i] = gelu(x[i]) * y[i];
+//#endif
+//#if BIASES3
+    let len0 = p.len - p.len1 - p.len2;
+    if i < len0 {
+        x[i] += y[i % p.width];
+    } else if i < len0 + p.len1 {
+        x1[i - len0] += y1[(i - len0) % p.width1];
+    } else {
+        x2[i - len0 - p.len1] += y2[(i - len0 - p.len1) % p.width2];
+    }
 //#endif
 }

@@ -1,8 +1,8 @@
 // Matrix times many tokens (prefill): a workgroup computes a tile of TILE rows × TILE tokens of
-// `out[t, row_offset + r] = Σ_k x[t, k] · W[r, k]`. It walks K 32 values at a time: the weight
-// tile is dequantized once into workgroup memory (each value then serves TILE tokens), the
-// activation tile loaded beside it, and each thread accumulates a 4 × 4 register block (rows
-// `ty + 16i`, tokens `tx + 16j`) in f32.
+// `out[t, row_offset + r] = Σ_k x[t, k] · W[r, k]` (ACCUMULATE: `+=` instead). It walks K 32
+// values at a time: the weight tile is dequantized once into workgroup memory (each value then
+// serves TILE tokens), the activation tile loaded beside it, and each thread accumulates a 4 × 4
+// register block (rows `ty + 16i`, tokens `tx + 16j`) in f32.
 struct Params {
     num_rows: u32,   // rows of this chunk
     row_length: u32, // a multiple of 32
@@ -83,7 +83,11 @@ fn main(
         for (var j = 0u; j < 4u; j++) {
             let t = first_token + tx + 16u * j;
             if r < p.num_rows && t < p.num_tokens {
+//#if ACCUMULATE
+                out[t * p.out_width + p.row_offset + r] += sums[i * 4u + j];
+//#else
                 out[t * p.out_width + p.row_offset + r] = sums[i * 4u + j];
+//#endif
             }
         }
     }

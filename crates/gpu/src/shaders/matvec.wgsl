@@ -5,16 +5,29 @@
 //
 // Each thread walks the row's quads (PER_QUAD: neighbouring threads read neighbouring words,
 // but each quad decodes its block's scales again; fastest on hardware GPUs) or its 32-value
-// units (a unit's eight quads share one block head and scale, loaded once; fastest on lavapipe). Per-token partial
-// sums stay in registers (x is read through the cache, every token's row being reused by all
-// the workgroup's rows); the LANES partial sums of a row are then added in workgroup memory
-// (portable: no assumption on subgroup size).
+// units (a unit's eight quads share one block head and scale, loaded once; fastest on lavapipe).
+// Per-token partial sums stay in registers (x is read through the cache, every token's row being
+// reused by all the workgroup's rows); the LANES partial sums of a row are then added by subgroup
+// operations (SUBGROUP_REDUCE, when every subgroup the device may use fits in a row: one barrier)
+// or in workgroup memory (portable: no assumption on subgroup size, log2(LANES) barriers).
+//
+// Fused variants, each one dispatch where the model asks for several (the matrices of a group
+// share one buffer, `base0..2` words apart):
+// - MULTI: the products of two (three with OUTS3) matrices, rows `0..rows0` of the first into
+//   `out`, the next `rows1` of the second into `out1`, the rest into `out2` (q, k and v);
+// - GATED: `out[t, r] = act(gate_r · x_t) · (up_r · x_t)` with SILU or GELU (gate and up);
+// - ACCUMULATE: `out += W·x` (a projection straight into the residual stream).
 struct Params {
-    num_rows: u32,   // rows of this chunk
+    num_rows: u32,   // rows of this chunk (MULTI: of all the matrices; GATED: of each)
     row_length: u32, // values per row (a multiple of 32)
     num_tokens: u32, // at most MAX_TOKENS
     out_width: u32,  // out's row length (all the matrix's rows)
     row_offset: u32, // this chunk's first row
+    rows0: u32,      // MULTI: rows of the first matrix, then of the second
+    rows1: u32,
+    base0: u32,      // MULTI, GATED: first word of each matrix in `weights`
+    base1: u32,
+    base2: u32,
 }
 
 const WORKGROUP: u32 = ROWS * LANES;
@@ -23,6 +36,12 @@ const WORKGROUP: u32 = ROWS * LANES;
 @group(0) @binding(1) var<storage, read> weights: array<u32>;      // [num_rows, row words]
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // [num_tokens, row_length / 4]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;    // [num_tokens, out_width]
+//#if MULTI
+@group(0) @binding(4) var<storage, read_write> out1: array<f32>;   // [num_tokens, rows1]
+//#if OUTS3
+@group(0) @binding(5) var<storage, read_write> out2: array<f32>;   // [num_tokens, the rest]
+//#endif
+//#endif
 
 var<workgroup> partial: array<f32, MAX_TOKENS * WORKGROUP>; // [MAX_TOKENS, WORKGROUP]
 
@@ -35,35 +54,64 @@ fn accumulate(sums: ptr<function, array<f32, MAX_TOKENS>>, w: vec4<f32>, quad: u
     }
 }
 
-@compute @workgroup_size(WORKGROUP)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) num_workgroups: vec3<u32>,
-    @builtin(local_invocation_index) thread: u32,
-) {
-    let row_in_group = thread / LANES;
-    let lane = thread % LANES;
-    let r = group_index(workgroup, num_workgroups) * ROWS + row_in_group;
-    var sums: array<f32, MAX_TOKENS>;
-    if r < p.num_rows {
-        let quads = p.row_length / 4u;
-        let units = p.row_length / 32u;
-        let row_start = r * (units / UNITS_PER_BLOCK) * BLOCK_WORDS;
+// This lane's share of the products of the row whose first word is `row_start`.
+fn row_products(sums: ptr<function, array<f32, MAX_TOKENS>>, row_start: u32, lane: u32) {
+    let quads = p.row_length / 4u;
 //#if PER_QUAD
-        for (var quad = lane; quad < quads; quad += LANES) {
-            let unit = quad / 8u;
-            let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-            accumulate(&sums, dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u), quad, quads);
-        }
-//#else
-        for (var unit = lane; unit < units; unit += LANES) {
-            let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-            for (var q = 0u; q < 8u; q++) {
-                accumulate(&sums, dequant_quad(block, unit % UNITS_PER_BLOCK, q), unit * 8u + q, quads);
-            }
-        }
-//#endif
+    for (var quad = lane; quad < quads; quad += LANES) {
+        let unit = quad / 8u;
+        let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+        accumulate(sums, dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u), quad, quads);
     }
+//#else
+    for (var unit = lane; unit < quads / 8u; unit += LANES) {
+        let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+        for (var q = 0u; q < 8u; q++) {
+            accumulate(sums, dequant_quad(block, unit % UNITS_PER_BLOCK, q), unit * 8u + q, quads);
+        }
+    }
+//#endif
+}
+
+// The first word of row `r` (MULTI: counted over all the matrices; GATED: the gate's).
+fn row_start(r: u32) -> u32 {
+    let row_words = p.row_length / (32u * UNITS_PER_BLOCK) * BLOCK_WORDS;
+//#if MULTI
+    if r < p.rows0 {
+        return p.base0 + r * row_words;
+    }
+    if r < p.rows0 + p.rows1 {
+        return p.base1 + (r - p.rows0) * row_words;
+    }
+    return p.base2 + (r - p.rows0 - p.rows1) * row_words;
+//#else
+    return p.base0 + r * row_words;
+//#endif
+}
+
+// Adds the LANES partial sums of each of the workgroup's rows, per token, into the lane 0 slot
+// of the row; token t's total is then read by lane t of the row. Every thread calls it
+// (barriers, subgroup operations).
+fn reduce_lanes(sums: array<f32, MAX_TOKENS>, thread: u32, lane: u32, sg: vec2<u32>) {
+//#if SUBGROUP_REDUCE
+    // sg: (subgroup size, lane in the subgroup). Each subgroup's first lane writes its sums
+    // beside the row's slot, then lane t of the row adds its token's.
+    let slot = thread - lane;
+    for (var t = 0u; t < MAX_TOKENS; t++) {
+        let total = subgroupAdd(sums[t]);
+        if sg.y == 0u {
+            partial[t * WORKGROUP + slot + lane / sg.x] = total;
+        }
+    }
+    workgroupBarrier();
+    if lane < MAX_TOKENS {
+        var total = 0.0;
+        for (var k = 0u; k < LANES / sg.x; k++) {
+            total += partial[lane * WORKGROUP + slot + k];
+        }
+        partial[lane * WORKGROUP + slot] = total;
+    }
+//#else
     for (var t = 0u; t < MAX_TOKENS; t++) {
         partial[t * WORKGROUP + thread] = sums[t];
     }
@@ -76,10 +124,85 @@ fn main(
         }
         workgroupBarrier();
     }
-    // Lanes 0.. write one token's sum of the row each.
-    for (var t = lane; t < p.num_tokens; t += LANES) {
-        if r < p.num_rows {
-            out[t * p.out_width + p.row_offset + r] = partial[t * WORKGROUP + row_in_group * LANES];
-        }
+//#endif
+}
+
+// Writes token t's value of row r.
+fn store(t: u32, r: u32, value: f32) {
+//#if MULTI
+    if r < p.rows0 {
+        out[t * p.rows0 + r] = value;
+        return;
+    }
+//#if OUTS3
+    if r >= p.rows0 + p.rows1 {
+        let rows2 = p.num_rows - p.rows0 - p.rows1;
+        out2[t * rows2 + r - p.rows0 - p.rows1] = value;
+        return;
+    }
+//#endif
+    out1[t * p.rows1 + r - p.rows0] = value;
+//#else
+    let i = t * p.out_width + p.row_offset + r;
+//#if ACCUMULATE
+    out[i] += value;
+//#else
+    out[i] = value;
+//#endif
+//#endif
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn main(
+    @builtin(workgroup_id) workgroup: vec3<u32>,
+    @builtin(num_workgroups) num_workgroups: vec3<u32>,
+    @builtin(local_invocation_index) thread: u32,
+//#if SUBGROUP_REDUCE
+    @builtin(subgroup_size) subgroup_size: u32,
+    @builtin(subgroup_invocation_id) subgroup_lane: u32,
+//#endif
+) {
+//#if SUBGROUP_REDUCE
+    let sg = vec2<u32>(subgroup_size, subgroup_lane);
+//#else
+    let sg = vec2<u32>(0u);
+//#endif
+    let row_in_group = thread / LANES;
+    let lane = thread % LANES;
+    let r = group_index(workgroup, num_workgroups) * ROWS + row_in_group;
+    var sums: array<f32, MAX_TOKENS>;
+//#if GATED
+    var up_sums: array<f32, MAX_TOKENS>;
+//#endif
+    if r < p.num_rows {
+        row_products(&sums, row_start(r), lane);
+//#if GATED
+        row_products(&up_sums, row_start(r) - p.base0 + p.base1, lane);
+//#endif
+    }
+    reduce_lanes(sums, thread, lane, sg);
+    let slot = row_in_group * LANES;
+//#if GATED
+    // Lane t keeps token t's gate, and the up sums take the workgroup memory.
+    var gate = 0.0;
+    if lane < MAX_TOKENS {
+        gate = partial[lane * WORKGROUP + slot];
+    }
+    workgroupBarrier();
+    reduce_lanes(up_sums, thread, lane, sg);
+//#endif
+    // Lanes 0.. write one token's sum of the row each (LANES >= MAX_TOKENS).
+    let t = lane;
+    if r < p.num_rows && t < p.num_tokens {
+        let value = partial[t * WORKGROUP + slot];
+//#if GATED
+//#if SILU
+        store(t, r, silu(gate) * value);
+//#else
+        store(t, r, gelu(gate) * value);
+//#endif
+//#else
+        store(t, r, value);
+//#endif
     }
 }

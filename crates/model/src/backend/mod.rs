@@ -302,6 +302,22 @@ pub trait Backend: Send + Sync + Sized + 'static {
         rope: &RopeParams,
     );
 
+    /// [`Backend::norm_heads_and_rope`] of the queries and the keys, which a backend may do
+    /// together.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_heads_and_rope_qk(
+        pass: &mut Self::Pass<'_>,
+        q: &mut Self::Activations,
+        q_norm: Option<&Self::Vector>,
+        k: &mut Self::Activations,
+        k_norm: Option<&Self::Vector>,
+        eps: f32,
+        rope: &RopeParams,
+    ) {
+        Self::norm_heads_and_rope(pass, q, q_norm, eps, rope);
+        Self::norm_heads_and_rope(pass, k, k_norm, eps, rope);
+    }
+
     /// Writes every token's keys `k[t]` and values `v[t]` into layer `layer` of `kv` at its
     /// position, then `out[t]` = attention of queries `q[t]` over its sequence's cached positions.
     #[allow(clippy::too_many_arguments)]
