@@ -225,6 +225,10 @@ struct BenchReport {
     device: &'static str,
     /// The GPU's name, API and driver, when the model runs on one.
     gpu: Option<String>,
+    /// What that GPU may hold (a card's memory, Apple's working set), when known.
+    gpu_memory_bytes: Option<u64>,
+    /// Where `gpu_memory_bytes` comes from.
+    gpu_memory_source: Option<&'static str>,
     threads: usize,
     /// KV cache positions per sequence.
     context_length: usize,
@@ -308,8 +312,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_type: args.memory.kv_cache_type(),
     };
     plan_model(&args.model, &file, &request, budget_bytes)?;
+    let gpu_need = uma_engine::gpu_need_bytes(&file, kv_cache_tokens, request.kv_cache_type)?;
     let setup = Setup { args, tests, threads, context_length, num_blocks, request };
-    let loaded = LoadedModel::load(Arc::new(file), args.memory.device())
+    let loaded = LoadedModel::load(Arc::new(file), args.memory.device(), gpu_need)
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     match loaded {
         LoadedModel::Cpu(model) => {
@@ -345,7 +350,11 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     }
                 }
             };
-            let on_gpu = OnGpu { name: gpu.info().to_string(), stats: model.backend().stats() };
+            let on_gpu = OnGpu {
+                name: gpu.info().to_string(),
+                stats: model.backend().stats(),
+                memory: uma_engine::gpu_memory_limit(gpu.info()),
+            };
             run_on(&setup, model, bandwidth, Some(on_gpu))
         }
     }
@@ -355,6 +364,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 struct OnGpu {
     name: String,
     stats: Arc<uma_gpu::GpuStats>,
+    /// What the GPU may hold, and where the number comes from, when known.
+    memory: Option<(u64, &'static str)>,
 }
 
 /// Where one forward pass of a test spent its time on the GPU, averaged over the timed passes.
@@ -409,6 +420,8 @@ fn run_on<B: Backend>(
         model: model_summary(&model, args),
         device: if gpu.is_some() { Device::Gpu.name() } else { Device::Cpu.name() },
         gpu: gpu.as_ref().map(|g| g.name.clone()),
+        gpu_memory_bytes: gpu.as_ref().and_then(|g| g.memory).map(|(bytes, _)| bytes),
+        gpu_memory_source: gpu.as_ref().and_then(|g| g.memory).map(|(_, source)| source),
         threads,
         context_length,
         kv_cache_blocks: kv_cache.num_blocks(),
@@ -651,7 +664,12 @@ fn render_header(report: &BenchReport) -> String {
         format::bytes(m.size_bytes)
     ));
     match &report.gpu {
-        Some(gpu) => line(format!("device: GPU {gpu}")),
+        Some(gpu) => match (report.gpu_memory_bytes, report.gpu_memory_source) {
+            (Some(bytes), Some(source)) => {
+                line(format!("device: GPU {gpu}, {} ({source})", format::bytes(bytes)))
+            }
+            _ => line(format!("device: GPU {gpu}")),
+        },
         None => line(format!("device: CPU, threads: {}", report.threads)),
     }
     line(format!("memory read bandwidth: {}", describe_bandwidth(&report.bandwidth)));

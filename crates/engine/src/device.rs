@@ -54,6 +54,64 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// What the GPU may hold for a model and where the number comes from, when known: a discrete
+/// card's own memory, or on Apple Silicon Metal's working set (its default share of RAM, or
+/// `iogpu.wired_limit_mb` when an administrator set one). Elsewhere (integrated GPUs sharing
+/// RAM) the memory budget already bounds the model.
+pub fn gpu_memory_limit(info: &uma_gpu::GpuInfo) -> Option<(u64, &'static str)> {
+    if let Some(bytes) = info.card_memory_bytes {
+        return Some((bytes, "the card's memory"));
+    }
+    if !cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+        return None;
+    }
+    if let Some(mib) = wired_limit_mib() {
+        return Some((mib << 20, "iogpu.wired_limit_mb"));
+    }
+    let total = uma_planner::system_memory().ok()?.total_bytes;
+    let fraction = uma_planner::apple_gpu_working_set_fraction(total as f64 / uma_planner::GIB);
+    Some(((total as f64 * fraction) as u64, "Metal's default working set"))
+}
+
+/// macOS's `iogpu.wired_limit_mb`, when set (0 means the default).
+fn wired_limit_mib() -> Option<u64> {
+    let output = std::process::Command::new("/usr/sbin/sysctl")
+        .args(["-n", "iogpu.wired_limit_mb"])
+        .output()
+        .ok()?;
+    let mib: u64 = String::from_utf8_lossy(&output.stdout).trim().parse().ok()?;
+    (mib > 0).then_some(mib)
+}
+
+/// Bytes a model of `file` holds on a GPU with a KV pool of `kv_tokens` positions of
+/// `kv_type`: its weights as stored (the GPU's padded blocks add at most two bytes in 34) and
+/// the pool.
+pub fn gpu_need_bytes(
+    file: &GgufFile,
+    kv_tokens: usize,
+    kv_type: uma_model::KvCacheType,
+) -> Result<u64> {
+    let spec = uma_planner::ModelSpec::from_gguf(file, "")
+        .map_err(|e| crate::EngineError::InvalidConfig { reason: e.to_string() })?;
+    Ok(spec.file_weight_bytes + kv_tokens as u64 * spec.kv_bytes_per_token(kv_type))
+}
+
+/// Why a GPU named `gpu` holding `limit` cannot take `needed_bytes`; `None` when it can or its
+/// memory is unknown.
+fn too_small_for(
+    gpu: &str,
+    needed_bytes: u64,
+    limit: Option<(u64, &'static str)>,
+) -> Option<crate::EngineError> {
+    let (limit_bytes, limit_source) = limit?;
+    (needed_bytes > limit_bytes).then(|| crate::EngineError::GpuTooSmall {
+        gpu: gpu.to_owned(),
+        needed_bytes,
+        limit_bytes,
+        limit_source,
+    })
+}
+
 /// A model loaded onto the device it will run on.
 #[derive(Debug)]
 pub enum LoadedModel {
@@ -62,12 +120,21 @@ pub enum LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads `file` onto `device` (see [`Device`]).
-    pub fn load(file: Arc<GgufFile>, device: Device) -> Result<LoadedModel> {
+    /// Loads `file` onto `device` (see [`Device`]); on the GPU the model will hold
+    /// `gpu_need_bytes` ([`gpu_need_bytes`]), which must fit the GPU's memory when it is known
+    /// ([`gpu_memory_limit`]): `gpu` refuses before loading, `auto` takes the CPU.
+    pub fn load(file: Arc<GgufFile>, device: Device, gpu_need_bytes: u64) -> Result<LoadedModel> {
+        let too_small = |backend: &GpuBackend| {
+            let info = backend.context().info();
+            too_small_for(&info.name, gpu_need_bytes, gpu_memory_limit(info))
+        };
         match device {
             Device::Cpu => Ok(LoadedModel::Cpu(Model::load(file)?)),
             Device::Gpu => {
                 let backend = GpuBackend::open().map_err(uma_model::ModelError::from)?;
+                if let Some(error) = too_small(&backend) {
+                    return Err(error);
+                }
                 tracing::info!(gpu = %backend.context().info(), "loading onto the GPU");
                 Ok(LoadedModel::Gpu(Model::load_with(backend, file)?))
             }
@@ -77,6 +144,11 @@ impl LoadedModel {
                         gpu = %backend.context().info(),
                         "using the CPU: the only GPU is a software one"
                     );
+                    Ok(LoadedModel::Cpu(Model::load(file)?))
+                }
+                Ok(backend) if too_small(&backend).is_some() => {
+                    let reason = too_small(&backend).map(|e| e.to_string()).unwrap_or_default();
+                    tracing::info!(%reason, "using the CPU");
                     Ok(LoadedModel::Cpu(Model::load(file)?))
                 }
                 Ok(backend) => match Model::load_with(backend, file.clone()) {
@@ -100,5 +172,21 @@ impl LoadedModel {
             LoadedModel::Cpu(_) => Device::Cpu,
             LoadedModel::Gpu(_) => Device::Gpu,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_larger_than_the_gpus_memory_is_refused_with_both_sizes() {
+        let card = Some((24u64 << 30, "the card's memory"));
+        assert!(too_small_for("RTX 4090", 20 << 30, card).is_none());
+        assert!(too_small_for("RTX 4090", 20 << 30, None).is_none(), "unknown: try the load");
+        let error = too_small_for("RTX 4090", 30 << 30, card).expect("too small").to_string();
+        assert!(error.contains("30720 MiB") && error.contains("24576 MiB"), "{error}");
+        assert!(error.contains("RTX 4090") && error.contains("the card's memory"), "{error}");
+        assert!(error.contains("--device cpu"), "{error}");
     }
 }

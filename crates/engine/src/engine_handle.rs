@@ -66,7 +66,9 @@ impl EngineHandle {
     ) -> Result<EngineHandle> {
         let file = Arc::new(GgufFile::open(path)?);
         let prompts = PromptEncoder::from_gguf(&file)?;
-        match LoadedModel::load(file, config.device)? {
+        let kv_tokens = config.num_kv_blocks() * config.block_size;
+        let gpu_need = crate::device::gpu_need_bytes(&file, kv_tokens, config.kv_cache_type)?;
+        match LoadedModel::load(file, config.device, gpu_need)? {
             LoadedModel::Cpu(model) => EngineHandle::start(model, prompts, model_name, config),
             LoadedModel::Gpu(model) => EngineHandle::start(model, prompts, model_name, config),
         }

@@ -72,6 +72,13 @@ pub enum EngineError {
     Kv(#[from] uma_kv::KvError),
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "the model needs about {} MiB on the GPU (weights and KV cache) but {gpu} holds {} MiB \
+         ({limit_source}); use --device cpu, a smaller context (--ctx) or --kv-cache-type q8_0",
+        needed_bytes >> 20,
+        limit_bytes >> 20
+    )]
+    GpuTooSmall { gpu: String, needed_bytes: u64, limit_bytes: u64, limit_source: &'static str },
 
     // The model registry.
     #[error("no model named {name:?} is served here")]

@@ -26,7 +26,7 @@ mod prompt_encoder;
 mod request_stream;
 mod scheduler;
 
-pub use device::{Device, LoadedModel};
+pub use device::{gpu_memory_limit, gpu_need_bytes, Device, LoadedModel};
 pub use engine_config::EngineConfig;
 pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;

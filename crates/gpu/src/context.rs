@@ -50,6 +50,8 @@ pub struct GpuInfo {
     pub max_binding_bytes: u64,
     /// The largest buffer the device creates.
     pub max_buffer_bytes: u64,
+    /// A discrete card's own memory, when the platform's tools say (`card_memory.rs`).
+    pub card_memory_bytes: Option<u64>,
 }
 
 impl std::fmt::Display for GpuInfo {
@@ -167,6 +169,12 @@ impl GpuContext {
             features,
             max_binding_bytes: required_limits.max_storage_buffer_binding_size,
             max_buffer_bytes: required_limits.max_buffer_size,
+            card_memory_bytes: match memory {
+                GpuMemory::Discrete => {
+                    crate::card_memory::detect(adapter_info.vendor, adapter_info.device)
+                }
+                GpuMemory::Unified => None,
+            },
         };
         tracing::info!(gpu = %info, ?features, "opened GPU");
         let uniform_alignment = u64::from(required_limits.min_uniform_buffer_offset_alignment);

@@ -14,6 +14,7 @@
 
 mod backend;
 mod bandwidth;
+mod card_memory;
 mod context;
 mod error;
 mod kv_cache;
