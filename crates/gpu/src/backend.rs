@@ -428,6 +428,34 @@ impl Backend for GpuBackend {
         Ok(ops::matmul::matmul_many(pass, products, x)?)
     }
 
+    fn normed_matmul_many(
+        pass: &mut GpuPass<'_>,
+        x: &GpuActivations,
+        norm: (&GpuVector, f32),
+        normed: &mut GpuActivations,
+        products: &mut [(&GpuMatrix, &mut GpuActivations)],
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        Ok(ops::matmul::normed_matmul_many(pass, x, norm, normed, products)?)
+    }
+
+    fn normed_gated_matmul(
+        pass: &mut GpuPass<'_>,
+        x: &GpuActivations,
+        norm: (&GpuVector, f32),
+        normed: &mut GpuActivations,
+        gate_up: (&GpuMatrix, &GpuMatrix),
+        activation: HiddenActivation,
+        gate_out: &mut GpuActivations,
+        up_out: &mut GpuActivations,
+    ) -> uma_model::Result<()> {
+        pass.check()?;
+        let result = ops::matmul::normed_gated_matmul(
+            pass, x, norm, normed, gate_up, activation, gate_out, up_out,
+        );
+        Ok(result?)
+    }
+
     fn matmul_add(
         pass: &mut GpuPass<'_>,
         weight: &GpuMatrix,

@@ -157,8 +157,8 @@ impl GpuMatrix {
     }
 
     /// Matrices used together (q/k/v, gate/up) in one buffer, each at an aligned offset, so that
-    /// one kernel can read them all ([`crate::ops::matmul::matmul_many`]). Matrices that cannot
-    /// share (other formats or row lengths, already uploaded, too large for one binding) are
+    /// one kernel can read those of one format ([`crate::ops::matmul::matmul_many`]). Matrices
+    /// that cannot share (other row lengths, already uploaded, too large for one binding) are
     /// loaded one by one.
     pub(crate) fn load_group(
         backend: &GpuBackend,
@@ -169,27 +169,30 @@ impl GpuMatrix {
         let one_by_one =
             || views.iter().map(|view| GpuMatrix::load(backend, file, view, usage)).collect();
         let Some(first) = views.first() else { return Ok(Vec::new()) };
-        let (ty, row_length) = (first.ggml_type(), first.info().row_length() as usize);
-        let Some(format) = Format::of(ty) else { return one_by_one() };
-        let same_shape = views
-            .iter()
-            .all(|v| v.ggml_type() == ty && v.info().row_length() as usize == row_length);
+        let row_length = first.info().row_length() as usize;
+        // Each matrix's format (they may differ: Q4_K_M files keep some v in Q6_K) and rows.
+        let mut parts = Vec::with_capacity(views.len());
+        for view in views {
+            let whole_blocks = |f: &Format| row_length.is_multiple_of(f.block_values);
+            match Format::of(view.ggml_type()).filter(whole_blocks) {
+                Some(format) if view.info().row_length() as usize == row_length => {
+                    parts.push((format, view.info().num_rows()));
+                }
+                _ => return one_by_one(),
+            }
+        }
         let uploaded = views.iter().any(|v| backend.cached_matrix(file, v.name()).is_some());
-        if views.len() < 2
-            || !same_shape
-            || uploaded
-            || !row_length.is_multiple_of(format.block_values)
-        {
+        if views.len() < 2 || uploaded {
             return one_by_one();
         }
         let info = backend.context().info();
         let alignment = backend.context().storage_alignment.max(4);
-        let row_bytes = (row_length / format.block_values * format.device_bytes) as u64;
         let mut offsets = Vec::with_capacity(views.len());
         let mut total = 0u64;
-        for view in views {
+        for (format, num_rows) in &parts {
             offsets.push(total);
-            total = (total + view.info().num_rows() * row_bytes).next_multiple_of(alignment);
+            let row_bytes = (row_length / format.block_values * format.device_bytes) as u64;
+            total = (total + num_rows * row_bytes).next_multiple_of(alignment);
         }
         if total > info.max_binding_bytes.min(info.max_buffer_bytes) {
             return one_by_one();
@@ -197,8 +200,8 @@ impl GpuMatrix {
         let label = views.iter().map(|v| v.name()).collect::<Vec<_>>().join(" + ");
         let buffer = backend.create_buffer(&label, total)?;
         let mut matrices = Vec::with_capacity(views.len());
-        for (view, &offset) in views.iter().zip(&offsets) {
-            let num_rows = view.info().num_rows() as usize;
+        for ((view, &offset), (format, _)) in views.iter().zip(&offsets).zip(&parts) {
+            let (ty, num_rows) = (view.ggml_type(), view.info().num_rows() as usize);
             let matrix = GpuMatrix::check(view.name(), ty, view.data(), num_rows, row_length)?;
             let packed = format.repack(view.data());
             backend.context().queue.write_buffer(&buffer, offset, &packed);

@@ -55,6 +55,15 @@ pub(crate) const ATTENTION: SublayerNames =
 pub(crate) const FEED_FORWARD: SublayerNames =
     SublayerNames { norm: "ffn_norm", output: "ffn_out", residual: "layer_out" };
 
+/// What a sublayer's first products read.
+pub(crate) enum SublayerInput<'n, B: Backend> {
+    /// `scratch.normed`, already holding the norm of `x`.
+    Normed,
+    /// `x` and the sublayer's norm weights: the products norm it themselves (a GPU does it in
+    /// their kernels), `scratch.normed` serving as scratch.
+    Norm(&'n B::Vector),
+}
+
 /// Where a sublayer's last projection goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SublayerOutput {
@@ -81,24 +90,30 @@ impl SublayerOutput {
     }
 }
 
-/// `x += post_norm(block(norm(x)))`: `block` reads `scratch.normed` and writes its last
-/// projection where it is told: straight into `x` when nothing comes between (no post-norm, no
-/// hook wanting the sublayer's output), else `scratch.out`.
-pub(crate) fn residual<B: Backend>(
+/// `x += post_norm(block(norm(x)))`: `block` reads the norm of `x` as it is told and writes its
+/// last projection where it is told. When no activation hook wants the sublayer's inside, the
+/// block norms `x` itself and, without a post-norm, projects straight into `x` (on a GPU: no
+/// separate norm, add or copy); otherwise `scratch.normed` and `scratch.out` hold each stage.
+pub(crate) fn residual<'n, B: Backend>(
     f: &mut ForwardPass<'_, B>,
     names: &SublayerNames,
-    norm: &B::Vector,
+    norm: &'n B::Vector,
     post_norm: Option<&B::Vector>,
-    block: impl FnOnce(&mut ForwardPass<'_, B>, SublayerOutput) -> Result<()>,
+    block: impl FnOnce(&mut ForwardPass<'_, B>, SublayerInput<'n, B>, SublayerOutput) -> Result<()>,
 ) -> Result<()> {
     let (eps, h) = (f.config.rms_norm_eps, f.config.hidden_size);
-    B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
-    f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
-    if post_norm.is_none() && !f.reporter.is_reporting() {
-        block(f, SublayerOutput::Residual)?;
-        return Ok(());
+    if !f.reporter.is_reporting() {
+        let output =
+            if post_norm.is_none() { SublayerOutput::Residual } else { SublayerOutput::Scratch };
+        block(f, SublayerInput::Norm(norm), output)?;
+        if output == SublayerOutput::Residual {
+            return Ok(());
+        }
+    } else {
+        B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
+        f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
+        block(f, SublayerInput::Normed, SublayerOutput::Scratch)?;
     }
-    block(f, SublayerOutput::Scratch)?;
     if let Some(w) = post_norm {
         B::rms_norm_in_place(&mut f.ops, &mut f.scratch.out, w, eps);
     }
@@ -173,9 +188,14 @@ impl<B: Backend> Attention<B> {
         Ok(Attention { qk_norm: Some(qk_norm), ..self })
     }
 
-    /// Attention of `scratch.normed` into `output` (writing this layer's keys and values into
-    /// the cache).
-    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>, output: SublayerOutput) -> Result<()> {
+    /// Attention of the normed `x` (see [`SublayerInput`]) into `output` (writing this layer's
+    /// keys and values into the cache).
+    pub(crate) fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()> {
         let layer = f.layer();
         let ForwardPass { ops, config: c, kv, reporter, scratch: s, x, .. } = f;
         let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
@@ -187,7 +207,13 @@ impl<B: Backend> Attention<B> {
             freq_scale: c.rope_freq_scale,
         };
         let products = &mut [(&self.q, &mut s.q), (&self.k, &mut s.k), (&self.v, &mut s.v)];
-        B::matmul_many(ops, products, &s.normed)?;
+        match input {
+            SublayerInput::Normed => B::matmul_many(ops, products, &s.normed)?,
+            SublayerInput::Norm(norm) => {
+                let norm = (norm, c.rms_norm_eps);
+                B::normed_matmul_many(ops, x, norm, &mut s.normed, products)?;
+            }
+        }
         if let Some(bias) = &self.bias {
             B::add_biases(
                 ops,
@@ -233,11 +259,34 @@ impl<B: Backend> FeedForward<B> {
         Ok(FeedForward { gate, up, down: w.matrix(LayerTensor::FfnDown, h, ffn)?, activation })
     }
 
-    /// The network applied to `scratch.normed`, into `output`.
-    pub(crate) fn forward(&self, f: &mut ForwardPass<'_, B>, output: SublayerOutput) -> Result<()> {
-        let ForwardPass { ops, scratch: s, x, .. } = f;
-        let (gate, up) = (&self.gate, &self.up);
-        B::gated_matmul(ops, gate, up, &s.normed, self.activation, &mut s.gate, &mut s.up)?;
+    /// The network applied to the normed `x` (see [`SublayerInput`]), into `output`.
+    pub(crate) fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()> {
+        let ForwardPass { ops, config: c, scratch: s, x, .. } = f;
+        let (gate, up, activation) = (&self.gate, &self.up, self.activation);
+        match input {
+            SublayerInput::Normed => {
+                B::gated_matmul(ops, gate, up, &s.normed, activation, &mut s.gate, &mut s.up)?;
+            }
+            SublayerInput::Norm(norm) => {
+                let norm = (norm, c.rms_norm_eps);
+                let (gate_out, up_out) = (&mut s.gate, &mut s.up);
+                B::normed_gated_matmul(
+                    ops,
+                    x,
+                    norm,
+                    &mut s.normed,
+                    (gate, up),
+                    activation,
+                    gate_out,
+                    up_out,
+                )?;
+            }
+        }
         output.project::<B>(ops, &self.down, &s.gate, &mut s.out, x)
     }
 }
@@ -266,8 +315,12 @@ impl<B: Backend> DecoderLayer<B> {
 
 impl<B: Backend> LayerRecipe<B> for DecoderLayer<B> {
     fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
-        residual(f, &ATTENTION, &self.attn_norm, None, |f, out| self.attention.forward(f, out))?;
-        residual(f, &FEED_FORWARD, &self.ffn_norm, None, |f, out| self.feed_forward.forward(f, out))
+        let attention =
+            |f: &mut ForwardPass<'_, B>, input, out| self.attention.forward(f, input, out);
+        residual(f, &ATTENTION, &self.attn_norm, None, attention)?;
+        let feed_forward =
+            |f: &mut ForwardPass<'_, B>, input, out| self.feed_forward.forward(f, input, out);
+        residual(f, &FEED_FORWARD, &self.ffn_norm, None, feed_forward)
     }
 }
 

@@ -5,7 +5,9 @@
 
 use uma_model::HiddenActivation;
 
-use crate::backend::{GpuActivations, GpuPass};
+use uma_model::backend::Rows;
+
+use crate::backend::{GpuActivations, GpuPass, GpuVector};
 use crate::error::{GpuError, Result};
 use crate::matrix::GpuMatrix;
 use crate::ops::elementwise::ACTIVATIONS;
@@ -74,6 +76,40 @@ struct Params {
     base0: u32,
     base1: u32,
     base2: u32,
+    eps: f32,
+}
+
+/// An RMS norm folded into the products of a decode step: its weights and epsilon.
+type Norm<'a> = Option<(&'a GpuVector, f32)>;
+
+/// The fused variant's kernel name suffix and defines, with NORM added when `norm` is some.
+fn with_norm(
+    variant: &str,
+    defines: &[&'static str],
+    norm: Norm<'_>,
+) -> (String, Vec<&'static str>) {
+    let mut all = defines.to_vec();
+    match norm {
+        Some(_) => {
+            all.push("NORM");
+            (format!("{variant}_norm"), all)
+        }
+        None => (variant.to_owned(), all),
+    }
+}
+
+/// The bindings of `norm`'s weights (after the outputs) and its epsilon for the parameters.
+fn norm_binding<'a>(
+    norm: Norm<'a>,
+    x: &GpuActivations,
+) -> Result<(Option<wgpu::BufferBinding<'a>>, f32)> {
+    match norm {
+        Some((weight, _)) if weight.len != x.width => Err(GpuError::Validation {
+            reason: format!("a norm of {} values over rows of {}", weight.len, x.width),
+        }),
+        Some((weight, eps)) => Ok((Some(weight.binding()), eps)),
+        None => Ok((None, 0.0)),
+    }
 }
 
 /// What a product does with its result.
@@ -111,7 +147,7 @@ pub(crate) fn matmul(
     out: &mut GpuActivations, // [num_tokens, num_rows]
 ) -> Result<()> {
     let shape = matvec_shape(pass);
-    product(pass, weight, x, out, shape, Output::Store)
+    product(pass, weight, x, out, shape, Output::Store, None)
 }
 
 /// `acc += x · weightᵀ`, in one kernel.
@@ -122,7 +158,7 @@ pub(crate) fn matmul_add(
     acc: &mut GpuActivations,
 ) -> Result<()> {
     let shape = matvec_shape(pass);
-    product(pass, weight, x, acc, shape, Output::Accumulate)
+    product(pass, weight, x, acc, shape, Output::Accumulate, None)
 }
 
 /// [`matmul`] with the matrix-vector kernel of `shape` (for few tokens).
@@ -134,7 +170,7 @@ pub(crate) fn matmul_shaped(
     out: &mut GpuActivations,
     shape: MatvecShape,
 ) -> Result<()> {
-    product(pass, weight, x, out, shape, Output::Store)
+    product(pass, weight, x, out, shape, Output::Store, None)
 }
 
 /// The matrix-vector kernel of `shape` for `tokens` (a power of two) and `format`, with the
@@ -170,6 +206,7 @@ fn matvec_kernel(
     pass.kernel(&name, &[&prelude, COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC], &all)
 }
 
+/// One product, its rows chunk by chunk; `norm` (decode steps only) folds an RMS norm of `x`.
 fn product(
     pass: &mut GpuPass<'_>,
     weight: &GpuMatrix,
@@ -177,6 +214,7 @@ fn product(
     out: &mut GpuActivations,
     shape: MatvecShape,
     output: Output,
+    norm: Norm<'_>,
 ) -> Result<()> {
     check_shapes(weight, x, out)?;
     let num_tokens = x.num_rows;
@@ -185,20 +223,25 @@ fn product(
     }
     let define = weight.format.define;
     let tiled = num_tokens > MATVEC_MAX_TOKENS;
-    let (variant, defines): (&str, &[&str]) = match output {
+    let (variant, defines): (&str, &[&'static str]) = match output {
         Output::Store => ("", &[]),
         Output::Accumulate => ("_acc", &["ACCUMULATE"]),
     };
+    let (variant, defines) = with_norm(variant, defines, norm);
+    let (norm_weights, eps) = norm_binding(norm, x)?;
     let kernel = if tiled {
+        if norm.is_some() {
+            return Err(GpuError::Validation { reason: "a norm folded into a prefill".into() });
+        }
         let mut all = vec![define];
-        all.extend_from_slice(defines);
+        all.extend_from_slice(&defines);
         pass.kernel(
             &format!("matmul_tiled_{define}{variant}"),
             &[COMMON, QUANT_FORMATS, MATMUL_TILED],
             &all,
         )?
     } else {
-        matvec_kernel(pass, define, num_tokens.next_power_of_two(), shape, variant, defines)?
+        matvec_kernel(pass, define, num_tokens.next_power_of_two(), shape, &variant, &defines)?
     };
     for chunk in weight.chunks() {
         let params = Params {
@@ -207,6 +250,7 @@ fn product(
             num_tokens: num_tokens as u32,
             out_width: out.width as u32,
             row_offset: chunk.first_row as u32,
+            eps,
             ..Params::default()
         };
         let groups = if tiled {
@@ -214,7 +258,8 @@ fn product(
         } else {
             chunk.num_rows.div_ceil(shape.rows)
         };
-        let buffers = [chunk.binding(), x.binding(), out.binding()];
+        let mut buffers = vec![chunk.binding(), x.binding(), out.binding()];
+        buffers.extend(norm_weights.clone());
         pass.dispatch(&kernel, &params, &buffers, grid(groups as u32))?;
     }
     Ok(())
@@ -246,48 +291,110 @@ fn side_by_side<'m>(matrices: &[&'m GpuMatrix]) -> Option<(wgpu::BufferBinding<'
     Some((binding, bases))
 }
 
-/// Several products of the same `x` (q, k, v): one kernel when the matrices lie side by side
-/// and the step is a decode, else one product each.
+/// Whether `x` is a decode step's (the matrix-vector kernel's, where products fuse).
+fn is_decode(x: &GpuActivations) -> bool {
+    (1..=MATVEC_MAX_TOKENS).contains(&x.num_rows)
+}
+
+/// Several products of the same `x` (q, k, v): for a decode step, one kernel for each run of
+/// matrices of one format lying side by side (q and k in Q5_0 and v in Q8_0: two), else one
+/// product each.
 pub(crate) fn matmul_many(
     pass: &mut GpuPass<'_>,
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
     x: &GpuActivations,
 ) -> Result<()> {
+    products_of(pass, products, x, None)
+}
+
+/// [`matmul_many`] of `rms_norm(x) · norm`: for a decode step the norm is folded into the
+/// products' kernels (`normed` is left as it was), else `normed` takes the norm first.
+pub(crate) fn normed_matmul_many(
+    pass: &mut GpuPass<'_>,
+    x: &GpuActivations,
+    (norm, eps): (&GpuVector, f32),
+    normed: &mut GpuActivations,
+    products: &mut [(&GpuMatrix, &mut GpuActivations)],
+) -> Result<()> {
+    if is_decode(x) {
+        return products_of(pass, products, x, Some((norm, eps)));
+    }
+    super::norm::rms_norm(pass, x, Rows::All, norm, eps, normed)?;
+    products_of(pass, products, normed, None)
+}
+
+fn products_of(
+    pass: &mut GpuPass<'_>,
+    products: &mut [(&GpuMatrix, &mut GpuActivations)],
+    x: &GpuActivations,
+    norm: Norm<'_>,
+) -> Result<()> {
     for (weight, out) in products.iter() {
         check_shapes(weight, x, out)?;
     }
-    let matrices: Vec<&GpuMatrix> = products.iter().map(|(w, _)| *w).collect();
-    let fused = match (products.len(), side_by_side(&matrices)) {
-        (2 | 3, Some(shared)) if (1..=MATVEC_MAX_TOKENS).contains(&x.num_rows) => Some(shared),
-        _ => None,
-    };
-    let Some((binding, bases)) = fused else {
-        for (weight, out) in products.iter_mut() {
-            matmul(pass, weight, x, out)?;
-        }
-        return Ok(());
-    };
     let shape = matvec_shape(pass);
-    let three = products.len() == 3;
-    let (variant, defines): (&str, &[&str]) =
-        if three { ("_multi3", &["MULTI", "OUTS3"]) } else { ("_multi2", &["MULTI"]) };
+    let mut rest = products;
+    while !rest.is_empty() {
+        // The longest run (up to three) from the first product that one kernel can take.
+        let fused = (2..=rest.len().min(3)).rev().find_map(|n| {
+            let matrices: Vec<&GpuMatrix> = rest[..n].iter().map(|(w, _)| *w).collect();
+            side_by_side(&matrices).filter(|_| is_decode(x)).map(|shared| (n, shared))
+        });
+        let taken = match fused {
+            Some((n, (binding, bases))) => {
+                let (run, _) = rest.split_at_mut(n);
+                multi_product(pass, run, x, binding, &bases, norm)?;
+                n
+            }
+            None => {
+                let (weight, out) = &mut rest[0];
+                product(pass, weight, x, out, shape, Output::Store, norm)?;
+                1
+            }
+        };
+        rest = &mut rest[taken..];
+    }
+    Ok(())
+}
+
+/// The products of two or three matrices of one format lying side by side in `binding`, at
+/// words `bases`, in one dispatch.
+fn multi_product(
+    pass: &mut GpuPass<'_>,
+    products: &mut [(&GpuMatrix, &mut GpuActivations)],
+    x: &GpuActivations,
+    binding: wgpu::BufferBinding<'_>,
+    bases: &[u32],
+    norm: Norm<'_>,
+) -> Result<()> {
+    let shape = matvec_shape(pass);
+    let (variant, defines): (&str, &[&'static str]) = if products.len() == 3 {
+        ("_multi3", &["MULTI", "OUTS3"])
+    } else {
+        ("_multi2", &["MULTI"])
+    };
+    let (variant, defines) = with_norm(variant, defines, norm);
+    let (norm_weights, eps) = norm_binding(norm, x)?;
     let tokens = x.num_rows.next_power_of_two();
-    let kernel = matvec_kernel(pass, matrices[0].format.define, tokens, shape, variant, defines)?;
-    let rows: Vec<usize> = matrices.iter().map(|m| m.num_rows).collect();
+    let format = products[0].0.format.define;
+    let kernel = matvec_kernel(pass, format, tokens, shape, &variant, &defines)?;
+    let rows: Vec<usize> = products.iter().map(|(m, _)| m.num_rows).collect();
     let total: usize = rows.iter().sum();
     let params = Params {
         num_rows: total as u32,
-        row_length: matrices[0].row_length as u32,
+        row_length: products[0].0.row_length as u32,
         num_tokens: x.num_rows as u32,
         rows0: rows[0] as u32,
         rows1: rows[1] as u32,
         base0: bases[0],
         base1: bases[1],
         base2: bases.get(2).copied().unwrap_or(0),
+        eps,
         ..Params::default()
     };
     let mut buffers = vec![binding, x.binding()];
     buffers.extend(products.iter().map(|(_, out)| out.binding()));
+    buffers.extend(norm_weights);
     pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(shape.rows) as u32))
 }
 
@@ -304,25 +411,58 @@ pub(crate) fn gated_matmul(
 ) -> Result<()> {
     check_shapes(gate, x, gate_out)?;
     check_shapes(up, x, up_out)?;
-    let fused = match side_by_side(&[gate, up]) {
-        Some(shared)
-            if gate.num_rows == up.num_rows && (1..=MATVEC_MAX_TOKENS).contains(&x.num_rows) =>
-        {
-            Some(shared)
-        }
-        _ => None,
-    };
-    let Some((binding, bases)) = fused else {
+    if !gated_product(pass, (gate, up), x, activation, gate_out, None)? {
         matmul_many(pass, &mut [(gate, &mut *gate_out), (up, &mut *up_out)], x)?;
-        return super::elementwise::gated_activation(pass, gate_out, up_out, activation);
-    };
+        super::elementwise::gated_activation(pass, gate_out, up_out, activation)?;
+    }
+    Ok(())
+}
+
+/// [`gated_matmul`] of `rms_norm(x) · norm`: for a decode step the norm is folded into the
+/// kernel (`normed` is left as it was), else `normed` takes the norm first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn normed_gated_matmul(
+    pass: &mut GpuPass<'_>,
+    x: &GpuActivations,
+    (norm, eps): (&GpuVector, f32),
+    normed: &mut GpuActivations,
+    (gate, up): (&GpuMatrix, &GpuMatrix),
+    activation: HiddenActivation,
+    gate_out: &mut GpuActivations,
+    up_out: &mut GpuActivations,
+) -> Result<()> {
+    check_shapes(gate, x, gate_out)?;
+    check_shapes(up, x, up_out)?;
+    if gated_product(pass, (gate, up), x, activation, gate_out, Some((norm, eps)))? {
+        return Ok(());
+    }
+    super::norm::rms_norm(pass, x, Rows::All, norm, eps, normed)?;
+    gated_matmul(pass, gate, up, normed, activation, gate_out, up_out)
+}
+
+/// The fused gate/up kernel when gate and up lie side by side and `x` is a decode step's;
+/// `false` (nothing recorded) otherwise.
+fn gated_product(
+    pass: &mut GpuPass<'_>,
+    (gate, up): (&GpuMatrix, &GpuMatrix),
+    x: &GpuActivations,
+    activation: HiddenActivation,
+    gate_out: &mut GpuActivations,
+    norm: Norm<'_>,
+) -> Result<bool> {
+    let Some((binding, bases)) = side_by_side(&[gate, up]) else { return Ok(false) };
+    if gate.num_rows != up.num_rows || !is_decode(x) {
+        return Ok(false);
+    }
     let shape = matvec_shape(pass);
-    let (variant, defines): (&str, &[&str]) = match activation {
+    let (variant, defines): (&str, &[&'static str]) = match activation {
         HiddenActivation::Silu => ("_swiglu", &["GATED", "SILU"]),
         HiddenActivation::GeluTanh => ("_geglu", &["GATED"]),
     };
+    let (variant, defines) = with_norm(variant, defines, norm);
+    let (norm_weights, eps) = norm_binding(norm, x)?;
     let tokens = x.num_rows.next_power_of_two();
-    let kernel = matvec_kernel(pass, gate.format.define, tokens, shape, variant, defines)?;
+    let kernel = matvec_kernel(pass, gate.format.define, tokens, shape, &variant, &defines)?;
     let params = Params {
         num_rows: gate.num_rows as u32,
         row_length: gate.row_length as u32,
@@ -330,10 +470,14 @@ pub(crate) fn gated_matmul(
         out_width: gate_out.width as u32,
         base0: bases[0],
         base1: bases[1],
+        eps,
         ..Params::default()
     };
-    let buffers = [binding, x.binding(), gate_out.binding()];
-    pass.dispatch(&kernel, &params, &buffers, grid(gate.num_rows.div_ceil(shape.rows) as u32))
+    let mut buffers = vec![binding, x.binding(), gate_out.binding()];
+    buffers.extend(norm_weights);
+    let groups = grid(gate.num_rows.div_ceil(shape.rows) as u32);
+    pass.dispatch(&kernel, &params, &buffers, groups)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -493,17 +637,16 @@ mod tests {
         }
     }
 
-    /// Matrices of `rows` rows of `row_length` Q8_0 values loaded as one group, with their
-    /// dequantized values.
+    /// Matrices of `(type, rows)` with rows of `row_length` values loaded as one group, with
+    /// their dequantized values.
     fn group(
         backend: &GpuBackend,
-        rows: &[usize],
+        matrices: &[(GgmlType, usize)],
         row_length: usize,
     ) -> Vec<(GpuMatrix, Vec<f32>)> {
-        let ty = GgmlType::Q8_0;
         let mut writer = uma_gguf::GgufWriter::new();
         let mut values = Vec::new();
-        for (i, &num_rows) in rows.iter().enumerate() {
+        for (i, &(ty, num_rows)) in matrices.iter().enumerate() {
             let data = bytes(ty, num_rows, row_length, 40 + i as u64);
             values.push(dequantized(ty, &data, num_rows * row_length));
             let shape = [row_length as u64, num_rows as u64];
@@ -511,7 +654,7 @@ mod tests {
         }
         let file = std::sync::Arc::new(uma_gguf::GgufFile::from_bytes(writer.to_bytes()).unwrap());
         let views: Vec<_> =
-            (0..rows.len()).map(|i| file.tensor(&format!("m{i}.weight")).unwrap()).collect();
+            (0..matrices.len()).map(|i| file.tensor(&format!("m{i}.weight")).unwrap()).collect();
         let usage = uma_model::backend::MatrixUse::Products;
         let matrices = GpuMatrix::load_group(backend, &file, &views, usage).unwrap();
         matrices.into_iter().zip(values).collect()
@@ -521,9 +664,16 @@ mod tests {
     fn products_of_a_group_in_one_kernel_match_the_cpu() {
         let Some(backend) = backend() else { return };
         let row_length = 256;
-        for rows in [&[37, 13, 13][..], &[20, 9]] {
+        let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
+        // Three of one format (one kernel), two, and a run of two then one of another format.
+        for rows in [
+            &[(q8, 37), (q8, 13), (q8, 13)][..],
+            &[(q8, 20), (q8, 9)],
+            &[(q5, 20), (q5, 9), (q6, 9)],
+        ] {
             let group = group(backend, rows, row_length);
-            assert!(side_by_side(&group.iter().map(|(m, _)| m).collect::<Vec<_>>()).is_some());
+            let matrices: Vec<&GpuMatrix> = group.iter().map(|(m, _)| m).collect();
+            assert!(side_by_side(&matrices[..2]).is_some(), "{rows:?} share a buffer");
             for num_tokens in [1, 3, 8, 12] {
                 let x = values(500 + num_tokens as u64, num_tokens * row_length);
                 let got = with_pass(backend, num_tokens, 0, |pass| {
@@ -551,7 +701,7 @@ mod tests {
         use uma_model::layers::gelu_ggml;
         let Some(backend) = backend() else { return };
         let (rows, row_length) = (45, 512);
-        let group = group(backend, &[rows, rows], row_length);
+        let group = group(backend, &[(GgmlType::Q8_0, rows), (GgmlType::Q8_0, rows)], row_length);
         let [(gate, wg), (up, wu)] = &group[..] else { unreachable!() };
         for activation in [HiddenActivation::Silu, HiddenActivation::GeluTanh] {
             for num_tokens in [1, 5, 20] {
@@ -593,6 +743,72 @@ mod tests {
             });
             let error = relative_error(&got, &expected);
             assert!(error < TOLERANCE, "accumulated × {num_tokens}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_norm_folded_into_the_products_matches_norming_first() {
+        let Some(backend) = backend() else { return };
+        let row_length = 256;
+        let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
+        let qkv = group(backend, &[(q5, 20), (q5, 9), (q6, 9)], row_length);
+        let gate_up = group(backend, &[(q8, 30), (q8, 30)], row_length);
+        let norm_weights = values(900, row_length);
+        let eps = 1e-6;
+        // 3 tokens fold the norm into the kernels, 12 (a prefill) norm first.
+        for num_tokens in [3, 12] {
+            let x: Vec<f32> = values(901 + num_tokens as u64, num_tokens * row_length)
+                .iter()
+                .map(|v| 3.0 * v)
+                .collect();
+            let mut normed_x = x.clone();
+            for row in normed_x.chunks_mut(row_length) {
+                uma_model::layers::rms_norm_in_place(row, &norm_weights, eps);
+            }
+            let got = with_pass(backend, num_tokens, 0, |pass| {
+                let gx = pass.upload_activations(&x, num_tokens, row_length);
+                let buffer =
+                    pass.backend().upload("norm", bytemuck::cast_slice(&norm_weights)).unwrap();
+                let norm = GpuVector { buffer, len: row_length };
+                let mut normed = GpuBackend::activations(pass, num_tokens, row_length);
+                let mut outs: Vec<_> = qkv
+                    .iter()
+                    .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
+                    .collect();
+                let mut products: Vec<_> =
+                    qkv.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
+                normed_matmul_many(pass, &gx, (&norm, eps), &mut normed, &mut products).unwrap();
+                let [(gate, _), (up, _)] = &gate_up[..] else { unreachable!() };
+                let mut gate_out = GpuBackend::activations(pass, num_tokens, 30);
+                let mut up_out = GpuBackend::activations(pass, num_tokens, 30);
+                let activation = HiddenActivation::Silu;
+                normed_gated_matmul(
+                    pass,
+                    &gx,
+                    (&norm, eps),
+                    &mut normed,
+                    (gate, up),
+                    activation,
+                    &mut gate_out,
+                    &mut up_out,
+                )
+                .unwrap();
+                outs.push(gate_out);
+                outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
+            });
+            for ((matrix, w), got) in qkv.iter().zip(&got) {
+                let expected = reference(w, &normed_x, matrix.num_rows, row_length);
+                let error = relative_error(got, &expected);
+                assert!(error < TOLERANCE, "{} × {num_tokens}: {error}", matrix.name);
+            }
+            let (g, u) = (
+                reference(&gate_up[0].1, &normed_x, 30, row_length),
+                reference(&gate_up[1].1, &normed_x, 30, row_length),
+            );
+            let expected: Vec<f32> =
+                g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+            let error = relative_error(&got[3], &expected);
+            assert!(error < TOLERANCE, "gated × {num_tokens}: {error}");
         }
     }
 

@@ -16,7 +16,10 @@
 // - MULTI: the products of two (three with OUTS3) matrices, rows `0..rows0` of the first into
 //   `out`, the next `rows1` of the second into `out1`, the rest into `out2` (q, k and v);
 // - GATED: `out[t, r] = act(gate_r · x_t) · (up_r · x_t)` with SILU or GELU (gate and up);
-// - ACCUMULATE: `out += W·x` (a projection straight into the residual stream).
+// - ACCUMULATE: `out += W·x` (a projection straight into the residual stream);
+// - NORM (with any of them): the products of `rms_norm(x) · norm_weight` instead of `x`: each
+//   row's lanes read all of x, so they add its squares beside the products and scale at the end,
+//   and no normed copy of x is written (`dot(W, x·w) · scale` = `dot(W, x·scale·w)`).
 struct Params {
     num_rows: u32,   // rows of this chunk (MULTI: of all the matrices; GATED: of each)
     row_length: u32, // values per row (a multiple of 32)
@@ -28,6 +31,7 @@ struct Params {
     base0: u32,      // MULTI, GATED: first word of each matrix in `weights`
     base1: u32,
     base2: u32,
+    eps: f32,        // NORM
 }
 
 const WORKGROUP: u32 = ROWS * LANES;
@@ -42,32 +46,61 @@ const WORKGROUP: u32 = ROWS * LANES;
 @group(0) @binding(5) var<storage, read_write> out2: array<f32>;   // [num_tokens, the rest]
 //#endif
 //#endif
+// The norm's weights, after the outputs: [row_length / 4].
+//#if NORM
+//#if MULTI
+//#if OUTS3
+@group(0) @binding(6) var<storage, read> norm_weight: array<vec4<f32>>;
+//#else
+@group(0) @binding(5) var<storage, read> norm_weight: array<vec4<f32>>;
+//#endif
+//#else
+@group(0) @binding(4) var<storage, read> norm_weight: array<vec4<f32>>;
+//#endif
+//#endif
 
 var<workgroup> partial: array<f32, MAX_TOKENS * WORKGROUP>; // [MAX_TOKENS, WORKGROUP]
 
-// sums[t] += w · x[t, quad] for every token.
-fn accumulate(sums: ptr<function, array<f32, MAX_TOKENS>>, w: vec4<f32>, quad: u32, quads: u32) {
+// Per-token sums of one thread.
+alias Sums = array<f32, MAX_TOKENS>;
+
+// sums[t] += w · x[t, quad] for every token (NORM: x times the norm's weights, and squares[t]
+// += x[t, quad]², which only the first of a thread's rows passes).
+fn accumulate(sums: ptr<function, Sums>, squares: ptr<function, Sums>, count_squares: bool,
+              w: vec4<f32>, quad: u32, quads: u32) {
     for (var t = 0u; t < MAX_TOKENS; t++) {
         if t < p.num_tokens {
-            (*sums)[t] += dot(w, x[t * quads + quad]);
+            let v = x[t * quads + quad];
+//#if NORM
+            (*sums)[t] += dot(w, v * norm_weight[quad]);
+            if count_squares {
+                (*squares)[t] += dot(v, v);
+            }
+//#else
+            (*sums)[t] += dot(w, v);
+//#endif
         }
     }
 }
 
-// This lane's share of the products of the row whose first word is `row_start`.
-fn row_products(sums: ptr<function, array<f32, MAX_TOKENS>>, row_start: u32, lane: u32) {
+// This lane's share of the products of the row whose first word is `row_start` (and of x's
+// squares when `count_squares`).
+fn row_products(sums: ptr<function, Sums>, squares: ptr<function, Sums>, count_squares: bool,
+                row_start: u32, lane: u32) {
     let quads = p.row_length / 4u;
 //#if PER_QUAD
     for (var quad = lane; quad < quads; quad += LANES) {
         let unit = quad / 8u;
         let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-        accumulate(sums, dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u), quad, quads);
+        let w = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
+        accumulate(sums, squares, count_squares, w, quad, quads);
     }
 //#else
     for (var unit = lane; unit < quads / 8u; unit += LANES) {
         let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
         for (var q = 0u; q < 8u; q++) {
-            accumulate(sums, dequant_quad(block, unit % UNITS_PER_BLOCK, q), unit * 8u + q, quads);
+            let w = dequant_quad(block, unit % UNITS_PER_BLOCK, q);
+            accumulate(sums, squares, count_squares, w, unit * 8u + q, quads);
         }
     }
 //#endif
@@ -92,7 +125,7 @@ fn row_start(r: u32) -> u32 {
 // Adds the LANES partial sums of each of the workgroup's rows, per token, into the lane 0 slot
 // of the row; token t's total is then read by lane t of the row. Every thread calls it
 // (barriers, subgroup operations).
-fn reduce_lanes(sums: array<f32, MAX_TOKENS>, thread: u32, lane: u32, sg: vec2<u32>) {
+fn reduce_lanes(sums: Sums, thread: u32, lane: u32, sg: vec2<u32>) {
 //#if SUBGROUP_REDUCE
     // sg: (subgroup size, lane in the subgroup). Each subgroup's first lane writes its sums
     // beside the row's slot, then lane t of the row adds its token's.
@@ -170,36 +203,49 @@ fn main(
     let row_in_group = thread / LANES;
     let lane = thread % LANES;
     let r = group_index(workgroup, num_workgroups) * ROWS + row_in_group;
-    var sums: array<f32, MAX_TOKENS>;
-//#if GATED
-    var up_sums: array<f32, MAX_TOKENS>;
-//#endif
+    var sums: Sums;
+    var up_sums: Sums;  // GATED
+    var squares: Sums;  // NORM
     if r < p.num_rows {
-        row_products(&sums, row_start(r), lane);
+        row_products(&sums, &squares, true, row_start(r), lane);
 //#if GATED
-        row_products(&up_sums, row_start(r) - p.base0 + p.base1, lane);
+        row_products(&up_sums, &squares, false, row_start(r) - p.base0 + p.base1, lane);
 //#endif
     }
-    reduce_lanes(sums, thread, lane, sg);
+    // Lane t of a row takes token t's totals (LANES >= MAX_TOKENS), one reduction at a time.
     let slot = row_in_group * LANES;
-//#if GATED
-    // Lane t keeps token t's gate, and the up sums take the workgroup memory.
-    var gate = 0.0;
-    if lane < MAX_TOKENS {
-        gate = partial[lane * WORKGROUP + slot];
+    let t = lane;
+    reduce_lanes(sums, thread, lane, sg);
+    var value = 0.0;
+    if t < MAX_TOKENS {
+        value = partial[t * WORKGROUP + slot];
     }
+//#if GATED
     workgroupBarrier();
     reduce_lanes(up_sums, thread, lane, sg);
+    var up = 0.0;
+    if t < MAX_TOKENS {
+        up = partial[t * WORKGROUP + slot];
+    }
 //#endif
-    // Lanes 0.. write one token's sum of the row each (LANES >= MAX_TOKENS).
-    let t = lane;
+//#if NORM
+    workgroupBarrier();
+    reduce_lanes(squares, thread, lane, sg);
+    var scale = 1.0;
+    if t < MAX_TOKENS {
+        scale = 1.0 / sqrt(partial[t * WORKGROUP + slot] / f32(p.row_length) + p.eps);
+    }
+    value *= scale;
+//#if GATED
+    up *= scale;
+//#endif
+//#endif
     if r < p.num_rows && t < p.num_tokens {
-        let value = partial[t * WORKGROUP + slot];
 //#if GATED
 //#if SILU
-        store(t, r, silu(gate) * value);
+        store(t, r, silu(value) * up);
 //#else
-        store(t, r, gelu(gate) * value);
+        store(t, r, gelu(value) * up);
 //#endif
 //#else
         store(t, r, value);

@@ -102,9 +102,11 @@ impl<B: Backend> LayerRecipe<B> for Gemma3Layer<B> {
     /// Sandwich norms: `x += rms_norm(attention(rms_norm(x)))`, then
     /// `x += rms_norm(geglu_ffn(rms_norm(x)))`.
     fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
-        let attention = |f: &mut ForwardPass<'_, B>, out| self.attention.forward(f, out);
+        let attention =
+            |f: &mut ForwardPass<'_, B>, input, out| self.attention.forward(f, input, out);
         residual(f, &ATTENTION, &self.attn_norm, Some(&self.post_attention_norm), attention)?;
-        let feed_forward = |f: &mut ForwardPass<'_, B>, out| self.feed_forward.forward(f, out);
+        let feed_forward =
+            |f: &mut ForwardPass<'_, B>, input, out| self.feed_forward.forward(f, input, out);
         residual(f, &FEED_FORWARD, &self.ffn_norm, Some(&self.post_ffw_norm), feed_forward)
     }
 }

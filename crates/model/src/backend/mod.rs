@@ -248,6 +248,36 @@ pub trait Backend: Send + Sync + Sized + 'static {
         x: &Self::Activations,
     ) -> Result<()>;
 
+    /// [`Backend::matmul_many`] of `rms_norm(x) · norm`: `normed` takes the norm, then the
+    /// products read it; a backend may fold the norm into the products instead (and leave
+    /// `normed` as it was).
+    fn normed_matmul_many(
+        pass: &mut Self::Pass<'_>,
+        x: &Self::Activations,
+        (norm, eps): (&Self::Vector, f32),
+        normed: &mut Self::Activations,
+        products: &mut [(&Self::Matrix, &mut Self::Activations)],
+    ) -> Result<()> {
+        Self::rms_norm(pass, x, Rows::All, norm, eps, normed);
+        Self::matmul_many(pass, products, normed)
+    }
+
+    /// [`Backend::gated_matmul`] of `rms_norm(x) · norm`, which a backend may fold the same way.
+    #[allow(clippy::too_many_arguments)]
+    fn normed_gated_matmul(
+        pass: &mut Self::Pass<'_>,
+        x: &Self::Activations,
+        (norm, eps): (&Self::Vector, f32),
+        normed: &mut Self::Activations,
+        (gate, up): (&Self::Matrix, &Self::Matrix),
+        activation: HiddenActivation,
+        gate_out: &mut Self::Activations,
+        up_out: &mut Self::Activations,
+    ) -> Result<()> {
+        Self::rms_norm(pass, x, Rows::All, norm, eps, normed);
+        Self::gated_matmul(pass, gate, up, normed, activation, gate_out, up_out)
+    }
+
     /// `acc += x · weightᵀ` (a projection into the residual stream); `scratch` (shaped like
     /// `acc`) may hold the product on the way.
     fn matmul_add(
