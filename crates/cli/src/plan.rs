@@ -236,7 +236,58 @@ struct PlanReport {
     cost_inputs: Option<CostInputs>,
     /// The cloud machine and its hourly price, when costs are asked for.
     cloud: Option<CloudReport>,
+    /// This machine's GPU, when this machine is planned (`None` inside: it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    this_gpu: Option<Option<GpuReport>>,
     plans: Vec<PlanEntry>,
+}
+
+/// The GPU `--device` would use on this machine.
+#[derive(Serialize, Debug)]
+struct GpuReport {
+    /// Name, API and driver.
+    name: String,
+    /// A software device (lavapipe): `--device auto` never takes it.
+    software: bool,
+    /// What the GPU may hold (a card's memory, Apple's working set), when known.
+    memory_bytes: Option<u64>,
+    memory_source: Option<&'static str>,
+}
+
+impl GpuReport {
+    /// This machine's GPU, or `None` when there is none (or no driver).
+    fn detect() -> Option<GpuReport> {
+        let context = uma_gpu::GpuContext::open().ok()?;
+        let info = context.info();
+        let memory = uma_engine::gpu_memory_limit(info);
+        Some(GpuReport {
+            name: info.to_string(),
+            software: info.is_software,
+            memory_bytes: memory.map(|(bytes, _)| bytes),
+            memory_source: memory.map(|(_, source)| source),
+        })
+    }
+
+    /// One line: the GPU, its memory, and whether the plan's weights and KV cache fit in it.
+    fn describe(gpu: Option<&GpuReport>, model: &ModelSpec, plan: &MachinePlan) -> String {
+        let Some(gpu) = gpu else {
+            return "none found: the model runs on the CPU".into();
+        };
+        if gpu.software {
+            return format!("{} · --device auto uses the CPU", gpu.name);
+        }
+        let need = model.file_weight_bytes + plan.memory.breakdown.kv_cache_bytes;
+        match (gpu.memory_bytes, gpu.memory_source) {
+            (Some(limit), Some(source)) => format!(
+                "{} · {} ({source}) · {} {} of weights and KV cache",
+                gpu.name,
+                format::bytes(limit),
+                if need <= limit { "holds the" } else { "too small for the" },
+                format::bytes(need)
+            ),
+            _ => format!("{} · its memory is not known here: --device auto tries it", gpu.name),
+        }
+    }
 }
 
 #[derive(Serialize, Debug)]
@@ -298,8 +349,10 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
             plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report });
         }
     }
+    let plans_this_machine = machines.iter().any(|m| m.name == THIS_MACHINE);
     let report = PlanReport {
         bandwidth_probe,
+        this_gpu: plans_this_machine.then(GpuReport::detect),
         cost_inputs: cost,
         cloud: cloud
             .map(|(machine, usd_per_hour)| CloudReport { machine: machine.name, usd_per_hour }),
@@ -556,6 +609,9 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         "  machine   {}",
         describe_machine(&plan.machine, report.bandwidth_probe.as_ref())
     ));
+    if let (true, Some(gpu)) = (plan.machine.name == THIS_MACHINE, &report.this_gpu) {
+        line(format!("  gpu       {}", GpuReport::describe(gpu.as_ref(), model, plan)));
+    }
     line(format!(
         "  request   context {} × {} sequence{} · KV cache {} · {}-token steps",
         format::grouped(request.context_length),
@@ -834,6 +890,45 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpu_line_says_whether_weights_and_kv_fit_its_memory() {
+        let model = ModelDescription {
+            name: "7B".into(),
+            num_parameters: 7_000_000_000,
+            num_hidden_layers: 32,
+            hidden_size: 4096,
+            num_attention_heads: 32,
+            num_key_value_heads: 8,
+            head_dim: None,
+            vocab_size: 32_000,
+            intermediate_size: None,
+            quantization: Quantization::from_name("Q4_K_M").unwrap(),
+            num_experts: None,
+            num_experts_per_token: None,
+            tie_word_embeddings: false,
+            max_position_embeddings: None,
+        }
+        .spec()
+        .unwrap();
+        let machine = MachineCatalogue::load(None).unwrap().get("h100-sxm-80gb").unwrap().clone();
+        let request = PlanRequest::default();
+        let plan = uma_planner::plan_for_machine(&model, &machine, &request).unwrap();
+        let card = |gib: u64| GpuReport {
+            name: "RTX 4090 (Vulkan)".into(),
+            software: false,
+            memory_bytes: Some(gib << 30),
+            memory_source: Some("the card's memory"),
+        };
+        let line = GpuReport::describe(Some(&card(24)), &model, &plan);
+        assert!(line.contains("25.77 GB (the card's memory) · holds the 4.77 GB"), "{line}");
+        let line = GpuReport::describe(Some(&card(2)), &model, &plan);
+        assert!(line.contains("too small for the"), "{line}");
+        let unknown = GpuReport { memory_bytes: None, memory_source: None, ..card(0) };
+        let line = GpuReport::describe(Some(&unknown), &model, &plan);
+        assert!(line.contains("not known here"), "{line}");
+        assert!(GpuReport::describe(None, &model, &plan).contains("none found"));
+    }
 
     #[test]
     fn counts_take_suffixes() {

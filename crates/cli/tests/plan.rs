@@ -162,6 +162,34 @@ fn human_report_and_comparison() {
 }
 
 #[test]
+fn this_machines_plan_names_its_gpu_or_says_there_is_none() {
+    let qwen = model(TestModel::QwenCoder05b);
+    let gpu_line = |output: &Output| {
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let report = text(&output.stdout);
+        let line = report.lines().find(|l| l.starts_with("  gpu ")).map(str::to_owned);
+        line.unwrap_or_else(|| panic!("a gpu line in\n{report}"))
+    };
+    // Without a Vulkan driver: none.
+    let without = Command::new(env!("CARGO_BIN_EXE_uma"))
+        .args(["plan", &qwen, "--bandwidth", "35"])
+        .env("VK_DRIVER_FILES", "/nonexistent")
+        .output()
+        .expect("run uma");
+    assert!(gpu_line(&without).contains("none found: the model runs on the CPU"));
+    // With whatever the machine has (CI: lavapipe, a software device auto never takes).
+    let line = gpu_line(&uma(&["plan", &qwen, "--bandwidth", "35"]));
+    if std::env::var_os("UMA_REQUIRE_GPU").is_some() {
+        assert!(!line.contains("none found"), "{line}");
+    }
+    let software = line.contains("software");
+    assert_eq!(software, line.contains("--device auto uses the CPU"), "{line}");
+    // Catalogue machines have no detected GPU line.
+    let catalogue = uma(&["plan", &qwen, "--hw", "h100-sxm-80gb"]);
+    assert!(!text(&catalogue.stdout).contains("  gpu "), "{}", text(&catalogue.stdout));
+}
+
+#[test]
 fn described_models_compare_quantizations() {
     // Llama 3 8B's shape; the feed-forward size follows from the parameter count.
     let llama = format!("plan --params 8.03B {SHAPE_32_4096} --vocab 128256 --trained-ctx 8192");
