@@ -480,6 +480,17 @@ impl Backend for GpuBackend {
         Ok(ops::matmul::gated_matmul(pass, gate, up, x, activation, gate_out, up_out)?)
     }
 
+    fn add_normed(
+        pass: &mut GpuPass<'_>,
+        acc: &mut GpuActivations,
+        y: &mut GpuActivations,
+        norm: &GpuVector,
+        eps: f32,
+    ) {
+        let result = ops::norm::add_normed(pass, acc, y, norm, eps);
+        pass.keep(result);
+    }
+
     fn add_biases(pass: &mut GpuPass<'_>, pairs: &mut [(&mut GpuActivations, &GpuVector)]) {
         let result = ops::elementwise::add_biases(pass, pairs);
         pass.keep(result);

@@ -92,8 +92,9 @@ impl SublayerOutput {
 
 /// `x += post_norm(block(norm(x)))`: `block` reads the norm of `x` as it is told and writes its
 /// last projection where it is told. When no activation hook wants the sublayer's inside, the
-/// block norms `x` itself and, without a post-norm, projects straight into `x` (on a GPU: no
-/// separate norm, add or copy); otherwise `scratch.normed` and `scratch.out` hold each stage.
+/// block norms `x` itself and projects straight into `x`, or, with a post-norm, into
+/// `scratch.out`, normed and added in one step (on a GPU: no separate norm, add or copy);
+/// otherwise `scratch.normed` and `scratch.out` hold each stage for the hook.
 pub(crate) fn residual<'n, B: Backend>(
     f: &mut ForwardPass<'_, B>,
     names: &SublayerNames,
@@ -103,17 +104,18 @@ pub(crate) fn residual<'n, B: Backend>(
 ) -> Result<()> {
     let (eps, h) = (f.config.rms_norm_eps, f.config.hidden_size);
     if !f.reporter.is_reporting() {
-        let output =
-            if post_norm.is_none() { SublayerOutput::Residual } else { SublayerOutput::Scratch };
-        block(f, SublayerInput::Norm(norm), output)?;
-        if output == SublayerOutput::Residual {
-            return Ok(());
-        }
-    } else {
-        B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
-        f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
-        block(f, SublayerInput::Normed, SublayerOutput::Scratch)?;
+        return match post_norm {
+            None => block(f, SublayerInput::Norm(norm), SublayerOutput::Residual),
+            Some(w) => {
+                block(f, SublayerInput::Norm(norm), SublayerOutput::Scratch)?;
+                B::add_normed(&mut f.ops, &mut f.x, &mut f.scratch.out, w, eps);
+                Ok(())
+            }
+        };
     }
+    B::rms_norm(&mut f.ops, &f.x, Rows::All, norm, eps, &mut f.scratch.normed);
+    f.reporter.report::<B>(&mut f.ops, names.norm, h, &f.scratch.normed)?;
+    block(f, SublayerInput::Normed, SublayerOutput::Scratch)?;
     if let Some(w) = post_norm {
         B::rms_norm_in_place(&mut f.ops, &mut f.scratch.out, w, eps);
     }

@@ -51,6 +51,31 @@ pub(crate) fn rms_norm(
 }
 
 /// `x[t]` = RMS norm of `x[t]` times `weight`.
+/// `acc += rms_norm(y) · weight` (a post-norm added into the residual stream), in one kernel.
+pub(crate) fn add_normed(
+    pass: &mut GpuPass<'_>,
+    acc: &mut GpuActivations,
+    y: &GpuActivations,
+    weight: &GpuVector,
+    eps: f32,
+) -> Result<()> {
+    if acc.num_rows != y.num_rows || acc.width != y.width || y.width != weight.len {
+        return Err(crate::error::GpuError::Validation {
+            reason: format!(
+                "the norm of [{}, {}] by {} values into [{}, {}]",
+                y.num_rows, y.width, weight.len, acc.num_rows, acc.width
+            ),
+        });
+    }
+    if y.num_rows == 0 {
+        return Ok(());
+    }
+    let kernel = pass.kernel("rms_norm_add", &[COMMON, RMS_NORM], &["ADD"])?;
+    let params = Params { num_rows: y.num_rows as u32, width: weight.len as u32, eps };
+    let buffers = [y.binding(), weight.binding(), acc.binding()];
+    pass.dispatch(&kernel, &params, &buffers, grid(y.num_rows as u32))
+}
+
 pub(crate) fn rms_norm_in_place(
     pass: &mut GpuPass<'_>,
     x: &mut GpuActivations,
@@ -70,6 +95,28 @@ mod tests {
     use super::*;
     use crate::test_support::{backend, read, relative_error, values, with_pass};
     use uma_model::backend::Backend;
+
+    #[test]
+    fn a_norm_added_into_the_residual_stream_matches_norm_then_add() {
+        let Some(backend) = backend() else { return };
+        let (rows, width, eps) = (3, 640, 1e-6);
+        let (acc, y, w) = (values(20, rows * width), values(21, rows * width), values(22, width));
+        let mut expected = acc.clone();
+        for (row, out) in y.chunks(width).zip(expected.chunks_mut(width)) {
+            let mut normed = row.to_vec();
+            uma_model::layers::rms_norm_in_place(&mut normed, &w, eps);
+            out.iter_mut().zip(normed).for_each(|(o, n)| *o += n);
+        }
+        let got = with_pass(backend, rows, 0, |pass| {
+            let mut gacc = pass.upload_activations(&acc, rows, width);
+            let gy = pass.upload_activations(&y, rows, width);
+            let buffer = pass.backend().upload("w", bytemuck::cast_slice(&w)).unwrap();
+            add_normed(pass, &mut gacc, &gy, &GpuVector { buffer, len: width }, eps).unwrap();
+            read(pass, &gacc)
+        });
+        let error = relative_error(&got, &expected);
+        assert!(error < 1e-6, "relative error {error}");
+    }
 
     #[test]
     fn rms_norm_of_all_rows_of_output_rows_and_in_place_match_the_cpu() {

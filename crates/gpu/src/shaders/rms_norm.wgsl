@@ -1,6 +1,7 @@
 // RMS norm of rows of `width` values, one workgroup per row: `out[r] = x[r] / rms(x[r]) · w`.
-// IN_PLACE normalises `x` itself; otherwise OUTPUT_ROWS reads row `rows[r]` of `x` (the head's
-// tokens) and the plain kernel row `r`.
+// IN_PLACE normalises `x` itself; ADD adds the norm into `out` (a post-norm straight into the
+// residual stream); otherwise OUTPUT_ROWS reads row `rows[r]` of `x` (the head's tokens) and
+// the plain kernel row `r`.
 struct Params {
     num_rows: u32,
     width: u32,
@@ -57,7 +58,11 @@ fn main(
 //#if IN_PLACE
         x[source + i] = x[source + i] * scale * w[i];
 //#else
+//#if ADD
+        out[r * p.width + i] += x[source + i] * scale * w[i];
+//#else
         out[r * p.width + i] = x[source + i] * scale * w[i];
+//#endif
 //#endif
     }
 }

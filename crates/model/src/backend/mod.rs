@@ -309,6 +309,19 @@ pub trait Backend: Send + Sync + Sized + 'static {
         Ok(())
     }
 
+    /// `acc += rms_norm(y) · norm` (a post-norm added into the residual stream); `y` may be
+    /// normed in place on the way.
+    fn add_normed(
+        pass: &mut Self::Pass<'_>,
+        acc: &mut Self::Activations,
+        y: &mut Self::Activations,
+        norm: &Self::Vector,
+        eps: f32,
+    ) {
+        Self::rms_norm_in_place(pass, y, norm, eps);
+        Self::add(pass, acc, y);
+    }
+
     /// `x[t] += bias`.
     fn add_bias(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, bias: &Self::Vector);
 
