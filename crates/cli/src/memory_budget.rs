@@ -34,15 +34,22 @@ pub(crate) fn parse_kv_cache_type(text: &str) -> std::result::Result<KvCacheType
 }
 
 impl MemoryArgs {
-    /// The budget in bytes and where it came from.
+    /// The budget in bytes and where it came from. With `--device gpu` every model goes to the
+    /// GPU, so what the GPU may hold (a card's memory, Apple's working set) bounds the detected
+    /// budget too.
     pub(crate) fn budget(&self) -> Result<(u64, &'static str)> {
-        match self.memory {
-            Some(bytes) => Ok((bytes, "--memory")),
-            None => Ok((
-                uma_planner::detect_budget().context("cannot detect this machine's memory")?,
-                "detected: memory minus the OS reserve",
-            )),
+        if let Some(bytes) = self.memory {
+            return Ok((bytes, "--memory"));
         }
+        let detected =
+            uma_planner::detect_budget().context("cannot detect this machine's memory")?;
+        let gpu = match self.device {
+            uma_engine::Device::Gpu => uma_gpu::GpuContext::open()
+                .ok()
+                .and_then(|context| uma_engine::gpu_memory_limit(context.info())),
+            _ => None,
+        };
+        Ok(detected_budget(detected, gpu))
     }
 
     /// The KV cache's element type.
@@ -53,6 +60,17 @@ impl MemoryArgs {
     /// The device asked for.
     pub(crate) fn device(&self) -> uma_engine::Device {
         self.device
+    }
+}
+
+/// The detected budget: memory minus the OS reserve, or less where the GPU every model goes to
+/// holds less.
+fn detected_budget(memory_bytes: u64, gpu: Option<(u64, &'static str)>) -> (u64, &'static str) {
+    match gpu {
+        Some((gpu_bytes, _)) if gpu_bytes < memory_bytes => {
+            (gpu_bytes, "detected: what the GPU may hold (--device gpu)")
+        }
+        _ => (memory_bytes, "detected: memory minus the OS reserve"),
     }
 }
 
@@ -240,6 +258,19 @@ fn describe(plan: &MemoryPlan, spec: &ModelSpec, kv_tokens: u64, kv_type: KvCach
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpu_smaller_than_the_memory_bounds_the_budget_of_gpu_models() {
+        let memory = 60 << 30;
+        let card = Some((24u64 << 30, "the card's memory"));
+        assert_eq!(detected_budget(memory, card).0, 24 << 30);
+        assert!(detected_budget(memory, card).1.contains("GPU"));
+        assert_eq!(detected_budget(memory, Some((96 << 30, "x"))).0, memory);
+        assert_eq!(
+            detected_budget(memory, None),
+            (memory, "detected: memory minus the OS reserve")
+        );
+    }
 
     #[test]
     fn sizes_take_decimal_and_binary_units() {
