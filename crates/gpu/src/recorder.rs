@@ -1,7 +1,8 @@
-//! Recording a step's work: every kernel dispatch of a forward pass goes into one command
-//! encoder (one compute pass), submitted once when the results are read, so a step costs one
-//! submission, not one per operation. Each dispatch's small parameters go into one uniform
-//! arena, written to the device with the submission.
+//! Recording a step's work: the kernel dispatches of a forward pass go into a command encoder
+//! (one compute pass) submitted every [`SUBMIT_EVERY`] dispatches and when the results are read,
+//! so a step costs a few submissions, not one per operation, and the device starts before the
+//! CPU has recorded the whole step. Each dispatch's small parameters go into one uniform arena,
+//! written to the device with the submission; bind groups are cached ([`BindGroups`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
