@@ -20,7 +20,7 @@ for s in "$B"/*.skeleton; do python3 scripts/bench/synthetic-gguf.py expand "$s"
 export UMA_REQUIRE_GPU=1
 timeout 60 "$B/uma_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
 UMA_BIN="$B/uma" REPETITIONS=3 scripts/bench/gpu-vs-llama-bench.sh "$M"/*.gguf > "$OUT/uma-first.log" 2>&1
-timeout 150 "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughput.log" 2>&1
+timeout 240 "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughput.log" 2>&1
 for _ in $(seq 1 60); do grep -q "build rc" "$OUT/lb-build.log" 2>/dev/null && break; sleep 5; done
 UMA_BIN="$B/uma" LLAMA_BENCH=/tmp/lb/bin/llama-bench REPETITIONS=3 \
   scripts/bench/gpu-vs-llama-bench.sh "$M"/*.gguf > "$OUT/both.log" 2>&1

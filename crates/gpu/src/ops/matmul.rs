@@ -22,23 +22,34 @@ const MATMUL_TILED: &str = include_str!("../shaders/matmul_tiled.wgsl");
 /// of a row writes token `t`, so every shape has at least this many lanes).
 const MATVEC_MAX_TOKENS: usize = 8;
 
-/// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, and
-/// whether a thread takes 32-value units (one scale decode each) or single quads.
+/// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, whether
+/// a thread takes 32-value units (one scale decode each) or single quads, and how many rows a
+/// thread computes at once (each x value it loads serving all of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MatvecShape {
     pub(crate) rows: usize,
     pub(crate) lanes: usize,
     pub(crate) per_quad: bool,
+    pub(crate) rows_per_thread: usize,
+}
+
+impl MatvecShape {
+    /// Rows one workgroup computes.
+    fn rows_per_group(&self) -> usize {
+        self.rows * self.rows_per_thread
+    }
 }
 
 /// The shape products take on a hardware GPU, measured with the `throughput` benchmark below
 /// on an H200 (docs/gpu.md): neighbouring threads reading neighbouring words beat fewer scale
 /// decodes, at every format and size (Q8_0 1.2 TB/s against 0.8, F16 2.4 against 0.9).
-const HARDWARE_SHAPE: MatvecShape = MatvecShape { rows: 4, lanes: 64, per_quad: true };
+const HARDWARE_SHAPE: MatvecShape =
+    MatvecShape { rows: 4, lanes: 64, per_quad: true, rows_per_thread: 1 };
 
 /// The shape on a software GPU (lavapipe: CI), where a thread's loads cost the same wherever
 /// they fall and the decodes dominate: units decode 3.7 times faster there.
-const SOFTWARE_SHAPE: MatvecShape = MatvecShape { rows: 4, lanes: 32, per_quad: false };
+const SOFTWARE_SHAPE: MatvecShape =
+    MatvecShape { rows: 4, lanes: 32, per_quad: false, rows_per_thread: 1 };
 
 /// The matrix-vector shape for the pass's device.
 fn matvec_shape(pass: &GpuPass<'_>) -> MatvecShape {
@@ -49,16 +60,19 @@ fn matvec_shape(pass: &GpuPass<'_>) -> MatvecShape {
     }
 }
 
-/// The shapes the `throughput` benchmark compares on a real GPU (and the tests check).
+/// The shapes the `throughput` benchmark compares on a real GPU (and the tests check): the two
+/// in use, the runner-up of the first sweep, threads of two and four rows (x loaded once for
+/// them: the first sweep ran every format at about one value per 1e-12 s, what the loop costs,
+/// not the bytes), and units of 8 lanes (one unexplained 2 TB/s for Q4_K to recheck).
 #[cfg(test)]
 pub(crate) const MATVEC_SHAPES: [MatvecShape; 7] = [
     SOFTWARE_SHAPE,
-    MatvecShape { rows: 2, lanes: 32, per_quad: false },
-    MatvecShape { rows: 8, lanes: 32, per_quad: false },
-    MatvecShape { rows: 8, lanes: 16, per_quad: false },
-    MatvecShape { rows: 16, lanes: 8, per_quad: false },
-    MatvecShape { rows: 8, lanes: 32, per_quad: true },
     HARDWARE_SHAPE,
+    MatvecShape { rows: 8, lanes: 32, per_quad: true, rows_per_thread: 1 },
+    MatvecShape { rows: 4, lanes: 64, per_quad: true, rows_per_thread: 2 },
+    MatvecShape { rows: 2, lanes: 64, per_quad: true, rows_per_thread: 4 },
+    MatvecShape { rows: 4, lanes: 32, per_quad: true, rows_per_thread: 2 },
+    MatvecShape { rows: 16, lanes: 8, per_quad: false, rows_per_thread: 1 },
 ];
 /// Rows and tokens of a tiled workgroup's tile.
 const TILE: usize = 64;
@@ -183,15 +197,18 @@ fn matvec_kernel(
     variant: &str,
     defines: &[&str],
 ) -> Result<std::sync::Arc<Kernel>> {
-    let MatvecShape { rows, lanes, per_quad } = shape;
+    let MatvecShape { rows, lanes, per_quad, rows_per_thread } = shape;
+    // Gate and up are a thread's two rows.
+    let rpt = if defines.contains(&"GATED") { 2 } else { rows_per_thread };
     let prelude = format!(
-        "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n"
+        "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n\
+         const RPT: u32 = {rpt}u;\n"
     );
     // Subgroups add a row's lanes when none can span two rows.
     let max_subgroup = pass.backend().context().info().features.max_subgroup_size as usize;
     let subgroups = pass.backend().kernels().subgroups() && (1..=lanes).contains(&max_subgroup);
     let name = format!(
-        "matvec_{format}_t{tokens}_r{rows}_l{lanes}_q{}_s{}{variant}",
+        "matvec_{format}_t{tokens}_r{rows}x{rpt}_l{lanes}_q{}_s{}{variant}",
         u8::from(per_quad),
         u8::from(subgroups)
     );
@@ -256,7 +273,7 @@ fn product(
         let groups = if tiled {
             chunk.num_rows.div_ceil(TILE) * num_tokens.div_ceil(TILE)
         } else {
-            chunk.num_rows.div_ceil(shape.rows)
+            chunk.num_rows.div_ceil(shape.rows_per_group())
         };
         let mut buffers = vec![chunk.binding(), x.binding(), out.binding()];
         buffers.extend(norm_weights.clone());
@@ -395,7 +412,7 @@ fn multi_product(
     let mut buffers = vec![binding, x.binding()];
     buffers.extend(products.iter().map(|(_, out)| out.binding()));
     buffers.extend(norm_weights);
-    pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(shape.rows) as u32))
+    pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(shape.rows_per_group()) as u32))
 }
 
 /// `gate_out = activation(x · gateᵀ) · (x · upᵀ)`: one kernel when gate and up lie side by
@@ -894,8 +911,9 @@ mod throughput {
                 for num_tokens in [1, 4, 8] {
                     for shape in MATVEC_SHAPES {
                         let seconds = seconds_per_product(backend, &matrix, num_tokens, shape);
-                        let MatvecShape { rows, lanes, per_quad } = shape;
+                        let MatvecShape { rows, lanes, per_quad, rows_per_thread } = shape;
                         let walk = if per_quad { "quads" } else { "units" };
+                        let rows = format!("{rows}×{rows_per_thread}");
                         println!(
                             "{name} × {num_tokens} tokens, {rows} rows × {lanes} lanes by {walk}: \
                              {:.1} µs, {:.0} GB/s",

@@ -1,7 +1,8 @@
 // Matrix times a few tokens (decode): `out[t, row_offset + r] = Σ_k x[t, k] · W[r, k]` for the
-// rows `r` of one chunk of the weights. A workgroup takes ROWS rows; LANES threads share a row.
-// The prelude (matmul.rs) sets ROWS, LANES and MAX_TOKENS (the tokens of the variant, a power of
-// two: loops over tokens have a constant bound, and a one-token product does one token's work).
+// rows `r` of one chunk of the weights. A workgroup takes ROWS × RPT rows: LANES threads share
+// RPT rows (`r`, `r + ROWS`, ...), so each value of x they load serves RPT rows. The prelude
+// (matmul.rs) sets ROWS, LANES, RPT and MAX_TOKENS (the tokens of the variant, a power of two:
+// loops over tokens have a constant bound, and a one-token product does one token's work).
 //
 // Each thread walks the row's quads (PER_QUAD: neighbouring threads read neighbouring words,
 // but each quad decodes its block's scales again; fastest on hardware GPUs) or its 32-value
@@ -15,7 +16,8 @@
 // share one buffer, `base0..2` words apart):
 // - MULTI: the products of two (three with OUTS3) matrices, rows `0..rows0` of the first into
 //   `out`, the next `rows1` of the second into `out1`, the rest into `out2` (q, k and v);
-// - GATED: `out[t, r] = act(gate_r · x_t) · (up_r · x_t)` with SILU or GELU (gate and up);
+// - GATED: `out[t, r] = act(gate_r · x_t) · (up_r · x_t)` with SILU or GELU (gate and up: a
+//   thread's two rows, RPT = 2);
 // - ACCUMULATE: `out += W·x` (a projection straight into the residual stream);
 // - NORM (with any of them): the products of `rms_norm(x) · norm_weight` instead of `x`: each
 //   row's lanes read all of x, so they add its squares beside the products and scale at the end,
@@ -61,49 +63,54 @@ const WORKGROUP: u32 = ROWS * LANES;
 
 var<workgroup> partial: array<f32, MAX_TOKENS * WORKGROUP>; // [MAX_TOKENS, WORKGROUP]
 
-// Per-token sums of one thread.
+// Per-token sums of one row, and of each of a thread's rows.
 alias Sums = array<f32, MAX_TOKENS>;
+alias RowSums = array<Sums, RPT>;
 
-// sums[t] += w · x[t, quad] for every token (NORM: x times the norm's weights, and squares[t]
-// += x[t, quad]², which only the first of a thread's rows passes).
-fn accumulate(sums: ptr<function, Sums>, squares: ptr<function, Sums>, count_squares: bool,
-              w: vec4<f32>, quad: u32, quads: u32) {
-    for (var t = 0u; t < MAX_TOKENS; t++) {
-        if t < p.num_tokens {
-            let v = x[t * quads + quad];
-//#if NORM
-            (*sums)[t] += dot(w, v * norm_weight[quad]);
-            if count_squares {
-                (*squares)[t] += dot(v, v);
-            }
-//#else
-            (*sums)[t] += dot(w, v);
-//#endif
-        }
-    }
-}
-
-// This lane's share of the products of the row whose first word is `row_start` (and of x's
-// squares when `count_squares`).
-fn row_products(sums: ptr<function, Sums>, squares: ptr<function, Sums>, count_squares: bool,
-                row_start: u32, lane: u32) {
+// The thread's share of the products of the RPT rows whose first words are `starts` (NORM:
+// with x times the norm's weights, and x's squares summed in `squares`).
+fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
+                starts: array<u32, RPT>, lane: u32) {
     let quads = p.row_length / 4u;
 //#if PER_QUAD
     for (var quad = lane; quad < quads; quad += LANES) {
         let unit = quad / 8u;
-        let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-        let w = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
-        accumulate(sums, squares, count_squares, w, quad, quads);
+        var w: array<vec4<f32>, RPT>;
+        for (var j = 0u; j < RPT; j++) {
+            let block = starts[j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+            w[j] = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
+        }
+        accumulate(sums, squares, w, quad, quads);
     }
 //#else
     for (var unit = lane; unit < quads / 8u; unit += LANES) {
-        let block = row_start + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
         for (var q = 0u; q < 8u; q++) {
-            let w = dequant_quad(block, unit % UNITS_PER_BLOCK, q);
-            accumulate(sums, squares, count_squares, w, unit * 8u + q, quads);
+            var w: array<vec4<f32>, RPT>;
+            for (var j = 0u; j < RPT; j++) {
+                let block = starts[j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+                w[j] = dequant_quad(block, unit % UNITS_PER_BLOCK, q);
+            }
+            accumulate(sums, squares, w, unit * 8u + q, quads);
         }
     }
 //#endif
+}
+
+// sums[j][t] += w[j] · x[t, quad] for every row and token, each x quad loaded once.
+fn accumulate(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
+              w: array<vec4<f32>, RPT>, quad: u32, quads: u32) {
+    for (var t = 0u; t < MAX_TOKENS; t++) {
+        if t < p.num_tokens {
+            var v = x[t * quads + quad];
+//#if NORM
+            (*squares)[t] += dot(v, v);
+            v *= norm_weight[quad];
+//#endif
+            for (var j = 0u; j < RPT; j++) {
+                (*sums)[j][t] += dot(w[j], v);
+            }
+        }
+    }
 }
 
 // The first word of row `r` (MULTI: counted over all the matrices; GATED: the gate's).
@@ -202,53 +209,67 @@ fn main(
 //#endif
     let row_in_group = thread / LANES;
     let lane = thread % LANES;
-    let r = group_index(workgroup, num_workgroups) * ROWS + row_in_group;
-    var sums: Sums;
-    var up_sums: Sums;  // GATED
-    var squares: Sums;  // NORM
-    if r < p.num_rows {
-        row_products(&sums, &squares, true, row_start(r), lane);
+    // The thread's rows: GATED, gate row r and up row r; otherwise r, r + ROWS, ...
 //#if GATED
-        row_products(&up_sums, &squares, false, row_start(r) - p.base0 + p.base1, lane);
+    let first = group_index(workgroup, num_workgroups) * ROWS + row_in_group;
+//#else
+    let first = group_index(workgroup, num_workgroups) * ROWS * RPT + row_in_group;
 //#endif
+    var rows: array<u32, RPT>;
+    var starts: array<u32, RPT>;
+    for (var j = 0u; j < RPT; j++) {
+//#if GATED
+        rows[j] = first;
+        starts[j] = row_start(first) - p.base0 + select(p.base0, p.base1, j == 1u);
+//#else
+        rows[j] = first + j * ROWS;
+        // A row past the end reads the first one (finite data) and is never written.
+        starts[j] = row_start(select(first, rows[j], rows[j] < p.num_rows));
+//#endif
+    }
+    var sums: RowSums;
+    var squares: Sums; // NORM
+    if first < p.num_rows {
+        row_products(&sums, &squares, starts, lane);
     }
     // Lane t of a row takes token t's totals (LANES >= MAX_TOKENS), one reduction at a time.
     let slot = row_in_group * LANES;
     let t = lane;
-    reduce_lanes(sums, thread, lane, sg);
-    var value = 0.0;
-    if t < MAX_TOKENS {
-        value = partial[t * WORKGROUP + slot];
+    var values: array<f32, RPT>;
+    for (var j = 0u; j < RPT; j++) {
+        if j > 0u {
+            workgroupBarrier();
+        }
+        reduce_lanes(sums[j], thread, lane, sg);
+        if t < MAX_TOKENS {
+            values[j] = partial[t * WORKGROUP + slot];
+        }
     }
-//#if GATED
-    workgroupBarrier();
-    reduce_lanes(up_sums, thread, lane, sg);
-    var up = 0.0;
-    if t < MAX_TOKENS {
-        up = partial[t * WORKGROUP + slot];
-    }
-//#endif
 //#if NORM
     workgroupBarrier();
     reduce_lanes(squares, thread, lane, sg);
-    var scale = 1.0;
     if t < MAX_TOKENS {
-        scale = 1.0 / sqrt(partial[t * WORKGROUP + slot] / f32(p.row_length) + p.eps);
+        let scale = 1.0 / sqrt(partial[t * WORKGROUP + slot] / f32(p.row_length) + p.eps);
+        for (var j = 0u; j < RPT; j++) {
+            values[j] *= scale;
+        }
     }
-    value *= scale;
-//#if GATED
-    up *= scale;
 //#endif
-//#endif
-    if r < p.num_rows && t < p.num_tokens {
+    if t < p.num_tokens {
 //#if GATED
+        if first < p.num_rows {
 //#if SILU
-        store(t, r, silu(value) * up);
+            store(t, first, silu(values[0]) * values[1]);
 //#else
-        store(t, r, gelu(value) * up);
+            store(t, first, gelu(values[0]) * values[1]);
 //#endif
+        }
 //#else
-        store(t, r, value);
+        for (var j = 0u; j < RPT; j++) {
+            if rows[j] < p.num_rows {
+                store(t, rows[j], values[j]);
+            }
+        }
 //#endif
     }
 }
