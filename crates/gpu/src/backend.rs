@@ -166,13 +166,43 @@ type MatrixCache = HashMap<String, (Weak<GgufFile>, Weak<MatrixBuffers>)>;
 /// A norm's weights or a bias, as f32 on the device.
 #[derive(Debug)]
 pub struct GpuVector {
-    pub(crate) buffer: wgpu::Buffer, // [len] f32
+    pub(crate) buffer: wgpu::Buffer, // [len] f32 from `offset`
+    /// Bytes before the vector in `buffer` (vectors of a group share one, [`GpuVector::group`]).
+    pub(crate) offset: u64,
     pub(crate) len: usize,
 }
 
 impl GpuVector {
+    /// A vector filling `buffer` from its start.
+    pub(crate) fn new(buffer: wgpu::Buffer, len: usize) -> GpuVector {
+        GpuVector { buffer, offset: 0, len }
+    }
+
     pub(crate) fn binding(&self) -> wgpu::BufferBinding<'_> {
-        whole(&self.buffer, self.len)
+        wgpu::BufferBinding { offset: self.offset, ..whole(&self.buffer, self.len) }
+    }
+
+    /// Vectors of `values` side by side in one buffer, each at an aligned offset, so that one
+    /// binding reaches them all (q/k/v's biases in their product kernel).
+    pub(crate) fn group(
+        backend: &GpuBackend,
+        label: &str,
+        values: &[Vec<f32>],
+    ) -> Result<Vec<GpuVector>> {
+        let alignment = backend.context.storage_alignment.max(4);
+        let mut offsets = Vec::with_capacity(values.len());
+        let mut total = 0u64;
+        for v in values {
+            offsets.push(total);
+            total = (total + v.len().max(1) as u64 * 4).next_multiple_of(alignment);
+        }
+        let buffer = backend.create_buffer(label, total.max(4))?;
+        let mut vectors = Vec::with_capacity(values.len());
+        for (v, offset) in values.iter().zip(offsets) {
+            backend.context.queue.write_buffer(&buffer, offset, bytemuck::cast_slice(v));
+            vectors.push(GpuVector { buffer: buffer.clone(), offset, len: v.len() });
+        }
+        Ok(vectors)
     }
 }
 
@@ -329,10 +359,22 @@ impl Backend for GpuBackend {
         GpuMatrix::load_group(self, file, tensors, usage)
     }
 
+    fn load_vectors(
+        &self,
+        tensors: &[(TensorView<'_>, usize)],
+    ) -> uma_model::Result<Vec<GpuVector>> {
+        let values = tensors
+            .iter()
+            .map(|(tensor, len)| uma_model::backend::decode_vector(tensor, *len))
+            .collect::<uma_model::Result<Vec<_>>>()?;
+        let label = tensors.iter().map(|(t, _)| t.name()).collect::<Vec<_>>().join(" + ");
+        Ok(GpuVector::group(self, &label, &values)?)
+    }
+
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> uma_model::Result<GpuVector> {
         let values = uma_model::backend::decode_vector(tensor, len)?;
         let buffer = self.upload(tensor.name(), bytemuck::cast_slice(&values))?;
-        Ok(GpuVector { buffer, len })
+        Ok(GpuVector::new(buffer, len))
     }
 
     fn new_kv_cache(
@@ -434,9 +476,10 @@ impl Backend for GpuBackend {
         norm: (&GpuVector, f32),
         normed: &mut GpuActivations,
         products: &mut [(&GpuMatrix, &mut GpuActivations)],
+        biases: Option<&[&GpuVector]>,
     ) -> uma_model::Result<()> {
         pass.check()?;
-        Ok(ops::matmul::normed_matmul_many(pass, x, norm, normed, products)?)
+        Ok(ops::matmul::normed_matmul_many(pass, x, norm, normed, products, biases)?)
     }
 
     fn normed_gated_matmul(

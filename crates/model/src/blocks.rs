@@ -172,11 +172,13 @@ impl<B: Backend> Attention<B> {
     /// With the biases of q, k and v (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`).
     pub(crate) fn with_qkv_bias(self, w: &LayerLoader<'_, B>) -> Result<Self> {
         let (q_dim, kv_dim) = (w.config().q_dim(), w.config().kv_dim());
-        let bias = QkvBias {
-            q: w.bias(LayerTensor::AttnQ, q_dim)?,
-            k: w.bias(LayerTensor::AttnK, kv_dim)?,
-            v: w.bias(LayerTensor::AttnV, kv_dim)?,
-        };
+        let qkv = [
+            (LayerTensor::AttnQ, q_dim),
+            (LayerTensor::AttnK, kv_dim),
+            (LayerTensor::AttnV, kv_dim),
+        ];
+        let [q, k, v] = w.biases(qkv)?;
+        let bias = QkvBias { q, k, v };
         Ok(Attention { bias: Some(bias), ..self })
     }
 
@@ -209,18 +211,19 @@ impl<B: Backend> Attention<B> {
             freq_scale: c.rope_freq_scale,
         };
         let products = &mut [(&self.q, &mut s.q), (&self.k, &mut s.k), (&self.v, &mut s.v)];
+        let biases = self.bias.as_ref().map(|b| [&b.q, &b.k, &b.v]);
         match input {
-            SublayerInput::Normed => B::matmul_many(ops, products, &s.normed)?,
+            SublayerInput::Normed => {
+                B::matmul_many(ops, products, &s.normed)?;
+                if let Some([q, k, v]) = biases {
+                    B::add_biases(ops, &mut [(&mut s.q, q), (&mut s.k, k), (&mut s.v, v)]);
+                }
+            }
             SublayerInput::Norm(norm) => {
                 let norm = (norm, c.rms_norm_eps);
-                B::normed_matmul_many(ops, x, norm, &mut s.normed, products)?;
+                let biases = biases.as_ref().map(|b| &b[..]);
+                B::normed_matmul_many(ops, x, norm, &mut s.normed, products, biases)?;
             }
-        }
-        if let Some(bias) = &self.bias {
-            B::add_biases(
-                ops,
-                &mut [(&mut s.q, &bias.q), (&mut s.k, &bias.k), (&mut s.v, &bias.v)],
-            );
         }
         reporter.report::<B>(ops, "q", q_dim, &s.q)?;
         reporter.report::<B>(ops, "k", kv_dim, &s.k)?;

@@ -54,6 +54,15 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         self.backend.load_matrices(self.file, &views, usage)
     }
 
+    /// Vectors of `(name, len)` used together (q/k/v's biases, [`Backend::load_vectors`]).
+    pub(crate) fn vectors(&self, names: &[(&str, usize)]) -> Result<Vec<B::Vector>> {
+        let views = names
+            .iter()
+            .map(|&(name, len)| Ok((self.find(name, &[len])?, len)))
+            .collect::<Result<Vec<_>>>()?;
+        self.backend.load_vectors(&views)
+    }
+
     /// A vector of `len` elements (a norm's weights or a bias).
     pub(crate) fn vector(&self, name: &str, len: usize) -> Result<B::Vector> {
         let view = self.find(name, &[len])?;
@@ -111,11 +120,7 @@ impl<B: Backend> LayerLoader<'_, B> {
     ) -> Result<[B::Matrix; N]> {
         let names = tensors.map(|(tensor, rows)| (tensor.weight(self.layer), rows));
         let names: Vec<(&str, usize)> = names.iter().map(|(n, rows)| (n.as_str(), *rows)).collect();
-        let matrices = self.weights.matrices(&names, row_length, MatrixUse::Products)?;
-        let count = matrices.len();
-        matrices.try_into().map_err(|_| ModelError::Backend {
-            reason: format!("the backend loaded {count} matrices for {N} tensors"),
-        })
+        exactly(self.weights.matrices(&names, row_length, MatrixUse::Products)?, "matrices")
     }
 
     /// The layer's weight vector `tensor` of `len` elements (a norm).
@@ -128,8 +133,21 @@ impl<B: Backend> LayerLoader<'_, B> {
         self.vector(tensor, self.config.hidden_size)
     }
 
-    /// The bias of the layer's `tensor`, `len` elements.
-    pub(crate) fn bias(&self, tensor: LayerTensor, len: usize) -> Result<B::Vector> {
-        self.weights.vector(&tensor.bias(self.layer), len)
+    /// The biases of the layer's `tensors` (with their lengths), loaded to be used together.
+    pub(crate) fn biases<const N: usize>(
+        &self,
+        tensors: [(LayerTensor, usize); N],
+    ) -> Result<[B::Vector; N]> {
+        let names = tensors.map(|(tensor, len)| (tensor.bias(self.layer), len));
+        let names: Vec<(&str, usize)> = names.iter().map(|(n, len)| (n.as_str(), *len)).collect();
+        exactly(self.weights.vectors(&names)?, "vectors")
     }
+}
+
+/// The `N` items a backend loaded for `N` tensors (fewer or more would be a backend bug).
+fn exactly<T, const N: usize>(items: Vec<T>, what: &str) -> Result<[T; N]> {
+    let count = items.len();
+    items.try_into().map_err(|_| ModelError::Backend {
+        reason: format!("the backend loaded {count} {what} for {N} tensors"),
+    })
 }

@@ -196,9 +196,9 @@ mod tests {
         let got = with_pass(backend, rows, 0, |pass| {
             let vectors: Vec<GpuVector> = biases
                 .iter()
-                .map(|b| GpuVector {
-                    buffer: pass.backend().upload("bias", bytemuck::cast_slice(b)).unwrap(),
-                    len: b.len(),
+                .map(|b| {
+                    let buffer = pass.backend().upload("bias", bytemuck::cast_slice(b)).unwrap();
+                    GpuVector::new(buffer, b.len())
                 })
                 .collect();
             let mut gx: Vec<GpuActivations> =
@@ -224,7 +224,7 @@ mod tests {
         let got = with_pass(backend, rows, 0, |pass| {
             let mut gx = pass.upload_activations(&x, rows, width);
             let buffer = pass.backend().upload("bias", bytemuck::cast_slice(&bias)).unwrap();
-            let gbias = GpuVector { buffer, len: width };
+            let gbias = GpuVector::new(buffer, width);
             add_bias(pass, &mut gx, &gbias).unwrap();
             softcap(pass, &mut gx, 0.5).unwrap();
             read(pass, &gx)

@@ -91,6 +91,9 @@ struct Params {
     base1: u32,
     base2: u32,
     eps: f32,
+    bias0: u32,
+    bias1: u32,
+    bias2: u32,
 }
 
 /// An RMS norm folded into the products of a decode step: its weights and epsilon.
@@ -161,7 +164,7 @@ pub(crate) fn matmul(
     out: &mut GpuActivations, // [num_tokens, num_rows]
 ) -> Result<()> {
     let shape = matvec_shape(pass);
-    product(pass, weight, x, out, shape, Output::Store, None)
+    product(pass, weight, x, out, shape, Output::Store, None, None)
 }
 
 /// `acc += x · weightᵀ`, in one kernel.
@@ -172,7 +175,7 @@ pub(crate) fn matmul_add(
     acc: &mut GpuActivations,
 ) -> Result<()> {
     let shape = matvec_shape(pass);
-    product(pass, weight, x, acc, shape, Output::Accumulate, None)
+    product(pass, weight, x, acc, shape, Output::Accumulate, None, None)
 }
 
 /// [`matmul`] with the matrix-vector kernel of `shape` (for few tokens).
@@ -184,7 +187,7 @@ pub(crate) fn matmul_shaped(
     out: &mut GpuActivations,
     shape: MatvecShape,
 ) -> Result<()> {
-    product(pass, weight, x, out, shape, Output::Store, None)
+    product(pass, weight, x, out, shape, Output::Store, None, None)
 }
 
 /// The matrix-vector kernel of `shape` for `tokens` (a power of two) and `format`, with the
@@ -220,10 +223,25 @@ fn matvec_kernel(
     if subgroups {
         all.push("SUBGROUP_REDUCE");
     }
-    pass.kernel(&name, &[&prelude, COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC], &all)
+    // NORM's and BIAS's bindings come after the outputs: one, two (MULTI) or three (OUTS3).
+    let outputs =
+        1 + usize::from(defines.contains(&"MULTI")) + usize::from(defines.contains(&"OUTS3"));
+    let mut tail = String::new();
+    let mut next = 3 + outputs;
+    for (define, declaration) in
+        [("NORM", "norm_weight: array<vec4<f32>>"), ("BIAS", "bias: array<f32>")]
+    {
+        if defines.contains(&define) {
+            tail += &format!("@group(0) @binding({next}) var<storage, read> {declaration};\n");
+            next += 1;
+        }
+    }
+    pass.kernel(&name, &[&prelude, COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC, &tail], &all)
 }
 
-/// One product, its rows chunk by chunk; `norm` (decode steps only) folds an RMS norm of `x`.
+/// One product, its rows chunk by chunk; `norm` and `bias` (decode steps only) fold an RMS norm
+/// of `x` and a bias into it.
+#[allow(clippy::too_many_arguments)]
 fn product(
     pass: &mut GpuPass<'_>,
     weight: &GpuMatrix,
@@ -232,6 +250,7 @@ fn product(
     shape: MatvecShape,
     output: Output,
     norm: Norm<'_>,
+    bias: Option<&GpuVector>,
 ) -> Result<()> {
     check_shapes(weight, x, out)?;
     let num_tokens = x.num_rows;
@@ -244,11 +263,25 @@ fn product(
         Output::Store => ("", &[]),
         Output::Accumulate => ("_acc", &["ACCUMULATE"]),
     };
-    let (variant, defines) = with_norm(variant, defines, norm);
+    let (mut variant, mut defines) = with_norm(variant, defines, norm);
+    if let Some(bias) = bias {
+        if bias.len != weight.num_rows {
+            return Err(GpuError::Validation {
+                reason: format!(
+                    "{}: a bias of {} for {} rows",
+                    weight.name, bias.len, weight.num_rows
+                ),
+            });
+        }
+        variant += "_bias";
+        defines.push("BIAS");
+    }
     let (norm_weights, eps) = norm_binding(norm, x)?;
     let kernel = if tiled {
-        if norm.is_some() {
-            return Err(GpuError::Validation { reason: "a norm folded into a prefill".into() });
+        if norm.is_some() || bias.is_some() {
+            return Err(GpuError::Validation {
+                reason: "a norm or bias folded into a prefill".into(),
+            });
         }
         let mut all = vec![define];
         all.extend_from_slice(&defines);
@@ -277,6 +310,7 @@ fn product(
         };
         let mut buffers = vec![chunk.binding(), x.binding(), out.binding()];
         buffers.extend(norm_weights.clone());
+        buffers.extend(bias.map(GpuVector::binding));
         pass.dispatch(&kernel, &params, &buffers, grid(groups as u32))?;
     }
     Ok(())
@@ -321,23 +355,60 @@ pub(crate) fn matmul_many(
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
     x: &GpuActivations,
 ) -> Result<()> {
-    products_of(pass, products, x, None)
+    products_of(pass, products, x, None, None)
 }
 
-/// [`matmul_many`] of `rms_norm(x) · norm`: for a decode step the norm is folded into the
-/// products' kernels (`normed` is left as it was), else `normed` takes the norm first.
+/// [`matmul_many`] of `rms_norm(x) · norm`, plus `biases` (one per product) when given: for a
+/// decode step the norm and the biases are folded into the products' kernels (`normed` is left
+/// as it was), else `normed` takes the norm first and the biases are added after.
 pub(crate) fn normed_matmul_many(
     pass: &mut GpuPass<'_>,
     x: &GpuActivations,
     (norm, eps): (&GpuVector, f32),
     normed: &mut GpuActivations,
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
+    biases: Option<&[&GpuVector]>,
 ) -> Result<()> {
+    if biases.is_some_and(|b| b.len() != products.len()) {
+        return Err(GpuError::Validation { reason: "one bias per product".into() });
+    }
     if is_decode(x) {
-        return products_of(pass, products, x, Some((norm, eps)));
+        return products_of(pass, products, x, Some((norm, eps)), biases);
     }
     super::norm::rms_norm(pass, x, Rows::All, norm, eps, normed)?;
-    products_of(pass, products, normed, None)
+    products_of(pass, products, normed, None, None)?;
+    if let Some(biases) = biases {
+        for ((_, out), bias) in products.iter_mut().zip(biases) {
+            super::elementwise::add_bias(pass, out, bias)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first word of bias `k` in a fused bias binding (0 without one).
+fn bias_base(bias: &Option<(wgpu::BufferBinding<'_>, Vec<u32>)>, k: usize) -> u32 {
+    bias.as_ref().and_then(|(_, bases)| bases.get(k).copied()).unwrap_or(0)
+}
+
+/// One binding over vectors side by side in one buffer ([`GpuVector::group`]) and each one's
+/// first word in it.
+fn vectors_side_by_side<'v>(
+    vectors: &[&'v GpuVector],
+) -> Option<(wgpu::BufferBinding<'v>, Vec<u32>)> {
+    let (first, last) = (vectors.first()?, vectors.last()?);
+    let same = vectors.iter().all(|v| v.buffer == first.buffer);
+    if !same
+        || !vectors.windows(2).all(|pair| pair[0].offset + pair[0].len as u64 * 4 <= pair[1].offset)
+    {
+        return None;
+    }
+    let bases = vectors.iter().map(|v| ((v.offset - first.offset) / 4) as u32).collect();
+    let binding = wgpu::BufferBinding {
+        buffer: &first.buffer,
+        offset: first.offset,
+        size: wgpu::BufferSize::new(last.offset + last.len.max(1) as u64 * 4 - first.offset),
+    };
+    Some((binding, bases))
 }
 
 fn products_of(
@@ -345,13 +416,16 @@ fn products_of(
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
     x: &GpuActivations,
     norm: Norm<'_>,
+    biases: Option<&[&GpuVector]>,
 ) -> Result<()> {
     for (weight, out) in products.iter() {
         check_shapes(weight, x, out)?;
     }
     let shape = matvec_shape(pass);
-    let mut rest = products;
-    while !rest.is_empty() {
+    let mut done = 0;
+    while done < products.len() {
+        let rest = &mut products[done..];
+        let run_biases = |n: usize| biases.map(|b| &b[done..done + n]);
         // The longest run (up to three) from the first product that one kernel can take.
         let fused = (2..=rest.len().min(3)).rev().find_map(|n| {
             let matrices: Vec<&GpuMatrix> = rest[..n].iter().map(|(w, _)| *w).collect();
@@ -360,16 +434,25 @@ fn products_of(
         let taken = match fused {
             Some((n, (binding, bases))) => {
                 let (run, _) = rest.split_at_mut(n);
-                multi_product(pass, run, x, binding, &bases, norm)?;
+                let bias = run_biases(n).map(|b| (b, vectors_side_by_side(b)));
+                let fused_bias = bias.as_ref().and_then(|(_, shared)| shared.clone());
+                multi_product(pass, run, x, (binding, &bases), norm, fused_bias)?;
+                // Biases that do not lie side by side are added after.
+                if let Some((b, None)) = bias {
+                    for ((_, out), bias) in run.iter_mut().zip(b) {
+                        super::elementwise::add_bias(pass, out, bias)?;
+                    }
+                }
                 n
             }
             None => {
                 let (weight, out) = &mut rest[0];
-                product(pass, weight, x, out, shape, Output::Store, norm)?;
+                let bias = run_biases(1).map(|b| b[0]);
+                product(pass, weight, x, out, shape, Output::Store, norm, bias)?;
                 1
             }
         };
-        rest = &mut rest[taken..];
+        done += taken;
     }
     Ok(())
 }
@@ -380,9 +463,9 @@ fn multi_product(
     pass: &mut GpuPass<'_>,
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
     x: &GpuActivations,
-    binding: wgpu::BufferBinding<'_>,
-    bases: &[u32],
+    (binding, bases): (wgpu::BufferBinding<'_>, &[u32]),
     norm: Norm<'_>,
+    bias: Option<(wgpu::BufferBinding<'_>, Vec<u32>)>,
 ) -> Result<()> {
     let shape = matvec_shape(pass);
     let (variant, defines): (&str, &[&'static str]) = if products.len() == 3 {
@@ -390,7 +473,11 @@ fn multi_product(
     } else {
         ("_multi2", &["MULTI"])
     };
-    let (variant, defines) = with_norm(variant, defines, norm);
+    let (mut variant, mut defines) = with_norm(variant, defines, norm);
+    if bias.is_some() {
+        variant += "_bias";
+        defines.push("BIAS");
+    }
     let (norm_weights, eps) = norm_binding(norm, x)?;
     let tokens = x.num_rows.next_power_of_two();
     let format = products[0].0.format.define;
@@ -407,11 +494,15 @@ fn multi_product(
         base1: bases[1],
         base2: bases.get(2).copied().unwrap_or(0),
         eps,
+        bias0: bias_base(&bias, 0),
+        bias1: bias_base(&bias, 1),
+        bias2: bias_base(&bias, 2),
         ..Params::default()
     };
     let mut buffers = vec![binding, x.binding()];
     buffers.extend(products.iter().map(|(_, out)| out.binding()));
     buffers.extend(norm_weights);
+    buffers.extend(bias.map(|(binding, _)| binding));
     pass.dispatch(&kernel, &params, &buffers, grid(total.div_ceil(shape.rows_per_group()) as u32))
 }
 
@@ -772,8 +863,18 @@ mod tests {
         let gate_up = group(backend, &[(q8, 30), (q8, 30)], row_length);
         let norm_weights = values(900, row_length);
         let eps = 1e-6;
+        let bias_values: Vec<Vec<f32>> =
+            qkv.iter().map(|(m, _)| values(950 + m.num_rows as u64, m.num_rows)).collect();
+        // Biases side by side (in the kernels) and apart (added after).
+        let grouped = GpuVector::group(backend, "biases", &bias_values).unwrap();
+        let apart: Vec<GpuVector> = bias_values
+            .iter()
+            .map(|b| {
+                GpuVector::new(backend.upload("bias", bytemuck::cast_slice(b)).unwrap(), b.len())
+            })
+            .collect();
         // 3 tokens fold the norm into the kernels, 12 (a prefill) norm first.
-        for num_tokens in [3, 12] {
+        for (num_tokens, biases) in [(3, &grouped), (3, &apart), (12, &grouped)] {
             let x: Vec<f32> = values(901 + num_tokens as u64, num_tokens * row_length)
                 .iter()
                 .map(|v| 3.0 * v)
@@ -786,7 +887,7 @@ mod tests {
                 let gx = pass.upload_activations(&x, num_tokens, row_length);
                 let buffer =
                     pass.backend().upload("norm", bytemuck::cast_slice(&norm_weights)).unwrap();
-                let norm = GpuVector { buffer, len: row_length };
+                let norm = GpuVector::new(buffer, row_length);
                 let mut normed = GpuBackend::activations(pass, num_tokens, row_length);
                 let mut outs: Vec<_> = qkv
                     .iter()
@@ -794,7 +895,10 @@ mod tests {
                     .collect();
                 let mut products: Vec<_> =
                     qkv.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
-                normed_matmul_many(pass, &gx, (&norm, eps), &mut normed, &mut products).unwrap();
+                let biases: Vec<&GpuVector> = biases.iter().collect();
+                let biases = Some(&biases[..]);
+                normed_matmul_many(pass, &gx, (&norm, eps), &mut normed, &mut products, biases)
+                    .unwrap();
                 let [(gate, _), (up, _)] = &gate_up[..] else { unreachable!() };
                 let mut gate_out = GpuBackend::activations(pass, num_tokens, 30);
                 let mut up_out = GpuBackend::activations(pass, num_tokens, 30);
@@ -813,8 +917,11 @@ mod tests {
                 outs.push(gate_out);
                 outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
             });
-            for ((matrix, w), got) in qkv.iter().zip(&got) {
-                let expected = reference(w, &normed_x, matrix.num_rows, row_length);
+            for (((matrix, w), got), bias) in qkv.iter().zip(&got).zip(&bias_values) {
+                let mut expected = reference(w, &normed_x, matrix.num_rows, row_length);
+                for (i, e) in expected.iter_mut().enumerate() {
+                    *e += bias[i % bias.len()];
+                }
                 let error = relative_error(got, &expected);
                 assert!(error < TOLERANCE, "{} × {num_tokens}: {error}", matrix.name);
             }

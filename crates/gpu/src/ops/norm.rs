@@ -111,7 +111,7 @@ mod tests {
             let mut gacc = pass.upload_activations(&acc, rows, width);
             let gy = pass.upload_activations(&y, rows, width);
             let buffer = pass.backend().upload("w", bytemuck::cast_slice(&w)).unwrap();
-            add_normed(pass, &mut gacc, &gy, &GpuVector { buffer, len: width }, eps).unwrap();
+            add_normed(pass, &mut gacc, &gy, &GpuVector::new(buffer, width), eps).unwrap();
             read(pass, &gacc)
         });
         let error = relative_error(&got, &expected);
@@ -135,7 +135,7 @@ mod tests {
         let (all, in_place, last) = with_pass(backend, rows, 0, |pass| {
             let gx = pass.upload_activations(&x, rows, width);
             let buffer = pass.backend().upload("w", bytemuck::cast_slice(&w)).unwrap();
-            let gw = GpuVector { buffer, len: width };
+            let gw = GpuVector::new(buffer, width);
             let mut out = GpuBackend::activations(pass, rows, width);
             rms_norm(pass, &gx, Rows::All, &gw, eps, &mut out).unwrap();
             let mut copy = pass.upload_activations(&x, rows, width);

@@ -180,7 +180,7 @@ mod tests {
         let got = with_pass(backend, tokens, start, |pass| {
             let mut gx = pass.upload_activations(&x, tokens, heads * head_dim);
             let buffer = pass.backend().upload("w", bytemuck::cast_slice(&w)).unwrap();
-            let gw = GpuVector { buffer, len: head_dim };
+            let gw = GpuVector::new(buffer, head_dim);
             norm_heads_and_rope(pass, &mut gx, with_norm.then_some(&gw), eps, &rope).unwrap();
             read(pass, &gx)
         });
@@ -209,9 +209,9 @@ mod tests {
                 with_pass(backend, tokens, 7, |pass| {
                     let mut gq = pass.upload_activations(&q, tokens, 4 * head_dim);
                     let mut gk = pass.upload_activations(&k, tokens, 2 * head_dim);
-                    let upload = |w: &[f32]| GpuVector {
-                        buffer: pass.backend().upload("w", bytemuck::cast_slice(w)).unwrap(),
-                        len: head_dim,
+                    let upload = |w: &[f32]| {
+                        let buffer = pass.backend().upload("w", bytemuck::cast_slice(w)).unwrap();
+                        GpuVector::new(buffer, head_dim)
                     };
                     let (nq, nk) = (upload(&wq), upload(&wk));
                     let (nq, nk) = if with_norm { (Some(&nq), Some(&nk)) } else { (None, None) };

@@ -19,6 +19,7 @@
 // - GATED: `out[t, r] = act(gate_r · x_t) · (up_r · x_t)` with SILU or GELU (gate and up: a
 //   thread's two rows, RPT = 2);
 // - ACCUMULATE: `out += W·x` (a projection straight into the residual stream);
+// - BIAS (with MULTI or none): `+ bias[bias_k + row]`, each matrix's biases at word `bias_k`;
 // - NORM (with any of them): the products of `rms_norm(x) · norm_weight` instead of `x`: each
 //   row's lanes read all of x, so they add its squares beside the products and scale at the end,
 //   and no normed copy of x is written (`dot(W, x·w) · scale` = `dot(W, x·scale·w)`).
@@ -34,6 +35,9 @@ struct Params {
     base1: u32,
     base2: u32,
     eps: f32,        // NORM
+    bias0: u32,      // BIAS: first word of each matrix's biases in `bias`
+    bias1: u32,
+    bias2: u32,
 }
 
 const WORKGROUP: u32 = ROWS * LANES;
@@ -48,18 +52,8 @@ const WORKGROUP: u32 = ROWS * LANES;
 @group(0) @binding(5) var<storage, read_write> out2: array<f32>;   // [num_tokens, the rest]
 //#endif
 //#endif
-// The norm's weights, after the outputs: [row_length / 4].
-//#if NORM
-//#if MULTI
-//#if OUTS3
-@group(0) @binding(6) var<storage, read> norm_weight: array<vec4<f32>>;
-//#else
-@group(0) @binding(5) var<storage, read> norm_weight: array<vec4<f32>>;
-//#endif
-//#else
-@group(0) @binding(4) var<storage, read> norm_weight: array<vec4<f32>>;
-//#endif
-//#endif
+// NORM's `norm_weight: array<vec4<f32>>` ([row_length / 4]) and BIAS's `bias: array<f32>` are
+// declared after the outputs by matmul.rs (their binding numbers depend on the outputs).
 
 var<workgroup> partial: array<f32, MAX_TOKENS * WORKGROUP>; // [MAX_TOKENS, WORKGROUP]
 
@@ -167,27 +161,43 @@ fn reduce_lanes(sums: Sums, thread: u32, lane: u32, sg: vec2<u32>) {
 //#endif
 }
 
-// Writes token t's value of row r.
+// Writes token t's value of row r (MULTI: of the matrix that row falls in).
 fn store(t: u32, r: u32, value: f32) {
 //#if MULTI
-    if r < p.rows0 {
-        out[t * p.rows0 + r] = value;
-        return;
+    var k = 0u;
+    var local = r;
+    if r >= p.rows0 {
+        k = 1u;
+        local = r - p.rows0;
+        if local >= p.rows1 {
+            k = 2u;
+            local -= p.rows1;
+        }
+    }
+    var v = value;
+//#if BIAS
+    v += bias[select(select(p.bias0, p.bias1, k == 1u), p.bias2, k == 2u) + local];
+//#endif
+    if k == 0u {
+        out[t * p.rows0 + local] = v;
+    } else if k == 1u {
+        out1[t * p.rows1 + local] = v;
     }
 //#if OUTS3
-    if r >= p.rows0 + p.rows1 {
-        let rows2 = p.num_rows - p.rows0 - p.rows1;
-        out2[t * rows2 + r - p.rows0 - p.rows1] = value;
-        return;
+    if k == 2u {
+        out2[t * (p.num_rows - p.rows0 - p.rows1) + local] = v;
     }
 //#endif
-    out1[t * p.rows1 + r - p.rows0] = value;
 //#else
+    var v = value;
+//#if BIAS
+    v += bias[p.bias0 + p.row_offset + r];
+//#endif
     let i = t * p.out_width + p.row_offset + r;
 //#if ACCUMULATE
-    out[i] += value;
+    out[i] += v;
 //#else
-    out[i] = value;
+    out[i] = v;
 //#endif
 //#endif
 }

@@ -188,6 +188,12 @@ pub trait Backend: Send + Sync + Sized + 'static {
         tensors.iter().map(|tensor| self.load_matrix(file, tensor, usage)).collect()
     }
 
+    /// Vectors used together (q/k/v's biases), `(tensor, len)` each, in order; a backend may keep
+    /// them side by side for [`Backend::normed_matmul_many`].
+    fn load_vectors(&self, tensors: &[(TensorView<'_>, usize)]) -> Result<Vec<Self::Vector>> {
+        tensors.iter().map(|(tensor, len)| self.load_vector(tensor, *len)).collect()
+    }
+
     /// The vector `tensor` of `len` elements (its shape already checked).
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
 
@@ -248,18 +254,28 @@ pub trait Backend: Send + Sync + Sized + 'static {
         x: &Self::Activations,
     ) -> Result<()>;
 
-    /// [`Backend::matmul_many`] of `rms_norm(x) · norm`: `normed` takes the norm, then the
-    /// products read it; a backend may fold the norm into the products instead (and leave
-    /// `normed` as it was).
+    /// [`Backend::matmul_many`] of `rms_norm(x) · norm`, plus one bias per product when
+    /// `biases` are given: `normed` takes the norm, then the products read it; a backend may
+    /// fold the norm and the biases into the products instead (and leave `normed` as it was).
     fn normed_matmul_many(
         pass: &mut Self::Pass<'_>,
         x: &Self::Activations,
         (norm, eps): (&Self::Vector, f32),
         normed: &mut Self::Activations,
         products: &mut [(&Self::Matrix, &mut Self::Activations)],
+        biases: Option<&[&Self::Vector]>,
     ) -> Result<()> {
         Self::rms_norm(pass, x, Rows::All, norm, eps, normed);
-        Self::matmul_many(pass, products, normed)
+        Self::matmul_many(pass, products, normed)?;
+        if let Some(biases) = biases {
+            let mut pairs: Vec<(&mut Self::Activations, &Self::Vector)> = products
+                .iter_mut()
+                .map(|(_, out)| &mut **out)
+                .zip(biases.iter().copied())
+                .collect();
+            Self::add_biases(pass, &mut pairs);
+        }
+        Ok(())
     }
 
     /// [`Backend::gated_matmul`] of `rms_norm(x) · norm`, which a backend may fold the same way.
