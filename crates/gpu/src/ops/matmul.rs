@@ -411,6 +411,8 @@ fn vectors_side_by_side<'v>(
     Some((binding, bases))
 }
 
+/// The products of `x` (normed by `norm` and biased by `biases`: decode steps only), one kernel
+/// per run of matrices lying side by side, one per matrix otherwise.
 fn products_of(
     pass: &mut GpuPass<'_>,
     products: &mut [(&GpuMatrix, &mut GpuActivations)],
