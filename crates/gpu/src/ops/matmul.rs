@@ -617,6 +617,26 @@ mod tests {
         out
     }
 
+    /// A seeded matrix of `ty` on the device, with its values as the CPU dequantizes them.
+    fn seeded_matrix(
+        backend: &GpuBackend,
+        ty: GgmlType,
+        num_rows: usize,
+        row_length: usize,
+        seed: u64,
+    ) -> (GpuMatrix, Vec<f32>) {
+        let data = bytes(ty, num_rows, row_length, seed);
+        let w = dequantized(ty, &data, num_rows * row_length);
+        (GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap(), w)
+    }
+
+    /// Asserts that `got` is `x · wᵀ` within [`TOLERANCE`], naming the case `what`.
+    fn assert_product(got: &[f32], w: &[f32], x: &[f32], num_rows: usize, what: &str) {
+        let expected = reference(w, x, num_rows, w.len() / num_rows);
+        let error = relative_error(got, &expected);
+        assert!(error < TOLERANCE, "{what}: relative error {error}");
+    }
+
     /// The GPU product of `matrix` with `x` (`num_tokens` rows).
     fn product(backend: &GpuBackend, matrix: &GpuMatrix, x: &[f32], num_tokens: usize) -> Vec<f32> {
         with_pass(backend, num_tokens, 0, |pass| {
@@ -660,17 +680,18 @@ mod tests {
                 .into_iter()
                 .enumerate()
         {
-            let data = bytes(ty, num_rows, row_length, 80 + seed as u64);
-            let w = dequantized(ty, &data, num_rows * row_length);
-            let matrix =
-                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            let (matrix, w) = seeded_matrix(backend, ty, num_rows, row_length, 80 + seed as u64);
             for shape in MATVEC_SHAPES {
                 for num_tokens in [1, 2, 3, 8] {
                     let x = values(300 + num_tokens as u64, num_tokens * row_length);
-                    let expected = reference(&w, &x, num_rows, row_length);
                     let got = shaped_product(backend, &matrix, &x, num_tokens, shape);
-                    let error = relative_error(&got, &expected);
-                    assert!(error < TOLERANCE, "{ty:?} {shape:?} × {num_tokens}: {error}");
+                    assert_product(
+                        &got,
+                        &w,
+                        &x,
+                        num_rows,
+                        &format!("{ty:?} {shape:?} × {num_tokens}"),
+                    );
                 }
             }
         }
@@ -682,18 +703,13 @@ mod tests {
         // 37 rows: not a multiple of a matrix-vector workgroup's rows nor of a 64-row tile.
         let (num_rows, row_length) = (37, 512);
         for (seed, ty) in TYPES.into_iter().enumerate() {
-            let data = bytes(ty, num_rows, row_length, seed as u64);
-            let w = dequantized(ty, &data, num_rows * row_length);
-            let matrix =
-                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            let (matrix, w) = seeded_matrix(backend, ty, num_rows, row_length, seed as u64);
             // 1 and 3 tokens take the matrix-vector kernel, 40 and 70 the tiled one (70: two
             // token tiles, the second partial).
             for num_tokens in [1, 3, 8, 40, 70] {
                 let x = values(100 + num_tokens as u64, num_tokens * row_length);
-                let expected = reference(&w, &x, num_rows, row_length);
                 let got = product(backend, &matrix, &x, num_tokens);
-                let error = relative_error(&got, &expected);
-                assert!(error < TOLERANCE, "{ty:?}, {num_tokens} tokens: relative error {error}");
+                assert_product(&got, &w, &x, num_rows, &format!("{ty:?}, {num_tokens} tokens"));
             }
         }
     }
@@ -709,18 +725,12 @@ mod tests {
                 .enumerate()
         {
             let num_rows = 13;
-            let data = bytes(ty, num_rows, row_length, 60 + seed as u64);
-            let w = dequantized(ty, &data, num_rows * row_length);
-            let matrix =
-                GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
+            let (matrix, w) = seeded_matrix(backend, ty, num_rows, row_length, 60 + seed as u64);
             for num_tokens in [1, 5, 40] {
                 let x = values(200 + num_tokens as u64, num_tokens * row_length);
-                let expected = reference(&w, &x, num_rows, row_length);
-                let error = relative_error(&product(backend, &matrix, &x, num_tokens), &expected);
-                assert!(
-                    error < TOLERANCE,
-                    "{ty:?} rows of {row_length}, {num_tokens} tokens: {error}"
-                );
+                let got = product(backend, &matrix, &x, num_tokens);
+                let what = format!("{ty:?} rows of {row_length}, {num_tokens} tokens");
+                assert_product(&got, &w, &x, num_rows, &what);
             }
         }
     }
@@ -798,9 +808,8 @@ mod tests {
                     outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
                 });
                 for ((matrix, w), got) in group.iter().zip(got) {
-                    let expected = reference(w, &x, matrix.num_rows, row_length);
-                    let error = relative_error(&got, &expected);
-                    assert!(error < TOLERANCE, "{rows:?} × {num_tokens}: {error}");
+                    let what = format!("{rows:?} × {num_tokens}");
+                    assert_product(&got, w, &x, matrix.num_rows, &what);
                 }
             }
         }
