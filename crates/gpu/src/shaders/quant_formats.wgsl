@@ -40,6 +40,18 @@ fn nibbles(word: u32, shift: u32) -> vec4<u32> {
     return (vec4<u32>(word, word >> 8u, word >> 16u, word >> 24u) >> vec4<u32>(shift)) & vec4<u32>(0xfu);
 }
 
+// The low 4 bits of quad `quad` (0..8) of a Q4_0/Q4_1/Q5_0/Q5_1 block whose 16 bytes of nibbles
+// start at word `qs`: elements j < 16 are the low nibbles of byte j, j + 16 the high ones.
+fn low_nibbles(qs: u32, quad: u32) -> vec4<u32> {
+    return nibbles(weights[qs + (quad & 3u)], select(0u, 4u, quad >= 4u));
+}
+
+// The 5-bit values of quad `quad` of a Q5_0/Q5_1 block: nibbles at word `qs`, fifth bits in
+// word `qh` (bit j is element j's).
+fn five_bits(qs: u32, qh: u32, quad: u32) -> vec4<u32> {
+    return low_nibbles(qs, quad) | (bits4(weights[qh], 4u * quad) << vec4<u32>(4u));
+}
+
 // Bit `first + i` of `bits`, for i in 0..4.
 fn bits4(bits: u32, first: u32) -> vec4<u32> {
     return (vec4<u32>(bits) >> (vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u))) & vec4<u32>(1u);
@@ -51,8 +63,7 @@ const BLOCK_WORDS: u32 = 5u;
 const UNITS_PER_BLOCK: u32 = 1u;
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let d = half_of(weights[block], false);
-    let q = nibbles(weights[block + 1u + (quad & 3u)], select(0u, 4u, quad >= 4u));
-    return vec4<f32>(vec4<i32>(q) - vec4<i32>(8)) * d;
+    return vec4<f32>(vec4<i32>(low_nibbles(block + 1u, quad)) - vec4<i32>(8)) * d;
 }
 //#endif
 
@@ -62,8 +73,7 @@ const BLOCK_WORDS: u32 = 5u;
 const UNITS_PER_BLOCK: u32 = 1u;
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let head = weights[block];
-    let q = nibbles(weights[block + 1u + (quad & 3u)], select(0u, 4u, quad >= 4u));
-    return vec4<f32>(q) * half_of(head, false) + half_of(head, true);
+    return vec4<f32>(low_nibbles(block + 1u, quad)) * half_of(head, false) + half_of(head, true);
 }
 //#endif
 
@@ -73,9 +83,7 @@ const BLOCK_WORDS: u32 = 6u;
 const UNITS_PER_BLOCK: u32 = 1u;
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let d = half_of(weights[block], false);
-    let low = nibbles(weights[block + 2u + (quad & 3u)], select(0u, 4u, quad >= 4u));
-    let q = low | (bits4(weights[block + 1u], 4u * quad) << vec4<u32>(4u));
-    return vec4<f32>(vec4<i32>(q) - vec4<i32>(16)) * d;
+    return vec4<f32>(vec4<i32>(five_bits(block + 2u, block + 1u, quad)) - vec4<i32>(16)) * d;
 }
 //#endif
 
@@ -85,8 +93,7 @@ const BLOCK_WORDS: u32 = 6u;
 const UNITS_PER_BLOCK: u32 = 1u;
 fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let head = weights[block];
-    let low = nibbles(weights[block + 2u + (quad & 3u)], select(0u, 4u, quad >= 4u));
-    let q = low | (bits4(weights[block + 1u], 4u * quad) << vec4<u32>(4u));
+    let q = five_bits(block + 2u, block + 1u, quad);
     return vec4<f32>(q) * half_of(head, false) + half_of(head, true);
 }
 //#endif
