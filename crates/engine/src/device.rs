@@ -138,31 +138,33 @@ impl LoadedModel {
                 tracing::info!(gpu = %backend.context().info(), "loading onto the GPU");
                 Ok(LoadedModel::Gpu(Model::load_with(backend, file)?))
             }
-            Device::Auto => match GpuBackend::open() {
-                Ok(backend) if backend.context().info().is_software => {
+            Device::Auto => {
+                let backend = match GpuBackend::open() {
+                    Ok(backend) => backend,
+                    Err(error) => {
+                        tracing::info!(%error, "using the CPU");
+                        return Ok(LoadedModel::Cpu(Model::load(file)?));
+                    }
+                };
+                if backend.context().info().is_software {
                     tracing::info!(
                         gpu = %backend.context().info(),
                         "using the CPU: the only GPU is a software one"
                     );
-                    Ok(LoadedModel::Cpu(Model::load(file)?))
+                    return Ok(LoadedModel::Cpu(Model::load(file)?));
                 }
-                Ok(backend) if too_small(&backend).is_some() => {
-                    let reason = too_small(&backend).map(|e| e.to_string()).unwrap_or_default();
+                if let Some(reason) = too_small(&backend) {
                     tracing::info!(%reason, "using the CPU");
-                    Ok(LoadedModel::Cpu(Model::load(file)?))
+                    return Ok(LoadedModel::Cpu(Model::load(file)?));
                 }
-                Ok(backend) => match Model::load_with(backend, file.clone()) {
+                match Model::load_with(backend, file.clone()) {
                     Ok(model) => Ok(LoadedModel::Gpu(model)),
                     Err(error) => {
                         tracing::warn!(%error, "using the CPU: the model does not load onto the GPU");
                         Ok(LoadedModel::Cpu(Model::load(file)?))
                     }
-                },
-                Err(error) => {
-                    tracing::info!(%error, "using the CPU");
-                    Ok(LoadedModel::Cpu(Model::load(file)?))
                 }
-            },
+            }
         }
     }
 
