@@ -158,11 +158,22 @@ impl Kernels {
     /// with `defines`) the first time it is asked for. `name` must say everything that makes
     /// the source differ.
     pub(crate) fn get(&self, name: &str, parts: &[&str], defines: &[&str]) -> Result<Arc<Kernel>> {
+        self.get_or_build(name, || (parts.concat(), defines.to_vec()))
+    }
+
+    /// [`Kernels::get`] whose source and defines `build` makes only when `name` is not compiled
+    /// yet (kernels with generated parts, looked up on every dispatch).
+    pub(crate) fn get_or_build<'d>(
+        &self,
+        name: &str,
+        build: impl FnOnce() -> (String, Vec<&'d str>),
+    ) -> Result<Arc<Kernel>> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(kernel) = compiled.get(name) {
             return Ok(kernel.clone());
         }
-        let source = preprocess(&parts.concat(), &self.flags, defines)?;
+        let (source, defines) = build();
+        let source = preprocess(&source, &self.flags, &defines)?;
         let kernel = Arc::new(self.compile(name, &source)?);
         compiled.insert(name.to_owned(), kernel.clone());
         Ok(kernel)

@@ -203,10 +203,6 @@ fn matvec_kernel(
     let MatvecShape { rows, lanes, per_quad, rows_per_thread } = shape;
     // Gate and up are a thread's two rows.
     let rpt = if defines.contains(&"GATED") { 2 } else { rows_per_thread };
-    let prelude = format!(
-        "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\nconst LANES: u32 = {lanes}u;\n\
-         const RPT: u32 = {rpt}u;\n"
-    );
     // Subgroups add a row's lanes when none can span two rows.
     let max_subgroup = pass.backend().context().info().features.max_subgroup_size as usize;
     let subgroups = pass.backend().kernels().subgroups() && (1..=lanes).contains(&max_subgroup);
@@ -215,28 +211,31 @@ fn matvec_kernel(
         u8::from(per_quad),
         u8::from(subgroups)
     );
-    let mut all = vec![format];
-    all.extend_from_slice(defines);
-    if per_quad {
-        all.push("PER_QUAD");
-    }
-    if subgroups {
-        all.push("SUBGROUP_REDUCE");
-    }
-    // NORM's and BIAS's bindings come after the outputs: one, two (MULTI) or three (OUTS3).
-    let outputs =
-        1 + usize::from(defines.contains(&"MULTI")) + usize::from(defines.contains(&"OUTS3"));
-    let mut tail = String::new();
-    let mut next = 3 + outputs;
-    for (define, declaration) in
-        [("NORM", "norm_weight: array<vec4<f32>>"), ("BIAS", "bias: array<f32>")]
-    {
-        if defines.contains(&define) {
-            tail += &format!("@group(0) @binding({next}) var<storage, read> {declaration};\n");
-            next += 1;
+    // The source is made only the first time (this runs on every dispatch).
+    pass.backend().kernels().get_or_build(&name, || {
+        let prelude = format!(
+            "const MAX_TOKENS: u32 = {tokens}u;\nconst ROWS: u32 = {rows}u;\n\
+             const LANES: u32 = {lanes}u;\nconst RPT: u32 = {rpt}u;\n"
+        );
+        // NORM's and BIAS's bindings come after the outputs: one, two (MULTI) or three (OUTS3).
+        let outputs =
+            1 + usize::from(defines.contains(&"MULTI")) + usize::from(defines.contains(&"OUTS3"));
+        let mut tail = String::new();
+        let mut next = 3 + outputs;
+        for (define, declaration) in
+            [("NORM", "norm_weight: array<vec4<f32>>"), ("BIAS", "bias: array<f32>")]
+        {
+            if defines.contains(&define) {
+                tail += &format!("@group(0) @binding({next}) var<storage, read> {declaration};\n");
+                next += 1;
+            }
         }
-    }
-    pass.kernel(&name, &[&prelude, COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC, &tail], &all)
+        let mut all = vec![format];
+        all.extend_from_slice(defines);
+        all.extend(per_quad.then_some("PER_QUAD"));
+        all.extend(subgroups.then_some("SUBGROUP_REDUCE"));
+        ([prelude.as_str(), COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC, &tail].concat(), all)
+    })
 }
 
 /// One product, its rows chunk by chunk; `norm` and `bias` (decode steps only) fold an RMS norm
