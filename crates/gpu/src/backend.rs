@@ -16,6 +16,7 @@ use crate::error::{GpuError, Result};
 use crate::kv_cache::GpuKvCache;
 use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
+use crate::ops::matmul::MatvecShape;
 use crate::pool::{BufferPool, PooledBuffer};
 use crate::recorder::{BindGroups, Recorder};
 use crate::shader::{Kernel, Kernels};
@@ -36,6 +37,8 @@ pub struct GpuBackend {
     matrices: Arc<Mutex<MatrixCache>>,
     pub(crate) bind_groups: Arc<BindGroups>,
     stats: Arc<GpuStats>,
+    /// How decode products split their work on this device (ops/matmul.rs).
+    matvec_shape: MatvecShape,
 }
 
 impl GpuBackend {
@@ -53,8 +56,19 @@ impl GpuBackend {
             matrices: Arc::new(Mutex::new(HashMap::new())),
             bind_groups: Arc::default(),
             stats: Arc::default(),
+            matvec_shape: ops::matmul::matvec_shape_for(context.info()),
             context,
         }
+    }
+
+    /// This backend with decode products of `shape` (tests of every shape's fused kernels).
+    #[cfg(test)]
+    pub(crate) fn with_matvec_shape(self, shape: MatvecShape) -> GpuBackend {
+        GpuBackend { matvec_shape: shape, ..self }
+    }
+
+    pub(crate) fn matvec_shape(&self) -> MatvecShape {
+        self.matvec_shape
     }
 
     /// A backend that takes the portable kernels (tests of the fallbacks).

@@ -22,14 +22,38 @@ const MATMUL_TILED: &str = include_str!("../shaders/matmul_tiled.wgsl");
 /// of a row writes token `t`, so every shape has at least this many lanes).
 const MATVEC_MAX_TOKENS: usize = 8;
 
-/// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, whether
-/// a thread takes 32-value units (one scale decode each) or single quads, and how many rows a
-/// thread computes at once (each x value it loads serving all of them).
+/// How a matrix-vector thread walks its row (matvec.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// One quad per iteration, neighbouring threads on neighbouring quads.
+    Quads,
+    /// One 32-value unit per iteration (its scale decoded once).
+    Units,
+    /// One chunk of the format's neighbouring words per iteration (quant_formats.wgsl).
+    Chunks,
+}
+
+impl Walk {
+    fn name(self) -> &'static str {
+        match self {
+            Walk::Quads => "quads",
+            Walk::Units => "units",
+            Walk::Chunks => "chunks",
+        }
+    }
+}
+
+/// The formats with their own chunks; the others' chunks are their units.
+const FORMATS_WITH_CHUNKS: [&str; 3] = ["FORMAT_Q4_K", "FORMAT_Q5_K", "FORMAT_Q6_K"];
+
+/// How the matrix-vector kernel splits its work: rows per workgroup, threads per row, how a
+/// thread walks its row, and how many rows a thread computes at once (each x value it loads
+/// serving all of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MatvecShape {
     pub(crate) rows: usize,
     pub(crate) lanes: usize,
-    pub(crate) per_quad: bool,
+    pub(crate) walk: Walk,
     pub(crate) rows_per_thread: usize,
 }
 
@@ -44,35 +68,79 @@ impl MatvecShape {
 /// on an H200 (docs/gpu.md): neighbouring threads reading neighbouring words beat fewer scale
 /// decodes, at every format and size (Q8_0 1.2 TB/s against 0.8, F16 2.4 against 0.9).
 const HARDWARE_SHAPE: MatvecShape =
-    MatvecShape { rows: 4, lanes: 64, per_quad: true, rows_per_thread: 1 };
+    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 1 };
 
 /// The shape on a software GPU (lavapipe: CI), where a thread's loads cost the same wherever
 /// they fall and the decodes dominate: units decode 3.7 times faster there.
 const SOFTWARE_SHAPE: MatvecShape =
-    MatvecShape { rows: 4, lanes: 32, per_quad: false, rows_per_thread: 1 };
+    MatvecShape { rows: 4, lanes: 32, walk: Walk::Units, rows_per_thread: 1 };
 
-/// The matrix-vector shape for the pass's device.
-fn matvec_shape(pass: &GpuPass<'_>) -> MatvecShape {
-    if pass.backend().context().info().is_software {
-        SOFTWARE_SHAPE
-    } else {
-        HARDWARE_SHAPE
+/// The matrix-vector shape for a device: `UMA_GPU_MATVEC` when set and valid (tuning on a new
+/// GPU: `WALK,ROWS,LANES,ROWS_PER_THREAD`, e.g. `chunks,8,32,1`), else the measured default for
+/// a hardware or a software GPU.
+pub(crate) fn matvec_shape_for(info: &crate::context::GpuInfo) -> MatvecShape {
+    let default = if info.is_software { SOFTWARE_SHAPE } else { HARDWARE_SHAPE };
+    let Some(setting) = std::env::var_os("UMA_GPU_MATVEC") else { return default };
+    let setting = setting.to_string_lossy();
+    match MatvecShape::parse(&setting) {
+        Some(shape) => shape,
+        None => {
+            tracing::warn!(
+                %setting,
+                "UMA_GPU_MATVEC is not WALK,ROWS,LANES,ROWS_PER_THREAD (walk quads, units or \
+                 chunks; lanes a power of two from 8 to 256, rows × lanes at most 256, \
+                 1 to 4 rows per thread): using the default"
+            );
+            default
+        }
     }
 }
 
+impl MatvecShape {
+    /// `WALK,ROWS,LANES,ROWS_PER_THREAD`, when it is a shape the kernel can take.
+    fn parse(setting: &str) -> Option<MatvecShape> {
+        let parts: Vec<&str> = setting.split(',').map(str::trim).collect();
+        let [walk, rows, lanes, rows_per_thread] = parts[..] else { return None };
+        let walk = match walk {
+            "quads" => Walk::Quads,
+            "units" => Walk::Units,
+            "chunks" => Walk::Chunks,
+            _ => return None,
+        };
+        let (rows, lanes, rows_per_thread): (usize, usize, usize) =
+            (rows.parse().ok()?, lanes.parse().ok()?, rows_per_thread.parse().ok()?);
+        let lanes_fit = lanes.is_power_of_two() && (MATVEC_MAX_TOKENS..=256).contains(&lanes);
+        let group_fits = rows >= 1 && rows * lanes <= 256;
+        (lanes_fit && group_fits && (1..=4).contains(&rows_per_thread)).then_some(MatvecShape {
+            rows,
+            lanes,
+            walk,
+            rows_per_thread,
+        })
+    }
+}
+
+/// The matrix-vector shape for the pass's backend.
+fn matvec_shape(pass: &GpuPass<'_>) -> MatvecShape {
+    pass.backend().matvec_shape()
+}
+
 /// The shapes the `throughput` benchmark compares on a real GPU (and the tests check): the two
-/// in use, the runner-up of the first sweep, threads of two and four rows (x loaded once for
-/// them: the first sweep ran every format at about one value per 1e-12 s, what the loop costs,
-/// not the bytes), and units of 8 lanes (one unexplained 2 TB/s for Q4_K to recheck).
+/// in use, threads of two rows, units of 8 lanes (Q4_K's unexplained 2 TB/s in the first
+/// sweep), and chunks (the first sweep found every quantized format bound by its loop's
+/// iterations, not its bytes) in several splits.
 #[cfg(test)]
-pub(crate) const MATVEC_SHAPES: [MatvecShape; 7] = [
+pub(crate) const MATVEC_SHAPES: [MatvecShape; 10] = [
     SOFTWARE_SHAPE,
     HARDWARE_SHAPE,
-    MatvecShape { rows: 8, lanes: 32, per_quad: true, rows_per_thread: 1 },
-    MatvecShape { rows: 4, lanes: 64, per_quad: true, rows_per_thread: 2 },
-    MatvecShape { rows: 2, lanes: 64, per_quad: true, rows_per_thread: 4 },
-    MatvecShape { rows: 4, lanes: 32, per_quad: true, rows_per_thread: 2 },
-    MatvecShape { rows: 16, lanes: 8, per_quad: false, rows_per_thread: 1 },
+    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 2 },
+    MatvecShape { rows: 16, lanes: 8, walk: Walk::Units, rows_per_thread: 1 },
+    MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 1 },
+    MatvecShape { rows: 8, lanes: 32, walk: Walk::Chunks, rows_per_thread: 1 },
+    MatvecShape { rows: 4, lanes: 64, walk: Walk::Chunks, rows_per_thread: 1 },
+    MatvecShape { rows: 8, lanes: 16, walk: Walk::Chunks, rows_per_thread: 1 },
+    MatvecShape { rows: 16, lanes: 8, walk: Walk::Chunks, rows_per_thread: 1 },
+    MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 2 },
 ];
 /// Rows and tokens of a tiled workgroup's tile.
 const TILE: usize = 64;
@@ -200,15 +268,15 @@ fn matvec_kernel(
     variant: &str,
     defines: &[&str],
 ) -> Result<std::sync::Arc<Kernel>> {
-    let MatvecShape { rows, lanes, per_quad, rows_per_thread } = shape;
+    let MatvecShape { rows, lanes, walk, rows_per_thread } = shape;
     // Gate and up are a thread's two rows.
     let rpt = if defines.contains(&"GATED") { 2 } else { rows_per_thread };
     // Subgroups add a row's lanes when none can span two rows.
     let max_subgroup = pass.backend().context().info().features.max_subgroup_size as usize;
     let subgroups = pass.backend().kernels().subgroups() && (1..=lanes).contains(&max_subgroup);
     let name = format!(
-        "matvec_{format}_t{tokens}_r{rows}x{rpt}_l{lanes}_q{}_s{}{variant}",
-        u8::from(per_quad),
+        "matvec_{format}_t{tokens}_r{rows}x{rpt}_l{lanes}_{}_s{}{variant}",
+        walk.name(),
         u8::from(subgroups)
     );
     // The source is made only the first time (this runs on every dispatch).
@@ -232,7 +300,16 @@ fn matvec_kernel(
         }
         let mut all = vec![format];
         all.extend_from_slice(defines);
-        all.extend(per_quad.then_some("PER_QUAD"));
+        match walk {
+            Walk::Quads => all.push("PER_QUAD"),
+            Walk::Units => {}
+            Walk::Chunks => {
+                all.push("CHUNKED");
+                if !FORMATS_WITH_CHUNKS.contains(&format) {
+                    all.push("UNIT_CHUNKS");
+                }
+            }
+        }
         all.extend(subgroups.then_some("SUBGROUP_REDUCE"));
         ([prelude.as_str(), COMMON, ACTIVATIONS, QUANT_FORMATS, MATVEC, &tail].concat(), all)
     })
@@ -681,7 +758,7 @@ mod tests {
         {
             let (matrix, w) = seeded_matrix(backend, ty, num_rows, row_length, 80 + seed as u64);
             for shape in MATVEC_SHAPES {
-                for num_tokens in [1, 2, 3, 8] {
+                for num_tokens in [1, 3, 8] {
                     let x = values(300 + num_tokens as u64, num_tokens * row_length);
                     let got = shaped_product(backend, &matrix, &x, num_tokens, shape);
                     assert_product(
@@ -709,6 +786,16 @@ mod tests {
                 let x = values(100 + num_tokens as u64, num_tokens * row_length);
                 let got = product(backend, &matrix, &x, num_tokens);
                 assert_product(&got, &w, &x, num_rows, &format!("{ty:?}, {num_tokens} tokens"));
+            }
+            // Each walk's decode kernel (each format's chunks).
+            for walk in [Walk::Quads, Walk::Units, Walk::Chunks] {
+                let shape = MatvecShape { rows: 4, lanes: 32, walk, rows_per_thread: 1 };
+                for num_tokens in [1, 3] {
+                    let x = values(150 + num_tokens as u64, num_tokens * row_length);
+                    let got = shaped_product(backend, &matrix, &x, num_tokens, shape);
+                    let what = format!("{ty:?}, {num_tokens} tokens by {walk:?}");
+                    assert_product(&got, &w, &x, num_rows, &what);
+                }
             }
         }
     }
@@ -779,36 +866,70 @@ mod tests {
         matrices.into_iter().zip(values).collect()
     }
 
+    /// The backend with each walk's shape: the fused kernels under every walk, whichever the
+    /// device takes by default.
+    fn every_walk(backend: &GpuBackend) -> Vec<GpuBackend> {
+        [Walk::Quads, Walk::Units, Walk::Chunks]
+            .map(|walk| {
+                let shape = MatvecShape { rows: 4, lanes: 32, walk, rows_per_thread: 1 };
+                backend.clone().with_matvec_shape(shape)
+            })
+            .to_vec()
+    }
+
+    #[test]
+    fn matvec_shapes_parse_only_when_the_kernel_can_take_them() {
+        let chunks = MatvecShape { rows: 8, lanes: 32, walk: Walk::Chunks, rows_per_thread: 1 };
+        assert_eq!(MatvecShape::parse("chunks,8,32,1"), Some(chunks));
+        assert_eq!(MatvecShape::parse(" chunks, 8, 32, 1 "), Some(chunks));
+        for bad in [
+            "",
+            "chunks,8,32",
+            "rows,8,32,1",
+            "chunks,0,32,1",
+            "chunks,8,24,1",
+            "chunks,8,4,1",
+            "chunks,16,32,1",
+            "chunks,8,32,5",
+            "chunks,8,32,1,1",
+            "chunks,-1,32,1",
+        ] {
+            assert_eq!(MatvecShape::parse(bad), None, "{bad:?}");
+        }
+    }
+
     #[test]
     fn products_of_a_group_in_one_kernel_match_the_cpu() {
         let Some(backend) = backend() else { return };
-        let row_length = 256;
-        let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
-        // Three of one format (one kernel), two, and a run of two then one of another format.
-        for rows in [
-            &[(q8, 37), (q8, 13), (q8, 13)][..],
-            &[(q8, 20), (q8, 9)],
-            &[(q5, 20), (q5, 9), (q6, 9)],
-        ] {
-            let group = group(backend, rows, row_length);
-            let matrices: Vec<&GpuMatrix> = group.iter().map(|(m, _)| m).collect();
-            assert!(side_by_side(&matrices[..2]).is_some(), "{rows:?} share a buffer");
-            for num_tokens in [1, 3, 8, 12] {
-                let x = values(500 + num_tokens as u64, num_tokens * row_length);
-                let got = with_pass(backend, num_tokens, 0, |pass| {
-                    let gx = pass.upload_activations(&x, num_tokens, row_length);
-                    let mut outs: Vec<_> = group
-                        .iter()
-                        .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
-                        .collect();
-                    let mut products: Vec<_> =
-                        group.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
-                    matmul_many(pass, &mut products, &gx).unwrap();
-                    outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
-                });
-                for ((matrix, w), got) in group.iter().zip(got) {
-                    let what = format!("{rows:?} × {num_tokens}");
-                    assert_product(&got, w, &x, matrix.num_rows, &what);
+        for backend in &every_walk(backend) {
+            let row_length = 256;
+            let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
+            // Three of one format (one kernel), two, and a run of two then one of another format.
+            for rows in [
+                &[(q8, 37), (q8, 13), (q8, 13)][..],
+                &[(q8, 20), (q8, 9)],
+                &[(q5, 20), (q5, 9), (q6, 9)],
+            ] {
+                let group = group(backend, rows, row_length);
+                let matrices: Vec<&GpuMatrix> = group.iter().map(|(m, _)| m).collect();
+                assert!(side_by_side(&matrices[..2]).is_some(), "{rows:?} share a buffer");
+                for num_tokens in [1, 3, 8, 12] {
+                    let x = values(500 + num_tokens as u64, num_tokens * row_length);
+                    let got = with_pass(backend, num_tokens, 0, |pass| {
+                        let gx = pass.upload_activations(&x, num_tokens, row_length);
+                        let mut outs: Vec<_> = group
+                            .iter()
+                            .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
+                            .collect();
+                        let mut products: Vec<_> =
+                            group.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
+                        matmul_many(pass, &mut products, &gx).unwrap();
+                        outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
+                    });
+                    for ((matrix, w), got) in group.iter().zip(got) {
+                        let what = format!("{rows:?} × {num_tokens}");
+                        assert_product(&got, w, &x, matrix.num_rows, &what);
+                    }
                 }
             }
         }
@@ -818,131 +939,139 @@ mod tests {
     fn gated_products_and_residual_products_in_one_kernel_match_the_cpu() {
         use uma_model::layers::gelu_ggml;
         let Some(backend) = backend() else { return };
-        let (rows, row_length) = (45, 512);
-        let group = group(backend, &[(GgmlType::Q8_0, rows), (GgmlType::Q8_0, rows)], row_length);
-        let [(gate, wg), (up, wu)] = &group[..] else { unreachable!() };
-        for activation in [HiddenActivation::Silu, HiddenActivation::GeluTanh] {
-            for num_tokens in [1, 5, 20] {
-                let x = values(600 + num_tokens as u64, num_tokens * row_length);
-                let (g, u) =
-                    (reference(wg, &x, rows, row_length), reference(wu, &x, rows, row_length));
-                let expected: Vec<f32> = g
-                    .iter()
-                    .zip(&u)
-                    .map(|(&g, &u)| match activation {
-                        HiddenActivation::Silu => g / (1.0 + (-g).exp()) * u,
-                        HiddenActivation::GeluTanh => gelu_ggml(g) * u,
-                    })
-                    .collect();
+        for backend in &every_walk(backend) {
+            let (rows, row_length) = (45, 512);
+            let group =
+                group(backend, &[(GgmlType::Q8_0, rows), (GgmlType::Q8_0, rows)], row_length);
+            let [(gate, wg), (up, wu)] = &group[..] else { unreachable!() };
+            for activation in [HiddenActivation::Silu, HiddenActivation::GeluTanh] {
+                for num_tokens in [1, 5, 20] {
+                    let x = values(600 + num_tokens as u64, num_tokens * row_length);
+                    let (g, u) =
+                        (reference(wg, &x, rows, row_length), reference(wu, &x, rows, row_length));
+                    let expected: Vec<f32> = g
+                        .iter()
+                        .zip(&u)
+                        .map(|(&g, &u)| match activation {
+                            HiddenActivation::Silu => g / (1.0 + (-g).exp()) * u,
+                            HiddenActivation::GeluTanh => gelu_ggml(g) * u,
+                        })
+                        .collect();
+                    let got = with_pass(backend, num_tokens, 0, |pass| {
+                        let gx = pass.upload_activations(&x, num_tokens, row_length);
+                        let mut gate_out = GpuBackend::activations(pass, num_tokens, rows);
+                        let mut up_out = GpuBackend::activations(pass, num_tokens, rows);
+                        gated_matmul(pass, gate, up, &gx, activation, &mut gate_out, &mut up_out)
+                            .unwrap();
+                        read(pass, &gate_out)
+                    });
+                    // GELU's f16 rounding of the gate: one f16 step of the gate at most.
+                    let error = relative_error(&got, &expected);
+                    assert!(error < 1e-3, "{activation:?} × {num_tokens}: {error}");
+                }
+            }
+            // `acc += x · gateᵀ` for a decode step and a prefill.
+            for num_tokens in [2, 20] {
+                let x = values(700 + num_tokens as u64, num_tokens * row_length);
+                let start = values(800, num_tokens * rows);
+                let product = reference(wg, &x, rows, row_length);
+                let expected: Vec<f32> = start.iter().zip(&product).map(|(a, b)| a + b).collect();
                 let got = with_pass(backend, num_tokens, 0, |pass| {
                     let gx = pass.upload_activations(&x, num_tokens, row_length);
-                    let mut gate_out = GpuBackend::activations(pass, num_tokens, rows);
-                    let mut up_out = GpuBackend::activations(pass, num_tokens, rows);
-                    gated_matmul(pass, gate, up, &gx, activation, &mut gate_out, &mut up_out)
-                        .unwrap();
-                    read(pass, &gate_out)
+                    let mut acc = pass.upload_activations(&start, num_tokens, rows);
+                    matmul_add(pass, gate, &gx, &mut acc).unwrap();
+                    read(pass, &acc)
                 });
-                // GELU's f16 rounding of the gate: one f16 step of the gate at most.
                 let error = relative_error(&got, &expected);
-                assert!(error < 1e-3, "{activation:?} × {num_tokens}: {error}");
+                assert!(error < TOLERANCE, "accumulated × {num_tokens}: {error}");
             }
-        }
-        // `acc += x · gateᵀ` for a decode step and a prefill.
-        for num_tokens in [2, 20] {
-            let x = values(700 + num_tokens as u64, num_tokens * row_length);
-            let start = values(800, num_tokens * rows);
-            let product = reference(wg, &x, rows, row_length);
-            let expected: Vec<f32> = start.iter().zip(&product).map(|(a, b)| a + b).collect();
-            let got = with_pass(backend, num_tokens, 0, |pass| {
-                let gx = pass.upload_activations(&x, num_tokens, row_length);
-                let mut acc = pass.upload_activations(&start, num_tokens, rows);
-                matmul_add(pass, gate, &gx, &mut acc).unwrap();
-                read(pass, &acc)
-            });
-            let error = relative_error(&got, &expected);
-            assert!(error < TOLERANCE, "accumulated × {num_tokens}: {error}");
         }
     }
 
     #[test]
     fn a_norm_folded_into_the_products_matches_norming_first() {
         let Some(backend) = backend() else { return };
-        let row_length = 256;
-        let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
-        let qkv = group(backend, &[(q5, 20), (q5, 9), (q6, 9)], row_length);
-        let gate_up = group(backend, &[(q8, 30), (q8, 30)], row_length);
-        let norm_weights = values(900, row_length);
-        let eps = 1e-6;
-        let bias_values: Vec<Vec<f32>> =
-            qkv.iter().map(|(m, _)| values(950 + m.num_rows as u64, m.num_rows)).collect();
-        // Biases side by side (in the kernels) and apart (added after).
-        let grouped = GpuVector::group(backend, "biases", &bias_values).unwrap();
-        let apart: Vec<GpuVector> = bias_values
-            .iter()
-            .map(|b| {
-                GpuVector::new(backend.upload("bias", bytemuck::cast_slice(b)).unwrap(), b.len())
-            })
-            .collect();
-        // 3 tokens fold the norm into the kernels, 12 (a prefill) norm first.
-        for (num_tokens, biases) in [(3, &grouped), (3, &apart), (12, &grouped)] {
-            let x: Vec<f32> = values(901 + num_tokens as u64, num_tokens * row_length)
+        for backend in &every_walk(backend) {
+            let row_length = 256;
+            let (q8, q5, q6) = (GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q6_K);
+            let qkv = group(backend, &[(q5, 20), (q5, 9), (q6, 9)], row_length);
+            let gate_up = group(backend, &[(q8, 30), (q8, 30)], row_length);
+            let norm_weights = values(900, row_length);
+            let eps = 1e-6;
+            let bias_values: Vec<Vec<f32>> =
+                qkv.iter().map(|(m, _)| values(950 + m.num_rows as u64, m.num_rows)).collect();
+            // Biases side by side (in the kernels) and apart (added after).
+            let grouped = GpuVector::group(backend, "biases", &bias_values).unwrap();
+            let apart: Vec<GpuVector> = bias_values
                 .iter()
-                .map(|v| 3.0 * v)
+                .map(|b| {
+                    GpuVector::new(
+                        backend.upload("bias", bytemuck::cast_slice(b)).unwrap(),
+                        b.len(),
+                    )
+                })
                 .collect();
-            let mut normed_x = x.clone();
-            for row in normed_x.chunks_mut(row_length) {
-                uma_model::layers::rms_norm_in_place(row, &norm_weights, eps);
-            }
-            let got = with_pass(backend, num_tokens, 0, |pass| {
-                let gx = pass.upload_activations(&x, num_tokens, row_length);
-                let buffer =
-                    pass.backend().upload("norm", bytemuck::cast_slice(&norm_weights)).unwrap();
-                let norm = GpuVector::new(buffer, row_length);
-                let mut normed = GpuBackend::activations(pass, num_tokens, row_length);
-                let mut outs: Vec<_> = qkv
+            // 3 tokens fold the norm into the kernels, 12 (a prefill) norm first.
+            for (num_tokens, biases) in [(3, &grouped), (3, &apart), (12, &grouped)] {
+                let x: Vec<f32> = values(901 + num_tokens as u64, num_tokens * row_length)
                     .iter()
-                    .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
+                    .map(|v| 3.0 * v)
                     .collect();
-                let mut products: Vec<_> =
-                    qkv.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
-                let biases: Vec<&GpuVector> = biases.iter().collect();
-                let biases = Some(&biases[..]);
-                normed_matmul_many(pass, &gx, (&norm, eps), &mut normed, &mut products, biases)
-                    .unwrap();
-                let [(gate, _), (up, _)] = &gate_up[..] else { unreachable!() };
-                let mut gate_out = GpuBackend::activations(pass, num_tokens, 30);
-                let mut up_out = GpuBackend::activations(pass, num_tokens, 30);
-                let activation = HiddenActivation::Silu;
-                normed_gated_matmul(
-                    pass,
-                    &gx,
-                    (&norm, eps),
-                    &mut normed,
-                    (gate, up),
-                    activation,
-                    &mut gate_out,
-                    &mut up_out,
-                )
-                .unwrap();
-                outs.push(gate_out);
-                outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
-            });
-            for (((matrix, w), got), bias) in qkv.iter().zip(&got).zip(&bias_values) {
-                let mut expected = reference(w, &normed_x, matrix.num_rows, row_length);
-                for (i, e) in expected.iter_mut().enumerate() {
-                    *e += bias[i % bias.len()];
+                let mut normed_x = x.clone();
+                for row in normed_x.chunks_mut(row_length) {
+                    uma_model::layers::rms_norm_in_place(row, &norm_weights, eps);
                 }
-                let error = relative_error(got, &expected);
-                assert!(error < TOLERANCE, "{} × {num_tokens}: {error}", matrix.name);
+                let got = with_pass(backend, num_tokens, 0, |pass| {
+                    let gx = pass.upload_activations(&x, num_tokens, row_length);
+                    let buffer =
+                        pass.backend().upload("norm", bytemuck::cast_slice(&norm_weights)).unwrap();
+                    let norm = GpuVector::new(buffer, row_length);
+                    let mut normed = GpuBackend::activations(pass, num_tokens, row_length);
+                    let mut outs: Vec<_> = qkv
+                        .iter()
+                        .map(|(m, _)| GpuBackend::activations(pass, num_tokens, m.num_rows))
+                        .collect();
+                    let mut products: Vec<_> =
+                        qkv.iter().map(|(m, _)| m).zip(outs.iter_mut()).collect();
+                    let biases: Vec<&GpuVector> = biases.iter().collect();
+                    let biases = Some(&biases[..]);
+                    normed_matmul_many(pass, &gx, (&norm, eps), &mut normed, &mut products, biases)
+                        .unwrap();
+                    let [(gate, _), (up, _)] = &gate_up[..] else { unreachable!() };
+                    let mut gate_out = GpuBackend::activations(pass, num_tokens, 30);
+                    let mut up_out = GpuBackend::activations(pass, num_tokens, 30);
+                    let activation = HiddenActivation::Silu;
+                    normed_gated_matmul(
+                        pass,
+                        &gx,
+                        (&norm, eps),
+                        &mut normed,
+                        (gate, up),
+                        activation,
+                        &mut gate_out,
+                        &mut up_out,
+                    )
+                    .unwrap();
+                    outs.push(gate_out);
+                    outs.iter().map(|out| read(pass, out)).collect::<Vec<_>>()
+                });
+                for (((matrix, w), got), bias) in qkv.iter().zip(&got).zip(&bias_values) {
+                    let mut expected = reference(w, &normed_x, matrix.num_rows, row_length);
+                    for (i, e) in expected.iter_mut().enumerate() {
+                        *e += bias[i % bias.len()];
+                    }
+                    let error = relative_error(got, &expected);
+                    assert!(error < TOLERANCE, "{} × {num_tokens}: {error}", matrix.name);
+                }
+                let (g, u) = (
+                    reference(&gate_up[0].1, &normed_x, 30, row_length),
+                    reference(&gate_up[1].1, &normed_x, 30, row_length),
+                );
+                let expected: Vec<f32> =
+                    g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+                let error = relative_error(&got[3], &expected);
+                assert!(error < TOLERANCE, "gated × {num_tokens}: {error}");
             }
-            let (g, u) = (
-                reference(&gate_up[0].1, &normed_x, 30, row_length),
-                reference(&gate_up[1].1, &normed_x, 30, row_length),
-            );
-            let expected: Vec<f32> =
-                g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
-            let error = relative_error(&got[3], &expected);
-            assert!(error < TOLERANCE, "gated × {num_tokens}: {error}");
         }
     }
 
@@ -1025,17 +1154,19 @@ mod throughput {
                 let matrix =
                     GpuMatrix::from_bytes(backend, "w", ty, &data, num_rows, row_length).unwrap();
                 let name = format!("{ty:?} [{num_rows}, {row_length}]");
-                for num_tokens in [1, 4, 8] {
+                for num_tokens in [1, 8] {
                     for shape in MATVEC_SHAPES {
                         let seconds = seconds_per_product(backend, &matrix, num_tokens, shape);
-                        let MatvecShape { rows, lanes, per_quad, rows_per_thread } = shape;
-                        let walk = if per_quad { "quads" } else { "units" };
-                        let rows = format!("{rows}×{rows_per_thread}");
+                        let MatvecShape { rows, lanes, walk, rows_per_thread } = shape;
+                        // The shape as UMA_GPU_MATVEC takes it (device-run.sh picks the best).
                         println!(
-                            "{name} × {num_tokens} tokens, {rows} rows × {lanes} lanes by {walk}: \
-                             {:.1} µs, {:.0} GB/s",
+                            "{name} × {num_tokens} tokens, {rows}×{rows_per_thread} rows × {lanes} \
+                             lanes by {}: {:.1} µs, {:.0} GB/s, UMA_GPU_MATVEC={},{rows},{lanes},\
+                             {rows_per_thread}",
+                            walk.name(),
                             seconds * 1e6,
-                            data.len() as f64 / seconds / 1e9
+                            data.len() as f64 / seconds / 1e9,
+                            walk.name(),
                         );
                     }
                 }

@@ -42,7 +42,12 @@ fn main(
     let row_words = p.row_length / (32u * UNITS_PER_BLOCK) * BLOCK_WORDS;
     let ty = thread / 16u;
     let tx = thread % 16u;
-    var sums: array<f32, 16>; // [4 rows, 4 tokens]
+    // Row ty + 16i's sums for tokens tx + 16j, j = 0..4, in acc_i: named registers, not an
+    // array (an array indexed in a loop may live in slow local memory on a hardware GPU).
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var unit = 0u; unit < p.row_length / 32u; unit++) {
         for (var e = 0u; e < 2u; e++) {
             let slot = thread + 256u * e;
@@ -64,31 +69,40 @@ fn main(
         }
         workgroupBarrier();
         for (var quad = 0u; quad < 8u; quad++) {
-            var w: array<vec4<f32>, 4>;
-            var v: array<vec4<f32>, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                w[i] = weight_tile[(ty + 16u * i) * STRIDE + quad];
-                v[i] = x_tile[(tx + 16u * i) * STRIDE + quad];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    sums[i * 4u + j] += dot(w[i], v[j]);
-                }
-            }
+            let v0 = x_tile[tx * STRIDE + quad];
+            let v1 = x_tile[(tx + 16u) * STRIDE + quad];
+            let v2 = x_tile[(tx + 32u) * STRIDE + quad];
+            let v3 = x_tile[(tx + 48u) * STRIDE + quad];
+            let w0 = weight_tile[ty * STRIDE + quad];
+            acc0 += vec4<f32>(dot(w0, v0), dot(w0, v1), dot(w0, v2), dot(w0, v3));
+            let w1 = weight_tile[(ty + 16u) * STRIDE + quad];
+            acc1 += vec4<f32>(dot(w1, v0), dot(w1, v1), dot(w1, v2), dot(w1, v3));
+            let w2 = weight_tile[(ty + 32u) * STRIDE + quad];
+            acc2 += vec4<f32>(dot(w2, v0), dot(w2, v1), dot(w2, v2), dot(w2, v3));
+            let w3 = weight_tile[(ty + 48u) * STRIDE + quad];
+            acc3 += vec4<f32>(dot(w3, v0), dot(w3, v1), dot(w3, v2), dot(w3, v3));
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let r = first_row + ty + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let t = first_token + tx + 16u * j;
-            if r < p.num_rows && t < p.num_tokens {
+    store_row(first_row + ty, first_token + tx, acc0);
+    store_row(first_row + ty + 16u, first_token + tx, acc1);
+    store_row(first_row + ty + 32u, first_token + tx, acc2);
+    store_row(first_row + ty + 48u, first_token + tx, acc3);
+}
+
+// Row r's values for tokens `first_token + 16j` (j = 0..4), those inside the product.
+fn store_row(r: u32, first_token: u32, values: vec4<f32>) {
+    if r >= p.num_rows {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let t = first_token + 16u * j;
+        if t < p.num_tokens {
 //#if ACCUMULATE
-                out[t * p.out_width + p.row_offset + r] += sums[i * 4u + j];
+            out[t * p.out_width + p.row_offset + r] += values[j];
 //#else
-                out[t * p.out_width + p.row_offset + r] = sums[i * 4u + j];
+            out[t * p.out_width + p.row_offset + r] = values[j];
 //#endif
-            }
         }
     }
 }

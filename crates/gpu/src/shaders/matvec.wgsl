@@ -5,8 +5,11 @@
 // loops over tokens have a constant bound, and a one-token product does one token's work).
 //
 // Each thread walks the row's quads (PER_QUAD: neighbouring threads read neighbouring words,
-// but each quad decodes its block's scales again; fastest on hardware GPUs) or its 32-value
-// units (a unit's eight quads share one block head and scale, loaded once; fastest on lavapipe).
+// but each quad decodes its block's scales again), its 32-value units (a unit's eight quads
+// share one block head and scale, loaded once; fastest on lavapipe), or its format's chunks
+// (CHUNKED, quant_formats.wgsl: several neighbouring words per thread and iteration, each scale
+// decoded once for all the values it serves; the first H200 sweep found every quantized format
+// bound by the per-quad loop, not by bytes).
 // Per-token partial sums stay in registers (x is read through the cache, every token's row being
 // reused by all the workgroup's rows); the LANES partial sums of a row are then added by subgroup
 // operations (SUBGROUP_REDUCE, when every subgroup the device may use fits in a row: one barrier)
@@ -77,6 +80,24 @@ fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
         accumulate(sums, squares, w, quad, quads);
     }
 //#else
+//#if CHUNKED
+    let chunks = quads / (8u * UNITS_PER_BLOCK) * CHUNKS_PER_BLOCK;
+    for (var c = lane; c < chunks; c += LANES) {
+        let block = c / CHUNKS_PER_BLOCK;
+        let chunk = c % CHUNKS_PER_BLOCK;
+        var w: array<array<vec4<f32>, CHUNK_QUADS>, RPT>;
+        for (var j = 0u; j < RPT; j++) {
+            w[j] = dequant_chunk(starts[j] + block * BLOCK_WORDS, chunk);
+        }
+        for (var i = 0u; i < CHUNK_QUADS; i++) {
+            var wi: array<vec4<f32>, RPT>;
+            for (var j = 0u; j < RPT; j++) {
+                wi[j] = w[j][i];
+            }
+            accumulate(sums, squares, wi, block * 8u * UNITS_PER_BLOCK + chunk_quad(chunk, i), quads);
+        }
+    }
+//#else
     for (var unit = lane; unit < quads / 8u; unit += LANES) {
         for (var q = 0u; q < 8u; q++) {
             var w: array<vec4<f32>, RPT>;
@@ -87,6 +108,7 @@ fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
             accumulate(sums, squares, w, unit * 8u + q, quads);
         }
     }
+//#endif
 //#endif
 }
 

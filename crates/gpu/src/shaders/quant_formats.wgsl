@@ -4,6 +4,13 @@
 // `32·unit + 4·quad .. +4` of the block whose first word is `block`, with the CPU's
 // (uma_kernels') arithmetic, so an embedding row is bit-identical to `uma_kernels::dequantize`.
 // BLOCK_WORDS: u32 words of one padded block; UNITS_PER_BLOCK: 32-value units in a block.
+//
+// The matrix-vector kernel's chunked walk calls `dequant_chunk(block, chunk)` instead: the
+// CHUNK_QUADS quads that one contiguous run of the block's words encodes (CHUNKS_PER_BLOCK runs
+// per block, neighbouring chunks in neighbouring words), quad `i` of it being the block's quad
+// `chunk_quad(chunk, i)`. A thread then issues several loads at once and decodes each scale once
+// for many values; the K-quants' chunks take both nibbles of each word (two units at once).
+// Formats without their own (UNIT_CHUNKS) take a block's units quad by quad.
 
 //#if FORMAT_F32
 const BLOCK_WORDS: u32 = 32u;
@@ -127,6 +134,36 @@ fn scale_min_k4(block: u32, j: u32) -> vec2<f32> {
     return vec2<f32>(f32(sc), f32(m));
 }
 
+//#if UNIT_CHUNKS
+const CHUNK_QUADS: u32 = 8u;
+const CHUNKS_PER_BLOCK: u32 = UNITS_PER_BLOCK;
+fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
+    var w: array<vec4<f32>, CHUNK_QUADS>;
+    for (var i = 0u; i < CHUNK_QUADS; i++) {
+        w[i] = dequant_quad(block, chunk, i);
+    }
+    return w;
+}
+fn chunk_quad(chunk: u32, i: u32) -> u32 {
+    return chunk * 8u + i;
+}
+//#endif
+
+// Q4_K and Q5_K chunks: words `4g..4g+4` (g = chunk % 2) of the 8 qs words that hold units
+// 2p and 2p + 1 (p = chunk / 2): quads 4g.. of unit 2p in the low nibbles, of 2p + 1 in the high.
+// The scales (x, y) and mins (z, w) of units 2·pair and 2·pair + 1 of a Q4_K/Q5_K block.
+fn paired_scales(block: u32, pair: u32) -> vec4<f32> {
+    let head = weights[block];
+    let sm0 = scale_min_k4(block, 2u * pair);
+    let sm1 = scale_min_k4(block, 2u * pair + 1u);
+    return vec4<f32>(half_of(head, false) * vec2<f32>(sm0.x, sm1.x),
+                     half_of(head, true) * vec2<f32>(sm0.y, sm1.y));
+}
+
+fn paired_chunk_quad(chunk: u32, i: u32) -> u32 {
+    return (2u * (chunk / 2u) + i / 4u) * 8u + 4u * (chunk % 2u) + i % 4u;
+}
+
 //#if FORMAT_Q4_K
 // 144 bytes, as stored: [d: f16, dmin: f16][scales: 12 bytes][qs: 128 bytes]; each 32 bytes of
 // qs hold 64 values, the first 32 in the low nibbles.
@@ -139,6 +176,25 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let m1 = half_of(head, true) * sm.y;
     let q = nibbles(weights[block + 4u + (unit / 2u) * 8u + quad], 4u * (unit % 2u));
     return d1 * vec4<f32>(q) - m1;
+}
+const CHUNK_QUADS: u32 = 8u;
+const CHUNKS_PER_BLOCK: u32 = 8u;
+fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
+    let pair = chunk / 2u;
+    let dm = paired_scales(block, pair);
+    let d = dm.xy;
+    let m = dm.zw;
+    let qs = block + 4u + 8u * pair + 4u * (chunk % 2u);
+    var w: array<vec4<f32>, CHUNK_QUADS>;
+    for (var k = 0u; k < 4u; k++) {
+        let word = weights[qs + k];
+        w[k] = d.x * vec4<f32>(nibbles(word, 0u)) - m.x;
+        w[k + 4u] = d.y * vec4<f32>(nibbles(word, 4u)) - m.y;
+    }
+    return w;
+}
+fn chunk_quad(chunk: u32, i: u32) -> u32 {
+    return paired_chunk_quad(chunk, i);
 }
 //#endif
 
@@ -156,6 +212,30 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let high = nibbles(weights[block + 4u + quad], unit) & vec4<u32>(1u);
     return d1 * vec4<f32>(low | (high << vec4<u32>(4u))) - m1;
 }
+const CHUNK_QUADS: u32 = 8u;
+const CHUNKS_PER_BLOCK: u32 = 8u;
+// The fifth bits of quad q of every unit are in qh word q (bit `unit` of each byte).
+fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
+    let pair = chunk / 2u;
+    let dm = paired_scales(block, pair);
+    let d = dm.xy;
+    let m = dm.zw;
+    let g = 4u * (chunk % 2u);
+    let qs = block + 12u + 8u * pair + g;
+    var w: array<vec4<f32>, CHUNK_QUADS>;
+    for (var k = 0u; k < 4u; k++) {
+        let word = weights[qs + k];
+        let high = weights[block + 4u + g + k];
+        let h0 = (nibbles(high, 2u * pair) & vec4<u32>(1u)) << vec4<u32>(4u);
+        let h1 = (nibbles(high, 2u * pair + 1u) & vec4<u32>(1u)) << vec4<u32>(4u);
+        w[k] = d.x * vec4<f32>(nibbles(word, 0u) | h0) - m.x;
+        w[k + 4u] = d.y * vec4<f32>(nibbles(word, 4u) | h1) - m.y;
+    }
+    return w;
+}
+fn chunk_quad(chunk: u32, i: u32) -> u32 {
+    return paired_chunk_quad(chunk, i);
+}
 //#endif
 
 //#if FORMAT_Q6_K
@@ -172,5 +252,36 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
     let s = 2u * unit + quad / 4u;
     let ds = half_of(weights[block + 52u], false) * f32(signed_byte_of(weights[block + 48u + s / 4u], s % 4u));
     return ds * vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
+}
+// Chunk (h, g) = (chunk / 2, chunk % 2): quads 4g..4g+4 of the four units 4h..4h+4, from four
+// words of each of the two ql runs (both nibbles) and four qh words (all four bit pairs).
+const CHUNK_QUADS: u32 = 16u;
+const CHUNKS_PER_BLOCK: u32 = 4u;
+fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
+    let h = chunk / 2u;
+    let g = chunk % 2u;
+    let d = half_of(weights[block + 52u], false);
+    // Unit 4h + k's scale for these quads: byte 2(4h + k) + g.
+    var scale: array<f32, 4>;
+    for (var k = 0u; k < 4u; k++) {
+        let s = 8u * h + 2u * k + g;
+        scale[k] = d * f32(signed_byte_of(weights[block + 48u + s / 4u], s % 4u));
+    }
+    var w: array<vec4<f32>, CHUNK_QUADS>;
+    for (var q = 0u; q < 4u; q++) {
+        let quad = 4u * g + q;
+        let ql0 = weights[block + 16u * h + quad];
+        let ql1 = weights[block + 16u * h + 8u + quad];
+        let qh = weights[block + 32u + 8u * h + quad];
+        for (var k = 0u; k < 4u; k++) {
+            let low = nibbles(select(ql0, ql1, k % 2u == 1u), 4u * (k / 2u));
+            let high = nibbles(qh, 2u * k) & vec4<u32>(3u);
+            w[4u * k + q] = scale[k] * vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
+        }
+    }
+    return w;
+}
+fn chunk_quad(chunk: u32, i: u32) -> u32 {
+    return (4u * (chunk / 2u) + i / 4u) * 8u + 4u * (chunk % 2u) + i % 4u;
 }
 //#endif
