@@ -2,8 +2,8 @@
 # On the lent device machine (NVIDIA, Vulkan driver present, no loader, no network), after
 # scripts/bench/pack-for-device.sh here: installs the Vulkan loader, expands the synthetic
 # models, builds llama.cpp with CUDA in the background, then runs uma's kernel tests on the real
-# GPU, `uma bench` (uma first), the matrix-vector shape sweep, and llama-bench followed by uma
-# again (both orders) with the sweep's best shape. Every result lands in $OUT as it comes, so a
+# GPU, `uma bench` (uma first), the matrix-vector shape sweep, a profile (device time by kernel),
+# and llama-bench followed by uma again (both orders) with the sweep's best shape. Every result lands in $OUT as it comes, so a
 # run cut short still reports.
 set -x
 B=/tmp/pack; M=/tmp/m; OUT="${OUT:-/tmp/out}"; mkdir -p "$B" "$M" "$OUT"
@@ -13,7 +13,7 @@ for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   || export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 { nvidia-smi --query-gpu=name,memory.total,clocks.max.mem --format=csv; lscpu | head -20; } > "$OUT/machine.txt"
 ( cd "$B/llama.cpp" && cmake -B /tmp/lb -DGGML_CUDA=ON -DGGML_CUDA_FA=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF \
     -DLLAMA_OPENSSL=OFF > "$OUT/lb-build.log" 2>&1 \
   && cmake --build /tmp/lb --target llama-bench -j 14 >> "$OUT/lb-build.log" 2>&1
   echo "build rc $?" >> "$OUT/lb-build.log" ) &
@@ -27,7 +27,11 @@ timeout 240 "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughp
 best=$(grep -a "Q4_K \[14336, 4096\] × 1 tokens" "$OUT/throughput.log" \
   | sed -E 's/.* ([0-9]+) GB\/s, UMA_GPU_MATVEC=(.*)/\1 \2/' | sort -n | tail -1 | cut -d' ' -f2)
 [ -n "$best" ] && export UMA_GPU_MATVEC="$best"
-echo "UMA_GPU_MATVEC=${UMA_GPU_MATVEC:-default}" > "$OUT/shape.txt"
+echo "UMA_GPU_MATVEC=${UMA_GPU_MATVEC:-default}" > "$OUT/profile.log"
+# Device time by kernel (timestamps around every dispatch; no overlap, so not a speed figure).
+for m in "$M"/qwen*.gguf; do
+  UMA_GPU_PROFILE=1 timeout 60 "$B/uma" bench "$m" --device gpu -p 512 -n 32 -r 1 >> "$OUT/profile.log" 2>&1
+done
 for _ in $(seq 1 60); do grep -q "build rc" "$OUT/lb-build.log" 2>/dev/null && break; sleep 5; done
 UMA_BIN="$B/uma" LLAMA_BENCH=/tmp/lb/bin/llama-bench REPETITIONS=3 \
   scripts/bench/gpu-vs-llama-bench.sh "$M"/*.gguf > "$OUT/both.log" 2>&1

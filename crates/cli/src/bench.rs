@@ -379,6 +379,17 @@ struct GpuPassReport {
     submitting_ms: f64,
     /// Milliseconds waiting for the device's results.
     waiting_ms: f64,
+    /// Device time by kernel, the longest first (with `UMA_GPU_PROFILE=1` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kernels: Vec<KernelReport>,
+}
+
+/// One kernel's share of a forward pass on the device.
+#[derive(Serialize, Debug)]
+struct KernelReport {
+    kernel: String,
+    dispatches: f64,
+    device_ms: f64,
 }
 
 impl GpuPassReport {
@@ -391,6 +402,19 @@ impl GpuPassReport {
             recording_ms: ms(stats.recording),
             submitting_ms: ms(stats.submitting),
             waiting_ms: ms(stats.waiting),
+            kernels: {
+                let mut kernels: Vec<KernelReport> = stats
+                    .kernels
+                    .iter()
+                    .map(|(kernel, time)| KernelReport {
+                        kernel: kernel.clone(),
+                        dispatches: time.dispatches as f64 / passes,
+                        device_ms: ms(time.device),
+                    })
+                    .collect();
+                kernels.sort_by(|a, b| b.device_ms.total_cmp(&a.device_ms));
+                kernels
+            },
         }
     }
 }
@@ -805,9 +829,28 @@ fn render_gpu_passes(report: &BenchReport) -> String {
             r.test, p.dispatches, p.submissions, p.recording_ms, p.submitting_ms, p.waiting_ms
         )
         .expect("writing to a String cannot fail");
+        if !p.kernels.is_empty() {
+            let total: f64 = p.kernels.iter().map(|k| k.device_ms).sum();
+            writeln!(out, "  device time by kernel (UMA_GPU_PROFILE), {total:.3} ms in all:")
+                .expect("writing to a String cannot fail");
+            for k in p.kernels.iter().take(PROFILE_LINES) {
+                writeln!(
+                    out,
+                    "  {:>8.3} ms {:>5.1}% {:>6.1}× {}",
+                    k.device_ms,
+                    100.0 * k.device_ms / total.max(1e-12),
+                    k.dispatches,
+                    k.kernel
+                )
+                .expect("writing to a String cannot fail");
+            }
+        }
     }
     out
 }
+
+/// Kernels a profile lists per test (the JSON report has them all).
+const PROFILE_LINES: usize = 16;
 
 #[cfg(test)]
 mod tests {

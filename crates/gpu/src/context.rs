@@ -78,6 +78,8 @@ pub struct GpuContext {
     /// Offsets of storage bindings are multiples of this.
     pub(crate) storage_alignment: u64,
     lost: Arc<AtomicBool>,
+    /// Nanoseconds per timestamp tick when profiling (`UMA_GPU_PROFILE`), else `None`.
+    pub(crate) timestamp_period: Option<f32>,
 }
 
 impl GpuContext {
@@ -119,8 +121,19 @@ impl GpuContext {
             .map_err(|e| GpuError::NoAdapter { detail: format!(": {e}") })?;
         let adapter_info = adapter.get_info();
         let offered = adapter.features();
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+        let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+        // UMA_GPU_PROFILE=1: timestamps around every dispatch (device time per kernel).
+        let timestamps =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let profile = std::env::var_os("UMA_GPU_PROFILE").is_some_and(|v| v != "0");
+        if profile {
+            wanted |= timestamps;
+        }
         let required_features = offered & wanted;
+        let profiling = profile && required_features.contains(timestamps);
+        if profile && !profiling {
+            tracing::warn!("UMA_GPU_PROFILE: this GPU has no timestamps inside compute passes");
+        }
         let mut required_limits = adapter.limits();
         // Ask for everything the adapter has; wgpu's defaults are WebGPU's (128 MiB bindings).
         required_limits.max_storage_buffers_per_shader_stage =
@@ -179,7 +192,16 @@ impl GpuContext {
         tracing::info!(gpu = %info, ?features, "opened GPU");
         let uniform_alignment = u64::from(required_limits.min_uniform_buffer_offset_alignment);
         let storage_alignment = u64::from(required_limits.min_storage_buffer_offset_alignment);
-        Ok(Arc::new(GpuContext { device, queue, info, uniform_alignment, storage_alignment, lost }))
+        let timestamp_period = profiling.then(|| queue.get_timestamp_period());
+        Ok(Arc::new(GpuContext {
+            device,
+            queue,
+            info,
+            uniform_alignment,
+            storage_alignment,
+            lost,
+            timestamp_period,
+        }))
     }
 
     /// The adapter and what it offers.

@@ -35,4 +35,4 @@ pub use error::{GpuError, Result};
 pub use kv_cache::GpuKvCache;
 pub use matrix::GpuMatrix;
 pub use pool::PooledBuffer;
-pub use stats::{GpuStats, GpuStatsSnapshot};
+pub use stats::{GpuStats, GpuStatsSnapshot, KernelTime};

@@ -111,6 +111,15 @@ pub(crate) struct Recorder {
     arena: Option<wgpu::Buffer>,
     staged: Vec<u8>, // parameters recorded since the last submission, from `arena_start`
     arena_start: u64,
+    /// Timestamps around the unsubmitted dispatches, when profiling.
+    profile: Option<Profile>,
+}
+
+/// A query set with two timestamps per dispatch of one submission, and each dispatch's kernel.
+#[derive(Debug)]
+struct Profile {
+    timestamps: wgpu::QuerySet,
+    kernels: Vec<Arc<str>>,
 }
 
 impl Recorder {
@@ -131,6 +140,7 @@ impl Recorder {
             arena: Some(arena),
             staged: Vec::new(),
             arena_start: 0,
+            profile: None,
         }
     }
 
@@ -186,9 +196,27 @@ impl Recorder {
             self.pass = Some(pass.forget_lifetime());
         }
         let pass = self.pass.as_mut().expect("begun above");
+        let profile = self.context.timestamp_period.map(|_| {
+            self.profile.get_or_insert_with(|| Profile {
+                timestamps: self.context.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("uma profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2 * SUBMIT_EVERY as u32,
+                }),
+                kernels: Vec::with_capacity(SUBMIT_EVERY),
+            })
+        });
+        let slot = profile.as_ref().map(|p| 2 * p.kernels.len() as u32);
+        if let (Some(profile), Some(slot)) = (&profile, slot) {
+            pass.write_timestamp(&profile.timestamps, slot);
+        }
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, offsets);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if let (Some(profile), Some(slot)) = (profile, slot) {
+            pass.write_timestamp(&profile.timestamps, slot + 1);
+            profile.kernels.push(kernel.name.clone());
+        }
         self.unsubmitted_dispatches += 1;
         self.stats.count_dispatch();
         self.stats.add(Section::Recording, started);
@@ -248,12 +276,70 @@ impl Recorder {
             self.arena_start += self.staged.len() as u64;
             self.staged.clear();
         }
+        let profiled = self.resolve_profile();
         if let Some(encoder) = self.encoder.take() {
             self.context.queue.submit([encoder.finish()]);
             self.stats.count_submission();
             self.stats.add(Section::Submitting, started);
         }
+        if let Some((kernels, staging)) = profiled {
+            self.add_kernel_times(&kernels, &staging)?;
+        }
         Ok(())
+    }
+
+    /// Profiling: copies the submission's timestamps into a mappable buffer (in the encoder
+    /// about to be submitted), with the kernels they time.
+    fn resolve_profile(&mut self) -> Option<(Vec<Arc<str>>, wgpu::Buffer)> {
+        let profile = self.profile.as_mut().filter(|p| !p.kernels.is_empty())?;
+        let kernels = std::mem::take(&mut profile.kernels);
+        let count = 2 * kernels.len() as u32;
+        let bytes = u64::from(count) * 8;
+        let buffer = |usage| {
+            self.context.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("uma profile"),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+        let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let timestamps = profile.timestamps.clone();
+        let encoder = self.encoder();
+        encoder.resolve_query_set(&timestamps, 0..count, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+        Some((kernels, staging))
+    }
+
+    /// Profiling: waits for the submission and adds each dispatch's device time to its kernel's
+    /// (profiled steps run without overlap of recording and device work).
+    fn add_kernel_times(&self, kernels: &[Arc<str>], staging: &wgpu::Buffer) -> Result<()> {
+        let bytes = self.map_and_read(staging)?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period = f64::from(self.context.timestamp_period.unwrap_or(1.0));
+        for (kernel, pair) in kernels.iter().zip(ticks.chunks_exact(2)) {
+            let nanos = (pair[1].saturating_sub(pair[0]) as f64 * period) as u64;
+            self.stats.add_kernel_time(kernel, std::time::Duration::from_nanos(nanos));
+        }
+        Ok(())
+    }
+
+    /// The contents of a MAP_READ buffer once the device has written it.
+    fn map_and_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        self.context.wait()?;
+        receiver
+            .recv()
+            .map_err(|_| GpuError::DeviceFailed { reason: "a read back never finished".into() })?
+            .map_err(|e| GpuError::DeviceFailed { reason: format!("reading back: {e}") })?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::DeviceFailed { reason: format!("reading back: {e}") })?;
+        Ok(data.to_vec())
     }
 
     /// Runs everything recorded so far and reads `bytes` bytes of `buffer` from `offset`.
@@ -272,19 +358,8 @@ impl Recorder {
         self.copy(buffer, offset, &staging, 0, bytes.next_multiple_of(4));
         self.submit()?;
         let started = Instant::now();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            let _ = sender.send(result);
-        });
-        self.context.wait()?;
-        receiver
-            .recv()
-            .map_err(|_| GpuError::DeviceFailed { reason: "a read back never finished".into() })?
-            .map_err(|e| GpuError::DeviceFailed { reason: format!("reading back: {e}") })?;
-        let data = staging
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::DeviceFailed { reason: format!("reading back: {e}") })?;
-        let values = data[..bytes as usize].to_vec();
+        let mut values = self.map_and_read(&staging)?;
+        values.truncate(bytes as usize);
         self.stats.add(Section::Waiting, started);
         Ok(values)
     }

@@ -3,7 +3,9 @@
 //! split tells a slow step's cause: recording and submitting are per-dispatch overhead (fewer,
 //! larger kernels help), waiting is the device's work (faster kernels help).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Counters summed over all passes (cheap: a few relaxed atomic adds per dispatch).
@@ -15,10 +17,19 @@ pub struct GpuStats {
     recording_ns: AtomicU64,
     submitting_ns: AtomicU64,
     waiting_ns: AtomicU64,
+    /// Device time per kernel, from timestamps around each dispatch (UMA_GPU_PROFILE only).
+    kernels: Mutex<BTreeMap<String, KernelTime>>,
+}
+
+/// The device time of one kernel's dispatches.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KernelTime {
+    pub dispatches: u64,
+    pub device: Duration,
 }
 
 /// The counters at one moment; subtract two with [`GpuStatsSnapshot::since`].
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GpuStatsSnapshot {
     /// Forward passes begun.
     pub passes: u64,
@@ -32,6 +43,8 @@ pub struct GpuStatsSnapshot {
     pub submitting: Duration,
     /// Time waiting for the device to finish and the results to be read.
     pub waiting: Duration,
+    /// Device time by kernel name (empty unless profiling: `UMA_GPU_PROFILE=1`).
+    pub kernels: BTreeMap<String, KernelTime>,
 }
 
 /// What a timed section adds to.
@@ -53,7 +66,16 @@ impl GpuStats {
             recording: time(&self.recording_ns),
             submitting: time(&self.submitting_ns),
             waiting: time(&self.waiting_ns),
+            kernels: self.kernels.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
+    }
+
+    /// Adds one dispatch of kernel `name` that took `device` on the device.
+    pub(crate) fn add_kernel_time(&self, name: &str, device: Duration) {
+        let mut kernels = self.kernels.lock().unwrap_or_else(|e| e.into_inner());
+        let time = kernels.entry(name.to_owned()).or_default();
+        time.dispatches += 1;
+        time.device += device;
     }
 
     pub(crate) fn count_pass(&self) {
@@ -89,6 +111,19 @@ impl GpuStatsSnapshot {
             recording: self.recording.saturating_sub(earlier.recording),
             submitting: self.submitting.saturating_sub(earlier.submitting),
             waiting: self.waiting.saturating_sub(earlier.waiting),
+            kernels: self
+                .kernels
+                .iter()
+                .map(|(name, now)| {
+                    let before = earlier.kernels.get(name).copied().unwrap_or_default();
+                    let time = KernelTime {
+                        dispatches: now.dispatches - before.dispatches,
+                        device: now.device.saturating_sub(before.device),
+                    };
+                    (name.clone(), time)
+                })
+                .filter(|(_, time)| time.dispatches > 0)
+                .collect(),
         }
     }
 }

@@ -443,7 +443,10 @@ mod tests {
                                     assert_eq!(
                                         scales[g],
                                         block.d.to_bits(),
-                                        "scale {g} of token {t}, head {head}"
+                                        "scale {g} of token {t}, head {head} (row {row}: scales \
+                                         {scales:?}, first quants {:?}, amax {:e})",
+                                        &quants[..8],
+                                        group.iter().fold(0f32, |m, x| m.max(x.abs()))
                                     );
                                     let want: Vec<u8> = block.qs.iter().map(|&q| q as u8).collect();
                                     assert_eq!(

@@ -31,7 +31,7 @@ const LANES: u32 = 8u;
 const ROWS: u32 = WORKGROUP / LANES;
 const TILE: u32 = 32u;
 const MAX_HEAD_DIM: u32 = 256u;
-const DIMS_PER_THREAD: u32 = MAX_HEAD_DIM / WORKGROUP;
+const DIMS_PER_THREAD: u32 = 4u; // MAX_HEAD_DIM / WORKGROUP
 const GROUP: u32 = 32u; // Q8_0 elements per scale
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -197,16 +197,16 @@ fn main(
         }
         running_sum = running_sum * factor + tile_sum;
         running_max = new_max;
-        for (var i = 0u; i < DIMS_PER_THREAD; i++) {
-            let d = thread + i * WORKGROUP;
-            if d < hd {
-                var sum = acc[i] * factor;
-                for (var j = 0u; j < count; j++) {
-                    sum += weights[j] * value_of(rows[j], d);
-                }
-                acc[i] = sum;
+//#unroll $i DIMS_PER_THREAD
+        let d = thread + $i * WORKGROUP;
+        if d < hd {
+            var sum = acc[$i] * factor;
+            for (var j = 0u; j < count; j++) {
+                sum += weights[j] * value_of(rows[j], d);
             }
+            acc[$i] = sum;
         }
+//#endunroll
         // The next tile rewrites rows, scores and weights.
         workgroupBarrier();
     }
@@ -216,18 +216,18 @@ fn main(
         partials[state] = running_max;
         partials[state + 1u] = running_sum;
     }
-    for (var i = 0u; i < DIMS_PER_THREAD; i++) {
-        let d = thread + i * WORKGROUP;
-        if d < hd {
-            partials[state + 2u + d] = acc[i];
-        }
+//#unroll $i DIMS_PER_THREAD
+    let d = thread + $i * WORKGROUP;
+    if d < hd {
+        partials[state + 2u + d] = acc[$i];
     }
+//#endunroll
 //#else
-    for (var i = 0u; i < DIMS_PER_THREAD; i++) {
-        let d = thread + i * WORKGROUP;
-        if d < hd {
-            out[q_row + d] = select(0.0, acc[i] / running_sum, running_sum > 0.0);
-        }
+//#unroll $i DIMS_PER_THREAD
+    let d = thread + $i * WORKGROUP;
+    if d < hd {
+        out[q_row + d] = select(0.0, acc[$i] / running_sum, running_sum > 0.0);
     }
+//#endunroll
 //#endif
 }

@@ -73,10 +73,10 @@ fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
     for (var quad = lane; quad < quads; quad += LANES) {
         let unit = quad / 8u;
         var w: array<vec4<f32>, RPT>;
-        for (var j = 0u; j < RPT; j++) {
-            let block = starts[j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-            w[j] = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
-        }
+//#unroll $j RPT
+        let block = starts[$j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+        w[$j] = dequant_quad(block, unit % UNITS_PER_BLOCK, quad % 8u);
+//#endunroll
         accumulate(sums, squares, w, quad, quads);
     }
 //#else
@@ -86,27 +86,27 @@ fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
         let block = c / CHUNKS_PER_BLOCK;
         let chunk = c % CHUNKS_PER_BLOCK;
         var w: array<array<vec4<f32>, CHUNK_QUADS>, RPT>;
-        for (var j = 0u; j < RPT; j++) {
-            w[j] = dequant_chunk(starts[j] + block * BLOCK_WORDS, chunk);
-        }
-        for (var i = 0u; i < CHUNK_QUADS; i++) {
-            var wi: array<vec4<f32>, RPT>;
-            for (var j = 0u; j < RPT; j++) {
-                wi[j] = w[j][i];
-            }
-            accumulate(sums, squares, wi, block * 8u * UNITS_PER_BLOCK + chunk_quad(chunk, i), quads);
-        }
+//#unroll $j RPT
+        w[$j] = dequant_chunk(starts[$j] + block * BLOCK_WORDS, chunk);
+//#endunroll
+//#unroll $i CHUNK_QUADS
+        var wi: array<vec4<f32>, RPT>;
+//#unroll $j RPT
+        wi[$j] = w[$j][$i];
+//#endunroll
+        accumulate(sums, squares, wi, block * 8u * UNITS_PER_BLOCK + chunk_quad(chunk, $i), quads);
+//#endunroll
     }
 //#else
     for (var unit = lane; unit < quads / 8u; unit += LANES) {
-        for (var q = 0u; q < 8u; q++) {
-            var w: array<vec4<f32>, RPT>;
-            for (var j = 0u; j < RPT; j++) {
-                let block = starts[j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
-                w[j] = dequant_quad(block, unit % UNITS_PER_BLOCK, q);
-            }
-            accumulate(sums, squares, w, unit * 8u + q, quads);
-        }
+//#unroll $q 8
+        var w: array<vec4<f32>, RPT>;
+//#unroll $j RPT
+        let block = starts[$j] + (unit / UNITS_PER_BLOCK) * BLOCK_WORDS;
+        w[$j] = dequant_quad(block, unit % UNITS_PER_BLOCK, $q);
+//#endunroll
+        accumulate(sums, squares, w, unit * 8u + $q, quads);
+//#endunroll
     }
 //#endif
 //#endif
@@ -115,18 +115,18 @@ fn row_products(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
 // sums[j][t] += w[j] · x[t, quad] for every row and token, each x quad loaded once.
 fn accumulate(sums: ptr<function, RowSums>, squares: ptr<function, Sums>,
               w: array<vec4<f32>, RPT>, quad: u32, quads: u32) {
-    for (var t = 0u; t < MAX_TOKENS; t++) {
-        if t < p.num_tokens {
-            var v = x[t * quads + quad];
+//#unroll $t MAX_TOKENS
+    if $t < p.num_tokens {
+        var v = x[$t * quads + quad];
 //#if NORM
-            (*squares)[t] += dot(v, v);
-            v *= norm_weight[quad];
+        (*squares)[$t] += dot(v, v);
+        v *= norm_weight[quad];
 //#endif
-            for (var j = 0u; j < RPT; j++) {
-                (*sums)[j][t] += dot(w[j], v);
-            }
-        }
+//#unroll $j RPT
+        (*sums)[$j][$t] += dot(w[$j], v);
+//#endunroll
     }
+//#endunroll
 }
 
 // The first word of row `r` (MULTI: counted over all the matrices; GATED: the gate's).
@@ -153,12 +153,12 @@ fn reduce_lanes(sums: Sums, thread: u32, lane: u32, sg: vec2<u32>) {
     // sg: (subgroup size, lane in the subgroup). Each subgroup's first lane writes its sums
     // beside the row's slot, then lane t of the row adds its token's.
     let slot = thread - lane;
-    for (var t = 0u; t < MAX_TOKENS; t++) {
-        let total = subgroupAdd(sums[t]);
-        if sg.y == 0u {
-            partial[t * WORKGROUP + slot + lane / sg.x] = total;
-        }
+//#unroll $t MAX_TOKENS
+    let total = subgroupAdd(sums[$t]);
+    if sg.y == 0u {
+        partial[$t * WORKGROUP + slot + lane / sg.x] = total;
     }
+//#endunroll
     workgroupBarrier();
     if lane < MAX_TOKENS {
         var total = 0.0;
@@ -168,9 +168,9 @@ fn reduce_lanes(sums: Sums, thread: u32, lane: u32, sg: vec2<u32>) {
         partial[lane * WORKGROUP + slot] = total;
     }
 //#else
-    for (var t = 0u; t < MAX_TOKENS; t++) {
-        partial[t * WORKGROUP + thread] = sums[t];
-    }
+//#unroll $t MAX_TOKENS
+    partial[$t * WORKGROUP + thread] = sums[$t];
+//#endunroll
     workgroupBarrier();
     for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
         if lane < stride {
@@ -249,16 +249,16 @@ fn main(
 //#endif
     var rows: array<u32, RPT>;
     var starts: array<u32, RPT>;
-    for (var j = 0u; j < RPT; j++) {
+//#unroll $j RPT
 //#if GATED
-        rows[j] = first;
-        starts[j] = row_start(first) - p.base0 + select(p.base0, p.base1, j == 1u);
+    rows[$j] = first;
+    starts[$j] = row_start(first) - p.base0 + select(p.base0, p.base1, $j == 1u);
 //#else
-        rows[j] = first + j * ROWS;
-        // A row past the end reads the first one (finite data) and is never written.
-        starts[j] = row_start(select(first, rows[j], rows[j] < p.num_rows));
+    rows[$j] = first + $j * ROWS;
+    // A row past the end reads the first one (finite data) and is never written.
+    starts[$j] = row_start(select(first, rows[$j], rows[$j] < p.num_rows));
 //#endif
-    }
+//#endunroll
     var sums: RowSums;
     var squares: Sums; // NORM
     if first < p.num_rows {
@@ -268,23 +268,23 @@ fn main(
     let slot = row_in_group * LANES;
     let t = lane;
     var values: array<f32, RPT>;
-    for (var j = 0u; j < RPT; j++) {
-        if j > 0u {
-            workgroupBarrier();
-        }
-        reduce_lanes(sums[j], thread, lane, sg);
-        if t < MAX_TOKENS {
-            values[j] = partial[t * WORKGROUP + slot];
-        }
+//#unroll $j RPT
+    if $j > 0u {
+        workgroupBarrier();
     }
+    reduce_lanes(sums[$j], thread, lane, sg);
+    if t < MAX_TOKENS {
+        values[$j] = partial[t * WORKGROUP + slot];
+    }
+//#endunroll
 //#if NORM
     workgroupBarrier();
     reduce_lanes(squares, thread, lane, sg);
     if t < MAX_TOKENS {
         let scale = 1.0 / sqrt(partial[t * WORKGROUP + slot] / f32(p.row_length) + p.eps);
-        for (var j = 0u; j < RPT; j++) {
-            values[j] *= scale;
-        }
+//#unroll $j RPT
+        values[$j] *= scale;
+//#endunroll
     }
 //#endif
     if t < p.num_tokens {
@@ -297,11 +297,11 @@ fn main(
 //#endif
         }
 //#else
-        for (var j = 0u; j < RPT; j++) {
-            if rows[j] < p.num_rows {
-                store(t, rows[j], values[j]);
-            }
+//#unroll $j RPT
+        if rows[$j] < p.num_rows {
+            store(t, rows[$j], values[$j]);
         }
+//#endunroll
 //#endif
     }
 }

@@ -139,9 +139,9 @@ const CHUNK_QUADS: u32 = 8u;
 const CHUNKS_PER_BLOCK: u32 = UNITS_PER_BLOCK;
 fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
     var w: array<vec4<f32>, CHUNK_QUADS>;
-    for (var i = 0u; i < CHUNK_QUADS; i++) {
-        w[i] = dequant_quad(block, chunk, i);
-    }
+//#unroll $i CHUNK_QUADS
+    w[$i] = dequant_quad(block, chunk, $i);
+//#endunroll
     return w;
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
@@ -186,11 +186,11 @@ fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
     let m = dm.zw;
     let qs = block + 4u + 8u * pair + 4u * (chunk % 2u);
     var w: array<vec4<f32>, CHUNK_QUADS>;
-    for (var k = 0u; k < 4u; k++) {
-        let word = weights[qs + k];
-        w[k] = d.x * vec4<f32>(nibbles(word, 0u)) - m.x;
-        w[k + 4u] = d.y * vec4<f32>(nibbles(word, 4u)) - m.y;
-    }
+//#unroll $k 4
+    let word = weights[qs + $k];
+    w[$k] = d.x * vec4<f32>(nibbles(word, 0u)) - m.x;
+    w[$k + 4u] = d.y * vec4<f32>(nibbles(word, 4u)) - m.y;
+//#endunroll
     return w;
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
@@ -223,14 +223,14 @@ fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
     let g = 4u * (chunk % 2u);
     let qs = block + 12u + 8u * pair + g;
     var w: array<vec4<f32>, CHUNK_QUADS>;
-    for (var k = 0u; k < 4u; k++) {
-        let word = weights[qs + k];
-        let high = weights[block + 4u + g + k];
-        let h0 = (nibbles(high, 2u * pair) & vec4<u32>(1u)) << vec4<u32>(4u);
-        let h1 = (nibbles(high, 2u * pair + 1u) & vec4<u32>(1u)) << vec4<u32>(4u);
-        w[k] = d.x * vec4<f32>(nibbles(word, 0u) | h0) - m.x;
-        w[k + 4u] = d.y * vec4<f32>(nibbles(word, 4u) | h1) - m.y;
-    }
+//#unroll $k 4
+    let word = weights[qs + $k];
+    let high = weights[block + 4u + g + $k];
+    let h0 = (nibbles(high, 2u * pair) & vec4<u32>(1u)) << vec4<u32>(4u);
+    let h1 = (nibbles(high, 2u * pair + 1u) & vec4<u32>(1u)) << vec4<u32>(4u);
+    w[$k] = d.x * vec4<f32>(nibbles(word, 0u) | h0) - m.x;
+    w[$k + 4u] = d.y * vec4<f32>(nibbles(word, 4u) | h1) - m.y;
+//#endunroll
     return w;
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
@@ -263,22 +263,22 @@ fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
     let d = half_of(weights[block + 52u], false);
     // Unit 4h + k's scale for these quads: byte 2(4h + k) + g.
     var scale: array<f32, 4>;
-    for (var k = 0u; k < 4u; k++) {
-        let s = 8u * h + 2u * k + g;
-        scale[k] = d * f32(signed_byte_of(weights[block + 48u + s / 4u], s % 4u));
-    }
+//#unroll $k 4
+    let s = 8u * h + 2u * $k + g;
+    scale[$k] = d * f32(signed_byte_of(weights[block + 48u + s / 4u], s % 4u));
+//#endunroll
     var w: array<vec4<f32>, CHUNK_QUADS>;
-    for (var q = 0u; q < 4u; q++) {
-        let quad = 4u * g + q;
-        let ql0 = weights[block + 16u * h + quad];
-        let ql1 = weights[block + 16u * h + 8u + quad];
-        let qh = weights[block + 32u + 8u * h + quad];
-        for (var k = 0u; k < 4u; k++) {
-            let low = nibbles(select(ql0, ql1, k % 2u == 1u), 4u * (k / 2u));
-            let high = nibbles(qh, 2u * k) & vec4<u32>(3u);
-            w[4u * k + q] = scale[k] * vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
-        }
-    }
+//#unroll $q 4
+    let quad = 4u * g + $q;
+    let ql0 = weights[block + 16u * h + quad];
+    let ql1 = weights[block + 16u * h + 8u + quad];
+    let qh = weights[block + 32u + 8u * h + quad];
+//#unroll $k 4
+    let low = nibbles(select(ql0, ql1, $k % 2u == 1u), 4u * ($k / 2u));
+    let high = nibbles(qh, 2u * $k) & vec4<u32>(3u);
+    w[4u * $k + $q] = scale[$k] * vec4<f32>(vec4<i32>(low | (high << vec4<u32>(4u))) - vec4<i32>(32));
+//#endunroll
+//#endunroll
     return w;
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
