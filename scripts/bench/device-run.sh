@@ -3,7 +3,7 @@
 # scripts/bench/pack-for-device.sh here: installs the Vulkan loader, expands the synthetic
 # models, builds llama.cpp with CUDA in the background, then runs uma's kernel tests on the real
 # GPU, `uma bench` (uma first), the matrix-vector shape sweep, a profile (device time by kernel),
-# and llama-bench followed by uma again (both orders) with the sweep's best shape. Every result lands in $OUT as it comes, so a
+# and llama-bench followed by uma again (both orders). Every result lands in $OUT as it comes, so a
 # run cut short still reports.
 set -x
 B=/tmp/pack; M=/tmp/m; OUT="${OUT:-/tmp/out}"; mkdir -p "$B" "$M" "$OUT"
@@ -22,12 +22,12 @@ export UMA_REQUIRE_GPU=1
 timeout 60 "$B/uma_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
 UMA_BIN="$B/uma" REPETITIONS=3 scripts/bench/gpu-vs-llama-bench.sh "$M"/*.gguf > "$OUT/uma-first.log" 2>&1
 timeout 240 "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughput.log" 2>&1
-# The matrix-vector shape of the sweep's fastest one-token Q4_K product (Llama 8B's matrix)
-# for the side-by-side run: the default's figures are in uma-first.log.
-best=$(grep -a "Q4_K \[14336, 4096\] × 1 tokens" "$OUT/throughput.log" \
-  | sed -E 's/.* ([0-9]+) GB\/s, UMA_GPU_MATVEC=(.*)/\1 \2/' | sort -n | tail -1 | cut -d' ' -f2)
-[ -n "$best" ] && export UMA_GPU_MATVEC="$best"
-echo "UMA_GPU_MATVEC=${UMA_GPU_MATVEC:-default}" > "$OUT/profile.log"
+# Each format's fastest one-token shape on Llama 8B's matrix (against the defaults in matmul.rs).
+for f in Q4_0 Q8_0 Q4_K Q5_K Q6_K F16; do
+  grep -a "$f \[14336, 4096\] × 1 tokens" "$OUT/throughput.log" \
+    | sed -E 's/.* ([0-9]+) GB\/s, UMA_GPU_MATVEC=(.*)/\1 GB\/s \2/' | sort -n | tail -1 \
+    | sed "s/^/best $f: /"
+done > "$OUT/profile.log"
 # Device time by kernel (timestamps around every dispatch; no overlap, so not a speed figure).
 for m in "$M"/qwen*.gguf; do
   UMA_GPU_PROFILE=1 timeout 60 "$B/uma" bench "$m" --device gpu -p 512 -n 32 -r 1 >> "$OUT/profile.log" 2>&1

@@ -17,7 +17,7 @@ use crate::kv_cache::GpuKvCache;
 use crate::matrix::{GpuMatrix, MatrixBuffers};
 use crate::ops;
 use crate::ops::matmul::MatvecShape;
-use crate::pool::{BufferPool, PooledBuffer};
+use crate::pool::{new_pass_id, BufferPool, PassId, PooledBuffer, Use};
 use crate::recorder::{BindGroups, Recorder};
 use crate::shader::{Kernel, Kernels};
 use crate::stats::GpuStats;
@@ -37,8 +37,9 @@ pub struct GpuBackend {
     matrices: Arc<Mutex<MatrixCache>>,
     pub(crate) bind_groups: Arc<BindGroups>,
     stats: Arc<GpuStats>,
-    /// How decode products split their work on this device (ops/matmul.rs).
-    matvec_shape: MatvecShape,
+    /// The shape of every decode product when set (`UMA_GPU_MATVEC`, tests), else each
+    /// format's default for the device (ops/matmul.rs).
+    matvec_override: Option<MatvecShape>,
 }
 
 impl GpuBackend {
@@ -56,7 +57,7 @@ impl GpuBackend {
             matrices: Arc::new(Mutex::new(HashMap::new())),
             bind_groups: Arc::default(),
             stats: Arc::default(),
-            matvec_shape: ops::matmul::matvec_shape_for(context.info()),
+            matvec_override: ops::matmul::matvec_shape_override(),
             context,
         }
     }
@@ -64,11 +65,11 @@ impl GpuBackend {
     /// This backend with decode products of `shape` (tests of every shape's fused kernels).
     #[cfg(test)]
     pub(crate) fn with_matvec_shape(self, shape: MatvecShape) -> GpuBackend {
-        GpuBackend { matvec_shape: shape, ..self }
+        GpuBackend { matvec_override: Some(shape), ..self }
     }
 
-    pub(crate) fn matvec_shape(&self) -> MatvecShape {
-        self.matvec_shape
+    pub(crate) fn matvec_override(&self) -> Option<MatvecShape> {
+        self.matvec_override
     }
 
     /// A backend that takes the portable kernels (tests of the fallbacks).
@@ -250,6 +251,8 @@ pub struct GpuPass<'a> {
     backend: &'a GpuBackend,
     layout: &'a BatchLayout<'a>,
     recorder: Recorder,
+    /// This pass in the buffer pool.
+    id: PassId,
     step: Arc<StepBuffers>,
     /// Rope rotations of this step's positions, per rope shape.
     pub(crate) rope_tables: HashMap<ops::rope::RopeKey, Arc<PooledBuffer>>,
@@ -292,9 +295,16 @@ impl<'a> GpuPass<'a> {
         self.recorder.dispatch(kernel, bytemuck::bytes_of(params), buffers, groups)
     }
 
-    /// A pooled device buffer of at least `bytes` bytes, contents unspecified.
+    /// A pooled device buffer of at least `bytes` bytes for kernels to write, contents
+    /// unspecified.
     pub(crate) fn scratch(&self, bytes: u64) -> PooledBuffer {
-        self.backend.pool.take(bytes)
+        self.backend.pool.take(bytes, self.id, Use::Kernels)
+    }
+
+    /// A pooled device buffer of at least `bytes` bytes for `queue.write_buffer` (one no
+    /// recorded work touches any more).
+    pub(crate) fn upload_buffer(&self, bytes: u64) -> PooledBuffer {
+        self.backend.pool.take(bytes, self.id, Use::Upload)
     }
 
     #[cfg(test)]
@@ -311,7 +321,7 @@ impl<'a> GpuPass<'a> {
         width: usize,
     ) -> GpuActivations {
         debug_assert_eq!(values.len(), num_rows * width);
-        let buffer = self.scratch((values.len() * 4) as u64);
+        let buffer = self.upload_buffer((values.len() * 4) as u64);
         if !values.is_empty() {
             self.backend.context.queue.write_buffer(
                 buffer.buffer(),
@@ -408,16 +418,20 @@ impl Backend for GpuBackend {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or_else(|| Recorder::new_arena(&self.context));
-        let step = Arc::new(StepBuffers::upload(self, layout));
+        let id = new_pass_id();
+        let recorder = Recorder::new(
+            self.context.clone(),
+            self.bind_groups.clone(),
+            self.stats.clone(),
+            arena,
+        )
+        .with_pool(self.pool.clone(), id);
+        let step = Arc::new(StepBuffers::upload(self, id, layout));
         GpuPass {
             backend: self,
             layout,
-            recorder: Recorder::new(
-                self.context.clone(),
-                self.bind_groups.clone(),
-                self.stats.clone(),
-                arena,
-            ),
+            recorder,
+            id,
             step,
             rope_tables: HashMap::new(),
             error: None,

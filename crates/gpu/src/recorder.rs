@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
+use crate::pool::{BufferPool, PassId};
 use crate::shader::Kernel;
 use crate::stats::{GpuStats, Section};
 
@@ -113,6 +114,8 @@ pub(crate) struct Recorder {
     arena_start: u64,
     /// Timestamps around the unsubmitted dispatches, when profiling.
     profile: Option<Profile>,
+    /// The pool whose buffers this pass holds until it submits, and the pass's id there.
+    pool: Option<(Arc<BufferPool>, PassId)>,
 }
 
 /// A query set with two timestamps per dispatch of one submission, and each dispatch's kernel.
@@ -141,10 +144,18 @@ impl Recorder {
             staged: Vec::new(),
             arena_start: 0,
             profile: None,
+            pool: None,
         }
     }
 
     /// A uniform arena for [`Recorder::new`] (passes reuse one: the queue orders its writes).
+    /// This recorder as pass `id` of `pool`: buffers the pass drops wait for its submissions.
+    pub(crate) fn with_pool(mut self, pool: Arc<BufferPool>, id: PassId) -> Recorder {
+        pool.begin(id);
+        self.pool = Some((pool, id));
+        self
+    }
+
     pub(crate) fn new_arena(context: &GpuContext) -> wgpu::Buffer {
         context.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uma parameters"),
@@ -282,6 +293,9 @@ impl Recorder {
             self.stats.count_submission();
             self.stats.add(Section::Submitting, started);
         }
+        if let Some((pool, id)) = &self.pool {
+            pool.submitted(*id);
+        }
         if let Some((kernels, staging)) = profiled {
             self.add_kernel_times(&kernels, &staging)?;
         }
@@ -378,6 +392,9 @@ impl Drop for Recorder {
         // A pass dropped before its results were read (an error on the way) still submits what
         // it recorded, so that buffers returned to the pool see their work finish in order.
         let _ = self.submit();
+        if let Some((pool, id)) = &self.pool {
+            pool.end(*id);
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use uma_model::backend::BatchLayout;
 
 use crate::backend::GpuBackend;
-use crate::pool::PooledBuffer;
+use crate::pool::{PassId, PooledBuffer, Use};
 
 /// The arrays of [`StepBuffers`], each a `u32` array at its own offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,11 @@ pub(crate) struct StepBuffers {
 
 impl StepBuffers {
     /// Uploads `layout` (written before the pass's first submission runs).
-    pub(crate) fn upload(backend: &GpuBackend, layout: &BatchLayout<'_>) -> StepBuffers {
+    pub(crate) fn upload(
+        backend: &GpuBackend,
+        pass: PassId,
+        layout: &BatchLayout<'_>,
+    ) -> StepBuffers {
         let places = layout.places();
         let mut starts = Vec::with_capacity(layout.block_tables().len() + 1);
         let mut tables = Vec::new();
@@ -57,7 +61,7 @@ impl StepBuffers {
             bytes.resize(bytes.len().max(offset as usize + 4), 0);
             *range = (offset, array.len() as u64);
         }
-        let buffer = backend.pool().take(bytes.len() as u64);
+        let buffer = backend.pool().take(bytes.len() as u64, pass, Use::Upload);
         backend.context().queue.write_buffer(buffer.buffer(), 0, &bytes);
         StepBuffers { buffer, ranges }
     }

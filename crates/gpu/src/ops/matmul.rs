@@ -64,36 +64,38 @@ impl MatvecShape {
     }
 }
 
-/// The shape products take on a hardware GPU, measured with the `throughput` benchmark below
-/// on an H200 (docs/gpu.md): neighbouring threads reading neighbouring words beat fewer scale
-/// decodes, at every format and size (Q8_0 1.2 TB/s against 0.8, F16 2.4 against 0.9).
+/// The shape of the formats without their own chunks on a hardware GPU, measured with the
+/// `throughput` benchmark below on an H200 (docs/gpu.md): neighbouring threads reading
+/// neighbouring words, each x value serving two rows (F16 3.4 TB/s, Q8_0 2.0, Q4_0 0.9 on Llama
+/// 8B's 14336×4096 matrix).
 const HARDWARE_SHAPE: MatvecShape =
-    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 1 };
+    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 2 };
+
+/// The K-quants' shape on a hardware GPU: chunks, two rows per thread (Q4_K 1.1 TB/s, Q5_K 1.1,
+/// Q6_K 1.4 on the H200, where quads reached 0.6-0.9).
+const HARDWARE_K_SHAPE: MatvecShape =
+    MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 2 };
 
 /// The shape on a software GPU (lavapipe: CI), where a thread's loads cost the same wherever
 /// they fall and the decodes dominate: units decode 3.7 times faster there.
 const SOFTWARE_SHAPE: MatvecShape =
     MatvecShape { rows: 4, lanes: 32, walk: Walk::Units, rows_per_thread: 1 };
 
-/// The matrix-vector shape for a device: `UMA_GPU_MATVEC` when set and valid (tuning on a new
-/// GPU: `WALK,ROWS,LANES,ROWS_PER_THREAD`, e.g. `chunks,8,32,1`), else the measured default for
-/// a hardware or a software GPU.
-pub(crate) fn matvec_shape_for(info: &crate::context::GpuInfo) -> MatvecShape {
-    let default = if info.is_software { SOFTWARE_SHAPE } else { HARDWARE_SHAPE };
-    let Some(setting) = std::env::var_os("UMA_GPU_MATVEC") else { return default };
+/// The shape `UMA_GPU_MATVEC` sets for every format (tuning on a new GPU:
+/// `WALK,ROWS,LANES,ROWS_PER_THREAD`, e.g. `chunks,8,32,1`), when set and valid.
+pub(crate) fn matvec_shape_override() -> Option<MatvecShape> {
+    let setting = std::env::var_os("UMA_GPU_MATVEC")?;
     let setting = setting.to_string_lossy();
-    match MatvecShape::parse(&setting) {
-        Some(shape) => shape,
-        None => {
-            tracing::warn!(
-                %setting,
-                "UMA_GPU_MATVEC is not WALK,ROWS,LANES,ROWS_PER_THREAD (walk quads, units or \
-                 chunks; lanes a power of two from 8 to 256, rows × lanes at most 256, \
-                 1 to 4 rows per thread): using the default"
-            );
-            default
-        }
+    let shape = MatvecShape::parse(&setting);
+    if shape.is_none() {
+        tracing::warn!(
+            %setting,
+            "UMA_GPU_MATVEC is not WALK,ROWS,LANES,ROWS_PER_THREAD (walk quads, units or \
+             chunks; lanes a power of two from 8 to 256, rows × lanes at most 256, \
+             1 to 4 rows per thread): using the defaults"
+        );
     }
+    shape
 }
 
 impl MatvecShape {
@@ -120,27 +122,34 @@ impl MatvecShape {
     }
 }
 
-/// The matrix-vector shape for the pass's backend.
-fn matvec_shape(pass: &GpuPass<'_>) -> MatvecShape {
-    pass.backend().matvec_shape()
+/// The matrix-vector shape for products of `weight` on the pass's device.
+fn matvec_shape(pass: &GpuPass<'_>, weight: &GpuMatrix) -> MatvecShape {
+    let backend = pass.backend();
+    if let Some(shape) = backend.matvec_override() {
+        shape
+    } else if backend.context().info().is_software {
+        SOFTWARE_SHAPE
+    } else if FORMATS_WITH_CHUNKS.contains(&weight.format.define) {
+        HARDWARE_K_SHAPE
+    } else {
+        HARDWARE_SHAPE
+    }
 }
 
-/// The shapes the `throughput` benchmark compares on a real GPU (and the tests check): the two
-/// in use, threads of two rows, units of 8 lanes (Q4_K's unexplained 2 TB/s in the first
-/// sweep), and chunks (the first sweep found every quantized format bound by its loop's
-/// iterations, not its bytes) in several splits.
+/// The shapes the `throughput` benchmark compares on a real GPU (and the tests check): the
+/// three in use, one row per thread, and four rows per thread (the second sweep: two rows beat
+/// one everywhere, x then being loaded once for both).
 #[cfg(test)]
-pub(crate) const MATVEC_SHAPES: [MatvecShape; 10] = [
+pub(crate) const MATVEC_SHAPES: [MatvecShape; 9] = [
     SOFTWARE_SHAPE,
     HARDWARE_SHAPE,
-    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 2 },
-    MatvecShape { rows: 16, lanes: 8, walk: Walk::Units, rows_per_thread: 1 },
+    HARDWARE_K_SHAPE,
+    MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 1 },
     MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 1 },
-    MatvecShape { rows: 8, lanes: 32, walk: Walk::Chunks, rows_per_thread: 1 },
-    MatvecShape { rows: 4, lanes: 64, walk: Walk::Chunks, rows_per_thread: 1 },
-    MatvecShape { rows: 8, lanes: 16, walk: Walk::Chunks, rows_per_thread: 1 },
-    MatvecShape { rows: 16, lanes: 8, walk: Walk::Chunks, rows_per_thread: 1 },
-    MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 2 },
+    MatvecShape { rows: 2, lanes: 64, walk: Walk::Quads, rows_per_thread: 4 },
+    MatvecShape { rows: 2, lanes: 32, walk: Walk::Chunks, rows_per_thread: 4 },
+    MatvecShape { rows: 4, lanes: 32, walk: Walk::Chunks, rows_per_thread: 4 },
+    MatvecShape { rows: 8, lanes: 16, walk: Walk::Chunks, rows_per_thread: 2 },
 ];
 /// Rows and tokens of a tiled workgroup's tile.
 const TILE: usize = 64;
@@ -231,7 +240,7 @@ pub(crate) fn matmul(
     x: &GpuActivations,       // [num_tokens, row_length]
     out: &mut GpuActivations, // [num_tokens, num_rows]
 ) -> Result<()> {
-    let shape = matvec_shape(pass);
+    let shape = matvec_shape(pass, weight);
     product(pass, weight, x, out, shape, Output::Store, None, None)
 }
 
@@ -242,7 +251,7 @@ pub(crate) fn matmul_add(
     x: &GpuActivations,
     acc: &mut GpuActivations,
 ) -> Result<()> {
-    let shape = matvec_shape(pass);
+    let shape = matvec_shape(pass, weight);
     product(pass, weight, x, acc, shape, Output::Accumulate, None, None)
 }
 
@@ -499,7 +508,6 @@ fn products_of(
     for (weight, out) in products.iter() {
         check_shapes(weight, x, out)?;
     }
-    let shape = matvec_shape(pass);
     let mut done = 0;
     while done < products.len() {
         let rest = &mut products[done..];
@@ -526,6 +534,7 @@ fn products_of(
             None => {
                 let (weight, out) = &mut rest[0];
                 let bias = run_biases(1).map(|b| b[0]);
+                let shape = matvec_shape(pass, weight);
                 product(pass, weight, x, out, shape, Output::Store, norm, bias)?;
                 1
             }
@@ -545,7 +554,7 @@ fn multi_product(
     norm: Norm<'_>,
     bias: Option<(wgpu::BufferBinding<'_>, Vec<u32>)>,
 ) -> Result<()> {
-    let shape = matvec_shape(pass);
+    let shape = matvec_shape(pass, products[0].0);
     let (variant, defines): (&str, &[&'static str]) = if products.len() == 3 {
         ("_multi3", &["MULTI", "OUTS3"])
     } else {
@@ -640,7 +649,7 @@ fn gated_product(
     if gate.num_rows != up.num_rows || !is_decode(x) {
         return Ok(false);
     }
-    let shape = matvec_shape(pass);
+    let shape = matvec_shape(pass, gate);
     let (variant, defines): (&str, &[&'static str]) = match activation {
         HiddenActivation::Silu => ("_swiglu", &["GATED", "SILU"]),
         HiddenActivation::GeluTanh => ("_geglu", &["GATED"]),
@@ -866,14 +875,12 @@ mod tests {
         matrices.into_iter().zip(values).collect()
     }
 
-    /// The backend with each walk's shape: the fused kernels under every walk, whichever the
-    /// device takes by default.
+    /// The backend with each default shape and a quad walk of one row per thread: the fused
+    /// kernels under every walk, whichever the device takes by default.
     fn every_walk(backend: &GpuBackend) -> Vec<GpuBackend> {
-        [Walk::Quads, Walk::Units, Walk::Chunks]
-            .map(|walk| {
-                let shape = MatvecShape { rows: 4, lanes: 32, walk, rows_per_thread: 1 };
-                backend.clone().with_matvec_shape(shape)
-            })
+        let one_row = MatvecShape { rows: 4, lanes: 64, walk: Walk::Quads, rows_per_thread: 1 };
+        [SOFTWARE_SHAPE, HARDWARE_SHAPE, HARDWARE_K_SHAPE, one_row]
+            .map(|shape| backend.clone().with_matvec_shape(shape))
             .to_vec()
     }
 

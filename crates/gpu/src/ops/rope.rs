@@ -65,7 +65,7 @@ fn table(pass: &mut GpuPass<'_>, rope: &RopeParams) -> Arc<PooledBuffer> {
             values.extend([*c, *s]);
         }
     }
-    let buffer = pass.scratch((values.len().max(1) * 4) as u64);
+    let buffer = pass.upload_buffer((values.len().max(1) * 4) as u64);
     if !values.is_empty() {
         pass.backend().context().queue.write_buffer(
             buffer.buffer(),

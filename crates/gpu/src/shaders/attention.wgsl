@@ -33,6 +33,10 @@ const TILE: u32 = 32u;
 const MAX_HEAD_DIM: u32 = 256u;
 const DIMS_PER_THREAD: u32 = 4u; // MAX_HEAD_DIM / WORKGROUP
 const GROUP: u32 = 32u; // Q8_0 elements per scale
+// Loads a thread issues before using the first: a loop that loads and uses one value per
+// iteration waits for memory every iteration (about 40 us per decode call on an H200).
+const UNROLL: u32 = 4u;
+const VALUES_AT_ONCE: u32 = 8u; // divides TILE
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> queries: array<f32>; // [num_tokens, num_heads * head_dim]
@@ -70,16 +74,25 @@ fn scale_of(is_value: bool, row: u32, g: u32) -> f32 {
     return half_of(word, g % 2u == 1u);
 }
 
-// Key `row`'s dot product with the query over this lane's words.
+// Key `row`'s dot product with the query over this lane's words, UNROLL words loaded at once
+// (a past-the-end word reloads the last one and counts nothing).
 fn partial_score(row: u32, lane: u32) -> f32 {
     let words_per_row = params.head_dim / 4u;
     var sum = 0.0;
-    for (var w = lane; w < words_per_row; w += LANES) {
-        let word = keys[row * words_per_row + w];
-        let d = scale_of(false, row, w / (GROUP / 4u));
-        for (var i = 0u; i < 4u; i++) {
-            sum += query[4u * w + i] * (f32(signed_byte_of(word, i)) * d);
+    for (var first = lane; first < words_per_row; first += UNROLL * LANES) {
+        var words: array<u32, UNROLL>;
+//#unroll $u UNROLL
+        words[$u] = keys[row * words_per_row + min(first + $u * LANES, words_per_row - 1u)];
+//#endunroll
+//#unroll $u UNROLL
+        let w = first + $u * LANES;
+        if w < words_per_row {
+            let d = scale_of(false, row, w / (GROUP / 4u));
+//#unroll $i 4
+            sum += query[4u * w + $i] * (f32(signed_byte_of(words[$u], $i)) * d);
+//#endunroll
         }
+//#endunroll
     }
     return sum;
 }
@@ -93,9 +106,18 @@ fn value_of(row: u32, d: u32) -> f32 {
 fn partial_score(row: u32, lane: u32) -> f32 {
     let words_per_row = params.head_dim / 2u;
     var sum = 0.0;
-    for (var w = lane; w < words_per_row; w += LANES) {
-        let pair = unpack2x16float(keys[row * words_per_row + w]);
-        sum += query[2u * w] * pair.x + query[2u * w + 1u] * pair.y;
+    for (var first = lane; first < words_per_row; first += UNROLL * LANES) {
+        var words: array<u32, UNROLL>;
+//#unroll $u UNROLL
+        words[$u] = keys[row * words_per_row + min(first + $u * LANES, words_per_row - 1u)];
+//#endunroll
+//#unroll $u UNROLL
+        let w = first + $u * LANES;
+        if w < words_per_row {
+            let pair = unpack2x16float(words[$u]);
+            sum += query[2u * w] * pair.x + query[2u * w + 1u] * pair.y;
+        }
+//#endunroll
     }
     return sum;
 }
@@ -187,8 +209,9 @@ fn main(
             new_max = max(running_max, tile_max);
             factor = exp(running_max - new_max);
         }
-        if thread < count {
-            weights[thread] = exp(scores[thread] - new_max);
+        // Past `count`, weight 0: the value loop reads whole runs of VALUES_AT_ONCE.
+        if thread < TILE {
+            weights[thread] = select(0.0, exp(scores[thread] - new_max), thread < count);
         }
         workgroupBarrier();
         var tile_sum = 0.0;
@@ -201,8 +224,15 @@ fn main(
         let d = thread + $i * WORKGROUP;
         if d < hd {
             var sum = acc[$i] * factor;
-            for (var j = 0u; j < count; j++) {
-                sum += weights[j] * value_of(rows[j], d);
+            for (var j = 0u; j < count; j += VALUES_AT_ONCE) {
+                // Positions past `count` reread the last one, at weight 0.
+                var v: array<f32, VALUES_AT_ONCE>;
+//#unroll $u VALUES_AT_ONCE
+                v[$u] = value_of(rows[min(j + $u, count - 1u)], d);
+//#endunroll
+//#unroll $u VALUES_AT_ONCE
+                sum += weights[j + $u] * v[$u];
+//#endunroll
             }
             acc[$i] = sum;
         }
