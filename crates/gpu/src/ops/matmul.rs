@@ -1142,8 +1142,9 @@ mod throughput {
     fn throughput() {
         let Some(backend) = backend() else { return };
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        // A Llama 8B feed-forward matrix, and a Qwen 0.5B one (decode of small models).
-        for (num_rows, row_length) in [(14336, 4096), (4864, 896)] {
+        // A Llama 8B feed-forward matrix, Qwen2.5 1.5B's gate and down matrices, and a Qwen
+        // 0.5B one (decode of small models: few blocks per row).
+        for (num_rows, row_length) in [(14336, 4096), (8960, 1536), (1536, 8960), (4864, 896)] {
             for ty in [
                 GgmlType::Q4_0,
                 GgmlType::Q8_0,

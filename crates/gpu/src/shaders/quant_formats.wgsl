@@ -160,6 +160,29 @@ fn paired_scales(block: u32, pair: u32) -> vec4<f32> {
                      half_of(head, true) * vec2<f32>(sm0.y, sm1.y));
 }
 
+// A Q4_K (`fifth` false, qs at word 4) or Q5_K chunk (qs at word 12; the fifth bits of quad q
+// of every unit in qh word 4 + q, bit `unit` of each byte).
+fn paired_chunk(block: u32, chunk: u32, qs_word: u32, fifth: bool) -> array<vec4<f32>, 8> {
+    let pair = chunk / 2u;
+    let dm = paired_scales(block, pair);
+    let g = 4u * (chunk % 2u);
+    let qs = block + qs_word + 8u * pair + g;
+    var w: array<vec4<f32>, 8>;
+//#unroll $k 4
+    let word = weights[qs + $k];
+    var h0 = vec4<u32>(0u);
+    var h1 = vec4<u32>(0u);
+    if fifth {
+        let high = weights[block + 4u + g + $k];
+        h0 = (nibbles(high, 2u * pair) & vec4<u32>(1u)) << vec4<u32>(4u);
+        h1 = (nibbles(high, 2u * pair + 1u) & vec4<u32>(1u)) << vec4<u32>(4u);
+    }
+    w[$k] = dm.x * vec4<f32>(nibbles(word, 0u) | h0) - dm.z;
+    w[$k + 4u] = dm.y * vec4<f32>(nibbles(word, 4u) | h1) - dm.w;
+//#endunroll
+    return w;
+}
+
 fn paired_chunk_quad(chunk: u32, i: u32) -> u32 {
     return (2u * (chunk / 2u) + i / 4u) * 8u + 4u * (chunk % 2u) + i % 4u;
 }
@@ -180,18 +203,7 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
 const CHUNK_QUADS: u32 = 8u;
 const CHUNKS_PER_BLOCK: u32 = 8u;
 fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
-    let pair = chunk / 2u;
-    let dm = paired_scales(block, pair);
-    let d = dm.xy;
-    let m = dm.zw;
-    let qs = block + 4u + 8u * pair + 4u * (chunk % 2u);
-    var w: array<vec4<f32>, CHUNK_QUADS>;
-//#unroll $k 4
-    let word = weights[qs + $k];
-    w[$k] = d.x * vec4<f32>(nibbles(word, 0u)) - m.x;
-    w[$k + 4u] = d.y * vec4<f32>(nibbles(word, 4u)) - m.y;
-//#endunroll
-    return w;
+    return paired_chunk(block, chunk, 4u, false);
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
     return paired_chunk_quad(chunk, i);
@@ -214,24 +226,8 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
 }
 const CHUNK_QUADS: u32 = 8u;
 const CHUNKS_PER_BLOCK: u32 = 8u;
-// The fifth bits of quad q of every unit are in qh word q (bit `unit` of each byte).
 fn dequant_chunk(block: u32, chunk: u32) -> array<vec4<f32>, CHUNK_QUADS> {
-    let pair = chunk / 2u;
-    let dm = paired_scales(block, pair);
-    let d = dm.xy;
-    let m = dm.zw;
-    let g = 4u * (chunk % 2u);
-    let qs = block + 12u + 8u * pair + g;
-    var w: array<vec4<f32>, CHUNK_QUADS>;
-//#unroll $k 4
-    let word = weights[qs + $k];
-    let high = weights[block + 4u + g + $k];
-    let h0 = (nibbles(high, 2u * pair) & vec4<u32>(1u)) << vec4<u32>(4u);
-    let h1 = (nibbles(high, 2u * pair + 1u) & vec4<u32>(1u)) << vec4<u32>(4u);
-    w[$k] = d.x * vec4<f32>(nibbles(word, 0u) | h0) - m.x;
-    w[$k + 4u] = d.y * vec4<f32>(nibbles(word, 4u) | h1) - m.y;
-//#endunroll
-    return w;
+    return paired_chunk(block, chunk, 12u, true);
 }
 fn chunk_quad(chunk: u32, i: u32) -> u32 {
     return paired_chunk_quad(chunk, i);
