@@ -26,7 +26,7 @@ UMA_BIN="$B/uma" REPETITIONS=3 scripts/bench/gpu-vs-llama-bench.sh "$M"/*.gguf >
 for m in "$M"/qwen*.gguf; do
   UMA_GPU_PROFILE=1 timeout 60 "$B/uma" bench "$m" --device gpu -p 512 -n 32 -r 1 >> "$OUT/profile.log" 2>&1
 done
-timeout 240 "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughput.log" 2>&1
+timeout "${SWEEP_SECONDS:-240}" "$B/uma_gpu_tests" --ignored throughput --nocapture > "$OUT/throughput.log" 2>&1
 # Each format's fastest one-token shape on Llama 8B's matrix (against the defaults in matmul.rs).
 for f in Q4_0 Q8_0 Q4_K Q5_K Q6_K F16; do
   grep -a "$f \[14336, 4096\] × 1 tokens" "$OUT/throughput.log" \

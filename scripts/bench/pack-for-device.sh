@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what a GPU benchmark on the lent device machine needs into .devpack/ (ignored by git):
 # the release `uma` and the uma-gpu kernel test binary (stripped), skeletons of the three test
-# models (scripts/bench/synthetic-gguf.py: shapes and types, no weights), llama.cpp's source
+# models and of a Qwen2.5 7B (scripts/bench/synthetic-gguf.py: shapes and types, no weights), llama.cpp's source
 # pruned to its CPU and CUDA backends and the tools it benchmarks with, and in .gl/ the Debian
 # Vulkan loader and libglvnd libraries NVIDIA's Vulkan driver needs. The device gets the working
 # tree (64 MiB at most) and no network, so everything travels compressed.
@@ -31,6 +31,11 @@ python_bin="$venv/bin/python"
 for model in gemma-3-270m-q4_k_m qwen2.5-coder-0.5b-instruct-q4_k_m qwen2.5-coder-1.5b-instruct-q4_k_m; do
   "$python_bin" scripts/bench/synthetic-gguf.py skeleton "$models/$model.gguf" "$work/$model.skeleton"
 done
+# A 7B of the users' size: Qwen2.5 7B's shapes (its 1.5B sibling's tokenizer and types).
+"$python_bin" scripts/bench/synthetic-gguf.py scaled \
+  "$models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$work/qwen2.5-7b-shaped-q4_k_m.skeleton" \
+  qwen2.embedding_length=3584 qwen2.feed_forward_length=18944 \
+  qwen2.attention.head_count=28 qwen2.attention.head_count_kv=4
 
 # llama.cpp: the build files, the library, ggml with only its CPU and CUDA backends, the tools.
 mkdir -p "$work/llama.cpp"

@@ -5,6 +5,11 @@ benchmark is reached with a 64 MiB working tree and no network).
 
   synthetic-gguf.py skeleton REAL.gguf OUT.skeleton   # here: header, metadata, tensor index
   synthetic-gguf.py expand OUT.skeleton MODEL.gguf    # there: numpy only, a few seconds per GB
+  synthetic-gguf.py scaled REAL.gguf OUT.skeleton KEY=VALUE...
+      # a larger sibling of the same family, tokenizer and types: e.g. Qwen2.5 7B from the 1.5B,
+      # qwen2.embedding_length=3584 qwen2.feed_forward_length=18944 qwen2.attention.head_count=28
+      # qwen2.attention.head_count_kv=4 (every tensor dimension equal to an old width takes the
+      # new one; the header keeps its size, so its bytes are patched in place)
 
 The skeleton is the real file up to its tensor data, plus a JSON manifest of each tensor's
 offset, size and type (appended after a marker). Expanding fills every tensor with random blocks
@@ -52,6 +57,61 @@ def skeleton(real, out):
         f.write(head + MARKER + json.dumps(manifest).encode())
 
 
+def scaled(real, out, settings):
+    sys.path.insert(0, "gguf-py")
+    import numpy as np
+    from gguf import GGUFReader
+
+    reader = GGUFReader(real)
+    data_start = min(int(t.data_offset) for t in reader.tensors)
+    with open(real, "rb") as f:
+        head = bytearray(f.read(data_start))
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+
+    def value(key):
+        field = reader.fields[key]
+        return field, int(field.parts[field.data[0]][0])
+
+    def patch(field, part_index, new):
+        # The byte offset of one part of a field, from the parts before it.
+        offset = field.offset + sum(p.nbytes for p in field.parts[:part_index])
+        old = field.parts[part_index]
+        head[offset : offset + old.nbytes] = np.array(new, dtype=old.dtype).tobytes()
+
+    old = {key: value(key)[1] for key in settings}
+    for key, new in settings.items():
+        field, _ = value(key)
+        patch(field, field.data[0], [new])
+    # Widths that tensor dimensions take: hidden, feed-forward, and the key/value width.
+    head_dim = old[f"{arch}.embedding_length"] // old[f"{arch}.attention.head_count"]
+    new_kv = settings[f"{arch}.attention.head_count_kv"] * head_dim
+    widths = {
+        old[f"{arch}.embedding_length"]: settings[f"{arch}.embedding_length"],
+        old[f"{arch}.feed_forward_length"]: settings[f"{arch}.feed_forward_length"],
+        old[f"{arch}.attention.head_count_kv"] * head_dim: new_kv,
+    }
+    if len(widths) != 3:
+        raise SystemExit("two of the widths are equal: which dimension is which is ambiguous")
+    alignment = 32
+    offset = 0
+    tensors = []
+    for t in reader.tensors:
+        dims = [widths.get(int(d), int(d)) for d in t.shape]
+        block_bytes, block_values, _ = BLOCKS[int(t.tensor_type)]
+        elements = int(np.prod(dims))
+        nbytes = elements // block_values * block_bytes
+        parts = t.field.parts
+        # parts: name length, name, dimension count, dimensions, type, offset
+        patch(t.field, 3, dims)
+        patch(t.field, 5, [offset])
+        tensors.append({"offset": data_start + offset, "bytes": nbytes, "type": int(t.tensor_type)})
+        offset = (offset + nbytes + alignment - 1) // alignment * alignment
+        assert len(parts) == 6
+    manifest = {"data_start": data_start, "size": data_start + offset, "tensors": tensors}
+    with open(out, "wb") as f:
+        f.write(bytes(head) + MARKER + json.dumps(manifest).encode())
+
+
 def expand(skeleton_path, out):
     import numpy as np
 
@@ -88,5 +148,8 @@ if __name__ == "__main__":
         skeleton(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "expand":
         expand(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "scaled":
+        pairs = (arg.split("=", 1) for arg in sys.argv[4:])
+        scaled(sys.argv[2], sys.argv[3], {key: int(value) for key, value in pairs})
     else:
         raise SystemExit(__doc__)
