@@ -83,8 +83,13 @@ def load_config(path: str):
     fields = gguf_fields(path)
     arch = fields["general.architecture"]
     key_length = fields.get(f"{arch}.attention.key_length")
-    if arch == "qwen3" and key_length is not None:
+    if arch in ("qwen3", "qwen3moe") and key_length is not None:
         config.head_dim = int(key_length)
+    # transformers' GGUF mapping reads expert_count and expert_used_count but not the experts'
+    # width (it keeps its default, 768): llama.cpp's converter writes it here.
+    expert_width = fields.get(f"{arch}.expert_feed_forward_length")
+    if arch == "qwen3moe" and expert_width is not None:
+        config.moe_intermediate_size = int(expert_width)
     if arch == "gemma3" and key_length is not None:
         config.query_pre_attn_scalar = int(key_length)
     return config

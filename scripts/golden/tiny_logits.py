@@ -17,18 +17,27 @@ import sys
 
 from reference_common import GOLDEN, load_model, reference_versions, sig, write_json
 
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe"]
 PROMPTS = [
     [7],
     [17, 42, 301, 99, 256, 3, 77],
     [1, 200, 13, 13, 64, 318, 5, 150, 288, 31, 9, 270],
 ]
 
+# Mixture-of-experts models route each token to its top-k experts: where two router logits
+# nearly tie at the k-th place, float rounding picks either (llama.cpp and transformers did
+# differently on the third prompt), so their prompts are checked to route with a margin.
+MOE_PROMPTS = {
+    "qwen3moe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
+}
+MIN_ROUTING_MARGIN = 0.05
+
 CONFIG_KEYS = [
     "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
     "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "max_position_embeddings",
     "tie_word_embeddings", "hidden_act", "hidden_activation", "sliding_window", "layer_types",
-    "query_pre_attn_scalar", "rope_parameters", "attention_bias",
+    "query_pre_attn_scalar", "rope_parameters", "attention_bias", "num_experts",
+    "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob",
 ]
 
 
@@ -46,6 +55,28 @@ def config_dict(config) -> dict:
     return out
 
 
+def watch_routing(model):
+    """For a mixture-of-experts model, a list that the next forward pass fills with each
+    layer's smallest gap between the k-th and (k+1)-th router logits of a token; else None."""
+    import torch
+
+    k = getattr(model.config, "num_experts_per_tok", None)
+    if k is None:
+        return None
+    margins = []
+
+    def record(module, inputs, output):
+        logits = (output[0] if isinstance(output, tuple) else output).float()
+        top = torch.topk(logits, k + 1, dim=-1).values
+        margins.append(float((top[:, k - 1] - top[:, k]).min()))
+
+    for layer in model.model.layers:
+        for handle in getattr(layer.mlp.gate, "_uma_hooks", []):
+            handle.remove()
+        layer.mlp.gate._uma_hooks = [layer.mlp.gate.register_forward_hook(record)]
+    return margins
+
+
 def main(directory: str) -> None:
     import torch
 
@@ -56,8 +87,12 @@ def main(directory: str) -> None:
         model = load_model(path)
         prompts = []
         with torch.no_grad():
-            for ids in PROMPTS:
+            for ids in MOE_PROMPTS.get(arch, PROMPTS):
+                margins = watch_routing(model)
                 logits = model(torch.tensor([ids])).logits[0].float().numpy()
+                if margins is not None and min(margins) < MIN_ROUTING_MARGIN:
+                    raise SystemExit(f"{arch} {ids}: a router logit margin of {min(margins):.4f} "
+                                     f"at the top-k boundary (< {MIN_ROUTING_MARGIN}): pick another prompt")
                 prompts.append({"token_ids": ids, "logits": [[sig(x) for x in row] for row in logits]})
                 print(f"  {arch} len {len(ids)}: last argmax {int(logits[-1].argmax())}, "
                       f"range [{logits.min():.3f}, {logits.max():.3f}]")

@@ -313,7 +313,6 @@ impl<'a> GpuPass<'a> {
     }
 
     /// Activations `[num_rows, width]` holding `values`.
-    #[cfg(test)]
     pub(crate) fn upload_activations(
         &mut self,
         values: &[f32],
@@ -381,6 +380,15 @@ impl Backend for GpuBackend {
         usage: MatrixUse,
     ) -> uma_model::Result<Vec<GpuMatrix>> {
         GpuMatrix::load_group(self, file, tensors, usage)
+    }
+
+    fn load_experts(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: &TensorView<'_>,
+        count: usize,
+    ) -> uma_model::Result<Vec<GpuMatrix>> {
+        GpuMatrix::load_experts(self, file, tensor, count)
     }
 
     fn load_vectors(
@@ -628,6 +636,34 @@ impl Backend for GpuBackend {
     fn softcap(pass: &mut GpuPass<'_>, x: &mut GpuActivations, cap: f32) {
         let result = ops::elementwise::softcap(pass, x, cap);
         pass.keep(result);
+    }
+
+    // Routing reads the router's logits on the host anyway; these two go through it too
+    // (correct, one read-back per expert: no GPU kernels for experts yet, docs/gpu.md).
+    fn gather_rows(
+        pass: &mut GpuPass<'_>,
+        x: &GpuActivations,
+        width: usize,
+        rows: &[usize],
+    ) -> uma_model::Result<GpuActivations> {
+        let values = pass.read(x)?;
+        let gathered = uma_model::backend::gather_host_rows(&values, width, rows)?;
+        Ok(pass.upload_activations(&gathered, rows.len(), width))
+    }
+
+    fn add_rows_scaled(
+        pass: &mut GpuPass<'_>,
+        out: &mut GpuActivations,
+        width: usize,
+        rows: &[usize],
+        weights: &[f32],
+        y: &GpuActivations,
+    ) -> uma_model::Result<()> {
+        let mut values = pass.read(out)?;
+        let added = pass.read(y)?;
+        uma_model::backend::add_host_rows_scaled(&mut values, width, rows, weights, &added)?;
+        *out = pass.upload_activations(&values, out.num_rows, width);
+        Ok(())
     }
 
     fn host<'b>(

@@ -156,6 +156,42 @@ impl GpuMatrix {
         Ok(matrix)
     }
 
+    /// The `count` experts stacked in `view` (`[row_length, num_rows, count]`), one matrix each
+    /// (named `name#expert`); the file's pages are released once all are on the device.
+    pub(crate) fn load_experts(
+        backend: &GpuBackend,
+        file: &Arc<GgufFile>,
+        view: &TensorView<'_>,
+        count: usize,
+    ) -> uma_model::Result<Vec<GpuMatrix>> {
+        let (name, ty, data) = (view.name(), view.ggml_type(), view.data());
+        let (total_rows, row_length) =
+            (view.info().num_rows() as usize, view.info().row_length() as usize);
+        if count == 0 || !total_rows.is_multiple_of(count) || !data.len().is_multiple_of(count) {
+            return Err(uma_model::ModelError::Backend {
+                reason: format!("{name}: {total_rows} rows are not {count} experts"),
+            });
+        }
+        let share = data.len() / count;
+        let experts = data
+            .chunks_exact(share)
+            .enumerate()
+            .map(|(e, bytes)| {
+                let rows = total_rows / count;
+                Ok(GpuMatrix::from_bytes(
+                    backend,
+                    &format!("{name}#{e}"),
+                    ty,
+                    bytes,
+                    rows,
+                    row_length,
+                )?)
+            })
+            .collect::<uma_model::Result<Vec<_>>>()?;
+        file.release_tensor_pages(name)?;
+        Ok(experts)
+    }
+
     /// Matrices used together (q/k/v, gate/up) in one buffer, each at an aligned offset, so that
     /// one kernel can read those of one format ([`crate::ops::matmul::matmul_many`]). Matrices
     /// that cannot share (other row lengths, already uploaded, too large for one binding) are

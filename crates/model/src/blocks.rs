@@ -8,6 +8,7 @@ use uma_gguf::tensor_names::{LayerTensor, ModelTensor};
 use crate::backend::{AttentionParams, Backend, MatrixUse, RopeParams, Rows};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
+use crate::experts::MoeFeedForward;
 use crate::forward::{ForwardPass, LayerRecipe};
 use crate::weights::{LayerLoader, WeightLoader};
 
@@ -302,7 +303,39 @@ pub(crate) struct DecoderLayer<B: Backend> {
     attn_norm: B::Vector, // [hidden_size]
     attention: Attention<B>,
     ffn_norm: B::Vector, // [hidden_size]
-    feed_forward: FeedForward<B>,
+    feed_forward: Mlp<B>,
+}
+
+/// A layer's feed-forward network: dense, or a mixture of experts.
+pub(crate) enum Mlp<B: Backend> {
+    Dense(FeedForward<B>),
+    Experts(MoeFeedForward<B>),
+}
+
+impl<B: Backend> From<FeedForward<B>> for Mlp<B> {
+    fn from(network: FeedForward<B>) -> Self {
+        Mlp::Dense(network)
+    }
+}
+
+impl<B: Backend> From<MoeFeedForward<B>> for Mlp<B> {
+    fn from(network: MoeFeedForward<B>) -> Self {
+        Mlp::Experts(network)
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()> {
+        match self {
+            Mlp::Dense(network) => network.forward(f, input, output),
+            Mlp::Experts(network) => network.forward(f, input, output),
+        }
+    }
 }
 
 impl<B: Backend> DecoderLayer<B> {
@@ -310,11 +343,11 @@ impl<B: Backend> DecoderLayer<B> {
     pub(crate) fn load(
         w: &LayerLoader<'_, B>,
         attention: Attention<B>,
-        feed_forward: FeedForward<B>,
+        feed_forward: impl Into<Mlp<B>>,
     ) -> Result<Self> {
         let attn_norm = w.norm(LayerTensor::AttnNorm)?;
         let ffn_norm = w.norm(LayerTensor::FfnNorm)?;
-        Ok(DecoderLayer { attn_norm, attention, ffn_norm, feed_forward })
+        Ok(DecoderLayer { attn_norm, attention, ffn_norm, feed_forward: feed_forward.into() })
     }
 }
 

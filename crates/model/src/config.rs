@@ -64,6 +64,59 @@ pub enum LayerType {
     SlidingAttention,
 }
 
+/// How a mixture-of-experts layer turns its router's logits into expert weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertGating {
+    /// Softmax over all experts, then the top `used` (Qwen-MoE, Mixtral, OLMoE).
+    Softmax,
+    /// A sigmoid per expert (DeepSeek V3).
+    Sigmoid,
+}
+
+/// The experts of a mixture-of-experts model's feed-forward layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpertConfig {
+    /// Experts per layer (`expert_count`).
+    pub count: usize,
+    /// Experts each token runs through (`expert_used_count`).
+    pub used: usize,
+    /// Each expert's feed-forward width (`expert_feed_forward_length`).
+    pub feed_forward_length: usize,
+    pub gating: ExpertGating,
+    /// Whether the selected experts' weights are rescaled to sum to one.
+    pub normalize_weights: bool,
+}
+
+impl ExpertConfig {
+    /// Reads `expert_count`, `expert_used_count` and `expert_feed_forward_length` of `file`,
+    /// checked: at least one expert used, no more than exist.
+    pub(crate) fn read(
+        file: &FileParameters<'_>,
+        gating: ExpertGating,
+        normalize_weights: bool,
+    ) -> Result<ExpertConfig> {
+        let read = |name: &'static str, suffix: &str| -> Result<usize> {
+            let value = file
+                .integer(suffix)
+                .ok_or(ModelError::InvalidConfig { name, reason: "missing".into() })?;
+            match usize::try_from(value) {
+                Ok(v) if v > 0 && v <= 1 << 24 => Ok(v),
+                _ => Err(ModelError::InvalidConfig { name, reason: format!("{value}") }),
+            }
+        };
+        let count = read("num_experts", "expert_count")?;
+        let used = read("num_experts_per_tok", "expert_used_count")?;
+        if used > count {
+            return Err(ModelError::InvalidConfig {
+                name: "num_experts_per_tok",
+                reason: format!("{used} experts per token of {count}"),
+            });
+        }
+        let feed_forward_length = read("moe_intermediate_size", "expert_feed_forward_length")?;
+        Ok(ExpertConfig { count, used, feed_forward_length, gating, normalize_weights })
+    }
+}
+
 /// Everything the forward pass needs to know about a model's shape and arithmetic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -97,6 +150,8 @@ pub struct ModelConfig {
     pub final_logit_softcapping: Option<f32>,
     /// No `output.weight`: the head reuses `token_embd.weight`.
     pub tie_word_embeddings: bool,
+    /// The feed-forward layers' experts, for a mixture-of-experts model.
+    pub experts: Option<ExpertConfig>,
 }
 
 impl ModelConfig {
@@ -201,6 +256,7 @@ impl ModelConfig {
             final_logit_softcapping: f32_key(arch_keys::FINAL_LOGIT_SOFTCAPPING)?
                 .filter(|&c| c > 0.0),
             tie_word_embeddings: !file.has_tensor(ModelTensor::Output.weight_name()),
+            experts: None,
         };
         Ok((config, FileParameters { params, metadata }))
     }

@@ -63,6 +63,8 @@ pub(crate) struct ForwardPass<'a, B: Backend> {
     pub(crate) config: &'a ModelConfig,
     pub(crate) kv: &'a mut B::KvCache,
     pub(crate) reporter: Reporter<'a>,
+    /// Tokens of the step.
+    pub(crate) num_tokens: usize,
     /// Rows the head computes (tokens that want logits or hidden states).
     pub(crate) num_output_rows: usize,
     pub(crate) x: B::Activations, // [num_tokens, hidden_size]: the residual stream
@@ -99,6 +101,7 @@ impl<'a, B: Backend> ForwardPass<'a, B> {
             config,
             kv,
             reporter: Reporter { hook, layer: 0, num_tokens },
+            num_tokens,
             num_output_rows,
             x,
             scratch,

@@ -19,6 +19,7 @@ mod batch;
 mod blocks;
 mod config;
 mod error;
+mod experts;
 mod forward;
 mod hook;
 mod kv_cache_type;
@@ -30,7 +31,9 @@ mod weights;
 pub use backend::cpu::{CpuBackend, KvCache};
 pub use backend::Backend;
 pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput};
-pub use config::{Architecture, HiddenActivation, LayerType, ModelConfig, RopeStyle};
+pub use config::{
+    Architecture, ExpertConfig, ExpertGating, HiddenActivation, LayerType, ModelConfig, RopeStyle,
+};
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};
 pub use kv_cache_type::{KvCacheType, DEFAULT_BLOCK_SIZE};

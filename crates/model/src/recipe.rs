@@ -17,8 +17,11 @@ pub(crate) mod prelude {
     pub(crate) use super::ArchitectureRecipe;
     pub(crate) use crate::backend::Backend;
     pub(crate) use crate::blocks::{Attention, DecoderLayer, FeedForward};
-    pub(crate) use crate::config::{HiddenActivation, RopeStyle};
+    pub(crate) use crate::config::{
+        ExpertConfig, ExpertGating, FileParameters, HiddenActivation, ModelConfig, RopeStyle,
+    };
     pub(crate) use crate::error::Result;
+    pub(crate) use crate::experts::MoeFeedForward;
     pub(crate) use crate::forward::{ForwardPass, LayerRecipe};
     pub(crate) use crate::weights::LayerLoader;
 }

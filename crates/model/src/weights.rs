@@ -54,6 +54,25 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         self.backend.load_matrices(self.file, &views, usage)
     }
 
+    /// The `count` expert matrices of `num_rows` outputs of `row_length` inputs stacked in
+    /// `name` (ggml shape `[row_length, num_rows, count]`, [`Backend::load_experts`]).
+    pub(crate) fn experts(
+        &self,
+        name: &str,
+        num_rows: usize,
+        row_length: usize,
+        count: usize,
+    ) -> Result<Vec<B::Matrix>> {
+        let view = self.find(name, &[row_length, num_rows, count])?;
+        let experts = self.backend.load_experts(self.file, &view, count)?;
+        if experts.len() != count {
+            return Err(ModelError::Backend {
+                reason: format!("the backend loaded {} experts of {count}", experts.len()),
+            });
+        }
+        Ok(experts)
+    }
+
     /// Vectors of `(name, len)` used together (q/k/v's biases, [`Backend::load_vectors`]).
     pub(crate) fn vectors(&self, names: &[(&str, usize)]) -> Result<Vec<B::Vector>> {
         let views = names
@@ -121,6 +140,18 @@ impl<B: Backend> LayerLoader<'_, B> {
         let names = tensors.map(|(tensor, rows)| (tensor.weight(self.layer), rows));
         let names: Vec<(&str, usize)> = names.iter().map(|(n, rows)| (n.as_str(), *rows)).collect();
         exactly(self.weights.matrices(&names, row_length, MatrixUse::Products)?, "matrices")
+    }
+
+    /// The layer's experts `tensor`, `count` matrices of `num_rows` outputs of `row_length`
+    /// inputs.
+    pub(crate) fn experts(
+        &self,
+        tensor: LayerTensor,
+        num_rows: usize,
+        row_length: usize,
+        count: usize,
+    ) -> Result<Vec<B::Matrix>> {
+        self.weights.experts(&tensor.weight(self.layer), num_rows, row_length, count)
     }
 
     /// The layer's weight vector `tensor` of `len` elements (a norm).

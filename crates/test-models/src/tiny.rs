@@ -18,6 +18,9 @@
 //!   per-head q/k norms, post-attention and post-feed-forward norms, GELU, embeddings scaled by
 //!   `sqrt(hidden_size)`, norm weights stored as `1 + w` (as the converter writes them), `head_dim`
 //!   different from `hidden_size / num_heads`, a single KV head, tied embeddings, a Q8_0 `ffn_gate`.
+//! - `qwen3moe`: Qwen 3's attention, every feed-forward layer a mixture of 8 experts (2 per token,
+//!   32 wide) stacked in 3-D tensors, a router sharper than the products (its golden prompts
+//!   route with a margin, `tiny_logits.py`), the up experts in Q8_0.
 
 use std::path::Path;
 
@@ -26,7 +29,7 @@ use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+pub const TINY_ARCHS: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe"];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +49,9 @@ pub struct TinyConfig {
     pub sliding_window: Option<usize>,
     /// Whether `output.weight` is absent and the head reuses `token_embd.weight`.
     pub tie_word_embeddings: bool,
+    /// Mixture-of-experts models: experts per layer, experts per token, each expert's
+    /// feed-forward width.
+    pub experts: Option<(usize, usize, usize)>,
 }
 
 /// The hyper-parameters of the tiny model of `arch`, or `None` for an unknown architecture.
@@ -64,6 +70,7 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
         max_position_embeddings: 256,
         sliding_window: None,
         tie_word_embeddings: false,
+        experts: None,
     };
     Some(match arch {
         "llama" => base,
@@ -82,6 +89,14 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             tie_word_embeddings: true,
             ..base
         },
+        "qwen3moe" => TinyConfig {
+            arch: "qwen3moe",
+            head_dim: 32,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            experts: Some((8, 2, 32)),
+            ..base
+        },
         "gemma3" => TinyConfig {
             arch: "gemma3",
             num_hidden_layers: 6,
@@ -97,7 +112,7 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
     })
 }
 
-/// Writes the tiny model of `arch` ("llama", "qwen2", "qwen3" or "gemma3") to `path`.
+/// Writes the tiny model of `arch` (one of [`TINY_ARCHS`]) to `path`.
 ///
 /// Deterministic: the same bytes on every call and every machine.
 pub fn write_tiny_model(arch: &str, path: &Path) -> std::io::Result<()> {
@@ -145,6 +160,11 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
     if let Some(window) = c.sliding_window {
         w.add_metadata(&key("attention.sliding_window"), MetadataValue::U32(window as u32))?;
     }
+    if let Some((count, used, ffn)) = c.experts {
+        w.add_metadata(&key("expert_count"), MetadataValue::U32(count as u32))?;
+        w.add_metadata(&key("expert_used_count"), MetadataValue::U32(used as u32))?;
+        w.add_metadata(&key("expert_feed_forward_length"), MetadataValue::U32(ffn as u32))?;
+    }
     add_tokenizer(&mut w, c.vocab_size)?;
 
     let h = c.hidden_size as u64;
@@ -181,7 +201,7 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
             t.normal(&bias(L::AttnK), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
             t.normal(&bias(L::AttnV), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
         }
-        if arch == "qwen3" || gemma {
+        if arch == "qwen3" || arch == "qwen3moe" || gemma {
             t.normal(&weight(L::AttnQNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
             t.normal(&weight(L::AttnKNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
         }
@@ -190,9 +210,19 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
             t.normal(&weight(L::PostAttentionNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
         }
         t.normal(&weight(L::FfnNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
-        t.normal(&weight(L::FfnGate), ty(L::FfnGate), &[h, ffn], 0.0, std_in(h))?;
-        t.normal(&weight(L::FfnUp), ty(L::FfnUp), &[h, ffn], 0.0, std_in(h))?;
-        t.normal(&weight(L::FfnDown), ty(L::FfnDown), &[ffn, h], 0.0, std_in(ffn))?;
+        if let Some((count, _, expert_ffn)) = c.experts {
+            // The router a little sharper than the products, so that top-k is rarely a tie;
+            // one stack of experts in Q8_0.
+            let (n, f) = (count as u64, expert_ffn as u64);
+            t.normal(&weight(L::FfnGateInp), GgmlType::F32, &[h, n], 0.0, 4.0 * std_in(h))?;
+            t.normal(&weight(L::FfnGateExps), GgmlType::F32, &[h, f, n], 0.0, std_in(h))?;
+            t.normal(&weight(L::FfnUpExps), GgmlType::Q8_0, &[h, f, n], 0.0, std_in(h))?;
+            t.normal(&weight(L::FfnDownExps), GgmlType::F32, &[f, h, n], 0.0, std_in(f))?;
+        } else {
+            t.normal(&weight(L::FfnGate), ty(L::FfnGate), &[h, ffn], 0.0, std_in(h))?;
+            t.normal(&weight(L::FfnUp), ty(L::FfnUp), &[h, ffn], 0.0, std_in(h))?;
+            t.normal(&weight(L::FfnDown), ty(L::FfnDown), &[ffn, h], 0.0, std_in(ffn))?;
+        }
         if gemma {
             t.normal(&weight(L::PostFfwNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
         }

@@ -297,6 +297,7 @@ mod tests {
             attention_scale: 1.0 / (head_dim as f32).sqrt(),
             final_logit_softcapping: None,
             tie_word_embeddings: true,
+            experts: None,
         }
     }
 

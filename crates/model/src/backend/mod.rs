@@ -107,6 +107,42 @@ pub fn check_kv_cache_shape(
     Ok(())
 }
 
+/// Rows `rows` of `values` (rows of `width`), in that order: [`Backend::gather_rows`] on
+/// host memory.
+pub fn gather_host_rows(values: &[f32], width: usize, rows: &[usize]) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &row in rows {
+        let source = values.get(row * width..(row + 1) * width).ok_or_else(|| {
+            ModelError::Backend { reason: format!("row {row} of {}", values.len() / width.max(1)) }
+        })?;
+        out.extend_from_slice(source);
+    }
+    Ok(out)
+}
+
+/// `values[rows[i]] += weights[i] · y[i]`: [`Backend::add_rows_scaled`] on host memory.
+pub fn add_host_rows_scaled(
+    values: &mut [f32],
+    width: usize,
+    rows: &[usize],
+    weights: &[f32],
+    y: &[f32],
+) -> Result<()> {
+    let num_rows = values.len() / width.max(1);
+    if rows.len() != weights.len() || y.len() != rows.len() * width {
+        return Err(ModelError::Backend {
+            reason: format!("{} rows, {} weights, {} values", rows.len(), weights.len(), y.len()),
+        });
+    }
+    for ((&row, &weight), source) in rows.iter().zip(weights).zip(y.chunks_exact(width.max(1))) {
+        let target = values
+            .get_mut(row * width..(row + 1) * width)
+            .ok_or_else(|| ModelError::Backend { reason: format!("row {row} of {num_rows}") })?;
+        target.iter_mut().zip(source).for_each(|(t, &v)| *t += weight * v);
+    }
+    Ok(())
+}
+
 /// Checks a prefix copy of `num_positions` positions from block `source` to `destination` in a
 /// cache of `num_blocks` blocks of `block_size` (every backend's
 /// [`PagedKvCache::copy_block_prefix`]); whether there is anything to copy.
@@ -196,6 +232,16 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// The vector `tensor` of `len` elements (its shape already checked).
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
+
+    /// The `count` matrices stacked in the 3-D tensor `tensor` of `file` (a mixture-of-experts
+    /// layer's `ffn_*_exps`, ggml shape `[row_length, num_rows, count]`, already checked), one
+    /// `[num_rows, row_length]` matrix per expert, in expert order.
+    fn load_experts(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: &TensorView<'_>,
+        count: usize,
+    ) -> Result<Vec<Self::Matrix>>;
 
     /// A zeroed cache of `num_blocks` blocks of `block_size` positions for a model of
     /// `config`, storing `kv_type`.
@@ -404,6 +450,26 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// `x = cap · tanh(x / cap)`, element-wise.
     fn softcap(pass: &mut Self::Pass<'_>, x: &mut Self::Activations, cap: f32);
+
+    /// Rows `rows` of `x` (rows of `width` values), in that order, as new activations
+    /// `[rows.len(), width]` (the tokens routed to one expert).
+    fn gather_rows(
+        pass: &mut Self::Pass<'_>,
+        x: &Self::Activations,
+        width: usize,
+        rows: &[usize],
+    ) -> Result<Self::Activations>;
+
+    /// `out[rows[i]] += weights[i] · y[i]` for each row `i` of `y` (rows of `width` values): an
+    /// expert's outputs added into its tokens' rows, weighted by the router.
+    fn add_rows_scaled(
+        pass: &mut Self::Pass<'_>,
+        out: &mut Self::Activations,
+        width: usize,
+        rows: &[usize],
+        weights: &[f32],
+        y: &Self::Activations,
+    ) -> Result<()>;
 
     /// `x` as host f32 values (for the activation hook). A device backend finishes the work
     /// recorded so far to read it, and fails when the device does ([`ModelError::Device`]).

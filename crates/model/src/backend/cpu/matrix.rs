@@ -19,6 +19,8 @@ pub struct CpuMatrix {
     ty: GgmlType,
     num_rows: usize,   // output features
     row_length: usize, // input features
+    /// Where its bytes lie in the tensor's (an expert's share of a stacked tensor).
+    bytes: std::ops::Range<usize>,
     packed: Option<Arc<PackedMatrix>>,
 }
 
@@ -31,9 +33,53 @@ impl CpuMatrix {
         view: &TensorView<'_>,
         usage: MatrixUse,
     ) -> Result<CpuMatrix> {
-        let (name, ty) = (view.name(), view.ggml_type());
         let (num_rows, row_length) = (view.info().num_rows(), view.info().row_length());
-        let (num_rows, row_length) = (num_rows as usize, row_length as usize);
+        let matrix = CpuMatrix::part(file, view, 0..view.data().len(), num_rows as usize, usage)?;
+        if matrix.packed.is_some() {
+            // The copy replaces the mapped pages: count the weights once.
+            file.release_tensor_pages(view.name())?;
+        }
+        debug_assert_eq!(matrix.row_length, row_length as usize);
+        Ok(matrix)
+    }
+
+    /// The `count` experts stacked in `view` (`[row_length, num_rows, count]`), one matrix each;
+    /// the file's pages are released once all of them are repacked.
+    pub(crate) fn load_experts(
+        file: &Arc<GgufFile>,
+        view: &TensorView<'_>,
+        count: usize,
+    ) -> Result<Vec<CpuMatrix>> {
+        let total_rows = view.info().num_rows() as usize;
+        let bytes = view.data().len();
+        if count == 0 || !total_rows.is_multiple_of(count) || !bytes.is_multiple_of(count) {
+            return Err(ModelError::Backend {
+                reason: format!("{}: {total_rows} rows are not {count} experts", view.name()),
+            });
+        }
+        let (rows, share) = (total_rows / count, bytes / count);
+        let experts = (0..count)
+            .map(|e| {
+                CpuMatrix::part(file, view, e * share..(e + 1) * share, rows, MatrixUse::Products)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if experts.iter().all(|expert| expert.packed.is_some()) {
+            file.release_tensor_pages(view.name())?;
+        }
+        Ok(experts)
+    }
+
+    /// The matrix of `num_rows` rows held in bytes `bytes` of `view`, for `usage`.
+    fn part(
+        file: &Arc<GgufFile>,
+        view: &TensorView<'_>,
+        bytes: std::ops::Range<usize>,
+        num_rows: usize,
+        usage: MatrixUse,
+    ) -> Result<CpuMatrix> {
+        let (name, ty) = (view.name(), view.ggml_type());
+        let row_length = view.info().row_length() as usize;
+        let data = &view.data()[bytes.clone()];
         let unsupported =
             |reason| ModelError::UnsupportedTensorType { name: name.to_owned(), ty, reason };
         let packed = match usage {
@@ -42,17 +88,14 @@ impl CpuMatrix {
             }
             MatrixUse::RowLookup => None,
             MatrixUse::Products => {
-                WeightMatrix::new(ty, view.data(), num_rows, row_length)
+                WeightMatrix::new(ty, data, num_rows, row_length)
                     .map_err(|_| unsupported("no matrix product for this type"))?;
                 // Float rows pack in whole groups of 8 elements; other lengths take the row path.
                 let format =
                     PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
                 match format {
                     Some(format) => {
-                        let packed = PackedMatrix::pack(format, view.data(), num_rows, row_length)?;
-                        // The copy replaces the mapped pages: count the weights once.
-                        file.release_tensor_pages(name)?;
-                        Some(Arc::new(packed))
+                        Some(Arc::new(PackedMatrix::pack(format, data, num_rows, row_length)?))
                     }
                     None => None,
                 }
@@ -64,13 +107,15 @@ impl CpuMatrix {
             ty,
             num_rows,
             row_length,
+            bytes,
             packed,
         })
     }
 
-    /// The tensor's bytes, zero-copy.
+    /// The matrix's bytes in the mapped file, zero-copy.
     fn data(&self) -> &[u8] {
-        self.file.tensor(&self.name).expect("tensor presence is checked at load").data()
+        let tensor = self.file.tensor(&self.name).expect("tensor presence is checked at load");
+        &tensor.data()[self.bytes.clone()]
     }
 
     /// The tensor as a matrix for [`uma_kernels::matmul`].

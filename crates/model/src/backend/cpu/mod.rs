@@ -17,7 +17,10 @@ use std::sync::Arc;
 use uma_gguf::{GgufFile, TensorView};
 use uma_kernels::ThreadPool;
 
-use crate::backend::{AttentionParams, Backend, BatchLayout, MatrixUse, RopeParams, Rows};
+use crate::backend::{
+    add_host_rows_scaled, gather_host_rows, AttentionParams, Backend, BatchLayout, MatrixUse,
+    RopeParams, Rows,
+};
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
 use crate::kv_cache_type::KvCacheType;
@@ -59,6 +62,15 @@ impl Backend for CpuBackend {
         usage: MatrixUse,
     ) -> Result<CpuMatrix> {
         CpuMatrix::load(file, tensor, usage)
+    }
+
+    fn load_experts(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: &TensorView<'_>,
+        count: usize,
+    ) -> Result<Vec<CpuMatrix>> {
+        CpuMatrix::load_experts(file, tensor, count)
     }
 
     fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
@@ -212,9 +224,10 @@ impl Backend for CpuBackend {
         up: &Vec<f32>,
         activation: HiddenActivation,
     ) {
-        let width = up.len() / pass.layout.num_tokens();
-        pass.pool.for_each_chunk_mut(gate, width, &|t, g| {
-            let u = &up[t * width..(t + 1) * width];
+        // Element-wise, in chunks of any rows (an expert's tokens are fewer than the step's).
+        const CHUNK: usize = 4096;
+        pass.pool.for_each_chunk_mut(gate, CHUNK, &|i, g| {
+            let u = &up[i * CHUNK..i * CHUNK + g.len()];
             match activation {
                 HiddenActivation::Silu => uma_kernels::vector::swiglu(g, u),
                 HiddenActivation::GeluTanh => {
@@ -226,6 +239,26 @@ impl Backend for CpuBackend {
 
     fn softcap(_: &mut CpuPass<'_>, x: &mut Vec<f32>, cap: f32) {
         x.iter_mut().for_each(|v| *v = softcap(*v, cap));
+    }
+
+    fn gather_rows(
+        _: &mut CpuPass<'_>,
+        x: &Vec<f32>,
+        width: usize,
+        rows: &[usize],
+    ) -> Result<Vec<f32>> {
+        gather_host_rows(x, width, rows)
+    }
+
+    fn add_rows_scaled(
+        _: &mut CpuPass<'_>,
+        out: &mut Vec<f32>,
+        width: usize,
+        rows: &[usize],
+        weights: &[f32],
+        y: &Vec<f32>,
+    ) -> Result<()> {
+        add_host_rows_scaled(out, width, rows, weights, y)
     }
 
     fn host<'b>(_: &mut CpuPass<'_>, x: &'b Vec<f32>) -> Result<Cow<'b, [f32]>> {

@@ -1,0 +1,167 @@
+//! The mixture-of-experts feed-forward network: a router picks `used` of `count` experts per
+//! token, and the token's output is the weighted sum of those experts' gated feed-forward
+//! networks. Tokens are grouped by expert, so each selected expert's weights are read once per
+//! step for all its tokens, and experts no token selects are never touched.
+
+use uma_gguf::tensor_names::LayerTensor;
+
+use crate::backend::{Backend, Rows};
+use crate::blocks::{SublayerInput, SublayerOutput};
+use crate::config::{ExpertConfig, ExpertGating, HiddenActivation};
+use crate::error::{ModelError, Result};
+use crate::forward::ForwardPass;
+use crate::weights::LayerLoader;
+
+/// One layer's router and experts.
+pub(crate) struct MoeFeedForward<B: Backend> {
+    router: B::Matrix,    // [count, hidden_size]: one logit per expert
+    gate: Vec<B::Matrix>, // per expert [feed_forward_length, hidden_size]
+    up: Vec<B::Matrix>,   // per expert [feed_forward_length, hidden_size]
+    down: Vec<B::Matrix>, // per expert [hidden_size, feed_forward_length]
+    experts: ExpertConfig,
+    activation: HiddenActivation,
+}
+
+impl<B: Backend> MoeFeedForward<B> {
+    /// `ffn_gate_inp` and the stacked `ffn_{gate,up,down}_exps` of the layer.
+    pub(crate) fn load(w: &LayerLoader<'_, B>, activation: HiddenActivation) -> Result<Self> {
+        let c = w.config();
+        let experts = c.experts.ok_or(ModelError::InvalidConfig {
+            name: "num_experts",
+            reason: "a mixture-of-experts layer in a model without experts".into(),
+        })?;
+        let (h, ffn, count) = (c.hidden_size, experts.feed_forward_length, experts.count);
+        Ok(MoeFeedForward {
+            router: w.matrix(LayerTensor::FfnGateInp, count, h)?,
+            gate: w.experts(LayerTensor::FfnGateExps, ffn, h, count)?,
+            up: w.experts(LayerTensor::FfnUpExps, ffn, h, count)?,
+            down: w.experts(LayerTensor::FfnDownExps, h, ffn, count)?,
+            experts,
+            activation,
+        })
+    }
+
+    /// The network applied to the normed `x` (see [`SublayerInput`]), into `output`.
+    pub(crate) fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()> {
+        let ForwardPass { ops, config: c, scratch: s, x, num_tokens, .. } = f;
+        let (n, h, ffn) = (*num_tokens, c.hidden_size, self.experts.feed_forward_length);
+        if let SublayerInput::Norm(norm) = input {
+            B::rms_norm(ops, x, Rows::All, norm, c.rms_norm_eps, &mut s.normed);
+        }
+        let mut logits = B::activations(ops, n, self.experts.count);
+        B::matmul(ops, &self.router, &s.normed, &mut logits)?;
+        let logits = B::host(ops, &logits)?.into_owned();
+        let mut out = B::activations(ops, n, h);
+        for (expert, route) in routes(&logits, &self.experts).iter().enumerate() {
+            if route.rows.is_empty() {
+                continue;
+            }
+            let m = route.rows.len();
+            let tokens = B::gather_rows(ops, &s.normed, h, &route.rows)?;
+            let (mut gate, mut up) = (B::activations(ops, m, ffn), B::activations(ops, m, ffn));
+            let (w_gate, w_up) = (&self.gate[expert], &self.up[expert]);
+            B::gated_matmul(ops, w_gate, w_up, &tokens, self.activation, &mut gate, &mut up)?;
+            let mut y = B::activations(ops, m, h);
+            B::matmul(ops, &self.down[expert], &gate, &mut y)?;
+            B::add_rows_scaled(ops, &mut out, h, &route.rows, &route.weights, &y)?;
+        }
+        match output {
+            SublayerOutput::Scratch => s.out = out,
+            SublayerOutput::Residual => B::add(ops, x, &out),
+        }
+        Ok(())
+    }
+}
+
+/// The tokens one expert runs on, with the router's weight of each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Route {
+    pub(crate) rows: Vec<usize>,
+    pub(crate) weights: Vec<f32>,
+}
+
+/// Per expert, the tokens whose top `used` experts include it and the weights, from the
+/// router's logits `[num_tokens, count]`: softmax (or a sigmoid) per token, the `used` largest
+/// (the lower expert first on ties), rescaled to sum to one when the model does.
+pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
+    let mut routes = vec![Route::default(); experts.count];
+    let mut order: Vec<usize> = Vec::with_capacity(experts.count);
+    for (token, row) in logits.chunks_exact(experts.count).enumerate() {
+        let probabilities: Vec<f32> = match experts.gating {
+            ExpertGating::Softmax => {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = row.iter().map(|&l| (l - max).exp()).collect();
+                let sum: f32 = exps.iter().sum();
+                exps.iter().map(|&e| e / sum).collect()
+            }
+            ExpertGating::Sigmoid => row.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect(),
+        };
+        order.clear();
+        order.extend(0..experts.count);
+        // Stable: equal probabilities keep the lower expert first. NaN sorts last.
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        let chosen = &order[..experts.used];
+        let total: f32 = chosen.iter().map(|&e| probabilities[e]).sum();
+        let scale = if experts.normalize_weights && total > 0.0 { 1.0 / total } else { 1.0 };
+        for &expert in chosen {
+            routes[expert].rows.push(token);
+            routes[expert].weights.push(probabilities[expert] * scale);
+        }
+    }
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(count: usize, used: usize, normalize_weights: bool) -> ExpertConfig {
+        ExpertConfig {
+            count,
+            used,
+            feed_forward_length: 8,
+            gating: ExpertGating::Softmax,
+            normalize_weights,
+        }
+    }
+
+    #[test]
+    fn each_token_goes_to_its_top_experts_with_softmax_weights() {
+        // Token 0 prefers experts 2 then 0; token 1 prefers 1 then 2.
+        let logits = [1.0, -1.0, 2.0, 0.0, /* token 1 */ 0.0, 3.0, 1.0, -2.0];
+        let routes = routes(&logits, &config(4, 2, false));
+        let softmax = |row: &[f32], i: usize| {
+            let sum: f32 = row.iter().map(|l| l.exp()).sum();
+            row[i].exp() / sum
+        };
+        let (t0, t1) = (&logits[..4], &logits[4..]);
+        let expected = [
+            (vec![0], vec![softmax(t0, 0)]),
+            (vec![1], vec![softmax(t1, 1)]),
+            (vec![0, 1], vec![softmax(t0, 2), softmax(t1, 2)]),
+            (vec![], vec![]), // an expert no token picks runs on nothing
+        ];
+        for (route, (rows, weights)) in routes.iter().zip(expected) {
+            assert_eq!(route.rows, rows);
+            for (got, want) in route.weights.iter().zip(&weights) {
+                assert!((got - want).abs() < 1e-6, "{got} against {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalized_weights_sum_to_one_and_ties_take_the_lower_expert() {
+        let logits = [0.5, 0.5, 0.5, -3.0];
+        let routes = routes(&logits, &config(4, 2, true));
+        assert_eq!(routes[0].rows, vec![0]);
+        assert_eq!(routes[1].rows, vec![0]);
+        assert!(routes[2].rows.is_empty());
+        assert!((routes[0].weights[0] - 0.5).abs() < 1e-6);
+        assert!((routes[1].weights[0] - 0.5).abs() < 1e-6);
+    }
+}
