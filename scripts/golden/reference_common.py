@@ -88,8 +88,11 @@ def load_config(path: str):
     # transformers' GGUF mapping reads expert_count and expert_used_count but not the experts'
     # width (it keeps its default, 768): llama.cpp's converter writes it here.
     expert_width = fields.get(f"{arch}.expert_feed_forward_length")
-    if arch == "qwen3moe" and expert_width is not None:
+    if arch in ("qwen3moe", "qwen2moe") and expert_width is not None:
         config.moe_intermediate_size = int(expert_width)
+    shared_width = fields.get(f"{arch}.expert_shared_feed_forward_length")
+    if arch == "qwen2moe" and shared_width is not None:
+        config.shared_expert_intermediate_size = int(shared_width)
     if arch == "gemma3" and key_length is not None:
         config.query_pre_attn_scalar = int(key_length)
     return config

@@ -85,6 +85,9 @@ pub struct ExpertConfig {
     pub gating: ExpertGating,
     /// Whether the selected experts' weights are rescaled to sum to one.
     pub normalize_weights: bool,
+    /// The width of the expert every token also runs through, when there is one
+    /// (`expert_shared_feed_forward_length`).
+    pub shared_feed_forward_length: Option<usize>,
 }
 
 impl ExpertConfig {
@@ -113,7 +116,20 @@ impl ExpertConfig {
             });
         }
         let feed_forward_length = read("moe_intermediate_size", "expert_feed_forward_length")?;
-        Ok(ExpertConfig { count, used, feed_forward_length, gating, normalize_weights })
+        let shared_feed_forward_length = match file.integer("expert_shared_feed_forward_length") {
+            Some(_) => {
+                Some(read("shared_expert_intermediate_size", "expert_shared_feed_forward_length")?)
+            }
+            None => None,
+        };
+        Ok(ExpertConfig {
+            count,
+            used,
+            feed_forward_length,
+            gating,
+            normalize_weights,
+            shared_feed_forward_length,
+        })
     }
 }
 

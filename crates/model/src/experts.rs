@@ -20,6 +20,17 @@ pub(crate) struct MoeFeedForward<B: Backend> {
     down: Vec<B::Matrix>, // per expert [hidden_size, feed_forward_length]
     experts: ExpertConfig,
     activation: HiddenActivation,
+    shared: Option<SharedExpert<B>>,
+}
+
+/// An expert every token runs through, its output scaled by a sigmoid gate of its own
+/// (Qwen2-MoE's `shared_expert` and `shared_expert_gate`).
+struct SharedExpert<B: Backend> {
+    gate_inp: B::Matrix, // [1, hidden_size]
+    gate: B::Matrix,     // [width, hidden_size]
+    up: B::Matrix,       // [width, hidden_size]
+    down: B::Matrix,     // [hidden_size, width]
+    width: usize,
 }
 
 impl<B: Backend> MoeFeedForward<B> {
@@ -38,7 +49,24 @@ impl<B: Backend> MoeFeedForward<B> {
             down: w.experts(LayerTensor::FfnDownExps, h, ffn, count)?,
             experts,
             activation,
+            shared: None,
         })
+    }
+
+    /// With the shared expert of `width`: `ffn_gate_inp_shexp` (`[hidden_size]`) and
+    /// `ffn_{gate,up,down}_shexp`.
+    pub(crate) fn with_shared_expert(self, w: &LayerLoader<'_, B>, width: usize) -> Result<Self> {
+        let h = w.config().hidden_size;
+        let [gate, up] =
+            w.matrices([(LayerTensor::FfnGateShexp, width), (LayerTensor::FfnUpShexp, width)], h)?;
+        let shared = SharedExpert {
+            gate_inp: w.row_matrix(LayerTensor::FfnGateInpShexp, h)?,
+            gate,
+            up,
+            down: w.matrix(LayerTensor::FfnDownShexp, h, width)?,
+            width,
+        };
+        Ok(MoeFeedForward { shared: Some(shared), ..self })
     }
 
     /// The network applied to the normed `x` (see [`SublayerInput`]), into `output`.
@@ -61,14 +89,21 @@ impl<B: Backend> MoeFeedForward<B> {
             if route.rows.is_empty() {
                 continue;
             }
-            let m = route.rows.len();
             let tokens = B::gather_rows(ops, &s.normed, h, &route.rows)?;
-            let (mut gate, mut up) = (B::activations(ops, m, ffn), B::activations(ops, m, ffn));
-            let (w_gate, w_up) = (&self.gate[expert], &self.up[expert]);
-            B::gated_matmul(ops, w_gate, w_up, &tokens, self.activation, &mut gate, &mut up)?;
-            let mut y = B::activations(ops, m, h);
-            B::matmul(ops, &self.down[expert], &gate, &mut y)?;
+            let (gate, up, down) = (&self.gate[expert], &self.up[expert], &self.down[expert]);
+            let network = (gate, up, down, ffn, self.activation);
+            let y = gated_network::<B>(ops, network, &tokens, route.rows.len(), h)?;
             B::add_rows_scaled(ops, &mut out, h, &route.rows, &route.weights, &y)?;
+        }
+        if let Some(shared) = &self.shared {
+            let network = (&shared.gate, &shared.up, &shared.down, shared.width, self.activation);
+            let y = gated_network::<B>(ops, network, &s.normed, n, h)?;
+            let mut gate = B::activations(ops, n, 1);
+            B::matmul(ops, &shared.gate_inp, &s.normed, &mut gate)?;
+            let weights: Vec<f32> =
+                B::host(ops, &gate)?.iter().map(|&g| 1.0 / (1.0 + (-g).exp())).collect();
+            let every_row: Vec<usize> = (0..n).collect();
+            B::add_rows_scaled(ops, &mut out, h, &every_row, &weights, &y)?;
         }
         match output {
             SublayerOutput::Scratch => s.out = out,
@@ -76,6 +111,30 @@ impl<B: Backend> MoeFeedForward<B> {
         }
         Ok(())
     }
+}
+
+/// A gated network's matrices, width and activation: `(gate, up, down, width, activation)`.
+type Network<'a, B> = (
+    &'a <B as Backend>::Matrix,
+    &'a <B as Backend>::Matrix,
+    &'a <B as Backend>::Matrix,
+    usize,
+    HiddenActivation,
+);
+
+/// `down(act(gate · x) · (up · x))` of `m` rows `x`, into new activations `[m, hidden]`.
+fn gated_network<B: Backend>(
+    ops: &mut B::Pass<'_>,
+    (gate, up, down, width, activation): Network<'_, B>,
+    x: &B::Activations,
+    m: usize,
+    hidden: usize,
+) -> Result<B::Activations> {
+    let (mut g, mut u) = (B::activations(ops, m, width), B::activations(ops, m, width));
+    B::gated_matmul(ops, gate, up, x, activation, &mut g, &mut u)?;
+    let mut y = B::activations(ops, m, hidden);
+    B::matmul(ops, down, &g, &mut y)?;
+    Ok(y)
 }
 
 /// The tokens one expert runs on, with the router's weight of each.
@@ -127,6 +186,7 @@ mod tests {
             feed_forward_length: 8,
             gating: ExpertGating::Softmax,
             normalize_weights,
+            shared_feed_forward_length: None,
         }
     }
 

@@ -154,6 +154,14 @@ impl<B: Backend> LayerLoader<'_, B> {
         self.weights.experts(&tensor.weight(self.layer), num_rows, row_length, count)
     }
 
+    /// The layer's 1-D `tensor` of `row_length` elements as a matrix of one row (a gate that
+    /// gives one logit per token, like Qwen2-MoE's `ffn_gate_inp_shexp`).
+    pub(crate) fn row_matrix(&self, tensor: LayerTensor, row_length: usize) -> Result<B::Matrix> {
+        let name = tensor.weight(self.layer);
+        let view = self.weights.find(&name, &[row_length])?;
+        self.weights.backend.load_matrix(self.weights.file, &view, MatrixUse::Products)
+    }
+
     /// The layer's weight vector `tensor` of `len` elements (a norm).
     pub(crate) fn vector(&self, tensor: LayerTensor, len: usize) -> Result<B::Vector> {
         self.weights.vector(&tensor.weight(self.layer), len)

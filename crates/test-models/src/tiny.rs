@@ -21,6 +21,8 @@
 //! - `qwen3moe`: Qwen 3's attention, every feed-forward layer a mixture of 8 experts (2 per token,
 //!   32 wide) stacked in 3-D tensors, a router sharper than the products (its golden prompts
 //!   route with a margin, `tiny_logits.py`), the up experts in Q8_0.
+//! - `qwen2moe`: Qwen 2's attention (biases), 8 experts (2 per token, weights not rescaled) and a
+//!   shared expert 64 wide behind a sigmoid gate, its down projection in Q8_0.
 
 use std::path::Path;
 
@@ -29,7 +31,7 @@ use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe"];
+pub const TINY_ARCHS: [&str; 6] = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe"];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -49,9 +51,19 @@ pub struct TinyConfig {
     pub sliding_window: Option<usize>,
     /// Whether `output.weight` is absent and the head reuses `token_embd.weight`.
     pub tie_word_embeddings: bool,
-    /// Mixture-of-experts models: experts per layer, experts per token, each expert's
-    /// feed-forward width.
-    pub experts: Option<(usize, usize, usize)>,
+    /// Mixture-of-experts models' experts.
+    pub experts: Option<TinyExperts>,
+}
+
+/// The experts of a tiny mixture-of-experts model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TinyExperts {
+    pub count: usize,
+    pub used: usize,
+    /// Each expert's feed-forward width.
+    pub width: usize,
+    /// The shared expert's width (Qwen2-MoE), when there is one.
+    pub shared_width: Option<usize>,
 }
 
 /// The hyper-parameters of the tiny model of `arch`, or `None` for an unknown architecture.
@@ -94,7 +106,14 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             head_dim: 32,
             rms_norm_eps: 1e-6,
             rope_theta: 1_000_000.0,
-            experts: Some((8, 2, 32)),
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
+            ..base
+        },
+        "qwen2moe" => TinyConfig {
+            arch: "qwen2moe",
+            rms_norm_eps: 1e-6,
+            rope_theta: 1_000_000.0,
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: Some(64) }),
             ..base
         },
         "gemma3" => TinyConfig {
@@ -160,10 +179,14 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
     if let Some(window) = c.sliding_window {
         w.add_metadata(&key("attention.sliding_window"), MetadataValue::U32(window as u32))?;
     }
-    if let Some((count, used, ffn)) = c.experts {
-        w.add_metadata(&key("expert_count"), MetadataValue::U32(count as u32))?;
-        w.add_metadata(&key("expert_used_count"), MetadataValue::U32(used as u32))?;
-        w.add_metadata(&key("expert_feed_forward_length"), MetadataValue::U32(ffn as u32))?;
+    if let Some(e) = c.experts {
+        w.add_metadata(&key("expert_count"), MetadataValue::U32(e.count as u32))?;
+        w.add_metadata(&key("expert_used_count"), MetadataValue::U32(e.used as u32))?;
+        w.add_metadata(&key("expert_feed_forward_length"), MetadataValue::U32(e.width as u32))?;
+        if let Some(shared) = e.shared_width {
+            let shared = MetadataValue::U32(shared as u32);
+            w.add_metadata(&key("expert_shared_feed_forward_length"), shared)?;
+        }
     }
     add_tokenizer(&mut w, c.vocab_size)?;
 
@@ -196,7 +219,7 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
         t.normal(&weight(L::AttnQ), ty(L::AttnQ), &[h, q_dim], 0.0, std_in(h))?;
         t.normal(&weight(L::AttnK), ty(L::AttnK), &[h, kv_dim], 0.0, std_in(h))?;
         t.normal(&weight(L::AttnV), ty(L::AttnV), &[h, kv_dim], 0.0, std_in(h))?;
-        if arch == "qwen2" {
+        if arch == "qwen2" || arch == "qwen2moe" {
             t.normal(&bias(L::AttnQ), GgmlType::F32, &[q_dim], 0.0, 0.2)?;
             t.normal(&bias(L::AttnK), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
             t.normal(&bias(L::AttnV), GgmlType::F32, &[kv_dim], 0.0, 0.2)?;
@@ -210,14 +233,21 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
             t.normal(&weight(L::PostAttentionNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
         }
         t.normal(&weight(L::FfnNorm), GgmlType::F32, &[h], 1.0, 0.1)?;
-        if let Some((count, _, expert_ffn)) = c.experts {
+        if let Some(e) = c.experts {
             // The router a little sharper than the products, so that top-k is rarely a tie;
             // one stack of experts in Q8_0.
-            let (n, f) = (count as u64, expert_ffn as u64);
+            let (n, f) = (e.count as u64, e.width as u64);
             t.normal(&weight(L::FfnGateInp), GgmlType::F32, &[h, n], 0.0, 4.0 * std_in(h))?;
             t.normal(&weight(L::FfnGateExps), GgmlType::F32, &[h, f, n], 0.0, std_in(h))?;
             t.normal(&weight(L::FfnUpExps), GgmlType::Q8_0, &[h, f, n], 0.0, std_in(h))?;
             t.normal(&weight(L::FfnDownExps), GgmlType::F32, &[f, h, n], 0.0, std_in(f))?;
+            if let Some(shared) = e.shared_width {
+                let s = shared as u64;
+                t.normal(&weight(L::FfnGateInpShexp), GgmlType::F32, &[h], 0.0, std_in(h))?;
+                t.normal(&weight(L::FfnGateShexp), GgmlType::F32, &[h, s], 0.0, std_in(h))?;
+                t.normal(&weight(L::FfnUpShexp), GgmlType::F32, &[h, s], 0.0, std_in(h))?;
+                t.normal(&weight(L::FfnDownShexp), GgmlType::Q8_0, &[s, h], 0.0, std_in(s))?;
+            }
         } else {
             t.normal(&weight(L::FfnGate), ty(L::FfnGate), &[h, ffn], 0.0, std_in(h))?;
             t.normal(&weight(L::FfnUp), ty(L::FfnUp), &[h, ffn], 0.0, std_in(h))?;

@@ -5,6 +5,7 @@
 mod gemma3;
 mod llama;
 mod qwen2;
+mod qwen2moe;
 mod qwen3;
 mod qwen3moe;
 
@@ -27,6 +28,7 @@ fn visit<V: Visitor>(name: &str, visitor: V) -> Result<V::Output> {
     Ok(match name {
         llama::Llama::NAME => visitor.visit::<llama::Llama>(),
         qwen2::Qwen2::NAME => visitor.visit::<qwen2::Qwen2>(),
+        qwen2moe::Qwen2Moe::NAME => visitor.visit::<qwen2moe::Qwen2Moe>(),
         qwen3::Qwen3::NAME => visitor.visit::<qwen3::Qwen3>(),
         qwen3moe::Qwen3Moe::NAME => visitor.visit::<qwen3moe::Qwen3Moe>(),
         gemma3::Gemma3::NAME => visitor.visit::<gemma3::Gemma3>(),
