@@ -255,6 +255,8 @@ struct ModelSummary {
     parameters: u64,
     /// Weight bytes one decode step reads (see `uma_planner::weight_bytes_per_token`).
     weight_bytes_per_token: u64,
+    /// A mixture of experts: `(used per token, count)` (a batch's sequences may use more).
+    experts: Option<(usize, usize)>,
 }
 
 #[derive(Serialize, Debug)]
@@ -493,6 +495,7 @@ fn model_summary<B: Backend>(model: &Model<B>, args: &BenchArgs) -> ModelSummary
         size_bytes: infos.iter().map(|t| t.size_in_bytes).sum(),
         parameters: infos.iter().map(|t| t.num_elements).sum(),
         weight_bytes_per_token: uma_planner::weight_bytes_per_token(model.file()),
+        experts: model.config().experts.map(|e| (e.used, e.count)),
     }
 }
 
@@ -793,8 +796,13 @@ fn render_bandwidth(report: &BenchReport) -> String {
     }
     let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String cannot fail");
     line(String::new());
+    let which = if report.model.experts.is_some() {
+        "the shared matrices and the experts a token uses, the output head included"
+    } else {
+        "every matrix once, the output head included"
+    };
     line(format!(
-        "weights read per decode step: {} (every matrix once, the output head included)",
+        "weights read per decode step: {} ({which})",
         format::bytes(report.model.weight_bytes_per_token)
     ));
     let limit = report.bandwidth.gb_per_s;

@@ -66,6 +66,9 @@ struct ModelReport {
     sliding_window: Option<u64>,
     num_experts: Option<u64>,
     num_experts_per_token: Option<u64>,
+    /// Parameters one token runs through (every parameter for a dense model; the shared
+    /// tensors and `num_experts_per_token` experts for a mixture of experts).
+    active_parameters: u64,
     /// f16 K and V for every layer.
     kv_cache_bytes_per_token: u64,
     /// Weight bytes one decode step reads (see `uma_planner::weight_bytes_per_token`).
@@ -151,6 +154,7 @@ fn model_report(file: &GgufFile, p: &ModelParams) -> ModelReport {
         sliding_window: p.sliding_window,
         num_experts: p.num_experts,
         num_experts_per_token: p.num_experts_per_token,
+        active_parameters: uma_planner::active_parameters_per_token(file),
         kv_cache_bytes_per_token: uma_planner::kv_cache_bytes_per_token(p),
         weight_bytes_per_token: uma_planner::weight_bytes_per_token(file),
     }
@@ -216,6 +220,7 @@ fn render(r: &ShowReport) -> String {
         }
         if let (Some(total), Some(active)) = (m.num_experts, m.num_experts_per_token) {
             row("experts", format!("{active} of {total} per token"));
+            row("active parameters", format!("{} per token", format::count(m.active_parameters)));
         }
     }
     if let Some(t) = &r.tokenizer {

@@ -4,7 +4,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use uma_gguf::{GgmlType, GgufFile, GgufWriter};
+use uma_gguf::{GgmlType, GgufFile, GgufWriter, MetadataValue};
 use uma_model::{Batch, BlockId, LogitsRequest, Model, ModelError};
 
 #[test]
@@ -36,16 +36,34 @@ fn bad_batches_are_errors() {
     ));
 }
 
+/// A tensor edit: the tensor's new type, shape and bytes, or `None` to leave it out.
+type TensorEdit<'a> =
+    &'a dyn Fn(&str, GgmlType, &[u64], &[u8]) -> Option<(GgmlType, Vec<u64>, Vec<u8>)>;
+
 /// Rewrites the tiny qwen2 model with `edit` applied to its tensor list.
 fn edited(
     edit: impl Fn(&str, GgmlType, &[u64], &[u8]) -> Option<(GgmlType, Vec<u64>, Vec<u8>)>,
 ) -> Result<Model, ModelError> {
-    let bytes = uma_test_models::tiny::tiny_model_bytes("qwen2").expect("tiny");
+    edited_model("qwen2", &[], &edit)
+}
+
+/// Rewrites the tiny model of `arch` with the metadata values `changes` (`None`: removed) and
+/// `edit` applied to its tensor list.
+fn edited_model(
+    arch: &str,
+    changes: &[(&str, Option<MetadataValue>)],
+    edit: TensorEdit<'_>,
+) -> Result<Model, ModelError> {
+    let bytes = uma_test_models::tiny::tiny_model_bytes(arch).expect("tiny");
     let file = GgufFile::from_bytes(bytes).expect("valid");
     let mut writer = GgufWriter::new();
     for (key, value) in file.metadata().iter() {
-        if key != "general.alignment" {
-            writer.add_metadata(key, value.clone()).expect("metadata");
+        let value = match changes.iter().find(|(k, _)| *k == key) {
+            Some((_, changed)) => changed.clone(),
+            None => Some(value.clone()),
+        };
+        if let Some(value) = value.filter(|_| key != "general.alignment") {
+            writer.add_metadata(key, value).expect("metadata");
         }
     }
     for t in file.tensors() {
@@ -86,4 +104,40 @@ fn bad_files_are_errors() {
         }
     });
     assert!(matches!(wrong_type, Err(ModelError::UnsupportedTensorType { .. })), "{wrong_type:?}");
+}
+
+#[test]
+fn bad_mixture_of_experts_files_are_errors() {
+    let keep = |_: &str, ty: GgmlType, shape: &[u64], data: &[u8]| {
+        Some((ty, shape.to_vec(), data.to_vec()))
+    };
+    assert!(edited_model("qwen3moe", &[], &keep).is_ok());
+    // A router asking for more experts than exist, and no expert width.
+    let too_many = [("qwen3moe.expert_used_count", Some(MetadataValue::U32(9)))];
+    let error = edited_model("qwen3moe", &too_many, &keep).expect_err("refused");
+    assert!(error.to_string().contains("9 experts per token of 8"), "{error}");
+    let no_width = [("qwen3moe.expert_feed_forward_length", None)];
+    let error = edited_model("qwen3moe", &no_width, &keep).expect_err("refused");
+    assert!(matches!(error, ModelError::InvalidConfig { name: "moe_intermediate_size", .. }));
+    // A missing stack of experts, and a stack of four experts where the file declares eight.
+    let missing = edited_model("qwen3moe", &[], &|name, ty, shape, data| {
+        (name != "blk.1.ffn_down_exps.weight").then(|| (ty, shape.to_vec(), data.to_vec()))
+    });
+    assert!(
+        matches!(&missing, Err(ModelError::MissingTensor { name }) if name == "blk.1.ffn_down_exps.weight"),
+        "{missing:?}"
+    );
+    let four = edited_model("qwen3moe", &[], &|name, ty, shape, data| {
+        if name == "blk.0.ffn_gate_exps.weight" {
+            Some((ty, vec![shape[0], shape[1], 4], data[..data.len() / 2].to_vec()))
+        } else {
+            Some((ty, shape.to_vec(), data.to_vec()))
+        }
+    });
+    assert!(matches!(four, Err(ModelError::WrongShape { .. })), "{four:?}");
+    // Qwen2-MoE without its shared expert's gate.
+    let no_gate = edited_model("qwen2moe", &[], &|name, ty, shape, data| {
+        (name != "blk.0.ffn_gate_inp_shexp.weight").then(|| (ty, shape.to_vec(), data.to_vec()))
+    });
+    assert!(matches!(no_gate, Err(ModelError::MissingTensor { .. })), "{no_gate:?}");
 }
