@@ -98,6 +98,18 @@ impl ExpertConfig {
         gating: ExpertGating,
         normalize_weights: bool,
     ) -> Result<ExpertConfig> {
+        ExpertConfig::read_with_width(file, gating, normalize_weights, None)
+    }
+
+    /// [`ExpertConfig::read`] where a missing `expert_feed_forward_length` means `width`
+    /// (Mixtral: its experts are `feed_forward_length` wide, and the converter says so only
+    /// there), when given.
+    pub(crate) fn read_with_width(
+        file: &FileParameters<'_>,
+        gating: ExpertGating,
+        normalize_weights: bool,
+        width: Option<usize>,
+    ) -> Result<ExpertConfig> {
         let read = |name: &'static str, suffix: &str| -> Result<usize> {
             let value = file
                 .integer(suffix)
@@ -115,7 +127,10 @@ impl ExpertConfig {
                 reason: format!("{used} experts per token of {count}"),
             });
         }
-        let feed_forward_length = read("moe_intermediate_size", "expert_feed_forward_length")?;
+        let feed_forward_length = match (file.integer("expert_feed_forward_length"), width) {
+            (None, Some(width)) => width,
+            _ => read("moe_intermediate_size", "expert_feed_forward_length")?,
+        };
         let shared_feed_forward_length = match file.integer("expert_shared_feed_forward_length") {
             Some(_) => {
                 Some(read("shared_expert_intermediate_size", "expert_shared_feed_forward_length")?)

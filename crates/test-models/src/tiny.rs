@@ -23,6 +23,8 @@
 //!   route with a margin, `tiny_logits.py`), the up experts in Q8_0.
 //! - `qwen2moe`: Qwen 2's attention (biases), 8 experts (2 per token, weights not rescaled) and a
 //!   shared expert 64 wide behind a sigmoid gate, its down projection in Q8_0.
+//! - `mixtral`: a `llama` file with 8 experts (2 per token, renormalised) as wide as its
+//!   `feed_forward_length`, Q/K permuted like llama's, the up experts in Q8_0.
 
 use std::path::Path;
 
@@ -31,7 +33,8 @@ use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 6] = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe"];
+pub const TINY_ARCHS: [&str; 7] =
+    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral"];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +112,13 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
             ..base
         },
+        // Mixtral is `llama` with experts, as wide as `feed_forward_length` (the converter
+        // writes no expert width for it).
+        "mixtral" => TinyConfig {
+            intermediate_size: 32,
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
+            ..base
+        },
         "qwen2moe" => TinyConfig {
             arch: "qwen2moe",
             rms_norm_eps: 1e-6,
@@ -182,7 +192,10 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
     if let Some(e) = c.experts {
         w.add_metadata(&key("expert_count"), MetadataValue::U32(e.count as u32))?;
         w.add_metadata(&key("expert_used_count"), MetadataValue::U32(e.used as u32))?;
-        w.add_metadata(&key("expert_feed_forward_length"), MetadataValue::U32(e.width as u32))?;
+        if arch != "llama" {
+            let width = MetadataValue::U32(e.width as u32);
+            w.add_metadata(&key("expert_feed_forward_length"), width)?;
+        }
         if let Some(shared) = e.shared_width {
             let shared = MetadataValue::U32(shared as u32);
             w.add_metadata(&key("expert_shared_feed_forward_length"), shared)?;
