@@ -13,8 +13,9 @@ Loading rules, in one place so every generator sees the same model:
       attention by 1/sqrt(key_length) (every Gemma 3 size but 27B), so we set the scalar to
       `key_length`. For the real 270M file key_length is 256, so nothing changes there.
 * Every load asserts that no weight was missing or unexpected (no silently random tensor).
-* A `llama` file with experts (Mixtral) is built as MixtralForCausalLM from its tensors
-  (`load_mixtral`): transformers' GGUF loader has no mapping for it.
+* A `llama` file with experts (Mixtral) and an `olmoe` file are built as MixtralForCausalLM and
+  OlmoeForCausalLM from their tensors (`load_from_tensors`): transformers' GGUF loader has no
+  mapping for them.
 * Mixture-of-experts files: transformers does not map `expert_feed_forward_length` (nor
   `expert_shared_feed_forward_length`) to the experts' widths; `load_config` sets them.
 """
@@ -102,36 +103,45 @@ def load_config(path: str):
     return config
 
 
-def load_mixtral(path: str):
-    """A `llama` GGUF file with experts (Mixtral), which transformers' GGUF loader does not
-    take, built as transformers' MixtralForCausalLM from the file's dequantized tensors: q and k
-    back in Hugging Face's order (llama.cpp's converter permutes them for its rope), each layer's
+def load_from_tensors(path: str):
+    """A mixture-of-experts GGUF file that transformers' GGUF loader does not take (Mixtral, a
+    `llama` file with experts; `olmoe`), built as transformers' MixtralForCausalLM or
+    OlmoeForCausalLM from the file's dequantized tensors: Mixtral's q and k back in Hugging
+    Face's order (llama.cpp's converter permutes them for its rope; not OLMoE's), each layer's
     gate and up experts side by side as `gate_up_proj`."""
     import numpy as np
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
-    from transformers import MixtralConfig, MixtralForCausalLM
+    from transformers import MixtralConfig, MixtralForCausalLM, OlmoeConfig, OlmoeForCausalLM
 
     fields = gguf_fields(path)
+    arch = fields["general.architecture"]
     reader = GGUFReader(path)
     tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
                .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
-    heads, kv_heads = fields["llama.attention.head_count"], fields["llama.attention.head_count_kv"]
-    hidden = fields["llama.embedding_length"]
-    config = MixtralConfig(
+    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    heads, kv_heads, hidden = f("attention.head_count"), f("attention.head_count_kv"), f("embedding_length")
+    common = dict(
         vocab_size=tensors["token_embd.weight"].shape[0], hidden_size=hidden,
-        intermediate_size=fields["llama.feed_forward_length"],
-        num_hidden_layers=fields["llama.block_count"], num_attention_heads=heads,
-        num_key_value_heads=kv_heads, head_dim=fields.get("llama.attention.key_length", hidden // heads),
-        max_position_embeddings=fields["llama.context_length"],
-        rms_norm_eps=fields["llama.attention.layer_norm_rms_epsilon"],
-        rope_theta=fields.get("llama.rope.freq_base", 10000.0),
-        num_local_experts=fields["llama.expert_count"], num_experts_per_tok=fields["llama.expert_used_count"],
+        num_hidden_layers=f("block_count"), num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=f("context_length"), rms_norm_eps=f("attention.layer_norm_rms_epsilon"),
+        rope_theta=f("rope.freq_base", 10000.0), num_experts_per_tok=f("expert_used_count"),
         tie_word_embeddings="output.weight" not in tensors, dtype=torch.float32,
     )
+    if arch == "llama":
+        config = MixtralConfig(**common, intermediate_size=f("feed_forward_length"),
+                               head_dim=f("attention.key_length", hidden // heads),
+                               num_local_experts=f("expert_count"))
+        model_class = MixtralForCausalLM
+    else:
+        config = OlmoeConfig(**common, intermediate_size=f("feed_forward_length"),
+                             num_experts=f("expert_count"), norm_topk_prob=False)
+        model_class = OlmoeForCausalLM
 
     def unpermute(w, n_head):  # inverse of convert_hf_to_gguf.py's LlamaModel.permute
+        if arch != "llama":
+            return w
         return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
     state = {"model.embed_tokens.weight": tensors["token_embd.weight"],
@@ -151,7 +161,10 @@ def load_mixtral(path: str):
                 [tensors[b + "ffn_gate_exps.weight"], tensors[b + "ffn_up_exps.weight"]], axis=1),
             m + "mlp.experts.down_proj": tensors[b + "ffn_down_exps.weight"],
         })
-    model = MixtralForCausalLM(config)
+        if arch == "olmoe":
+            state[m + "self_attn.q_norm.weight"] = tensors[b + "attn_q_norm.weight"]
+            state[m + "self_attn.k_norm.weight"] = tensors[b + "attn_k_norm.weight"]
+    model = model_class(config)
     missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
                                                  for k, v in state.items()}, strict=False)
     if missing or unexpected:
@@ -166,8 +179,9 @@ def load_model(path: str):
 
     torch.set_num_threads(int(os.environ.get("UMA_REFERENCE_THREADS", "2")))
     fields = gguf_fields(path)
-    if fields["general.architecture"] == "llama" and "llama.expert_count" in fields:
-        return load_mixtral(path)
+    arch = fields["general.architecture"]
+    if (arch == "llama" and "llama.expert_count" in fields) or arch == "olmoe":
+        return load_from_tensors(path)
     directory, name = os.path.split(path)
     config = load_config(path)
     model, info = AutoModelForCausalLM.from_pretrained(

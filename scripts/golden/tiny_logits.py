@@ -17,7 +17,7 @@ import sys
 
 from reference_common import GOLDEN, load_model, reference_versions, sig, write_json
 
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe"]
 PROMPTS = [
     [7],
     [17, 42, 301, 99, 256, 3, 77],
@@ -31,6 +31,7 @@ MOE_PROMPTS = {
     "qwen3moe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
     "qwen2moe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
     "mixtral": [PROMPTS[0], PROMPTS[1], [11, 21, 31, 31, 41, 51, 61, 71, 81, 91, 101, 111]],
+    "olmoe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
 }
 MIN_ROUTING_MARGIN = 0.02  # logits; the references differ by about 1e-5, uma by up to 1e-3
 

@@ -133,10 +133,12 @@ struct QkvBias<B: Backend> {
     v: B::Vector, // [kv_dim]
 }
 
-/// Per-head RMS norms of q and k, before rope.
+/// RMS norms of q and k, before rope: per head (Qwen 3, Gemma 3), or over each token's whole
+/// q and k (OLMoE).
 struct QkNorm<B: Backend> {
-    q: B::Vector, // [head_dim]
-    k: B::Vector, // [head_dim]
+    q: B::Vector, // [head_dim], or [q_dim] when `whole`
+    k: B::Vector, // [head_dim], or [kv_dim] when `whole`
+    whole: bool,
 }
 
 /// Grouped-query attention with rope over the paged KV cache.
@@ -189,6 +191,19 @@ impl<B: Backend> Attention<B> {
         let qk_norm = QkNorm {
             q: w.vector(LayerTensor::AttnQNorm, head_dim)?,
             k: w.vector(LayerTensor::AttnKNorm, head_dim)?,
+            whole: false,
+        };
+        Ok(Attention { qk_norm: Some(qk_norm), ..self })
+    }
+
+    /// With RMS norms over each token's whole q and whole k before rope (`attn_q_norm` of
+    /// `[q_dim]`, `attn_k_norm` of `[kv_dim]`).
+    pub(crate) fn with_whole_qk_norm(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let (q_dim, kv_dim) = (w.config().q_dim(), w.config().kv_dim());
+        let qk_norm = QkNorm {
+            q: w.vector(LayerTensor::AttnQNorm, q_dim)?,
+            k: w.vector(LayerTensor::AttnKNorm, kv_dim)?,
+            whole: true,
         };
         Ok(Attention { qk_norm: Some(qk_norm), ..self })
     }
@@ -230,6 +245,11 @@ impl<B: Backend> Attention<B> {
         reporter.report::<B>(ops, "k", kv_dim, &s.k)?;
         reporter.report::<B>(ops, "v", kv_dim, &s.v)?;
         let (q_norm, k_norm) = match &self.qk_norm {
+            Some(norm) if norm.whole => {
+                B::rms_norm_in_place(ops, &mut s.q, &norm.q, c.rms_norm_eps);
+                B::rms_norm_in_place(ops, &mut s.k, &norm.k, c.rms_norm_eps);
+                (None, None)
+            }
             Some(norm) => (Some(&norm.q), Some(&norm.k)),
             None => (None, None),
         };

@@ -25,6 +25,8 @@
 //!   shared expert 64 wide behind a sigmoid gate, its down projection in Q8_0.
 //! - `mixtral`: a `llama` file with 8 experts (2 per token, renormalised) as wide as its
 //!   `feed_forward_length`, Q/K permuted like llama's, the up experts in Q8_0.
+//! - `olmoe`: RMS norms over each token's whole q and k, NeoX rope, 8 experts (2 per token, not
+//!   renormalised), the up experts in Q8_0.
 
 use std::path::Path;
 
@@ -33,8 +35,8 @@ use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 7] =
-    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral"];
+pub const TINY_ARCHS: [&str; 8] =
+    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe"];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -119,6 +121,15 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
             ..base
         },
+        // OLMoE has as many KV heads as query heads (llama.cpp's k norm is hidden_size wide).
+        // Like Mixtral, its experts are `feed_forward_length` wide.
+        "olmoe" => TinyConfig {
+            arch: "olmoe",
+            num_key_value_heads: 4,
+            intermediate_size: 32,
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
+            ..base
+        },
         "qwen2moe" => TinyConfig {
             arch: "qwen2moe",
             rms_norm_eps: 1e-6,
@@ -192,7 +203,7 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
     if let Some(e) = c.experts {
         w.add_metadata(&key("expert_count"), MetadataValue::U32(e.count as u32))?;
         w.add_metadata(&key("expert_used_count"), MetadataValue::U32(e.used as u32))?;
-        if arch != "llama" {
+        if !matches!(arch, "llama" | "olmoe") {
             let width = MetadataValue::U32(e.width as u32);
             w.add_metadata(&key("expert_feed_forward_length"), width)?;
         }
@@ -240,6 +251,10 @@ fn build(c: &TinyConfig) -> uma_gguf::Result<GgufWriter> {
         if arch == "qwen3" || arch == "qwen3moe" || gemma {
             t.normal(&weight(L::AttnQNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
             t.normal(&weight(L::AttnKNorm), GgmlType::F32, &[d], 1.0, 0.1)?;
+        }
+        if arch == "olmoe" {
+            t.normal(&weight(L::AttnQNorm), GgmlType::F32, &[q_dim], 1.0, 0.1)?;
+            t.normal(&weight(L::AttnKNorm), GgmlType::F32, &[kv_dim], 1.0, 0.1)?;
         }
         t.normal(&weight(L::AttnOutput), ty(L::AttnOutput), &[q_dim, h], 0.0, std_in(q_dim))?;
         if gemma {

@@ -4,6 +4,7 @@
 
 mod gemma3;
 mod llama;
+mod olmoe;
 mod qwen2;
 mod qwen2moe;
 mod qwen3;
@@ -32,6 +33,7 @@ fn visit<V: Visitor>(name: &str, visitor: V) -> Result<V::Output> {
         qwen3::Qwen3::NAME => visitor.visit::<qwen3::Qwen3>(),
         qwen3moe::Qwen3Moe::NAME => visitor.visit::<qwen3moe::Qwen3Moe>(),
         gemma3::Gemma3::NAME => visitor.visit::<gemma3::Gemma3>(),
+        olmoe::Olmoe::NAME => visitor.visit::<olmoe::Olmoe>(),
         other => {
             return Err(ModelError::UnsupportedArchitecture { architecture: other.to_owned() })
         }
