@@ -47,16 +47,25 @@ pub(crate) fn list(args: &ListArgs) -> anyhow::Result<()> {
     let name_width = models.iter().map(|m| m.name.to_string().len()).max().unwrap_or(4).max(4);
     println!("{:<name_width$}  {:>10}  {:<24}  MODIFIED", "NAME", "SIZE", "FILE");
     for model in &models {
-        let stored = SystemTime::UNIX_EPOCH + Duration::from_secs(model.manifest.stored_at);
         println!(
             "{:<name_width$}  {:>10}  {:<24}  {}",
             model.name.to_string(),
             format::bytes(model.manifest.size),
             model.manifest.file,
-            humantime::format_rfc3339_seconds(stored),
+            stored_time(model.manifest.stored_at),
         );
     }
     Ok(())
+}
+
+/// A manifest's `stored_at` (seconds since 1970) as RFC 3339, or `-` for one no calendar date
+/// can show (a hand-edited manifest: past year 9999, or past what the clock can hold).
+fn stored_time(seconds: u64) -> String {
+    const YEAR_10000: u64 = 253_402_300_800;
+    match SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds)) {
+        Some(time) if seconds < YEAR_10000 => humantime::format_rfc3339_seconds(time).to_string(),
+        _ => "-".to_owned(),
+    }
 }
 
 /// `uma rm NAME...`: removes each, or fails on the first that is not there (removing nothing
@@ -69,4 +78,17 @@ pub(crate) fn remove(args: &RemoveArgs) -> anyhow::Result<()> {
         println!("removed {} ({})", removed.name, format::bytes(removed.manifest.size));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_future_store_times_print_a_dash_not_a_panic() {
+        assert_eq!(stored_time(1_763_700_000), "2025-11-21T04:40:00Z");
+        assert_eq!(stored_time(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(stored_time(253_402_300_800), "-");
+        assert_eq!(stored_time(u64::MAX), "-");
+    }
 }

@@ -1,7 +1,8 @@
 //! `keep_alive`: how long a model stays loaded after a request, as Ollama's API spells it and as
 //! uma accepts it on the OpenAI routes too (an extension field). A number is seconds; a string
-//! is a Go-style duration (`"5m"`, `"1h30m"`, `"250ms"`, `"10"`); a negative value keeps the
-//! model loaded until it is needed elsewhere; zero unloads it as soon as its requests end.
+//! is a Go-style duration (`"5m"`, `"1h30m"`, `"250ms"`, `"10"`); a negative value (or one
+//! longer than 100 years) keeps the model loaded until it is needed elsewhere; zero unloads it as
+//! soon as its requests end.
 
 use std::fmt;
 use std::time::Duration;
@@ -52,10 +53,13 @@ pub fn parse_keep_alive(text: &str) -> Result<KeepAlive, String> {
     seconds_to_keep_alive(if negative { -total } else { total }).ok_or_else(invalid)
 }
 
+/// Longer than this is forever (100 years): every clock and timestamp can add it.
+const LONGEST_KEEP_ALIVE_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
 fn seconds_to_keep_alive(seconds: f64) -> Option<KeepAlive> {
     if seconds.is_nan() {
         None
-    } else if seconds < 0.0 {
+    } else if !(0.0..=LONGEST_KEEP_ALIVE_SECS).contains(&seconds) {
         Some(KeepAlive::Forever)
     } else {
         Duration::try_from_secs_f64(seconds).ok().map(KeepAlive::For)
@@ -110,6 +114,14 @@ mod tests {
         assert_eq!(field("0"), Ok(KeepAlive::For(Duration::ZERO)));
         assert_eq!(field("1.5"), Ok(KeepAlive::For(Duration::from_millis(1500))));
         assert_eq!(field("-1"), Ok(KeepAlive::Forever));
+    }
+
+    #[test]
+    fn durations_past_a_century_are_forever() {
+        assert_eq!(field("1.8e19"), Ok(KeepAlive::Forever));
+        assert_eq!(field(&u64::MAX.to_string()), Ok(KeepAlive::Forever));
+        assert_eq!(field(r#""2562047h""#), Ok(KeepAlive::Forever));
+        assert_eq!(field("3000000000"), Ok(KeepAlive::For(Duration::from_secs(3_000_000_000))));
     }
 
     #[test]

@@ -121,17 +121,23 @@ pub(crate) fn tag(status: &ModelStatus) -> Value {
     })
 }
 
+/// When a model idle for `idle_for` at `now` unloads: Ollama's "never" (a date in 2318) for
+/// `Forever`, and for any time past it (or past what the clock can hold).
+fn expires_at(now: SystemTime, keep_alive: KeepAlive, idle_for: Option<Duration>) -> SystemTime {
+    let forever = SystemTime::UNIX_EPOCH + Duration::from_secs(10_999_999_999);
+    match keep_alive {
+        KeepAlive::Forever => forever,
+        KeepAlive::For(keep_alive) => now
+            .checked_add(keep_alive.saturating_sub(idle_for.unwrap_or_default()))
+            .filter(|at| *at < forever)
+            .unwrap_or(forever),
+    }
+}
+
 /// One model of `/api/ps`: a resident one, with the memory it holds and when it unloads.
 pub(crate) fn running(status: &ModelStatus) -> Value {
     let info = &status.entry.info;
-    // Ollama's way of saying "never": a date far in the future.
-    let forever = SystemTime::UNIX_EPOCH + Duration::from_secs(10_999_999_999);
-    let expires_at = match status.keep_alive {
-        KeepAlive::Forever => forever,
-        KeepAlive::For(keep_alive) => {
-            SystemTime::now() + keep_alive.saturating_sub(status.idle_for.unwrap_or_default())
-        }
-    };
+    let expires_at = expires_at(SystemTime::now(), status.keep_alive, status.idle_for);
     json!({
         "name": status.entry.name,
         "model": status.entry.name,
@@ -177,6 +183,25 @@ mod tests {
         let response = OllamaError(ApiError::queue_full(3)).into_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn a_model_kept_for_ages_expires_at_ollamas_never() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_700_000);
+        let never = timestamp(expires_at(now, KeepAlive::Forever, None));
+        assert_eq!(never, "2318-07-30T19:33:19.000000000Z");
+        for huge in
+            [Duration::MAX, Duration::from_secs(1 << 62), Duration::from_secs(10_000_000_000)]
+        {
+            let at = expires_at(now, KeepAlive::For(huge), Some(Duration::from_secs(5)));
+            assert_eq!(timestamp(at), never, "{huge:?}");
+        }
+        let soon = expires_at(
+            now,
+            KeepAlive::For(Duration::from_secs(300)),
+            Some(Duration::from_secs(60)),
+        );
+        assert_eq!(soon, now + Duration::from_secs(240));
     }
 
     #[test]
