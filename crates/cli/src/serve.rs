@@ -54,7 +54,8 @@ pub(crate) struct ServeArgs {
     /// Do not reuse the KV cache of repeated prompt prefixes.
     #[arg(long)]
     no_prefix_cache: bool,
-    /// Require `Authorization: Bearer KEY` on every route but /health.
+    /// Require `Authorization: Bearer KEY` on every route but /health and /metrics (from
+    /// UMA_API_KEY when not given, so that the key is not visible in `ps`).
     #[arg(long, env = "UMA_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Name of the model in the API when one model is served (same as NAME=PATH).
@@ -101,6 +102,10 @@ impl From<PoolingArg> for Pooling {
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    // An empty key would lock every client out (no Bearer token is empty).
+    if args.api_key.as_deref().is_some_and(|key| key.trim().is_empty()) {
+        anyhow::bail!("--api-key (or UMA_API_KEY) is empty: give a key, or leave it out");
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

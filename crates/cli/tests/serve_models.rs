@@ -218,3 +218,23 @@ fn a_model_that_cannot_fit_is_refused_with_the_breakdown() {
     }
     assert!(output.stdout.is_empty(), "it never listened");
 }
+
+#[test]
+fn an_empty_api_key_is_refused_before_anything_loads() {
+    for (flag, environment) in [(Some(""), None), (None, Some("  "))] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_uma"));
+        command.args(["serve", &model_argument("qwen", TestModel::QwenCoder05b)]);
+        command.env_remove("UMA_API_KEY");
+        if let Some(key) = flag {
+            command.args(["--api-key", key]);
+        }
+        if let Some(key) = environment {
+            command.env("UMA_API_KEY", key);
+        }
+        let output = command.output().expect("run uma serve");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is empty"), "{stderr}");
+        assert!(output.stdout.is_empty(), "it never listened");
+    }
+}
