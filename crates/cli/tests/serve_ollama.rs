@@ -56,5 +56,10 @@ fn curl_style_bodies_and_ndjson_lines() {
     let broken = request(server.port, "POST", "/api/chat", &[], b"{\"model\": ");
     assert_eq!(broken.status, 400);
     assert!(broken.json()["error"].as_str().is_some_and(|e| e.contains("invalid request body")));
+    // Gemma's template raises on two user turns in a row: the request's fault, a 400.
+    let body = br#"{"model": "gemma", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}"#;
+    let refused = request(server.port, "POST", "/api/chat", &[], body);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.json()["error"].as_str().is_some_and(|e| e.contains("alternate")));
     assert!(server.stop().success());
 }

@@ -84,7 +84,9 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         messages.push(ChatMessage::user(text));
         engine.prompts().chat(&messages)
     };
-    prompt.extend(new_tokens?);
+    // A template that refuses the conversation is the request's fault (400), as on /v1.
+    let field = if request.raw == Some(true) { "prompt" } else { "system" };
+    prompt.extend(new_tokens.map_err(|e| ApiError::invalid_request(e.to_string(), Some(field)))?);
     let id = new_request_id("cmpl");
     let prompts = vec![prompt.clone()];
     let generation = Generation::submit(engine, &state.metrics, id, prompts, &params, 1)?;
@@ -107,7 +109,11 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let lease = state.lease(&request.model, keep_alive).await?;
     let loaded = Instant::now();
     let engine = lease.engine();
-    let prompt = engine.prompts().chat(&messages)?;
+    // A template that refuses the conversation is the request's fault (400), as on /v1.
+    let prompt = engine
+        .prompts()
+        .chat(&messages)
+        .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
     let id = new_request_id("chatcmpl");
     let generation = Generation::submit(engine, &state.metrics, id, vec![prompt], &params, 1)?;
     drop(lease);
