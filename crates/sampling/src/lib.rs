@@ -30,7 +30,10 @@ mod token_history;
 pub use batch::sample_batch;
 pub use error::{Result, SamplingError};
 pub use sampler::{SampledToken, Sampler};
-pub use sampling_params::{PenaltyScope, SamplingParams, MAX_TOP_LOGPROBS};
+pub use sampling_params::{
+    PenaltyScope, SamplingParams, MAX_STOP_BYTES, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS,
+    MAX_TOP_LOGPROBS,
+};
 pub use stop_condition::{FinishReason, StopCondition, StopReason, StopUpdate};
 pub use stop_matcher::{StopMatchOutput, StopMatcher};
 pub use token_history::TokenHistory;

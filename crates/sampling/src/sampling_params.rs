@@ -8,6 +8,15 @@ use crate::TokenId;
 /// The most top-n logprobs a request may ask for (OpenAI's `top_logprobs` limit).
 pub const MAX_TOP_LOGPROBS: u32 = 20;
 
+/// Most stop strings a request may give (OpenAI's routes allow 4; Ollama's options more).
+pub const MAX_STOP_STRINGS: usize = 16;
+
+/// Longest stop string, in bytes.
+pub const MAX_STOP_BYTES: usize = 1024;
+
+/// Most stop token ids a request may give.
+pub const MAX_STOP_TOKEN_IDS: usize = 256;
+
 /// Which tokens the presence and frequency penalties count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,6 +174,21 @@ impl SamplingParams {
         if let Some(index) = self.stop.iter().position(String::is_empty) {
             return Err(SamplingError::EmptyStopString { index });
         }
+        // Every request copies these into each of its sequences and the stop matcher scans them
+        // every token: bounded, so that no request can slow or bloat the others.
+        if self.stop.len() > MAX_STOP_STRINGS {
+            return invalid("stop", self.stop.len(), "at most 16 stop strings");
+        }
+        if let Some(long) = self.stop.iter().find(|stop| stop.len() > MAX_STOP_BYTES) {
+            return invalid(
+                "stop",
+                format!("a string of {} bytes", long.len()),
+                "at most 1024 bytes each",
+            );
+        }
+        if self.stop_token_ids.len() > MAX_STOP_TOKEN_IDS {
+            return invalid("stop_token_ids", self.stop_token_ids.len(), "at most 256 token ids");
+        }
         Ok(())
     }
 }
@@ -172,6 +196,25 @@ impl SamplingParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_lists_and_strings_are_bounded() {
+        let with = |stop: Vec<String>, ids: Vec<TokenId>| SamplingParams {
+            stop,
+            stop_token_ids: ids,
+            ..SamplingParams::default()
+        };
+        let short = |n: usize| vec!["x".to_owned(); n];
+        assert_eq!(with(short(16), vec![1; 256]).validate(), Ok(()));
+        let name = |params: SamplingParams| match params.validate() {
+            Err(SamplingError::InvalidParameter { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(name(with(short(17), vec![])), "stop");
+        assert_eq!(name(with(vec!["y".repeat(1025)], vec![])), "stop");
+        assert_eq!(with(vec!["y".repeat(1024)], vec![]).validate(), Ok(()));
+        assert_eq!(name(with(vec![], vec![1; 257])), "stop_token_ids");
+    }
 
     fn invalid_name(params: &SamplingParams) -> &'static str {
         match params.validate() {
