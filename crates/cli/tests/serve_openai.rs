@@ -77,6 +77,25 @@ fn raw_http_status_codes_headers_and_sse_framing() {
     assert_eq!(big.status, 413, "{}", big.text());
     assert_error_json(&big.json());
 
+    // Text longer than the context could ever hold (64 bytes a position) is a 400 before any
+    // tokenizing, on the chat and completion routes; /health still answers at once.
+    let context: usize = CONTEXT.parse().expect("a number");
+    let long = "a".repeat(context * 64 + 1);
+    let model = TestModel::QwenCoder05b.stem();
+    for (route, body) in [
+        (
+            "/v1/chat/completions",
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": long}]}),
+        ),
+        ("/v1/completions", serde_json::json!({"model": model, "prompt": long})),
+    ] {
+        let refused = request(port, "POST", route, &authorized, body.to_string().as_bytes());
+        assert_eq!(refused.status, 400, "{route}: {}", refused.text());
+        let message = refused.json()["error"]["message"].as_str().unwrap_or("").to_owned();
+        assert!(message.contains("refused before tokenizing"), "{route}: {message}");
+    }
+    assert_eq!(request(port, "GET", "/health", &[], b"").status, 200);
+
     // Streaming: text/event-stream, `data: {chunk}` events, closed by `data: [DONE]`.
     let body = serde_json::json!({
         "model": TestModel::QwenCoder05b.stem(),

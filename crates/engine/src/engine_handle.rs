@@ -153,6 +153,12 @@ impl EngineHandle {
         &self.shared.prompts
     }
 
+    /// The same, shared: for work that runs on another thread (the server tokenizes and
+    /// renders templates off its async workers).
+    pub fn prompt_encoder(&self) -> Arc<PromptEncoder> {
+        self.shared.prompts.clone()
+    }
+
     /// Requests accepted and not yet finished.
     pub fn num_in_flight(&self) -> usize {
         self.shared.num_in_flight.load(Ordering::Acquire)

@@ -15,11 +15,6 @@ pub(crate) async fn embed_all(
     Ok(embeddings)
 }
 
-/// The tokens of `text` as the model reads raw text (no chat template).
-pub(crate) fn tokenize(engine: &EngineHandle, text: &str) -> Result<Vec<TokenId>, EngineError> {
-    engine.prompts().raw(text)
-}
-
 /// OpenAI's `encoding_format: "base64"`: the little-endian f32 bytes, base64-encoded.
 pub(crate) fn base64_floats(values: &[f32]) -> String {
     use base64::Engine as _;

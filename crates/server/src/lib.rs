@@ -16,6 +16,7 @@
 
 mod app;
 mod embedding;
+mod encode;
 mod error;
 mod generation;
 mod keep_alive;

@@ -73,16 +73,16 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         let message = format!("context token {id} is outside the vocabulary of {vocab_size}");
         return Err(ApiError::invalid_request(message, Some("context")).into());
     }
-    let text = request.prompt.as_deref().unwrap_or("");
+    let text = request.prompt.clone().unwrap_or_default();
     let new_tokens = if request.raw == Some(true) {
-        engine.prompts().raw(text)
+        crate::encode::raw_tokens(engine, text, "prompt").await?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.push(ChatMessage::user(text));
-        engine.prompts().chat(&messages)
+        crate::encode::chat_tokens(engine, messages, "prompt").await?
     };
     // A template that refuses the conversation is the request's fault (400), as on /v1.
     let field = if request.raw == Some(true) { "prompt" } else { "system" };
@@ -110,9 +110,8 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let loaded = Instant::now();
     let engine = lease.engine();
     // A template that refuses the conversation is the request's fault (400), as on /v1.
-    let prompt = engine
-        .prompts()
-        .chat(&messages)
+    let prompt = crate::encode::chat_tokens(engine, messages, "messages")
+        .await?
         .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
     let id = new_request_id("chatcmpl");
     let generation = Generation::submit(engine, &state.metrics, id, vec![prompt], &params, 1)?;
@@ -136,17 +135,26 @@ async fn load_only(
     Ok(Json(Value::Object(object)).into_response())
 }
 
-/// The tokens of each text, cut to the context when `truncate` (else an error).
-fn embedding_inputs(
+/// The tokens of each text, cut to the context when `truncate` (else an error; text too long
+/// to fit is refused before tokenizing).
+async fn embedding_inputs(
     engine: &uma_engine::EngineHandle,
     texts: &[String],
     truncate: bool,
 ) -> Result<Vec<Vec<TokenId>>, OllamaError> {
     let context_length = engine.config().context_length;
-    texts
-        .iter()
-        .map(|text| {
-            let mut tokens = embedding::tokenize(engine, text)?;
+    let mut inputs = Vec::with_capacity(texts.len());
+    for text in texts {
+        let text = text.clone();
+        inputs.push(if truncate {
+            crate::encode::off_the_workers(engine, move |encoder| encoder.raw(&text)).await??
+        } else {
+            crate::encode::raw_tokens(engine, text, "input").await??
+        });
+    }
+    inputs
+        .into_iter()
+        .map(|mut tokens| {
             if tokens.len() > context_length {
                 if !truncate {
                     let message = format!(
@@ -169,7 +177,7 @@ async fn embed(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRe
     let texts = request.texts()?;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let loaded = Instant::now();
-    let inputs = embedding_inputs(lease.engine(), &texts, request.truncate.unwrap_or(true))?;
+    let inputs = embedding_inputs(lease.engine(), &texts, request.truncate.unwrap_or(true)).await?;
     let num_tokens: usize = inputs.iter().map(Vec::len).sum();
     let embeddings = embedding::embed_all(lease.engine(), inputs).await?;
     drop(lease);
@@ -187,7 +195,7 @@ async fn embed(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRe
 async fn legacy_embeddings(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaResult {
     let request: LegacyEmbeddingsRequest = parsed(payload)?;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
-    let inputs = embedding_inputs(lease.engine(), &[request.prompt], true)?;
+    let inputs = embedding_inputs(lease.engine(), &[request.prompt], true).await?;
     let mut embeddings = embedding::embed_all(lease.engine(), inputs).await?;
     Ok(Json(json!({ "embedding": embeddings.pop().unwrap_or_default() })).into_response())
 }

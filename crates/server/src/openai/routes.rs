@@ -71,9 +71,8 @@ async fn chat_completions(
     let messages = request.chat_messages()?;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
-    let prompt = engine
-        .prompts()
-        .chat(&messages)
+    let prompt = crate::encode::chat_tokens(engine, messages, "messages")
+        .await?
         .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
     let meta = ResponseMeta::new_chat(request.model.clone());
     let generation = Generation::submit(
@@ -98,20 +97,23 @@ async fn completions(
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
     let vocab_size = engine.prompts().tokenizer().vocab_size();
-    let prompts = request
-        .prompts()
-        .iter()
-        .map(|prompt| match prompt {
-            PromptInput::Text(text) => Ok(engine.prompts().raw(text)?),
+    let mut prompts: Vec<Vec<TokenId>> = Vec::with_capacity(request.prompts().len());
+    for prompt in request.prompts() {
+        prompts.push(match prompt {
+            PromptInput::Text(text) => {
+                crate::encode::raw_tokens(engine, text.clone(), "prompt").await??
+            }
             PromptInput::TokenIds(ids) => match ids.iter().find(|&&id| id as usize >= vocab_size) {
-                Some(id) => Err(ApiError::invalid_request(
-                    format!("Token id {id} is outside the vocabulary of {vocab_size} tokens."),
-                    Some("prompt"),
-                )),
-                None => Ok(ids.clone()),
+                Some(id) => {
+                    return Err(ApiError::invalid_request(
+                        format!("Token id {id} is outside the vocabulary of {vocab_size} tokens."),
+                        Some("prompt"),
+                    ))
+                }
+                None => ids.clone(),
             },
-        })
-        .collect::<Result<Vec<Vec<TokenId>>, ApiError>>()?;
+        });
+    }
     let meta = ResponseMeta::new_completion(request.model.clone());
     let generation =
         Generation::submit(engine, &state.metrics, meta.id.clone(), prompts, &params, request.n())?;
@@ -128,13 +130,15 @@ async fn embeddings(
     let base64 = request.base64()?;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
-    let inputs = items
-        .iter()
-        .map(|item| match item {
-            EmbeddingItem::Text(text) => embedding::tokenize(engine, text),
-            EmbeddingItem::TokenIds(ids) => Ok(ids.clone()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut inputs = Vec::with_capacity(items.len());
+    for item in &items {
+        inputs.push(match item {
+            EmbeddingItem::Text(text) => {
+                crate::encode::raw_tokens(engine, text.clone(), "input").await??
+            }
+            EmbeddingItem::TokenIds(ids) => ids.clone(),
+        });
+    }
     let prompt_tokens: usize = inputs.iter().map(Vec::len).sum();
     // The lease lives until the embeddings are done: they are not requests the engine counts.
     let embeddings = embedding::embed_all(engine, inputs).await?;

@@ -1,0 +1,74 @@
+//! Tokenizing and chat-template rendering off the async workers: those serve every route,
+//! `/health` included, and two 7.5 MB prompts encoded on them froze the server for 13 s. Text
+//! that could never fit the context is refused before any of that work.
+
+use std::sync::Arc;
+
+use uma_engine::{EngineError, EngineHandle, PromptEncoder, TokenId};
+use uma_tokenizer::ChatMessage;
+
+use crate::error::ApiError;
+
+/// More bytes than any tokenizer puts in one token on average: text longer than this many
+/// bytes per context position cannot fit, whatever it tokenizes to.
+const MAX_BYTES_PER_TOKEN: usize = 64;
+
+/// Refuses `bytes` of text that cannot fit `engine`'s context (the request's `field`).
+pub(crate) fn check_fits(
+    engine: &EngineHandle,
+    bytes: usize,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    let context = engine.config().context_length;
+    if bytes > context.saturating_mul(MAX_BYTES_PER_TOKEN) {
+        let message = format!(
+            "The {field} is {bytes} bytes: more than the {context}-token context can hold \
+             (at most {} bytes, {MAX_BYTES_PER_TOKEN} per token), refused before tokenizing.",
+            context * MAX_BYTES_PER_TOKEN
+        );
+        return Err(ApiError::invalid_request(message, Some(field)));
+    }
+    Ok(())
+}
+
+/// Runs `encode` with the engine's prompt encoder on tokio's blocking pool.
+pub(crate) async fn off_the_workers<T: Send + 'static>(
+    engine: &EngineHandle,
+    encode: impl FnOnce(&PromptEncoder) -> Result<T, EngineError> + Send + 'static,
+) -> Result<Result<T, EngineError>, ApiError> {
+    let encoder: Arc<PromptEncoder> = engine.prompt_encoder();
+    tokio::task::spawn_blocking(move || encode(&encoder))
+        .await
+        .map_err(|error| ApiError::internal(format!("encoding the prompt failed: {error}")))
+}
+
+/// The tokens of `text` read raw (no template), off the workers, after [`check_fits`].
+pub(crate) async fn raw_tokens(
+    engine: &EngineHandle,
+    text: String,
+    field: &'static str,
+) -> Result<Result<Vec<TokenId>, EngineError>, ApiError> {
+    check_fits(engine, text.len(), field)?;
+    off_the_workers(engine, move |encoder| encoder.raw(&text)).await
+}
+
+/// The prompt tokens of `messages` through the chat template, off the workers, after
+/// [`check_fits`] on their contents.
+pub(crate) async fn chat_tokens(
+    engine: &EngineHandle,
+    messages: Vec<ChatMessage>,
+    field: &'static str,
+) -> Result<Result<Vec<TokenId>, EngineError>, ApiError> {
+    let bytes = messages.iter().map(content_bytes).sum();
+    check_fits(engine, bytes, field)?;
+    off_the_workers(engine, move |encoder| encoder.chat(&messages)).await
+}
+
+/// The size of a message's content as text.
+fn content_bytes(message: &ChatMessage) -> usize {
+    match &message.content {
+        None => 0,
+        Some(serde_json::Value::String(text)) => text.len(),
+        Some(other) => other.to_string().len(),
+    }
+}
