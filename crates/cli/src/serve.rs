@@ -72,9 +72,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 8 << 20)]
     max_body_bytes: usize,
     /// Seconds that running requests may take to finish after SIGINT/SIGTERM before they are
-    /// cancelled.
+    /// cancelled (and open connections dropped).
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Open connections at most; past it new ones wait until one closes.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and a kept-alive connection may
+    /// sit idle.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
     /// Serve embeddings (/v1/embeddings, /api/embed) from models whose file declares no pooling,
     /// pooling their final hidden states this way. Files that declare mean or last-token
     /// pooling (embedding models) always serve embeddings.
@@ -152,6 +159,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         api_key: args.api_key.clone(),
         max_body_bytes: args.max_body_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // HTTP work is light; the cores belong to the model's worker pool.

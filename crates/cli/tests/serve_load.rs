@@ -508,3 +508,40 @@ fn queue_full_gives_429_with_retry_after() {
     assert_eq!(stat(&idle, "num_cancelled_requests"), 2, "{idle}");
     stop_gracefully(server);
 }
+
+/// Idle and half-sent connections cannot starve the server or hold up its exit: with a limit of
+/// 4 connections and a 1 s header timeout, 8 idle connections delay `/health` by about a second,
+/// a half-sent request's connection is closed, and SIGTERM with one open still exits in time.
+#[test]
+fn idle_and_half_sent_connections_are_bounded() {
+    let _serial = serial();
+    let gemma = uma_test_models::path(TestModel::Gemma3_270m);
+    let limits = ["--max-connections", "4", "--header-timeout", "1", "--shutdown-grace", "2"];
+    let server = Server::start(&gemma, &[&["--port", "0", "--ctx", "256"][..], &limits].concat());
+    let idle: Vec<TcpStream> =
+        (0..8).map(|_| TcpStream::connect(("127.0.0.1", server.port)).expect("connect")).collect();
+    let started = Instant::now();
+    let health = request(server.port, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "/health took {:?}", started.elapsed());
+    // The idle connections were closed: reading gives end of file.
+    for mut stream in idle {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).expect("closed, not timed out"), 0);
+    }
+    // Half a request: closed after the header timeout.
+    let mut half = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    half.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n").expect("write");
+    half.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = half.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after {:?}", started.elapsed());
+    // Another half-sent request open at SIGTERM does not hold the exit up.
+    let mut pending = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    pending.write_all(b"GET /health HTTP/1.1\r\n").expect("write");
+    let started = Instant::now();
+    assert!(server.stop().success());
+    assert!(started.elapsed() < Duration::from_secs(6), "exit took {:?}", started.elapsed());
+}

@@ -17,6 +17,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long running requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Open connections at most; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle before the next request.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +30,8 @@ impl Default for ServerConfig {
             api_key: None,
             max_body_bytes: 8 << 20,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
