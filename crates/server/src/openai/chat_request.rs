@@ -30,6 +30,13 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<u32>,
     /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
     pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
+    /// Tool calling and structured output are not supported yet: requests that ask for them
+    /// are refused by name rather than answered as if they had not.
+    pub tools: Option<serde_json::Value>,
+    pub functions: Option<serde_json::Value>,
+    pub tool_choice: Option<serde_json::Value>,
+    pub function_call: Option<serde_json::Value>,
+    pub response_format: Option<serde_json::Value>,
 }
 
 impl WithGenerationFields for ChatCompletionRequest {
@@ -59,6 +66,7 @@ impl ChatCompletionRequest {
                 ));
             }
         }
+        self.refuse_tools_and_formats()?;
         // `max_completion_tokens` replaces `max_tokens`; when both are sent the newer one wins.
         let max_tokens = match (self.max_completion_tokens, self.generation.max_tokens) {
             (Some(max_tokens), _) => Some((max_tokens, "max_completion_tokens")),
@@ -66,6 +74,35 @@ impl ChatCompletionRequest {
             (None, None) => None,
         };
         self.generation.sampling_params(max_tokens, self.logprobs())
+    }
+
+    /// Refuses tools, functions and structured output (not supported yet) by field name; a
+    /// `tool_choice` or `function_call` of "none" or "auto" and a `response_format` of type
+    /// "text" ask for nothing and pass.
+    fn refuse_tools_and_formats(&self) -> Result<(), ApiError> {
+        use super::request_fields::is_set;
+        let refuse = |field: &'static str| {
+            Err(ApiError::invalid_request(format!("`{field}` is not supported yet."), Some(field)))
+        };
+        for (field, value) in [("tools", &self.tools), ("functions", &self.functions)] {
+            if is_set(value.as_ref()) {
+                return refuse(field);
+            }
+        }
+        for (field, value) in
+            [("tool_choice", &self.tool_choice), ("function_call", &self.function_call)]
+        {
+            let harmless = matches!(value.as_ref().and_then(|v| v.as_str()), Some("none" | "auto"));
+            if is_set(value.as_ref()) && !harmless {
+                return refuse(field);
+            }
+        }
+        let format = self.response_format.as_ref();
+        let text = format.and_then(|f| f.get("type")).and_then(|t| t.as_str()) == Some("text");
+        if is_set(format) && !text {
+            return refuse("response_format");
+        }
+        Ok(())
     }
 
     /// The conversation for the chat template. Checks roles and content; an error is a 400
@@ -277,6 +314,34 @@ mod tests {
         assert_eq!(error.status, StatusCode::BAD_REQUEST, "{fields}");
         assert_eq!(error.kind, "invalid_request_error", "{fields}");
         error.param.unwrap_or_else(|| panic!("no param for {fields}"))
+    }
+
+    #[test]
+    fn tools_structured_output_and_logit_bias_are_refused_by_name_until_supported() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let with = |field: &str, value: serde_json::Value| {
+            let mut body = base.clone();
+            body[field] = value;
+            parse(body).sampling_params().err().and_then(|e| e.param)
+        };
+        let tool = json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]);
+        assert_eq!(with("tools", tool).as_deref(), Some("tools"));
+        assert_eq!(with("functions", json!([{"name": "f"}])).as_deref(), Some("functions"));
+        assert_eq!(with("tool_choice", json!("required")).as_deref(), Some("tool_choice"));
+        let json_object = json!({"type": "json_object"});
+        assert_eq!(with("response_format", json_object).as_deref(), Some("response_format"));
+        assert_eq!(with("logit_bias", json!({"42": 5})).as_deref(), Some("logit_bias"));
+        // What asks for nothing passes.
+        for (field, value) in [
+            ("tools", json!([])),
+            ("tools", serde_json::Value::Null),
+            ("tool_choice", json!("none")),
+            ("tool_choice", json!("auto")),
+            ("response_format", json!({"type": "text"})),
+            ("logit_bias", json!({})),
+        ] {
+            assert_eq!(with(field, value.clone()), None, "{field}: {value}");
+        }
     }
 
     #[test]

@@ -79,6 +79,19 @@ pub struct GenerationFields {
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub stop_token_ids: Option<Vec<u32>>,
+    /// Not supported: refused when it biases anything, rather than silently ignored.
+    pub logit_bias: Option<serde_json::Value>,
+}
+
+/// Whether a request field asks for something (neither absent, `null`, an empty object nor an
+/// empty array).
+pub(super) fn is_set(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Object(map)) => !map.is_empty(),
+        Some(serde_json::Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+    }
 }
 
 /// Deserializes flattened [`GenerationFields`]. serde hands a flattened struct the request's
@@ -139,6 +152,12 @@ impl GenerationFields {
         max_tokens: Option<(u32, &'static str)>,
         logprobs: Option<u32>,
     ) -> Result<SamplingParams, ApiError> {
+        if is_set(self.logit_bias.as_ref()) {
+            return Err(ApiError::invalid_request(
+                "`logit_bias` is not supported.",
+                Some("logit_bias"),
+            ));
+        }
         let num_choices = self.n();
         if !(1..=MAX_CHOICES).contains(&num_choices) {
             return Err(ApiError::invalid_request(
