@@ -30,10 +30,13 @@ pub fn active_parameters_per_token(file: &GgufFile) -> u64 {
 /// Sliding-window layers stop growing past their window; this is the figure for positions within
 /// it (an upper bound beyond).
 pub fn kv_cache_bytes_per_token(params: &ModelParams) -> u64 {
-    params.num_hidden_layers
-        * params.num_key_value_heads
-        * (params.head_dim + params.value_head_dim)
-        * F16_BYTES
+    // Saturating: a file may declare any numbers (ModelSpec refuses absurd ones; `uma show`
+    // prints what the file says, and must not wrap).
+    params
+        .num_hidden_layers
+        .saturating_mul(params.num_key_value_heads)
+        .saturating_mul(params.head_dim.saturating_add(params.value_head_dim))
+        .saturating_mul(F16_BYTES)
 }
 
 /// `(num_experts_per_token, num_experts)` when the file declares both.
@@ -85,12 +88,20 @@ mod tests {
     /// A GGUF file of a tiny mixture-of-experts model: 4 experts, `used` per token, F32
     /// tensors of 16 × 8 (embedding, head), 16 × 8 (attention) and 16 × 8 × 4 (experts).
     fn moe_file(used: Option<u32>) -> GgufFile {
+        moe_file_with(used, 1, &[])
+    }
+
+    /// [`moe_file`] with `layers` declared layers and `more` metadata.
+    fn moe_file_with(used: Option<u32>, layers: u64, more: &[(&str, MetadataValue)]) -> GgufFile {
         let mut writer = GgufWriter::new();
+        for (key, value) in more {
+            writer.add_metadata(key, value.clone()).expect("new key");
+        }
         let metadata = [
             ("general.architecture", MetadataValue::String("moe".into())),
             ("moe.context_length", MetadataValue::U32(64)),
             ("moe.embedding_length", MetadataValue::U32(16)),
-            ("moe.block_count", MetadataValue::U32(1)),
+            ("moe.block_count", MetadataValue::U64(layers)),
             ("moe.attention.head_count", MetadataValue::U32(2)),
             ("moe.expert_count", MetadataValue::U32(4)),
         ];
@@ -111,6 +122,22 @@ mod tests {
             writer.add_tensor(&name, GgmlType::F32, shape, vec![0; bytes]).expect("valid");
         }
         GgufFile::from_bytes(writer.to_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn absurd_shapes_saturate_here_and_are_refused_by_the_plan() {
+        let huge = [
+            ("moe.attention.head_count_kv", MetadataValue::U64(u64::MAX / 3)),
+            ("moe.attention.key_length", MetadataValue::U64(u64::MAX / 5)),
+        ];
+        let file = moe_file_with(Some(1), u64::MAX / 7, &huge);
+        let params = ModelParams::from_metadata(file.metadata()).expect("parses");
+        assert_eq!(kv_cache_bytes_per_token(&params), u64::MAX, "saturated, not wrapped");
+        let error = crate::ModelSpec::from_gguf(&file, "absurd").expect_err("refused");
+        assert!(error.to_string().contains("block_count"), "{error}");
+        let many_layers = moe_file_with(Some(1), (1 << 24) + 1, &[]);
+        assert!(crate::ModelSpec::from_gguf(&many_layers, "deep").is_err());
+        assert!(crate::ModelSpec::from_gguf(&moe_file(Some(1)), "fine").is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use uma_kernels::packed::ROWS;
 use uma_kernels::PackedFormat;
 use uma_model::{LayerType, ModelConfig, DEFAULT_BLOCK_SIZE};
 
-use crate::error::Result;
+use crate::error::{PlannerError, Result};
 use crate::footprint::{self, OUTPUT_HEAD, TOKEN_EMBEDDING};
 use crate::kv_cache_type::KvCacheType;
 use crate::plan_request::SlidingWindowKv;
@@ -82,10 +82,46 @@ pub struct ModelSpec {
     pub weight_bytes_per_token: u64,
 }
 
+/// The bound the model crate puts on every dimension (layers, heads, widths): past it a file
+/// describes no model, and the plan's arithmetic would overflow.
+const MAX_DIMENSION: u64 = 1 << 24;
+
+/// Refuses a file whose declared shape is past [`MAX_DIMENSION`] anywhere.
+fn check_dimensions(params: &ModelParams) -> Result<()> {
+    let dimensions = [
+        ("block_count", params.num_hidden_layers),
+        ("embedding_length", params.hidden_size),
+        ("attention.head_count", params.num_attention_heads),
+        ("attention.head_count_kv", params.num_key_value_heads),
+        ("attention.key_length", params.head_dim),
+        ("attention.value_length", params.value_head_dim),
+        ("feed_forward_length", params.intermediate_size.unwrap_or(0)),
+        ("expert_count", params.num_experts.unwrap_or(0)),
+        ("expert_used_count", params.num_experts_per_token.unwrap_or(0)),
+    ];
+    if let Some((name, value)) = dimensions.iter().find(|(_, value)| *value > MAX_DIMENSION) {
+        return Err(PlannerError::InvalidValue {
+            name: (*name).to_owned(),
+            reason: format!("{value} is past any model's (at most {MAX_DIMENSION})"),
+        });
+    }
+    // Each dimension may be plausible and their product not: a terabyte of keys and values per
+    // position is no model either (and keeps every product below u64's range).
+    let kv_per_position = footprint::kv_cache_bytes_per_token(params);
+    if kv_per_position > 1 << 40 {
+        return Err(PlannerError::InvalidValue {
+            name: "KV cache per position".to_owned(),
+            reason: format!("{kv_per_position} bytes is past any model's"),
+        });
+    }
+    Ok(())
+}
+
 impl ModelSpec {
     /// Reads a model from its GGUF file; `name` labels it in reports.
     pub fn from_gguf(file: &GgufFile, name: &str) -> Result<ModelSpec> {
         let params = ModelParams::from_metadata(file.metadata())?;
+        check_dimensions(&params)?;
         let tensors = file.tensor_infos();
         let tie_word_embeddings = !file.has_tensor(OUTPUT_HEAD);
         let embedding = tensors.iter().find(|t| t.name == TOKEN_EMBEDDING);
@@ -191,8 +227,10 @@ impl ModelSpec {
     pub fn kv_read_bytes_per_token(&self, position: u64, kv_cache_type: KvCacheType) -> u64 {
         let window = self.sliding_window.map_or(position, |w| position.min(w));
         let num_full_layers = self.num_hidden_layers - self.num_sliding_window_layers;
-        self.kv_bytes_per_token_per_layer(kv_cache_type)
-            * (num_full_layers * position + self.num_sliding_window_layers * window)
+        self.kv_bytes_per_token_per_layer(kv_cache_type).saturating_mul(
+            num_full_layers.saturating_mul(position)
+                + self.num_sliding_window_layers.saturating_mul(window),
+        )
     }
 
     /// Attention FLOPs of one token at `position`: `q·k` and the weighted sum of values, two
@@ -200,9 +238,10 @@ impl ModelSpec {
     pub fn attention_flops_per_token(&self, position: u64) -> u64 {
         let window = self.sliding_window.map_or(position, |w| position.min(w));
         let num_full_layers = self.num_hidden_layers - self.num_sliding_window_layers;
-        2 * self.num_attention_heads
-            * (self.head_dim + self.value_head_dim)
-            * (num_full_layers * position + self.num_sliding_window_layers * window)
+        (2 * self.num_attention_heads * (self.head_dim + self.value_head_dim)).saturating_mul(
+            num_full_layers.saturating_mul(position)
+                + self.num_sliding_window_layers.saturating_mul(window),
+        )
     }
 
     /// Bytes of the activations one token of a step holds, as the forward pass allocates them
