@@ -169,6 +169,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Before binding: a signal right after "listening" must drain, not kill.
+        let shutdown = uma_server::shutdown_signal();
         let address: SocketAddr = format!("{}:{}", args.host, args.port)
             .parse()
             .or_else(|_| {
@@ -185,7 +187,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let bound = listener.local_addr()?;
         // The one line on stdout: scripts and tests wait for it.
         println!("uma: listening on http://{bound}");
-        uma_server::serve(listener, registry, server_config, uma_server::shutdown_signal())
+        uma_server::serve(listener, registry, server_config, shutdown)
             .await
             .context("the server failed")
     })

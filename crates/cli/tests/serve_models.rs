@@ -238,3 +238,15 @@ fn an_empty_api_key_is_refused_before_anything_loads() {
         assert!(output.stdout.is_empty(), "it never listened");
     }
 }
+
+#[test]
+fn sigterm_right_after_listening_drains_and_exits_cleanly() {
+    let _serial = serial();
+    // The handlers are installed before the address is announced: a signal at once is a clean
+    // shutdown (exit 0), not death by SIGTERM.
+    for _ in 0..3 {
+        let gemma = model_argument("gemma", TestModel::Gemma3_270m);
+        let server = Server::start_with(&[&gemma, "--port", "0", "--ctx", "256"]);
+        assert!(server.stop().success());
+    }
+}
