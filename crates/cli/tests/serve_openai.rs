@@ -77,6 +77,11 @@ fn raw_http_status_codes_headers_and_sse_framing() {
     assert_eq!(big.status, 413, "{}", big.text());
     assert_error_json(&big.json());
 
+    // A known route with the wrong method: 405 with the error JSON, not an empty body.
+    let wrong_method = request(port, "GET", "/v1/chat/completions", &authorized, b"");
+    assert_eq!(wrong_method.status, 405, "{}", wrong_method.text());
+    assert_error_json(&wrong_method.json());
+
     // Text longer than the context could ever hold (64 bytes a position) is a 400 before any
     // tokenizing, on the chat and completion routes; /health still answers at once.
     let context: usize = CONTEXT.parse().expect("a number");

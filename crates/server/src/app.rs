@@ -26,6 +26,7 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .merge(crate::openai::router())
         .merge(crate::ollama::router())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/health", get(health))
@@ -85,6 +86,16 @@ async fn unknown_route(request: Request) -> ApiError {
         None,
     );
     error.status = StatusCode::NOT_FOUND;
+    error
+}
+
+/// A known route asked with another method: 405 with the error JSON (axum's is an empty body).
+async fn method_not_allowed(request: Request) -> ApiError {
+    let mut error = ApiError::invalid_request(
+        format!("Method {} is not allowed on {}", request.method(), request.uri().path()),
+        None,
+    );
+    error.status = StatusCode::METHOD_NOT_ALLOWED;
     error
 }
 
