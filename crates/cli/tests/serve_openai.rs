@@ -77,6 +77,17 @@ fn raw_http_status_codes_headers_and_sse_framing() {
     assert_eq!(big.status, 413, "{}", big.text());
     assert_error_json(&big.json());
 
+    // More sequences than the engine ever holds (5 prompts × 16 choices; --parallel 4 holds 4
+    // running and 64 queued): a 400 saying so, not a 429 that retrying never cures.
+    let body = serde_json::json!({
+        "model": TestModel::QwenCoder05b.stem(), "prompt": ["a", "b", "c", "d", "e"], "n": 16,
+        "max_tokens": 1,
+    });
+    let never = request(port, "POST", "/v1/completions", &authorized, body.to_string().as_bytes());
+    assert_eq!(never.status, 400, "{}", never.text());
+    let message = never.json()["error"]["message"].as_str().unwrap_or("").to_owned();
+    assert!(message.contains("80 sequences") && message.contains("at most 68"), "{message}");
+
     // A known route with the wrong method: 405 with the error JSON, not an empty body.
     let wrong_method = request(port, "GET", "/v1/chat/completions", &authorized, b"");
     assert_eq!(wrong_method.status, 405, "{}", wrong_method.text());

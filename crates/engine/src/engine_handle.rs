@@ -159,6 +159,11 @@ impl EngineHandle {
         self.shared.prompts.clone()
     }
 
+    /// Requests the engine holds at most, running and queued.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.config.max_num_seqs + self.shared.config.max_queued_requests
+    }
+
     /// Requests accepted and not yet finished.
     pub fn num_in_flight(&self) -> usize {
         self.shared.num_in_flight.load(Ordering::Acquire)
@@ -195,7 +200,7 @@ impl EngineHandle {
         let end_of_generation = shared.prompts.tokenizer().end_of_generation_tokens();
         let stop = StopCondition::new(&params, end_of_generation)?;
 
-        let limit = shared.config.max_num_seqs + shared.config.max_queued_requests;
+        let limit = self.max_in_flight();
         shared
             .num_in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))

@@ -34,6 +34,13 @@ pub enum EngineError {
     )]
     NoEmbeddings { model: String },
 
+    /// One request asks for more sequences (prompts × choices) than the engine ever holds at
+    /// once: waiting would never help.
+    #[error(
+        "the request asks for {requested} sequences (prompts × n) at once; this model takes at most {limit}"
+    )]
+    TooManySequences { requested: usize, limit: usize },
+
     // Refused at submission: the engine cannot take it now.
     #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
     QueueFull { num_in_flight: usize },

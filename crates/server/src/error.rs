@@ -222,6 +222,9 @@ impl From<&EngineError> for ApiError {
             }
             // One step frees a slot quickly; a second is a polite wait.
             EngineError::QueueFull { .. } => ApiError::queue_full(1),
+            EngineError::TooManySequences { .. } => {
+                ApiError::invalid_request(format!("{error}."), Some("n"))
+            }
             EngineError::InvalidParameters(error) => ApiError::from(error.clone()),
             EngineError::TokenOutOfRange { .. } => {
                 ApiError::invalid_request(error.to_string(), Some("prompt"))
@@ -450,6 +453,7 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (EngineError::QueueFull { num_in_flight: 3 }, StatusCode::TOO_MANY_REQUESTS),
+            (EngineError::TooManySequences { requested: 9, limit: 8 }, StatusCode::BAD_REQUEST),
             (EngineError::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE),
             (EngineError::UnknownModel { name: "m".into() }, StatusCode::NOT_FOUND),
             (

@@ -103,6 +103,13 @@ impl Generation {
         params: &SamplingParams,
         n: u32,
     ) -> Result<Generation, EngineError> {
+        // More sequences than the engine ever holds would be refused with 429 forever (and the
+        // choices it did take would crowd out other clients): a 400 now.
+        let requested = prompts.len().saturating_mul(n as usize);
+        let limit = engine.max_in_flight();
+        if requested > limit {
+            return Err(EngineError::TooManySequences { requested, limit });
+        }
         let mut events = stream::select_all(Vec::<BoxStream<'static, (u32, StreamEvent)>>::new());
         let prompt_lengths = prompts.iter().map(Vec::len).collect();
         for (prompt_index, prompt) in prompts.into_iter().enumerate() {
