@@ -238,7 +238,8 @@ mod tests {
     #[test]
     fn parses_what_the_openai_python_client_sends() {
         // `client.completions.create(model=..., prompt=[...], max_tokens=32, logprobs=2, n=2,
-        // stop=["\n"], stream=True, stream_options={"include_usage": True})` plus ignored fields.
+        // stop=["\n"], stream=True, stream_options={"include_usage": True})` plus fields that
+        // ask for nothing.
         let request = parse(json!({
             "model": "qwen3-0.6b",
             "prompt": ["Say this is a test", "And this"],
@@ -250,7 +251,7 @@ mod tests {
             "stream_options": {"include_usage": true},
             "temperature": 0,
             "user": "u",
-            "logit_bias": {"50256": -100},
+            "logit_bias": {},
             "echo": false,
             "best_of": 2,
             "suffix": null,
@@ -269,6 +270,10 @@ mod tests {
         assert_eq!(params.logprobs, Some(2));
         assert_eq!(params.temperature, 0.0);
         assert_eq!(params.stop, vec!["\n".to_string()]);
+        // A logit bias that biases something is refused, not ignored.
+        let biased = parse(json!({"model": "m", "prompt": "x", "logit_bias": {"50256": -100}}));
+        let error = biased.unwrap().sampling_params().expect_err("refused");
+        assert_eq!(error.param.as_deref(), Some("logit_bias"));
     }
 
     #[test]
