@@ -78,6 +78,14 @@ pub(crate) struct ServeArgs {
     /// Open connections at most; past it new ones wait until one closes.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
+    /// A web origin (`https://app.example`, or `*`) whose pages may call uma; local pages
+    /// (localhost, 127.0.0.1) always may. Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// A host name, besides loopback ones, that requests may address uma by when it listens on
+    /// loopback only (a name in /etc/hosts, say). Repeatable.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
     /// Seconds a client may take to send a request's headers, and a kept-alive connection may
     /// sit idle.
     #[arg(long, default_value_t = 10)]
@@ -161,6 +169,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        origins: uma_server::OriginPolicy {
+            check_host: false, // set by serve from the address it listens on
+            allowed_hosts: args.allow_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            allowed_origins: args.allow_origins.clone(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // HTTP work is light; the cores belong to the model's worker pool.

@@ -88,6 +88,23 @@ fn raw_http_status_codes_headers_and_sse_framing() {
     let message = never.json()["error"]["message"].as_str().unwrap_or("").to_owned();
     assert!(message.contains("80 sequences") && message.contains("at most 68"), "{message}");
 
+    // Web pages: a foreign Origin is refused, a local page is not; on loopback, a foreign Host
+    // name (DNS rebinding) is refused too.
+    let foreign = request(port, "GET", "/health", &[("Origin", "https://evil.example")], b"");
+    assert_eq!(foreign.status, 403, "{}", foreign.text());
+    assert_error_json(&foreign.json());
+    let local = request(port, "GET", "/health", &[("Origin", "http://localhost:5173")], b"");
+    assert_eq!(local.status, 200, "{}", local.text());
+    let mut rebound = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::io::Write::write_all(
+        &mut rebound,
+        b"GET /health HTTP/1.1\r\nHost: attacker.example:8080\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut rebound, &mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
     // A known route with the wrong method: 405 with the error JSON, not an empty body.
     let wrong_method = request(port, "GET", "/v1/chat/completions", &authorized, b"");
     assert_eq!(wrong_method.status, 405, "{}", wrong_method.text());

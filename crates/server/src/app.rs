@@ -33,8 +33,22 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .route("/metrics", get(render_metrics))
         .merge(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Refuses requests from web pages that are not local or allowed (crate::origin), on every
+/// route, `/health` included.
+async fn check_origin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.config.origins.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Counts every response by route and status, refusals included.

@@ -23,10 +23,12 @@ mod keep_alive;
 mod metrics;
 mod ollama;
 pub mod openai;
+mod origin;
 mod serve;
 mod state;
 
 pub use app::router;
 pub use keep_alive::{parse_keep_alive, KeepAliveField};
+pub use origin::OriginPolicy;
 pub use serve::{serve, shutdown_signal};
 pub use state::ServerConfig;

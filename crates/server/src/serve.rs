@@ -38,6 +38,9 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut config = config;
+    // Listening on loopback only: answer loopback host names only (DNS rebinding).
+    config.origins.check_host = listener.local_addr()?.ip().is_loopback();
     let grace = config.shutdown_grace;
     let idle_timeout = config.header_timeout;
     let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and how long a kept-alive
     /// connection may sit idle before the next request.
     pub header_timeout: Duration,
+    /// Which `Host` and `Origin` headers requests may carry (`serve` turns the Host check on
+    /// when it listens on loopback only).
+    pub origins: crate::origin::OriginPolicy,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            origins: crate::origin::OriginPolicy::default(),
         }
     }
 }
