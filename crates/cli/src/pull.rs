@@ -90,8 +90,12 @@ pub(crate) fn run(args: &PullArgs) -> anyhow::Result<()> {
         stored_at,
     };
     let stored = store.install(&name, &partial, &manifest)?;
-    if stored.manifest.size != file.size {
-        bail!("stored size differs from the hub's");
+    // The file as it lies in the store, not the manifest we just wrote.
+    let on_disk = std::fs::metadata(&stored.path)
+        .with_context(|| format!("cannot read {}", stored.path.display()))?
+        .len();
+    if on_disk != file.size {
+        bail!("the stored file holds {on_disk} bytes, the hub listed {}", file.size);
     }
     println!("pulled {name} ({}) to {}", format::bytes(file.size), stored.path.display());
     Ok(())

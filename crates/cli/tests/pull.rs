@@ -27,6 +27,8 @@ struct HubState {
     cuts: Vec<usize>,
     /// The `Range` header of every download request ("" without one).
     ranges: Vec<String>,
+    /// Sizes the tree lists instead of the files' own (a hub that lies about them).
+    listed_sizes: HashMap<String, usize>,
 }
 
 struct FakeHub {
@@ -95,11 +97,14 @@ fn serve(mut stream: TcpStream, state: &Mutex<HubState>) {
         let body = match parts.get(2) {
             Some(&"revision") => r#"{"sha": "c0ffee"}"#.to_owned(),
             Some(&"tree") => {
+                let listed = |name: &String, bytes: &Vec<u8>| {
+                    state.listed_sizes.get(name).copied().unwrap_or(bytes.len())
+                };
                 let mut entries: Vec<serde_json::Value> = files
                     .iter()
                     .map(|(name, bytes, sha)| {
                         serde_json::json!({"type": "file", "path": name, "size": 134,
-                                           "lfs": {"oid": sha, "size": bytes.len()}})
+                                           "lfs": {"oid": sha, "size": listed(name, bytes)}})
                     })
                     .collect();
                 entries.push(serde_json::json!({"type": "file", "path": "README.md", "size": 5}));
@@ -264,5 +269,18 @@ fn a_wrong_checksum_or_an_unknown_file_stores_nothing() {
         "owner/bad has no GGUF file matching \"Q8_0\"; its GGUF files: bad-q4_0.gguf",
     );
     assert_one_line_error(&uma(&home, &hub, &["pull", "owner/missing"]), "HTTP 404");
+    // A hub that sends more than it listed: stopped at the listed size, nothing stored.
+    let mut state = HubState::default();
+    let sha = sha256_hex(&model);
+    state.repos.insert("owner/long".into(), vec![("long-q4_0.gguf".into(), model.clone(), sha)]);
+    state.listed_sizes.insert("long-q4_0.gguf".into(), 4096);
+    let long_hub = FakeHub::start(state);
+    assert_one_line_error(
+        &uma(&home, &long_hub, &["pull", "owner/long"]),
+        "long-q4_0.gguf: the hub sent more than the 4096 bytes it listed",
+    );
+    let folder = home.join("models/hf.co/owner/long/long-q4_0");
+    let leftovers = fs::read_dir(&folder).map(|entries| entries.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "the oversized download was deleted");
     assert_one_line_error(&uma(&home, &hub, &["pull", "owner/../etc"]), "invalid model name");
 }

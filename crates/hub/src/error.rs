@@ -20,6 +20,8 @@ pub enum HubError {
     ChecksumMismatch { file: String, expected: String, actual: String },
     #[error("{file}: the transfer ended after {received} of {expected} bytes")]
     Incomplete { file: String, received: u64, expected: u64 },
+    #[error("{file}: the hub sent more than the {expected} bytes it listed; stopped")]
+    TooLong { file: String, expected: u64 },
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: String, source: std::io::Error },
 }

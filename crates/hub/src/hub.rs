@@ -161,7 +161,8 @@ impl Hub {
         partial: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<String> {
-        let url = format!("{}/{repo}/resolve/{revision}/{}", self.endpoint, file.path);
+        let url =
+            format!("{}/{repo}/resolve/{revision}/{}", self.endpoint, encode_path(&file.path));
         let io = |what: &'static str| {
             let path = partial.display().to_string();
             move |source| HubError::Io { what, path, source }
@@ -221,6 +222,12 @@ impl Hub {
                         return Err(HubError::Transport { url, reason: error.to_string() });
                     }
                 };
+                // Never more than the listing said: a hub sending more is refused, not stored.
+                if received + n as u64 > file.size {
+                    drop(out);
+                    let _ = std::fs::remove_file(partial);
+                    return Err(HubError::TooLong { file: file.path.clone(), expected: file.size });
+                }
                 out.write_all(&buffer[..n]).map_err(io("cannot write"))?;
                 hasher.update(&buffer[..n]);
                 received += n as u64;
@@ -247,5 +254,41 @@ impl Hub {
             }
         }
         Ok(actual)
+    }
+}
+
+/// `path` with every byte outside URL-safe characters percent-encoded, segment by segment (the
+/// `/` between folders kept): a file name from a listing goes into a URL as data, not syntax.
+fn encode_path(path: &str) -> String {
+    let segments = path.split('/').map(|segment| {
+        // `.` and `..` would move along the URL's path: encoded, they are names.
+        if segment == "." || segment == ".." {
+            return segment.replace('.', "%2E");
+        }
+        let mut out = String::with_capacity(segment.len());
+        for byte in segment.bytes() {
+            match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(byte as char)
+                }
+                _ => out.push_str(&format!("%{byte:02X}")),
+            }
+        }
+        out
+    });
+    segments.collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::encode_path;
+
+    #[test]
+    fn file_paths_are_encoded_as_data() {
+        assert_eq!(encode_path("qwen-q4_k_m.gguf"), "qwen-q4_k_m.gguf");
+        assert_eq!(encode_path("dir/a b.gguf"), "dir/a%20b.gguf");
+        assert_eq!(encode_path("x?y#z%.gguf"), "x%3Fy%23z%25.gguf");
+        assert_eq!(encode_path("../é.gguf"), "%2E%2E/%C3%A9.gguf");
+        assert_eq!(encode_path("a/./b..gguf"), "a/%2E/b..gguf");
     }
 }
