@@ -188,22 +188,28 @@ impl<B: Backend> Attention<B> {
     /// With per-head RMS norms of q and k before rope (`attn_q_norm`, `attn_k_norm`).
     pub(crate) fn with_qk_norm(self, w: &LayerLoader<'_, B>) -> Result<Self> {
         let head_dim = w.config().head_dim;
-        let qk_norm = QkNorm {
-            q: w.vector(LayerTensor::AttnQNorm, head_dim)?,
-            k: w.vector(LayerTensor::AttnKNorm, head_dim)?,
-            whole: false,
-        };
-        Ok(Attention { qk_norm: Some(qk_norm), ..self })
+        self.with_qk_norms(w, (head_dim, head_dim), false)
     }
 
     /// With RMS norms over each token's whole q and whole k before rope (`attn_q_norm` of
     /// `[q_dim]`, `attn_k_norm` of `[kv_dim]`).
     pub(crate) fn with_whole_qk_norm(self, w: &LayerLoader<'_, B>) -> Result<Self> {
         let (q_dim, kv_dim) = (w.config().q_dim(), w.config().kv_dim());
+        self.with_qk_norms(w, (q_dim, kv_dim), true)
+    }
+
+    /// With `attn_q_norm` and `attn_k_norm` of `(q_len, k_len)` values, over each token's whole
+    /// q and k when `whole`, else per head.
+    fn with_qk_norms(
+        self,
+        w: &LayerLoader<'_, B>,
+        (q_len, k_len): (usize, usize),
+        whole: bool,
+    ) -> Result<Self> {
         let qk_norm = QkNorm {
-            q: w.vector(LayerTensor::AttnQNorm, q_dim)?,
-            k: w.vector(LayerTensor::AttnKNorm, kv_dim)?,
-            whole: true,
+            q: w.vector(LayerTensor::AttnQNorm, q_len)?,
+            k: w.vector(LayerTensor::AttnKNorm, k_len)?,
+            whole,
         };
         Ok(Attention { qk_norm: Some(qk_norm), ..self })
     }

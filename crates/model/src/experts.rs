@@ -10,6 +10,7 @@ use crate::blocks::{SublayerInput, SublayerOutput};
 use crate::config::{ExpertConfig, ExpertGating, HiddenActivation};
 use crate::error::{ModelError, Result};
 use crate::forward::ForwardPass;
+use crate::layers::softmax_in_place;
 use crate::weights::LayerLoader;
 
 /// One layer's router and experts.
@@ -100,8 +101,7 @@ impl<B: Backend> MoeFeedForward<B> {
             let y = gated_network::<B>(ops, network, &s.normed, n, h)?;
             let mut gate = B::activations(ops, n, 1);
             B::matmul(ops, &shared.gate_inp, &s.normed, &mut gate)?;
-            let weights: Vec<f32> =
-                B::host(ops, &gate)?.iter().map(|&g| 1.0 / (1.0 + (-g).exp())).collect();
+            let weights: Vec<f32> = B::host(ops, &gate)?.iter().map(|&g| sigmoid(g)).collect();
             let every_row: Vec<usize> = (0..n).collect();
             B::add_rows_scaled(ops, &mut out, h, &every_row, &weights, &y)?;
         }
@@ -137,6 +137,10 @@ fn gated_network<B: Backend>(
     Ok(y)
 }
 
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 /// The tokens one expert runs on, with the router's weight of each.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Route {
@@ -151,18 +155,14 @@ pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
     let mut routes = vec![Route::default(); experts.count];
     let mut order: Vec<usize> = Vec::with_capacity(experts.count);
     for (token, row) in logits.chunks_exact(experts.count).enumerate() {
-        let probabilities: Vec<f32> = match experts.gating {
-            ExpertGating::Softmax => {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let exps: Vec<f32> = row.iter().map(|&l| (l - max).exp()).collect();
-                let sum: f32 = exps.iter().sum();
-                exps.iter().map(|&e| e / sum).collect()
-            }
-            ExpertGating::Sigmoid => row.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect(),
-        };
+        let mut probabilities = row.to_vec();
+        match experts.gating {
+            ExpertGating::Softmax => softmax_in_place(&mut probabilities),
+            ExpertGating::Sigmoid => probabilities.iter_mut().for_each(|p| *p = sigmoid(*p)),
+        }
         order.clear();
         order.extend(0..experts.count);
-        // Stable: equal probabilities keep the lower expert first. NaN sorts last.
+        // Stable: equal probabilities keep the lower expert first.
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
         let chosen = &order[..experts.used];
         let total: f32 = chosen.iter().map(|&e| probabilities[e]).sum();
