@@ -35,10 +35,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub async fn serve(
     listener: TcpListener,
     models: ModelRegistry,
-    config: ServerConfig,
+    mut config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut config = config;
     // Listening on loopback only: answer loopback host names only (DNS rebinding).
     config.origins.check_host = listener.local_addr()?.ip().is_loopback();
     let grace = config.shutdown_grace;
@@ -56,12 +55,14 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(max_connections));
     let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
-    let mut warned_full = false;
+    let mut was_full = false;
     loop {
-        if connections.available_permits() == 0 && !warned_full {
+        // Once per time the limit is reached, not once per connection accepted at it.
+        let full = connections.available_permits() == 0;
+        if full && !was_full {
             tracing::warn!(max_connections, "connection limit reached: new ones wait");
-            warned_full = true;
         }
+        was_full = full;
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => permit,
             () = &mut shutdown => break,
@@ -79,7 +80,6 @@ pub async fn serve(
                 continue;
             }
         };
-        warned_full = false;
         let (builder, app, stop) = (builder.clone(), app.clone(), stop.clone());
         tokio::spawn(async move {
             serve_connection(&builder, stream, TowerToHyperService::new(app), idle_timeout, stop)
