@@ -34,6 +34,10 @@ pub(crate) struct RunArgs {
     /// Feed the prompt as raw text, without the chat template.
     #[arg(long)]
     raw: bool,
+    /// With --raw: special-token spellings in the text (`<|im_start|>`) become those tokens,
+    /// for prompts that write the model's chat format by hand. Without it they stay text.
+    #[arg(long, requires = "raw")]
+    parse_special: bool,
     /// Context length in tokens (default: 4096, capped at the model's trained context).
     #[arg(long)]
     ctx: Option<usize>,
@@ -115,7 +119,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
     let result = match &args.prompt {
         Some(prompt) => {
             let tokens = if args.raw {
-                chat.engine.prompts().raw(prompt)?
+                chat.engine.prompts().raw(prompt, args.parse_special)?
             } else {
                 chat.engine.prompts().chat(&initial_messages(args, prompt))?
             };
@@ -245,7 +249,11 @@ impl Chat {
                 _ => {}
             }
             history.push(ChatMessage::user(line));
-            let tokens = if args.raw { prompts.raw(line)? } else { prompts.chat(&history)? };
+            let tokens = if args.raw {
+                prompts.raw(line, args.parse_special)?
+            } else {
+                prompts.chat(&history)?
+            };
             match self.answer(tokens) {
                 Ok(answer) => {
                     summary(&answer);

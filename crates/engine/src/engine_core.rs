@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -32,6 +32,8 @@ pub(crate) enum Command {
     },
     /// Compute one embedding between two steps.
     Embed(Box<EmbedRequest>),
+    /// Panic in the engine loop, outside the model: how tests reach the engine's last guard.
+    InjectPanic,
 }
 
 /// An embedding to compute: the validated input tokens, and where the vector goes.
@@ -79,6 +81,14 @@ impl ActiveRequest {
 pub(crate) struct SharedState {
     pub(crate) num_in_flight: Arc<AtomicUsize>,
     pub(crate) stats: Arc<Mutex<EngineStats>>,
+    /// Set once, when the engine loop panicked: what the panic said.
+    pub(crate) failure: Arc<OnceLock<String>>,
+}
+
+/// Whether the engine loop goes on after one turn.
+enum Turn {
+    Continue,
+    Exit,
 }
 
 /// Owns the model, its KV tensors (on the model's backend `B`) and the scheduler; runs on its
@@ -121,33 +131,97 @@ impl<B: Backend> EngineCore<B> {
         }
     }
 
-    /// Runs until shut down, or until every handle and stream is gone.
+    /// Runs until shut down, or until every handle and stream is gone. A panic anywhere in a
+    /// turn (the model's own are caught closer, per step) leaves the scheduler and KV state
+    /// unknown: the engine then fails every request it holds, marks itself failed for the
+    /// handle and the registry to see, and refuses work until it is shut down.
     pub(crate) fn run(mut self) {
         loop {
-            if self.requests.is_empty() {
-                if self.shutdown_deadline.is_some() {
+            match catch_unwind(AssertUnwindSafe(|| self.turn())) {
+                Ok(Turn::Continue) => {}
+                Ok(Turn::Exit) => break,
+                Err(panic) => {
+                    let detail = panic_detail(panic.as_ref());
+                    tracing::error!(%detail, "the engine loop panicked; the engine is failed");
+                    self.fail_everything(detail);
                     break;
                 }
-                match self.commands.recv() {
-                    Ok(command) => self.handle(command),
-                    Err(_) => break,
-                }
             }
-            while let Ok(command) = self.commands.try_recv() {
-                self.handle(command);
-            }
-            if self.shutdown_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                let ids: Vec<RequestId> = self.requests.keys().copied().collect();
-                for id in ids {
-                    self.cancel(id);
-                }
-            }
-            if !self.requests.is_empty() {
-                self.step();
-            }
-            self.publish_stats();
         }
         tracing::debug!("engine thread exits");
+    }
+
+    /// Commands, then one step if there is work, then the published stats.
+    fn turn(&mut self) -> Turn {
+        if self.requests.is_empty() {
+            if self.shutdown_deadline.is_some() {
+                return Turn::Exit;
+            }
+            match self.commands.recv() {
+                Ok(command) => self.handle(command),
+                Err(_) => return Turn::Exit,
+            }
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            self.handle(command);
+        }
+        if self.shutdown_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let ids: Vec<RequestId> = self.requests.keys().copied().collect();
+            for id in ids {
+                self.cancel(id);
+            }
+        }
+        if !self.requests.is_empty() {
+            self.step();
+        }
+        self.publish_stats();
+        Turn::Continue
+    }
+
+    /// After a panic: every request held and every one still arriving fails with the panic's
+    /// detail, until shutdown. Touches neither the scheduler nor the model, whose state the
+    /// panic may have left half-updated.
+    fn fail_everything(mut self, detail: String) {
+        let _ = self.shared.failure.set(detail.clone());
+        let error = Arc::new(EngineError::EngineFailed { detail: detail.clone() });
+        let requests = std::mem::take(&mut self.requests);
+        self.counters.num_failed_requests += requests.len() as u64;
+        self.shared.num_in_flight.fetch_sub(requests.len(), Ordering::AcqRel);
+        // Published before the streams hear of it: whoever reads a failure sees it counted.
+        self.publish_counters();
+        for request in requests.into_values() {
+            let _ = request.events.send(StreamEvent::Failed(error.clone()));
+        }
+        while let Ok(command) = self.commands.recv() {
+            match command {
+                Command::Add(request) => {
+                    self.counters.num_failed_requests += 1;
+                    self.shared.num_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    self.publish_counters();
+                    let _ = request.events.send(StreamEvent::Failed(error.clone()));
+                }
+                Command::Embed(request) => {
+                    let _ = request
+                        .reply
+                        .send(Err(EngineError::EngineFailed { detail: detail.clone() }));
+                }
+                Command::Shutdown { .. } => break,
+                Command::Cancel(_) | Command::InjectPanic => {}
+            }
+        }
+    }
+
+    /// The counters and the in-flight count, without the scheduler's figures (kept as they
+    /// were last published).
+    fn publish_counters(&self) {
+        if let Ok(mut shared) = self.shared.stats.lock() {
+            *shared = EngineStats {
+                num_in_flight: self.shared.num_in_flight.load(Ordering::Acquire),
+                num_running: 0,
+                num_waiting: 0,
+                ..self.counters.clone()
+            };
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -159,6 +233,7 @@ impl<B: Backend> EngineCore<B> {
                 let EmbedRequest { tokens, pooling, reply } = *request;
                 let _ = reply.send(self.embed(&tokens, pooling));
             }
+            Command::InjectPanic => panic!("injected fault (tests)"),
         }
     }
 
@@ -378,13 +453,15 @@ impl<B: Backend> EngineCore<B> {
 fn run_model<T>(compute: impl FnOnce() -> uma_model::Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(compute)) {
         Ok(result) => result.map_err(EngineError::StepFailed),
-        Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(EngineError::ModelPanicked { detail })
-        }
+        Err(panic) => Err(EngineError::ModelPanicked { detail: panic_detail(panic.as_ref()) }),
     }
+}
+
+/// What a caught panic said, when it said it with a string.
+fn panic_detail(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,7 @@ struct Shared {
     commands: Sender<Command>,
     num_in_flight: Arc<AtomicUsize>,
     stats: Arc<Mutex<EngineStats>>,
+    failure: Arc<OnceLock<String>>,
     accepting: AtomicBool,
     next_id: AtomicU64,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -100,8 +101,12 @@ impl EngineHandle {
         let (commands, receiver) = channel();
         let num_in_flight = Arc::new(AtomicUsize::new(0));
         let stats = Arc::new(Mutex::new(EngineStats::default()));
-        let shared_state =
-            SharedState { num_in_flight: num_in_flight.clone(), stats: stats.clone() };
+        let failure = Arc::new(OnceLock::new());
+        let shared_state = SharedState {
+            num_in_flight: num_in_flight.clone(),
+            stats: stats.clone(),
+            failure: failure.clone(),
+        };
         let core = EngineCore::new(
             model,
             kv_cache,
@@ -126,6 +131,7 @@ impl EngineHandle {
                 commands,
                 num_in_flight,
                 stats,
+                failure,
                 accepting: AtomicBool::new(true),
                 next_id: AtomicU64::new(1),
                 thread: Mutex::new(Some(thread)),
@@ -174,13 +180,36 @@ impl EngineHandle {
         self.shared.stats.lock().map(|stats| stats.clone()).unwrap_or_default()
     }
 
-    /// Validates `request` and queues it. Errors are the caller's to report: an empty or too
-    /// long prompt, invalid parameters, a full queue, or an engine that is shutting down.
-    pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream> {
-        let shared = &self.shared;
-        if !shared.accepting.load(Ordering::Acquire) {
+    /// Why the engine stopped working, once its loop panicked (see [`EngineError::EngineFailed`]):
+    /// it then fails every request, and its owner should replace it.
+    pub fn failure(&self) -> Option<&str> {
+        self.shared.failure.get().map(String::as_str)
+    }
+
+    /// Errors for a handle that takes no work: shutting down, or failed.
+    fn check_accepting(&self) -> Result<()> {
+        if let Some(detail) = self.failure() {
+            return Err(EngineError::EngineFailed { detail: detail.to_owned() });
+        }
+        if !self.shared.accepting.load(Ordering::Acquire) {
             return Err(EngineError::ShuttingDown);
         }
+        Ok(())
+    }
+
+    /// Makes the engine loop panic outside the model, as a bug there would: for tests of what
+    /// the engine, the registry and the server do then.
+    #[doc(hidden)]
+    pub fn inject_panic_for_tests(&self) {
+        let _ = self.shared.commands.send(Command::InjectPanic);
+    }
+
+    /// Validates `request` and queues it. Errors are the caller's to report: an empty or too
+    /// long prompt, invalid parameters, a full queue, or an engine that is shutting down or
+    /// failed.
+    pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream> {
+        let shared = &self.shared;
+        self.check_accepting()?;
         let GenerationRequest { prompt, params, sampler_stream } = request;
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -220,9 +249,7 @@ impl EngineHandle {
     /// engine stops.
     pub async fn embed(&self, tokens: Vec<TokenId>) -> Result<Vec<f32>> {
         let shared = &self.shared;
-        if !shared.accepting.load(Ordering::Acquire) {
-            return Err(EngineError::ShuttingDown);
-        }
+        self.check_accepting()?;
         let pooling = shared
             .config
             .pooling

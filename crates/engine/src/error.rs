@@ -33,6 +33,14 @@ pub enum EngineError {
          with --pooling mean or last to embed with it anyway)"
     )]
     NoEmbeddings { model: String },
+    /// A message's text spells a control token, and the chat template rewrote that text so
+    /// that it cannot be found and kept as plain text.
+    #[error(
+        "message {index} contains {spelling:?}, the spelling of one of the model's control \
+         tokens, and the chat template changes that message's text, so it cannot be kept as \
+         plain text"
+    )]
+    ControlTokenInMessage { index: usize, spelling: String },
 
     /// One request asks for more sequences (prompts × choices) than the engine ever holds at
     /// once: waiting would never help.
@@ -56,6 +64,10 @@ pub enum EngineError {
     /// The model panicked while computing a step or an embedding (a bug).
     #[error("internal error in the model: {detail}")]
     ModelPanicked { detail: String },
+    /// The engine loop itself panicked (a bug outside the model): the engine failed every
+    /// request it held and takes no more; the registry reloads the model.
+    #[error("the model's engine stopped after an internal error ({detail}); it is reloaded on the next request")]
+    EngineFailed { detail: String },
     /// The sampler could not pick a token from the step's logits.
     #[error(transparent)]
     SamplingFailed(SamplingError),

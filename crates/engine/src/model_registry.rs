@@ -94,6 +94,9 @@ pub enum Residency {
     Available,
     Loading,
     Resident,
+    /// Its engine failed (see [`EngineError::EngineFailed`]) and was unloaded, or is being; the
+    /// next request loads it afresh.
+    Failed,
 }
 
 /// One model as the APIs list it.
@@ -106,6 +109,8 @@ pub struct ModelStatus {
     /// Time since the model last had work, when resident.
     pub idle_for: Option<Duration>,
     pub keep_alive: KeepAlive,
+    /// Why its engine last failed, until a load succeeds again.
+    pub failure: Option<String>,
 }
 
 /// The models of one server. Cloning is cheap; every clone is the same registry.
@@ -148,6 +153,8 @@ struct Slot {
     /// Counts finished loads, so a waiter can tell that the load it waited for has ended.
     num_load_attempts: u64,
     last_load_error: Option<LoadError>,
+    /// Why the engine last failed, kept until a load succeeds.
+    failure: Option<String>,
 }
 
 impl Slot {
@@ -175,6 +182,15 @@ impl State {
 
     fn held_bytes(&self) -> u64 {
         self.unloading_bytes + self.slots.iter().map(Slot::held_bytes).sum::<u64>()
+    }
+
+    /// Takes out the engine of slot `index` if it failed, recording why, for [`Shared::unload`].
+    fn take_failed_engine(&mut self, index: usize) -> Option<(EngineHandle, u64)> {
+        let slot = &mut self.slots[index];
+        let failure = slot.engine.as_ref()?.failure()?.to_owned();
+        tracing::error!(model = %slot.entry.name, %failure, "the engine failed; unloading it");
+        slot.failure = Some(failure);
+        self.take_engine(index)
     }
 
     /// Takes the engine out of slot `index`; its memory stays counted until [`Shared::unload`].
@@ -275,6 +291,7 @@ impl ModelRegistry {
                 keep_alive: config.default_keep_alive,
                 num_load_attempts: 0,
                 last_load_error: None,
+                failure: None,
             })
             .collect();
         let registry = ModelRegistry {
@@ -320,8 +337,10 @@ impl ModelRegistry {
             .map(|slot| ModelStatus {
                 entry: slot.entry.clone(),
                 residency: match (&slot.engine, slot.loading) {
+                    (Some(engine), _) if engine.failure().is_some() => Residency::Failed,
                     (Some(_), _) => Residency::Resident,
                     (None, true) => Residency::Loading,
+                    (None, false) if slot.failure.is_some() => Residency::Failed,
                     (None, false) => Residency::Available,
                 },
                 engine: slot.engine.clone(),
@@ -333,13 +352,19 @@ impl ModelRegistry {
                     }
                 }),
                 keep_alive: slot.keep_alive,
+                failure: slot
+                    .engine
+                    .as_ref()
+                    .and_then(|engine| engine.failure().map(str::to_owned))
+                    .or_else(|| slot.failure.clone()),
             })
             .collect()
     }
 
     /// The model `name`, loaded if needed (waiting for a load in progress), reserved until the
     /// lease drops. The model then stays loaded, once idle, for `keep_alive` (the registry's
-    /// default when `None`), until a later request says otherwise.
+    /// default when `None`), until a later request says otherwise. A failed engine is unloaded
+    /// and the model loaded afresh.
     /// Blocking: it may load a model (seconds).
     pub fn acquire(&self, name: &str, keep_alive: Option<KeepAlive>) -> Result<ModelLease> {
         let shared = &self.shared;
@@ -349,7 +374,18 @@ impl ModelRegistry {
             if state.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
-            let slot = state.slot_mut(name)?;
+            let index = state
+                .slots
+                .iter()
+                .position(|slot| slot.entry.name == name)
+                .ok_or_else(|| EngineError::UnknownModel { name: name.to_owned() })?;
+            if let Some(failed) = state.take_failed_engine(index) {
+                drop(state);
+                shared.unload(vec![failed], "its engine failed");
+                state = shared.lock();
+                continue;
+            }
+            let slot = &mut state.slots[index];
             // As in Ollama, each request sets how long the model stays after it.
             slot.keep_alive = keep_alive.unwrap_or(shared.config.default_keep_alive);
             if let Some(engine) = &slot.engine {
@@ -395,6 +431,7 @@ impl ModelRegistry {
                     tracing::info!(model = %entry.name, seconds = started.elapsed().as_secs_f64(), "loaded");
                     slot.engine = Some(engine.clone());
                     slot.last_load_error = None;
+                    slot.failure = None;
                     Ok(self.lease(engine, name))
                 }
                 Err(error) => {
@@ -509,7 +546,12 @@ fn unload_expired_until_shutdown(registry: &Weak<Shared>) {
         }
         let now = Instant::now();
         let mut expired = Vec::new();
+        let mut failed = Vec::new();
         for index in 0..state.slots.len() {
+            if let Some(engine) = state.take_failed_engine(index) {
+                failed.push(engine);
+                continue;
+            }
             let slot = &mut state.slots[index];
             if slot.engine.is_none() {
                 continue;
@@ -520,11 +562,12 @@ fn unload_expired_until_shutdown(registry: &Weak<Shared>) {
                 expired.extend(state.take_engine(index));
             }
         }
-        if expired.is_empty() {
+        if expired.is_empty() && failed.is_empty() {
             let interval = shared.config.check_interval;
             drop(shared.changed.wait_timeout(state, interval));
         } else {
             drop(state);
+            shared.unload(failed, "its engine failed");
             shared.unload(expired, "keep-alive expired");
         }
     }

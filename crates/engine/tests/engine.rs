@@ -548,3 +548,30 @@ fn a_prompt_outside_the_vocabulary_harms_no_other_request() {
     assert_eq!(stats.num_finished_requests, 1);
     engine.shutdown(Duration::ZERO);
 }
+
+#[test]
+fn a_panic_in_the_engine_loop_fails_its_requests_and_marks_the_engine_failed() {
+    let engine = start(config(256, 1));
+    let prompt = chat(&engine, "Count from one to one hundred.");
+    let long = SamplingParams { ignore_eos: true, ..greedy(200) };
+    let running = engine.submit(request(prompt.clone(), long.clone())).expect("accepted");
+    let waiting = engine.submit(request(prompt.clone(), long)).expect("accepted");
+    let (running, _) = read_tokens(running, 1);
+    assert_eq!(engine.failure(), None);
+    engine.inject_panic_for_tests();
+    for stream in [running, waiting] {
+        match read_to_end(stream) {
+            Ending::Failed { message, .. } => {
+                assert!(message.contains("engine stopped after an internal error"), "{message}");
+                assert!(message.contains("injected fault"), "{message}");
+            }
+            other => panic!("a request of the failed engine ended with {other:?}"),
+        }
+    }
+    assert!(engine.failure().is_some_and(|detail| detail.contains("injected fault")));
+    let refused = engine.submit(request(prompt.clone(), greedy(4)));
+    assert!(matches!(refused, Err(EngineError::EngineFailed { .. })), "{refused:?}");
+    let stats = engine.stats();
+    assert_eq!((stats.num_in_flight, stats.num_failed_requests), (0, 2), "{stats:?}");
+    engine.shutdown(Duration::ZERO);
+}

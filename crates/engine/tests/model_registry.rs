@@ -68,6 +68,7 @@ impl Fixture {
             Residency::Available => '-',
             Residency::Loading => 'L',
             Residency::Resident => 'R',
+            Residency::Failed => 'F',
         };
         self.registry.models().iter().map(|status| letter(status.residency)).collect()
     }
@@ -240,4 +241,41 @@ fn duplicate_names_are_refused() {
     let loader = Box::new(|_: &ModelEntry| Err("never loaded".to_owned()));
     let refused = ModelRegistry::new(vec![entry.clone(), entry], config, loader);
     assert!(matches!(refused, Err(EngineError::InvalidConfig { .. })));
+}
+
+#[test]
+fn a_failed_engine_is_unloaded_reported_and_loaded_afresh_by_the_next_request() {
+    let fixture = fixture(2, KeepAlive::Forever, Duration::ZERO);
+    let engine = fixture.touch("a");
+    fixture.touch("b");
+    engine.inject_panic_for_tests();
+    // The keep-alive thread finds it, unloads it, and the model stays marked until reloaded.
+    eventually("a failed and was unloaded", || {
+        fixture.residency() == "FR--" && fixture.registry.held_bytes() == UNIT
+    });
+    let status = &fixture.registry.models()[0];
+    assert!(status.failure.as_deref().is_some_and(|f| f.contains("injected fault")), "{status:?}");
+    assert!(matches!(
+        engine.submit(long_request(&engine)),
+        Err(EngineError::EngineFailed { .. }) | Err(EngineError::ShuttingDown)
+    ));
+    // The next request loads it afresh, and it works.
+    let lease = fixture.registry.acquire("a", None).expect("reloaded");
+    assert_eq!(fixture.loads("a"), 2);
+    let stream = lease.engine().submit(long_request(lease.engine())).expect("submitted");
+    assert_eq!(common::finish(stream).tokens.len(), 200);
+    drop(lease);
+    assert_eq!(fixture.residency(), "RR--");
+    assert_eq!(fixture.registry.models()[0].failure, None);
+
+    // A request that comes before the keep-alive thread looks also gets a fresh engine.
+    let lease = fixture.registry.acquire("b", None).expect("b");
+    lease.engine().inject_panic_for_tests();
+    eventually("b's engine failed", || lease.engine().failure().is_some());
+    drop(lease);
+    let lease = fixture.registry.acquire("b", None).expect("b reloaded");
+    assert_eq!(lease.engine().failure(), None);
+    assert_eq!(fixture.loads("b"), 2);
+    drop(lease);
+    fixture.registry.shutdown(Duration::ZERO);
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use uma_engine::ModelRegistry;
+use uma_engine::{ModelRegistry, Residency};
 
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
@@ -113,10 +113,11 @@ async fn method_not_allowed(request: Request) -> ApiError {
     error
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let models: Vec<_> = state
-        .models
-        .models()
+/// The server's state; 503 with `"status": "degraded"` while a model's engine has failed (until
+/// a request loads it afresh), so that a supervisor notices.
+async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_json::Value>) {
+    let statuses = state.models.models();
+    let models: Vec<_> = statuses
         .iter()
         .map(|status| {
             let mut model = json!({
@@ -124,6 +125,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
                 "status": status.residency,
                 "memory_bytes": status.entry.memory_bytes,
             });
+            if let Some(failure) = &status.failure {
+                model["error"] = json!(failure);
+            }
             if let Some(engine) = &status.engine {
                 model["context_length"] = json!(engine.config().context_length);
                 model["kv_cache_bytes"] = json!(engine.kv_cache_bytes());
@@ -132,10 +136,14 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             model
         })
         .collect();
-    Json(json!({
-        "status": "ok",
+    let failed = statuses.iter().any(|status| status.residency == Residency::Failed);
+    let (code, word) =
+        if failed { (StatusCode::SERVICE_UNAVAILABLE, "degraded") } else { (StatusCode::OK, "ok") };
+    let body = json!({
+        "status": word,
         "memory_budget_bytes": state.models.budget_bytes(),
         "memory_held_bytes": state.models.held_bytes(),
         "models": models,
-    }))
+    });
+    (code, Json(body))
 }

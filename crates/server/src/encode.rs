@@ -42,14 +42,16 @@ pub(crate) async fn off_the_workers<T: Send + 'static>(
         .map_err(|error| ApiError::internal(format!("encoding the prompt failed: {error}")))
 }
 
-/// The tokens of `text` read raw (no template), off the workers, after [`check_fits`].
+/// The tokens of `text` read raw (no template), off the workers, after [`check_fits`];
+/// special-token spellings become those tokens only with `parse_special`.
 pub(crate) async fn raw_tokens(
     engine: &EngineHandle,
     text: String,
+    parse_special: bool,
     field: &'static str,
 ) -> Result<Result<Vec<TokenId>, EngineError>, ApiError> {
     check_fits(engine, text.len(), field)?;
-    off_the_workers(engine, move |encoder| encoder.raw(&text)).await
+    off_the_workers(engine, move |encoder| encoder.raw(&text, parse_special)).await
 }
 
 /// The prompt tokens of `messages` through the chat template, off the workers, after

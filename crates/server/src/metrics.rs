@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     prefix_cache_hit_ratio: Family<ModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     model_memory: Family<ModelLabels, Gauge>,
     model_resident: Family<ModelLabels, Gauge>,
+    model_failed: Family<ModelLabels, Gauge>,
     resident_models: Gauge,
     memory_budget: Gauge,
     memory_held: Gauge,
@@ -83,6 +84,7 @@ impl Metrics {
             prefix_cache_hit_ratio: Family::default(),
             model_memory: Family::default(),
             model_resident: Family::default(),
+            model_failed: Family::default(),
             resident_models: Gauge::default(),
             memory_budget: Gauge::default(),
             memory_held: Gauge::default(),
@@ -134,6 +136,11 @@ impl Metrics {
             metrics.model_memory.clone(),
         );
         r.register("model_resident", "1 when the model is loaded", metrics.model_resident.clone());
+        r.register(
+            "model_failed",
+            "1 when the model's engine failed and has not been loaded again",
+            metrics.model_failed.clone(),
+        );
         r.register("resident_models", "Models loaded", metrics.resident_models.clone());
         r.register_with_unit(
             "memory_budget",
@@ -183,6 +190,8 @@ impl Metrics {
             let resident = status.residency == Residency::Resident;
             num_resident += i64::from(resident);
             self.model_resident.get_or_create(&model).set(i64::from(resident));
+            let failed = status.residency == Residency::Failed;
+            self.model_failed.get_or_create(&model).set(i64::from(failed));
             self.model_memory.get_or_create(&model).set(saturate(status.entry.memory_bytes));
             let stats = status.engine.as_ref().map(|engine| engine.stats()).unwrap_or_default();
             self.running.get_or_create(&model).set(saturate(stats.num_running as u64));

@@ -90,6 +90,18 @@ impl ChatMessage {
         ChatMessage { tool_call_id, name, ..ChatMessage::new("tool", content) }
     }
 
+    /// The texts the template writes out: the content when a string, or the `text` of each
+    /// part of a content list.
+    pub fn texts(&self) -> Vec<&str> {
+        match &self.content {
+            Some(serde_json::Value::String(text)) => vec![text.as_str()],
+            Some(serde_json::Value::Array(parts)) => {
+                parts.iter().filter_map(|part| part.get("text")?.as_str()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The content when it is a plain string.
     pub fn text(&self) -> Option<&str> {
         self.content.as_ref().and_then(serde_json::Value::as_str)

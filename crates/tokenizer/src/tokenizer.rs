@@ -1,7 +1,10 @@
 //! [`Tokenizer`]: text to token ids and back.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::ModelWrapper;
@@ -75,6 +78,8 @@ pub struct Tokenizer {
     /// Each id's text as the vocabulary spells it.
     token_texts: Vec<String>,
     is_special: Vec<bool>,
+    /// Finds the spellings of special tokens in text; `None` when the vocabulary has none.
+    special_spellings: Option<AhoCorasick>,
     bos_token_id: Option<TokenId>,
     eos_token_id: Option<TokenId>,
     add_bos: bool,
@@ -171,12 +176,14 @@ impl Tokenizer {
             |_| true,
         );
 
+        let special_spellings = special_spelling_matcher(&vocabulary.token_texts, &is_special)?;
         Ok(Tokenizer {
             parsing,
             plain,
             kind: vocabulary.kind,
             token_texts: vocabulary.token_texts,
             is_special,
+            special_spellings,
             bos_token_id: vocabulary.bos_token_id,
             eos_token_id: vocabulary.eos_token_id,
             add_bos: vocabulary.add_bos,
@@ -242,12 +249,14 @@ impl Tokenizer {
         let eos_token_id = eos_text.and_then(|t| parsing.token_to_id(&t));
         let end_of_generation =
             end_of_generation_set([eos_token_id], &token_texts, |id| is_special[id]);
+        let special_spellings = special_spelling_matcher(&token_texts, &is_special)?;
         Ok(Tokenizer {
             parsing,
             plain,
             kind: VocabularyKind::TokenizerJson,
             token_texts,
             is_special,
+            special_spellings,
             bos_token_id,
             eos_token_id,
             add_bos: bos_token_id.is_some(),
@@ -284,6 +293,51 @@ impl Tokenizer {
         }
         out.extend_from_slice(ids);
         if self.add_eos {
+            out.extend(self.eos_token_id);
+        }
+        Ok(out)
+    }
+
+    /// Byte ranges of `text` that spell a special token (`"<|im_end|>"`, `"<end_of_turn>"`),
+    /// leftmost and longest first, as encoding with special tokens parsed would find them.
+    pub fn special_spellings(&self, text: &str) -> Vec<Range<usize>> {
+        let Some(matcher) = &self.special_spellings else { return Vec::new() };
+        matcher.find_iter(text).map(|found| found.range()).collect()
+    }
+
+    /// Like [`encode`](Self::encode) with special tokens parsed, except inside the byte ranges
+    /// `plain` (sorted, disjoint, on character boundaries), which are encoded as plain text: how
+    /// a chat prompt keeps a message's text from becoming control tokens while the template's
+    /// own markers do.
+    pub fn encode_with_plain_spans(
+        &self,
+        text: &str,
+        add_special: bool,
+        plain: &[Range<usize>],
+    ) -> Result<Vec<TokenId>> {
+        if plain.is_empty() {
+            return self.encode(text, add_special, true);
+        }
+        let mut out = Vec::new();
+        if add_special && self.add_bos {
+            out.extend(self.bos_token_id);
+        }
+        let mut position = 0;
+        for span in plain {
+            let (Some(before), Some(inside)) =
+                (text.get(position..span.start), text.get(span.start..span.end))
+            else {
+                return Err(TokenizerError::Backend {
+                    context: "encoding",
+                    message: format!("plain span {span:?} is not a character range of the text"),
+                });
+            };
+            out.extend(self.encode(before, false, true)?);
+            out.extend(self.encode(inside, false, false)?);
+            position = span.end;
+        }
+        out.extend(self.encode(&text[position..], false, true)?);
+        if add_special && self.add_eos {
             out.extend(self.eos_token_id);
         }
         Ok(out)
@@ -361,6 +415,27 @@ impl Tokenizer {
     pub fn is_special(&self, id: TokenId) -> bool {
         self.is_special.get(id as usize).copied().unwrap_or(false)
     }
+}
+
+/// A matcher of the non-empty spellings of the special tokens, if there are any.
+fn special_spelling_matcher(
+    token_texts: &[String],
+    is_special: &[bool],
+) -> Result<Option<AhoCorasick>> {
+    let spellings: Vec<&str> = token_texts
+        .iter()
+        .zip(is_special)
+        .filter(|(text, &special)| special && !text.is_empty())
+        .map(|(text, _)| text.as_str())
+        .collect();
+    if spellings.is_empty() {
+        return Ok(None);
+    }
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(spellings)
+        .map(Some)
+        .map_err(|e| TokenizerError::backend("indexing special-token spellings", e))
 }
 
 /// The declared end tokens plus every token spelled like a known end-of-turn marker (as llama.cpp's

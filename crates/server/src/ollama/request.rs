@@ -94,6 +94,8 @@ pub(crate) struct GenerateRequest {
     pub(crate) system: Option<String>,
     /// Send the prompt as it is, without the chat template.
     pub(crate) raw: Option<bool>,
+    /// uma's extension, with `raw`: special-token spellings in the prompt become those tokens.
+    pub(crate) parse_special: Option<bool>,
     /// Tokens of an earlier exchange (returned by it), continued by this prompt.
     pub(crate) context: Option<Vec<u32>>,
     pub(crate) stream: Option<bool>,

@@ -75,7 +75,8 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
     }
     let text = request.prompt.clone().unwrap_or_default();
     let new_tokens = if request.raw == Some(true) {
-        crate::encode::raw_tokens(engine, text, "prompt").await?
+        let parse_special = request.parse_special == Some(true);
+        crate::encode::raw_tokens(engine, text, parse_special, "prompt").await?
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {
@@ -147,9 +148,10 @@ async fn embedding_inputs(
     for text in texts {
         let text = text.clone();
         inputs.push(if truncate {
-            crate::encode::off_the_workers(engine, move |encoder| encoder.raw(&text)).await??
+            crate::encode::off_the_workers(engine, move |encoder| encoder.raw(&text, false))
+                .await??
         } else {
-            crate::encode::raw_tokens(engine, text, "input").await??
+            crate::encode::raw_tokens(engine, text, false, "input").await??
         });
     }
     inputs

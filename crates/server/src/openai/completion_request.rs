@@ -33,6 +33,9 @@ pub struct CompletionRequest {
     pub suffix: Option<String>,
     /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
     pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
+    /// uma's extension: `true` turns special-token spellings in text prompts (`<|im_start|>`)
+    /// into those tokens, for prompts that write a chat format by hand; otherwise they are text.
+    pub parse_special: Option<bool>,
 }
 
 impl WithGenerationFields for CompletionRequest {

@@ -101,7 +101,8 @@ async fn completions(
     for prompt in request.prompts() {
         prompts.push(match prompt {
             PromptInput::Text(text) => {
-                crate::encode::raw_tokens(engine, text.clone(), "prompt").await??
+                let parse_special = request.parse_special == Some(true);
+                crate::encode::raw_tokens(engine, text.clone(), parse_special, "prompt").await??
             }
             PromptInput::TokenIds(ids) => match ids.iter().find(|&&id| id as usize >= vocab_size) {
                 Some(id) => {
@@ -134,7 +135,7 @@ async fn embeddings(
     for item in &items {
         inputs.push(match item {
             EmbeddingItem::Text(text) => {
-                crate::encode::raw_tokens(engine, text.clone(), "input").await??
+                crate::encode::raw_tokens(engine, text.clone(), false, "input").await??
             }
             EmbeddingItem::TokenIds(ids) => ids.clone(),
         });
