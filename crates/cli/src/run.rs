@@ -94,7 +94,7 @@ impl RunArgs {
             frequency_penalty: self.frequency_penalty,
             seed: self.seed,
             max_tokens: self.max_tokens,
-            stop: self.stop.clone(),
+            stop: self.stop.clone().into(),
             ..SamplingParams::default()
         }
     }

@@ -204,7 +204,7 @@ fn cancellation_releases_text_held_back_for_a_stop_string() {
         run(&engine, request(prompt.clone(), SamplingParams { ignore_eos: true, ..greedy(40) }));
     // A stop string that the greedy answer starts but never completes: everything is held back.
     let stop = format!("{}\u{0}never", answer.text);
-    let params = SamplingParams { ignore_eos: true, stop: vec![stop], ..greedy(200) };
+    let params = SamplingParams { ignore_eos: true, stop: vec![stop].into(), ..greedy(200) };
     let stream = engine.submit(request(prompt, params)).expect("accepted");
     let (stream, first) = read_tokens(stream, 3);
     stream.cancel();
@@ -327,7 +327,7 @@ fn invalid_requests_and_a_full_queue_are_refused() {
     for bad in [
         SamplingParams { temperature: -1.0, ..greedy(4) },
         SamplingParams { max_tokens: Some(0), ..greedy(4) },
-        SamplingParams { stop: vec![String::new()], ..greedy(4) },
+        SamplingParams { stop: vec![String::new()].into(), ..greedy(4) },
     ] {
         let refused = engine.submit(request(prompt.clone(), bad.clone()));
         assert!(matches!(refused, Err(EngineError::InvalidParameters(_))), "{bad:?}: {refused:?}");
@@ -415,7 +415,7 @@ fn stops_at_max_tokens_stop_strings_stop_tokens_and_a_full_context() {
         .expect("the reference has words")
         .to_owned();
     let cut = reference.text.find(&word).expect("the word is in the text");
-    let params = SamplingParams { stop: vec![word.clone()], ..greedy(24) };
+    let params = SamplingParams { stop: vec![word.clone()].into(), ..greedy(24) };
     let stopped = run(&engine, request(prompt.clone(), params));
     assert_eq!(stopped.finish_reason(), FinishReason::Stop, "stop string {word:?}");
     assert_eq!(stopped.text, reference.text[..cut], "stop string {word:?}");
@@ -425,7 +425,7 @@ fn stops_at_max_tokens_stop_strings_stop_tokens_and_a_full_context() {
     // A stop token id from the reference: stops on it, its text not output.
     let stop_token = reference.tokens[6];
     let first_at = reference.tokens.iter().position(|&t| t == stop_token).expect("present");
-    let params = SamplingParams { stop_token_ids: vec![stop_token], ..greedy(24) };
+    let params = SamplingParams { stop_token_ids: vec![stop_token].into(), ..greedy(24) };
     let stopped = run(&engine, request(prompt.clone(), params));
     assert_eq!(stopped.finish_reason(), FinishReason::Stop);
     assert_eq!(stopped.tokens, reference.tokens[..=first_at]);
@@ -460,7 +460,7 @@ fn stops_at_max_tokens_stop_strings_stop_tokens_and_a_full_context() {
     // Text held back as the possible start of a stop string is released when the context fills.
     let full = &full_runs[0];
     let last = full.text.chars().last().expect("text was generated");
-    let params = SamplingParams { stop: vec![format!("{last}\u{7}")], ..until_full };
+    let params = SamplingParams { stop: vec![format!("{last}\u{7}")].into(), ..until_full };
     let held = run(&engine, request(long_prompt, params));
     assert_eq!(held.finish_reason(), FinishReason::Length);
     assert_eq!(held.tokens, full.tokens);

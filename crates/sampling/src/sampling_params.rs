@@ -1,5 +1,7 @@
 //! Per-request sampling parameters and their validation.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SamplingError};
@@ -75,9 +77,10 @@ pub struct SamplingParams {
     /// context is full. Must be `>= 1`.
     pub max_tokens: Option<u32>,
     /// Stop strings, matched across token boundaries; the stop string is not part of the output.
-    pub stop: Vec<String>,
+    /// Shared, not copied, by the `n` choices of a request and their stop conditions.
+    pub stop: Arc<[String]>,
     /// Stop when one of these tokens is sampled (the token's text is not part of the output).
-    pub stop_token_ids: Vec<TokenId>,
+    pub stop_token_ids: Arc<[TokenId]>,
     /// Keep generating past end-of-generation tokens (stop token ids still stop).
     pub ignore_eos: bool,
     /// Return the chosen token's logprob and the `n` most likely tokens' logprobs. `None` computes
@@ -99,8 +102,8 @@ impl Default for SamplingParams {
             presence_frequency_scope: PenaltyScope::GeneratedTokens,
             seed: None,
             max_tokens: None,
-            stop: Vec::new(),
-            stop_token_ids: Vec::new(),
+            stop: Arc::new([]),
+            stop_token_ids: Arc::new([]),
             ignore_eos: false,
             logprobs: None,
         }
@@ -200,8 +203,8 @@ mod tests {
     #[test]
     fn stop_lists_and_strings_are_bounded() {
         let with = |stop: Vec<String>, ids: Vec<TokenId>| SamplingParams {
-            stop,
-            stop_token_ids: ids,
+            stop: stop.into(),
+            stop_token_ids: ids.into(),
             ..SamplingParams::default()
         };
         let short = |n: usize| vec!["x".to_owned(); n];
@@ -281,7 +284,8 @@ mod tests {
 
     #[test]
     fn rejects_empty_stop_string() {
-        let params = SamplingParams { stop: vec!["a".into(), String::new()], ..Default::default() };
+        let params =
+            SamplingParams { stop: vec!["a".into(), String::new()].into(), ..Default::default() };
         assert_eq!(params.validate(), Err(SamplingError::EmptyStopString { index: 1 }));
     }
 
@@ -291,7 +295,7 @@ mod tests {
             serde_json::from_str(r#"{"temperature": 0.5, "seed": 7, "stop": ["\n"]}"#).unwrap();
         assert_eq!(params.temperature, 0.5);
         assert_eq!(params.seed, Some(7));
-        assert_eq!(params.stop, vec!["\n".to_string()]);
+        assert_eq!(*params.stop, vec!["\n".to_string()]);
         assert_eq!(params.top_p, 1.0);
         let round_trip: SamplingParams =
             serde_json::from_str(&serde_json::to_string(&params).unwrap()).unwrap();

@@ -1,6 +1,7 @@
 //! When a sequence stops: max tokens, end-of-generation and stop tokens, stop strings.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +94,7 @@ pub struct StopUpdate {
 pub struct StopCondition {
     max_tokens: Option<u32>,
     end_of_generation_token_ids: Vec<TokenId>,
-    stop_token_ids: Vec<TokenId>,
+    stop_token_ids: Arc<[TokenId]>,
     ignore_eos: bool,
     stop_matcher: StopMatcher,
     num_generated_tokens: u32,
@@ -110,7 +111,7 @@ impl StopCondition {
             end_of_generation_token_ids: end_of_generation_token_ids.to_vec(),
             stop_token_ids: params.stop_token_ids.clone(),
             ignore_eos: params.ignore_eos,
-            stop_matcher: StopMatcher::new(&params.stop)?,
+            stop_matcher: StopMatcher::new(params.stop.clone())?,
             num_generated_tokens: 0,
             finished: None,
         })
@@ -203,7 +204,7 @@ mod tests {
     fn max_tokens_stops_with_length_and_flushes() {
         let mut stop = condition(SamplingParams {
             max_tokens: Some(2),
-            stop: vec!["xyz".into()],
+            stop: vec!["xyz".into()].into(),
             ..Default::default()
         });
         assert_eq!(stop.push(10, "a"), update("a", None));
@@ -216,7 +217,7 @@ mod tests {
     #[test]
     fn end_of_generation_tokens_stop_without_their_text() {
         let mut stop =
-            condition(SamplingParams { stop: vec!["\n\n".into()], ..Default::default() });
+            condition(SamplingParams { stop: vec!["\n\n".into()].into(), ..Default::default() });
         assert_eq!(stop.push(10, "hi\n"), update("hi", None));
         assert_eq!(
             stop.push(3, "<end_of_turn>"),
@@ -229,7 +230,7 @@ mod tests {
     fn ignore_eos_keeps_going_but_stop_token_ids_still_stop() {
         let mut stop = condition(SamplingParams {
             ignore_eos: true,
-            stop_token_ids: vec![EOS, 7],
+            stop_token_ids: vec![EOS, 7].into(),
             ..Default::default()
         });
         assert_eq!(stop.push(3, ""), update("", None));
@@ -242,7 +243,7 @@ mod tests {
     #[test]
     fn stop_strings_stop_across_tokens() {
         let mut stop = condition(SamplingParams {
-            stop: vec!["User:".into(), "\n\nUser:".into()],
+            stop: vec!["User:".into(), "\n\nUser:".into()].into(),
             max_tokens: Some(4),
             ..Default::default()
         });
@@ -258,7 +259,8 @@ mod tests {
 
     #[test]
     fn external_finish_flushes_held_text_once() {
-        let mut stop = condition(SamplingParams { stop: vec!["END".into()], ..Default::default() });
+        let mut stop =
+            condition(SamplingParams { stop: vec!["END".into()].into(), ..Default::default() });
         assert_eq!(stop.push(10, "ok E"), update("ok ", None));
         assert_eq!(stop.finish(StopReason::ContextFull), "E");
         assert_eq!(stop.finished(), Some(&StopReason::ContextFull));
@@ -268,7 +270,7 @@ mod tests {
 
     #[test]
     fn new_validates() {
-        let params = SamplingParams { stop: vec![String::new()], ..Default::default() };
+        let params = SamplingParams { stop: vec![String::new()].into(), ..Default::default() };
         assert!(StopCondition::new(&params, &[EOS]).is_err());
     }
 }

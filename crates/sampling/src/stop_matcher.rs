@@ -1,5 +1,7 @@
 //! Stop strings matched across token boundaries in streamed text.
 
+use std::sync::Arc;
+
 use crate::error::{Result, SamplingError};
 
 /// What to do after one text piece.
@@ -28,7 +30,8 @@ pub struct StopMatchOutput {
 /// With no stop strings every piece is emitted at once.
 #[derive(Debug, Clone, Default)]
 pub struct StopMatcher {
-    stop_strings: Vec<String>,
+    /// Shared with the request's other choices.
+    stop_strings: Arc<[String]>,
     max_stop_len: usize,
     held: String,
     matched: Option<usize>,
@@ -36,13 +39,14 @@ pub struct StopMatcher {
 
 impl StopMatcher {
     /// A matcher for `stop_strings`; an empty stop string is an error.
-    pub fn new(stop_strings: &[String]) -> Result<Self> {
+    pub fn new(stop_strings: impl Into<Arc<[String]>>) -> Result<Self> {
+        let stop_strings: Arc<[String]> = stop_strings.into();
         if let Some(index) = stop_strings.iter().position(String::is_empty) {
             return Err(SamplingError::EmptyStopString { index });
         }
         Ok(Self {
-            stop_strings: stop_strings.to_vec(),
             max_stop_len: stop_strings.iter().map(String::len).max().unwrap_or(0),
+            stop_strings,
             held: String::new(),
             matched: None,
         })
@@ -124,7 +128,7 @@ mod tests {
 
     fn new_matcher(stops: &[&str]) -> StopMatcher {
         let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        StopMatcher::new(&stops).unwrap()
+        StopMatcher::new(stops.as_slice()).unwrap()
     }
 
     fn output(text: &str, matched: Option<usize>) -> StopMatchOutput {
@@ -236,7 +240,7 @@ mod tests {
     #[test]
     fn empty_stop_string_is_rejected() {
         assert_eq!(
-            StopMatcher::new(&["ok".to_owned(), String::new()]).unwrap_err(),
+            StopMatcher::new(vec!["ok".to_owned(), String::new()]).unwrap_err(),
             SamplingError::EmptyStopString { index: 1 }
         );
     }
@@ -274,7 +278,7 @@ mod tests {
             let pieces: Vec<&str> =
                 cut_points.windows(2).map(|pair| &text[pair[0]..pair[1]]).collect();
 
-            let mut matcher = StopMatcher::new(&stops).unwrap();
+            let mut matcher = StopMatcher::new(stops.as_slice()).unwrap();
             let mut emitted = String::new();
             let mut matched = false;
             for piece in &pieces {

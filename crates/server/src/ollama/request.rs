@@ -63,7 +63,7 @@ impl Options {
                 ))
             }
         };
-        params.stop = options.stop.clone().unwrap_or_default();
+        params.stop = options.stop.clone().unwrap_or_default().into();
         params.validate().map_err(|error| {
             ApiError::invalid_request(format!("invalid options: {error}"), Some("options"))
         })?;
@@ -238,7 +238,7 @@ mod tests {
         };
         let params = Options::sampling_params(Some(&options)).expect("valid");
         assert_eq!((params.temperature, params.top_k, params.max_tokens), (0.0, 1, Some(7)));
-        assert_eq!(params.stop, ["\n"]);
+        assert_eq!(*params.stop, ["\n"]);
         assert_eq!(params.seed, Some(u64::MAX));
         assert_eq!(params.repeat_last_n, 0);
         assert_eq!(params.top_p, 0.9, "untouched options keep Ollama's defaults");

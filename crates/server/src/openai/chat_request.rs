@@ -480,9 +480,9 @@ mod tests {
     #[test]
     fn stop_forms() {
         let params = with(json!({"stop": "\n"})).sampling_params().unwrap();
-        assert_eq!(params.stop, vec!["\n".to_string()]);
+        assert_eq!(*params.stop, vec!["\n".to_string()]);
         let params = with(json!({"stop": ["User:", "###"]})).sampling_params().unwrap();
-        assert_eq!(params.stop, vec!["User:".to_string(), "###".to_string()]);
+        assert_eq!(*params.stop, vec!["User:".to_string(), "###".to_string()]);
         let params = with(json!({"stop": null})).sampling_params().unwrap();
         assert!(params.stop.is_empty());
         let params = with(json!({"stop": []})).sampling_params().unwrap();

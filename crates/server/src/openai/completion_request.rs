@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(params.max_tokens, Some(32));
         assert_eq!(params.logprobs, Some(2));
         assert_eq!(params.temperature, 0.0);
-        assert_eq!(params.stop, vec!["\n".to_string()]);
+        assert_eq!(*params.stop, vec!["\n".to_string()]);
         // A logit bias that biases something is refused, not ignored.
         let biased = parse(json!({"model": "m", "prompt": "x", "logit_bias": {"50256": -100}}));
         let error = biased.unwrap().sampling_params().expect_err("refused");

@@ -214,8 +214,8 @@ impl GenerationFields {
             // Two's-complement reinterpretation: negative seeds stay distinct and reproducible.
             seed: self.seed.map(|seed| seed as u64),
             max_tokens: max_tokens.map(|(max_tokens, _)| max_tokens),
-            stop,
-            stop_token_ids: self.stop_token_ids.clone().unwrap_or_default(),
+            stop: stop.into(),
+            stop_token_ids: self.stop_token_ids.clone().unwrap_or_default().into(),
             ignore_eos: self.ignore_eos.unwrap_or(false),
             logprobs,
             ..SamplingParams::default()
@@ -269,8 +269,8 @@ mod tests {
         assert_eq!(params.min_p, 0.05);
         assert_eq!(params.repetition_penalty, 1.1);
         assert_eq!(params.seed, Some(u64::MAX));
-        assert_eq!(params.stop, vec!["END".to_string()]);
-        assert_eq!(params.stop_token_ids, vec![7, 8]);
+        assert_eq!(*params.stop, vec!["END".to_string()]);
+        assert_eq!(*params.stop_token_ids, vec![7, 8]);
         assert!(params.ignore_eos);
         assert_eq!(params.max_tokens, Some(32));
         assert_eq!(params.logprobs, Some(3));
