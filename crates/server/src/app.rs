@@ -34,8 +34,48 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .merge(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), check_origin))
+        .layer(middleware::from_fn(check_request_head))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Longest request target (path and query) uma answers, in bytes: its routes need few.
+pub(crate) const MAX_URI_BYTES: usize = 8 << 10;
+/// Most header fields, and most bytes of header names and values, a request may send. Below
+/// hyper's own limits (`serve` sets them higher), so that clients get uma's JSON error, not
+/// hyper's empty answer.
+pub(crate) const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADER_BYTES: usize = 32 << 10;
+
+/// 414 and 431 as JSON errors, like every other refusal.
+async fn check_request_head(request: Request, next: Next) -> Response {
+    let uri_bytes = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        let mut error = ApiError::invalid_request(
+            format!(
+                "The request target is {uri_bytes} bytes; at most {MAX_URI_BYTES} are accepted."
+            ),
+            None,
+        );
+        error.status = StatusCode::URI_TOO_LONG;
+        return error.into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize =
+        headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        let mut error = ApiError::invalid_request(
+            format!(
+                "The request has {} header fields of {header_bytes} bytes; at most \
+                 {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes are accepted.",
+                headers.len()
+            ),
+            None,
+        );
+        error.status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        return error.into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses requests from web pages that are not local or allowed (crate::origin), on every

@@ -48,6 +48,9 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // Above the router's own limits (app.rs), which answer with JSON errors.
+        .max_headers(4 * crate::app::MAX_HEADERS)
+        .max_buf_size(16 * crate::app::MAX_HEADER_BYTES)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);

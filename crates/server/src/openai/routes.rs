@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,8 +52,11 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
 
 async fn show_model(
     State(state): State<Arc<AppState>>,
-    Path(model): Path<String>,
+    model: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Path(model) = model.map_err(|rejection| {
+        ApiError::invalid_request(format!("Invalid model name in the path: {rejection}"), None)
+    })?;
     let models = state.models.models();
     let status = models
         .iter()
