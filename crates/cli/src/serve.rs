@@ -90,6 +90,9 @@ pub(crate) struct ServeArgs {
     /// sit idle.
     #[arg(long, default_value_t = 10)]
     header_timeout: u64,
+    /// Seconds a client may take to send a request's body (408 after that).
+    #[arg(long, default_value_t = 30)]
+    body_timeout: u64,
     /// Serve embeddings (/v1/embeddings, /api/embed) from models whose file declares no pooling,
     /// pooling their final hidden states this way. Files that declare mean or last-token
     /// pooling (embedding models) always serve embeddings.
@@ -169,6 +172,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
         origins: uma_server::OriginPolicy {
             check_host: false, // set by serve from the address it listens on
             allowed_hosts: args.allow_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),

@@ -27,10 +27,14 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .merge(crate::ollama::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read after authentication: a client without the key cannot make the
+        // server buffer anything.
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .merge(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), check_origin))
@@ -76,6 +80,58 @@ async fn check_request_head(request: Request, next: Next) -> Response {
         return error.into_response();
     }
     next.run(request).await
+}
+
+/// Reads the request's whole body before any handler runs: within `body_timeout` (408 after
+/// it, the connection closed), and refused with 413 as soon as its declared or received length
+/// passes the limit. Every route reads its body whole anyway (JSON); doing it here bounds the
+/// time a stalled or dripping body holds a connection.
+async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    // Ollama's routes answer errors in Ollama's shape.
+    let ollama = request.uri().path().starts_with("/api/");
+    let refuse = |error: ApiError| {
+        close_after(if ollama {
+            crate::ollama::OllamaError(error).into_response()
+        } else {
+            error.into_response()
+        })
+    };
+    let limit = state.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return refuse(ApiError::payload_too_large(limit));
+    }
+    let (parts, body) = request.into_parts();
+    let read = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+    let bytes = match tokio::time::timeout(state.config.body_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return refuse(ApiError::payload_too_large(limit));
+        }
+        Ok(Err(error)) => {
+            let message = format!("The request body could not be read: {error}.");
+            return refuse(ApiError::invalid_request(message, None));
+        }
+        Err(_) => {
+            let seconds = state.config.body_timeout.as_secs();
+            let mut error = ApiError::invalid_request(
+                format!("The request body did not arrive within {seconds} s."),
+                None,
+            );
+            error.status = StatusCode::REQUEST_TIMEOUT;
+            return refuse(error);
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// Marks `response` as the connection's last: the rest of an unread body cannot be skipped.
+fn close_after(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
 }
 
 /// Refuses requests from web pages that are not local or allowed (crate::origin), on every

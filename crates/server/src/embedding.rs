@@ -3,6 +3,14 @@
 
 use uma_engine::{EngineError, EngineHandle, TokenId};
 
+/// Refuses a model that serves no embeddings before any input is tokenized.
+pub(crate) fn check_serves_embeddings(engine: &EngineHandle) -> Result<(), EngineError> {
+    match engine.config().pooling {
+        Some(_) => Ok(()),
+        None => Err(EngineError::NoEmbeddings { model: engine.model_name().to_owned() }),
+    }
+}
+
 /// One embedding per input, in order.
 pub(crate) async fn embed_all(
     engine: &EngineHandle,

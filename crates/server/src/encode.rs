@@ -31,6 +31,19 @@ pub(crate) fn check_fits(
     Ok(())
 }
 
+/// Cuts `text` (at a character boundary) to the most bytes `engine`'s context could hold, for
+/// inputs that are truncated to the context anyway.
+pub(crate) fn cut_to_fit(engine: &EngineHandle, text: &mut String) {
+    let limit = engine.config().context_length.saturating_mul(MAX_BYTES_PER_TOKEN);
+    if text.len() > limit {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
 /// Runs `encode` with the engine's prompt encoder on tokio's blocking pool.
 pub(crate) async fn off_the_workers<T: Send + 'static>(
     engine: &EngineHandle,
@@ -61,16 +74,31 @@ pub(crate) async fn chat_tokens(
     messages: Vec<ChatMessage>,
     field: &'static str,
 ) -> Result<Result<Vec<TokenId>, EngineError>, ApiError> {
-    let bytes = messages.iter().map(content_bytes).sum();
+    let bytes = messages.iter().map(message_bytes).sum();
     check_fits(engine, bytes, field)?;
     off_the_workers(engine, move |encoder| encoder.chat(&messages)).await
 }
 
-/// The size of a message's content as text.
-fn content_bytes(message: &ChatMessage) -> usize {
-    match &message.content {
+/// The size of the text a message puts into the template: its content, and its tool calls'
+/// names and arguments (rendered as JSON) and its name and call id.
+fn message_bytes(message: &ChatMessage) -> usize {
+    let content = match &message.content {
         None => 0,
         Some(serde_json::Value::String(text)) => text.len(),
         Some(other) => other.to_string().len(),
-    }
+    };
+    let calls: usize = message
+        .tool_calls
+        .iter()
+        .flatten()
+        .map(|call| {
+            let arguments = match &call.function.arguments {
+                serde_json::Value::String(text) => text.len(),
+                other => other.to_string().len(),
+            };
+            call.function.name.len() + arguments + call.id.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    let strings = [&message.name, &message.tool_call_id];
+    content + calls + strings.iter().map(|s| s.as_ref().map_or(0, String::len)).sum::<usize>()
 }

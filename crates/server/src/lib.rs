@@ -18,6 +18,8 @@ mod app;
 mod embedding;
 mod encode;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod generation;
 mod keep_alive;
 mod metrics;

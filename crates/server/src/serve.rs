@@ -49,8 +49,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         // Above the router's own limits (app.rs), which answer with JSON errors.
-        .max_headers(4 * crate::app::MAX_HEADERS)
-        .max_buf_size(16 * crate::app::MAX_HEADER_BYTES)
+        .max_headers(10 * crate::app::MAX_HEADERS)
+        .max_buf_size(32 * crate::app::MAX_HEADER_BYTES)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);

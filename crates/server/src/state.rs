@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and how long a kept-alive
     /// connection may sit idle before the next request.
     pub header_timeout: Duration,
+    /// How long a client may take to send a request's body, from the end of its headers: a
+    /// body that stalls or drips would otherwise hold its connection forever.
+    pub body_timeout: Duration,
     /// Which `Host` and `Origin` headers requests may carry (`serve` turns the Host check on
     /// when it listens on loopback only).
     pub origins: crate::origin::OriginPolicy,
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             origins: crate::origin::OriginPolicy::default(),
         }
     }

@@ -44,9 +44,16 @@ impl Server {
 
     /// Starts `uma serve ARGS…` (models among the arguments) and waits as [`Server::start`].
     pub(crate) fn start_with(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// Starts `uma serve ARGS…` with the environment variables `env` added, and waits as
+    /// [`Server::start`].
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_uma"))
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -124,6 +131,11 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Resident memory of the server process (Linux `VmRSS`), in bytes.

@@ -11,4 +11,9 @@ mod request;
 mod response;
 mod routes;
 
+// For `crate::fuzzing`, which runs these requests' parsing and checks without an engine.
+pub(crate) use request::{
+    ChatRequest, EmbedRequest, GenerateRequest, LegacyEmbeddingsRequest, Options, ShowRequest,
+};
+pub(crate) use response::OllamaError;
 pub(crate) use routes::router;

@@ -143,11 +143,15 @@ async fn embedding_inputs(
     texts: &[String],
     truncate: bool,
 ) -> Result<Vec<Vec<TokenId>>, OllamaError> {
+    embedding::check_serves_embeddings(engine)?;
     let context_length = engine.config().context_length;
     let mut inputs = Vec::with_capacity(texts.len());
     for text in texts {
-        let text = text.clone();
+        let mut text = text.clone();
         inputs.push(if truncate {
+            // Only the first context's tokens are kept: the text past what they could span is
+            // never tokenized.
+            crate::encode::cut_to_fit(engine, &mut text);
             crate::encode::off_the_workers(engine, move |encoder| encoder.raw(&text, false))
                 .await??
         } else {

@@ -134,6 +134,7 @@ async fn embeddings(
     let base64 = request.base64()?;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
+    embedding::check_serves_embeddings(engine)?;
     let mut inputs = Vec::with_capacity(items.len());
     for item in &items {
         inputs.push(match item {
