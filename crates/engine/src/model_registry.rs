@@ -255,6 +255,7 @@ impl Shared {
             let mut state = self.lock();
             state.unloading_bytes -= memory_bytes;
         }
+        uma_kernels::memory::return_freed_memory();
         self.changed.notify_all();
     }
 }

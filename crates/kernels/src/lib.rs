@@ -33,6 +33,7 @@ pub mod dispatch;
 pub mod error;
 pub mod formats;
 pub mod matmul;
+pub mod memory;
 pub mod packed;
 mod parallel;
 pub mod rounding;
