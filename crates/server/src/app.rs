@@ -136,15 +136,39 @@ fn close_after(mut response: Response) -> Response {
 
 /// Refuses requests from web pages that are not local or allowed (crate::origin), on every
 /// route, `/health` included.
+/// Pages that pass get CORS headers (their own origin, never `*`), and their preflight requests
+/// an answer; no other origin ever gets one.
 async fn check_origin(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match state.config.origins.check(request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+    if let Err(error) = state.config.origins.check(request.headers()) {
+        return error.into_response();
     }
+    let Some(origin) = request.headers().get(header::ORIGIN).cloned() else {
+        return next.run(request).await;
+    };
+    let is_preflight = request.method() == axum::http::Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if is_preflight {
+        let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        let methods = header::HeaderValue::from_static("GET, POST, DELETE, OPTIONS");
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+        let allowed = asked
+            .unwrap_or_else(|| header::HeaderValue::from_static("authorization, content-type"));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, header::HeaderValue::from(600));
+        response
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.append(header::VARY, header::HeaderValue::from_static("origin"));
+    response
 }
 
 /// Counts every response by route and status, refusals included.

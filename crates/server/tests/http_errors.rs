@@ -13,6 +13,10 @@ use uma_engine::{EngineHandle, KeepAlive, ModelEntry, ModelRegistry, RegistryCon
 use uma_server::{router, ServerConfig};
 
 fn app() -> axum::Router {
+    app_with(ServerConfig::default())
+}
+
+fn app_with(server_config: ServerConfig) -> axum::Router {
     let config = RegistryConfig {
         budget_bytes: 1 << 30,
         default_keep_alive: KeepAlive::Forever,
@@ -21,7 +25,7 @@ fn app() -> axum::Router {
     let loader = |_: &ModelEntry| -> Result<EngineHandle, String> { Err("no models here".into()) };
     let registry =
         ModelRegistry::new(vec![ModelEntry::new("m", 1)], config, loader).expect("registry");
-    router(registry, ServerConfig::default())
+    router(registry, server_config)
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, String, Value) {
@@ -83,4 +87,47 @@ async fn http_level_refusals_are_json_errors() {
     let (status, _, body) = send(get(&format!("/v1/models/{}", "a".repeat(8000)))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("aaaa")), "{body}");
+}
+
+/// CORS headers go to the pages that may call uma (local ones, and those `--allow-origin`
+/// names), with their own origin; their preflight requests are answered; other pages get 403
+/// and no CORS header, and clients that send no `Origin` get none either.
+#[tokio::test]
+async fn cors_only_for_pages_that_may_call_uma() {
+    let mut config = ServerConfig::default();
+    config.origins.allowed_origins = vec!["https://app.example".into()];
+    let call = |method: &str, origin: Option<&str>| {
+        let mut request = Request::builder().method(method).uri("/v1/chat/completions");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if method == "OPTIONS" {
+            request = request
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type, authorization");
+        }
+        let app = app_with(config.clone());
+        let request = request.body(Body::empty()).expect("request");
+        async move { app.oneshot(request).await.expect("response") }
+    };
+    for origin in ["http://localhost:5173", "https://app.example"] {
+        let preflight = call("OPTIONS", Some(origin)).await;
+        assert_eq!(preflight.status(), StatusCode::NO_CONTENT, "{origin}");
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], origin);
+        assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+        assert_eq!(headers["access-control-allow-headers"], "content-type, authorization");
+        // The request itself (refused here for its empty body) carries the header too.
+        let answer = call("POST", Some(origin)).await;
+        assert_eq!(answer.headers()["access-control-allow-origin"], origin);
+    }
+    for origin in ["https://evil.example", "null"] {
+        for method in ["OPTIONS", "POST"] {
+            let refused = call(method, Some(origin)).await;
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{method} {origin}");
+            assert!(refused.headers().get("access-control-allow-origin").is_none());
+        }
+    }
+    let plain = call("POST", None).await;
+    assert!(plain.headers().get("access-control-allow-origin").is_none());
 }
