@@ -102,6 +102,30 @@ impl ChatMessage {
         }
     }
 
+    /// The message with each of its [`texts`](Self::texts) for which `replace` returns a
+    /// replacement replaced by it.
+    pub fn map_texts(&self, mut replace: impl FnMut(&str) -> Option<String>) -> ChatMessage {
+        let mut message = self.clone();
+        match &mut message.content {
+            Some(serde_json::Value::String(text)) => {
+                if let Some(new) = replace(text) {
+                    *text = new;
+                }
+            }
+            Some(serde_json::Value::Array(parts)) => {
+                for part in parts {
+                    if let Some(serde_json::Value::String(text)) = part.get_mut("text") {
+                        if let Some(new) = replace(text) {
+                            *text = new;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        message
+    }
+
     /// The content when it is a plain string.
     pub fn text(&self) -> Option<&str> {
         self.content.as_ref().and_then(serde_json::Value::as_str)
