@@ -313,6 +313,7 @@ impl<'a> GpuPass<'a> {
     }
 
     /// Activations `[num_rows, width]` holding `values`.
+    #[cfg(test)]
     pub(crate) fn upload_activations(
         &mut self,
         values: &[f32],
@@ -320,15 +321,17 @@ impl<'a> GpuPass<'a> {
         width: usize,
     ) -> GpuActivations {
         debug_assert_eq!(values.len(), num_rows * width);
-        let buffer = self.upload_buffer((values.len() * 4) as u64);
-        if !values.is_empty() {
-            self.backend.context.queue.write_buffer(
-                buffer.buffer(),
-                0,
-                bytemuck::cast_slice(values),
-            );
+        GpuActivations { buffer: self.upload_values(values), num_rows, width }
+    }
+
+    /// A pooled device buffer holding `values` (at least 4 bytes).
+    pub(crate) fn upload_values<T: bytemuck::NoUninit>(&mut self, values: &[T]) -> PooledBuffer {
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        let buffer = self.upload_buffer(bytes.len().max(4) as u64);
+        if !bytes.is_empty() {
+            self.backend.context.queue.write_buffer(buffer.buffer(), 0, bytes);
         }
-        GpuActivations { buffer, num_rows, width }
+        buffer
     }
 
     /// Keeps the first error of an operation that cannot return one.
@@ -638,17 +641,13 @@ impl Backend for GpuBackend {
         pass.keep(result);
     }
 
-    // Routing reads the router's logits on the host anyway; these two go through it too
-    // (correct, one read-back per expert: no GPU kernels for experts yet, docs/gpu.md).
     fn gather_rows(
         pass: &mut GpuPass<'_>,
         x: &GpuActivations,
         width: usize,
         rows: &[usize],
     ) -> uma_model::Result<GpuActivations> {
-        let values = pass.read(x)?;
-        let gathered = uma_model::backend::gather_host_rows(&values, width, rows)?;
-        Ok(pass.upload_activations(&gathered, rows.len(), width))
+        Ok(ops::rows::gather_rows(pass, x, width, rows)?)
     }
 
     fn add_rows_scaled(
@@ -659,11 +658,7 @@ impl Backend for GpuBackend {
         weights: &[f32],
         y: &GpuActivations,
     ) -> uma_model::Result<()> {
-        let mut values = pass.read(out)?;
-        let added = pass.read(y)?;
-        uma_model::backend::add_host_rows_scaled(&mut values, width, rows, weights, &added)?;
-        *out = pass.upload_activations(&values, out.num_rows, width);
-        Ok(())
+        Ok(ops::rows::add_rows_scaled(pass, out, width, rows, weights, y)?)
     }
 
     fn host<'b>(

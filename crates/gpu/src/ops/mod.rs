@@ -6,3 +6,4 @@ pub(crate) mod embed;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod rope;
+pub(crate) mod rows;
