@@ -72,6 +72,8 @@ async fn a_failed_engine_shows_in_health_and_the_next_request_reloads_it() {
     assert_eq!(body["models"][0]["status"], "failed", "{body}");
     let error = body["models"][0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("injected fault"), "{body}");
+    let (status, models) = call(&app, "GET", "/v1/models", None).await;
+    assert_eq!((status, &models["data"][0]["status"]), (StatusCode::OK, &json!("failed")));
 
     // The next request gets a fresh engine; the server is healthy again.
     let (status, body) = call(&app, "POST", "/v1/chat/completions", Some(chat())).await;
@@ -79,5 +81,7 @@ async fn a_failed_engine_shows_in_health_and_the_next_request_reloads_it() {
     let (status, body) = call(&app, "GET", "/health", None).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")), "{body}");
     assert!(body["models"][0].get("error").is_none(), "{body}");
+    let (_, models) = call(&app, "GET", "/v1/models", None).await;
+    assert_eq!(models["data"][0]["status"], "resident", "{models}");
     registry.shutdown(Duration::ZERO);
 }

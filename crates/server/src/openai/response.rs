@@ -84,10 +84,10 @@ pub(crate) struct ModelCard {
     /// Unix time in seconds (the model file's modification time will do).
     pub(crate) created: u64,
     pub(crate) owned_by: String,
-    /// uma's extensions: whether the model is in memory (or being loaded), what it holds or
-    /// will hold there, and its context length when resident.
-    pub(crate) resident: bool,
-    pub(crate) loading: bool,
+    /// uma's extensions: where the model stands (available, loading, resident, or failed:
+    /// its engine failed and the next request loads it afresh), what it holds or will hold in
+    /// memory, and its context length when resident.
+    pub(crate) residency: uma_engine::Residency,
     pub(crate) memory_bytes: u64,
     pub(crate) context_length: Option<usize>,
 }
@@ -229,7 +229,7 @@ pub(crate) fn model_object(card: &ModelCard) -> Value {
         "object": "model",
         "created": card.created,
         "owned_by": card.owned_by,
-        "status": if card.resident { "resident" } else if card.loading { "loading" } else { "available" },
+        "status": card.residency,
         "memory_bytes": card.memory_bytes,
         "context_length": card.context_length,
     })
@@ -442,8 +442,7 @@ mod tests {
             id: "qwen3".into(),
             created: 1,
             owned_by: "uma".into(),
-            resident: true,
-            loading: false,
+            residency: uma_engine::Residency::Resident,
             memory_bytes: 7,
             context_length: Some(4096),
         };

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use uma_engine::{ModelStatus, Residency, TokenId};
+use uma_engine::{ModelStatus, TokenId};
 
 use super::answer::{respond, Endpoint};
 use super::response::{model_list, model_object, ModelCard, ResponseMeta};
@@ -37,8 +37,7 @@ fn model_card(state: &AppState, status: &ModelStatus) -> ModelCard {
         id: status.entry.name.clone(),
         created: state.started,
         owned_by: "uma".to_owned(),
-        resident: status.residency == Residency::Resident,
-        loading: status.residency == Residency::Loading,
+        residency: status.residency,
         memory_bytes: status.entry.memory_bytes,
         context_length: status.engine.as_ref().map(|engine| engine.config().context_length),
     }
