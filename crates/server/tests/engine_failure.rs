@@ -74,6 +74,8 @@ async fn a_failed_engine_shows_in_health_and_the_next_request_reloads_it() {
     assert!(error.contains("injected fault"), "{body}");
     let (status, models) = call(&app, "GET", "/v1/models", None).await;
     assert_eq!((status, &models["data"][0]["status"]), (StatusCode::OK, &json!("failed")));
+    let (_, running) = call(&app, "GET", "/api/ps", None).await;
+    assert_eq!(running["models"], json!([]), "a failed model is not running");
 
     // The next request gets a fresh engine; the server is healthy again.
     let (status, body) = call(&app, "POST", "/v1/chat/completions", Some(chat())).await;
@@ -83,5 +85,7 @@ async fn a_failed_engine_shows_in_health_and_the_next_request_reloads_it() {
     assert!(body["models"][0].get("error").is_none(), "{body}");
     let (_, models) = call(&app, "GET", "/v1/models", None).await;
     assert_eq!(models["data"][0]["status"], "resident", "{models}");
+    let (_, running) = call(&app, "GET", "/api/ps", None).await;
+    assert_eq!(running["models"].as_array().map(Vec::len), Some(1), "{running}");
     registry.shutdown(Duration::ZERO);
 }

@@ -216,7 +216,8 @@ async fn ps(State(state): State<Arc<AppState>>) -> Json<Value> {
         .models
         .models()
         .iter()
-        .filter(|status| status.engine.is_some())
+        // Running models only: not one whose engine failed (it is about to be unloaded).
+        .filter(|status| status.residency == uma_engine::Residency::Resident)
         .map(response::running)
         .collect();
     Json(json!({ "models": models }))
