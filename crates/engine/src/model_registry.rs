@@ -173,11 +173,16 @@ impl Slot {
 }
 
 impl State {
-    fn slot_mut(&mut self, name: &str) -> Result<&mut Slot> {
+    fn slot_index(&self, name: &str) -> Result<usize> {
         self.slots
-            .iter_mut()
-            .find(|slot| slot.entry.name == name)
+            .iter()
+            .position(|slot| slot.entry.name == name)
             .ok_or_else(|| EngineError::UnknownModel { name: name.to_owned() })
+    }
+
+    fn slot_mut(&mut self, name: &str) -> Result<&mut Slot> {
+        let index = self.slot_index(name)?;
+        Ok(&mut self.slots[index])
     }
 
     fn held_bytes(&self) -> u64 {
@@ -375,11 +380,7 @@ impl ModelRegistry {
             if state.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
-            let index = state
-                .slots
-                .iter()
-                .position(|slot| slot.entry.name == name)
-                .ok_or_else(|| EngineError::UnknownModel { name: name.to_owned() })?;
+            let index = state.slot_index(name)?;
             if let Some(failed) = state.take_failed_engine(index) {
                 drop(state);
                 shared.unload(vec![failed], "its engine failed");

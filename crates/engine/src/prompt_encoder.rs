@@ -65,40 +65,35 @@ impl PromptEncoder {
         rendered: &str,
     ) -> Result<Vec<Range<usize>>> {
         let tokenizer = &self.tokenizer;
-        let mut hostile: Vec<(usize, &str)> = Vec::new();
-        for (index, message) in messages.iter().enumerate() {
-            for text in message.texts() {
-                if !tokenizer.special_spellings(text).is_empty() {
-                    hostile.push((index, text));
-                }
-            }
-        }
-        if hostile.is_empty() {
+        let spells_special = |text: &str| tokenizer.first_special_spelling(text).is_some();
+        // Ordinary chats stop here, without copying a message.
+        if !messages.iter().flat_map(ChatMessage::texts).any(spells_special) {
             return Ok(Vec::new());
         }
-        let mut next = 0;
+        // Each hostile text (with its message's index) becomes placeholder number `i`.
+        let mut hostile: Vec<(usize, String)> = Vec::new();
         let marked: Vec<ChatMessage> = messages
             .iter()
-            .map(|message| {
+            .enumerate()
+            .map(|(index, message)| {
                 message.map_texts(|text| {
-                    if tokenizer.special_spellings(text).is_empty() {
-                        return None;
-                    }
-                    next += 1;
-                    Some(format!("{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}", next - 1))
+                    spells_special(text).then(|| {
+                        hostile.push((index, text.to_owned()));
+                        format!("{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}", hostile.len() - 1)
+                    })
                 })
             })
             .collect();
         let skeleton = self.template.render(&marked, None, true)?;
-        let texts: Vec<&str> = hostile.iter().map(|&(_, text)| text).collect();
+        let texts: Vec<&str> = hostile.iter().map(|(_, text)| text.as_str()).collect();
         for trimmed in [false, true] {
             if let Some(spans) = fill_placeholders(&skeleton, &texts, trimmed, rendered) {
                 return Ok(spans);
             }
         }
-        let (index, text) = hostile[0];
-        let spelling = tokenizer.special_spellings(text).first().map_or("", |s| &text[s.clone()]);
-        Err(EngineError::ControlTokenInMessage { index, spelling: spelling.to_owned() })
+        let (index, text) = &hostile[0];
+        let spelling = tokenizer.first_special_spelling(text).map_or("", |s| &text[s]);
+        Err(EngineError::ControlTokenInMessage { index: *index, spelling: spelling.to_owned() })
     }
 }
 

@@ -298,11 +298,11 @@ impl Tokenizer {
         Ok(out)
     }
 
-    /// Byte ranges of `text` that spell a special token (`"<|im_end|>"`, `"<end_of_turn>"`),
-    /// leftmost and longest first, as encoding with special tokens parsed would find them.
-    pub fn special_spellings(&self, text: &str) -> Vec<Range<usize>> {
-        let Some(matcher) = &self.special_spellings else { return Vec::new() };
-        matcher.find_iter(text).map(|found| found.range()).collect()
+    /// The byte range of the first place in `text` that spells a special token
+    /// (`"<|im_end|>"`, `"<end_of_turn>"`), the longest there, as encoding with special tokens
+    /// parsed would find it; `None` when no special token is spelled.
+    pub fn first_special_spelling(&self, text: &str) -> Option<Range<usize>> {
+        Some(self.special_spellings.as_ref()?.find(text)?.range())
     }
 
     /// Like [`encode`](Self::encode) with special tokens parsed, except inside the byte ranges
