@@ -55,29 +55,22 @@ pub(crate) const MAX_HEADER_BYTES: usize = 32 << 10;
 async fn check_request_head(request: Request, next: Next) -> Response {
     let uri_bytes = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if uri_bytes > MAX_URI_BYTES {
-        let mut error = ApiError::invalid_request(
-            format!(
-                "The request target is {uri_bytes} bytes; at most {MAX_URI_BYTES} are accepted."
-            ),
-            None,
+        let message = format!(
+            "The request target is {uri_bytes} bytes; at most {MAX_URI_BYTES} are accepted."
         );
-        error.status = StatusCode::URI_TOO_LONG;
-        return error.into_response();
+        return ApiError::refused(StatusCode::URI_TOO_LONG, message).into_response();
     }
     let headers = request.headers();
     let header_bytes: usize =
         headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        let mut error = ApiError::invalid_request(
-            format!(
-                "The request has {} header fields of {header_bytes} bytes; at most \
-                 {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes are accepted.",
-                headers.len()
-            ),
-            None,
+        let message = format!(
+            "The request has {} header fields of {header_bytes} bytes; at most {MAX_HEADERS} \
+             fields and {MAX_HEADER_BYTES} bytes are accepted.",
+            headers.len()
         );
-        error.status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return error.into_response();
+        return ApiError::refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message)
+            .into_response();
     }
     next.run(request).await
 }
@@ -117,12 +110,8 @@ async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: N
         }
         Err(_) => {
             let seconds = state.config.body_timeout.as_secs();
-            let mut error = ApiError::invalid_request(
-                format!("The request body did not arrive within {seconds} s."),
-                None,
-            );
-            error.status = StatusCode::REQUEST_TIMEOUT;
-            return refuse(error);
+            let message = format!("The request body did not arrive within {seconds} s.");
+            return refuse(ApiError::refused(StatusCode::REQUEST_TIMEOUT, message));
         }
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
@@ -135,8 +124,7 @@ fn close_after(mut response: Response) -> Response {
 }
 
 /// Refuses requests from web pages that are not local or allowed (crate::origin), on every
-/// route, `/health` included.
-/// Pages that pass get CORS headers (their own origin, never `*`), and their preflight requests
+/// route, `/health` included. Pages that pass get CORS headers (their own origin, never `*`), and their preflight requests
 /// an answer; no other origin ever gets one.
 async fn check_origin(
     State(state): State<Arc<AppState>>,
@@ -215,22 +203,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn unknown_route(request: Request) -> ApiError {
-    let mut error = ApiError::invalid_request(
-        format!("Unknown route: {} {}", request.method(), request.uri().path()),
-        None,
-    );
-    error.status = StatusCode::NOT_FOUND;
-    error
+    let message = format!("Unknown route: {} {}", request.method(), request.uri().path());
+    ApiError::refused(StatusCode::NOT_FOUND, message)
 }
 
 /// A known route asked with another method: 405 with the error JSON (axum's is an empty body).
 async fn method_not_allowed(request: Request) -> ApiError {
-    let mut error = ApiError::invalid_request(
-        format!("Method {} is not allowed on {}", request.method(), request.uri().path()),
-        None,
-    );
-    error.status = StatusCode::METHOD_NOT_ALLOWED;
-    error
+    let message = format!("Method {} is not allowed on {}", request.method(), request.uri().path());
+    ApiError::refused(StatusCode::METHOD_NOT_ALLOWED, message)
 }
 
 /// The server's state; 503 with `"status": "degraded"` while a model's engine has failed (until

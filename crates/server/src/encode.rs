@@ -82,23 +82,24 @@ pub(crate) async fn chat_tokens(
 /// The size of the text a message puts into the template: its content, and its tool calls'
 /// names and arguments (rendered as JSON) and its name and call id.
 fn message_bytes(message: &ChatMessage) -> usize {
-    let content = match &message.content {
-        None => 0,
-        Some(serde_json::Value::String(text)) => text.len(),
-        Some(other) => other.to_string().len(),
-    };
+    let content = message.content.as_ref().map_or(0, text_bytes);
     let calls: usize = message
         .tool_calls
         .iter()
         .flatten()
         .map(|call| {
-            let arguments = match &call.function.arguments {
-                serde_json::Value::String(text) => text.len(),
-                other => other.to_string().len(),
-            };
-            call.function.name.len() + arguments + call.id.as_ref().map_or(0, String::len)
+            let id = call.id.as_ref().map_or(0, String::len);
+            call.function.name.len() + text_bytes(&call.function.arguments) + id
         })
         .sum();
     let strings = [&message.name, &message.tool_call_id];
     content + calls + strings.iter().map(|s| s.as_ref().map_or(0, String::len)).sum::<usize>()
+}
+
+/// The size of a JSON value as the template sees it: a string's text, anything else as JSON.
+fn text_bytes(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(text) => text.len(),
+        other => other.to_string().len(),
+    }
 }

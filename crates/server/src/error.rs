@@ -52,6 +52,12 @@ impl ApiError {
         }
     }
 
+    /// A request refused with `status` (403, 404, 405, 408, 414, 431, ...), as an
+    /// `invalid_request_error` naming no field.
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, INVALID_REQUEST, message)
+    }
+
     /// 404: no model by that name is served. OpenAI reports this as an `invalid_request_error`
     /// with code `model_not_found`; clients match on the code.
     pub fn not_found_model(model: &str) -> ApiError {

@@ -64,9 +64,7 @@ impl OriginPolicy {
 }
 
 fn forbidden(message: String) -> ApiError {
-    let mut error = ApiError::invalid_request(message, None);
-    error.status = StatusCode::FORBIDDEN;
-    error
+    ApiError::refused(StatusCode::FORBIDDEN, message)
 }
 
 #[cfg(test)]

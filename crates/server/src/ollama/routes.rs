@@ -44,11 +44,8 @@ type OllamaResult = Result<Response, OllamaError>;
 type Payload = Result<Bytes, BytesRejection>;
 
 fn parsed<T: DeserializeOwned>(payload: Payload) -> Result<T, OllamaError> {
-    let body = payload.map_err(|rejection| {
-        let mut error = ApiError::invalid_request(rejection.body_text(), None);
-        error.status = rejection.status();
-        error
-    })?;
+    let body = payload
+        .map_err(|rejection| ApiError::refused(rejection.status(), rejection.body_text()))?;
     serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid_request(format!("invalid request body: {error}"), None).into()
     })

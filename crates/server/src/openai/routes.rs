@@ -99,11 +99,11 @@ async fn completions(
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
     let vocab_size = engine.prompts().tokenizer().vocab_size();
+    let parse_special = request.parse_special == Some(true);
     let mut prompts: Vec<Vec<TokenId>> = Vec::with_capacity(request.prompts().len());
     for prompt in request.prompts() {
         prompts.push(match prompt {
             PromptInput::Text(text) => {
-                let parse_special = request.parse_special == Some(true);
                 crate::encode::raw_tokens(engine, text.clone(), parse_special, "prompt").await??
             }
             PromptInput::TokenIds(ids) => match ids.iter().find(|&&id| id as usize >= vocab_size) {
