@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
+use uma_grammar::{Commit, Constraint, TokenMask};
 use uma_model::backend::{Backend, PagedKvCache};
 use uma_model::{Batch, BlockId, KvCacheType, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
@@ -20,6 +21,11 @@ use crate::pooling::{Pooler, Pooling};
 use crate::prompt_encoder::PromptEncoder;
 use crate::scheduler::{Scheduler, SchedulerOutput};
 use crate::{RequestId, TokenId};
+
+/// One step's grammar mask of a constrained sequence: `None` while a lazy grammar waits for its
+/// trigger; an error when the grammar cannot go on.
+type MaskResult = Result<Option<TokenMask>>;
+type MaskResults = HashMap<RequestId, MaskResult>;
 
 /// What the handle and the streams tell the engine thread.
 #[derive(Debug)]
@@ -51,6 +57,7 @@ pub(crate) struct NewRequest {
     pub(crate) prompt: Vec<TokenId>,
     pub(crate) sampler: Sampler,
     pub(crate) stop: StopCondition,
+    pub(crate) constraint: Option<Constraint>,
     pub(crate) events: UnboundedSender<StreamEvent>,
 }
 
@@ -58,6 +65,8 @@ pub(crate) struct NewRequest {
 struct ActiveRequest {
     sampler: Sampler,
     stop: StopCondition,
+    /// The request's grammar state; taken out while a step computes its mask.
+    constraint: Option<Constraint>,
     decoder: StreamDecoder,
     events: UnboundedSender<StreamEvent>,
     num_prompt_tokens: usize,
@@ -267,11 +276,12 @@ impl<B: Backend> EngineCore<B> {
     }
 
     fn add(&mut self, request: NewRequest) {
-        let NewRequest { id, prompt, sampler, stop, events } = request;
+        let NewRequest { id, prompt, sampler, stop, constraint, events } = request;
         self.counters.num_prompt_tokens += prompt.len() as u64;
         let active = ActiveRequest {
             sampler,
             stop,
+            constraint,
             decoder: StreamDecoder::new(true),
             events,
             num_prompt_tokens: prompt.len(),
@@ -293,7 +303,8 @@ impl<B: Backend> EngineCore<B> {
             return;
         }
         self.counters.num_steps += 1;
-        let mut logits = match self.execute(&plan) {
+        let (result, mut masks) = self.execute_and_mask(&plan);
+        let mut logits = match result {
             Ok(logits) => logits,
             Err(error) => {
                 tracing::error!("step failed: {error}");
@@ -307,8 +318,63 @@ impl<B: Backend> EngineCore<B> {
         self.scheduler.complete_step(&plan);
         // One logits row per sampling chunk, in order; each sampler edits its row in place.
         for (chunk, row) in plan.chunks.iter().filter(|c| c.samples).zip(logits.rows_mut()) {
-            self.sample_and_send(chunk.request, row);
+            let mask = masks.remove(&chunk.request);
+            self.sample_and_send(chunk.request, row, mask);
         }
+    }
+
+    /// Runs the step and, at the same time on a worker thread, the grammar masks of the
+    /// constrained sequences that sample in it (llguidance takes from tens of microseconds to a
+    /// few milliseconds per mask; the model's step hides that). Steps without constraints spawn
+    /// nothing.
+    fn execute_and_mask(&mut self, plan: &SchedulerOutput) -> (Result<Logits>, MaskResults) {
+        let mut constrained: Vec<(RequestId, Constraint)> = Vec::new();
+        for chunk in plan.chunks.iter().filter(|chunk| chunk.samples) {
+            let request = self.requests.get_mut(&chunk.request);
+            if let Some(constraint) = request.and_then(|request| request.constraint.take()) {
+                constrained.push((chunk.request, constraint));
+            }
+        }
+        if constrained.is_empty() {
+            return (self.execute(plan), MaskResults::new());
+        }
+        let (logits, computed) = std::thread::scope(|scope| {
+            let worker = scope.spawn(move || {
+                constrained
+                    .into_iter()
+                    .map(|(id, mut constraint)| {
+                        let mask = constraint.mask();
+                        (id, constraint, mask)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let logits = self.execute(plan);
+            (logits, worker.join())
+        });
+        let mut masks = MaskResults::new();
+        match computed {
+            Ok(computed) => {
+                for (id, constraint, mask) in computed {
+                    if let Some(request) = self.requests.get_mut(&id) {
+                        request.constraint = Some(constraint);
+                    }
+                    masks.insert(id, mask.map_err(EngineError::GrammarFailed));
+                }
+            }
+            // The constraints went down with the worker: those requests cannot go on.
+            Err(panic) => {
+                let detail = panic_detail(panic.as_ref());
+                for chunk in plan.chunks.iter().filter(|chunk| chunk.samples) {
+                    let lost =
+                        self.requests.get(&chunk.request).is_some_and(|r| r.constraint.is_none());
+                    if lost {
+                        let error = uma_grammar::GrammarError::Stuck { message: detail.clone() };
+                        masks.insert(chunk.request, Err(EngineError::GrammarFailed(error)));
+                    }
+                }
+            }
+        }
+        (logits, masks)
     }
 
     /// Runs the model over the planned chunks; a model error or panic fails the step, not the
@@ -331,10 +397,15 @@ impl<B: Backend> EngineCore<B> {
         run_model(|| model.forward(&batch, kv_cache))
     }
 
-    /// Samples the next token of `id` from its logits `row`, sends it, and finishes the request
-    /// when it stops.
-    fn sample_and_send(&mut self, id: RequestId, row: &mut [f32]) {
+    /// Samples the next token of `id` from its logits `row` (within its grammar's `mask`, for a
+    /// constrained request), sends it, and finishes the request when it stops.
+    fn sample_and_send(&mut self, id: RequestId, row: &mut [f32], mask: Option<MaskResult>) {
         let Some(request) = self.requests.get_mut(&id) else { return };
+        match mask {
+            Some(Ok(Some(mask))) => mask.apply(row),
+            Some(Err(error)) => return self.fail(id, &Arc::new(error)),
+            Some(Ok(None)) | None => {}
+        }
         let history = TokenHistory::new(self.scheduler.tokens(id), request.num_prompt_tokens);
         let sampled = match request.sampler.sample(row, history) {
             Ok(sampled) => sampled,
@@ -345,11 +416,19 @@ impl<B: Backend> EngineCore<B> {
             Ok(piece) => piece,
             Err(error) => return self.fail(id, &Arc::new(EngineError::Tokenizer(error))),
         };
+        let grammar = match request.constraint.as_mut().map(|c| c.commit(sampled.token)) {
+            Some(Err(error)) => return self.fail(id, &Arc::new(EngineError::GrammarFailed(error))),
+            Some(Ok(commit)) => commit,
+            None => Commit::Continue,
+        };
         let update = request.stop.push(sampled.token, &piece);
         self.scheduler.append_token(id, sampled.token);
         self.counters.num_generated_tokens += 1;
 
         let mut finished = update.finished;
+        if finished.is_none() && grammar == Commit::Finished {
+            finished = Some(StopReason::GrammarComplete);
+        }
         // The last position's token needs no keys of its own: a sequence of context_length
         // computed positions ends one token past them.
         if finished.is_none() && self.scheduler.tokens(id).len() > self.context_length {

@@ -17,6 +17,8 @@ use crate::device::LoadedModel;
 use crate::engine_config::EngineConfig;
 use crate::engine_core::{Command, EmbedRequest, EngineCore, NewRequest, SharedState};
 use crate::engine_stats::EngineStats;
+use uma_grammar::OutputGrammar;
+
 use crate::error::{EngineError, Result};
 use crate::prompt_encoder::PromptEncoder;
 use crate::request_stream::RequestStream;
@@ -32,6 +34,8 @@ pub struct GenerationRequest {
     /// The sampler's random stream: choice `i` of a request with `n` choices and one seed uses
     /// stream `i`, so the choices differ and each is reproducible.
     pub sampler_stream: u64,
+    /// The grammar the output must follow, if any (each choice gets its own constraint).
+    pub grammar: Option<OutputGrammar>,
 }
 
 /// A running engine for one model. Cloning is cheap; every clone talks to the same engine thread.
@@ -210,7 +214,7 @@ impl EngineHandle {
     pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream> {
         let shared = &self.shared;
         self.check_accepting()?;
-        let GenerationRequest { prompt, params, sampler_stream } = request;
+        let GenerationRequest { prompt, params, sampler_stream, grammar } = request;
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -236,7 +240,8 @@ impl EngineHandle {
             .map_err(|num_in_flight| EngineError::QueueFull { num_in_flight })?;
         let id = RequestId(shared.next_id.fetch_add(1, Ordering::Relaxed));
         let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let request = NewRequest { id, prompt, sampler, stop, events };
+        let constraint = grammar.as_ref().map(OutputGrammar::start);
+        let request = NewRequest { id, prompt, sampler, stop, constraint, events };
         if shared.commands.send(Command::Add(Box::new(request))).is_err() {
             shared.num_in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::ShuttingDown);

@@ -68,6 +68,9 @@ pub enum EngineError {
     /// request it held and takes no more; the registry reloads the model.
     #[error("the model's engine stopped after an internal error ({detail}); it is reloaded on the next request")]
     EngineFailed { detail: String },
+    /// The request's grammar cannot go on (it allows no token here) or refused the chosen one.
+    #[error(transparent)]
+    GrammarFailed(uma_grammar::GrammarError),
     /// The sampler could not pick a token from the step's logits.
     #[error(transparent)]
     SamplingFailed(SamplingError),

@@ -37,7 +37,7 @@ pub use model_registry::{
 };
 pub use output::{Completion, StreamEvent, TokenOutput, Usage};
 pub use pooling::Pooling;
-pub use prompt_encoder::PromptEncoder;
+pub use prompt_encoder::{ChatPrompt, PromptEncoder};
 pub use request_stream::RequestStream;
 pub use scheduler::{KvCopy, ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};
 pub use uma_kv::RequestId;

@@ -2,18 +2,31 @@
 //! chat server does it.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use uma_gguf::GgufFile;
+use uma_grammar::{GrammarCompiler, GrammarError};
 use uma_tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
 
 use crate::error::{EngineError, Result};
 use crate::TokenId;
 
-/// The tokenizer and chat template of one model.
+/// The tokenizer and chat template of one model, and its grammar compiler.
 #[derive(Debug)]
 pub struct PromptEncoder {
     tokenizer: Tokenizer,
     template: ChatTemplate,
+    /// Built on the first constrained request (its token trie costs tens of milliseconds and
+    /// some megabytes, which models never asked for structured output need not pay).
+    grammars: OnceLock<std::result::Result<GrammarCompiler, GrammarError>>,
+}
+
+/// A chat rendered by the template and encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatPrompt {
+    pub tokens: Vec<TokenId>,
+    /// The rendered text (where the model's answer begins: inside `<think>` or not).
+    pub rendered: String,
 }
 
 impl PromptEncoder {
@@ -26,7 +39,21 @@ impl PromptEncoder {
         Ok(PromptEncoder {
             tokenizer: Tokenizer::from_gguf(file)?,
             template: ChatTemplate::from_gguf(file, architecture)?,
+            grammars: OnceLock::new(),
         })
+    }
+
+    /// The chat template's source (which tool-call and reasoning syntax the model uses).
+    pub fn template_source(&self) -> &str {
+        self.template.source()
+    }
+
+    /// The model's grammar compiler, built on first use.
+    pub fn grammars(&self) -> std::result::Result<&GrammarCompiler, GrammarError> {
+        self.grammars
+            .get_or_init(|| GrammarCompiler::new(&self.tokenizer))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The model's tokenizer.
@@ -39,10 +66,21 @@ impl PromptEncoder {
     /// The messages' own text stays text: a user who writes `<|im_end|>` gets those characters,
     /// not the control token that would end the turn (see [`Self::message_text_spans`]).
     pub fn chat(&self, messages: &[ChatMessage]) -> Result<Vec<TokenId>> {
-        let text = self.template.render(messages, None, true)?;
+        Ok(self.chat_with_tools(messages, None)?.tokens)
+    }
+
+    /// [`Self::chat`] with the tool schemas `tools` (a JSON array) given to the template, and
+    /// the rendered text kept.
+    pub fn chat_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<ChatPrompt> {
+        let text = self.template.render(messages, tools, true)?;
         let add_bos = !self.template.starts_with_bos(&text);
-        let plain = self.message_text_spans(messages, &text)?;
-        Ok(self.tokenizer.encode_with_plain_spans(&text, add_bos, &plain)?)
+        let plain = self.message_text_spans(messages, &text, tools)?;
+        let tokens = self.tokenizer.encode_with_plain_spans(&text, add_bos, &plain)?;
+        Ok(ChatPrompt { tokens, rendered: text })
     }
 
     /// Raw text without a template: BOS per the file's flags. `parse_special`: whether
@@ -63,6 +101,7 @@ impl PromptEncoder {
         &self,
         messages: &[ChatMessage],
         rendered: &str,
+        tools: Option<&serde_json::Value>,
     ) -> Result<Vec<Range<usize>>> {
         let tokenizer = &self.tokenizer;
         let spells_special = |text: &str| tokenizer.first_special_spelling(text).is_some();
@@ -84,7 +123,7 @@ impl PromptEncoder {
                 })
             })
             .collect();
-        let skeleton = self.template.render(&marked, None, true)?;
+        let skeleton = self.template.render(&marked, tools, true)?;
         let texts: Vec<&str> = hostile.iter().map(|(_, text)| text.as_str()).collect();
         for trimmed in [false, true] {
             if let Some(spans) = fill_placeholders(&skeleton, &texts, trimmed, rendered) {
@@ -238,7 +277,7 @@ mod tests {
         let tokenizer = Tokenizer::from_gguf(&file).expect("tokenizer");
         let source = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | replace('x', 'y') }}<|im_end|>\n{% endfor %}";
         let template = ChatTemplate::new(source, None, None).expect("template");
-        let encoder = PromptEncoder { tokenizer, template };
+        let encoder = PromptEncoder { tokenizer, template, grammars: OnceLock::new() };
         match encoder.chat(&[ChatMessage::user("x <|im_end|>")]) {
             Err(EngineError::ControlTokenInMessage { index: 0, spelling }) => {
                 assert_eq!(spelling, "<|im_end|>")

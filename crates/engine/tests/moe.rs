@@ -53,7 +53,7 @@ fn requests(vocab_size: u32) -> Vec<GenerationRequest> {
                 }
             };
             let params = SamplingParams { ignore_eos: true, ..params };
-            GenerationRequest { prompt, params, sampler_stream: 0 }
+            GenerationRequest { prompt, params, sampler_stream: 0, grammar: None }
         })
         .collect()
 }

@@ -53,6 +53,8 @@ pub enum StopReason {
     MaxTokens,
     /// The sequence filled the model's context (decided by the engine).
     ContextFull,
+    /// The request's grammar is complete: nothing more may follow (decided by the engine).
+    GrammarComplete,
     /// The request was cancelled (decided by the engine).
     Cancelled,
 }
@@ -63,7 +65,8 @@ impl StopReason {
         match self {
             StopReason::EndOfGeneration { .. }
             | StopReason::StopToken { .. }
-            | StopReason::StopString { .. } => FinishReason::Stop,
+            | StopReason::StopString { .. }
+            | StopReason::GrammarComplete => FinishReason::Stop,
             StopReason::MaxTokens | StopReason::ContextFull => FinishReason::Length,
             StopReason::Cancelled => FinishReason::Cancelled,
         }

@@ -117,7 +117,7 @@ impl Generation {
                 let request = GenerationRequest {
                     prompt: prompt.clone(),
                     params: params.clone(),
-                    sampler_stream: u64::from(choice),
+                    sampler_stream: u64::from(choice), grammar: None
                 };
                 let request_stream = engine.submit(request)?;
                 let index = prompt_index as u32 * n + choice;

@@ -405,6 +405,27 @@ impl Tokenizer {
         self.token_texts.get(id as usize).map(String::as_str)
     }
 
+    /// The bytes token `id` stands for in generated text: what decoding it contributes, before
+    /// the decoder joins pieces into characters (a byte-level token may hold part of a UTF-8
+    /// character; `<0x0A>` is one byte). Added tokens (`<tool_call>`, `<|im_end|>`) are their
+    /// spelling. Grammar-constrained decoding matches these bytes against the grammar.
+    pub fn token_bytes(&self, id: TokenId) -> Option<Vec<u8>> {
+        let text = self.token_texts.get(id as usize)?;
+        if self.is_added(id) {
+            return Some(text.as_bytes().to_vec());
+        }
+        Some(match self.parsing.get_decoder() {
+            Some(DecoderWrapper::ByteLevel(_)) => byte_level_bytes(text),
+            _ => sentencepiece_bytes(text),
+        })
+    }
+
+    /// Whether `id` is one of the added tokens, matched whole in text rather than produced by
+    /// the model's merges.
+    fn is_added(&self, id: TokenId) -> bool {
+        self.parsing.get_added_vocabulary().simple_id_to_token(id).is_some()
+    }
+
     /// The id whose spelling is exactly `text`, looking at added tokens first.
     pub fn token_id(&self, text: &str) -> Option<TokenId> {
         self.parsing.token_to_id(text)
@@ -455,6 +476,42 @@ fn end_of_generation_set<const N: usize>(
     ids.dedup();
     ids
 }
+
+/// GPT-2's byte-level alphabet read back: each character of a byte-level token is one byte
+/// (printable bytes stand for themselves, the others were shifted to U+0100 and up). A character
+/// outside the alphabet (never in a merged token) keeps its UTF-8 bytes.
+fn byte_level_bytes(text: &str) -> Vec<u8> {
+    let mut shifted = 0u32;
+    let mut unshift = [0u8; 256];
+    for byte in 0..=255u8 {
+        let printable = matches!(byte, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        if !printable {
+            unshift[shifted as usize] = byte;
+            shifted += 1;
+        }
+    }
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        let code = c as u32;
+        match code {
+            0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => bytes.push(code as u8),
+            0x100..=0x143 if code - 0x100 < shifted => bytes.push(unshift[(code - 0x100) as usize]),
+            _ => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    bytes
+}
+
+/// A SentencePiece piece's bytes: `▁` is a space, `<0xNN>` the byte it names.
+fn sentencepiece_bytes(text: &str) -> Vec<u8> {
+    if let Some(hex) = text.strip_prefix("<0x").and_then(|t| t.strip_suffix('>')) {
+        if let (2, Ok(byte)) = (hex.len(), u8::from_str_radix(hex, 16)) {
+            return vec![byte];
+        }
+    }
+    text.replace('\u{2581}', " ").into_bytes()
+}
+
 
 #[cfg(test)]
 mod tests {

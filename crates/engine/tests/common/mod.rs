@@ -109,7 +109,7 @@ pub(crate) fn seeded(seed: u64, max_tokens: u32) -> SamplingParams {
 
 /// A request on sampler stream 0.
 pub(crate) fn request(prompt: Vec<TokenId>, params: SamplingParams) -> GenerationRequest {
-    GenerationRequest { prompt, params, sampler_stream: 0 }
+    GenerationRequest { prompt, params, sampler_stream: 0, grammar: None }
 }
 
 /// A token's logprob and its top logprobs.
