@@ -187,7 +187,12 @@ impl Chat {
     /// Generates after `prompt`, streaming the text to stdout as it becomes final.
     fn answer(&self, prompt: Vec<TokenId>) -> anyhow::Result<Answer> {
         let started = Instant::now();
-        let request = GenerationRequest { prompt, params: self.params.clone(), sampler_stream: 0 , grammar: None};
+        let request = GenerationRequest {
+            prompt,
+            params: self.params.clone(),
+            sampler_stream: 0,
+            grammar: None,
+        };
         let mut stream = {
             // Held while submitting, so that a Ctrl-C meanwhile finds the request to cancel.
             let mut answering = lock(&self.answering);

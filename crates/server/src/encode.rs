@@ -81,7 +81,7 @@ pub(crate) async fn chat_tokens(
 
 /// The size of the text a message puts into the template: its content, and its tool calls'
 /// names and arguments (rendered as JSON) and its name and call id.
-fn message_bytes(message: &ChatMessage) -> usize {
+pub(crate) fn message_bytes(message: &ChatMessage) -> usize {
     let content = message.content.as_ref().map_or(0, text_bytes);
     let calls: usize = message
         .tool_calls

@@ -12,10 +12,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
+use uma_chat_output::{OutputDelta, OutputParser, ParsedOutput};
 use uma_engine::{EngineError, EngineHandle, GenerationRequest, StreamEvent, TokenId, TokenOutput};
+use uma_grammar::OutputGrammar;
 use uma_sampling::{FinishReason, SamplingParams};
 
 use crate::metrics::Metrics;
+use crate::tools::OutputParsing;
 
 /// One of the most likely tokens at a position.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +56,8 @@ pub(crate) struct ChoiceOutput {
     pub(crate) finish_reason: Option<FinishReason>,
     /// `Some` when the request asked for logprobs: one entry per token of `text`.
     pub(crate) logprobs: Option<Vec<TokenLogprob>>,
+    /// For chats: `text` read as reasoning, content and tool calls.
+    pub(crate) parsed: Option<ParsedOutput>,
 }
 
 /// Every choice of a generation, ended, and what they cost.
@@ -66,10 +71,17 @@ pub(crate) struct Outcome {
 #[derive(Debug, Clone)]
 pub(crate) enum ChoiceEvent {
     /// A generated token and the text that became final with it (often empty while a character
-    /// or a possible stop string is held back), with its logprobs when the request asked.
-    Token { token: TokenId, text: String, logprob: Option<TokenLogprob> },
-    /// The choice ended: the text released at the end, and why it ended.
-    Finished { text: String, finish_reason: FinishReason },
+    /// or a possible stop string is held back), with its logprobs when the request asked, and
+    /// for chats what that text adds to the reasoning, content and tool calls.
+    Token { token: TokenId, text: String, logprob: Option<TokenLogprob>, deltas: Vec<OutputDelta> },
+    /// The choice ended: the text released at the end, and why it ended; for chats the last
+    /// deltas and the whole output parsed.
+    Finished {
+        text: String,
+        finish_reason: FinishReason,
+        deltas: Vec<OutputDelta>,
+        parsed: Option<ParsedOutput>,
+    },
     /// The engine failed the choice; the generation has nothing more to give.
     Failed(Arc<EngineError>),
 }
@@ -90,6 +102,18 @@ pub(crate) struct Generation {
     cached_tokens: HashMap<u32, usize>,
     completion_tokens: usize,
     started: Instant,
+    /// For chats, how the output is read, and each choice's parser (made at its first event).
+    parsing: Option<OutputParsing>,
+    parsers: HashMap<u32, OutputParser>,
+}
+
+/// What a generation's output must follow, and how it is read back.
+#[derive(Debug, Default)]
+pub(crate) struct OutputHandling {
+    /// The grammar every choice follows.
+    pub(crate) grammar: Option<OutputGrammar>,
+    /// `Some` for chats: the text is parsed into reasoning, content and tool calls.
+    pub(crate) parsing: Option<OutputParsing>,
 }
 
 impl Generation {
@@ -102,6 +126,7 @@ impl Generation {
         prompts: Vec<Vec<TokenId>>,
         params: &SamplingParams,
         n: u32,
+        output: OutputHandling,
     ) -> Result<Generation, EngineError> {
         // More sequences than the engine ever holds would be refused with 429 forever (and the
         // choices it did take would crowd out other clients): a 400 now.
@@ -117,7 +142,8 @@ impl Generation {
                 let request = GenerationRequest {
                     prompt: prompt.clone(),
                     params: params.clone(),
-                    sampler_stream: u64::from(choice), grammar: None
+                    sampler_stream: u64::from(choice),
+                    grammar: output.grammar.clone(),
                 };
                 let request_stream = engine.submit(request)?;
                 let index = prompt_index as u32 * n + choice;
@@ -147,7 +173,14 @@ impl Generation {
             cached_tokens: HashMap::new(),
             completion_tokens: 0,
             started: Instant::now(),
+            parsing: output.parsing,
+            parsers: HashMap::new(),
         })
+    }
+
+    /// Whether the output is parsed (a chat): events carry deltas and the parsed output.
+    pub(crate) fn parses_output(&self) -> bool {
+        self.parsing.is_some()
     }
 
     /// The id the request is logged under.
@@ -164,6 +197,7 @@ impl Generation {
                 text: String::new(),
                 finish_reason: None,
                 logprobs: self.logprobs.map(|_| Vec::new()),
+                parsed: None,
             })
             .collect();
         while let Some((index, event)) = self.next_event().await {
@@ -175,9 +209,10 @@ impl Generation {
                         choice.logprobs.get_or_insert_with(Vec::new).push(entry);
                     }
                 }
-                ChoiceEvent::Finished { text, finish_reason } => {
+                ChoiceEvent::Finished { text, finish_reason, parsed, .. } => {
                     choice.text.push_str(&text);
                     choice.finish_reason = Some(finish_reason);
+                    choice.parsed = parsed;
                 }
                 ChoiceEvent::Failed(error) => return Err(error),
             }
@@ -193,19 +228,38 @@ impl Generation {
         let event = match event {
             StreamEvent::Token(token) => ChoiceEvent::Token {
                 logprob: self.token_logprob(&token),
+                deltas: self.parser(index).map(|p| p.push(&token.text)).unwrap_or_default(),
                 token: token.token,
                 text: token.text,
             },
             StreamEvent::Finished(completion) => {
                 self.record_usage(index, &completion.usage);
+                let (deltas, parsed) = match self.parser(index) {
+                    Some(parser) => {
+                        let mut deltas = parser.push(&completion.text);
+                        let parser = self.parsers.remove(&index).expect("made by self.parser");
+                        let (last, parsed) = parser.finish();
+                        deltas.extend(last);
+                        (deltas, Some(parsed))
+                    }
+                    None => (Vec::new(), None),
+                };
                 ChoiceEvent::Finished {
                     text: completion.text,
                     finish_reason: completion.finish_reason,
+                    deltas,
+                    parsed,
                 }
             }
             StreamEvent::Failed(error) => ChoiceEvent::Failed(error),
         };
         Some((index, event))
+    }
+
+    /// Choice `index`'s parser, for chats.
+    fn parser(&mut self, index: u32) -> Option<&mut OutputParser> {
+        let parsing = self.parsing?;
+        Some(self.parsers.entry(index).or_insert_with(|| parsing.parser()))
     }
 
     fn token_logprob(&self, token: &TokenOutput) -> Option<TokenLogprob> {

@@ -28,6 +28,7 @@ pub mod openai;
 mod origin;
 mod serve;
 mod state;
+mod tools;
 
 pub use app::router;
 pub use keep_alive::{parse_keep_alive, KeepAliveField};

@@ -111,7 +111,7 @@ impl Answer {
                 self.first_token.get_or_insert_with(Instant::now);
                 Piece::text(text)
             }
-            ChoiceEvent::Finished { text, finish_reason } => {
+            ChoiceEvent::Finished { text, finish_reason, .. } => {
                 self.done = true;
                 self.generation.log_done();
                 let mut pieces = Piece::text(text);

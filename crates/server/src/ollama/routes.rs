@@ -21,7 +21,7 @@ use super::request::{
 use super::response::{self, OllamaError};
 use crate::embedding;
 use crate::error::ApiError;
-use crate::generation::{new_request_id, Generation};
+use crate::generation::{new_request_id, Generation, OutputHandling};
 use crate::state::AppState;
 
 /// The Ollama routes, for the router that adds authentication and limits.
@@ -87,7 +87,15 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
     prompt.extend(new_tokens.map_err(|e| ApiError::invalid_request(e.to_string(), Some(field)))?);
     let id = new_request_id("cmpl");
     let prompts = vec![prompt.clone()];
-    let generation = Generation::submit(engine, &state.metrics, id, prompts, &params, 1)?;
+    let generation = Generation::submit(
+        engine,
+        &state.metrics,
+        id,
+        prompts,
+        &params,
+        1,
+        OutputHandling::default(),
+    )?;
     drop(lease);
     let answer = Answer::new(generation, request.model, Kind::Generate { prompt }, started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)
@@ -112,7 +120,15 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
         .await?
         .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
     let id = new_request_id("chatcmpl");
-    let generation = Generation::submit(engine, &state.metrics, id, vec![prompt], &params, 1)?;
+    let generation = Generation::submit(
+        engine,
+        &state.metrics,
+        id,
+        vec![prompt],
+        &params,
+        1,
+        OutputHandling::default(),
+    )?;
     drop(lease);
     let answer = Answer::new(generation, request.model, Kind::Chat, started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)

@@ -8,12 +8,13 @@ use axum::response::sse::{Event, KeepAlive as SseKeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
+use uma_chat_output::OutputDelta;
 use uma_sampling::FinishReason;
 
 use super::response::{
-    chat_chunk, chat_completion, chat_usage_chunk, text_chunk, text_completion, text_usage_chunk,
-    ChunkDelta, ResponseMeta,
+    chat_chunk, chat_completion, chat_usage_chunk, new_tool_call_id, text_chunk, text_completion,
+    text_usage_chunk, ChunkDelta, ResponseMeta,
 };
 use crate::error::ApiError;
 use crate::generation::{ChoiceEvent, ChoiceOutput, Generation, TokenLogprob};
@@ -49,6 +50,7 @@ pub(crate) async fn respond(
         include_usage,
         text_offsets: HashMap::new(),
         started_choices: Vec::new(),
+        called_choices: Vec::new(),
         finished: false,
     };
     let events =
@@ -75,6 +77,8 @@ struct ChunkState {
     include_usage: bool,
     text_offsets: HashMap<u32, usize>,
     started_choices: Vec<u32>,
+    /// Choices that began a tool call (they finish with `"tool_calls"`).
+    called_choices: Vec<u32>,
     finished: bool,
 }
 
@@ -105,20 +109,41 @@ impl ChunkState {
             payloads.push(self.chunk(index, ChunkDelta::role(), None, None).to_string());
         }
         match event {
-            ChoiceEvent::Token { text, logprob, .. } => {
-                // An empty delta says nothing unless it carries a logprob.
-                if !text.is_empty() || logprob.is_some() {
-                    let logprobs = logprob.map(|entry| vec![entry]);
+            ChoiceEvent::Token { text, logprob, deltas, .. } => {
+                let logprobs = logprob.map(|entry| vec![entry]);
+                if self.endpoint == Endpoint::Chat && self.generation.parses_output() {
+                    let mut chunks = self.parsed_chunks(index, deltas);
+                    // The logprobs ride on the token's first chunk (or an empty one).
+                    if chunks.is_empty() && logprobs.is_some() {
+                        chunks.push(ChunkDelta::empty());
+                    }
+                    for (position, delta) in chunks.into_iter().enumerate() {
+                        let logprobs = if position == 0 { logprobs.as_deref() } else { None };
+                        payloads.push(self.chunk(index, delta, None, logprobs).to_string());
+                    }
+                } else if !text.is_empty() || logprobs.is_some() {
+                    // An empty delta says nothing unless it carries a logprob.
                     let chunk =
                         self.chunk(index, ChunkDelta::content(text), None, logprobs.as_deref());
                     payloads.push(chunk.to_string());
                 }
             }
-            ChoiceEvent::Finished { text, finish_reason } => {
-                let delta =
-                    if text.is_empty() { ChunkDelta::empty() } else { ChunkDelta::content(text) };
-                let chunk = self.chunk(index, delta, Some(finish_reason), None);
-                payloads.push(chunk.to_string());
+            ChoiceEvent::Finished { text, finish_reason, deltas, .. } => {
+                if self.endpoint == Endpoint::Chat && self.generation.parses_output() {
+                    for delta in self.parsed_chunks(index, deltas) {
+                        payloads.push(self.chunk(index, delta, None, None).to_string());
+                    }
+                    let chunk = self.chunk(index, ChunkDelta::empty(), Some(finish_reason), None);
+                    payloads.push(chunk.to_string());
+                } else {
+                    let delta = if text.is_empty() {
+                        ChunkDelta::empty()
+                    } else {
+                        ChunkDelta::content(text)
+                    };
+                    let chunk = self.chunk(index, delta, Some(finish_reason), None);
+                    payloads.push(chunk.to_string());
+                }
             }
             ChoiceEvent::Failed(error) => {
                 tracing::error!(id = %self.generation.id(), "generation failed: {error}");
@@ -128,6 +153,47 @@ impl ChunkState {
             }
         }
         Some(payloads)
+    }
+
+    /// The chunk deltas of a chat choice's parsed output deltas: reasoning, content, and
+    /// OpenAI's incremental tool calls (a withdrawn call's text follows as content).
+    fn parsed_chunks(&mut self, index: u32, deltas: Vec<OutputDelta>) -> Vec<ChunkDelta> {
+        let mut chunks = Vec::new();
+        for delta in deltas {
+            match delta {
+                OutputDelta::Content(text) if !text.is_empty() => {
+                    chunks.push(ChunkDelta::content(text));
+                }
+                OutputDelta::Reasoning(text) if !text.is_empty() => chunks
+                    .push(ChunkDelta { reasoning_content: Some(text), ..ChunkDelta::default() }),
+                OutputDelta::ToolCallBegin { index: call, name } => {
+                    if !self.called_choices.contains(&index) {
+                        self.called_choices.push(index);
+                    }
+                    let entry = json!({
+                        "index": call,
+                        "id": new_tool_call_id(),
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    });
+                    chunks.push(ChunkDelta {
+                        tool_calls: Some(vec![entry]),
+                        ..ChunkDelta::default()
+                    });
+                }
+                OutputDelta::ToolCallArguments { index: call, fragment }
+                    if !fragment.is_empty() =>
+                {
+                    let entry = json!({"index": call, "function": {"arguments": fragment}});
+                    chunks.push(ChunkDelta {
+                        tool_calls: Some(vec![entry]),
+                        ..ChunkDelta::default()
+                    });
+                }
+                _ => {}
+            }
+        }
+        chunks
     }
 
     /// One chunk of choice `index`, counting the text it sends.
@@ -142,13 +208,17 @@ impl ChunkState {
         let text_offset = *offset;
         *offset += delta.content.as_deref().map_or(0, |text| text.chars().count());
         match self.endpoint {
-            Endpoint::Chat => chat_chunk(&self.meta, index, &delta, finish, logprobs),
+            Endpoint::Chat => {
+                let called = self.called_choices.contains(&index);
+                chat_chunk(&self.meta, index, &delta, finish, called, logprobs)
+            }
             Endpoint::Text => {
                 let choice = ChoiceOutput {
                     index,
                     text: delta.content.unwrap_or_default(),
                     finish_reason: finish,
                     logprobs: logprobs.map(<[TokenLogprob]>::to_vec),
+                    parsed: None,
                 };
                 text_chunk(&self.meta, &choice, text_offset)
             }

@@ -13,6 +13,29 @@ use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
 use super::request_fields::{generation_fields, GenerationFields, WithGenerationFields};
 use crate::error::ApiError;
+use crate::tools::{
+    function_tool, openai_response_format, openai_tool, openai_tool_choice, FunctionTool,
+    OutputOptions, MAX_TOOLS,
+};
+
+/// The tools of a `tools` (or `functions`) array, each read by `read`; the count is checked
+/// first, so that a thousand tools cost nothing but the refusal.
+fn function_tools(
+    value: &serde_json::Value,
+    field: &str,
+    read: fn(&serde_json::Value, &str) -> Result<FunctionTool, ApiError>,
+) -> Result<Vec<FunctionTool>, ApiError> {
+    let items = value.as_array().ok_or_else(|| {
+        ApiError::invalid_request(format!("`{field}` must be an array."), Some(field))
+    })?;
+    if items.len() > MAX_TOOLS {
+        return Err(ApiError::invalid_request(
+            format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
+            Some(field),
+        ));
+    }
+    items.iter().enumerate().map(|(index, item)| read(item, &format!("{field}[{index}]"))).collect()
+}
 
 /// `POST /v1/chat/completions`. Fields not listed are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -30,12 +53,17 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<u32>,
     /// How long the model stays loaded after this request (an Ollama field uma accepts here too).
     pub keep_alive: Option<crate::keep_alive::KeepAliveField>,
-    /// Tool calling and structured output are not supported yet: requests that ask for them
-    /// are refused by name rather than answered as if they had not.
+    /// Functions the model may call: `[{"type": "function", "function": {"name",
+    /// "description", "parameters"}}]` (checked by [`Self::output_options`]).
     pub tools: Option<serde_json::Value>,
+    /// The deprecated form of `tools`: `[{"name", "description", "parameters"}]`.
     pub functions: Option<serde_json::Value>,
     pub tool_choice: Option<serde_json::Value>,
+    /// The deprecated form of `tool_choice`.
     pub function_call: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema",
+    /// "strict"}}`.
     pub response_format: Option<serde_json::Value>,
 }
 
@@ -66,7 +94,6 @@ impl ChatCompletionRequest {
                 ));
             }
         }
-        self.refuse_tools_and_formats()?;
         // `max_completion_tokens` replaces `max_tokens`; when both are sent the newer one wins.
         let max_tokens = match (self.max_completion_tokens, self.generation.max_tokens) {
             (Some(max_tokens), _) => Some((max_tokens, "max_completion_tokens")),
@@ -76,33 +103,30 @@ impl ChatCompletionRequest {
         self.generation.sampling_params(max_tokens, self.logprobs())
     }
 
-    /// Refuses tools, functions and structured output (not supported yet) by field name; a
-    /// `tool_choice` or `function_call` of "none" or "auto" and a `response_format` of type
-    /// "text" ask for nothing and pass.
-    fn refuse_tools_and_formats(&self) -> Result<(), ApiError> {
-        use super::request_fields::is_set;
-        let refuse = |field: &'static str| {
-            Err(ApiError::invalid_request(format!("`{field}` is not supported yet."), Some(field)))
+    /// The tools, tool choice and response format; errors name the field.
+    pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
+        let (tools, tools_field) = match (&self.tools, &self.functions) {
+            (Some(tools), _) if !tools.is_null() => {
+                (function_tools(tools, "tools", openai_tool)?, "tools")
+            }
+            (_, Some(functions)) if !functions.is_null() => {
+                (function_tools(functions, "functions", function_tool)?, "functions")
+            }
+            _ => (Vec::new(), "tools"),
         };
-        for (field, value) in [("tools", &self.tools), ("functions", &self.functions)] {
-            if is_set(value.as_ref()) {
-                return refuse(field);
-            }
-        }
-        for (field, value) in
-            [("tool_choice", &self.tool_choice), ("function_call", &self.function_call)]
-        {
-            let harmless = matches!(value.as_ref().and_then(|v| v.as_str()), Some("none" | "auto"));
-            if is_set(value.as_ref()) && !harmless {
-                return refuse(field);
-            }
-        }
-        let format = self.response_format.as_ref();
-        let text = format.and_then(|f| f.get("type")).and_then(|t| t.as_str()) == Some("text");
-        if is_set(format) && !text {
-            return refuse("response_format");
-        }
-        Ok(())
+        let (choice, choice_field) = match (&self.tool_choice, &self.function_call) {
+            (Some(choice), _) => (choice, "tool_choice"),
+            (None, Some(choice)) => (choice, "function_call"),
+            (None, None) => (&serde_json::Value::Null, "tool_choice"),
+        };
+        let options = OutputOptions {
+            tools,
+            tool_choice: openai_tool_choice(Some(choice), choice_field)?,
+            parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
+            format: openai_response_format(self.response_format.as_ref(), "response_format")?,
+        };
+        options.validate(tools_field, choice_field)?;
+        Ok(options)
     }
 
     /// The conversation for the chat template. Checks roles and content; an error is a 400
@@ -293,8 +317,10 @@ impl RequestToolCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::ToolChoice;
     use axum::http::StatusCode;
     use serde_json::json;
+    use uma_grammar::GrammarSpec;
 
     fn parse(body: serde_json::Value) -> ChatCompletionRequest {
         serde_json::from_value(body).unwrap()
@@ -317,30 +343,80 @@ mod tests {
     }
 
     #[test]
-    fn tools_structured_output_and_logit_bias_are_refused_by_name_until_supported() {
-        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
-        let with = |field: &str, value: serde_json::Value| {
-            let mut body = base.clone();
-            body[field] = value;
-            parse(body).sampling_params().err().and_then(|e| e.param)
+    fn tools_choices_and_formats_are_read_and_checked_by_field() {
+        let tool = json!({"type": "function", "function": {
+            "name": "get_weather", "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}
+        }});
+        let options = with(json!({
+            "tools": [tool.clone()],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": false,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+        }))
+        .output_options()
+        .unwrap();
+        assert_eq!(options.tools.len(), 1);
+        assert_eq!(options.tools[0].description.as_deref(), Some("Weather of a city"));
+        assert_eq!(options.tool_choice, ToolChoice::Function("get_weather".into()));
+        assert!(!options.parallel_tool_calls);
+        assert_eq!(options.format, Some(GrammarSpec::JsonSchema(json!({"type": "object"}))));
+        // The deprecated `functions` / `function_call` pair.
+        let old = with(json!({"functions": [{"name": "f"}], "function_call": {"name": "f"}}));
+        let options = old.output_options().unwrap();
+        assert_eq!(options.tool_choice, ToolChoice::Function("f".into()));
+        assert_eq!(options.tools[0].parameters, json!({"type": "object", "properties": {}}));
+
+        let error_param = |fields: serde_json::Value| {
+            with(fields.clone())
+                .output_options()
+                .err()
+                .and_then(|e| e.param)
+                .unwrap_or_else(|| panic!("{fields}"))
         };
-        let tool = json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]);
-        assert_eq!(with("tools", tool).as_deref(), Some("tools"));
-        assert_eq!(with("functions", json!([{"name": "f"}])).as_deref(), Some("functions"));
-        assert_eq!(with("tool_choice", json!("required")).as_deref(), Some("tool_choice"));
-        let json_object = json!({"type": "json_object"});
-        assert_eq!(with("response_format", json_object).as_deref(), Some("response_format"));
-        assert_eq!(with("logit_bias", json!({"42": 5})).as_deref(), Some("logit_bias"));
+        let many: Vec<_> = (0..1000)
+            .map(|i| json!({"type": "function", "function": {"name": format!("f{i}")}}))
+            .collect();
+        assert_eq!(error_param(json!({"tools": many})), "tools");
+        assert_eq!(
+            error_param(
+                json!({"tools": [tool.clone()], "tool_choice": {"type": "function", "function": {"name": "nope"}}})
+            ),
+            "tool_choice"
+        );
+        assert_eq!(error_param(json!({"tool_choice": "required"})), "tool_choice");
+        assert_eq!(
+            error_param(json!({"tools": [tool.clone()], "tool_choice": "sometimes"})),
+            "tool_choice"
+        );
+        assert_eq!(error_param(json!({"tools": [tool.clone(), tool.clone()]})), "tools[1].name");
+        assert_eq!(
+            error_param(json!({"tools": [{"type": "function", "function": {"name": "a b"}}]})),
+            "tools[0].name"
+        );
+        assert_eq!(error_param(json!({"tools": [{"type": "code_interpreter"}]})), "tools[0].type");
+        assert_eq!(error_param(json!({"tools": "f"})), "tools");
+        assert_eq!(
+            error_param(json!({"response_format": {"type": "xml"}})),
+            "response_format.type"
+        );
+        assert_eq!(
+            error_param(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})
+            ),
+            "response_format.json_schema.schema"
+        );
+        // Logit bias is still refused by name.
+        assert_eq!(sampling_error_param(json!({"logit_bias": {"42": 5}})), "logit_bias");
         // What asks for nothing passes.
-        for (field, value) in [
-            ("tools", json!([])),
-            ("tools", serde_json::Value::Null),
-            ("tool_choice", json!("none")),
-            ("tool_choice", json!("auto")),
-            ("response_format", json!({"type": "text"})),
-            ("logit_bias", json!({})),
+        for fields in [
+            json!({"tools": []}),
+            json!({"tools": null}),
+            json!({"tool_choice": "none"}),
+            json!({"response_format": {"type": "text"}}),
         ] {
-            assert_eq!(with(field, value.clone()), None, "{field}: {value}");
+            let options = with(fields.clone()).output_options().unwrap();
+            assert!(options.tools.is_empty() && options.format.is_none(), "{fields}");
         }
     }
 

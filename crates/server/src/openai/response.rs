@@ -53,22 +53,31 @@ impl Usage {
 }
 
 /// What a chat chunk adds to the assistant message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ChunkDelta {
     /// `Some("assistant")` in a choice's first chunk only.
     pub(crate) role: Option<String>,
     pub(crate) content: Option<String>,
+    /// More of the reasoning (vLLM's and DeepSeek's `reasoning_content`).
+    pub(crate) reasoning_content: Option<String>,
+    /// OpenAI's incremental `tool_calls` entries (`index`, and `id`, `type`, `function.name` in
+    /// a call's first entry, then `function.arguments` pieces).
+    pub(crate) tool_calls: Option<Vec<Value>>,
 }
 
 impl ChunkDelta {
     /// The first chunk of a choice: the role and empty content, as OpenAI sends it.
     pub(crate) fn role() -> ChunkDelta {
-        ChunkDelta { role: Some("assistant".to_owned()), content: Some(String::new()) }
+        ChunkDelta {
+            role: Some("assistant".to_owned()),
+            content: Some(String::new()),
+            ..ChunkDelta::default()
+        }
     }
 
     /// More text.
     pub(crate) fn content(text: impl Into<String>) -> ChunkDelta {
-        ChunkDelta { role: None, content: Some(text.into()) }
+        ChunkDelta { content: Some(text.into()), ..ChunkDelta::default() }
     }
 
     /// Nothing new (the last chunk, which carries only `finish_reason`).
@@ -106,6 +115,53 @@ fn finish_reason_json(finish_reason: Option<FinishReason>) -> Value {
     finish_reason.map(finish_reason_str).map_or(Value::Null, Value::from)
 }
 
+/// A chat choice's `finish_reason`: `"tool_calls"` when the model stopped after calling tools.
+pub(crate) fn chat_finish_reason_json(finish_reason: Option<FinishReason>, called: bool) -> Value {
+    match finish_reason {
+        Some(FinishReason::Stop) if called => json!("tool_calls"),
+        other => finish_reason_json(other),
+    }
+}
+
+/// A tool call id: `call_` and 24 hex digits.
+pub(crate) fn new_tool_call_id() -> String {
+    let id = new_request_id("call");
+    id[..id.len().min(29)].to_owned()
+}
+
+/// The assistant message of a chat choice: its text, or its parsed reasoning, content and
+/// tool calls (`content` is null when the model only called tools, as OpenAI sends it).
+fn chat_message(choice: &ChoiceOutput) -> Value {
+    let Some(parsed) = &choice.parsed else {
+        return json!({"role": "assistant", "content": choice.text});
+    };
+    let called = !parsed.tool_calls.is_empty();
+    let content = if called && parsed.content.trim().is_empty() {
+        Value::Null
+    } else {
+        json!(parsed.content)
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if let Some(reasoning) = &parsed.reasoning {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if called {
+        let calls: Vec<Value> = parsed
+            .tool_calls
+            .iter()
+            .map(|call| {
+                json!({
+                    "id": new_tool_call_id(),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                })
+            })
+            .collect();
+        message["tool_calls"] = json!(calls);
+    }
+    message
+}
+
 /// The body of a non-streamed chat completion (`object: "chat.completion"`).
 pub(crate) fn chat_completion(
     meta: &ResponseMeta,
@@ -117,9 +173,12 @@ pub(crate) fn chat_completion(
         .map(|choice| {
             json!({
                 "index": choice.index,
-                "message": {"role": "assistant", "content": choice.text},
+                "message": chat_message(choice),
                 "logprobs": choice.logprobs.as_deref().map(chat_logprobs),
-                "finish_reason": finish_reason_json(choice.finish_reason),
+                "finish_reason": chat_finish_reason_json(
+                    choice.finish_reason,
+                    choice.parsed.as_ref().is_some_and(|parsed| !parsed.tool_calls.is_empty()),
+                ),
             })
         })
         .collect();
@@ -139,6 +198,7 @@ pub(crate) fn chat_chunk(
     index: u32,
     delta: &ChunkDelta,
     finish_reason: Option<FinishReason>,
+    called: bool,
     logprobs: Option<&[TokenLogprob]>,
 ) -> Value {
     let mut delta_json = json!({});
@@ -147,6 +207,12 @@ pub(crate) fn chat_chunk(
     }
     if let Some(content) = &delta.content {
         delta_json["content"] = json!(content);
+    }
+    if let Some(reasoning) = &delta.reasoning_content {
+        delta_json["reasoning_content"] = json!(reasoning);
+    }
+    if let Some(tool_calls) = &delta.tool_calls {
+        delta_json["tool_calls"] = json!(tool_calls);
     }
     json!({
         "id": meta.id,
@@ -157,7 +223,7 @@ pub(crate) fn chat_chunk(
             "index": index,
             "delta": delta_json,
             "logprobs": logprobs.map(chat_logprobs),
-            "finish_reason": finish_reason_json(finish_reason),
+            "finish_reason": chat_finish_reason_json(finish_reason, called),
         }],
     })
 }
@@ -252,13 +318,50 @@ pub(crate) fn unix_time_now() -> u64 {
 mod tests {
     use super::*;
     use crate::openai::logprobs::tests::{token, top};
+    use uma_chat_output::{ParsedOutput, ParsedToolCall};
 
     fn meta(id: &str) -> ResponseMeta {
         ResponseMeta { id: id.into(), created: 1_700_000_000, model: "qwen3".into() }
     }
 
     fn choice(index: u32, text: &str, finish_reason: Option<FinishReason>) -> ChoiceOutput {
-        ChoiceOutput { index, text: text.into(), finish_reason, logprobs: None }
+        ChoiceOutput { index, text: text.into(), finish_reason, logprobs: None, parsed: None }
+    }
+
+    #[test]
+    fn a_chat_choice_that_called_tools_says_so() {
+        let parsed = ParsedOutput {
+            reasoning: Some("The user wants weather.".into()),
+            content: "\n".into(),
+            tool_calls: vec![ParsedToolCall {
+                name: "get_weather".into(),
+                arguments: r#"{"city": "Paris"}"#.into(),
+            }],
+            issues: Vec::new(),
+        };
+        let choice = ChoiceOutput {
+            parsed: Some(parsed),
+            ..choice(0, "<think>…</think><tool_call>…</tool_call>", Some(FinishReason::Stop))
+        };
+        let body = chat_completion(&meta("chatcmpl-1"), &[choice], &USAGE);
+        let message = &body["choices"][0]["message"];
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(message["content"], Value::Null);
+        assert_eq!(message["reasoning_content"], "The user wants weather.");
+        let call = &message["tool_calls"][0];
+        assert_eq!(call["type"], "function");
+        assert_eq!(
+            call["function"],
+            json!({"name": "get_weather", "arguments": r#"{"city": "Paris"}"#})
+        );
+        assert!(call["id"].as_str().is_some_and(|id| id.starts_with("call-") && id.len() == 29));
+        // A choice cut by max_tokens keeps its reason.
+        let cut =
+            chat_chunk(&meta("c"), 0, &ChunkDelta::empty(), Some(FinishReason::Length), true, None);
+        assert_eq!(cut["choices"][0]["finish_reason"], "length");
+        let called =
+            chat_chunk(&meta("c"), 0, &ChunkDelta::empty(), Some(FinishReason::Stop), true, None);
+        assert_eq!(called["choices"][0]["finish_reason"], "tool_calls");
     }
 
     const USAGE: Usage = Usage { prompt_tokens: 12, completion_tokens: 5, cached_tokens: 8 };
@@ -325,7 +428,7 @@ mod tests {
             chunk
         };
         assert_eq!(
-            chat_chunk(&meta, 0, &ChunkDelta::role(), None, None),
+            chat_chunk(&meta, 0, &ChunkDelta::role(), None, false, None),
             with_choice(json!({
                 "index": 0,
                 "delta": {"role": "assistant", "content": ""},
@@ -335,7 +438,7 @@ mod tests {
         );
         let logprobs = [token("Hel", -0.125, vec![])];
         assert_eq!(
-            chat_chunk(&meta, 1, &ChunkDelta::content("Hel"), None, Some(&logprobs)),
+            chat_chunk(&meta, 1, &ChunkDelta::content("Hel"), None, false, Some(&logprobs)),
             with_choice(json!({
                 "index": 1,
                 "delta": {"content": "Hel"},
@@ -346,7 +449,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            chat_chunk(&meta, 0, &ChunkDelta::empty(), Some(FinishReason::Stop), None),
+            chat_chunk(&meta, 0, &ChunkDelta::empty(), Some(FinishReason::Stop), false, None),
             with_choice(json!({
                 "index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop",
             }))

@@ -19,8 +19,9 @@ use super::{
 };
 use crate::embedding;
 use crate::error::ApiError;
-use crate::generation::Generation;
+use crate::generation::{Generation, OutputHandling};
 use crate::state::AppState;
+use crate::tools::prepare_chat;
 
 /// The OpenAI routes, for the router that adds authentication and limits.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -71,19 +72,21 @@ async fn chat_completions(
     let Json(request) = payload?;
     let params = request.sampling_params()?;
     let messages = request.chat_messages()?;
+    let options = request.output_options()?;
+    let format_field = if options.format.is_some() { "response_format" } else { "tools" };
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
-    let prompt = crate::encode::chat_tokens(engine, messages, "messages")
-        .await?
-        .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
+    let chat = prepare_chat(engine, messages, options, "messages", format_field).await?;
     let meta = ResponseMeta::new_chat(request.model.clone());
+    let output = OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) };
     let generation = Generation::submit(
         engine,
         &state.metrics,
         meta.id.clone(),
-        vec![prompt],
+        vec![chat.prompt],
         &params,
         request.n(),
+        output,
     )?;
     // The requests in flight keep the model resident from here on.
     drop(lease);
@@ -118,8 +121,15 @@ async fn completions(
         });
     }
     let meta = ResponseMeta::new_completion(request.model.clone());
-    let generation =
-        Generation::submit(engine, &state.metrics, meta.id.clone(), prompts, &params, request.n())?;
+    let generation = Generation::submit(
+        engine,
+        &state.metrics,
+        meta.id.clone(),
+        prompts,
+        &params,
+        request.n(),
+        OutputHandling::default(),
+    )?;
     drop(lease);
     respond(generation, meta, Endpoint::Text, request.stream(), request.include_usage()).await
 }

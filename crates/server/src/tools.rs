@@ -1,0 +1,471 @@
+//! What a chat request asks of its output beyond free text, whatever its API: function tools the
+//! model may call and how it must choose among them, a JSON format, and how the answer is read
+//! back (tool calls and reasoning parsed out of the text).
+//!
+//! The APIs' routes turn their own fields into [`OutputOptions`]; [`prepare_chat`] renders the
+//! prompt with the tools, compiles the grammar those options need (off the async workers) and
+//! says how to parse the output ([`OutputParsing`]).
+
+use serde_json::{json, Value};
+use uma_chat_output::{
+    CallBody, CallSyntax, OutputParser, ReasoningFormat, ToolCallFormat, TriggerPosition,
+};
+use uma_engine::{EngineError, EngineHandle, TokenId};
+use uma_grammar::{GrammarError, GrammarSpec, OutputGrammar};
+use uma_tokenizer::{ChatMessage, Tokenizer};
+
+use crate::error::ApiError;
+
+/// Most tools one request may declare (OpenAI documents 128).
+pub(crate) const MAX_TOOLS: usize = 128;
+/// Longest tool name (OpenAI: 64 characters of `a-z A-Z 0-9 _ -`).
+pub(crate) const MAX_TOOL_NAME_BYTES: usize = 64;
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FunctionTool {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    /// The arguments' JSON Schema (an object schema).
+    pub(crate) parameters: Value,
+}
+
+/// How the model must choose among the tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum ToolChoice {
+    /// Never call a tool (the tools are still shown to the model, as OpenAI does).
+    None,
+    /// Answer in text or call tools, as the model decides.
+    #[default]
+    Auto,
+    /// Call at least one tool.
+    Required,
+    /// Call this tool.
+    Function(String),
+}
+
+/// What a chat request asks of its output.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OutputOptions {
+    pub(crate) tools: Vec<FunctionTool>,
+    pub(crate) tool_choice: ToolChoice,
+    /// Whether one answer may hold several calls.
+    pub(crate) parallel_tool_calls: bool,
+    /// A grammar the answer must follow (a JSON format), when no tool is called.
+    pub(crate) format: Option<GrammarSpec>,
+}
+
+impl Default for OutputOptions {
+    fn default() -> OutputOptions {
+        OutputOptions {
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            parallel_tool_calls: true,
+            format: None,
+        }
+    }
+}
+
+impl OutputOptions {
+    /// Checks the tools (names, count, duplicates) and the choice against them; errors name
+    /// `tools_field` or `choice_field`.
+    pub(crate) fn validate(&self, tools_field: &str, choice_field: &str) -> Result<(), ApiError> {
+        if self.tools.len() > MAX_TOOLS {
+            return Err(ApiError::invalid_request(
+                format!("At most {MAX_TOOLS} tools are allowed, got {}.", self.tools.len()),
+                Some(tools_field),
+            ));
+        }
+        for (index, tool) in self.tools.iter().enumerate() {
+            let valid_name = !tool.name.is_empty()
+                && tool.name.len() <= MAX_TOOL_NAME_BYTES
+                && tool
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            if !valid_name {
+                return Err(ApiError::invalid_request(
+                    format!(
+                        "Tool name {:?} is invalid: 1 to {MAX_TOOL_NAME_BYTES} characters of \
+                         a-z, A-Z, 0-9, '_', '-' and '.'.",
+                        tool.name
+                    ),
+                    Some(&format!("{tools_field}[{index}].name")),
+                ));
+            }
+            if self.tools[..index].iter().any(|other| other.name == tool.name) {
+                return Err(ApiError::invalid_request(
+                    format!("Tool {:?} is declared twice.", tool.name),
+                    Some(&format!("{tools_field}[{index}].name")),
+                ));
+            }
+            if !tool.parameters.is_object() {
+                return Err(ApiError::invalid_request(
+                    "A tool's parameters must be a JSON Schema object.",
+                    Some(&format!("{tools_field}[{index}].parameters")),
+                ));
+            }
+        }
+        match &self.tool_choice {
+            ToolChoice::Function(name) if !self.tools.iter().any(|tool| &tool.name == name) => {
+                Err(ApiError::invalid_request(
+                    format!("`{choice_field}` names the function {name:?}, which is not among the tools."),
+                    Some(choice_field),
+                ))
+            }
+            ToolChoice::Required | ToolChoice::Function(_) if self.tools.is_empty() => {
+                Err(ApiError::invalid_request(
+                    format!("`{choice_field}` asks for a tool call but no tools were given."),
+                    Some(choice_field),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The tools as chat templates take them (`transformers`' format, OpenAI's shape).
+    pub(crate) fn template_tools(&self) -> Option<Value> {
+        if self.tools.is_empty() {
+            return None;
+        }
+        let tools: Vec<Value> = self
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = json!({"name": tool.name});
+                if let Some(description) = &tool.description {
+                    function["description"] = json!(description);
+                }
+                function["parameters"] = tool.parameters.clone();
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        Some(Value::Array(tools))
+    }
+
+    /// Whether the answer may contain tool calls.
+    fn calls_allowed(&self) -> bool {
+        !self.tools.is_empty() && self.tool_choice != ToolChoice::None
+    }
+
+    /// The tools a call may name.
+    fn callable(&self) -> Vec<&FunctionTool> {
+        match &self.tool_choice {
+            ToolChoice::Function(name) => self.tools.iter().filter(|t| &t.name == name).collect(),
+            _ => self.tools.iter().collect(),
+        }
+    }
+}
+
+/// How the text a model generates is read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct OutputParsing {
+    /// `Some` when the request declared tools the model may call.
+    pub(crate) tool_format: Option<ToolCallFormat>,
+    pub(crate) reasoning: Option<ReasoningFormat>,
+    pub(crate) starts_in_reasoning: bool,
+}
+
+impl OutputParsing {
+    /// A parser for one choice.
+    pub(crate) fn parser(self) -> OutputParser {
+        OutputParser::new(self.tool_format, self.reasoning, self.starts_in_reasoning)
+    }
+}
+
+/// A chat, ready to submit.
+#[derive(Debug)]
+pub(crate) struct PreparedChat {
+    pub(crate) prompt: Vec<TokenId>,
+    pub(crate) grammar: Option<OutputGrammar>,
+    pub(crate) parsing: OutputParsing,
+}
+
+/// Renders `messages` with the tools of `options`, compiles the grammar the options need, and
+/// decides how the output is parsed; all off the async workers. Errors: the prompt's (naming
+/// `messages_field`), and a grammar that does not compile (naming `format_field`).
+pub(crate) async fn prepare_chat(
+    engine: &EngineHandle,
+    messages: Vec<ChatMessage>,
+    options: OutputOptions,
+    messages_field: &'static str,
+    format_field: &'static str,
+) -> Result<PreparedChat, ApiError> {
+    let bytes: usize = messages.iter().map(crate::encode::message_bytes).sum::<usize>()
+        + options.template_tools().map_or(0, |tools| tools.to_string().len());
+    crate::encode::check_fits(engine, bytes, messages_field)?;
+    let prepared = crate::encode::off_the_workers(engine, move |encoder| {
+        let tools = options.template_tools();
+        let chat = encoder.chat_with_tools(&messages, tools.as_ref())?;
+        let template = encoder.template_source();
+        let reasoning = ReasoningFormat::detect(template);
+        let starts_in_reasoning = reasoning.is_some_and(|r| r.starts_in_reasoning(&chat.rendered));
+        let tool_format = options.calls_allowed().then(|| ToolCallFormat::detect(template));
+        let parsing = OutputParsing { tool_format, reasoning, starts_in_reasoning };
+        let grammar = match output_grammar(&options, parsing, encoder.tokenizer()) {
+            None => None,
+            Some((spec, trigger)) => {
+                let compiled = encoder
+                    .grammars()
+                    .and_then(|compiler| compiler.compile(&spec))
+                    .map_err(EngineError::GrammarFailed)?;
+                Some(OutputGrammar { grammar: compiled, trigger })
+            }
+        };
+        Ok(PreparedChat { prompt: chat.tokens, grammar, parsing })
+    })
+    .await?;
+    prepared.map_err(|error| match error {
+        EngineError::GrammarFailed(error) => grammar_error(error, format_field),
+        other => ApiError::invalid_request(other.to_string(), Some(messages_field)),
+    })
+}
+
+/// A grammar that does not compile, as a 400 naming the field that asked for it.
+pub(crate) fn grammar_error(error: GrammarError, field: &str) -> ApiError {
+    ApiError::invalid_request(
+        format!("The requested output format cannot be used: {error}"),
+        Some(field),
+    )
+}
+
+/// The grammar `options` need, and the trigger after which it applies (`None`: from the first
+/// token); `None` when the output is free.
+fn output_grammar(
+    options: &OutputOptions,
+    parsing: OutputParsing,
+    tokenizer: &Tokenizer,
+) -> Option<(GrammarSpec, Option<String>)> {
+    // A reasoning model thinks first, freely: the grammar starts after its reasoning block.
+    let after_reasoning = parsing
+        .reasoning
+        .filter(|_| parsing.starts_in_reasoning)
+        .map(|reasoning| reasoning.close_tag().to_owned());
+    match (&options.tool_choice, parsing.tool_format) {
+        (ToolChoice::Required | ToolChoice::Function(_), Some(tool_format)) => {
+            let calls = calls_lark(options, tool_format.syntax(), tokenizer, CallsStart::Whole);
+            let lark = match &after_reasoning {
+                Some(_) => format!("start: /[ \\t\\n]{{0,4}}/ calls\n{calls}"),
+                None => format!("start: calls\n{calls}"),
+            };
+            Some((GrammarSpec::Lark(lark), after_reasoning))
+        }
+        (ToolChoice::Auto, Some(tool_format)) => {
+            let syntax = tool_format.syntax();
+            if tool_format == ToolCallFormat::Generic {
+                // The whole answer is one JSON object: calls, or a response in text.
+                let calls = calls_lark(options, syntax, tokenizer, CallsStart::Whole);
+                let response = json!({
+                    "type": "object",
+                    "properties": {"response": {"type": "string"}},
+                    "required": ["response"],
+                    "additionalProperties": false
+                });
+                let lark = format!("start: calls | %json {response}\n{calls}");
+                return Some((GrammarSpec::Lark(lark), after_reasoning));
+            }
+            // Free text until the model opens a call, then the call's grammar.
+            let lead = format!("{}{}{}", syntax.prefix, syntax.wrapping.open(), syntax.call_open);
+            let trigger = syntax.triggers.iter().find(|trigger| {
+                trigger.position == TriggerPosition::Anywhere && lead.starts_with(trigger.text)
+            })?;
+            let rest = lead[trigger.text.len()..].to_owned();
+            let calls = calls_lark(options, syntax, tokenizer, CallsStart::After(rest));
+            Some((
+                GrammarSpec::Lark(format!("start: calls\n{calls}")),
+                Some(trigger.text.to_owned()),
+            ))
+        }
+        // No call possible: the answer follows the format, if one was asked for.
+        _ => options.format.clone().map(|spec| match &after_reasoning {
+            Some(_) => (with_leading_space(spec), after_reasoning.clone()),
+            None => (spec, None),
+        }),
+    }
+}
+
+/// `spec` after up to four whitespace characters (what models write after `</think>`).
+fn with_leading_space(spec: GrammarSpec) -> GrammarSpec {
+    let body = match spec {
+        GrammarSpec::JsonSchema(schema) => format!("%json {schema}"),
+        GrammarSpec::JsonObject => "%json {\"type\": \"object\"}".to_owned(),
+        GrammarSpec::Regex(regex) => format!("/{}/", regex.replace('/', "\\/")),
+        GrammarSpec::Lark(lark) => return GrammarSpec::Lark(lark),
+    };
+    GrammarSpec::Lark(format!("start: /[ \\t\\n]{{0,4}}/ {body}"))
+}
+
+/// Where the calls grammar starts.
+enum CallsStart {
+    /// With the format's prefix and the first call's opening.
+    Whole,
+    /// After a trigger: with what is left of the opening (`"\n"` after `<tool_call>`).
+    After(String),
+}
+
+/// The Lark rules `calls` (every call the options allow, in the format's syntax) and `call`.
+fn calls_lark(
+    options: &OutputOptions,
+    syntax: CallSyntax,
+    tokenizer: &Tokenizer,
+    start: CallsStart,
+) -> String {
+    let literal = |text: &str| lark_literal(text, tokenizer);
+    let lead = match start {
+        CallsStart::Whole => {
+            format!("{}{}{}", syntax.prefix, syntax.wrapping.open(), syntax.call_open)
+        }
+        CallsStart::After(rest) => rest,
+    };
+    let body = match syntax.body {
+        CallBody::JsonObject { name_key, arguments_key } => {
+            let calls: Vec<Value> = options
+                .callable()
+                .iter()
+                .map(|tool| {
+                    json!({
+                        "type": "object",
+                        "properties": {
+                            name_key: {"const": tool.name},
+                            arguments_key: tool.parameters,
+                        },
+                        "required": [name_key, arguments_key],
+                        "additionalProperties": false
+                    })
+                })
+                .collect();
+            let schema = if calls.len() == 1 { calls[0].clone() } else { json!({"anyOf": calls}) };
+            format!("%json {schema}")
+        }
+        CallBody::NameThenArguments { separator } => options
+            .callable()
+            .iter()
+            .map(|tool| {
+                format!("{} {} %json {}", literal(&tool.name), literal(separator), tool.parameters)
+            })
+            .collect::<Vec<_>>()
+            .join(" | "),
+    };
+    let next_call = format!(
+        "{} {} body {}",
+        literal(syntax.separator),
+        literal(syntax.call_open),
+        literal(syntax.call_close)
+    );
+    let repeat =
+        if options.parallel_tool_calls { format!("({next_call})*") } else { String::new() };
+    format!(
+        "calls: {} body {} {repeat} {}\nbody: {body}\n",
+        literal(&lead),
+        literal(syntax.call_close),
+        literal(syntax.wrapping.close()),
+    )
+}
+
+/// `text` as a Lark term: a quoted string, or `<[id]>` when it is exactly one special token's
+/// spelling (the grammar must produce that token, not its letters); empty text is `""`.
+fn lark_literal(text: &str, tokenizer: &Tokenizer) -> String {
+    if let Some(id) = tokenizer.token_id(text).filter(|&id| tokenizer.is_special(id)) {
+        return format!("<[{id}]>");
+    }
+    Value::from(text).to_string()
+}
+
+/// The OpenAI shape of one tool: `{"type": "function", "function": {"name", "description",
+/// "parameters"}}` (`strict` accepted: the schema is enforced either way).
+pub(crate) fn openai_tool(value: &Value, field: &str) -> Result<FunctionTool, ApiError> {
+    let tool_type = value.get("type").and_then(Value::as_str).unwrap_or("function");
+    if tool_type != "function" {
+        return Err(ApiError::invalid_request(
+            format!("Only tools of type \"function\" are supported, got {tool_type:?}."),
+            Some(&format!("{field}.type")),
+        ));
+    }
+    let function = value.get("function").unwrap_or(value);
+    function_tool(function, field)
+}
+
+/// A function declared as `{"name", "description", "parameters"}` (chat completions' inner
+/// object, the Responses API's flat tool, Ollama's).
+pub(crate) fn function_tool(function: &Value, field: &str) -> Result<FunctionTool, ApiError> {
+    let name = function.get("name").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid_request(
+            "A function tool needs a \"name\".",
+            Some(&format!("{field}.name")),
+        )
+    })?;
+    let description = function.get("description").and_then(Value::as_str).map(str::to_owned);
+    let parameters = match function.get("parameters").or_else(|| function.get("input_schema")) {
+        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+        Some(parameters) => parameters.clone(),
+    };
+    Ok(FunctionTool { name: name.to_owned(), description, parameters })
+}
+
+/// OpenAI's `tool_choice`: `"none"`, `"auto"`, `"required"`, or
+/// `{"type": "function", "function": {"name"}}` (also the Responses API's `{"type": "function",
+/// "name"}`).
+pub(crate) fn openai_tool_choice(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<ToolChoice, ApiError> {
+    let invalid = || {
+        ApiError::invalid_request(
+            format!("`{field}` must be \"none\", \"auto\", \"required\" or a function to call."),
+            Some(field),
+        )
+    };
+    match value {
+        None | Some(Value::Null) => Ok(ToolChoice::Auto),
+        Some(Value::String(choice)) => match choice.as_str() {
+            "none" => Ok(ToolChoice::None),
+            "auto" => Ok(ToolChoice::Auto),
+            "required" | "any" => Ok(ToolChoice::Required),
+            _ => Err(invalid()),
+        },
+        Some(Value::Object(object)) => {
+            let name = object
+                .get("function")
+                .and_then(|function| function.get("name"))
+                .or_else(|| object.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(invalid)?;
+            Ok(ToolChoice::Function(name.to_owned()))
+        }
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// A JSON format request: `json_object`, or `json_schema` with its `schema` (OpenAI's chat
+/// `response_format` nests it under `json_schema`, the Responses API's `text.format` does not).
+pub(crate) fn openai_response_format(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<Option<GrammarSpec>, ApiError> {
+    let Some(value) = value.filter(|value| !value.is_null()) else { return Ok(None) };
+    let format_type = value.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid_request(
+            format!("`{field}` needs a \"type\"."),
+            Some(&format!("{field}.type")),
+        )
+    })?;
+    match format_type {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(GrammarSpec::JsonObject)),
+        "json_schema" => {
+            let holder = value.get("json_schema").unwrap_or(value);
+            let schema =
+                holder.get("schema").filter(|schema| schema.is_object()).ok_or_else(|| {
+                    ApiError::invalid_request(
+                        format!("`{field}` of type json_schema needs a \"schema\" object."),
+                        Some(&format!("{field}.json_schema.schema")),
+                    )
+                })?;
+            Ok(Some(GrammarSpec::JsonSchema(schema.clone())))
+        }
+        other => Err(ApiError::invalid_request(
+            format!("`{field}` type {other:?} is not supported (text, json_object, json_schema)."),
+            Some(&format!("{field}.type")),
+        )),
+    }
+}
