@@ -132,6 +132,10 @@ struct Region {
 enum RegionKind {
     /// `<tool_call>{...}</tool_call>`.
     Hermes,
+    /// A Hermes call object without tags, at the start of the answer.
+    HermesBare,
+    /// A Hermes call object in a ```json fence, at the start of the answer.
+    HermesFenced,
     /// `{...}` or `<|python_tag|>{...}`.
     Llama3,
     /// `[TOOL_CALLS]` then `[{...}, ...]` or `name[ARGS]{...}`.
@@ -236,6 +240,10 @@ enum StartAction {
         kind: RegionKind,
         consume: bool,
     },
+    /// A region of this kind starts after the fence that opens the match (up to its `{`).
+    FencedRegion {
+        kind: RegionKind,
+    },
 }
 
 /// Whether the answer begins with a start pattern.
@@ -257,6 +265,20 @@ const LLAMA3_START: &[(&[Piece], StartAction)] = &[
     (
         &[Lit("{"), Ws, Lit("\"type\""), Ws, Lit(":"), Ws, Lit("\"function\"")],
         StartAction::Region { kind: RegionKind::Llama3, consume: false },
+    ),
+];
+
+/// Hermes-format models (Qwen2.5-Coder especially) sometimes answer a call without their tags:
+/// a bare call object, or one in a ```json fence, as the whole start of the answer. Only an
+/// object whose first key is `"name"` counts, so a JSON answer stays content.
+const HERMES_START: &[(&[Piece], StartAction)] = &[
+    (
+        &[Lit("{"), Ws, Lit("\"name\""), Ws, Lit(":")],
+        StartAction::Region { kind: RegionKind::HermesBare, consume: false },
+    ),
+    (
+        &[Lit("```json"), Ws, Lit("{"), Ws, Lit("\"name\""), Ws, Lit(":")],
+        StartAction::FencedRegion { kind: RegionKind::HermesFenced },
     ),
 ];
 
@@ -403,6 +425,13 @@ impl OutputParser {
                     let raw = if consume { &trimmed[..len] } else { "" };
                     let region = self.new_region(kind, self.consumed + *pos, raw);
                     *pos += raw.len();
+                    self.mode = Mode::Region(Box::new(region));
+                    return Flow::Continue;
+                }
+                StartMatch::Matched(StartAction::FencedRegion { kind }, len) => {
+                    let fence = trimmed[..len].find('{').unwrap_or(len);
+                    let region = self.new_region(kind, self.consumed + *pos, &trimmed[..fence]);
+                    *pos += fence;
                     self.mode = Mode::Region(Box::new(region));
                     return Flow::Continue;
                 }
@@ -555,9 +584,11 @@ impl OutputParser {
 
     fn new_region(&self, kind: RegionKind, offset: usize, raw: &str) -> Region {
         let state = match kind {
-            RegionKind::Hermes | RegionKind::Llama3 | RegionKind::GenericCall => {
-                RegionState::Object(Box::new(CallObjectParser::new()))
-            }
+            RegionKind::Hermes
+            | RegionKind::HermesBare
+            | RegionKind::HermesFenced
+            | RegionKind::Llama3
+            | RegionKind::GenericCall => RegionState::Object(Box::new(CallObjectParser::new())),
             RegionKind::Mistral => RegionState::MistralStart,
             RegionKind::GenericCalls => {
                 RegionState::Literal { text: "[", matched: 0, then: AfterLiteral::ArrayElement }
@@ -628,7 +659,11 @@ impl OutputParser {
                         RegionState::Literal { text: "}", matched: 0, then: AfterLiteral::Done },
                         Consumed,
                     ),
-                    RegionKind::Llama3 | RegionKind::GenericResponse => {
+                    RegionKind::HermesFenced => (
+                        RegionState::Literal { text: "```", matched: 0, then: AfterLiteral::Done },
+                        Consumed,
+                    ),
+                    RegionKind::Llama3 | RegionKind::HermesBare | RegionKind::GenericResponse => {
                         (RegionState::ArrayAfterElement, Complete)
                     }
                 }
@@ -864,6 +899,7 @@ impl OutputParser {
         let tools: &[(&[Piece], StartAction)] = match self.tool_format {
             Some(ToolCallFormat::Llama3) => LLAMA3_START,
             Some(ToolCallFormat::Generic) => GENERIC_START,
+            Some(ToolCallFormat::Hermes) => HERMES_START,
             _ => &[],
         };
         let mut result = StartMatch::None;

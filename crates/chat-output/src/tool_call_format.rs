@@ -21,7 +21,9 @@ pub enum ToolCallFormat {
     ///
     /// Recognised by `<tool_call>` in the template (Qwen2.5:
     /// `{{- '<tool_call>\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}`).
-    /// Key order is free (Hermes 2 Pro writes `"arguments"` first).
+    /// Key order is free (Hermes 2 Pro writes `"arguments"` first). A call object without the
+    /// tags, bare or in a ```json fence, as the start of the answer is read as a call too:
+    /// Qwen2.5-Coder answers that way when the choice is left to it.
     Hermes,
     /// Llama 3.1, 3.2 and 3.3 with JSON ("custom") tools: the answer is a bare JSON object,
     /// optionally after `<|python_tag|>`; several are separated by `;` or whitespace.

@@ -46,6 +46,27 @@ fn qwen2_5_coder_single_call() {
     );
 }
 
+/// What qwen2.5-coder-1.5b answered with tool_choice auto (uma, 2026-12-05): its call in a
+/// ```json fence instead of the tags. A bare object is read as a call too.
+#[test]
+fn qwen2_5_coder_calls_without_tags() {
+    let fenced = "```json\n{\n  \"name\": \"get_weather\",\n  \"arguments\": {\n    \"city\": \
+                  \"Paris\",\n    \"unit\": \"celsius\"\n  }\n}\n```";
+    let expected =
+        output(None, "", vec![call("get_weather", r#"{"city":"Paris","unit":"celsius"}"#)]);
+    assert_eq!(parse_every_way(HERMES, fenced), expected);
+    let bare =
+        "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}";
+    assert_eq!(parse_every_way(HERMES, bare), expected);
+    // JSON that is not a call, fenced or bare, stays the answer.
+    for answer in ["```json\n{\"city\": \"Paris\"}\n```", "{\"city\": \"Paris\"}"] {
+        assert_eq!(parse_every_way(HERMES, answer), output(None, answer, vec![]), "{answer}");
+    }
+    // Without tools nothing is a call.
+    let plain = Setup { tool_format: None, ..HERMES };
+    assert_eq!(parse_every_way(plain, fenced).content, fenced);
+}
+
 #[test]
 fn hermes_text_before_parallel_calls() {
     let text = "I'll check both cities for you.\n\n<tool_call>\n{\"name\": \"get_weather\", \
