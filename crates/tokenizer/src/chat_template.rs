@@ -1,13 +1,31 @@
 //! [`ChatTemplate`]: rendering a conversation into a prompt with the model's Jinja template.
 //!
-//! The environment reproduces what `transformers`' `apply_chat_template` gives templates:
-//! `trim_blocks` and `lstrip_blocks`, loop controls, Python string/dict methods (`.strip()`,
-//! `.startswith()`, `.items()`, ... via `minijinja-contrib`'s pycompat), `raise_exception`,
-//! `strftime_now`, and a `tojson` that writes like Python's `json.dumps` (no HTML escaping,
-//! `", "` and `": "` separators, keys in insertion order).
+//! The environment reproduces what `transformers`' `apply_chat_template` gives templates (Jinja2
+//! in its sandbox), so that a template renders byte-identical text in uma:
+//! - `trim_blocks` and `lstrip_blocks`, loop controls, transformers' `{% generation %}` block;
+//! - the variables: `messages`, `tools`, `documents`, `add_generation_prompt`, the named special
+//!   tokens the tokenizer has (absent ones stay undefined) and the caller's keyword arguments;
+//! - Python string/dict methods (`.strip()`, `.startswith()`, `.items()`, `.rsplit()`, ... via
+//!   `minijinja-contrib`'s pycompat and a few more), `raise_exception`, `strftime_now`, `cycler`,
+//!   `joiner`, and a `tojson` that writes like Python's `json.dumps` (no HTML escaping, `", "` and
+//!   `": "` separators, keys in insertion order, `indent`/`separators`/`sort_keys`/`ensure_ascii`);
+//! - Python's way of printing values (`None`, `True`, `1e+20`, `{'a': [1, 'x']}`), in `{{ }}` and
+//!   in `|string`;
+//! - Jinja2's semantics where minijinja's differ: `length` of an undefined value is 0 and of
+//!   `none` an error, `none` is not `iterable`, strings and dicts are `sequence`s, booleans are
+//!   `number`s, `map`/`select`/`reject`/`selectattr`/`rejectattr` give generators (true even when
+//!   empty, no length, not JSON).
+//!
+//! Known differences, which minijinja gives no hook for: a for-loop over `none` renders nothing
+//! (Python raises), `"text"|safe + value` does not HTML-escape `value` (Jinja2's `Markup` does),
+//! `~` writes dicts and lists JSON-style, tuples are lists, no `%` string formatting.
+//! `tests/golden_tool_templates.rs` checks all of it against transformers.
 
-use minijinja::value::{Kwargs, Value};
-use minijinja::{Environment, ErrorKind};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectExt, ObjectRepr, Rest, Value, ValueKind};
+use minijinja::{Environment, ErrorKind, State};
 use uma_gguf::{keys, GgufFile};
 
 use crate::chat_message::ChatMessage;
@@ -15,6 +33,8 @@ use crate::error::{Result, TokenizerError};
 
 const TEMPLATE_NAME: &str = "chat";
 const RAISED_MARKER: &str = "raise_exception: ";
+/// Variables the renderer itself sets.
+const RESERVED_VARIABLES: [&str; 4] = ["messages", "tools", "documents", "add_generation_prompt"];
 
 /// Google's official Gemma 3 chat template (the `chat_template` of the Gemma 3 instruction-tuned
 /// `tokenizer_config.json`), verbatim. GGUF files of Gemma 3 base models carry no template.
@@ -42,6 +62,9 @@ pub struct ChatTemplate {
     origin: TemplateOrigin,
     bos_token: Option<String>,
     eos_token: Option<String>,
+    /// Further named special tokens templates see (`pad_token`, `unk_token`), as transformers
+    /// passes every named special token of the tokenizer.
+    other_tokens: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -66,11 +89,21 @@ impl ChatTemplate {
         };
         let bos_token = token_text(keys::TOKENIZER_BOS_ID)?;
         let eos_token = token_text(keys::TOKENIZER_EOS_ID)?;
+        let mut other_tokens = Vec::new();
+        for (name, key) in
+            [("unk_token", keys::TOKENIZER_UNKNOWN_ID), ("pad_token", keys::TOKENIZER_PADDING_ID)]
+        {
+            if let Some(text) = token_text(key)? {
+                other_tokens.push((name, text));
+            }
+        }
         let (source, origin) = match metadata.get_str(keys::TOKENIZER_CHAT_TEMPLATE)? {
             Some(source) => (source.to_owned(), TemplateOrigin::File),
             None => ChatTemplate::builtin_for(architecture),
         };
-        ChatTemplate::compile(source, origin, bos_token, eos_token)
+        let mut template = ChatTemplate::compile(source, origin, bos_token, eos_token)?;
+        template.other_tokens = other_tokens;
+        Ok(template)
     }
 
     /// The template uma uses for `architecture` when a file has none.
@@ -100,15 +133,78 @@ impl ChatTemplate {
         let mut environment = Environment::new();
         environment.set_trim_blocks(true);
         environment.set_lstrip_blocks(true);
-        environment
-            .set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        environment.set_unknown_method_callback(python_method);
+        environment.set_formatter(python_formatter);
         environment.add_filter("tojson", tojson);
+        environment.add_filter("string", python_string);
+        environment.add_filter("length", length);
+        environment.add_filter("count", length);
+        // Jinja2's map/select/reject/selectattr/rejectattr return generators: always true in
+        // an `if`, without a length, not serializable by tojson.
+        environment.add_filter("map", |state: &State, value: Value, args: Rest<Value>| {
+            minijinja::filters::map(state, value, args).map(Generator::value)
+        });
+        environment.add_filter(
+            "select",
+            |state: &State, value: Value, test: Option<String>, args: Rest<Value>| {
+                minijinja::filters::select(state, value, test.map(Cow::Owned), args)
+                    .map(Generator::value)
+            },
+        );
+        environment.add_filter(
+            "reject",
+            |state: &State, value: Value, test: Option<String>, args: Rest<Value>| {
+                minijinja::filters::reject(state, value, test.map(Cow::Owned), args)
+                    .map(Generator::value)
+            },
+        );
+        environment.add_filter(
+            "selectattr",
+            |state: &State, value: Value, attr: String, test: Option<String>, args: Rest<Value>| {
+                minijinja::filters::selectattr(
+                    state,
+                    value,
+                    Cow::Owned(attr),
+                    test.map(Cow::Owned),
+                    args,
+                )
+                .map(Generator::value)
+            },
+        );
+        environment.add_filter(
+            "rejectattr",
+            |state: &State, value: Value, attr: String, test: Option<String>, args: Rest<Value>| {
+                minijinja::filters::rejectattr(
+                    state,
+                    value,
+                    Cow::Owned(attr),
+                    test.map(Cow::Owned),
+                    args,
+                )
+                .map(Generator::value)
+            },
+        );
+        environment.add_test("iterable", is_iterable);
+        environment.add_test("sequence", is_sequence);
+        environment.add_test("number", is_number);
+        // Jinja2's cycler takes the items as arguments, minijinja-contrib's as one list.
+        environment.add_function("cycler", |items: Rest<Value>| {
+            minijinja_contrib::globals::cycler(items.0)
+        });
+        environment.add_function("joiner", minijinja_contrib::globals::joiner);
         environment.add_function("raise_exception", raise_exception);
         environment.add_function("strftime_now", strftime_now);
         environment
-            .add_template_owned(TEMPLATE_NAME, source.clone())
+            .add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(&source))
             .map_err(|e| TokenizerError::TemplateSyntax { message: describe(&e) })?;
-        Ok(ChatTemplate { environment, source, origin, bos_token, eos_token })
+        Ok(ChatTemplate {
+            environment,
+            source,
+            origin,
+            bos_token,
+            eos_token,
+            other_tokens: Vec::new(),
+        })
     }
 
     /// Renders `messages` (and the tool schemas `tools`, a JSON array, for templates that
@@ -119,18 +215,52 @@ impl ChatTemplate {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
+        self.render_with_kwargs(messages, tools, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// [`render`](Self::render) with extra template variables, like the keyword arguments of
+    /// transformers' `apply_chat_template(..., **kwargs)` (llama.cpp's `chat_template_kwargs`):
+    /// `enable_thinking`, `reasoning_effort`, ... They override the special tokens of the same
+    /// name; `messages`, `tools`, `documents` and `add_generation_prompt` cannot be given here.
+    pub fn render_with_kwargs(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
         let template = self
             .environment
             .get_template(TEMPLATE_NAME)
             .expect("the template was added when the ChatTemplate was built");
-        let context = minijinja::context! {
-            messages => Value::from_serialize(messages),
-            tools => tools.map(Value::from_serialize).unwrap_or(Value::from(())),
-            documents => Value::from(()),
-            add_generation_prompt => add_generation_prompt,
-            bos_token => self.bos_token.clone().unwrap_or_default(),
-            eos_token => self.eos_token.clone().unwrap_or_default(),
-        };
+        // What transformers gives a template: the named special tokens the tokenizer has (absent
+        // ones stay undefined), overridden by the keyword arguments, then the conversation.
+        let mut context: std::collections::BTreeMap<String, Value> =
+            std::collections::BTreeMap::new();
+        let named = [("bos_token", &self.bos_token), ("eos_token", &self.eos_token)];
+        for (name, text) in named {
+            if let Some(text) = text {
+                context.insert(name.to_owned(), Value::from(text.as_str()));
+            }
+        }
+        for (name, text) in &self.other_tokens {
+            context.insert((*name).to_owned(), Value::from(text.as_str()));
+        }
+        for (name, value) in kwargs {
+            if RESERVED_VARIABLES.contains(&name.as_str()) {
+                return Err(TokenizerError::TemplateRender {
+                    message: format!("`{name}` cannot be passed as a template keyword argument"),
+                });
+            }
+            context.insert(name.clone(), Value::from_serialize(value));
+        }
+        context.insert("messages".to_owned(), Value::from_serialize(messages));
+        context.insert(
+            "tools".to_owned(),
+            tools.map(Value::from_serialize).unwrap_or(Value::from(())),
+        );
+        context.insert("documents".to_owned(), Value::from(()));
+        context.insert("add_generation_prompt".to_owned(), Value::from(add_generation_prompt));
         template.render(context).map_err(|error| {
             let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&error);
             while let Some(e) = current {
@@ -145,6 +275,14 @@ impl ChatTemplate {
             }
             TokenizerError::TemplateRender { message: describe(&error) }
         })
+    }
+
+    /// Makes `strftime_now` report `unix_seconds` (UTC) instead of the current time, so that a
+    /// template that prints today's date renders reproducibly (tests, cached prompts).
+    pub fn set_now(&mut self, unix_seconds: i64) {
+        self.environment.add_function("strftime_now", move |format: String| {
+            strftime_value(&format, unix_seconds)
+        });
     }
 
     /// Whether `rendered` (output of [`render`](Self::render)) already starts with the BOS text,
@@ -185,6 +323,332 @@ fn describe(error: &minijinja::Error) -> String {
     message
 }
 
+/// Writes `{{ value }}` as Jinja2 does: Python's `str(value)` (`None`, `True`, `1e+20`,
+/// `{'a': [1, 'x']}`), nothing for an undefined value.
+fn python_formatter(
+    out: &mut minijinja::Output,
+    _state: &minijinja::State,
+    value: &Value,
+) -> std::result::Result<(), minijinja::Error> {
+    let write_error =
+        |e| minijinja::Error::new(ErrorKind::WriteFailure, "writing output").with_source(e);
+    if let Some(text) = value.as_str() {
+        return out.write_str(text).map_err(write_error);
+    }
+    let mut text = String::new();
+    python_str(value, &mut text);
+    out.write_str(&text).map_err(write_error)
+}
+
+/// Jinja2's `string` filter: Python's `str(value)`.
+fn python_string(value: Value) -> Value {
+    if value.kind() == ValueKind::String {
+        return value;
+    }
+    let mut text = String::new();
+    python_str(&value, &mut text);
+    Value::from(text)
+}
+
+/// Python's `str(value)` for the values templates handle.
+fn python_str(value: &Value, out: &mut String) {
+    match value.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::String => out.push_str(value.as_str().unwrap_or_default()),
+        _ => python_repr(value, out),
+    }
+}
+
+/// Python's `repr(value)`: how values inside a printed list or dict appear.
+fn python_repr(value: &Value, out: &mut String) {
+    match value.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
+        ValueKind::Number if !value.is_integer() => match f64::try_from(value.clone()) {
+            Ok(f) => out.push_str(&python_float(f, false)),
+            Err(_) => out.push_str(&value.to_string()),
+        },
+        ValueKind::String => python_repr_str(value.as_str().unwrap_or_default(), out),
+        ValueKind::Seq => {
+            out.push('[');
+            for (i, item) in value.try_iter().into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_repr(&item, out);
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            for (i, key) in value.try_iter().into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_repr(&key, out);
+                out.push_str(": ");
+                python_repr(&value.get_item(&key).unwrap_or_default(), out);
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&value.to_string()),
+    }
+}
+
+/// Python's `repr(str)`: single quotes unless the text holds `'` and no `"`; backslash escapes
+/// for the quote, `\\`, `\n`, `\r`, `\t` and characters Python does not print.
+fn python_repr_str(text: &str, out: &mut String) {
+    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if python_printable(c) => out.push(c),
+            c if u32::from(c) < 0x100 => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if u32::from(c) < 0x10000 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    out.push(quote);
+}
+
+/// Python's `str.isprintable()` for one character: everything but the categories Cc, Cf, Cs,
+/// Co, Cn, Zl, Zp and Zs (except the ASCII space). Format characters are the ones listed; of
+/// the unassigned code points only the noncharacters are known here.
+fn python_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    let code = u32::from(c);
+    let format_or_private = matches!(
+        code,
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            | 0xE000..=0xF8FF
+            | 0xF0000..=0x10FFFF
+            | 0xFDD0..=0xFDEF
+    );
+    !format_or_private && (code & 0xFFFE) != 0xFFFE
+}
+
+/// Methods Jinja2 templates call on Python values: `minijinja-contrib`'s pycompat, plus the
+/// string methods it lacks.
+fn python_method(
+    state: &minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> std::result::Result<Value, minijinja::Error> {
+    if let Some(text) = value.as_str() {
+        match method {
+            "rsplit" => {
+                let (separator, max_split): (Option<&str>, Option<i64>) =
+                    minijinja::value::from_args(args)?;
+                return python_rsplit(text, separator, max_split.unwrap_or(-1));
+            }
+            "removeprefix" => {
+                let (prefix,): (&str,) = minijinja::value::from_args(args)?;
+                return Ok(Value::from(text.strip_prefix(prefix).unwrap_or(text)));
+            }
+            "removesuffix" => {
+                let (suffix,): (&str,) = minijinja::value::from_args(args)?;
+                return Ok(Value::from(text.strip_suffix(suffix).unwrap_or(text)));
+            }
+            "partition" | "rpartition" => {
+                let (separator,): (&str,) = minijinja::value::from_args(args)?;
+                if separator.is_empty() {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        "empty separator",
+                    ));
+                }
+                let found = if method == "partition" {
+                    text.find(separator)
+                } else {
+                    text.rfind(separator)
+                };
+                let parts = match found {
+                    Some(at) => [&text[..at], separator, &text[at + separator.len()..]],
+                    None if method == "partition" => [text, "", ""],
+                    None => ["", "", text],
+                };
+                return Ok(Value::from(parts.map(str::to_owned).to_vec()));
+            }
+            _ => {}
+        }
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// Python's `str.rsplit(separator, max_split)`.
+fn python_rsplit(
+    text: &str,
+    separator: Option<&str>,
+    max_split: i64,
+) -> std::result::Result<Value, minijinja::Error> {
+    let limit = usize::try_from(max_split).ok();
+    let mut parts: Vec<String> = Vec::new();
+    match separator {
+        Some("") => {
+            return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "empty separator"));
+        }
+        Some(separator) => {
+            let mut rest = text;
+            while limit.is_none_or(|limit| parts.len() < limit) {
+                let Some(at) = rest.rfind(separator) else { break };
+                parts.push(rest[at + separator.len()..].to_owned());
+                rest = &rest[..at];
+            }
+            parts.push(rest.to_owned());
+        }
+        None => {
+            // Runs of whitespace separate; leading and trailing whitespace give no empty parts.
+            let mut rest = text.trim_end();
+            while !rest.is_empty() {
+                if limit.is_some_and(|limit| parts.len() >= limit) {
+                    parts.push(rest.to_owned());
+                    break;
+                }
+                match rest.rfind(char::is_whitespace) {
+                    Some(at) => {
+                        let width = rest[at..].chars().next().map_or(1, char::len_utf8);
+                        parts.push(rest[at + width..].to_owned());
+                        rest = rest[..at].trim_end();
+                    }
+                    None => {
+                        parts.push(rest.to_owned());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    parts.reverse();
+    Ok(Value::from(parts))
+}
+
+/// Jinja2's `sequence` test (`len(value)` and `value[...]` exist): lists, strings, dicts, and
+/// undefined values, which Jinja2 gives both; not `none` or numbers.
+fn is_sequence(value: Value) -> bool {
+    matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::String | ValueKind::Map | ValueKind::Undefined
+    )
+}
+
+/// Jinja2's `number` test (`isinstance(value, numbers.Number)`): Python's booleans are numbers.
+fn is_number(value: Value) -> bool {
+    matches!(value.kind(), ValueKind::Number | ValueKind::Bool)
+}
+
+/// transformers' `{% generation %}...{% endgeneration %}` block (its AssistantTracker
+/// extension, which marks assistant text for training masks) renders its body unchanged in a scope
+/// of its own (the body is a macro): it becomes `{% with %}...{% endwith %}`, keeping the
+/// whitespace-control signs.
+fn rewrite_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let Some(end) = tag.find("%}") else { break };
+        let inner = &tag[2..end];
+        let body = inner.trim_start_matches(['-', '+']).trim_end_matches(['-', '+']);
+        let replacement = match body.trim() {
+            "generation" => Some("with"),
+            "endgeneration" => Some("endwith"),
+            _ => None,
+        };
+        match replacement {
+            Some(keyword) => {
+                out.push_str("{%");
+                out.push_str(&inner.replacen(body.trim(), keyword, 1));
+                out.push_str("%}");
+            }
+            None => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The result of a filter that is a generator in Jinja2 (`map`, `select`, ...): it iterates like
+/// the list, but is true even when empty and has no length.
+#[derive(Debug)]
+struct Generator(Vec<Value>);
+
+impl Generator {
+    fn value(items: Vec<Value>) -> Value {
+        Value::from_object(Generator(items))
+    }
+}
+
+impl Object for Generator {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_enumerator(|this| Box::new(this.0.iter().cloned()))
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        None
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+}
+
+/// Jinja2's `length`: `len(value)`, where an undefined value has length 0 and `none` has none.
+fn length(value: Value) -> std::result::Result<Value, minijinja::Error> {
+    if value.is_undefined() {
+        return Ok(Value::from(0));
+    }
+    value.len().map(Value::from).ok_or_else(|| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("object of type {} has no len()", value.kind()),
+        )
+    })
+}
+
+/// Jinja2's `iterable` test (`iter(value)` succeeds): `none` is not iterable, undefined is.
+fn is_iterable(value: Value) -> bool {
+    !value.is_none() && value.try_iter().is_ok()
+}
+
 fn raise_exception(message: String) -> std::result::Result<Value, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("{RAISED_MARKER}{message}")))
 }
@@ -195,23 +659,70 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
     let indent: Option<usize> = kwargs.get("indent")?;
     let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+    let separators: Option<Value> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
+    check_json_serializable(&value)?;
     let json = serde_json::to_value(&value)
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
+    // json.dumps' defaults: ", " between items without indent, "," with it; ": " after keys.
+    let (item_separator, key_separator) = match separators.filter(|s| !s.is_none()) {
+        Some(pair) => {
+            let pair: Vec<String> = pair
+                .try_iter()?
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .unwrap_or_default();
+            match <[String; 2]>::try_from(pair) {
+                Ok([item, key]) => (item, key),
+                Err(_) => {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        "tojson: separators must be (item_separator, key_separator)",
+                    ))
+                }
+            }
+        }
+        None if indent.is_some() => (",".to_owned(), ": ".to_owned()),
+        None => (", ".to_owned(), ": ".to_owned()),
+    };
     let writer = PythonJson {
         indent,
         ensure_ascii: ensure_ascii.unwrap_or(false),
         sort_keys: sort_keys.unwrap_or(false),
+        item_separator,
+        key_separator,
     };
     let mut out = String::new();
     writer.write(&json, 0, &mut out);
     Ok(Value::from(out))
 }
 
+/// `json.dumps` refuses what is not JSON: an undefined value, a generator.
+fn check_json_serializable(value: &Value) -> std::result::Result<(), minijinja::Error> {
+    let refuse = |kind: &str| {
+        Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson: Object of type {kind} is not JSON serializable"),
+        ))
+    };
+    match value.kind() {
+        ValueKind::Undefined => refuse("Undefined"),
+        ValueKind::Iterable => refuse("generator"),
+        ValueKind::Seq => value.try_iter()?.try_for_each(|item| check_json_serializable(&item)),
+        ValueKind::Map => value.try_iter()?.try_for_each(|key| {
+            check_json_serializable(&key)?;
+            check_json_serializable(&value.get_item(&key)?)
+        }),
+        _ => Ok(()),
+    }
+}
+
 struct PythonJson {
     indent: Option<usize>,
     ensure_ascii: bool,
     sort_keys: bool,
+    item_separator: String,
+    key_separator: String,
 }
 
 impl PythonJson {
@@ -219,14 +730,6 @@ impl PythonJson {
         if let Some(indent) = self.indent {
             out.push('\n');
             out.push_str(&" ".repeat(indent * level));
-        }
-    }
-
-    fn item_separator(&self) -> &'static str {
-        if self.indent.is_some() {
-            ","
-        } else {
-            ", "
         }
     }
 
@@ -245,7 +748,7 @@ impl PythonJson {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(self.item_separator());
+                        out.push_str(&self.item_separator);
                     }
                     self.newline(level + 1, out);
                     self.write(item, level + 1, out);
@@ -265,11 +768,11 @@ impl PythonJson {
                 out.push('{');
                 for (i, (key, item)) in entries.into_iter().enumerate() {
                     if i > 0 {
-                        out.push_str(self.item_separator());
+                        out.push_str(&self.item_separator);
                     }
                     self.newline(level + 1, out);
                     self.write_string(key, out);
-                    out.push_str(": ");
+                    out.push_str(&self.key_separator);
                     self.write(item, level + 1, out);
                 }
                 self.newline(level, out);
@@ -284,8 +787,9 @@ impl PythonJson {
             out.push_str(&escaped);
             return;
         }
+        // ensure_ascii escapes everything outside ' '..='~' (DEL included).
         for c in escaped.chars() {
-            if c.is_ascii() {
+            if c.is_ascii() && c != '\u{7f}' {
                 out.push(c);
             } else {
                 let mut units = [0u16; 2];
@@ -302,12 +806,26 @@ fn python_number(n: &serde_json::Number) -> String {
     if n.is_i64() || n.is_u64() {
         return n.to_string();
     }
-    let Some(f) = n.as_f64() else { return n.to_string() };
+    match n.as_f64() {
+        Some(f) => python_float(f, true),
+        None => n.to_string(),
+    }
+}
+
+/// A float as Python's `repr` writes it (`1.0`, `1e+20`, `1e-05`, `inf`), or `json.dumps`
+/// when `json` (`Infinity`, `NaN`).
+fn python_float(f: f64, json: bool) -> String {
     if f.is_nan() {
-        return "NaN".to_owned();
+        return if json { "NaN" } else { "nan" }.to_owned();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+        let text = match (json, f > 0.0) {
+            (true, true) => "Infinity",
+            (true, false) => "-Infinity",
+            (false, true) => "inf",
+            (false, false) => "-inf",
+        };
+        return text.to_owned();
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
@@ -331,7 +849,11 @@ fn strftime_now(format: String) -> std::result::Result<Value, minijinja::Error> 
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    strftime(&format, seconds).map(Value::from).map_err(|code| {
+    strftime_value(&format, seconds)
+}
+
+fn strftime_value(format: &str, seconds: i64) -> std::result::Result<Value, minijinja::Error> {
+    strftime(format, seconds).map(Value::from).map_err(|code| {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
             format!("strftime_now: unsupported format code %{code}"),
@@ -476,6 +998,62 @@ mod tests {
             .render(&[], Some(&json!({"a": [1, 2]})), false)
             .expect("renders");
         assert_eq!(indented, "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+    }
+
+    #[test]
+    fn kwargs_reach_the_template_and_cannot_replace_the_conversation() {
+        let template = ChatTemplate::new(
+            "{{ enable_thinking }}|{{ bos_token }}|{{ messages | length }}",
+            Some("<s>".into()),
+            None,
+        )
+        .expect("compiles");
+        let mut kwargs = serde_json::Map::new();
+        kwargs.insert("enable_thinking".into(), json!(false));
+        kwargs.insert("bos_token".into(), json!("<B>"));
+        let text = template
+            .render_with_kwargs(&[ChatMessage::user("hi")], None, false, &kwargs)
+            .expect("renders");
+        assert_eq!(text, "False|<B>|1");
+        kwargs.insert("messages".into(), json!([]));
+        let error = template
+            .render_with_kwargs(&[ChatMessage::user("hi")], None, false, &kwargs)
+            .expect_err("messages is reserved");
+        assert!(matches!(error, TokenizerError::TemplateRender { .. }), "{error}");
+    }
+
+    #[test]
+    fn absent_special_tokens_are_undefined() {
+        let template = ChatTemplate::new(
+            "{{ bos_token is defined }}|{{ eos_token }}",
+            None,
+            Some("</s>".into()),
+        )
+        .expect("compiles");
+        assert_eq!(template.render(&[], None, false).expect("renders"), "False|</s>");
+    }
+
+    #[test]
+    fn the_clock_can_be_fixed() {
+        let mut template =
+            ChatTemplate::new("{{ strftime_now('%d %b %Y') }}", None, None).expect("compiles");
+        template.set_now(0);
+        assert_eq!(template.render(&[], None, false).expect("renders"), "01 Jan 1970");
+    }
+
+    #[test]
+    fn generation_blocks_render_their_body_in_their_own_scope() {
+        assert_eq!(
+            rewrite_generation_tags("a{%- generation -%}b{% endgeneration %}{%+ endgeneration+%}"),
+            "a{%- with -%}b{% endwith %}{%+ endwith+%}"
+        );
+        let template = ChatTemplate::new(
+            "{% set x = 1 %}{% generation %}{% set x = 2 %}[{{ x }}]{% endgeneration %}{{ x }}",
+            None,
+            None,
+        )
+        .expect("compiles");
+        assert_eq!(template.render(&[], None, false).expect("renders"), "[2]1");
     }
 
     #[test]

@@ -512,7 +512,6 @@ fn sentencepiece_bytes(text: &str) -> Vec<u8> {
     text.replace('\u{2581}', " ").into_bytes()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
