@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use uma_chat_output::{OutputDelta, OutputParser, ReasoningFormat};
 use uma_engine::{
     Completion, EngineConfig, EngineError, EngineHandle, GenerationRequest, RequestId,
     RequestStream, StreamEvent, TokenId, Usage,
@@ -79,6 +80,10 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: one per physical core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Do not show a reasoning model's thinking (`<think>…</think>`), only its answer. Without
+    /// it the thinking is shown dimmed on a terminal.
+    #[arg(long)]
+    hide_thinking: bool,
 }
 
 impl RunArgs {
@@ -118,12 +123,12 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let result = match &args.prompt {
         Some(prompt) => {
-            let tokens = if args.raw {
-                chat.engine.prompts().raw(prompt, args.parse_special)?
+            let prompt = if args.raw {
+                Prompt::raw(chat.engine.prompts().raw(prompt, args.parse_special)?)
             } else {
-                chat.engine.prompts().chat(&initial_messages(args, prompt))?
+                chat.chat_prompt(&initial_messages(args, prompt))?
             };
-            chat.answer(tokens).map(|answer| summary(&answer))
+            chat.answer(prompt).map(|answer| summary(&answer))
         }
         None => chat.converse(args),
     };
@@ -137,11 +142,66 @@ fn initial_messages(args: &RunArgs, first: &str) -> Vec<ChatMessage> {
     messages
 }
 
+/// Prompt tokens, and whether the answer starts inside a reasoning block.
+struct Prompt {
+    tokens: Vec<TokenId>,
+    /// `Some` for chats with a reasoning model: how its thinking is marked.
+    reasoning: Option<(ReasoningFormat, bool)>,
+}
+
+impl Prompt {
+    /// A raw prompt: the output is shown as the model writes it.
+    fn raw(tokens: Vec<TokenId>) -> Prompt {
+        Prompt { tokens, reasoning: None }
+    }
+}
+
+/// How a reasoning model's thinking is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Thinking {
+    Hidden,
+    /// Dimmed with ANSI escapes (stdout is a terminal).
+    Dimmed,
+    /// As text, set apart by blank lines (stdout is a pipe or file).
+    Plain,
+}
+
+/// What the terminal shows for parsed output `deltas`; `in_thinking` tracks whether the last
+/// text shown was thinking (a dimmed span is closed before the answer starts).
+fn display_text(deltas: &[OutputDelta], thinking: Thinking, in_thinking: &mut bool) -> String {
+    let mut shown = String::new();
+    for delta in deltas {
+        match delta {
+            OutputDelta::Reasoning(text) if thinking != Thinking::Hidden => {
+                if !*in_thinking {
+                    shown.push_str(if thinking == Thinking::Dimmed { "\x1b[2m" } else { "" });
+                    *in_thinking = true;
+                }
+                shown.push_str(text);
+            }
+            OutputDelta::Content(text) => {
+                if *in_thinking {
+                    shown.push_str(if thinking == Thinking::Dimmed {
+                        "\x1b[0m\n\n"
+                    } else {
+                        "\n\n"
+                    });
+                    *in_thinking = false;
+                }
+                shown.push_str(text);
+            }
+            _ => {}
+        }
+    }
+    shown
+}
+
 /// One engine running one sequence at a time: each answer is a request, and the next turn's
 /// prompt, which starts with this turn's prompt and answer, finds them in the prefix cache.
 struct Chat {
     engine: EngineHandle,
     params: SamplingParams,
+    thinking: Thinking,
     /// The request being answered, for Ctrl-C to cancel.
     answering: Arc<Mutex<Option<RequestId>>>,
     /// The model's trained context, the most `--ctx` can ask for.
@@ -181,14 +241,34 @@ impl Chat {
         let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
         let engine = EngineHandle::open(path, name.unwrap_or_default(), config)
             .with_context(|| format!("cannot load {}", path.display()))?;
-        Ok(Chat { engine, params, answering: Arc::default(), max_context_length })
+        let thinking = if args.hide_thinking {
+            Thinking::Hidden
+        } else if std::io::stdout().is_terminal() {
+            Thinking::Dimmed
+        } else {
+            Thinking::Plain
+        };
+        Ok(Chat { engine, params, thinking, answering: Arc::default(), max_context_length })
     }
 
-    /// Generates after `prompt`, streaming the text to stdout as it becomes final.
-    fn answer(&self, prompt: Vec<TokenId>) -> anyhow::Result<Answer> {
+    /// The prompt of a chat through the model's template, and where its answer starts.
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> anyhow::Result<Prompt> {
+        let prompts = self.engine.prompts();
+        let chat = prompts.chat_with_tools(messages, None)?;
+        let reasoning = ReasoningFormat::detect(prompts.template_source())
+            .map(|format| (format, format.starts_in_reasoning(&chat.rendered)));
+        Ok(Prompt { tokens: chat.tokens, reasoning })
+    }
+
+    /// Generates after `prompt`, streaming the text to stdout as it becomes final (a reasoning
+    /// model's thinking as `--hide-thinking` says); the answer's text leaves the thinking out.
+    fn answer(&self, prompt: Prompt) -> anyhow::Result<Answer> {
         let started = Instant::now();
+        let parser = prompt
+            .reasoning
+            .map(|(format, starts_in)| OutputParser::new(None, Some(format), starts_in));
         let request = GenerationRequest {
-            prompt,
+            prompt: prompt.tokens,
             params: self.params.clone(),
             sampler_stream: 0,
             grammar: None,
@@ -206,7 +286,7 @@ impl Chat {
             *answering = Some(stream.id());
             stream
         };
-        let streamed = stream_to_stdout(&mut stream);
+        let streamed = stream_to_stdout(&mut stream, parser, self.thinking);
         *lock(&self.answering) = None;
         let (text, completion, first_token) = streamed?;
         if !text.ends_with('\n') {
@@ -254,12 +334,12 @@ impl Chat {
                 _ => {}
             }
             history.push(ChatMessage::user(line));
-            let tokens = if args.raw {
-                prompts.raw(line, args.parse_special)?
+            let prompt = if args.raw {
+                Prompt::raw(prompts.raw(line, args.parse_special)?)
             } else {
-                prompts.chat(&history)?
+                self.chat_prompt(&history)?
             };
-            match self.answer(tokens) {
+            match self.answer(prompt) {
                 Ok(answer) => {
                     summary(&answer);
                     history.push(ChatMessage::assistant(answer.text));
@@ -275,30 +355,58 @@ impl Chat {
     }
 }
 
-/// Writes a request's text to stdout as it arrives; returns the whole text, the terminal event
-/// and when the first token came.
+/// Writes a request's text to stdout as it arrives (through `parser`, for a reasoning model:
+/// thinking shown as `thinking` says); returns the answer's text (without the thinking), the
+/// terminal event and when the first token came.
 fn stream_to_stdout(
     stream: &mut RequestStream,
+    mut parser: Option<OutputParser>,
+    thinking: Thinking,
 ) -> anyhow::Result<(String, Completion, Option<Instant>)> {
     let mut stdout = std::io::stdout();
     let mut text = String::new();
     let mut first_token = None;
-    let mut emit = |piece: &str| -> anyhow::Result<()> {
+    let mut in_thinking = false;
+    let mut show = |piece: &str| -> anyhow::Result<()> {
         if !piece.is_empty() {
-            text.push_str(piece);
             stdout.write_all(piece.as_bytes())?;
             stdout.flush()?;
         }
         Ok(())
     };
+    let mut emit = |piece: &str, parser: &mut Option<OutputParser>| -> anyhow::Result<()> {
+        match parser {
+            Some(parser) => {
+                let deltas = parser.push(piece);
+                text.extend(deltas.iter().filter_map(|delta| match delta {
+                    OutputDelta::Content(content) => Some(content.as_str()),
+                    _ => None,
+                }));
+                show(&display_text(&deltas, thinking, &mut in_thinking))
+            }
+            None => {
+                text.push_str(piece);
+                show(piece)
+            }
+        }
+    };
     loop {
         match stream.blocking_next() {
             Some(StreamEvent::Token(token)) => {
                 first_token.get_or_insert_with(Instant::now);
-                emit(&token.text)?;
+                emit(&token.text, &mut parser)?;
             }
             Some(StreamEvent::Finished(completion)) => {
-                emit(&completion.text)?;
+                emit(&completion.text, &mut parser)?;
+                if let Some(parser) = parser.take() {
+                    let (deltas, parsed) = parser.finish();
+                    let mut shown = display_text(&deltas, thinking, &mut in_thinking);
+                    if in_thinking && thinking == Thinking::Dimmed {
+                        shown.push_str("\x1b[0m");
+                    }
+                    std::io::stdout().write_all(shown.as_bytes())?;
+                    text = parsed.content;
+                }
                 return Ok((text, completion, first_token));
             }
             Some(StreamEvent::Failed(error)) => bail!("the answer failed: {error}"),
@@ -378,5 +486,33 @@ impl LineReader {
                 Ok((stdin.read_line(&mut line)? > 0).then_some(line))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(thinking: Thinking, pieces: &[&str]) -> String {
+        let mut parser = OutputParser::new(None, Some(ReasoningFormat::Think), false);
+        let mut in_thinking = false;
+        let mut text = String::new();
+        for piece in pieces {
+            text.push_str(&display_text(&parser.push(piece), thinking, &mut in_thinking));
+        }
+        text + &display_text(&parser.finish().0, thinking, &mut in_thinking)
+    }
+
+    #[test]
+    fn thinking_is_dimmed_plain_or_hidden() {
+        let pieces = ["<thi", "nk>Two primes", " add up.</th", "ink>\n\n5 is", " prime."];
+        assert_eq!(shown(Thinking::Hidden, &pieces), "5 is prime.");
+        assert_eq!(shown(Thinking::Plain, &pieces), "Two primes add up.\n\n5 is prime.");
+        assert_eq!(
+            shown(Thinking::Dimmed, &pieces),
+            "\x1b[2mTwo primes add up.\x1b[0m\n\n5 is prime."
+        );
+        // An answer without thinking is shown as written.
+        assert_eq!(shown(Thinking::Dimmed, &["Just ", "this."]), "Just this.");
     }
 }
