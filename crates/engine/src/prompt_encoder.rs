@@ -76,9 +76,20 @@ impl PromptEncoder {
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
     ) -> Result<ChatPrompt> {
-        let text = self.template.render(messages, tools, true)?;
+        self.chat_with_kwargs(messages, tools, &serde_json::Map::new())
+    }
+
+    /// [`Self::chat_with_tools`] with extra template variables (`enable_thinking`, ...: what
+    /// transformers' `apply_chat_template` takes as keyword arguments).
+    pub fn chat_with_kwargs(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ChatPrompt> {
+        let text = self.template.render_with_kwargs(messages, tools, true, kwargs)?;
         let add_bos = !self.template.starts_with_bos(&text);
-        let plain = self.message_text_spans(messages, &text, tools)?;
+        let plain = self.message_text_spans(messages, &text, tools, kwargs)?;
         let tokens = self.tokenizer.encode_with_plain_spans(&text, add_bos, &plain)?;
         Ok(ChatPrompt { tokens, rendered: text })
     }
@@ -102,6 +113,7 @@ impl PromptEncoder {
         messages: &[ChatMessage],
         rendered: &str,
         tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<Range<usize>>> {
         let tokenizer = &self.tokenizer;
         let spells_special = |text: &str| tokenizer.first_special_spelling(text).is_some();
@@ -123,7 +135,7 @@ impl PromptEncoder {
                 })
             })
             .collect();
-        let skeleton = self.template.render(&marked, tools, true)?;
+        let skeleton = self.template.render_with_kwargs(&marked, tools, true, kwargs)?;
         let texts: Vec<&str> = hostile.iter().map(|(_, text)| text.as_str()).collect();
         for trimmed in [false, true] {
             if let Some(spans) = fill_placeholders(&skeleton, &texts, trimmed, rendered) {
