@@ -5,7 +5,7 @@
 // llama-server cannot give this reliably: it drops the probabilities of tokens that end inside
 // a UTF-8 character (byte tokens of Chinese text), so we call the library directly.
 //
-//   llama_greedy MODEL THREADS N_PREDICT [--full] < prompts
+//   llama_greedy MODEL THREADS N_PREDICT [--full] [--q8-cache] [--no-repack] < prompts
 //
 // stdin: one prompt per line, token ids separated by spaces. stdout: one JSON object per prompt:
 //   {"tokens": [generated ids; the end-of-generation token included as the last one],
@@ -32,7 +32,7 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL THREADS N_PREDICT [--full] [--q8-cache] < prompts\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL THREADS N_PREDICT [--full] [--q8-cache] [--no-repack] < prompts\n", argv[0]);
         return 2;
     }
     const char * model_path = argv[1];
@@ -40,15 +40,20 @@ int main(int argc, char ** argv) {
     const int n_predict = atoi(argv[3]);
     bool full = false;
     bool q8_cache = false;  // K and V cache in Q8_0 (llama-cli -ctk q8_0 -ctv q8_0 -fa on)
+    // No repacked weight buffers (llama-cli --no-repack): ggml's AMX path segfaults on prompts of
+    // two or more tokens on some Xeons (ggml-org/llama.cpp#20824).
+    bool no_repack = false;
     for (int i = 4; i < argc; i++) {
         full = full || strcmp(argv[i], "--full") == 0;
         q8_cache = q8_cache || strcmp(argv[i], "--q8-cache") == 0;
+        no_repack = no_repack || strcmp(argv[i], "--no-repack") == 0;
     }
 
     llama_log_set(quiet, nullptr);
     llama_backend_init();
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers = 0;
+    mparams.use_extra_bufts = !no_repack;
     llama_model * model = llama_model_load_from_file(model_path, mparams);
     if (!model) {
         fprintf(stderr, "cannot load %s\n", model_path);

@@ -20,6 +20,10 @@
 #                             with llama.cpp's Q8_0 K and V cache, for uma's q8_0 KV cache)
 #     tiny_crosscheck.py   -> nothing; fails when llama.cpp's logits on the tiny models disagree
 #                             with the tiny goldens (same GGUF semantics in both references)
+#     tiny_moe_greedy.py   -> crates/model/tests/golden/tiny_greedy/<arch>-<q8_0|q4_k_m>.json
+#                             (the quantized tiny MoE models of crates/test-models/src/tiny/
+#                             quantized.rs: fails unless llama-quantize turns their F32 version
+#                             into the same tensors; then llama.cpp's greedy tokens on them)
 #
 # The outputs are committed to git. CI checks them from the Rust tests alone, with the real models
 # and without Python or llama.cpp; run this script only when the references must change. It is
@@ -27,7 +31,7 @@
 # same files (transformers is deterministic on CPU at a fixed thread count; the llama.cpp greedy
 # tokens are deterministic for a given build and machine).
 #
-#   scripts/golden/make-reference.sh [prompts|logits|tiny|greedy|greedy-q8|crosscheck ...]   (default: all, in order)
+#   scripts/golden/make-reference.sh [prompts|logits|tiny|greedy|greedy-q8|crosscheck|tiny-greedy ...]   (default: all, in order)
 #
 # Environment: UMA_REFERENCE_VENV (default ~/.cache/uma/venv-reference; torch from PyPI brings several
 # GB of CUDA libraries, so it lives outside the repository and never in CI), UMA_TEST_MODELS (model
@@ -41,7 +45,7 @@ root="$(cd "$here/../.." && pwd)"
 venv="${UMA_REFERENCE_VENV:-$HOME/.cache/uma/venv-reference}"
 req="$here/requirements-reference.txt"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(prompts logits embeddings tiny greedy greedy-q8 crosscheck)
+[ ${#steps[@]} -gt 0 ] || steps=(prompts logits embeddings tiny greedy greedy-q8 crosscheck tiny-greedy)
 start=$SECONDS
 
 # 1. The venv, installed from the exact pins (skipped when the pins have not changed; several GB
@@ -101,8 +105,13 @@ run_step() {
       build_llama
       [ -f "$tiny_dir/tiny-llama.gguf" ] || (cd "$root" && cargo run -q -p uma-test-models --example write_tiny_models -- "$tiny_dir")
       "$py" "$here/tiny_crosscheck.py" "$greedy_bin" "$tiny_dir" ;;
+    tiny-greedy)
+      echo "== quantized tiny MoE models: the same as llama-quantize's, and llama.cpp's greedy tokens"
+      build_llama
+      (cd "$root" && cargo run -q -p uma-test-models --example write_tiny_models -- --quantized "$tiny_dir/quantized")
+      "$py" "$here/tiny_moe_greedy.py" "$llama_bin" "$greedy_bin" "$tiny_dir/quantized" ;;
     *)
-      echo "unknown step $1 (prompts, logits, embeddings, tiny, greedy, greedy-q8, crosscheck)" >&2; exit 2 ;;
+      echo "unknown step $1 (prompts, logits, embeddings, tiny, greedy, greedy-q8, crosscheck, tiny-greedy)" >&2; exit 2 ;;
   esac
 }
 

@@ -1,0 +1,243 @@
+//! Tiny mixture-of-experts models quantized as llama.cpp's `llama-quantize` quantizes them.
+//!
+//! The small tiny models are 64 wide, too narrow for the K-quants (256 values per block), so
+//! this second family is 256 wide: 3 layers, 4 heads of 64, 256-wide experts. Each file exists in
+//! three types ([`TinyQuant`]): all F32, Q8_0 and Q4_K_M. The quantized files hold exactly the
+//! tensors `llama-quantize` writes from the F32 file (in another order): the per-tensor types of
+//! its mixture (its `llama_tensor_get_type`, [`llama_quantize_type`]) and the bytes of ggml's
+//! reference quantizers (`quantize_row_*_ref`, ported in `uma_kernels::formats`). `scripts/golden/tiny_moe_greedy.py`
+//! checks this against `llama-quantize` itself, then records llama.cpp's greedy tokens on them
+//! (`crates/model/tests/golden/tiny_greedy/`).
+//!
+//! Mixtral keeps its real model's 8 experts, a count `llama-quantize` special-cases (Q8_0
+//! `attn_k` and `attn_v`, Q5_K `attn_output` in Q4_K_M); the others have 16, which it does not.
+
+use std::path::Path;
+
+use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
+use uma_gguf::{GgmlType, GgufWriter};
+use uma_kernels::formats::k_scales::{get_scale_min_k4, pack_scale_min_k4};
+use uma_kernels::formats::search::make_qkx2_quants;
+use uma_kernels::rounding::nearest_int;
+use uma_kernels::QK_K;
+
+use super::{build, tiny_config, unknown_arch, Family, Tensor, TinyConfig, TinyExperts};
+
+/// The architectures [`write_tiny_quantized_model`] knows: the mixture-of-experts ones.
+pub const TINY_QUANTIZED_ARCHS: [&str; 4] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe"];
+
+/// The type of a quantized tiny file, as `llama-quantize`'s file types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)] // llama.cpp's names
+pub enum TinyQuant {
+    /// Every tensor F32: the file `llama-quantize` starts from.
+    F32,
+    /// `llama-quantize … Q8_0`.
+    Q8_0,
+    /// `llama-quantize … Q4_K_M`.
+    Q4_K_M,
+}
+
+impl TinyQuant {
+    /// Every type.
+    pub const ALL: [TinyQuant; 3] = [TinyQuant::F32, TinyQuant::Q8_0, TinyQuant::Q4_K_M];
+
+    /// The name `llama-quantize` takes (and file names use, lowercased).
+    pub fn name(self) -> &'static str {
+        match self {
+            TinyQuant::F32 => "F32",
+            TinyQuant::Q8_0 => "Q8_0",
+            TinyQuant::Q4_K_M => "Q4_K_M",
+        }
+    }
+
+    /// `general.file_type`: llama.cpp's `llama_ftype` (`ALL_F32`, `MOSTLY_Q8_0`, `MOSTLY_Q4_K_M`).
+    pub fn file_type(self) -> u32 {
+        match self {
+            TinyQuant::F32 => 0,
+            TinyQuant::Q8_0 => 7,
+            TinyQuant::Q4_K_M => 15,
+        }
+    }
+}
+
+/// The hyper-parameters of the quantized tiny model of `arch`, or `None` for an architecture
+/// not in [`TINY_QUANTIZED_ARCHS`]: the small model's, 256 wide.
+pub fn tiny_quantized_config(arch: &str) -> Option<TinyConfig> {
+    if !TINY_QUANTIZED_ARCHS.contains(&arch) {
+        return None;
+    }
+    let small = tiny_config(arch)?;
+    let shared_width = small.experts?.shared_width.map(|_| 256);
+    let count = if arch == "mixtral" { 8 } else { 16 };
+    Some(TinyConfig {
+        hidden_size: 256,
+        // Mixtral and OLMoE's experts are `feed_forward_length` wide.
+        intermediate_size: 256,
+        num_hidden_layers: 3,
+        head_dim: 64,
+        experts: Some(TinyExperts { count, used: 2, width: 256, shared_width }),
+        ..small
+    })
+}
+
+/// Writes the quantized tiny model of `arch` (one of [`TINY_QUANTIZED_ARCHS`]) in `quant` to
+/// `path`. Deterministic: the same bytes on every call and every machine.
+pub fn write_tiny_quantized_model(
+    arch: &str,
+    quant: TinyQuant,
+    path: &Path,
+) -> std::io::Result<()> {
+    quantized_writer(arch, quant)?.write_file(path).map_err(std::io::Error::other)
+}
+
+/// The whole quantized tiny model of `arch` in `quant` as GGUF bytes.
+pub fn tiny_quantized_model_bytes(arch: &str, quant: TinyQuant) -> std::io::Result<Vec<u8>> {
+    Ok(quantized_writer(arch, quant)?.to_bytes())
+}
+
+fn quantized_writer(arch: &str, quant: TinyQuant) -> std::io::Result<GgufWriter> {
+    let config =
+        tiny_quantized_config(arch).ok_or_else(|| unknown_arch(arch, &TINY_QUANTIZED_ARCHS))?;
+    build(&config, Family::Quantized(quant)).map_err(std::io::Error::other)
+}
+
+/// The type `llama-quantize` gives the matrix `tensor` (2-D or 3-D; it keeps 1-D tensors as
+/// they are) of a model of `config` for `quant`: llama.cpp's `llama_tensor_get_type`, reduced
+/// to the tensors and file types of these models.
+pub(super) fn llama_quantize_type(
+    quant: TinyQuant,
+    config: &TinyConfig,
+    tensor: Tensor,
+) -> GgmlType {
+    use GgmlType::{Q4_K, Q5_K, Q6_K, Q8_0};
+    // Its bigger types for a few layers: the first and last eighths and every third between.
+    let more_bits = |layer: usize| {
+        let n = config.num_hidden_layers;
+        layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2
+    };
+    let eight_experts = config.experts.is_some_and(|e| e.count == 8);
+    match (quant, tensor) {
+        (TinyQuant::F32, _) | (_, Tensor::Layer(L::FfnGateInp, _)) => GgmlType::F32, // routers stay F32
+        (TinyQuant::Q8_0, _) => Q8_0,
+        (TinyQuant::Q4_K_M, Tensor::Model(ModelTensor::Output)) => Q6_K,
+        (TinyQuant::Q4_K_M, Tensor::Model(_)) => Q4_K,
+        (TinyQuant::Q4_K_M, Tensor::Layer(tensor, layer)) => match tensor {
+            L::AttnK | L::AttnV if eight_experts => Q8_0,
+            L::AttnOutput if eight_experts => Q5_K,
+            L::AttnV | L::FfnDownExps | L::FfnDownShexp if more_bits(layer) => Q6_K,
+            _ => Q4_K,
+        },
+    }
+}
+
+/// `values` in `ggml_type`, as ggml's reference quantizers write them (what `llama-quantize`
+/// runs without an importance matrix).
+pub(super) fn quantize(ggml_type: GgmlType, values: &[f32]) -> Vec<u8> {
+    if ggml_type == GgmlType::Q5_K {
+        return values.chunks_exact(QK_K).flat_map(quantize_q5_k_block).collect();
+    }
+    let bytes = ggml_type.bytes_for(values.len() as u64).expect("whole blocks");
+    let mut out = vec![0u8; bytes as usize];
+    uma_kernels::quantize(ggml_type, values, &mut out).expect("a type uma_kernels quantizes");
+    out
+}
+
+/// ggml's `quantize_row_q5_K_ref` for one block of 256 values, as the 176 bytes of a
+/// `block_q5_K` (f16 `d`, f16 `dmin`, 12 packed scales, 32 high-bit bytes, 128 low-nibble bytes).
+/// Q4_K's algorithm (`BlockQ4_K::quantize`) with 32 levels: `make_qkx2_quants(31, …, -0.5, 0.1,
+/// 15)`. Lives here because `uma_kernels` has no Q5_K quantizer (it only reads Q5_K).
+fn quantize_q5_k_block(x: &[f32]) -> Vec<u8> {
+    let mut levels = [0u8; QK_K];
+    let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
+    let (mut max_scale, mut max_min) = (0f32, 0f32);
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        let sum_x2 = xs.iter().fold(0f32, |s, &v| s + v * v);
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let weights: [f32; 32] = std::array::from_fn(|l| av_x + xs[l].abs());
+        let levels = &mut levels[32 * j..32 * j + 32];
+        (scales[j], mins[j]) = make_qkx2_quants(31, xs, &weights, levels, -0.5, 0.1, 15, false);
+        max_scale = max_scale.max(scales[j]);
+        max_min = max_min.max(mins[j]);
+    }
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    // ggml stores nearest_int's result in a uint8_t (wrapping), then takes MIN(63, ·).
+    let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
+    let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
+    let packed = pack_scale_min_k4(&ls, &lm);
+    let d = half::f16::from_f32(max_scale / 63.0);
+    let dmin = half::f16::from_f32(max_min / 63.0);
+    for j in 0..8 {
+        let (sc, m) = get_scale_min_k4(j, &packed);
+        let dj = d.to_f32() * f32::from(sc);
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dmin.to_f32() * f32::from(m);
+        for i in 32 * j..32 * j + 32 {
+            levels[i] = nearest_int((x[i] + dm) / dj).clamp(0, 31) as u8;
+        }
+    }
+    // Element i: its low 4 bits in Q4_K's nibble order, bit 4 in bit i / 32 of qh[i % 32].
+    let mut qh = [0u8; 32];
+    let mut qs = [0u8; QK_K / 2];
+    for (chunk, q) in qs.chunks_exact_mut(32).enumerate() {
+        for l in 0..32 {
+            let (lo, hi) = (levels[64 * chunk + l], levels[64 * chunk + 32 + l]);
+            q[l] = (lo & 15) | ((hi & 15) << 4);
+            qh[l] |= (lo >> 4) << (2 * chunk) | (hi >> 4) << (2 * chunk + 1);
+        }
+    }
+    let mut out = Vec::with_capacity(176);
+    out.extend_from_slice(&d.to_le_bytes());
+    out.extend_from_slice(&dmin.to_le_bytes());
+    out.extend_from_slice(&packed);
+    out.extend_from_slice(&qh);
+    out.extend_from_slice(&qs);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_quantized_arch_parses_with_llama_quantize_types() {
+        for arch in TINY_QUANTIZED_ARCHS {
+            for quant in TinyQuant::ALL {
+                let file = uma_gguf::GgufFile::from_bytes(
+                    tiny_quantized_model_bytes(arch, quant).expect("known arch"),
+                )
+                .expect("valid GGUF");
+                let ty = |name: &str| file.tensor(name).expect(name).ggml_type();
+                assert_eq!(ty("blk.0.ffn_gate_inp.weight"), GgmlType::F32, "{arch} router");
+                assert_eq!(ty("blk.1.ffn_norm.weight"), GgmlType::F32, "{arch} norm");
+                let (down0, down2, output) = match quant {
+                    TinyQuant::F32 => (GgmlType::F32, GgmlType::F32, GgmlType::F32),
+                    TinyQuant::Q8_0 => (GgmlType::Q8_0, GgmlType::Q8_0, GgmlType::Q8_0),
+                    TinyQuant::Q4_K_M => (GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q6_K),
+                };
+                assert_eq!(ty("blk.0.ffn_down_exps.weight"), down0, "{arch} {quant:?}");
+                assert_eq!(ty("blk.2.ffn_down_exps.weight"), down2, "{arch} {quant:?}");
+                assert_eq!(ty("output.weight"), output, "{arch} {quant:?}");
+            }
+        }
+        assert!(tiny_quantized_model_bytes("llama", TinyQuant::Q8_0).is_err());
+    }
+
+    #[test]
+    fn q5_k_round_trips_through_uma_kernels() {
+        // uma_kernels reads the bytes back: the layout is right and the error that of 5 bits.
+        let x: Vec<f32> = (0..2 * QK_K).map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0).collect();
+        let bytes = quantize(GgmlType::Q5_K, &x);
+        assert_eq!(bytes.len(), 2 * 176);
+        let mut back = vec![0f32; x.len()];
+        uma_kernels::dequantize(GgmlType::Q5_K, &bytes, &mut back).expect("Q5_K");
+        let worst = x.iter().zip(&back).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        // 31 steps over a range of 2.5: half a step is 0.04; the scales' 6 bits add a little.
+        assert!(worst < 0.06, "worst error {worst}");
+        assert!(worst > 0.0);
+    }
+}
