@@ -67,18 +67,6 @@ pub(crate) async fn raw_tokens(
     off_the_workers(engine, move |encoder| encoder.raw(&text, parse_special)).await
 }
 
-/// The prompt tokens of `messages` through the chat template, off the workers, after
-/// [`check_fits`] on their contents.
-pub(crate) async fn chat_tokens(
-    engine: &EngineHandle,
-    messages: Vec<ChatMessage>,
-    field: &'static str,
-) -> Result<Result<Vec<TokenId>, EngineError>, ApiError> {
-    let bytes = messages.iter().map(message_bytes).sum();
-    check_fits(engine, bytes, field)?;
-    off_the_workers(engine, move |encoder| encoder.chat(&messages)).await
-}
-
 /// The size of the text a message puts into the template: its content, and its tool calls'
 /// names and arguments (rendered as JSON) and its name and call id.
 pub(crate) fn message_bytes(message: &ChatMessage) -> usize {

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
+use uma_chat_output::ReasoningFormat;
 use uma_engine::{EngineError, KeepAlive, ModelInfo, ModelStatus};
 use uma_sampling::FinishReason;
 
@@ -30,10 +31,23 @@ impl From<EngineError> for OllamaError {
     }
 }
 
+impl OllamaError {
+    /// The message Ollama's one `error` field carries: the error's, naming the request field at
+    /// fault when it does not already (Ollama's errors have no separate `param`).
+    pub(crate) fn message(&self) -> String {
+        match &self.0.param {
+            Some(param) if !self.0.message.contains(param.as_str()) => {
+                format!("{} (`{param}`)", self.0.message)
+            }
+            _ => self.0.message.clone(),
+        }
+    }
+}
+
 impl IntoResponse for OllamaError {
     fn into_response(self) -> Response {
         let mut response =
-            (self.0.status, Json(json!({ "error": self.0.message }))).into_response();
+            (self.0.status, Json(json!({ "error": self.message() }))).into_response();
         if let Some(seconds) = self.0.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -163,9 +177,28 @@ pub(crate) fn show(status: &ModelStatus) -> Value {
             "general.parameter_count": info.num_parameters,
             format!("{architecture}.context_length"): info.context_length,
         },
-        "capabilities": if info.pooling.is_some() { json!(["completion", "embedding"]) } else { json!(["completion"]) },
+        "capabilities": capabilities(info),
         "modified_at": modified_at(info),
     })
+}
+
+/// What `/api/show` says a model can do, as Ollama names it: `completion`, `embedding` for a
+/// model with a pooling head, `tools` when its chat template renders tools, and `thinking` when
+/// its template has a reasoning block (`think` is accepted for it).
+fn capabilities(info: &ModelInfo) -> Vec<&'static str> {
+    let mut capabilities = vec!["completion"];
+    if info.pooling.is_some() {
+        capabilities.push("embedding");
+    }
+    if let Some(template) = &info.chat_template {
+        if template.contains("tools") {
+            capabilities.push("tools");
+        }
+        if ReasoningFormat::detect(template).is_some() {
+            capabilities.push("thinking");
+        }
+    }
+    capabilities
 }
 
 #[cfg(test)]
@@ -176,6 +209,19 @@ mod tests {
     fn parameter_sizes_read_like_ollamas() {
         assert_eq!(parameter_size(494_032_768), "494.03M");
         assert_eq!(parameter_size(1_543_714_304), "1.54B");
+    }
+
+    #[test]
+    fn errors_name_their_field_once() {
+        let unnamed = OllamaError(ApiError::invalid_request(
+            "Tool \"f\" is declared twice.",
+            Some("tools[1].name"),
+        ));
+        assert_eq!(unnamed.message(), "Tool \"f\" is declared twice. (`tools[1].name`)");
+        let named = OllamaError(ApiError::invalid_request("invalid `format`", Some("format")));
+        assert_eq!(named.message(), "invalid `format`");
+        let none = OllamaError(ApiError::internal("broken"));
+        assert_eq!(none.message(), "broken");
     }
 
     #[test]

@@ -11,10 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use uma_engine::{KeepAlive, TokenId};
+use uma_chat_output::ReasoningFormat;
+use uma_engine::{EngineError, EngineHandle, KeepAlive, TokenId};
+use uma_grammar::{GrammarSpec, OutputGrammar};
 use uma_tokenizer::ChatMessage;
 
-use super::answer::{line, Answer, Kind};
+use super::answer::{line, Answer, Kind, Thinking};
 use super::request::{
     ChatRequest, EmbedRequest, GenerateRequest, LegacyEmbeddingsRequest, Options, ShowRequest,
 };
@@ -23,6 +25,7 @@ use crate::embedding;
 use crate::error::ApiError;
 use crate::generation::{new_request_id, Generation, OutputHandling};
 use crate::state::AppState;
+use crate::tools::{grammar_error, prepare_chat, OutputOptions};
 
 /// The Ollama routes, for the router that adds authentication and limits.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -55,6 +58,8 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
     let started = Instant::now();
     let request: GenerateRequest = parsed(payload)?;
     request.check_supported()?;
+    let format = request.output_format()?;
+    let think = request.think()?;
     let keep_alive = request.keep_alive.map(|field| field.0);
     if request.is_load_only() {
         return load_only(&state, &request.model, keep_alive, &Kind::Generate { prompt: vec![] })
@@ -64,6 +69,7 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
     let lease = state.lease(&request.model, keep_alive).await?;
     let loaded = Instant::now();
     let engine = lease.engine();
+    check_think(engine, &request.model, think)?;
     let vocab_size = engine.prompts().tokenizer().vocab_size();
     let mut prompt: Vec<TokenId> = request.context.clone().unwrap_or_default();
     if let Some(&id) = prompt.iter().find(|&&id| id as usize >= vocab_size) {
@@ -71,33 +77,40 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         return Err(ApiError::invalid_request(message, Some("context")).into());
     }
     let text = request.prompt.clone().unwrap_or_default();
-    let new_tokens = if request.raw == Some(true) {
+    let output = if request.raw == Some(true) {
+        // The prompt as it is, and the answer as generated: no template, nothing parsed out.
         let parse_special = request.parse_special == Some(true);
-        crate::encode::raw_tokens(engine, text, parse_special, "prompt").await?
+        let tokens = crate::encode::raw_tokens(engine, text, parse_special, "prompt").await?;
+        // A prompt that does not encode is the request's fault (400), as on /v1.
+        prompt
+            .extend(tokens.map_err(|e| ApiError::invalid_request(e.to_string(), Some("prompt")))?);
+        let grammar = match format {
+            Some(spec) => Some(compiled_format(engine, spec).await?),
+            None => None,
+        };
+        OutputHandling { grammar, parsing: None }
     } else {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {
             messages.push(ChatMessage::system(system.clone()));
         }
         messages.push(ChatMessage::user(text));
-        crate::encode::chat_tokens(engine, messages, "prompt").await?
+        // Text that cannot fit is the prompt's fault; a template that refuses the conversation
+        // is the system message's, when there is one (both 400s, as on /v1).
+        let bytes = messages.iter().map(crate::encode::message_bytes).sum();
+        crate::encode::check_fits(engine, bytes, "prompt")?;
+        let field = if request.system.is_some() { "system" } else { "prompt" };
+        let options = OutputOptions { format, ..OutputOptions::default() };
+        let chat = prepare_chat(engine, messages, options, field, "format").await?;
+        prompt.extend(chat.prompt);
+        OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) }
     };
-    // A template that refuses the conversation is the request's fault (400), as on /v1.
-    let field = if request.raw == Some(true) { "prompt" } else { "system" };
-    prompt.extend(new_tokens.map_err(|e| ApiError::invalid_request(e.to_string(), Some(field)))?);
     let id = new_request_id("cmpl");
     let prompts = vec![prompt.clone()];
-    let generation = Generation::submit(
-        engine,
-        &state.metrics,
-        id,
-        prompts,
-        &params,
-        1,
-        OutputHandling::default(),
-    )?;
+    let generation = Generation::submit(engine, &state.metrics, id, prompts, &params, 1, output)?;
     drop(lease);
-    let answer = Answer::new(generation, request.model, Kind::Generate { prompt }, started, loaded);
+    let kind = Kind::Generate { prompt };
+    let answer = Answer::new(generation, request.model, kind, Thinking::of(think), started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)
 }
 
@@ -105,6 +118,8 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let started = Instant::now();
     let request: ChatRequest = parsed(payload)?;
     request.check_supported()?;
+    let options = request.output_options()?;
+    let think = request.think()?;
     let keep_alive = request.keep_alive.map(|field| field.0);
     let messages = request.chat_messages()?;
     if messages.is_empty() {
@@ -115,23 +130,53 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let lease = state.lease(&request.model, keep_alive).await?;
     let loaded = Instant::now();
     let engine = lease.engine();
+    check_think(engine, &request.model, think)?;
+    // The grammar comes from the format when one is asked for, else from the tools' schemas.
+    let format_field = if options.format.is_some() { "format" } else { "tools" };
     // A template that refuses the conversation is the request's fault (400), as on /v1.
-    let prompt = crate::encode::chat_tokens(engine, messages, "messages")
-        .await?
-        .map_err(|error| ApiError::invalid_request(error.to_string(), Some("messages")))?;
+    let chat = prepare_chat(engine, messages, options, "messages", format_field).await?;
     let id = new_request_id("chatcmpl");
-    let generation = Generation::submit(
-        engine,
-        &state.metrics,
-        id,
-        vec![prompt],
-        &params,
-        1,
-        OutputHandling::default(),
-    )?;
+    let output = OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) };
+    let generation =
+        Generation::submit(engine, &state.metrics, id, vec![chat.prompt], &params, 1, output)?;
     drop(lease);
-    let answer = Answer::new(generation, request.model, Kind::Chat, started, loaded);
+    let answer =
+        Answer::new(generation, request.model, Kind::Chat, Thinking::of(think), started, loaded);
     Ok(answer.respond(request.stream.unwrap_or(true)).await)
+}
+
+/// `think: true` for a model that does not reason (its template has no reasoning block) is
+/// refused as Ollama refuses it: a 400 saying the model "does not support thinking".
+fn check_think(engine: &EngineHandle, model: &str, think: Option<bool>) -> Result<(), ApiError> {
+    if think == Some(true)
+        && ReasoningFormat::detect(engine.prompt_encoder().template_source()).is_none()
+    {
+        return Err(ApiError::invalid_request(
+            format!("{model:?} does not support thinking"),
+            Some("think"),
+        ));
+    }
+    Ok(())
+}
+
+/// The grammar of `format` for a raw prompt (no template: the answer follows it from its first
+/// token), compiled off the async workers; one that does not compile is a 400 naming `format`.
+async fn compiled_format(
+    engine: &EngineHandle,
+    spec: GrammarSpec,
+) -> Result<OutputGrammar, ApiError> {
+    let compiled = crate::encode::off_the_workers(engine, move |encoder| {
+        encoder
+            .grammars()
+            .and_then(|compiler| compiler.compile(&spec))
+            .map_err(EngineError::GrammarFailed)
+    })
+    .await?;
+    match compiled {
+        Ok(grammar) => Ok(OutputGrammar { grammar, trigger: None }),
+        Err(EngineError::GrammarFailed(error)) => Err(grammar_error(error, "format")),
+        Err(other) => Err(ApiError::from(other)),
+    }
 }
 
 /// Loads `model` (or, with `keep_alive` 0, unloads it once idle) and answers as Ollama does
