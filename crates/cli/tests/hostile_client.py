@@ -1430,15 +1430,18 @@ class FlagBatches:
                  ("the key without Bearer", [("Authorization", key)]),
                  ("the key as Basic", [("Authorization", f"Basic {key}")]),
                  ("an empty Bearer", [("Authorization", "Bearer ")]),
-                 ("the key in X-Api-Key", [("X-Api-Key", key)])]
+                 ("a wrong X-Api-Key", [("X-Api-Key", "nope")]),
+                 ("the key as a prefix in X-Api-Key", [("X-Api-Key", key[:-1])])]
         for method, path, body in routes:
             for label, headers in wrong:
                 expect_error(f"key: {method} {path} with {label} is 401",
                              s.request(method, path, body, headers=headers), 401)
-            response = s.request(method, path, body,
-                                 headers=[("Authorization", f"Bearer {key}")])
-            check(f"key: {method} {path} with the key is let through",
-                  response.status not in (401, 403) and response.status < 500, repr(response))
+            # OpenAI's clients send the key as a bearer token, Anthropic's in X-Api-Key.
+            for how, header in [("Authorization", f"Bearer {key}"), ("X-Api-Key", key)]:
+                response = s.request(method, path, body, headers=[(how, header)])
+                check(f"key: {method} {path} with the key in {how} is let through",
+                      response.status not in (401, 403) and response.status < 500,
+                      repr(response))
         for path in ("/health", "/metrics"):
             expect_status(f"key: GET {path} needs no key", s.get(path), 200)
         expect_error("key: an unload (keep_alive 0) without the key is 401",

@@ -20,11 +20,18 @@ use crate::state::{AppState, ServerConfig};
 pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
     let metrics = Arc::new(Metrics::new());
-    let state =
-        Arc::new(AppState { models, metrics, config, started: crate::openai::unix_time_now() });
+    let state = Arc::new(AppState {
+        models,
+        metrics,
+        config,
+        started: crate::openai::unix_time_now(),
+        responses: crate::responses::ResponseStore::default(),
+    });
     let api = Router::new()
         .merge(crate::openai::router())
         .merge(crate::ollama::router())
+        .merge(crate::anthropic::router())
+        .merge(crate::responses::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read after authentication: a client without the key cannot make the
@@ -184,12 +191,18 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     if let Some(key) = &state.config.api_key {
-        let given = request
-            .headers()
+        // OpenAI's clients send `Authorization: Bearer`, Anthropic's `x-api-key`.
+        let headers = request.headers();
+        let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|value| value.to_str().ok()));
         if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), key.as_bytes())) {
+            // Each API's clients read their own error shape.
+            if request.uri().path().starts_with("/v1/messages") {
+                return crate::anthropic::AnthropicError(ApiError::unauthorized()).into_response();
+            }
             return ApiError::unauthorized().into_response();
         }
     }

@@ -14,6 +14,7 @@
 //! a model costs in memory (the CLI plans that).
 #![forbid(unsafe_code)]
 
+mod anthropic;
 mod app;
 mod embedding;
 mod encode;
@@ -26,6 +27,7 @@ mod metrics;
 mod ollama;
 pub mod openai;
 mod origin;
+mod responses;
 mod serve;
 mod state;
 mod tools;

@@ -260,6 +260,9 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/v1/completions" => "/v1/completions",
         "/v1/models" => "/v1/models",
         "/v1/embeddings" => "/v1/embeddings",
+        "/v1/messages" => "/v1/messages",
+        "/v1/messages/count_tokens" => "/v1/messages/count_tokens",
+        "/v1/responses" => "/v1/responses",
         "/api/embed" => "/api/embed",
         "/api/embeddings" => "/api/embeddings",
         "/health" => "/health",
@@ -271,6 +274,7 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/api/ps" => "/api/ps",
         "/api/version" => "/api/version",
         _ if path.starts_with("/v1/models/") => "/v1/models/{model}",
+        _ if path.starts_with("/v1/responses/") => "/v1/responses/{id}",
         _ => "other",
     }
 }

@@ -11,7 +11,8 @@ use crate::metrics::Metrics;
 /// How the server behaves, apart from the models it serves.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// When set, every route but `/health` and `/metrics` needs `Authorization: Bearer <key>`.
+    /// When set, every route but `/health` and `/metrics` needs `Authorization: Bearer <key>`
+    /// (OpenAI's clients) or `x-api-key: <key>` (Anthropic's).
     pub api_key: Option<String>,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -52,6 +53,9 @@ pub(crate) struct AppState {
     pub(crate) config: ServerConfig,
     /// Unix time in seconds at which the server started (OpenAI's `created` of a model).
     pub(crate) started: u64,
+    /// Past responses of `POST /v1/responses`, for `previous_response_id`: in memory, the
+    /// oldest evicted past a count and a byte bound (`responses/store.rs`).
+    pub(crate) responses: crate::responses::ResponseStore,
 }
 
 impl AppState {
