@@ -20,6 +20,11 @@ use crate::error::ApiError;
 pub(crate) const MAX_TOOLS: usize = 128;
 /// Longest tool name (OpenAI: 64 characters of `a-z A-Z 0-9 _ -`).
 pub(crate) const MAX_TOOL_NAME_BYTES: usize = 64;
+/// Most template variables one request may set.
+pub(crate) const MAX_TEMPLATE_KWARGS: usize = 32;
+/// What the template's own variables are: a request cannot set them as keyword arguments.
+const RESERVED_TEMPLATE_NAMES: [&str; 4] =
+    ["messages", "tools", "documents", "add_generation_prompt"];
 
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +58,9 @@ pub(crate) struct OutputOptions {
     pub(crate) parallel_tool_calls: bool,
     /// A grammar the answer must follow (a JSON format), when no tool is called.
     pub(crate) format: Option<GrammarSpec>,
+    /// Variables for the chat template (`enable_thinking`, ...), as transformers' keyword
+    /// arguments of `apply_chat_template`.
+    pub(crate) template_kwargs: serde_json::Map<String, Value>,
 }
 
 impl Default for OutputOptions {
@@ -62,6 +70,7 @@ impl Default for OutputOptions {
             tool_choice: ToolChoice::Auto,
             parallel_tool_calls: true,
             format: None,
+            template_kwargs: serde_json::Map::new(),
         }
     }
 }
@@ -143,6 +152,15 @@ impl OutputOptions {
         Some(Value::Array(tools))
     }
 
+    /// Asks the template to turn the model's thinking on or off (`enable_thinking`, the variable
+    /// Qwen 3 and its kin read), unless the request set that variable itself.
+    pub(crate) fn with_thinking(mut self, think: Option<bool>) -> OutputOptions {
+        if let Some(think) = think {
+            self.template_kwargs.entry("enable_thinking").or_insert(Value::Bool(think));
+        }
+        self
+    }
+
     /// Whether the answer may contain tool calls.
     fn calls_allowed(&self) -> bool {
         !self.tools.is_empty() && self.tool_choice != ToolChoice::None
@@ -196,7 +214,7 @@ pub(crate) async fn prepare_chat(
     crate::encode::check_fits(engine, bytes, messages_field)?;
     let prepared = crate::encode::off_the_workers(engine, move |encoder| {
         let tools = options.template_tools();
-        let chat = encoder.chat_with_tools(&messages, tools.as_ref())?;
+        let chat = encoder.chat_with_kwargs(&messages, tools.as_ref(), &options.template_kwargs)?;
         let template = encoder.template_source();
         let reasoning = ReasoningFormat::detect(template);
         let starts_in_reasoning = reasoning.is_some_and(|r| r.starts_in_reasoning(&chat.rendered));
@@ -219,6 +237,38 @@ pub(crate) async fn prepare_chat(
         EngineError::GrammarFailed(error) => grammar_error(error, format_field),
         other => ApiError::invalid_request(other.to_string(), Some(messages_field)),
     })
+}
+
+/// `chat_template_kwargs` (vLLM's and llama.cpp's extension): an object of template variables,
+/// at most [`MAX_TEMPLATE_KWARGS`], none of the template's own (`messages`, `tools`, ...).
+pub(crate) fn template_kwargs(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let object = match value {
+        None | Some(Value::Null) => return Ok(serde_json::Map::new()),
+        Some(Value::Object(object)) => object,
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                format!("`{field}` must be an object."),
+                Some(field),
+            ))
+        }
+    };
+    if object.len() > MAX_TEMPLATE_KWARGS {
+        return Err(ApiError::invalid_request(
+            format!("`{field}` may set at most {MAX_TEMPLATE_KWARGS} variables."),
+            Some(field),
+        ));
+    }
+    if let Some(name) = object.keys().find(|name| RESERVED_TEMPLATE_NAMES.contains(&name.as_str()))
+    {
+        return Err(ApiError::invalid_request(
+            format!("`{field}` cannot set {name:?}: the request's own fields give it."),
+            Some(&format!("{field}.{name}")),
+        ));
+    }
+    Ok(object.clone())
 }
 
 /// A grammar that does not compile, as a 400 naming the field that asked for it.
@@ -467,5 +517,35 @@ pub(crate) fn openai_response_format(
             format!("`{field}` type {other:?} is not supported (text, json_object, json_schema)."),
             Some(&format!("{field}.type")),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_kwargs_are_an_object_of_free_names() {
+        let kwargs = template_kwargs(Some(&json!({"enable_thinking": false})), "k").unwrap();
+        assert_eq!(kwargs.get("enable_thinking"), Some(&json!(false)));
+        assert!(template_kwargs(None, "k").unwrap().is_empty());
+        let param = |value: Value| template_kwargs(Some(&value), "k").unwrap_err().param;
+        assert_eq!(param(json!("yes")).as_deref(), Some("k"));
+        assert_eq!(param(json!({"messages": []})).as_deref(), Some("k.messages"));
+        let many: serde_json::Map<String, Value> =
+            (0..=MAX_TEMPLATE_KWARGS).map(|i| (format!("v{i}"), json!(i))).collect();
+        assert_eq!(param(Value::Object(many)).as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn thinking_sets_enable_thinking_unless_the_request_did() {
+        let options = OutputOptions::default().with_thinking(Some(false));
+        assert_eq!(options.template_kwargs.get("enable_thinking"), Some(&json!(false)));
+        assert!(OutputOptions::default().with_thinking(None).template_kwargs.is_empty());
+        let mut kwargs = serde_json::Map::new();
+        kwargs.insert("enable_thinking".into(), json!(true));
+        let options = OutputOptions { template_kwargs: kwargs, ..OutputOptions::default() }
+            .with_thinking(Some(false));
+        assert_eq!(options.template_kwargs.get("enable_thinking"), Some(&json!(true)));
     }
 }

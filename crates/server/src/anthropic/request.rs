@@ -274,7 +274,16 @@ impl MessagesRequest {
             }
             Some(_) => return Err(invalid("`output_config` must be an object.", "output_config")),
         };
-        let options = OutputOptions { tools, tool_choice, parallel_tool_calls, format };
+        let thinking = self.thinking.as_ref().filter(|value| !value.is_null());
+        let think = thinking.map(|_| self.thinking_enabled()).transpose()?;
+        let options = OutputOptions {
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            format,
+            template_kwargs: serde_json::Map::new(),
+        }
+        .with_thinking(think);
         options.validate("tools", "tool_choice")?;
         Ok(options)
     }

@@ -70,10 +70,10 @@ pub(super) enum Kind {
 /// Whether a reasoning model's thinking is returned.
 ///
 /// `think: false` asks Ollama to turn a model's thinking off, which it does through the chat
-/// template (Qwen 3's `enable_thinking`, a `/no_think` line). uma's template renderer passes no
-/// such variable, so the model may still think: uma then hides its reasoning, never sending it
-/// as `thinking` nor leaving it in the answer's `content`; only the answer is returned, as a
-/// client that turned thinking off expects. Absent `think` on a reasoning model returns the
+/// template: uma passes `enable_thinking: false` (the variable Qwen 3 reads). A template that
+/// reads no such variable lets the model think anyway: uma then hides its reasoning, never
+/// sending it as `thinking` nor leaving it in the answer's `content`; only the answer is
+/// returned, as a client that turned thinking off expects. Absent `think` on a reasoning model returns the
 /// thinking, as Ollama does (thinking is on by default for the models that have it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Thinking {

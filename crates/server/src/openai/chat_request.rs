@@ -14,8 +14,8 @@ use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 use super::request_fields::{generation_fields, GenerationFields, WithGenerationFields};
 use crate::error::ApiError;
 use crate::tools::{
-    function_tool, openai_response_format, openai_tool, openai_tool_choice, FunctionTool,
-    OutputOptions, MAX_TOOLS,
+    function_tool, openai_response_format, openai_tool, openai_tool_choice, template_kwargs,
+    FunctionTool, OutputOptions, MAX_TOOLS,
 };
 
 /// The tools of a `tools` (or `functions`) array, each read by `read`; the count is checked
@@ -62,6 +62,9 @@ pub struct ChatCompletionRequest {
     /// The deprecated form of `tool_choice`.
     pub function_call: Option<serde_json::Value>,
     pub parallel_tool_calls: Option<bool>,
+    /// Variables for the chat template (`{"enable_thinking": false}`), as vLLM and llama.cpp's
+    /// server take them.
+    pub chat_template_kwargs: Option<serde_json::Value>,
     /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema",
     /// "strict"}}`.
     pub response_format: Option<serde_json::Value>,
@@ -124,6 +127,10 @@ impl ChatCompletionRequest {
             tool_choice: openai_tool_choice(Some(choice), choice_field)?,
             parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
             format: openai_response_format(self.response_format.as_ref(), "response_format")?,
+            template_kwargs: template_kwargs(
+                self.chat_template_kwargs.as_ref(),
+                "chat_template_kwargs",
+            )?,
         };
         options.validate(tools_field, choice_field)?;
         Ok(options)

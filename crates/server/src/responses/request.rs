@@ -156,6 +156,7 @@ impl ResponsesRequest {
             tool_choice: openai_tool_choice(self.tool_choice.as_ref(), "tool_choice")?,
             parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
             format,
+            ..OutputOptions::default()
         };
         options.validate("tools", "tool_choice")?;
         Ok(options)
