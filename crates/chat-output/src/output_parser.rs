@@ -136,6 +136,8 @@ enum RegionKind {
     HermesBare,
     /// A Hermes call object in a ```json fence, at the start of the answer.
     HermesFenced,
+    /// A Hermes call object in doubled braces, at the start of the answer.
+    HermesDoubled,
     /// `{...}` or `<|python_tag|>{...}`.
     Llama3,
     /// `[TOOL_CALLS]` then `[{...}, ...]` or `name[ARGS]{...}`.
@@ -240,7 +242,8 @@ enum StartAction {
         kind: RegionKind,
         consume: bool,
     },
-    /// A region of this kind starts after the fence that opens the match (up to its `{`).
+    /// A region of this kind starts after the fence that opens the match (up to the `{` of the
+    /// call object, the last one before its `"name"`).
     FencedRegion {
         kind: RegionKind,
     },
@@ -269,7 +272,8 @@ const LLAMA3_START: &[(&[Piece], StartAction)] = &[
 ];
 
 /// Hermes-format models (Qwen2.5-Coder especially) sometimes answer a call without their tags:
-/// a bare call object, or one in a ```json fence, as the whole start of the answer. Only an
+/// a bare call object, one in a ```json fence, or one in doubled braces (`{{"name": …}}`, copied
+/// from the literal example in Qwen2.5's template), as the whole start of the answer. Only an
 /// object whose first key is `"name"` counts, so a JSON answer stays content.
 const HERMES_START: &[(&[Piece], StartAction)] = &[
     (
@@ -279,6 +283,10 @@ const HERMES_START: &[(&[Piece], StartAction)] = &[
     (
         &[Lit("```json"), Ws, Lit("{"), Ws, Lit("\"name\""), Ws, Lit(":")],
         StartAction::FencedRegion { kind: RegionKind::HermesFenced },
+    ),
+    (
+        &[Lit("{{"), Ws, Lit("\"name\""), Ws, Lit(":")],
+        StartAction::FencedRegion { kind: RegionKind::HermesDoubled },
     ),
 ];
 
@@ -429,7 +437,7 @@ impl OutputParser {
                     return Flow::Continue;
                 }
                 StartMatch::Matched(StartAction::FencedRegion { kind }, len) => {
-                    let fence = trimmed[..len].find('{').unwrap_or(len);
+                    let fence = trimmed[..len].rfind('{').unwrap_or(len);
                     let region = self.new_region(kind, self.consumed + *pos, &trimmed[..fence]);
                     *pos += fence;
                     self.mode = Mode::Region(Box::new(region));
@@ -587,6 +595,7 @@ impl OutputParser {
             RegionKind::Hermes
             | RegionKind::HermesBare
             | RegionKind::HermesFenced
+            | RegionKind::HermesDoubled
             | RegionKind::Llama3
             | RegionKind::GenericCall => RegionState::Object(Box::new(CallObjectParser::new())),
             RegionKind::Mistral => RegionState::MistralStart,
@@ -661,6 +670,10 @@ impl OutputParser {
                     ),
                     RegionKind::HermesFenced => (
                         RegionState::Literal { text: "```", matched: 0, then: AfterLiteral::Done },
+                        Consumed,
+                    ),
+                    RegionKind::HermesDoubled => (
+                        RegionState::Literal { text: "}", matched: 0, then: AfterLiteral::Done },
                         Consumed,
                     ),
                     RegionKind::Llama3 | RegionKind::HermesBare | RegionKind::GenericResponse => {

@@ -58,6 +58,9 @@ fn qwen2_5_coder_calls_without_tags() {
     let bare =
         "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}";
     assert_eq!(parse_every_way(HERMES, bare), expected);
+    // Doubled braces, as the example in Qwen2.5's template writes them (seen on the 1.5B model).
+    let doubled = format!("{{{bare}}}");
+    assert_eq!(parse_every_way(HERMES, &doubled), expected);
     // JSON that is not a call, fenced or bare, stays the answer.
     for answer in ["```json\n{\"city\": \"Paris\"}\n```", "{\"city\": \"Paris\"}"] {
         assert_eq!(parse_every_way(HERMES, answer), output(None, answer, vec![]), "{answer}");

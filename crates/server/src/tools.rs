@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uma_chat_output::{
     CallBody, CallSyntax, OutputParser, ReasoningFormat, ToolCallFormat, TriggerPosition,
 };
-use uma_engine::{EngineError, EngineHandle, TokenId};
+use uma_engine::{EngineHandle, TokenId};
 use uma_grammar::{GrammarError, GrammarSpec, OutputGrammar};
 use uma_tokenizer::{ChatMessage, Tokenizer};
 
@@ -201,7 +201,8 @@ pub(crate) struct PreparedChat {
 
 /// Renders `messages` with the tools of `options`, compiles the grammar the options need, and
 /// decides how the output is parsed; all off the async workers. Errors: the prompt's (naming
-/// `messages_field`), and a grammar that does not compile (naming `format_field`).
+/// `messages_field`), a format that does not compile (naming `format_field`, the API's name for
+/// it), and tool schemas that do not (naming `tools`).
 pub(crate) async fn prepare_chat(
     engine: &EngineHandle,
     messages: Vec<ChatMessage>,
@@ -220,23 +221,26 @@ pub(crate) async fn prepare_chat(
         let starts_in_reasoning = reasoning.is_some_and(|r| r.starts_in_reasoning(&chat.rendered));
         let tool_format = options.calls_allowed().then(|| ToolCallFormat::detect(template));
         let parsing = OutputParsing { tool_format, reasoning, starts_in_reasoning };
+        let compile = |spec: &GrammarSpec| encoder.grammars()?.compile(spec);
+        // The format alone first, even when tool calls take over the grammar: a bad format is
+        // the format's fault whatever else the request asks.
+        if let Some(format) = &options.format {
+            if let Err(error) = compile(format) {
+                return Ok(Err(grammar_error(error, format_field)));
+            }
+        }
         let grammar = match output_grammar(&options, parsing, encoder.tokenizer()) {
             None => None,
-            Some((spec, trigger)) => {
-                let compiled = encoder
-                    .grammars()
-                    .and_then(|compiler| compiler.compile(&spec))
-                    .map_err(EngineError::GrammarFailed)?;
-                Some(OutputGrammar { grammar: compiled, trigger })
-            }
+            Some((spec, trigger)) => match compile(&spec) {
+                Ok(grammar) => Some(OutputGrammar { grammar, trigger }),
+                // The format compiled: what fails is the tools' schemas.
+                Err(error) => return Ok(Err(grammar_error(error, "tools"))),
+            },
         };
-        Ok(PreparedChat { prompt: chat.tokens, grammar, parsing })
+        Ok(Ok(PreparedChat { prompt: chat.tokens, grammar, parsing }))
     })
     .await?;
-    prepared.map_err(|error| match error {
-        EngineError::GrammarFailed(error) => grammar_error(error, format_field),
-        other => ApiError::invalid_request(other.to_string(), Some(messages_field)),
-    })
+    prepared.map_err(|error| ApiError::invalid_request(error.to_string(), Some(messages_field)))?
 }
 
 /// `chat_template_kwargs` (vLLM's and llama.cpp's extension): an object of template variables,
@@ -314,6 +318,15 @@ fn output_grammar(
                 let lark = format!("start: calls | %json {response}\n{calls}");
                 return Some((GrammarSpec::Lark(lark), after_reasoning));
             }
+            // With a format, the answer is either calls or text in the format, from its start.
+            if let Some(body) = options.format.as_ref().and_then(format_lark_body) {
+                let calls = calls_lark(options, syntax, tokenizer, CallsStart::Whole);
+                let lark = match &after_reasoning {
+                    Some(_) => format!("start: /[ \\t\\n]{{0,4}}/ (calls | {body})\n{calls}"),
+                    None => format!("start: calls | {body}\n{calls}"),
+                };
+                return Some((GrammarSpec::Lark(lark), after_reasoning));
+            }
             // Free text until the model opens a call, then the call's grammar.
             let lead = format!("{}{}{}", syntax.prefix, syntax.wrapping.open(), syntax.call_open);
             let trigger = syntax.triggers.iter().find(|trigger| {
@@ -336,13 +349,20 @@ fn output_grammar(
 
 /// `spec` after up to four whitespace characters (what models write after `</think>`).
 fn with_leading_space(spec: GrammarSpec) -> GrammarSpec {
-    let body = match spec {
-        GrammarSpec::JsonSchema(schema) => format!("%json {schema}"),
-        GrammarSpec::JsonObject => "%json {\"type\": \"object\"}".to_owned(),
-        GrammarSpec::Regex(regex) => format!("/{}/", regex.replace('/', "\\/")),
-        GrammarSpec::Lark(lark) => return GrammarSpec::Lark(lark),
-    };
-    GrammarSpec::Lark(format!("start: /[ \\t\\n]{{0,4}}/ {body}"))
+    match format_lark_body(&spec) {
+        Some(body) => GrammarSpec::Lark(format!("start: /[ \\t\\n]{{0,4}}/ {body}")),
+        None => spec,
+    }
+}
+
+/// A format as one Lark term (`None` for a whole Lark grammar, which cannot be nested).
+fn format_lark_body(spec: &GrammarSpec) -> Option<String> {
+    match spec {
+        GrammarSpec::JsonSchema(schema) => Some(format!("%json {schema}")),
+        GrammarSpec::JsonObject => Some("%json {\"type\": \"object\"}".to_owned()),
+        GrammarSpec::Regex(regex) => Some(format!("/{}/", regex.replace('/', "\\/"))),
+        GrammarSpec::Lark(_) => None,
+    }
 }
 
 /// Where the calls grammar starts.

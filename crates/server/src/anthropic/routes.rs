@@ -85,7 +85,6 @@ async fn prepare(
     options: OutputOptions,
 ) -> Result<PreparedChat, AnthropicError> {
     let Conversation { messages, prefill } = conversation;
-    let format_field = if options.format.is_some() { "output_config.format" } else { "tools" };
     if prefill.is_some() {
         // The grammar would start after the prefill, which it never saw.
         let forced = matches!(options.tool_choice, ToolChoice::Required | ToolChoice::Function(_))
@@ -100,7 +99,8 @@ async fn prepare(
             .into());
         }
     }
-    let mut chat = prepare_chat(engine, messages, options, "messages", format_field).await?;
+    let mut chat =
+        prepare_chat(engine, messages, options, "messages", "output_config.format").await?;
     if let Some(prefill) = prefill {
         // The answer continues the prefill: its tokens follow the assistant turn's opening.
         let tokens = crate::encode::raw_tokens(engine, prefill, false, "messages")

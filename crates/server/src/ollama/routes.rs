@@ -131,10 +131,8 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let loaded = Instant::now();
     let engine = lease.engine();
     check_think(engine, &request.model, think)?;
-    // The grammar comes from the format when one is asked for, else from the tools' schemas.
-    let format_field = if options.format.is_some() { "format" } else { "tools" };
     // A template that refuses the conversation is the request's fault (400), as on /v1.
-    let chat = prepare_chat(engine, messages, options, "messages", format_field).await?;
+    let chat = prepare_chat(engine, messages, options, "messages", "format").await?;
     let id = new_request_id("chatcmpl");
     let output = OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) };
     let generation =

@@ -123,10 +123,10 @@ pub(crate) fn chat_finish_reason_json(finish_reason: Option<FinishReason>, calle
     }
 }
 
-/// A tool call id: `call_` and 24 hex digits.
+/// A tool call id: `call_` and 24 hex digits, as OpenAI spells them.
 pub(crate) fn new_tool_call_id() -> String {
     let id = new_request_id("call");
-    id[..id.len().min(29)].to_owned()
+    format!("call_{}", &id["call-".len()..id.len().min(29)])
 }
 
 /// The assistant message of a chat choice: its text, or its parsed reasoning, content and
@@ -354,7 +354,7 @@ mod tests {
             call["function"],
             json!({"name": "get_weather", "arguments": r#"{"city": "Paris"}"#})
         );
-        assert!(call["id"].as_str().is_some_and(|id| id.starts_with("call-") && id.len() == 29));
+        assert!(call["id"].as_str().is_some_and(|id| id.starts_with("call_") && id.len() == 29));
         // A choice cut by max_tokens keeps its reason.
         let cut =
             chat_chunk(&meta("c"), 0, &ChunkDelta::empty(), Some(FinishReason::Length), true, None);

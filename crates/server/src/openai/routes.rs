@@ -73,10 +73,9 @@ async fn chat_completions(
     let params = request.sampling_params()?;
     let messages = request.chat_messages()?;
     let options = request.output_options()?;
-    let format_field = if options.format.is_some() { "response_format" } else { "tools" };
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
-    let chat = prepare_chat(engine, messages, options, "messages", format_field).await?;
+    let chat = prepare_chat(engine, messages, options, "messages", "response_format").await?;
     let meta = ResponseMeta::new_chat(request.model.clone());
     let output = OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) };
     let generation = Generation::submit(

@@ -72,11 +72,10 @@ async fn create(
         messages.push(ChatMessage::system(instructions.as_str()));
     }
     messages.extend(history.iter().cloned());
-    let format_field = if options.format.is_some() { "text.format" } else { "tools" };
     let parallel_tool_calls = options.parallel_tool_calls;
     let lease = state.lease(&request.model, request.keep_alive.map(|field| field.0)).await?;
     let engine = lease.engine();
-    let chat = prepare_chat(engine, messages, options, "input", format_field).await?;
+    let chat = prepare_chat(engine, messages, options, "input", "text.format").await?;
     let meta = ResponseMeta {
         id: new_item_id("resp"),
         created_at: crate::openai::unix_time_now(),
