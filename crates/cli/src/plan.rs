@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use uma_gguf::GgufFile;
 use uma_planner::{
-    BandwidthProbe, Bound, CostEstimate, CostInputs, KvCacheType, Machine, MachineCatalogue,
-    MachinePlan, ModelDescription, ModelSpec, PlanRequest, Quantization, RateEstimate,
-    SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM, DEFAULT_MAX_NUM_BATCHED_TOKENS, GIB,
-    THIS_MACHINE,
+    BandwidthProbe, Bound, CostEstimate, CostInputs, Engine, KvCacheType, Machine,
+    MachineCatalogue, MachinePlan, ModelDescription, ModelSpec, PlanRequest, Quantization,
+    RateEstimate, SlidingWindowKv, SpeedModel, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
+    DEFAULT_MAX_NUM_BATCHED_TOKENS, GIB, THIS_MACHINE,
 };
 
 use crate::format;
@@ -52,6 +52,11 @@ pub(crate) struct PlanArgs {
     /// crates/planner/data/machines.toml). $UMA_HOME/machines.toml is read too when it exists.
     #[arg(long, value_name = "PATH")]
     hw_file: Option<PathBuf>,
+    /// Engines to predict speeds for: llama.cpp-metal, llama.cpp-cuda, llama.cpp-vulkan, mlx,
+    /// uma-cpu, roofline (default: each machine's own: llama.cpp's Metal backend on a Mac, CUDA
+    /// on an NVIDIA GPU, uma on this machine's CPU).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    engine: Vec<String>,
     /// One table side by side: the --hw machines (every catalogued one and this machine without
     /// --hw), or a described model's --quant types.
     #[arg(long)]
@@ -115,13 +120,20 @@ struct DescriptionArgs {
     /// The context the model was trained for (caps the longest context reported).
     #[arg(long, value_name = "N")]
     trained_ctx: Option<u64>,
+    /// Window of the sliding-window layers, in tokens (with --sliding-layers).
+    #[arg(long, value_name = "N")]
+    sliding_window: Option<u64>,
+    /// Layers that attend to the last --sliding-window tokens only.
+    #[arg(long, value_name = "N")]
+    sliding_layers: Option<u64>,
 }
 
 impl DescriptionArgs {
     fn is_given(&self) -> bool {
         let counts = [self.params, self.layers, self.hidden, self.heads, self.kv_heads];
         let more = [self.head_dim, self.vocab, self.ffn, self.experts, self.active_experts];
-        counts.iter().chain(&more).any(Option::is_some)
+        let window = [self.sliding_window, self.sliding_layers];
+        counts.iter().chain(&more).chain(&window).any(Option::is_some)
             || !self.quant.is_empty()
             || self.bpw.is_some()
             || self.tied_embeddings
@@ -160,6 +172,8 @@ impl DescriptionArgs {
                 num_experts_per_token: self.active_experts,
                 tie_word_embeddings: self.tied_embeddings,
                 max_position_embeddings: self.trained_ctx,
+                sliding_window: self.sliding_window,
+                num_sliding_window_layers: self.sliding_layers.unwrap_or(0),
             };
             specs.push(description.spec()?);
         }
@@ -317,14 +331,17 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
     check_numbers(args)?;
     let specs = model_specs(args)?;
     let catalogue = MachineCatalogue::load(args.hw_file.as_deref())?;
+    let speed_model = SpeedModel::builtin()?;
     let mut bandwidth_probe = None;
-    let machines = machines(args, &catalogue, &mut bandwidth_probe)?;
+    let machines = machines(args, &catalogue, &speed_model, &mut bandwidth_probe)?;
     let cost = args.cost.is_wanted().then(|| args.cost.inputs()).transpose()?;
     let cloud = match &cost {
         Some(_) => {
             let name = args.cost.cloud_hw.as_deref().unwrap_or(DEFAULT_CLOUD_MACHINE);
             let usd_per_hour = args.cost.cloud_price.unwrap_or(DEFAULT_CLOUD_USD_PER_HOUR);
-            Some((catalogue.get(name)?.clone(), usd_per_hour))
+            let machine = catalogue.get(name)?.clone();
+            let engine = speed_model.engine(None, &machine)?;
+            Some((machine, engine, usd_per_hour))
         }
         None => None,
     };
@@ -332,30 +349,25 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
     let mut plans = Vec::with_capacity(specs.len() * machines.len());
     for spec in &specs {
         let request = request(args, spec)?;
-        for machine in &machines {
-            let plan = uma_planner::plan_for_machine(spec, machine, &request)?;
+        for (machine, engine) in &machines {
+            let plan = uma_planner::plan_for_machine(spec, machine, engine, &request)?;
             let cost_report = match (&cost, &cloud) {
-                (Some(inputs), Some((cloud_machine, usd_per_hour))) => Some(cost_report(
-                    args,
-                    spec,
-                    &request,
-                    &plan,
-                    inputs,
-                    cloud_machine,
-                    *usd_per_hour,
-                )?),
+                (Some(inputs), Some((cloud_machine, cloud_engine, usd_per_hour))) => {
+                    let cloud = (cloud_machine, cloud_engine, *usd_per_hour);
+                    Some(cost_report(args, spec, &request, &plan, inputs, cloud)?)
+                }
                 _ => None,
             };
             plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report });
         }
     }
-    let plans_this_machine = machines.iter().any(|m| m.name == THIS_MACHINE);
+    let plans_this_machine = machines.iter().any(|(m, _)| m.name == THIS_MACHINE);
     let report = PlanReport {
         bandwidth_probe,
         this_gpu: plans_this_machine.then(GpuReport::detect),
         cost_inputs: cost,
         cloud: cloud
-            .map(|(machine, usd_per_hour)| CloudReport { machine: machine.name, usd_per_hour }),
+            .map(|(machine, _, usd_per_hour)| CloudReport { machine: machine.name, usd_per_hour }),
         plans,
     };
     let text = if args.json {
@@ -412,12 +424,29 @@ fn spec_from_file(path: &Path) -> anyhow::Result<ModelSpec> {
     ModelSpec::from_gguf(&file, &name).with_context(|| format!("cannot plan {}", path.display()))
 }
 
-/// The machines asked for; `this` is detected once, its bandwidth probed unless given.
+/// The machines asked for, each with every engine asked for (its own when none is); `this` is
+/// detected once, its bandwidth probed unless given. Without --hw, --compare lists every machine
+/// one of the engines runs on.
 fn machines(
     args: &PlanArgs,
     catalogue: &MachineCatalogue,
+    speed_model: &SpeedModel,
     probe: &mut Option<BandwidthProbe>,
-) -> anyhow::Result<Vec<Machine>> {
+) -> anyhow::Result<Vec<(Machine, Engine)>> {
+    let engines: Vec<Option<&str>> = if args.engine.is_empty() {
+        vec![None]
+    } else {
+        args.engine.iter().map(|name| Some(name.trim())).collect()
+    };
+    for name in engines.iter().flatten() {
+        if !speed_model.engine_names().iter().any(|known| known.eq_ignore_ascii_case(name)) {
+            bail!(
+                "unknown engine {name:?}; known engines: {}",
+                speed_model.engine_names().join(", ")
+            );
+        }
+    }
+    let every_machine = args.hw.is_empty() && args.compare;
     let names: Vec<String> = match (args.hw.is_empty(), args.compare) {
         (true, true) => std::iter::once(THIS_MACHINE.to_owned())
             .chain(catalogue.names().into_iter().map(str::to_owned))
@@ -425,9 +454,16 @@ fn machines(
         (true, false) => vec![THIS_MACHINE.to_owned()],
         (false, _) => args.hw.iter().map(|name| name.trim().to_owned()).collect(),
     };
-    let mut machines = Vec::with_capacity(names.len());
+    let mut machines = Vec::with_capacity(names.len() * engines.len());
     for name in names {
-        if name.eq_ignore_ascii_case(THIS_MACHINE) {
+        let machine = if name.eq_ignore_ascii_case(THIS_MACHINE) {
+            let here = speed_model.engines_for_kind(Some(uma_planner::THIS_MACHINE_KIND));
+            let engine_needs_it = engines.iter().any(|engine| {
+                engine.is_none_or(|e| here.iter().any(|name| name.eq_ignore_ascii_case(e)))
+            });
+            if every_machine && !engine_needs_it {
+                continue;
+            }
             let gb_per_s = match args.bandwidth {
                 Some(gb_per_s) => gb_per_s,
                 None => {
@@ -437,13 +473,33 @@ fn machines(
                     gb_per_s
                 }
             };
-            machines.push(uma_planner::this_machine(gb_per_s)?);
-            continue;
+            uma_planner::this_machine(gb_per_s)?
+        } else {
+            catalogue
+                .get(&name)
+                .map_err(|error| anyhow::anyhow!("{error} (and {THIS_MACHINE}, this machine)"))?
+                .clone()
+        };
+        let mut first_error = None;
+        let before = machines.len();
+        for engine in &engines {
+            match speed_model.engine(*engine, &machine) {
+                Ok(engine) => machines.push((machine.clone(), engine)),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        let machine = catalogue
-            .get(&name)
-            .map_err(|error| anyhow::anyhow!("{error} (and {THIS_MACHINE}, this machine)"))?;
-        machines.push(machine.clone());
+        // A machine none of the engines runs on: an error when it was asked for by name (with
+        // several engines, the ones that do not run on a machine are left out there).
+        if let (Some(error), false, true) = (first_error, every_machine, machines.len() == before) {
+            return Err(error.into());
+        }
+    }
+    for name in engines.iter().flatten() {
+        if !machines.iter().any(|(_, engine)| engine.name.eq_ignore_ascii_case(name)) {
+            bail!("engine {name} runs on none of the machines planned for");
+        }
     }
     Ok(machines)
 }
@@ -473,15 +529,17 @@ fn request(args: &PlanArgs, spec: &ModelSpec) -> anyhow::Result<PlanRequest> {
     })
 }
 
+/// The cost of `plan`, and of the cloud machine (`cloud`: it, its engine, its price per hour)
+/// serving the same model.
 fn cost_report(
     args: &PlanArgs,
     spec: &ModelSpec,
     request: &PlanRequest,
     plan: &MachinePlan,
     inputs: &CostInputs,
-    cloud_machine: &Machine,
-    cloud_usd_per_hour: f64,
+    cloud: (&Machine, &Engine, f64),
 ) -> anyhow::Result<CostReport> {
+    let (cloud_machine, cloud_engine, cloud_usd_per_hour) = cloud;
     let price = args.cost.price.or(plan.machine.price_usd);
     let watts = args.cost.watts.or(plan.machine.watts);
     let tokens_per_second = plan.speed.aggregate_decode.tokens_per_second;
@@ -491,7 +549,7 @@ fn cost_report(
         }
         _ => None,
     };
-    let cloud_plan = uma_planner::plan_for_machine(spec, cloud_machine, request)?;
+    let cloud_plan = uma_planner::plan_for_machine(spec, cloud_machine, cloud_engine, request)?;
     let cloud = CostEstimate::rented(
         cloud_usd_per_hour,
         cloud_plan.speed.aggregate_decode.tokens_per_second,
@@ -528,16 +586,47 @@ fn rate(tokens_per_second: f64) -> String {
 
 /// `"bandwidth bound: 29.9 GB/s ÷ 980.10 MB per step"` or the compute equivalent.
 fn bound(estimate: &RateEstimate, speed_bandwidth: f64, speed_compute: f64) -> String {
+    let fixed = estimate.fixed_seconds_per_step;
+    let plus_fixed =
+        if fixed > 0.0 { format!(", + {} fixed per step", seconds(fixed)) } else { String::new() };
     match estimate.bound {
         Bound::Bandwidth => format!(
-            "bandwidth bound: {speed_bandwidth:.1} GB/s ÷ {} per step",
+            "bandwidth bound: {speed_bandwidth:.1} GB/s ÷ {} per step{plus_fixed}",
             format::bytes(estimate.bytes_per_step)
         ),
         Bound::Compute => format!(
-            "compute bound: {speed_compute:.2} TOPS ÷ {:.2} GFLOP per token",
+            "compute bound: {speed_compute:.2} TOPS ÷ {:.2} GFLOP per token{plus_fixed}",
             estimate.flops_per_step as f64 / estimate.tokens_per_step.max(1) as f64 / 1e9
         ),
+        Bound::Overhead => format!(
+            "fixed-time bound: {} per step of kernel launches and synchronisation",
+            seconds(fixed)
+        ),
     }
+}
+
+/// `"4.9 ms"`, `"310 µs"`.
+fn seconds(value: f64) -> String {
+    if value >= 1e-3 {
+        format!("{:.1} ms", value * 1e3)
+    } else {
+        format!("{:.0} µs", value * 1e6)
+    }
+}
+
+/// `"45.2 tok/s (37.1–53.4)"`: the rate and the engine's range around it, when it has one.
+fn rate_and_range(estimate: &RateEstimate) -> String {
+    match estimate.range {
+        Some([low, high]) => {
+            format!("{} ({}–{})", rate(estimate.tokens_per_second), number(low), number(high))
+        }
+        None => rate(estimate.tokens_per_second),
+    }
+}
+
+/// A rate without its unit, as [`rate`] writes it.
+fn number(tokens_per_second: f64) -> String {
+    rate(tokens_per_second).trim_end_matches(" tok/s").to_owned()
 }
 
 fn describe_machine(machine: &Machine, probe: Option<&BandwidthProbe>) -> String {
@@ -715,13 +804,13 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         ));
     }
     line(String::new());
-    line("  speed (predicted)".into());
+    line(format!("  speed (predicted for {}: {})", speed.engine.name, speed.engine.description));
     let (bandwidth, compute) = (speed.effective_bandwidth_gb_per_s, speed.effective_compute_tops);
     line(format!(
         "    {:<20}{} with an empty context, {} at {} tokens; {}",
         "decode, 1 sequence",
-        rate(speed.decode_empty_context.tokens_per_second),
-        rate(speed.decode_full_context.tokens_per_second),
+        rate_and_range(&speed.decode_empty_context),
+        rate_and_range(&speed.decode_full_context),
         format::grouped(request.context_length),
         bound(&speed.decode_full_context, bandwidth, compute)
     ));
@@ -729,17 +818,29 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         line(format!(
             "    {:<20}{} in all at full contexts; {}",
             format!("decode, {} sequences", request.num_sequences),
-            rate(speed.aggregate_decode.tokens_per_second),
+            rate_and_range(&speed.aggregate_decode),
             bound(&speed.aggregate_decode, bandwidth, compute)
         ));
     }
     line(format!(
         "    {:<20}{} for a {}-token prompt; {}",
         "prefill",
-        rate(speed.prefill.tokens_per_second),
+        rate_and_range(&speed.prefill),
         format::grouped(request.context_length),
         bound(&speed.prefill, bandwidth, compute)
     ));
+    let validated = match (speed.engine.decode_range, speed.engine.prefill_range) {
+        (Some(_), Some(_)) => {
+            "in brackets: the range 80% of published measurements fell in, \
+             on machine families the engine's parameters were not fitted on (docs/planner.md)"
+        }
+        (Some(_), None) => {
+            "in brackets: the range of measurements on this machine \
+             (scripts/bench/validate-planner.sh); prefill is not validated"
+        }
+        _ => "not validated: no range (docs/planner.md)",
+    };
+    line(format!("    {:<20}{validated}", ""));
     out
 }
 
@@ -758,16 +859,23 @@ fn render_comparison(report: &PlanReport) -> String {
     };
     let header = [
         "",
+        "engine",
         "memory",
         "budget",
         "needed",
         "verdict",
         "longest ctx",
         "decode tok/s",
+        "range",
         "aggregate tok/s",
         "bound",
         "prefill tok/s",
+        "range",
     ];
+    let range = |estimate: &RateEstimate| match estimate.range {
+        Some([low, high]) => format!("{}–{}", number(low), number(high)),
+        None => "-".to_owned(),
+    };
     let rows: Vec<Vec<String>> = report
         .plans
         .iter()
@@ -776,18 +884,22 @@ fn render_comparison(report: &PlanReport) -> String {
             let bound = match speed.aggregate_decode.bound {
                 Bound::Bandwidth => "bandwidth",
                 Bound::Compute => "compute",
+                Bound::Overhead => "fixed time",
             };
             vec![
                 label(entry),
+                speed.engine.name.clone(),
                 format!("{:.0} GiB", entry.plan.machine.memory_gib),
                 format::bytes(memory.budget_bytes),
                 format::bytes(memory.needed_bytes),
                 memory.verdict.describe().to_owned(),
                 format::grouped(memory.max_context_length),
                 format!("{:.1}", speed.decode_full_context.tokens_per_second),
+                range(&speed.decode_full_context),
                 format!("{:.1}", speed.aggregate_decode.tokens_per_second),
                 bound.to_owned(),
                 format!("{:.0}", speed.prefill.tokens_per_second),
+                range(&speed.prefill),
             ]
         })
         .collect();
@@ -908,12 +1020,15 @@ mod tests {
             num_experts_per_token: None,
             tie_word_embeddings: false,
             max_position_embeddings: None,
+            sliding_window: None,
+            num_sliding_window_layers: 0,
         }
         .spec()
         .unwrap();
         let machine = MachineCatalogue::load(None).unwrap().get("h100-sxm-80gb").unwrap().clone();
         let request = PlanRequest::default();
-        let plan = uma_planner::plan_for_machine(&model, &machine, &request).unwrap();
+        let engine = SpeedModel::builtin().unwrap().engine(None, &machine).unwrap();
+        let plan = uma_planner::plan_for_machine(&model, &machine, &engine, &request).unwrap();
         let card = |gib: u64| GpuReport {
             name: "RTX 4090 (Vulkan)".into(),
             software: false,

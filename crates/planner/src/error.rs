@@ -26,6 +26,18 @@ pub enum PlannerError {
     #[error("unknown quantization {name:?}; known: {known}")]
     UnknownQuantization { name: String, known: String },
 
+    /// No engine of that name in the speed model.
+    #[error("unknown engine {name:?}; known engines: {known}")]
+    UnknownEngine { name: String, known: String },
+
+    /// The engine does not run on the machine (llama.cpp's Metal backend on an NVIDIA card).
+    #[error("engine {engine} does not run on {machine} ({kind}); engines for it: {engines}")]
+    EngineNotForMachine { engine: String, machine: String, kind: String, engines: String },
+
+    /// The speed model's data is not valid.
+    #[error("{origin}: invalid speed model: {reason}")]
+    InvalidSpeedModel { origin: String, reason: String },
+
     /// A number out of its range (a zero layer count, a negative bandwidth, ...).
     #[error("invalid {name}: {reason}")]
     InvalidValue { name: String, reason: String },

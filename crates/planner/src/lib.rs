@@ -1,11 +1,14 @@
 //! Will it fit, and how fast will it run? The planner turns a model (a GGUF file or a
 //! description) and a machine (from a catalogue, or this one, detected and measured) into a
 //! memory breakdown, a verdict under the 25% headroom rule, the longest context that fits,
-//! predicted decode, prefill and aggregate speeds, and a cost of ownership.
+//! predicted decode, prefill and aggregate speeds for an engine (llama.cpp's Metal, CUDA or
+//! Vulkan backend, MLX, uma on the CPU) with the range published measurements put around them,
+//! and a cost of ownership.
 //!
 //! It owns: model footprints (weight bytes per token, KV bytes per token; `uma show` and
 //! `uma bench` use them too), the machine catalogue (data in `data/machines.toml`, extended by
-//! the user's TOML), this machine's detection and read-bandwidth probe, and the arithmetic
+//! the user's TOML), the speed model (engines and their fitted parameters, in
+//! `data/speed_model.toml`), this machine's detection and read-bandwidth probe, and the arithmetic
 //! (formulas in `docs/planner.md`). It does not load models, allocate the KV pool (the server
 //! sizes it with [`plan_memory`] and [`detect_budget`]), or print anything.
 //!
@@ -38,6 +41,7 @@ mod model_spec;
 mod plan_request;
 mod quantization;
 mod speed_estimate;
+mod speed_model;
 mod this_machine;
 
 pub use bandwidth_probe::{measure_bandwidth, probe_bandwidth, BandwidthProbe, DEFAULT_PASSES};
@@ -47,7 +51,7 @@ pub use footprint::{
     active_parameters_per_token, kv_cache_bytes_per_token, weight_bytes_per_token,
 };
 pub use kv_cache_type::KvCacheType;
-pub use machine::{apple_gpu_working_set_fraction, Machine, GIB};
+pub use machine::{apple_gpu_working_set_fraction, ComputeFigure, Machine, GIB};
 pub use machine_catalogue::{uma_home, MachineCatalogue, UMA_HOME_VARIABLE, USER_CATALOGUE_FILE};
 pub use machine_plan::{plan_for_machine, GpuWorkingSet, MachinePlan};
 pub use memory_breakdown::{
@@ -62,7 +66,11 @@ pub use plan_request::{
     DEFAULT_MAX_NUM_BATCHED_TOKENS,
 };
 pub use quantization::Quantization;
-pub use speed_estimate::{Bound, RateEstimate, SpeedEstimate};
+pub use speed_estimate::{decode, prefill, Bound, RateEstimate, SpeedEstimate};
+pub use speed_model::{
+    matrix_rows, Engine, PerQuantClass, QuantClass, SpeedModel, ROOFLINE_ENGINE,
+};
 pub use this_machine::{
     detect_budget, os_reserve_bytes, system_memory, this_machine, SystemMemory, THIS_MACHINE,
+    THIS_MACHINE_KIND,
 };

@@ -29,6 +29,15 @@ pub struct Machine {
     /// What `--hw` takes: lower case, no spaces (`mac-studio-m3-ultra-512gb`).
     pub name: String,
     pub description: String,
+    /// What the speed model's parameters are chosen by (`data/speed_model.toml`): `apple`,
+    /// `apple-ultra`, `nvidia`, `nvidia-datacenter`, `nvidia-gb10`, `amd`, `intel`, `cpu` (this
+    /// machine). A machine without one is planned with the `roofline` engine.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The generation it belongs to (`apple-m3`, `nvidia-ada`): the validation holds a family's
+    /// machines out together (`scripts/planner/fit-speed-model.py`).
+    #[serde(default)]
+    pub family: Option<String>,
     /// Memory the model runs from: unified RAM, or the GPU's own memory for discrete GPUs.
     pub memory_gib: f64,
     /// Peak memory bandwidth.
@@ -109,6 +118,11 @@ impl Machine {
         if self.int8_tops.is_none() && self.f16_tflops.is_none() {
             return invalid("int8_tops", "give int8_tops or f16_tflops (or both)".into());
         }
+        for (field, value) in [("kind", &self.kind), ("family", &self.family)] {
+            if value.as_ref().is_some_and(|v| v.is_empty() || v.contains(char::is_whitespace)) {
+                return invalid(field, format!("{value:?} must be one word"));
+            }
+        }
         if self.name.is_empty()
             || self.name.contains(char::is_whitespace)
             || self.name.contains(',')
@@ -149,8 +163,29 @@ impl Machine {
     /// Operations per second prefill achieves in practice: int8 peak when the machine has one
     /// (quantized weights times quantized activations), else f16, × `compute_efficiency`.
     pub fn effective_compute(&self) -> f64 {
-        self.int8_tops.or(self.f16_tflops).unwrap_or(0.0) * 1e12 * self.compute_efficiency
+        self.peak_compute(ComputeFigure::Int8) * self.compute_efficiency
     }
+
+    /// Peak operations per second of `figure`, or of the other figure when the machine has
+    /// only that one (validation requires one of them).
+    pub fn peak_compute(&self, figure: ComputeFigure) -> f64 {
+        let tops = match figure {
+            ComputeFigure::Int8 => self.int8_tops.or(self.f16_tflops),
+            ComputeFigure::F16 => self.f16_tflops.or(self.int8_tops),
+        };
+        tops.unwrap_or(0.0) * 1e12
+    }
+}
+
+/// Which of a machine's peak compute figures an engine's matrix products are measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeFigure {
+    /// Dense int8 (tensor cores): llama.cpp's CUDA kernels multiply quantized weights by
+    /// quantized activations.
+    Int8,
+    /// Dense f16 with f32 accumulation (Apple GPUs, Vulkan's cooperative matrices).
+    F16,
 }
 
 #[cfg(test)]
@@ -161,6 +196,8 @@ pub(crate) mod tests {
         Machine {
             name: "test".into(),
             description: "a test machine".into(),
+            kind: None,
+            family: None,
             memory_gib: 64.0,
             bandwidth_gb_per_s: 400.0,
             bandwidth_efficiency: 0.5,
@@ -189,6 +226,8 @@ pub(crate) mod tests {
         assert_eq!(discrete.gpu_working_set_bytes(), None);
         let int8 = Machine { int8_tops: Some(100.0), ..machine() };
         assert_eq!(int8.effective_compute(), 50e12);
+        assert_eq!(int8.peak_compute(ComputeFigure::F16), 20e12);
+        assert_eq!(machine().peak_compute(ComputeFigure::Int8), 20e12, "the f16 figure stands in");
     }
 
     #[test]
@@ -201,6 +240,7 @@ pub(crate) mod tests {
             (Machine { os_reserve_gib: 64.0, ..machine() }, "os_reserve_gib"),
             (Machine { f16_tflops: None, ..machine() }, "int8_tops"),
             (Machine { name: "two words".into(), ..machine() }, "name"),
+            (Machine { kind: Some(String::new()), ..machine() }, "kind"),
         ] {
             let error = broken.validate().expect_err(field).to_string();
             assert!(error.contains(field), "{field}: {error}");

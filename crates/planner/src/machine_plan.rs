@@ -9,6 +9,7 @@ use crate::memory_plan::{plan_memory, MemoryPlan};
 use crate::model_spec::ModelSpec;
 use crate::plan_request::PlanRequest;
 use crate::speed_estimate::SpeedEstimate;
+use crate::speed_model::Engine;
 
 /// The GPU's share of a unified memory (Apple's Metal working set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -28,10 +29,12 @@ pub struct MachinePlan {
     pub speed: SpeedEstimate,
 }
 
-/// Plans `model` on `machine`: the budget is the machine's memory minus its OS reserve.
+/// Plans `model` on `machine` run by `engine` (resolved for that machine with
+/// [`crate::SpeedModel::engine`]): the budget is the machine's memory minus its OS reserve.
 pub fn plan_for_machine(
     model: &ModelSpec,
     machine: &Machine,
+    engine: &Engine,
     request: &PlanRequest,
 ) -> Result<MachinePlan> {
     let memory = plan_memory(model, request, machine.budget_bytes())?;
@@ -41,7 +44,7 @@ pub fn plan_for_machine(
     Ok(MachinePlan {
         machine: machine.clone(),
         gpu_working_set,
-        speed: SpeedEstimate::new(model, machine, request),
+        speed: SpeedEstimate::new(model, machine, engine, request),
         memory,
     })
 }

@@ -32,6 +32,10 @@ pub struct ModelDescription {
     /// The output head reuses the token embedding table (common below ~4B parameters).
     pub tie_word_embeddings: bool,
     pub max_position_embeddings: Option<u64>,
+    /// Window of the sliding-window layers (Gemma 3's local layers, every other layer of
+    /// gpt-oss), and how many layers have it.
+    pub sliding_window: Option<u64>,
+    pub num_sliding_window_layers: u64,
 }
 
 impl ModelDescription {
@@ -60,6 +64,22 @@ impl ModelDescription {
             ));
         }
         let (num_experts, num_experts_per_token) = self.experts()?;
+        match (self.sliding_window, self.num_sliding_window_layers) {
+            (None, 0) => {}
+            (Some(window), layers) if window >= 1 && layers <= self.num_hidden_layers => {}
+            (Some(_), layers) if layers > self.num_hidden_layers => {
+                return Err(PlannerError::invalid(
+                    "num_sliding_window_layers",
+                    format!("{layers} exceeds num_hidden_layers {}", self.num_hidden_layers),
+                ))
+            }
+            _ => {
+                return Err(PlannerError::invalid(
+                    "sliding_window",
+                    "give the window (at least 1) and the number of sliding-window layers",
+                ))
+            }
+        }
         let head_dim = match self.head_dim {
             Some(0) => return Err(PlannerError::invalid("head_dim", "must be at least 1")),
             Some(d) => d,
@@ -126,8 +146,8 @@ impl ModelDescription {
             max_position_embeddings: self.max_position_embeddings,
             num_experts: self.num_experts,
             num_experts_per_token: self.num_experts_per_token,
-            sliding_window: None,
-            num_sliding_window_layers: 0,
+            sliding_window: self.sliding_window.filter(|_| self.num_sliding_window_layers > 0),
+            num_sliding_window_layers: self.num_sliding_window_layers,
             tie_word_embeddings: self.tie_word_embeddings,
             file_weight_bytes,
             resident_weight_bytes,
@@ -179,6 +199,8 @@ mod tests {
             num_experts_per_token,
             tie_word_embeddings: false,
             max_position_embeddings: Some(32_768),
+            sliding_window: None,
+            num_sliding_window_layers: 0,
         }
     }
 
@@ -211,10 +233,50 @@ mod tests {
             (ModelDescription { hidden_size: 0, ..mixtral(None, None) }, "hidden_size"),
             (ModelDescription { num_key_value_heads: 64, ..mixtral(None, None) }, "exceeds"),
             (ModelDescription { head_dim: Some(0), ..mixtral(None, None) }, "head_dim"),
+            (
+                ModelDescription { num_sliding_window_layers: 4, ..mixtral(None, None) },
+                "sliding_window",
+            ),
+            (
+                ModelDescription {
+                    sliding_window: Some(128),
+                    num_sliding_window_layers: 33,
+                    ..mixtral(None, None)
+                },
+                "exceeds num_hidden_layers",
+            ),
         ] {
             let error = description.spec().expect_err(needle).to_string();
             assert!(error.contains(needle), "{needle}: {error}");
         }
+    }
+
+    #[test]
+    fn sliding_window_layers_read_their_window_only() {
+        let described = ModelDescription {
+            sliding_window: Some(128),
+            num_sliding_window_layers: 16,
+            ..mixtral(None, None)
+        };
+        let spec = described.spec().expect("valid");
+        assert_eq!((spec.sliding_window, spec.num_sliding_window_layers), (Some(128), 16));
+        let full = mixtral(None, None).spec().expect("valid");
+        let per_layer = spec.kv_bytes_per_token_per_layer(crate::KvCacheType::F16);
+        // At position 1,000: 16 full layers read 1,000 positions, 16 windowed ones 128.
+        assert_eq!(
+            spec.kv_read_bytes_per_token(1000, crate::KvCacheType::F16),
+            per_layer * (16 * 1000 + 16 * 128)
+        );
+        assert_eq!(full.kv_read_bytes_per_token(1000, crate::KvCacheType::F16), per_layer * 32_000);
+        // A prompt's attention: half the layers at n²/2, the others n²/2 only up to the window.
+        let per_position = (2 * 32 * 256) as f64;
+        let n = 1000.0;
+        let windowed = 128.0 * 128.0 / 2.0 + (n - 128.0) * 128.0;
+        let expected = per_position * (16.0 * n * n / 2.0 + 16.0 * windowed);
+        assert!((spec.attention_flops_for_prompt(1000) - expected).abs() < 1.0);
+        assert!(
+            (full.attention_flops_for_prompt(1000) - per_position * 32.0 * n * n / 2.0).abs() < 1.0
+        );
     }
 
     #[test]

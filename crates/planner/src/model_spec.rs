@@ -244,6 +244,26 @@ impl ModelSpec {
         )
     }
 
+    /// Attention FLOPs of a whole prompt of `tokens` tokens from an empty context: the sum of
+    /// [`ModelSpec::attention_flops_per_token`] over its positions, taken as the integral (each
+    /// full-attention layer `tokens² / 2` positions, a sliding-window layer `tokens² / 2` up to
+    /// its window and `window` per token after it).
+    pub fn attention_flops_for_prompt(&self, tokens: u64) -> f64 {
+        let per_position =
+            (2 * self.num_attention_heads * (self.head_dim + self.value_head_dim)) as f64;
+        let n = tokens as f64;
+        let num_full_layers = (self.num_hidden_layers - self.num_sliding_window_layers) as f64;
+        let windowed = match self.sliding_window {
+            Some(window) if tokens > window => {
+                let w = window as f64;
+                w * w / 2.0 + (n - w) * w
+            }
+            _ => n * n / 2.0,
+        };
+        per_position
+            * (num_full_layers * n * n / 2.0 + self.num_sliding_window_layers as f64 * windowed)
+    }
+
     /// Bytes of the activations one token of a step holds, as the forward pass allocates them
     /// (f32): the residual stream, the normed input and a projection output (3 × hidden),
     /// queries and attention output (2 × q_dim), keys and values (2 × kv_dim), gate and up

@@ -10,6 +10,9 @@ use crate::machine::{apple_gpu_working_set_fraction, Machine, GIB};
 /// Name of the detected machine (`--hw this`).
 pub const THIS_MACHINE: &str = "this";
 
+/// Kind of the detected machine: uma computes on its CPU (the `uma-cpu` engine).
+pub const THIS_MACHINE_KIND: &str = "cpu";
+
 /// Share of the probe's bandwidth uma's decode reaches on the three test models: from 78% (Gemma
 /// 3 270M) to 110% (Qwen 0.5B, whose access pattern beats the probe's) in the first planner
 /// validation run, geometric mean 0.91 (`docs/benchmarks.md`, 2026-11-21); the later runs there
@@ -78,6 +81,8 @@ pub fn this_machine(bandwidth_gb_per_s: f64) -> Result<Machine> {
     let apple_silicon = cfg!(all(target_os = "macos", target_arch = "aarch64"));
     let machine = Machine {
         name: THIS_MACHINE.to_owned(),
+        kind: Some(THIS_MACHINE_KIND.to_owned()),
+        family: None,
         description: format!(
             "this machine ({}, {cores} cores, {} kernels)",
             std::env::consts::OS,

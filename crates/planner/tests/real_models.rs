@@ -4,7 +4,7 @@
 use uma_gguf::GgufFile;
 use uma_planner::{
     plan_for_machine, plan_memory, Bound, KvCacheType, MachineCatalogue, MemoryBreakdown,
-    ModelSpec, PlanRequest, SlidingWindowKv, Verdict,
+    ModelSpec, PlanRequest, QuantClass, SlidingWindowKv, SpeedModel, Verdict,
 };
 use uma_test_models::TestModel;
 
@@ -132,16 +132,30 @@ fn the_plan_for_this_size_of_machine() {
     let catalogue = MachineCatalogue::builtin().expect("parses");
     let mini = catalogue.get("mac-mini-m4-16gb").expect("listed");
     let qwen = spec(TestModel::QwenCoder15b);
-    let plan = plan_for_machine(&qwen, mini, &PlanRequest::default()).expect("plans");
+    let speed_model = SpeedModel::builtin().expect("parses");
+    let metal = speed_model.engine(None, mini).expect("the Mac's default engine");
+    assert_eq!(metal.name, "llama.cpp-metal");
+    let plan = plan_for_machine(&qwen, mini, &metal, &PlanRequest::default()).expect("plans");
     assert_eq!(plan.memory.verdict, Verdict::Fits);
     // The budget is 16 − 4 GiB; 75% usable. The trained context (32,768) fits.
     assert_eq!(plan.memory.budget_bytes, 12 << 30);
     assert_eq!(plan.memory.max_context_length, 32_768);
     assert!(plan.memory.max_context_length_by_memory > 200_000);
-    // Decode reads 980 MB of weights plus the KV: at most 120 × 0.65 GB/s ÷ 0.98 GB.
+    // Decode reads 980 MB of k-quant weights at the engine's share of 120 GB/s, and pays the
+    // fixed time of its 28 layers.
+    assert_eq!(QuantClass::of(&qwen), QuantClass::K);
     let decode = plan.speed.decode_empty_context;
     assert_eq!(decode.bound, Bound::Bandwidth);
-    assert!((decode.tokens_per_second - 78e9 / qwen.weight_bytes_per_token as f64).abs() < 1e-9);
+    let seconds = qwen.weight_bytes_per_token as f64 / (120e9 * metal.weight_efficiency.k)
+        + 28.0 * metal.layer_seconds;
+    assert!((decode.tokens_per_second - 1.0 / seconds).abs() < 1e-9);
+    let [low, high] = decode.range.expect("a calibrated engine has a range");
+    assert!(low < decode.tokens_per_second && decode.tokens_per_second < high);
+    // The roofline engine: the catalogue's 120 × 0.65 GB/s ÷ 0.98 GB, nothing else.
+    let roofline = speed_model.engine(Some("roofline"), mini).expect("runs anywhere");
+    let plain = plan_for_machine(&qwen, mini, &roofline, &PlanRequest::default()).expect("plans");
+    let tokens_per_second = plain.speed.decode_empty_context.tokens_per_second;
+    assert!((tokens_per_second - 78e9 / qwen.weight_bytes_per_token as f64).abs() < 1e-9);
     assert!(plan.speed.decode_full_context.tokens_per_second < decode.tokens_per_second);
     assert_eq!(plan.speed.prefill.bound, Bound::Compute);
     let gpu = plan.gpu_working_set.expect("unified memory");
