@@ -1,4 +1,4 @@
-//! Feeds request bodies to the OpenAI and Ollama routes' parsing and checks
+//! Feeds request bodies to the OpenAI, Ollama, Anthropic and Responses routes' parsing and checks
 //! (`uma_server::fuzzing`): deserializing, sampling parameters, messages, prompts, inputs,
 //! `keep_alive`, error rendering. Any panic, allocation beyond libFuzzer's `-rss_limit_mb` or
 //! hang is a bug.
@@ -82,6 +82,34 @@ const FIELDS: &[&str] = &[
     "format",
     "images",
     "truncate",
+    "think",
+    // Tools, formats and the Anthropic and Responses APIs.
+    "parallel_tool_calls",
+    "chat_template_kwargs",
+    "enable_thinking",
+    "json_schema",
+    "schema",
+    "strict",
+    "parameters",
+    "description",
+    "properties",
+    "required",
+    "input_schema",
+    "tool_use",
+    "tool_result",
+    "disable_parallel_tool_use",
+    "stop_sequences",
+    "thinking",
+    "budget_tokens",
+    "output_config",
+    "instructions",
+    "previous_response_id",
+    "function_call_output",
+    "call_id",
+    "output",
+    "max_output_tokens",
+    "store",
+    "reasoning",
 ];
 
 /// String values the routes give a meaning to, and a few awkward ones.

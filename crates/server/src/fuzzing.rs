@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use uma_engine::KeepAlive;
 use uma_tokenizer::ChatMessage;
 
+use crate::anthropic::MessagesRequest;
 use crate::error::ApiError;
 use crate::keep_alive::{parse_keep_alive, KeepAliveField};
 use crate::ollama::{
@@ -26,6 +27,8 @@ use crate::openai::{
     ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PromptInput, WithGenerationFields,
     MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
+use crate::responses::ResponsesRequest;
+use crate::tools::{OutputOptions, ToolChoice, MAX_TEMPLATE_KWARGS, MAX_TOOLS};
 
 /// An entry point: a request body in, nothing out.
 pub type EntryPoint = fn(&[u8]);
@@ -41,7 +44,46 @@ pub const REQUEST_KINDS: &[(&str, EntryPoint)] = &[
     ("ollama_embeddings", ollama_embeddings),
     ("ollama_show", ollama_show),
     ("keep_alive", keep_alive),
+    // Appended, so that the seeds' selectors keep their routes.
+    ("anthropic_messages", anthropic_messages),
+    ("openai_responses", openai_responses),
 ];
+
+/// `POST /v1/messages` (and `count_tokens`) up to leasing the model.
+pub fn anthropic_messages(body: &[u8]) {
+    render(openai_body::<MessagesRequest>(body).and_then(|request| {
+        let params = request.sampling_params()?;
+        assert!(params.validate().is_ok());
+        let conversation = request.conversation()?;
+        let options = request.output_options()?;
+        check_output_options(&options);
+        black_box((params, conversation, options, request.stream()));
+        Ok(())
+    }));
+}
+
+/// `POST /v1/responses` up to looking up `previous_response_id`.
+pub fn openai_responses(body: &[u8]) {
+    render(openai_body::<ResponsesRequest>(body).and_then(|request| {
+        let params = request.sampling_params()?;
+        assert!(params.validate().is_ok());
+        let options = request.output_options()?;
+        check_output_options(&options);
+        let input = request.input_messages()?;
+        black_box((params, options, input, request.stream(), request.store()));
+        Ok(())
+    }));
+}
+
+/// What `prepare_chat` relies on: tools bounded and named, a named choice among them.
+fn check_output_options(options: &OutputOptions) {
+    assert!(options.tools.len() <= MAX_TOOLS);
+    assert!(options.template_kwargs.len() <= MAX_TEMPLATE_KWARGS);
+    if let ToolChoice::Function(name) = &options.tool_choice {
+        assert!(options.tools.iter().any(|tool| &tool.name == name));
+    }
+    black_box(options.template_tools());
+}
 
 /// `POST /v1/chat/completions` up to tokenizing the messages.
 pub fn openai_chat_completions(body: &[u8]) {
@@ -139,6 +181,8 @@ fn openai_chat_checks(body: &[u8]) -> Result<(), ApiError> {
     let request: ChatCompletionRequest = openai_body(body)?;
     let params = request.sampling_params()?;
     let messages = request.chat_messages()?;
+    let options = request.output_options()?;
+    check_output_options(&options);
     let keep_alive = keep_alive_of(request.keep_alive);
     // What the route hands the generation; `sampling_params` checked `n`.
     let n = request.n();
@@ -222,6 +266,8 @@ fn ollama_chat_checks(body: &[u8]) -> Result<(), ApiError> {
     request.check_supported()?;
     let keep_alive = keep_alive_of(request.keep_alive);
     let messages = request.chat_messages()?;
+    check_output_options(&request.output_options()?);
+    black_box(request.think()?);
     if messages.is_empty() {
         // The route only loads (or unloads) the model.
         black_box((request.model, keep_alive));
@@ -259,6 +305,9 @@ mod tests {
             br#"{"name": "m"}"#,
             br#""1h30m""#,
             br#"{"model": "m", "temperature": "hot"}"#,
+            br#"{"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}], "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "tool", "name": "f"}}"#,
+            br#"{"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": "x"}], "tools": [{"type": "function", "name": "f"}], "text": {"format": {"type": "json_object"}}}"#,
+            br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required", "chat_template_kwargs": {"enable_thinking": false}}"#,
             b"\xff\xfe not json",
             b"",
         ];

@@ -16,5 +16,6 @@ mod request;
 mod response;
 mod routes;
 
+pub(crate) use request::MessagesRequest;
 pub(crate) use response::AnthropicError;
 pub(crate) use routes::router;

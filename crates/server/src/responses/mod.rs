@@ -16,5 +16,6 @@ mod request;
 mod routes;
 mod store;
 
+pub(crate) use request::ResponsesRequest;
 pub(crate) use routes::router;
 pub(crate) use store::ResponseStore;
