@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the Python venv holding the official client libraries that the end-to-end tests of
 # `uma serve` drive (crates/cli/tests/serve_openai.rs runs crates/cli/tests/openai_client.py with
-# its interpreter).
+# its interpreter), and the browser the web page's test drives (scripts/setup-browser.sh).
 #
 #   scripts/setup-test-clients.sh
 #
@@ -32,4 +32,7 @@ ensure_venv "$venv" "$req" .requirements-clients.sha256
   echo "setup-test-clients: the openai package does not import from $venv" >&2
   exit 1
 }
+# The web page's browser test (crates/cli/tests/serve_web.rs) drives Debian's chromium with
+# playwright: installed where missing.
+"$here/setup-browser.sh"
 echo "$venv"

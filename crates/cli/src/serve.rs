@@ -101,6 +101,9 @@ pub(crate) struct ServeArgs {
     /// Worker threads for the model (default: one per physical core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Do not serve the web page (chat, server status, "will it fit?") at `/`; the API stays.
+    #[arg(long)]
+    no_web: bool,
 }
 
 /// `--pooling`.
@@ -178,6 +181,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             allowed_hosts: args.allow_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             allowed_origins: args.allow_origins.clone(),
         },
+        web: !args.no_web,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // HTTP work is light; the cores belong to the model's worker pool.

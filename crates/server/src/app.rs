@@ -1,5 +1,5 @@
 //! The router: the OpenAI and Ollama routes (each in its own module), `/health`, `/metrics`,
-//! authentication, body limits and request counts.
+//! the web page (`web`), authentication, body limits and request counts.
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use crate::state::{AppState, ServerConfig};
 /// The application: every route, with authentication and the body limit applied.
 pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
+    let serve_web = config.web;
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(AppState {
         models,
@@ -32,6 +33,7 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
         .merge(crate::ollama::router())
         .merge(crate::anthropic::router())
         .merge(crate::responses::router())
+        .merge(crate::web::plan::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read after authentication: a client without the key cannot make the
@@ -41,6 +43,8 @@ pub fn router(models: ModelRegistry, config: ServerConfig) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        // The page's files hold no secret: served without the key (its API calls need it).
+        .merge(crate::web::router(serve_web))
         .method_not_allowed_fallback(method_not_allowed)
         .merge(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))

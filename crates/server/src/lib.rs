@@ -9,6 +9,9 @@
 //! handler validates and tokenizes, submits to the model's engine, and streams back what the
 //! engine sends; dropping the response (a client that disconnects) cancels the request.
 //!
+//! The web page for people (`web`: chat, the server's memory, "will it fit?") is compiled in
+//! and served at `/`; it calls the same public API as any client, plus `/v1/plan`.
+//!
 //! Does not own: scheduling, the model or sampling (`uma-engine` and below), which models are
 //! resident (the registry loads and unloads them; a handler leases the model it needs), or what
 //! a model costs in memory (the CLI plans that).
@@ -31,6 +34,7 @@ mod responses;
 mod serve;
 mod state;
 mod tools;
+mod web;
 
 pub use app::router;
 pub use keep_alive::{parse_keep_alive, KeepAliveField};

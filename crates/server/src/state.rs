@@ -29,6 +29,8 @@ pub struct ServerConfig {
     /// Which `Host` and `Origin` headers requests may carry (`serve` turns the Host check on
     /// when it listens on loopback only).
     pub origins: crate::origin::OriginPolicy,
+    /// Serve the web page at `/` (`uma serve --no-web` turns it off).
+    pub web: bool,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             origins: crate::origin::OriginPolicy::default(),
+            web: true,
         }
     }
 }
