@@ -273,6 +273,10 @@ pub(crate) fn route_label(path: &str) -> &'static str {
         "/api/show" => "/api/show",
         "/api/ps" => "/api/ps",
         "/api/version" => "/api/version",
+        "/v1/plan" => "/v1/plan",
+        // The web page and its assets.
+        "/" => "/",
+        _ if path.starts_with("/assets/") => "/assets/{file}",
         _ if path.starts_with("/v1/models/") => "/v1/models/{model}",
         _ if path.starts_with("/v1/responses/") => "/v1/responses/{id}",
         _ => "other",
