@@ -21,11 +21,11 @@ import argparse
 import json
 import sys
 import time
-import traceback
 
 import anthropic
 import httpx
-from pydantic import BaseModel
+
+from client_harness import City, TextAndToolChecks, check, expect_raise, parser, run
 
 TIMEOUT_S = 120.0  # per request; the 1.5B model on two shared cores answers in seconds
 GREEDY = {"temperature": 0}
@@ -42,38 +42,14 @@ WEATHER_TOOL = {
 WEATHER_QUESTION = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
 
 
-class CheckFailed(AssertionError):
-    pass
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-class City(BaseModel):
-    name: str
-    country: str
-    population: int
-
-
-class Checks:
+class Checks(TextAndToolChecks):
     def __init__(self, args: argparse.Namespace) -> None:
-        self.root = args.base_url.rstrip("/")
-        self.model = args.model
-        self.tool_model = args.tool_model
-        self.api_key = args.api_key
+        super().__init__(args)
         self.client = anthropic.Anthropic(
             base_url=self.root, api_key=args.api_key or "no-key", timeout=TIMEOUT_S, max_retries=0
         )
         headers = {"x-api-key": args.api_key} if args.api_key else {}
         self.http = httpx.Client(base_url=self.root, timeout=TIMEOUT_S, headers=headers)
-        self.greedy = None  # the greedy answer to COUNT (Message)
-        self.forced_call = None  # the forced get_weather call (Message)
-
-    def need(self, attr: str, producer: str) -> None:
-        if getattr(self, attr) is None:
-            getattr(self, producer)()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -91,20 +67,14 @@ class Checks:
     def expect_error(self, exc_type, status: int, call, where: str, names: str | None = None):
         """The call fails with `exc_type` (HTTP `status`) in Anthropic's error shape, and the
         message names `names` when given."""
-        try:
-            result = call()
-        except exc_type as e:
-            check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
-            body = e.response.json()
-            self.error_shape(body, where)
-            if names is not None:
-                message = body["error"]["message"]
-                check(names in message, f"{where}: the message does not name {names!r}: {message!r}")
-            return body
-        except anthropic.APIStatusError as e:
-            raise CheckFailed(f"{where}: {type(e).__name__} (HTTP {e.status_code}), want "
-                              f"{exc_type.__name__}: {e.response.text[:300]}") from None
-        raise CheckFailed(f"{where}: succeeded, want {exc_type.__name__}: {result!r:.300}")
+        e = expect_raise(exc_type, anthropic.APIStatusError, call, where)
+        check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
+        body = e.response.json()
+        self.error_shape(body, where)
+        if names is not None:
+            message = body["error"]["message"]
+            check(names in message, f"{where}: the message does not name {names!r}: {message!r}")
+        return body
 
     @staticmethod
     def error_shape(body, where: str) -> None:
@@ -343,39 +313,10 @@ class Checks:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="server root, e.g. http://127.0.0.1:8080")
-    p.add_argument("--model", required=True, help="the model for plain messages")
+    p = parser(__doc__, model_help="the model for plain messages")
     p.add_argument("--tool-model", required=True, help="the model for tool calls")
-    p.add_argument("--api-key", default=None, help="the server's API key, if it has one")
-    p.add_argument("--only", action="append", default=[], help="run only these checks")
-    args = p.parse_args()
-
-    checks = Checks(args)
-    names = args.only or Checks.ORDER
-    unknown = [n for n in names if n not in Checks.ORDER]
-    if unknown:
-        p.error(f"unknown checks {unknown}; known: {Checks.ORDER}")
-    print(f"anthropic {anthropic.__version__} against {checks.root}", flush=True)
-    start = time.monotonic()
-    passed = 0
-    for name in names:
-        t0 = time.monotonic()
-        try:
-            getattr(checks, name)()
-        except Exception as e:  # noqa: BLE001 - every failure ends the run with its story
-            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-            if not isinstance(e, CheckFailed):
-                traceback.print_exc(file=sys.stdout)
-            print(f"anthropic_client.py: FAILED at {name} after {passed} ok checks "
-                  f"({time.monotonic() - start:.1f} s)", flush=True)
-            return 1
-        passed += 1
-        print(f"ok  {name} ({time.monotonic() - t0:.2f} s)", flush=True)
-    print(f"anthropic_client.py: all {passed} checks ok in {time.monotonic() - start:.1f} s",
-          flush=True)
-    return 0
+    return run("anthropic_client.py", p, Checks,
+               lambda checks: f"anthropic {anthropic.__version__} against {checks.root}")
 
 
 if __name__ == "__main__":

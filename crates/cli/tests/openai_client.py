@@ -32,12 +32,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
-import traceback
 import uuid
 
 import httpx
 import openai
+
+from client_harness import CheckFailed, ChecksBase, check, expect_raise, parser, run
 
 TIMEOUT_S = 60.0  # per request (--timeout); a 0.5B model answers these in seconds
 # One prompt whose greedy answer is predictable on the test model: it counts "1, 2, 3, ...".
@@ -45,24 +45,11 @@ COUNT = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}
 FINISH_REASONS = {"stop", "length"}
 
 
-class CheckFailed(AssertionError):
-    pass
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-class Checks:
+class Checks(ChecksBase):
     def __init__(self, args: argparse.Namespace) -> None:
-        root = args.base_url.rstrip("/")
-        if root.endswith("/v1"):
-            root = root[: -len("/v1")]
-        self.root = root
-        self.model = args.model
+        super().__init__(args)
+        root = self.root
         self.context = args.context
-        self.api_key = args.api_key
         self.peer = args.peer_llama_server
         self.timeout = args.timeout
         self.client = openai.OpenAI(
@@ -79,11 +66,6 @@ class Checks:
         self.greedy_usage = None
         self.stop_text: str | None = None
         self.completion_text: str | None = None
-
-    def need(self, attr: str, producer: str) -> None:
-        """Runs the check `producer` first when its result `attr` is missing (with --only)."""
-        if getattr(self, attr) is None:
-            getattr(self, producer)()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -130,19 +112,12 @@ class Checks:
         return err
 
     def expect_status_error(self, exc_type, status: int, call, where: str):
-        try:
-            result = call()
-        except exc_type as e:
-            check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
-            raw = e.response.json()  # the whole body (the client keeps only its "error" member)
-            self.error_shape(raw, where, e.status_code)
-            return e
-        except openai.APIStatusError as e:
-            raise CheckFailed(
-                f"{where}: {type(e).__name__} (HTTP {e.status_code}), want "
-                f"{exc_type.__name__} ({status}): {e.response.text[:300]}"
-            ) from None
-        raise CheckFailed(f"{where}: succeeded, want {exc_type.__name__} ({status}): {result!r:.300}")
+        e = expect_raise(exc_type, openai.APIStatusError, call, where,
+                         want=f"{exc_type.__name__} ({status})")
+        check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
+        raw = e.response.json()  # the whole body (the client keeps only its "error" member)
+        self.error_shape(raw, where, e.status_code)
+        return e
 
     # --- checks, in order ----------------------------------------------------------------------
 
@@ -458,43 +433,20 @@ class Checks:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="server root, e.g. http://127.0.0.1:8080")
-    p.add_argument("--model", required=True, help="the served model id")
-    p.add_argument("--api-key", default=None, help="the server's API key, if it has one")
+    p = parser(__doc__)
     p.add_argument("--context", type=int, required=True, help="tokens one request may fill")
     p.add_argument("--peer-llama-server", action="store_true",
                    help="relax the checks where llama.cpp's llama-server differs from uma's contract")
     p.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per request")
-    p.add_argument("--only", action="append", default=[], help="run only these checks (repeatable)")
-    args = p.parse_args()
 
-    checks = Checks(args)
-    names = args.only or Checks.ORDER
-    unknown = [n for n in names if n not in Checks.ORDER]
-    if unknown:
-        p.error(f"unknown checks {unknown}; known: {Checks.ORDER}")
-    print(f"openai {openai.__version__} against {checks.root} (model {args.model}"
-          f"{', peer llama-server' if args.peer_llama_server else ''})", flush=True)
-    start = time.monotonic()
-    passed = 0
-    for name in names:
-        t0 = time.monotonic()
-        try:
-            getattr(checks, name)()
-        except Exception as e:  # noqa: BLE001 - every failure ends the run with its story
-            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-            if not isinstance(e, CheckFailed):
-                traceback.print_exc(file=sys.stdout)
-            print(f"openai_client.py: FAILED at {name} after {passed} ok checks "
-                  f"({time.monotonic() - start:.1f} s)", flush=True)
-            return 1
-        passed += 1
-        print(f"ok  {name} ({time.monotonic() - t0:.2f} s)", flush=True)
-    relaxed = f"; {len(checks.notes)} details relaxed for llama-server" if checks.notes else ""
-    print(f"openai_client.py: all {passed} checks ok in {time.monotonic() - start:.1f} s{relaxed}",
-          flush=True)
-    return 0
+    def banner(checks: Checks) -> str:
+        return (f"openai {openai.__version__} against {checks.root} (model {checks.model}"
+                f"{', peer llama-server' if checks.peer else ''})")
+
+    def relaxed(checks: Checks) -> str:
+        return f"; {len(checks.notes)} details relaxed for llama-server" if checks.notes else ""
+
+    return run("openai_client.py", p, Checks, banner, note=relaxed)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import traceback
 
 import httpx
 import openai
-from pydantic import BaseModel
+
+from client_harness import City, TextAndToolChecks, check, expect_raise, parser, run
 
 TIMEOUT_S = 120.0  # per request; the 1.5B model on two shared cores answers in seconds
 COUNT = "Count from 1 to 20, separated by commas."
@@ -39,35 +38,11 @@ WEATHER_TOOL = {
 WEATHER_QUESTION = "What is the weather like in Paris right now?"
 
 
-class CheckFailed(AssertionError):
-    pass
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-class City(BaseModel):
-    name: str
-    country: str
-    population: int
-
-
-class Checks:
+class Checks(TextAndToolChecks):
     def __init__(self, args: argparse.Namespace) -> None:
-        self.root = args.base_url.rstrip("/")
-        self.model = args.model
-        self.tool_model = args.tool_model
-        self.api_key = args.api_key
+        super().__init__(args)
         self.client = openai.OpenAI(base_url=f"{self.root}/v1", api_key=args.api_key or "no-key",
                                     timeout=TIMEOUT_S, max_retries=0)
-        self.greedy = None  # the greedy answer to COUNT (Response)
-        self.forced_call = None  # the forced get_weather call (Response)
-
-    def need(self, attr: str, producer: str) -> None:
-        if getattr(self, attr) is None:
-            getattr(self, producer)()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -81,22 +56,16 @@ class Checks:
     def expect_error(self, exc_type, status: int, call, where: str, param: str | None = None):
         """The call fails with `exc_type` (HTTP `status`) in OpenAI's error shape, naming
         `param` when given."""
-        try:
-            result = call()
-        except exc_type as e:
-            check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
-            body = e.response.json()
-            error = body.get("error") if isinstance(body, dict) else None
-            check(isinstance(error, dict) and error.get("message") and error.get("type"),
-                  f"{where}: not an OpenAI error object: {body!r}")
-            if param is not None:
-                check(error.get("param") == param,
-                      f"{where}: param {error.get('param')!r}, want {param!r}: {body!r}")
-            return body
-        except openai.APIStatusError as e:
-            raise CheckFailed(f"{where}: {type(e).__name__} (HTTP {e.status_code}), want "
-                              f"{exc_type.__name__}: {e.response.text[:300]}") from None
-        raise CheckFailed(f"{where}: succeeded, want {exc_type.__name__}: {result!r:.300}")
+        e = expect_raise(exc_type, openai.APIStatusError, call, where)
+        check(e.status_code == status, f"{where}: HTTP {e.status_code}, want {status}: {e}")
+        body = e.response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        check(isinstance(error, dict) and error.get("message") and error.get("type"),
+              f"{where}: not an OpenAI error object: {body!r}")
+        if param is not None:
+            check(error.get("param") == param,
+                  f"{where}: param {error.get('param')!r}, want {param!r}: {body!r}")
+        return body
 
     @staticmethod
     def usage_consistent(usage, max_tokens: int | None, where: str) -> None:
@@ -320,39 +289,10 @@ class Checks:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="server root, e.g. http://127.0.0.1:8080")
-    p.add_argument("--model", required=True, help="the model for text")
+    p = parser(__doc__, model_help="the model for text")
     p.add_argument("--tool-model", required=True, help="the model for function calls")
-    p.add_argument("--api-key", default=None, help="the server's API key, if it has one")
-    p.add_argument("--only", action="append", default=[], help="run only these checks")
-    args = p.parse_args()
-
-    checks = Checks(args)
-    names = args.only or Checks.ORDER
-    unknown = [n for n in names if n not in Checks.ORDER]
-    if unknown:
-        p.error(f"unknown checks {unknown}; known: {Checks.ORDER}")
-    print(f"openai {openai.__version__} (Responses API) against {checks.root}", flush=True)
-    start = time.monotonic()
-    passed = 0
-    for name in names:
-        t0 = time.monotonic()
-        try:
-            getattr(checks, name)()
-        except Exception as e:  # noqa: BLE001 - every failure ends the run with its story
-            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-            if not isinstance(e, CheckFailed):
-                traceback.print_exc(file=sys.stdout)
-            print(f"responses_client.py: FAILED at {name} after {passed} ok checks "
-                  f"({time.monotonic() - start:.1f} s)", flush=True)
-            return 1
-        passed += 1
-        print(f"ok  {name} ({time.monotonic() - t0:.2f} s)", flush=True)
-    print(f"responses_client.py: all {passed} checks ok in {time.monotonic() - start:.1f} s",
-          flush=True)
-    return 0
+    return run("responses_client.py", p, Checks,
+               lambda checks: f"openai {openai.__version__} (Responses API) against {checks.root}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
 mod server;
 
 use serde_json::Value;
-use server::{request, request_large_body, run_client_script, venv_python, Server};
+use server::{request, request_large_body, run_client_checks, venv_python, Server};
 use uma_test_models::TestModel;
 
 const API_KEY: &str = "test-key";
@@ -25,27 +25,16 @@ fn start_server() -> Server {
     Server::start(&model, &[&listen[..], &["--api-key", API_KEY, "--threads", "2"]].concat())
 }
 
-/// Stops the server and checks the graceful shutdown: exit code 0, one line on stdout.
-fn stop_gracefully(server: Server) {
-    let lines = server.stdout_lines();
-    let stderr_tail = server.stderr_tail(4000);
-    let status = server.stop();
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
-    assert_eq!(lines.len(), 1, "exactly one line on stdout: {lines:?}");
-}
-
 #[test]
 fn openai_python_client_passes_against_uma_serve() {
     let python = venv_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
     let model_id = TestModel::QwenCoder05b.stem();
     let server = start_server();
 
     let args = ["--base-url", &server.base_url, "--model", model_id];
     let args = [&args[..], &["--context", CONTEXT, "--api-key", API_KEY]].concat();
-    let (out, err) = run_client_script(&python, script, &args, &server);
-    assert!(out.contains("openai_client.py: all "), "no summary line:\n{out}{err}");
-    stop_gracefully(server);
+    run_client_checks(&python, "openai_client.py", &args, &server);
+    server.stop_gracefully_after_one_stdout_line();
 }
 
 fn auth() -> (&'static str, String) {
@@ -152,7 +141,7 @@ fn raw_http_status_codes_headers_and_sse_framing() {
         assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
     }
 
-    stop_gracefully(server);
+    server.stop_gracefully_after_one_stdout_line();
 }
 
 fn assert_error_json(body: &Value) {

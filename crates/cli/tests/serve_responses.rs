@@ -12,50 +12,21 @@
 #[path = "common/server.rs"]
 mod server;
 
-use serde_json::{json, Value};
-use server::{request, run_client_script, venv_python, Server};
+use serde_json::json;
+use server::{request, start_text_and_tool_models, text_and_tool_client_passes};
 use uma_test_models::TestModel;
 
 const API_KEY: &str = "test-key";
 
-/// `uma serve` with the 0.5B model (text) and the 1.5B one (function calls).
-fn start_server() -> Server {
-    let small = uma_test_models::path(TestModel::QwenCoder05b);
-    let tools = uma_test_models::path(TestModel::QwenCoder15b);
-    let (small, tools) = (small.to_str().expect("UTF-8"), tools.to_str().expect("UTF-8"));
-    let args = [small, tools, "--port", "0", "--ctx", "2048", "--parallel", "2"];
-    Server::start_with(&[&args[..], &["--api-key", API_KEY, "--threads", "2"]].concat())
-}
-
-fn stop_gracefully(server: Server) {
-    let stderr_tail = server.stderr_tail(4000);
-    let status = server.stop();
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
-}
-
+/// With the 0.5B model for text and the 1.5B one for function calls.
 #[test]
 fn openai_responses_client_passes_against_uma_serve() {
-    let python = venv_python();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/responses_client.py");
-    let server = start_server();
-    let args = [
-        "--base-url",
-        &server.base_url,
-        "--model",
-        TestModel::QwenCoder05b.stem(),
-        "--tool-model",
-        TestModel::QwenCoder15b.stem(),
-        "--api-key",
-        API_KEY,
-    ];
-    let (out, err) = run_client_script(&python, script, &args, &server);
-    assert!(out.contains("responses_client.py: all "), "no summary line:\n{out}{err}");
-    stop_gracefully(server);
+    text_and_tool_client_passes("responses_client.py", API_KEY);
 }
 
 #[test]
 fn raw_http_sse_framing_and_errors() {
-    let server = start_server();
+    let server = start_text_and_tool_models(API_KEY);
     let port = server.port;
     let auth = format!("Bearer {API_KEY}");
     let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
@@ -68,23 +39,9 @@ fn raw_http_sse_framing_and_errors() {
         "stream": true,
     });
     let sse = request(port, "POST", "/v1/responses", &headers, body.to_string().as_bytes());
-    assert_eq!(sse.status, 200, "{}", sse.text());
-    let content_type = sse.header("content-type").unwrap_or("");
-    assert!(content_type.starts_with("text/event-stream"), "Content-Type {content_type:?}");
-    let text = sse.text();
-    let mut events: Vec<Value> = Vec::new();
-    for event in text.split("\n\n").map(str::trim).filter(|event| !event.is_empty()) {
-        let mut lines = event.lines().filter(|line| !line.starts_with(':')).peekable();
-        if lines.peek().is_none() {
-            continue; // A keep-alive comment.
-        }
-        let name = lines.next().and_then(|line| line.strip_prefix("event: "));
-        let data = lines.next().and_then(|line| line.strip_prefix("data: "));
-        let (Some(name), Some(data)) = (name, data) else { panic!("event {event:?} in {text:?}") };
-        let data: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
-        assert_eq!(data["type"], name, "{event}");
-        assert_eq!(data["sequence_number"], events.len(), "{event}");
-        events.push(data);
+    let events = sse.named_sse_events();
+    for (number, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], number, "{event}");
     }
     let kinds: Vec<&str> = events.iter().filter_map(|event| event["type"].as_str()).collect();
     assert_eq!(kinds[..2], ["response.created", "response.in_progress"], "{kinds:?}");
@@ -115,5 +72,5 @@ fn raw_http_sse_framing_and_errors() {
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert_eq!(refused.json()["error"]["param"], "input", "{}", refused.text());
 
-    stop_gracefully(server);
+    server.stop_gracefully();
 }

@@ -34,15 +34,6 @@ fn start_server(model: TestModel, parallel: &str) -> Server {
     Server::start(&path, &[&args[..], &["--api-key", API_KEY]].concat())
 }
 
-/// Stops the server and checks the graceful shutdown: exit code 0, one line on stdout.
-fn stop_gracefully(server: Server) {
-    let lines = server.stdout_lines();
-    let stderr_tail = server.stderr_tail(4000);
-    let status = server.stop();
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
-    assert_eq!(lines.len(), 1, "exactly one line on stdout: {lines:?}");
-}
-
 /// Runs the checks `only` of tools_client.py against a fresh server of `model`, prints what
 /// they report, and checks that all of them passed.
 fn run_checks(model: TestModel, parallel: &str, only: &[&str], extra: &[&str]) {
@@ -63,7 +54,7 @@ fn run_checks(model: TestModel, parallel: &str, only: &[&str], extra: &[&str]) {
         out.contains(&format!("tools_client.py: all {} checks ok", only.len())),
         "no summary line:\n{out}{err}"
     );
-    stop_gracefully(server);
+    server.stop_gracefully_after_one_stdout_line();
     println!("{} with its server: {:.1} s", only.join(", "), started.elapsed().as_secs_f64());
 }
 

@@ -14,6 +14,8 @@
 //! (`scripts/setup-browser.sh` installs Debian's; `UMA_BROWSER` names another); without them the
 //! test fails and says so.
 
+#[path = "common/model_home.rs"]
+mod model_home;
 #[path = "common/server.rs"]
 mod server;
 
@@ -21,8 +23,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use server::{request, run_client_script, venv_python, Server};
-use uma_store::{Manifest, ModelName, ModelStore};
+use model_home::home_with_tiny_model;
+use server::{request, run_client_checks, venv_python, Server};
 use uma_test_models::TestModel;
 
 const API_KEY: &str = "web-test-key";
@@ -78,28 +80,6 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
-/// A fresh `$UMA_HOME` with the tiny llama model stored as [`STORED_MODEL`].
-fn home_with_stored_model(test: &str) -> PathBuf {
-    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("uma-home-web-{test}"));
-    let _ = fs::remove_dir_all(&home);
-    let store = ModelStore::new(&home);
-    let name = ModelName::parse(STORED_MODEL).expect("name");
-    let partial = store.partial_path(&name, "tiny.gguf").expect("partial");
-    uma_test_models::tiny::write_tiny_model("llama", &partial).expect("tiny model");
-    let size = fs::metadata(&partial).expect("size").len();
-    let manifest = Manifest {
-        name: name.to_string(),
-        source_repo: Some("example/tiny".into()),
-        file: "tiny.gguf".into(),
-        revision: None,
-        sha256: "ab".repeat(32),
-        size,
-        stored_at: 1_763_700_000,
-    };
-    store.install(&name, &partial, &manifest).expect("install");
-    home
-}
-
 /// `uma plan ARGS --hw PLAN_MACHINES --bandwidth PLAN_BANDWIDTH --json`, written to `file`.
 fn uma_plan(home: &Path, args: &[&str], file: &Path) {
     let output = Command::new(env!("CARGO_BIN_EXE_uma"))
@@ -117,18 +97,20 @@ fn uma_plan(home: &Path, args: &[&str], file: &Path) {
     fs::write(file, &output.stdout).expect("write the plan");
 }
 
-fn stop_gracefully(server: Server) {
-    let stderr_tail = server.stderr_tail(4000);
-    let status = server.stop();
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}");
+/// Runs web_client.py in `browser` against `server` (which serves the Qwen2.5-Coder 0.5B model),
+/// with the arguments `extra` added, and checks that all its checks passed.
+fn run_web_client(python: &Path, browser: &Path, server: &Server, extra: &[&str]) {
+    let browser = browser.to_str().expect("UTF-8");
+    let model = TestModel::QwenCoder05b.stem();
+    let args = ["--base-url", &server.base_url, "--browser", browser, "--model", model];
+    run_client_checks(python, "web_client.py", &[&args[..], extra].concat(), server);
 }
 
 #[test]
 fn the_web_page_works_in_a_real_browser() {
     let python = venv_python();
     let browser = browser();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web_client.py");
-    let home = home_with_stored_model("browser");
+    let home = home_with_tiny_model("uma-home-web-browser", STORED_MODEL);
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
 
     // What `uma plan --json` says for the inputs the script types into the plan view: the
@@ -176,12 +158,6 @@ fn the_web_page_works_in_a_real_browser() {
 
     let screenshots = screenshots_dir();
     let args = [
-        "--base-url",
-        &server.base_url,
-        "--browser",
-        browser.to_str().expect("UTF-8"),
-        "--model",
-        TestModel::QwenCoder05b.stem(),
         "--plan-described",
         described.to_str().expect("UTF-8"),
         "--plan-form",
@@ -197,21 +173,19 @@ fn the_web_page_works_in_a_real_browser() {
         "--screenshots",
         screenshots.to_str().expect("UTF-8"),
     ];
-    let (out, err) = run_client_script(&python, script, &args, &server);
-    assert!(out.contains("web_client.py: all "), "no summary line:\n{out}{err}");
+    run_web_client(&python, &browser, &server, &args);
     for view in ["chat", "server", "plan"] {
         let shot = screenshots.join(format!("{view}.png"));
         let size = fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{} is missing or empty", shot.display());
     }
-    stop_gracefully(server);
+    server.stop_gracefully();
 }
 
 #[test]
 fn the_key_prompt_comes_only_with_api_key_and_no_web_turns_the_page_off() {
     let python = venv_python();
     let browser = browser();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web_client.py");
     let model = uma_test_models::path(TestModel::QwenCoder05b);
     let listen = ["--port", "0", "--ctx", "512", "--parallel", "1", "--threads", "2"];
 
@@ -220,19 +194,8 @@ fn the_key_prompt_comes_only_with_api_key_and_no_web_turns_the_page_off() {
     assert_eq!(page.status, 200, "the page needs no key: {}", page.text());
     assert!(!page.text().contains(API_KEY));
     assert_eq!(request(server.port, "GET", "/v1/plan", &[], b"").status, 401);
-    let args = [
-        "--base-url",
-        &server.base_url,
-        "--browser",
-        browser.to_str().expect("UTF-8"),
-        "--model",
-        TestModel::QwenCoder05b.stem(),
-        "--api-key",
-        API_KEY,
-    ];
-    let (out, err) = run_client_script(&python, script, &args, &server);
-    assert!(out.contains("web_client.py: all "), "no summary line:\n{out}{err}");
-    stop_gracefully(server);
+    run_web_client(&python, &browser, &server, &["--api-key", API_KEY]);
+    server.stop_gracefully();
 
     let server = Server::start(&model, &[&listen[..], &["--no-web"]].concat());
     for path in ["/", "/assets/app.js", "/assets/style.css"] {
@@ -241,5 +204,5 @@ fn the_key_prompt_comes_only_with_api_key_and_no_web_turns_the_page_off() {
         assert!(answer.json()["error"]["message"].is_string());
     }
     assert_eq!(request(server.port, "GET", "/v1/models", &[], b"").status, 200, "the API stays");
-    stop_gracefully(server);
+    server.stop_gracefully();
 }

@@ -3,36 +3,14 @@
 //! are refused. (Installing goes through the store's own API here; `uma pull` comes later.)
 
 mod common;
+#[path = "common/model_home.rs"]
+mod model_home;
 
 use common::assert_one_line_error;
+use model_home::home_with_tiny_model;
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-
-use uma_store::{Manifest, ModelName, ModelStore};
-
-/// A fresh `$UMA_HOME` for one test, with the tiny llama model stored as `tiny:q8`.
-fn home_with_tiny_model(test: &str) -> PathBuf {
-    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("uma-home-{test}"));
-    let _ = fs::remove_dir_all(&home);
-    let store = ModelStore::new(&home);
-    let name = ModelName::parse("tiny:q8").expect("name");
-    let partial = store.partial_path(&name, "tiny.gguf").expect("partial");
-    uma_test_models::tiny::write_tiny_model("llama", &partial).expect("tiny model");
-    let size = fs::metadata(&partial).expect("size").len();
-    let manifest = Manifest {
-        name: name.to_string(),
-        source_repo: Some("example/tiny".into()),
-        file: "tiny.gguf".into(),
-        revision: None,
-        sha256: "ab".repeat(32),
-        size,
-        stored_at: 1_763_700_000,
-    };
-    store.install(&name, &partial, &manifest).expect("install");
-    home
-}
 
 fn uma(home: &PathBuf, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_uma"))
@@ -49,7 +27,7 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn stored_models_list_show_run_plan_and_remove_by_name() {
-    let home = home_with_tiny_model("names");
+    let home = home_with_tiny_model("uma-home-names", "tiny:q8");
     let listed = stdout(&uma(&home, &["list"]));
     assert!(listed.contains("tiny:q8") && listed.contains("tiny.gguf"), "{listed}");
     let json: serde_json::Value =
@@ -76,7 +54,7 @@ fn stored_models_list_show_run_plan_and_remove_by_name() {
 
 #[test]
 fn names_cannot_reach_outside_the_store() {
-    let home = home_with_tiny_model("escape");
+    let home = home_with_tiny_model("uma-home-escape", "tiny:q8");
     for bad in ["../uma-home-escape", "tiny:../../x", "a/b"] {
         assert_one_line_error(&uma(&home, &["rm", bad]), "invalid model name");
     }

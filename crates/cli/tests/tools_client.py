@@ -43,12 +43,13 @@ import statistics
 import sys
 import threading
 import time
-import traceback
 from typing import Literal
 
 import jsonschema
 import openai
 from pydantic import BaseModel, Field
+
+from client_harness import CheckFailed, check, parser, run
 
 TIMEOUT_S = 240.0  # per request; a 1.5B model on 2 busy cores answers these in under a minute
 
@@ -214,15 +215,6 @@ class GetWeather(BaseModel):
 
     city: str
     unit: Literal["celsius", "fahrenheit"]
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
 
 
 def tool_schema(name: str) -> dict:
@@ -611,42 +603,14 @@ class Checks:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base-url", required=True, help="server root, e.g. http://127.0.0.1:8080")
-    p.add_argument("--model", required=True, help="the served model id")
-    p.add_argument("--api-key", default=None, help="the server's API key, if it has one")
+    p = parser(__doc__)
     p.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per request")
     p.add_argument("--concurrency", type=int, default=16,
                    help="structured_output: requests in flight")
     p.add_argument("--prompts", type=int, default=50, help="structured_output: prompts per schema")
-    p.add_argument("--only", action="append", default=[], help="run only these checks (repeatable)")
-    args = p.parse_args()
-
-    checks = Checks(args)
-    names = args.only or Checks.ORDER
-    unknown = [n for n in names if n not in Checks.ORDER]
-    if unknown:
-        p.error(f"unknown checks {unknown}; known: {Checks.ORDER}")
-    print(f"openai {openai.__version__} against {checks.base_url} (model {args.model})", flush=True)
-    start = time.monotonic()
-    passed = 0
-    for name in names:
-        t0 = time.monotonic()
-        try:
-            getattr(checks, name)()
-        except Exception as e:  # noqa: BLE001 - every failure ends the run with its story
-            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-            if not isinstance(e, CheckFailed):
-                traceback.print_exc(file=sys.stdout)
-            print(f"tools_client.py: FAILED at {name} after {passed} ok checks "
-                  f"({time.monotonic() - start:.1f} s)", flush=True)
-            return 1
-        passed += 1
-        print(f"ok  {name} ({time.monotonic() - t0:.2f} s)", flush=True)
-    print(f"tools_client.py: all {passed} checks ok in {time.monotonic() - start:.1f} s",
-          flush=True)
-    return 0
+    return run("tools_client.py", p, Checks,
+               lambda checks: f"openai {openai.__version__} against {checks.base_url} "
+                              f"(model {checks.model})")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ mod metrics;
 mod ollama;
 pub mod openai;
 mod origin;
+mod request_checks;
 mod responses;
 mod serve;
 mod state;

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use uma_test_models::TestModel;
+
 /// How long model loading may take before the `listening on` line.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a graceful shutdown may take after SIGTERM (no request is running by then).
@@ -183,6 +185,27 @@ impl Server {
         })
     }
 
+    /// Stops the server ([`Server::stop`]) and checks the graceful shutdown: exit code 0 after
+    /// SIGTERM. Returns the lines the server wrote on stdout before it.
+    pub(crate) fn stop_gracefully(self) -> Vec<String> {
+        let lines = self.stdout_lines();
+        let stderr_tail = self.stderr_tail(4000);
+        let status = self.stop();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit after SIGTERM: {status:?}; stderr:\n{stderr_tail}"
+        );
+        lines
+    }
+
+    /// [`Server::stop_gracefully`], and checks that the server wrote exactly one line on stdout
+    /// (its `listening on` line).
+    pub(crate) fn stop_gracefully_after_one_stdout_line(self) {
+        let lines = self.stop_gracefully();
+        assert_eq!(lines.len(), 1, "exactly one line on stdout: {lines:?}");
+    }
+
     fn sigterm(&self) {
         if let Some(child) = &self.child {
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
@@ -249,6 +272,33 @@ impl Response {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.text())
         })
+    }
+
+    /// The events of a 200 `text/event-stream` answer whose events are named (the Anthropic and
+    /// Responses APIs'): each is `event: NAME` then `data: JSON`, and the data's `type` must be
+    /// NAME. Returns the data, in order; keep-alive comments are skipped.
+    pub(crate) fn named_sse_events(&self) -> Vec<serde_json::Value> {
+        assert_eq!(self.status, 200, "{}", self.text());
+        let content_type = self.header("content-type").unwrap_or("");
+        assert!(content_type.starts_with("text/event-stream"), "Content-Type {content_type:?}");
+        let text = self.text();
+        let mut events = Vec::new();
+        for event in text.split("\n\n").map(str::trim).filter(|event| !event.is_empty()) {
+            let mut lines = event.lines().filter(|line| !line.starts_with(':')).peekable();
+            if lines.peek().is_none() {
+                continue; // A keep-alive comment.
+            }
+            let name = lines.next().and_then(|line| line.strip_prefix("event: "));
+            let data = lines.next().and_then(|line| line.strip_prefix("data: "));
+            let (Some(name), Some(data)) = (name, data) else {
+                panic!("event {event:?} in {text:?}")
+            };
+            let data: serde_json::Value =
+                serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+            assert_eq!(data["type"], name, "{event}");
+            events.push(data);
+        }
+        events
     }
 }
 
@@ -440,4 +490,48 @@ pub(crate) fn run_client_script(
         server.stderr_tail(6000)
     );
     (out, err)
+}
+
+/// Runs the client script `tests/NAME` with `python` (see [`run_client_script`]) and checks its
+/// summary line `NAME: all …`; returns its stdout and stderr.
+pub(crate) fn run_client_checks(
+    python: &Path,
+    name: &str,
+    args: &[&str],
+    server: &Server,
+) -> (String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(name);
+    let (out, err) = run_client_script(python, script.to_str().expect("UTF-8"), args, server);
+    assert!(out.contains(&format!("{name}: all ")), "no summary line:\n{out}{err}");
+    (out, err)
+}
+
+/// `uma serve` with the Qwen2.5-Coder 0.5B test model (text) and the 1.5B one (tool calls):
+/// `--ctx 2048 --parallel 2 --threads 2 --api-key API_KEY`.
+pub(crate) fn start_text_and_tool_models(api_key: &str) -> Server {
+    let text = uma_test_models::path(TestModel::QwenCoder05b);
+    let tools = uma_test_models::path(TestModel::QwenCoder15b);
+    let (text, tools) = (text.to_str().expect("UTF-8"), tools.to_str().expect("UTF-8"));
+    let args = [text, tools, "--port", "0", "--ctx", "2048", "--parallel", "2"];
+    Server::start_with(&[&args[..], &["--api-key", api_key, "--threads", "2"]].concat())
+}
+
+/// The client script `tests/NAME` passes against [`start_text_and_tool_models`], told the
+/// server's `--base-url`, the text `--model`, the `--tool-model` and the `--api-key`; the server
+/// then stops gracefully.
+pub(crate) fn text_and_tool_client_passes(name: &str, api_key: &str) {
+    let python = venv_python();
+    let server = start_text_and_tool_models(api_key);
+    let args = [
+        "--base-url",
+        &server.base_url,
+        "--model",
+        TestModel::QwenCoder05b.stem(),
+        "--tool-model",
+        TestModel::QwenCoder15b.stem(),
+        "--api-key",
+        api_key,
+    ];
+    run_client_checks(&python, name, &args, &server);
+    server.stop_gracefully();
 }

@@ -14,7 +14,10 @@ use uma_sampling::{SamplingParams, MAX_STOP_BYTES, MAX_STOP_STRINGS};
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
 use crate::error::ApiError;
-use crate::tools::{function_tool, openai_response_format, OutputOptions, ToolChoice, MAX_TOOLS};
+use crate::request_checks::{invalid, temperature, tool_list, tool_name_of};
+use crate::tools::{
+    function_tool, openai_response_format, FunctionTool, OutputOptions, ToolChoice,
+};
 
 /// Most messages one request may hold.
 pub(crate) const MAX_MESSAGES: usize = 2048;
@@ -70,10 +73,6 @@ pub(crate) struct Conversation {
     pub(crate) messages: Vec<ChatMessage>,
     /// The text of a last assistant message: the answer continues it (and does not repeat it).
     pub(crate) prefill: Option<String>,
-}
-
-fn invalid(message: impl Into<String>, field: &str) -> ApiError {
-    ApiError::invalid_request(message, Some(field))
 }
 
 /// The `type` of block `block` (at `field`).
@@ -170,15 +169,7 @@ impl MessagesRequest {
         if max_tokens == 0 {
             return Err(invalid("`max_tokens` must be at least 1.", "max_tokens"));
         }
-        let temperature = self.temperature.unwrap_or(1.0);
-        if !(0.0..=MAX_TEMPERATURE).contains(&temperature) {
-            return Err(invalid(
-                format!(
-                    "`temperature` must be between 0 and {MAX_TEMPERATURE}, got {temperature}."
-                ),
-                "temperature",
-            ));
-        }
+        let temperature = temperature(self.temperature, MAX_TEMPERATURE)?;
         let top_p = self.top_p.unwrap_or(1.0);
         if !(top_p > 0.0 && top_p <= 1.0) {
             return Err(invalid(format!("`top_p` must be in (0, 1], got {top_p}."), "top_p"));
@@ -227,45 +218,7 @@ impl MessagesRequest {
 
     /// The tools, the tool choice and the output format; errors name the field.
     pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
-        let tools = match self.tools.as_ref().filter(|value| !value.is_null()) {
-            None => Vec::new(),
-            Some(Value::Array(items)) => {
-                // Counted first, so that a thousand tools cost nothing but the refusal.
-                if items.len() > MAX_TOOLS {
-                    return Err(invalid(
-                        format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
-                        "tools",
-                    ));
-                }
-                let mut tools = Vec::with_capacity(items.len());
-                for (index, item) in items.iter().enumerate() {
-                    let field = format!("tools[{index}]");
-                    // Client tools have no type or "custom"; server tools (web search, code
-                    // execution, ...) run on Anthropic's side.
-                    match item.get("type").and_then(Value::as_str) {
-                        None | Some("custom") => {}
-                        Some(other) => {
-                            return Err(invalid(
-                                format!(
-                                    "Tools of type {other:?} are not supported: only client \
-                                     tools with an \"input_schema\"."
-                                ),
-                                &format!("{field}.type"),
-                            ))
-                        }
-                    }
-                    if !item.get("input_schema").is_some_and(Value::is_object) {
-                        return Err(invalid(
-                            "A tool needs an \"input_schema\" object (a JSON Schema).",
-                            &format!("{field}.input_schema"),
-                        ));
-                    }
-                    tools.push(function_tool(item, &field)?);
-                }
-                tools
-            }
-            Some(_) => return Err(invalid("`tools` must be a list.", "tools")),
-        };
+        let tools = tool_list(self.tools.as_ref(), anthropic_tool)?;
         let (tool_choice, parallel_tool_calls) = self.tool_choice()?;
         let format = match self.output_config.as_ref().filter(|value| !value.is_null()) {
             None => None,
@@ -496,38 +449,43 @@ fn tool_use_id(value: Option<&Value>, field: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The name of the tool the call `id` of an earlier assistant message named (templates show it
-/// with the result).
-fn tool_name_of(messages: &[ChatMessage], id: &str) -> Option<String> {
-    messages
-        .iter()
-        .rev()
-        .flat_map(|message| message.tool_calls.iter().flatten())
-        .find_map(|call| (call.id.as_deref() == Some(id)).then(|| call.function.name.clone()))
+/// A client tool, `{"name", "description", "input_schema"}` (at `field`, `tools[i]`).
+fn anthropic_tool(item: &Value, field: &str) -> Result<FunctionTool, ApiError> {
+    // Client tools have no type or "custom"; server tools (web search, code execution, ...) run
+    // on Anthropic's side.
+    match item.get("type").and_then(Value::as_str) {
+        None | Some("custom") => {}
+        Some(other) => {
+            return Err(invalid(
+                format!(
+                    "Tools of type {other:?} are not supported: only client tools with an \
+                     \"input_schema\"."
+                ),
+                &format!("{field}.type"),
+            ))
+        }
+    }
+    if !item.get("input_schema").is_some_and(Value::is_object) {
+        return Err(invalid(
+            "A tool needs an \"input_schema\" object (a JSON Schema).",
+            &format!("{field}.input_schema"),
+        ));
+    }
+    function_tool(item, field)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
+    use crate::request_checks::tests_support::{assert_refused, request_with};
     use serde_json::json;
     use uma_grammar::GrammarSpec;
 
     fn with(fields: Value) -> MessagesRequest {
-        let mut body = json!({
+        let base = json!({
             "model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]
         });
-        for (key, value) in fields.as_object().unwrap() {
-            body[key] = value.clone();
-        }
-        serde_json::from_value(body).unwrap()
-    }
-
-    /// The field named by the 400 that `fields` cause in `check`.
-    fn error_field(fields: Value, check: fn(&MessagesRequest) -> Result<(), ApiError>) -> String {
-        let error = check(&with(fields.clone())).expect_err(&fields.to_string());
-        assert_eq!(error.status, StatusCode::BAD_REQUEST, "{fields}");
-        error.param.unwrap_or_else(|| panic!("no field named for {fields}"))
+        request_with(base, &fields)
     }
 
     fn check_sampling(request: &MessagesRequest) -> Result<(), ApiError> {
@@ -555,7 +513,7 @@ mod tests {
         .unwrap();
         assert_eq!((params.temperature, params.top_p, params.top_k), (0.0, 0.5, 5));
         assert_eq!(*params.stop, vec!["END".to_owned()]);
-        for (fields, field) in [
+        let refusals = [
             (json!({"max_tokens": null}), "max_tokens"),
             (json!({"max_tokens": 0}), "max_tokens"),
             (json!({"temperature": 1.5}), "temperature"),
@@ -568,9 +526,8 @@ mod tests {
                 json!({"thinking": {"type": "enabled", "budget_tokens": "lots"}}),
                 "thinking.budget_tokens",
             ),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_sampling), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_sampling, refusals);
     }
 
     #[test]
@@ -613,7 +570,7 @@ mod tests {
             "input_schema": {"type": "object"}})
             })
             .collect();
-        for (fields, field) in [
+        let refusals = [
             (json!({"tools": many}), "tools"),
             (json!({"tools": {"name": "x"}}), "tools"),
             (json!({"tools": [{"name": "x"}]}), "tools[0].input_schema"),
@@ -636,9 +593,8 @@ mod tests {
                 json!({"output_config": {"format": {"type": "json_schema"}}}),
                 "output_config.format.json_schema.schema",
             ),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_options), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_options, refusals);
     }
 
     #[test]
@@ -690,7 +646,7 @@ mod tests {
         let image = json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}});
         let many: Vec<Value> =
             (0..MAX_MESSAGES + 1).map(|_| json!({"role": "user", "content": "x"})).collect();
-        for (fields, field) in [
+        let refusals = [
             (json!({"messages": []}), "messages"),
             (json!({"messages": many}), "messages"),
             (json!({"messages": [{"role": "system", "content": "x"}]}), "messages[0].role"),
@@ -725,8 +681,7 @@ mod tests {
             ),
             (json!({"system": [{"type": "image"}]}), "system[0].type"),
             (json!({"system": 5}), "system"),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_conversation), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_conversation, refusals);
     }
 }

@@ -14,9 +14,9 @@ use uma_sampling::SamplingParams;
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
 use crate::error::ApiError;
+use crate::request_checks::{invalid, temperature, tool_list, tool_name_of};
 use crate::tools::{
     function_tool, openai_response_format, openai_tool_choice, FunctionTool, OutputOptions,
-    MAX_TOOLS,
 };
 
 /// Most input items one request may send.
@@ -63,10 +63,6 @@ pub(crate) struct ResponsesRequest {
     pub(crate) keep_alive: Option<crate::keep_alive::KeepAliveField>,
 }
 
-fn invalid(message: impl Into<String>, field: &str) -> ApiError {
-    ApiError::invalid_request(message, Some(field))
-}
-
 impl ResponsesRequest {
     /// Whether to stream server-sent events.
     pub(crate) fn stream(&self) -> bool {
@@ -93,15 +89,7 @@ impl ResponsesRequest {
         if self.max_output_tokens == Some(0) {
             return Err(invalid("`max_output_tokens` must be at least 1.", "max_output_tokens"));
         }
-        let temperature = self.temperature.unwrap_or(1.0);
-        if !(0.0..=MAX_TEMPERATURE).contains(&temperature) {
-            return Err(invalid(
-                format!(
-                    "`temperature` must be between 0 and {MAX_TEMPERATURE}, got {temperature}."
-                ),
-                "temperature",
-            ));
-        }
+        let temperature = temperature(self.temperature, MAX_TEMPERATURE)?;
         let top_p = match self.top_p {
             // As on the chat route: 0 keeps only the most likely token.
             Some(0.0) => f32::MIN_POSITIVE,
@@ -126,24 +114,7 @@ impl ResponsesRequest {
 
     /// The tools, the tool choice and the text format; errors name the field.
     pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
-        let tools = match self.tools.as_ref().filter(|value| !value.is_null()) {
-            None => Vec::new(),
-            Some(Value::Array(items)) => {
-                // Counted first, so that a thousand tools cost nothing but the refusal.
-                if items.len() > MAX_TOOLS {
-                    return Err(invalid(
-                        format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
-                        "tools",
-                    ));
-                }
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, item)| responses_tool(item, &format!("tools[{index}]")))
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            Some(_) => return Err(invalid("`tools` must be a list.", "tools")),
-        };
+        let tools = tool_list(self.tools.as_ref(), responses_tool)?;
         let format = match self.text.as_ref().filter(|value| !value.is_null()) {
             None => None,
             Some(text) if text.is_object() => {
@@ -364,35 +335,16 @@ fn call_id(item: &Value, field: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The name of the function the call `id` named, for templates that show it with the result.
-fn tool_name_of(messages: &[ChatMessage], id: &str) -> Option<String> {
-    messages
-        .iter()
-        .rev()
-        .flat_map(|message| message.tool_calls.iter().flatten())
-        .find_map(|call| (call.id.as_deref() == Some(id)).then(|| call.function.name.clone()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request_checks::tests_support::{assert_refused, request_with};
     use crate::tools::ToolChoice;
-    use axum::http::StatusCode;
     use serde_json::json;
     use uma_grammar::GrammarSpec;
 
     fn with(fields: Value) -> ResponsesRequest {
-        let mut body = json!({"model": "m", "input": "hi"});
-        for (key, value) in fields.as_object().unwrap() {
-            body[key] = value.clone();
-        }
-        serde_json::from_value(body).unwrap()
-    }
-
-    fn error_field(fields: Value, check: fn(&ResponsesRequest) -> Result<(), ApiError>) -> String {
-        let error = check(&with(fields.clone())).expect_err(&fields.to_string());
-        assert_eq!(error.status, StatusCode::BAD_REQUEST, "{fields}");
-        error.param.unwrap_or_else(|| panic!("no field named for {fields}"))
+        request_with(json!({"model": "m", "input": "hi"}), &fields)
     }
 
     fn check_sampling(request: &ResponsesRequest) -> Result<(), ApiError> {
@@ -415,16 +367,15 @@ mod tests {
         .unwrap();
         assert_eq!((params.max_tokens, params.temperature, params.top_p), (Some(32), 0.0, 0.5));
         assert_eq!(with(json!({})).sampling_params().unwrap().max_tokens, None);
-        for (fields, field) in [
+        let refusals = [
             (json!({"max_output_tokens": 0}), "max_output_tokens"),
             (json!({"temperature": 3}), "temperature"),
             (json!({"top_p": 1.5}), "top_p"),
             (json!({"background": true}), "background"),
             (json!({"conversation": "conv_1"}), "conversation"),
             (json!({"reasoning": "high"}), "reasoning"),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_sampling), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_sampling, refusals);
     }
 
     #[test]
@@ -447,7 +398,7 @@ mod tests {
         let many: Vec<Value> = (0..1000)
             .map(|i| json!({"type": "function", "name": format!("t{i}"), "parameters": {}}))
             .collect();
-        for (fields, field) in [
+        let refusals = [
             (json!({"tools": many}), "tools"),
             (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
             (json!({"tools": [{"name": "f"}]}), "tools[0].type"),
@@ -467,9 +418,8 @@ mod tests {
                 "text.format.json_schema.schema",
             ),
             (json!({"text": "json"}), "text"),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_options), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_options, refusals);
     }
 
     #[test]
@@ -511,7 +461,7 @@ mod tests {
     fn unknown_items_and_parts_are_refused_by_field() {
         let many: Vec<Value> =
             (0..MAX_INPUT_ITEMS + 1).map(|_| json!({"role": "user", "content": "x"})).collect();
-        for (fields, field) in [
+        let refusals = [
             (json!({"input": null}), "input"),
             (json!({"input": []}), "input"),
             (json!({"input": many}), "input"),
@@ -521,7 +471,7 @@ mod tests {
             (json!({"input": [{"role": "tool", "content": "x"}]}), "input[0].role"),
             (
                 json!({"input": [{"role": "user", "content": [{"type": "input_text", "text": "a"},
-                {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}]}),
+            {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}]}),
                 "input[0].content[1].type",
             ),
             (
@@ -542,8 +492,7 @@ mod tests {
                 json!({"input": [{"type": "function_call_output", "call_id": "c"}]}),
                 "input[0].output",
             ),
-        ] {
-            assert_eq!(error_field(fields.clone(), check_input), field, "{fields}");
-        }
+        ];
+        assert_refused(with, check_input, refusals);
     }
 }
