@@ -15,7 +15,6 @@ use uma_grammar::{GrammarSpec, OutputGrammar};
 use uma_sampling::SamplingParams;
 use uma_tokenizer::ChatMessage;
 
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: constrained_cost MODEL.gguf [TOKENS]")?;
