@@ -747,7 +747,12 @@ class RequestBatches:
             body = self.chat() if method != "GET" else None
             expect_error(f"errors: {method} {path} is 405 with the error JSON",
                          s.request(method, path, body), 405)
-        for path in ["/", "/v2/chat/completions", "/v1/chat/completions/x", "/v1/models/a/b",
+        # `/` is the web page (served without the key); paths around it are not.
+        page = s.get("/")
+        check("errors: GET / is the web page", page.status == 200 and b"<!doctype html>" in
+              page.body.lower()[:64], repr(page))
+        for path in ["/index.html", "/assets/", "/assets/nope.js", "/v2/chat/completions",
+                     "/v1/chat/completions/x", "/v1/models/a/b",
                      "/v1", "/api", "/api/nope", "//v1/models", "/v1/models/", "/%00",
                      "/../../etc/passwd", "/v1/../health/../etc", "/" + "a" * 4000,
                      "/v1/chat/completions%00", "/health/", "/metrics/x"]:
