@@ -11,8 +11,8 @@ use uma_gguf::GgufFile;
 use uma_planner::{
     BandwidthProbe, Bound, CostEstimate, CostInputs, Engine, KvCacheType, Machine,
     MachineCatalogue, MachinePlan, ModelDescription, ModelSpec, PlanRequest, Quantization,
-    RateEstimate, SlidingWindowKv, SpeedModel, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
-    DEFAULT_MAX_NUM_BATCHED_TOKENS, GIB, THIS_MACHINE,
+    RateEstimate, SlidingWindowKv, SpeedModel, DEFAULT_HEADROOM, DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    GIB, THIS_MACHINE,
 };
 
 use crate::format;
@@ -506,15 +506,15 @@ fn machines(
 
 /// The plan's inputs for `spec`: the context defaults to 4096 or the trained context if smaller.
 fn request(args: &PlanArgs, spec: &ModelSpec) -> anyhow::Result<PlanRequest> {
-    let trained = spec.max_position_embeddings;
-    let context_length = match (args.ctx, trained) {
-        (Some(ctx), Some(trained)) if ctx > trained => {
-            bail!("--ctx {ctx} exceeds the model's trained context of {trained}")
-        }
-        (Some(ctx), _) => ctx,
-        (None, Some(trained)) => DEFAULT_CONTEXT_LENGTH.min(trained),
-        (None, None) => DEFAULT_CONTEXT_LENGTH,
-    };
+    let context_length =
+        uma_planner::planned_context_length(args.ctx, spec.max_position_embeddings).map_err(
+            |trained| {
+                anyhow::anyhow!(
+                    "--ctx {} exceeds the model's trained context of {trained}",
+                    args.ctx.unwrap_or(0)
+                )
+            },
+        )?;
     Ok(PlanRequest {
         context_length,
         num_sequences: args.seqs,

@@ -62,7 +62,7 @@ pub use memory_plan::{plan_memory, MemoryPlan, Verdict};
 pub use model_description::ModelDescription;
 pub use model_spec::{ModelSpec, FAULT_AROUND_BYTES};
 pub use plan_request::{
-    PlanRequest, SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
+    planned_context_length, PlanRequest, SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
     DEFAULT_MAX_NUM_BATCHED_TOKENS,
 };
 pub use quantization::Quantization;

@@ -21,6 +21,22 @@ pub const DEFAULT_MAX_NUM_BATCHED_TOKENS: u64 = 512;
 /// reverse).
 pub const DEFAULT_CONTEXT_LENGTH: u64 = 4096;
 
+/// The context a plan for a model trained to `trained` positions uses: `given`, unless it exceeds
+/// the trained context (`Err(trained)`: the caller says so in its own words), else
+/// [`DEFAULT_CONTEXT_LENGTH`] capped at the trained context. `uma plan` and the server's
+/// `/v1/plan` share this rule.
+pub fn planned_context_length(
+    given: Option<u64>,
+    trained: Option<u64>,
+) -> std::result::Result<u64, u64> {
+    match (given, trained) {
+        (Some(given), Some(trained)) if given > trained => Err(trained),
+        (Some(given), _) => Ok(given),
+        (None, Some(trained)) => Ok(DEFAULT_CONTEXT_LENGTH.min(trained)),
+        (None, None) => Ok(DEFAULT_CONTEXT_LENGTH),
+    }
+}
+
 /// How sliding-window layers (Gemma 3's local layers) hold their KV.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,5 +95,20 @@ impl PlanRequest {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_planned_context_defaults_to_4096_within_the_trained_context() {
+        assert_eq!(planned_context_length(None, None), Ok(DEFAULT_CONTEXT_LENGTH));
+        assert_eq!(planned_context_length(None, Some(2048)), Ok(2048));
+        assert_eq!(planned_context_length(None, Some(32768)), Ok(DEFAULT_CONTEXT_LENGTH));
+        assert_eq!(planned_context_length(Some(8192), Some(32768)), Ok(8192));
+        assert_eq!(planned_context_length(Some(8192), None), Ok(8192));
+        assert_eq!(planned_context_length(Some(40000), Some(32768)), Err(32768));
     }
 }

@@ -457,17 +457,14 @@ fn described_spec(description: &Description) -> Result<ModelSpec, ApiError> {
 /// context if smaller.
 fn plan_request(query: &PlanQuery, spec: &ModelSpec) -> Result<PlanRequest, ApiError> {
     let given = bounded_option("context_length", query.context_length, MAX_CONTEXT_LENGTH)?;
-    let trained = spec.max_position_embeddings;
-    let context_length = match (given, trained) {
-        (Some(ctx), Some(trained)) if ctx > trained => {
-            let message =
-                format!("context_length: {ctx} exceeds the model's trained context of {trained}");
-            return Err(ApiError::invalid_request(message, Some("context_length")));
-        }
-        (Some(ctx), _) => ctx,
-        (None, Some(trained)) => DEFAULT_CONTEXT_LENGTH.min(trained),
-        (None, None) => DEFAULT_CONTEXT_LENGTH,
-    };
+    let context_length = uma_planner::planned_context_length(given, spec.max_position_embeddings)
+        .map_err(|trained| {
+        let message = format!(
+            "context_length: {} exceeds the model's trained context of {trained}",
+            given.unwrap_or(0)
+        );
+        ApiError::invalid_request(message, Some("context_length"))
+    })?;
     let kv_cache_type = match query.kv_cache_type.as_deref() {
         None => KvCacheType::F16,
         Some(name) => KvCacheType::from_name(name).ok_or_else(|| {
