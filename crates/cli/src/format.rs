@@ -16,15 +16,8 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
-/// `268098176` → `"268.10 M"`.
-pub(crate) fn count(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.2} K", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.2} M", n as f64 / 1e6),
-        _ => format!("{:.2} B", n as f64 / 1e9),
-    }
-}
+/// `268098176` → `"268.10 M"` (the planner's spelling, shared with the server's `/v1/plan`).
+pub(crate) use uma_planner::parameter_count as count;
 
 /// `18432` → `"18,432"`.
 pub(crate) fn grouped(n: u64) -> String {

@@ -158,7 +158,7 @@ impl DescriptionArgs {
         let mut specs = Vec::with_capacity(quantizations.len());
         for quantization in quantizations {
             let description = ModelDescription {
-                name: format!("{} model", format::count(num_parameters)),
+                name: ModelDescription::default_name(num_parameters),
                 num_parameters,
                 num_hidden_layers: required(self.layers, "--layers")?,
                 hidden_size: required(self.hidden, "--hidden")?,

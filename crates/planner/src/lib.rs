@@ -59,7 +59,7 @@ pub use memory_breakdown::{
     RUNTIME_OVERHEAD_BYTES_PER_VOCAB_ENTRY,
 };
 pub use memory_plan::{plan_memory, MemoryPlan, Verdict};
-pub use model_description::ModelDescription;
+pub use model_description::{count as parameter_count, ModelDescription};
 pub use model_spec::{ModelSpec, FAULT_AROUND_BYTES};
 pub use plan_request::{
     planned_context_length, PlanRequest, SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,

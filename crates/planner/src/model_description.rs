@@ -39,6 +39,11 @@ pub struct ModelDescription {
 }
 
 impl ModelDescription {
+    /// The name a described model goes by in reports: its size, `"268.10 M model"`.
+    pub fn default_name(num_parameters: u64) -> String {
+        format!("{} model", count(num_parameters))
+    }
+
     /// The planner's view of the described model. Errors name the hyper-parameter that does not
     /// add up.
     pub fn spec(&self) -> Result<ModelSpec> {
@@ -174,6 +179,16 @@ impl ModelDescription {
                 "give both the number of experts and the number active per token",
             )),
         }
+    }
+}
+
+/// `268098176` → `"268.10 M"`: a count of parameters with a decimal suffix.
+pub fn count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.2} K", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} M", n as f64 / 1e6),
+        _ => format!("{:.2} B", n as f64 / 1e9),
     }
 }
 

@@ -402,7 +402,7 @@ fn described_spec(description: &Description) -> Result<ModelSpec, ApiError> {
     };
     let num_parameters = bounded("description.num_parameters", d.num_parameters, MAX_PARAMETERS)?;
     let description = ModelDescription {
-        name: format!("{} model", count(num_parameters)),
+        name: ModelDescription::default_name(num_parameters),
         num_parameters,
         num_hidden_layers: bounded(
             "description.num_hidden_layers",
@@ -515,14 +515,4 @@ fn plan_request(query: &PlanQuery, spec: &ModelSpec) -> Result<PlanRequest, ApiE
 /// A planner error that is not the request's fault.
 fn planner_error(error: uma_planner::PlannerError) -> ApiError {
     ApiError::internal(error.to_string())
-}
-
-/// `268098176` → `"268.10 M"`: the described model's name, as `uma plan` writes it.
-fn count(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.2} K", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.2} M", n as f64 / 1e6),
-        _ => format!("{:.2} B", n as f64 / 1e9),
-    }
 }
