@@ -152,6 +152,12 @@ pub struct CallSyntax {
 }
 
 impl CallSyntax {
+    /// The text before the first call's body: the prefix, the group's opening, the call's
+    /// opening (`"<tool_call>\n"`, `"[TOOL_CALLS]["`).
+    pub fn lead(&self) -> String {
+        format!("{}{}{}", self.prefix, self.wrapping.open(), self.call_open)
+    }
+
     /// The key holding the arguments (`"arguments"`, `"parameters"`), when the body is an object.
     pub fn arguments_key(&self) -> Option<&'static str> {
         match self.body {

@@ -1,12 +1,10 @@
 //! Checks of request fields that the Anthropic and Responses APIs share: the 400 that names a
-//! field, `temperature`, the `tools` list, and the name of the tool a result answers. (Their
+//! field, `temperature`, and the name of the tool a result answers. (Their
 //! tests share [`tests_support`]: a request made of some fields, and the field its 400 names.)
 
-use serde_json::Value;
 use uma_tokenizer::ChatMessage;
 
 use crate::error::ApiError;
-use crate::tools::{FunctionTool, MAX_TOOLS};
 
 /// A 400 `invalid_request_error` whose `param` is `field`.
 pub(crate) fn invalid(message: impl Into<String>, field: &str) -> ApiError {
@@ -23,32 +21,6 @@ pub(crate) fn temperature(value: Option<f32>, max: f32) -> Result<f32, ApiError>
         ));
     }
     Ok(temperature)
-}
-
-/// The `tools` field: none when absent or null, else a list of at most [`MAX_TOOLS`] tools, each
-/// read by `tool` (given the item and its field, `tools[i]`).
-pub(crate) fn tool_list(
-    tools: Option<&Value>,
-    tool: impl Fn(&Value, &str) -> Result<FunctionTool, ApiError>,
-) -> Result<Vec<FunctionTool>, ApiError> {
-    match tools.filter(|value| !value.is_null()) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) => {
-            // Counted first, so that a thousand tools cost nothing but the refusal.
-            if items.len() > MAX_TOOLS {
-                return Err(invalid(
-                    format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
-                    "tools",
-                ));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(index, item)| tool(item, &format!("tools[{index}]")))
-                .collect()
-        }
-        Some(_) => Err(invalid("`tools` must be a list.", "tools")),
-    }
 }
 
 /// The function name of the call with id `id` among `messages` (the latest such call), for a

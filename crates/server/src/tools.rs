@@ -298,10 +298,7 @@ fn output_grammar(
     match (&options.tool_choice, parsing.tool_format) {
         (ToolChoice::Required | ToolChoice::Function(_), Some(tool_format)) => {
             let calls = calls_lark(options, tool_format.syntax(), tokenizer, CallsStart::Whole);
-            let lark = match &after_reasoning {
-                Some(_) => format!("start: /[ \\t\\n]{{0,4}}/ calls\n{calls}"),
-                None => format!("start: calls\n{calls}"),
-            };
+            let lark = format!("{}\n{calls}", start_rule("calls", after_reasoning.is_some()));
             Some((GrammarSpec::Lark(lark), after_reasoning))
         }
         (ToolChoice::Auto, Some(tool_format)) => {
@@ -321,14 +318,12 @@ fn output_grammar(
             // With a format, the answer is either calls or text in the format, from its start.
             if let Some(body) = options.format.as_ref().and_then(format_lark_body) {
                 let calls = calls_lark(options, syntax, tokenizer, CallsStart::Whole);
-                let lark = match &after_reasoning {
-                    Some(_) => format!("start: /[ \\t\\n]{{0,4}}/ (calls | {body})\n{calls}"),
-                    None => format!("start: calls | {body}\n{calls}"),
-                };
+                let start = start_rule(&format!("calls | {body}"), after_reasoning.is_some());
+                let lark = format!("{start}\n{calls}");
                 return Some((GrammarSpec::Lark(lark), after_reasoning));
             }
             // Free text until the model opens a call, then the call's grammar.
-            let lead = format!("{}{}{}", syntax.prefix, syntax.wrapping.open(), syntax.call_open);
+            let lead = syntax.lead();
             let trigger = syntax.triggers.iter().find(|trigger| {
                 trigger.position == TriggerPosition::Anywhere && lead.starts_with(trigger.text)
             })?;
@@ -350,8 +345,18 @@ fn output_grammar(
 /// `spec` after up to four whitespace characters (what models write after `</think>`).
 fn with_leading_space(spec: GrammarSpec) -> GrammarSpec {
     match format_lark_body(&spec) {
-        Some(body) => GrammarSpec::Lark(format!("start: /[ \\t\\n]{{0,4}}/ {body}")),
+        Some(body) => GrammarSpec::Lark(start_rule(&body, true)),
         None => spec,
+    }
+}
+
+/// The Lark start rule: `alternatives`, after up to four whitespace characters when the
+/// grammar begins after a reasoning block.
+fn start_rule(alternatives: &str, after_reasoning: bool) -> String {
+    if after_reasoning {
+        format!("start: /[ \\t\\n]{{0,4}}/ ({alternatives})")
+    } else {
+        format!("start: {alternatives}")
     }
 }
 
@@ -382,9 +387,7 @@ fn calls_lark(
 ) -> String {
     let literal = |text: &str| lark_literal(text, tokenizer);
     let lead = match start {
-        CallsStart::Whole => {
-            format!("{}{}{}", syntax.prefix, syntax.wrapping.open(), syntax.call_open)
-        }
+        CallsStart::Whole => syntax.lead(),
         CallsStart::After(rest) => rest,
     };
     let body = match syntax.body {
@@ -439,6 +442,34 @@ fn lark_literal(text: &str, tokenizer: &Tokenizer) -> String {
         return format!("<[{id}]>");
     }
     Value::from(text).to_string()
+}
+
+/// A list of tools (`tools`, or chat completions' deprecated `functions`): none when absent or
+/// null, else an array of at most [`MAX_TOOLS`], each read by `read` (given the item and its
+/// field, `tools[i]`). The count is checked first, so that a thousand tools cost nothing but the
+/// refusal. Every API reads its tools through this.
+pub(crate) fn tool_list(
+    value: Option<&Value>,
+    field: &str,
+    read: impl Fn(&Value, &str) -> Result<FunctionTool, ApiError>,
+) -> Result<Vec<FunctionTool>, ApiError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                format!("`{field}` must be an array."),
+                Some(field),
+            ))
+        }
+    };
+    if items.len() > MAX_TOOLS {
+        return Err(ApiError::invalid_request(
+            format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
+            Some(field),
+        ));
+    }
+    items.iter().enumerate().map(|(index, item)| read(item, &format!("{field}[{index}]"))).collect()
 }
 
 /// The OpenAI shape of one tool: `{"type": "function", "function": {"name", "description",

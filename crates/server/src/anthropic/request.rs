@@ -14,9 +14,9 @@ use uma_sampling::{SamplingParams, MAX_STOP_BYTES, MAX_STOP_STRINGS};
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
 use crate::error::ApiError;
-use crate::request_checks::{invalid, temperature, tool_list, tool_name_of};
+use crate::request_checks::{invalid, temperature, tool_name_of};
 use crate::tools::{
-    function_tool, openai_response_format, FunctionTool, OutputOptions, ToolChoice,
+    function_tool, openai_response_format, tool_list, FunctionTool, OutputOptions, ToolChoice,
 };
 
 /// Most messages one request may hold.
@@ -218,7 +218,7 @@ impl MessagesRequest {
 
     /// The tools, the tool choice and the output format; errors name the field.
     pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
-        let tools = tool_list(self.tools.as_ref(), anthropic_tool)?;
+        let tools = tool_list(self.tools.as_ref(), "tools", anthropic_tool)?;
         let (tool_choice, parallel_tool_calls) = self.tool_choice()?;
         let format = match self.output_config.as_ref().filter(|value| !value.is_null()) {
             None => None,

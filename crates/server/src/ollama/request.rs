@@ -11,7 +11,7 @@ use uma_tokenizer::{ChatMessage, ToolCall};
 
 use crate::error::ApiError;
 use crate::keep_alive::KeepAliveField;
-use crate::tools::{openai_tool, FunctionTool, OutputOptions, MAX_TOOLS};
+use crate::tools::{openai_tool, tool_list, FunctionTool, OutputOptions};
 
 /// `options`: the sampling fields uma implements. Others Ollama knows (`num_ctx`, `num_gpu`,
 /// `mirostat`, ...) are accepted and ignored: they configure Ollama's runner, not the answer,
@@ -126,24 +126,7 @@ pub(crate) fn think_field(think: Option<&Value>) -> Result<Option<bool>, ApiErro
 /// "description", "parameters"}}`). The count is checked before any is read, so a thousand tools
 /// cost nothing but the refusal; each error names its field (`tools[2].name`).
 pub(crate) fn ollama_tools(tools: Option<&Value>) -> Result<Vec<FunctionTool>, ApiError> {
-    let items = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ApiError::invalid_request("`tools` must be an array", Some("tools")));
-        }
-    };
-    if items.len() > MAX_TOOLS {
-        return Err(ApiError::invalid_request(
-            format!("at most {MAX_TOOLS} tools are allowed in `tools`, got {}", items.len()),
-            Some("tools"),
-        ));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| openai_tool(item, &format!("tools[{index}]")))
-        .collect()
+    tool_list(tools, "tools", openai_tool)
 }
 
 /// `POST /api/generate`.

@@ -15,27 +15,8 @@ use super::request_fields::{generation_fields, GenerationFields, WithGenerationF
 use crate::error::ApiError;
 use crate::tools::{
     function_tool, openai_response_format, openai_tool, openai_tool_choice, template_kwargs,
-    FunctionTool, OutputOptions, MAX_TOOLS,
+    tool_list, OutputOptions,
 };
-
-/// The tools of a `tools` (or `functions`) array, each read by `read`; the count is checked
-/// first, so that a thousand tools cost nothing but the refusal.
-fn function_tools(
-    value: &serde_json::Value,
-    field: &str,
-    read: fn(&serde_json::Value, &str) -> Result<FunctionTool, ApiError>,
-) -> Result<Vec<FunctionTool>, ApiError> {
-    let items = value.as_array().ok_or_else(|| {
-        ApiError::invalid_request(format!("`{field}` must be an array."), Some(field))
-    })?;
-    if items.len() > MAX_TOOLS {
-        return Err(ApiError::invalid_request(
-            format!("At most {MAX_TOOLS} tools are allowed, got {}.", items.len()),
-            Some(field),
-        ));
-    }
-    items.iter().enumerate().map(|(index, item)| read(item, &format!("{field}[{index}]"))).collect()
-}
 
 /// `POST /v1/chat/completions`. Fields not listed are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -110,10 +91,10 @@ impl ChatCompletionRequest {
     pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
         let (tools, tools_field) = match (&self.tools, &self.functions) {
             (Some(tools), _) if !tools.is_null() => {
-                (function_tools(tools, "tools", openai_tool)?, "tools")
+                (tool_list(Some(tools), "tools", openai_tool)?, "tools")
             }
             (_, Some(functions)) if !functions.is_null() => {
-                (function_tools(functions, "functions", function_tool)?, "functions")
+                (tool_list(Some(functions), "functions", function_tool)?, "functions")
             }
             _ => (Vec::new(), "tools"),
         };

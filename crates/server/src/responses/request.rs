@@ -14,9 +14,10 @@ use uma_sampling::SamplingParams;
 use uma_tokenizer::{ChatMessage, ToolCall, ToolCallFunction};
 
 use crate::error::ApiError;
-use crate::request_checks::{invalid, temperature, tool_list, tool_name_of};
+use crate::request_checks::{invalid, temperature, tool_name_of};
 use crate::tools::{
-    function_tool, openai_response_format, openai_tool_choice, FunctionTool, OutputOptions,
+    function_tool, openai_response_format, openai_tool_choice, tool_list, FunctionTool,
+    OutputOptions,
 };
 
 /// Most input items one request may send.
@@ -114,7 +115,7 @@ impl ResponsesRequest {
 
     /// The tools, the tool choice and the text format; errors name the field.
     pub(crate) fn output_options(&self) -> Result<OutputOptions, ApiError> {
-        let tools = tool_list(self.tools.as_ref(), responses_tool)?;
+        let tools = tool_list(self.tools.as_ref(), "tools", responses_tool)?;
         let format = match self.text.as_ref().filter(|value| !value.is_null()) {
             None => None,
             Some(text) if text.is_object() => {
