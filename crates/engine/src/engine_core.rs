@@ -338,6 +338,7 @@ impl<B: Backend> EngineCore<B> {
         if constrained.is_empty() {
             return (self.execute(plan), MaskResults::new());
         }
+        let constrained_ids: Vec<RequestId> = constrained.iter().map(|(id, _)| *id).collect();
         let (logits, computed) = std::thread::scope(|scope| {
             let worker = scope.spawn(move || {
                 constrained
@@ -361,16 +362,13 @@ impl<B: Backend> EngineCore<B> {
                     masks.insert(id, mask.map_err(EngineError::GrammarFailed));
                 }
             }
-            // The constraints went down with the worker: those requests cannot go on.
+            // The constraints went down with the worker: those requests (and only those: the
+            // unconstrained ones in the step have no constraint either) cannot go on.
             Err(panic) => {
                 let detail = panic_detail(panic.as_ref());
-                for chunk in plan.chunks.iter().filter(|chunk| chunk.samples) {
-                    let lost =
-                        self.requests.get(&chunk.request).is_some_and(|r| r.constraint.is_none());
-                    if lost {
-                        let error = uma_grammar::GrammarError::Stuck { message: detail.clone() };
-                        masks.insert(chunk.request, Err(EngineError::GrammarFailed(error)));
-                    }
+                for id in constrained_ids {
+                    let error = uma_grammar::GrammarError::Stuck { message: detail.clone() };
+                    masks.insert(id, Err(EngineError::GrammarFailed(error)));
                 }
             }
         }
