@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use uma_gguf::GgufFile;
 use uma_planner::{
-    BandwidthProbe, Bound, CostEstimate, CostInputs, Engine, KvCacheType, Machine,
-    MachineCatalogue, MachinePlan, ModelDescription, ModelSpec, PlanRequest, Quantization,
-    RateEstimate, SlidingWindowKv, SpeedModel, DEFAULT_HEADROOM, DEFAULT_MAX_NUM_BATCHED_TOKENS,
-    GIB, THIS_MACHINE,
+    BandwidthProbe, Bound, ClusterData, ClusterPlan, ClusterRate, ClusterSetup, CostEstimate,
+    CostInputs, Engine, KvCacheType, Machine, MachineCatalogue, MachinePlan, ModelDescription,
+    ModelSpec, PlanRequest, Quantization, RateEstimate, SlidingWindowKv, SpeedModel, Split,
+    StrategyPlan, DEFAULT_HEADROOM, DEFAULT_MAX_NUM_BATCHED_TOKENS, GIB, THIS_MACHINE,
 };
 
 use crate::format;
@@ -23,6 +23,9 @@ const DEFAULT_QUANTIZATION: &str = "q4_k_m";
 /// The cloud machine costs are compared with, and its hourly price unless given.
 const DEFAULT_CLOUD_MACHINE: &str = "h100-sxm-80gb";
 const DEFAULT_CLOUD_USD_PER_HOUR: f64 = 2.5;
+
+/// The link of `--nodes` without `--link`: the one every machine has.
+const DEFAULT_LINK: &str = "10gbe";
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct PlanArgs {
@@ -71,6 +74,52 @@ pub(crate) struct PlanArgs {
     description: DescriptionArgs,
     #[command(flatten)]
     cost: CostArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// A cluster of identical machines.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Cluster (a model split over several machines)")]
+struct ClusterArgs {
+    /// Split the model over N machines like each --hw machine (GPUs of one machine with
+    /// --link pcie); the plan adds a cluster section with both splits.
+    #[arg(long, value_name = "N")]
+    nodes: Option<u64>,
+    /// The link between them: tb5-rdma, tb5-tcp, 10gbe, pcie (figures and sources:
+    /// crates/planner/data/cluster.toml) [default: 10gbe].
+    #[arg(long, value_name = "NAME")]
+    link: Option<String>,
+    /// The split to report as the plan's: pipeline (layers per node) or tensor (1/N of every
+    /// matrix per node) [default: the faster for one sequence's decode].
+    #[arg(long, value_name = "SPLIT", value_parser = parse_split)]
+    split: Option<Split>,
+}
+
+impl ClusterArgs {
+    /// The cluster asked for, run by `engine`; `None` without --nodes.
+    fn setup(&self, data: &ClusterData, engine: &Engine) -> anyhow::Result<Option<ClusterSetup>> {
+        let Some(nodes) = self.nodes else {
+            if self.link.is_some() || self.split.is_some() {
+                bail!("--link and --split plan a cluster: give --nodes too");
+            }
+            return Ok(None);
+        };
+        if nodes == 0 {
+            bail!("--nodes must be at least 1");
+        }
+        let link = data.link(self.link.as_deref().unwrap_or(DEFAULT_LINK))?;
+        Ok(Some(ClusterSetup { nodes, link, sync: data.sync(&engine.name) }))
+    }
+}
+
+/// `"pipeline"` or `"tensor"`.
+fn parse_split(text: &str) -> Result<Split, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "pipeline" => Ok(Split::Pipeline),
+        "tensor" | "tensor-parallel" => Ok(Split::TensorParallel),
+        _ => Err(format!("{text:?} is not a split: pipeline or tensor")),
+    }
 }
 
 /// A model described instead of read from a file.
@@ -317,6 +366,9 @@ struct PlanEntry {
     #[serde(flatten)]
     plan: MachinePlan,
     cost: Option<CostReport>,
+    /// The model split over `--nodes` machines like this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterPlan>,
 }
 
 #[derive(Serialize, Debug)]
@@ -332,6 +384,7 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
     let specs = model_specs(args)?;
     let catalogue = MachineCatalogue::load(args.hw_file.as_deref())?;
     let speed_model = SpeedModel::builtin()?;
+    let cluster_data = ClusterData::builtin()?;
     let mut bandwidth_probe = None;
     let machines = machines(args, &catalogue, &speed_model, &mut bandwidth_probe)?;
     let cost = args.cost.is_wanted().then(|| args.cost.inputs()).transpose()?;
@@ -358,7 +411,18 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
                 }
                 _ => None,
             };
-            plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report });
+            let cluster = match args.cluster.setup(&cluster_data, engine)? {
+                Some(setup) => Some(uma_planner::plan_cluster(
+                    spec,
+                    machine,
+                    engine,
+                    &request,
+                    &setup,
+                    args.cluster.split,
+                )?),
+                None => None,
+            };
+            plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report, cluster });
         }
     }
     let plans_this_machine = machines.iter().any(|(m, _)| m.name == THIS_MACHINE);
@@ -392,6 +456,9 @@ fn check_numbers(args: &PlanArgs) -> anyhow::Result<()> {
     }
     if let Some(gb_per_s) = args.bandwidth {
         positive("--bandwidth", gb_per_s)?;
+    }
+    if args.cluster.nodes.is_some() && args.compare {
+        bail!("--nodes plans a cluster in the detailed report: leave out --compare");
     }
     Ok(())
 }
@@ -616,11 +683,15 @@ fn seconds(value: f64) -> String {
 
 /// `"45.2 tok/s (37.1–53.4)"`: the rate and the engine's range around it, when it has one.
 fn rate_and_range(estimate: &RateEstimate) -> String {
-    match estimate.range {
+    rate_with_range(estimate.tokens_per_second, estimate.range)
+}
+
+fn rate_with_range(tokens_per_second: f64, range: Option<[f64; 2]>) -> String {
+    match range {
         Some([low, high]) => {
-            format!("{} ({}–{})", rate(estimate.tokens_per_second), number(low), number(high))
+            format!("{} ({}–{})", rate(tokens_per_second), number(low), number(high))
         }
-        None => rate(estimate.tokens_per_second),
+        None => rate(tokens_per_second),
     }
 }
 
@@ -841,7 +912,95 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         _ => "not validated: no range (docs/planner.md)",
     };
     line(format!("    {:<20}{validated}", ""));
+    if let Some(cluster) = &entry.cluster {
+        out += &render_cluster(cluster, &plan.machine);
+    }
     out
+}
+
+/// The cluster section: the link, both splits side by side with each node's memory, and where a
+/// token's time goes.
+fn render_cluster(cluster: &ClusterPlan, machine: &Machine) -> String {
+    let (setup, link) = (&cluster.setup, &cluster.setup.link);
+    let mut out = String::new();
+    let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String cannot fail");
+    line(String::new());
+    line(format!(
+        "  cluster   {} × {} over {}: {}",
+        setup.nodes, machine.name, link.name, link.description
+    ));
+    line(format!(
+        "            {:.2} GB/s and {} per transfer on the link, {} more in the engine ({})",
+        link.bandwidth_gb_per_s,
+        seconds(link.latency_seconds),
+        seconds(setup.sync.seconds),
+        setup.sync.source
+    ));
+    let plans = [&cluster.pipeline, &cluster.tensor_parallel];
+    let in_flight = format!("aggregate, {} in flight", cluster.pipeline.sequences_in_flight);
+    let header = ["", "decode, 1 sequence", &in_flight, "prefill", "each node holds", "memory"];
+    let rows: Vec<Vec<String>> = plans
+        .iter()
+        .map(|plan| {
+            let chosen = if plan.split == cluster.chosen { " (chosen)" } else { "" };
+            vec![
+                format!("{}{chosen}", plan.split.describe()),
+                cluster_rate(&plan.decode_full_context),
+                rate(plan.aggregate_decode.tokens_per_second),
+                rate(plan.prefill.tokens_per_second),
+                node_share(plan, setup.nodes),
+                node_memory(plan),
+            ]
+        })
+        .collect();
+    out += &table(&header, &rows);
+    for plan in plans {
+        let decode = &plan.decode_full_context;
+        let transfers = match (plan.split, decode.transfers) {
+            (Split::Pipeline, 1) => "hop",
+            (Split::Pipeline, _) => "hops",
+            (Split::TensorParallel, 1) => "all-reduce",
+            (Split::TensorParallel, _) => "all-reduces",
+        };
+        out += &format!(
+            "    {:<20}{} computing + {} on the link + {} synchronising ({} {transfers}) per token\n",
+            plan.split.describe(),
+            seconds(decode.compute_seconds),
+            seconds(decode.link_seconds),
+            seconds(decode.sync_seconds),
+            decode.transfers
+        );
+    }
+    out
+}
+
+/// `"24 of 94 layers"` (the largest share) or `"1/4 of every matrix"`.
+fn node_share(plan: &StrategyPlan, nodes: u64) -> String {
+    match (plan.split, plan.nodes.first()) {
+        (Split::Pipeline, Some(group)) => {
+            let total: u64 = plan.nodes.iter().map(|g| g.layers * g.count).sum();
+            format!("{} of {total} layers", group.layers)
+        }
+        _ => format!("1/{nodes} of every matrix"),
+    }
+}
+
+/// `"fits: 380.12 GB of 406.00 GB usable"` for the node that needs the most.
+fn node_memory(plan: &StrategyPlan) -> String {
+    match plan.nodes.first() {
+        Some(group) => format!(
+            "{}: {} of {} usable",
+            plan.verdict.describe(),
+            format::bytes(group.memory.needed_bytes),
+            format::bytes(group.memory.usable_bytes)
+        ),
+        None => plan.verdict.describe().to_owned(),
+    }
+}
+
+/// A cluster's rate and the engine's range around it.
+fn cluster_rate(estimate: &ClusterRate) -> String {
+    rate_with_range(estimate.tokens_per_second, estimate.range)
 }
 
 /// One row per plan, side by side.

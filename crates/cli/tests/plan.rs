@@ -435,3 +435,72 @@ fn errors_are_one_clear_line() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("neither f16 nor q8_0"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn nodes_split_a_model_over_a_cluster() {
+    // Llama 3 70B at q8_0 (75 GB) is past the 71 GB one 96 GB M3 Ultra may use under the
+    // headroom rule; half of it on each of two fits.
+    let llama = "plan --params 70.55B --layers 80 --hidden 8192 --heads 64 --kv-heads 8 \
+                 --vocab 128256 --ffn 28672 --quant q8_0 --hw mac-studio-m3-ultra-96gb";
+    let args: Vec<&str> = llama.split_whitespace().collect();
+    let cluster = ["--engine", "mlx", "--nodes", "2", "--link", "tb5-rdma"];
+    let report = json(&uma(&[&args[..], &cluster, &["--json"]].concat()));
+    let plan = &report["plans"][0];
+    assert_eq!(plan["memory"]["verdict"], "fits_without_headroom", "one machine");
+    let cluster_plan = &plan["cluster"];
+    assert_eq!(number(cluster_plan, "/setup/nodes"), 2.0);
+    assert_eq!(cluster_plan["setup"]["link"]["name"], "tb5-rdma");
+    assert!(cluster_plan["setup"]["sync"]["source"]
+        .as_str()
+        .expect("source")
+        .contains("calibrated"));
+    let pipeline = &cluster_plan["pipeline"];
+    let tensor = &cluster_plan["tensor_parallel"];
+    assert_eq!(number(pipeline, "/nodes/0/layers"), 40.0);
+    assert_eq!(number(pipeline, "/nodes/0/count"), 2.0);
+    assert_eq!(number(tensor, "/nodes/0/weight_share"), 0.5);
+    for split in [pipeline, tensor] {
+        assert_eq!(split["verdict"], "fits", "{split}");
+    }
+    // Tensor parallel reads half the weights per token, then 160 all-reduces; the pipeline reads
+    // them all, one stage after the other, with one hop.
+    assert_eq!(number(tensor, "/decode_full_context/transfers"), 160.0);
+    assert_eq!(number(pipeline, "/decode_full_context/transfers"), 1.0);
+    let rate = |split: &Value| number(split, "/decode_full_context/tokens_per_second");
+    let faster = if rate(tensor) > rate(pipeline) { "tensor_parallel" } else { "pipeline" };
+    assert_eq!(cluster_plan["chosen"], faster);
+    // The pipeline's stages add up to one machine's decode, plus its hop.
+    let single = number(plan, "/speed/decode_full_context/tokens_per_second");
+    assert!(rate(pipeline) < single && rate(pipeline) > 0.99 * single, "{}", rate(pipeline));
+
+    // --split chooses; the text report has the cluster section.
+    let output = uma(&[&args[..], &cluster, &["--split", "pipeline"]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(report.contains("cluster   2 × mac-studio-m3-ultra-96gb over tb5-rdma"), "{report}");
+    assert!(report.contains("pipeline (chosen)") && report.contains("40 of 80 layers"), "{report}");
+    assert!(
+        report.contains("1/2 of every matrix") && report.contains("160 all-reduces"),
+        "{report}"
+    );
+
+    // Without --link, 10 Gigabit Ethernet.
+    let default = json(&uma(&[&args[..], &["--nodes", "2", "--json"]].concat()));
+    assert_eq!(default["plans"][0]["cluster"]["setup"]["link"]["name"], "10gbe");
+
+    for (extra, needle) in [
+        (&["--link", "tb5-rdma"][..], "--link and --split plan a cluster: give --nodes too"),
+        (&["--nodes", "2", "--link", "wifi"][..], "unknown link \"wifi\"; known links: 10gbe"),
+        (&["--nodes", "0"][..], "--nodes must be at least 1"),
+        (&["--nodes", "81"][..], "81 is not between 1 and the model's 80 layers"),
+        (&["--nodes", "2", "--compare"][..], "leave out --compare"),
+    ] {
+        assert_one_line_error(&uma(&[&args[..], extra].concat()), needle);
+    }
+    let output = uma(&[&args[..], &["--nodes", "2", "--split", "diagonal"]].concat());
+    assert!(
+        text(&output.stderr).contains("not a split: pipeline or tensor"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -34,6 +34,10 @@ pub enum PlannerError {
     #[error("engine {engine} does not run on {machine} ({kind}); engines for it: {engines}")]
     EngineNotForMachine { engine: String, machine: String, kind: String, engines: String },
 
+    /// No cluster link of that name (`data/cluster.toml`).
+    #[error("unknown link {name:?}; known links: {known}")]
+    UnknownLink { name: String, known: String },
+
     /// The speed model's data is not valid.
     #[error("{origin}: invalid speed model: {reason}")]
     InvalidSpeedModel { origin: String, reason: String },

@@ -3,7 +3,8 @@
 //! memory breakdown, a verdict under the 25% headroom rule, the longest context that fits,
 //! predicted decode, prefill and aggregate speeds for an engine (llama.cpp's Metal, CUDA or
 //! Vulkan backend, MLX, uma on the CPU) with the range published measurements put around them,
-//! and a cost of ownership.
+//! and a cost of ownership; and the same for a model split over several identical machines
+//! (pipeline or tensor parallel, over a link described in `data/cluster.toml`).
 //!
 //! It owns: model footprints (weight bytes per token, KV bytes per token; `uma show` and
 //! `uma bench` use them too), the machine catalogue (data in `data/machines.toml`, extended by
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod bandwidth_probe;
+mod cluster;
 mod cost_estimate;
 mod error;
 mod footprint;
@@ -45,6 +47,10 @@ mod speed_model;
 mod this_machine;
 
 pub use bandwidth_probe::{measure_bandwidth, probe_bandwidth, BandwidthProbe, DEFAULT_PASSES};
+pub use cluster::{
+    plan_cluster, ClusterData, ClusterPlan, ClusterRate, ClusterSetup, EngineSync, Link, NodeGroup,
+    Split, StrategyPlan, PIPELINED_STEPS,
+};
 pub use cost_estimate::{CostEstimate, CostInputs};
 pub use error::{PlannerError, Result};
 pub use footprint::{
