@@ -12,6 +12,7 @@ mod pull;
 mod run;
 mod serve;
 mod show;
+mod speculative_args;
 mod store_commands;
 mod threads;
 

@@ -44,6 +44,8 @@ pub(crate) struct RunArgs {
     ctx: Option<usize>,
     #[command(flatten)]
     memory: MemoryArgs,
+    #[command(flatten)]
+    speculative: crate::speculative_args::SpeculativeArgs,
     /// Most tokens to generate per answer (default: until the model stops or the context is full).
     #[arg(short = 'n', long)]
     max_tokens: Option<u32>,
@@ -234,9 +236,15 @@ impl Chat {
         config.kv_cache_type = args.memory.kv_cache_type();
         config.device = args.memory.device();
         config.enable_prefix_caching = true;
+        config.speculative = args.speculative.config()?;
         let request =
             KvRequest::single(context_length, config.max_num_batched_tokens, config.kv_cache_type);
-        plan_model(path, &file, &request, budget_bytes)?;
+        let draft_bytes = crate::speculative_args::draft_memory_bytes(
+            &config.speculative,
+            &request,
+            budget_bytes,
+        )?;
+        plan_model(path, &file, &request, budget_bytes.saturating_sub(draft_bytes))?;
         drop(file);
         let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
         let engine = EngineHandle::open(path, name.unwrap_or_default(), config)

@@ -19,6 +19,7 @@ use crate::format;
 use crate::memory_budget::{
     context_length, plan_model, trained_context_length, KvRequest, MemoryArgs,
 };
+use crate::speculative_args::draft_memory_bytes;
 use crate::threads::set_threads;
 
 #[derive(clap::Args, Debug)]
@@ -63,6 +64,9 @@ pub(crate) struct ServeArgs {
     model_name: Option<String>,
     #[command(flatten)]
     memory: MemoryArgs,
+    /// With several models, `--draft` drafts for each (they must share its vocabulary).
+    #[command(flatten)]
+    speculative: crate::speculative_args::SpeculativeArgs,
     /// How long an idle model stays loaded: 5m, 1h30m, 0 (unload when its requests end), -1
     /// (until another model needs the memory). Requests may set their own `keep_alive`.
     #[arg(long, default_value = "5m", allow_hyphen_values = true,
@@ -283,6 +287,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             config.max_queued_requests = queue;
         }
         config.enable_prefix_caching = !args.no_prefix_cache;
+        config.speculative = args.speculative.config()?;
         let declared = uma_gguf::ModelParams::from_metadata(file.metadata())
             .ok()
             .and_then(|params| params.pooling_type)
@@ -296,7 +301,10 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             kv_cache_type: config.kv_cache_type,
             max_num_batched_tokens: args.batch_tokens,
         };
-        let planned = plan_model(&path, &file, &request, budget_bytes)?;
+        let draft_bytes = draft_memory_bytes(&config.speculative, &request, budget_bytes)?;
+        let mut planned =
+            plan_model(&path, &file, &request, budget_bytes.saturating_sub(draft_bytes))?;
+        planned.memory_bytes += draft_bytes;
         if let Some(asked) = planned.shrunk_from {
             tracing::warn!(
                 model = %name,

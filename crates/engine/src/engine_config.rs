@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub pooling: Option<crate::Pooling>,
     /// Where the model computes.
     pub device: crate::Device,
+    /// Speculative decoding: when, and how many drafts.
+    pub speculative: crate::SpeculativeConfig,
 }
 
 impl EngineConfig {
@@ -59,6 +61,7 @@ impl EngineConfig {
             enable_prefix_caching: true,
             pooling: None,
             device: crate::Device::default(),
+            speculative: crate::SpeculativeConfig::default(),
         }
     }
 

@@ -14,12 +14,14 @@ use uma_model::{Batch, BlockId, KvCacheType, Logits, LogitsRequest, Model};
 use uma_sampling::{FinishReason, Sampler, StopCondition, StopReason, TokenHistory};
 use uma_tokenizer::{StreamDecoder, Tokenizer};
 
+use crate::draft_model::{DraftModel, DraftWanted};
 use crate::engine_stats::EngineStats;
 use crate::error::{EngineError, Result};
 use crate::output::{Completion, StreamEvent, TokenOutput, Usage};
 use crate::pooling::{Pooler, Pooling};
 use crate::prompt_encoder::PromptEncoder;
-use crate::scheduler::{Scheduler, SchedulerOutput};
+use crate::scheduler::{ScheduledChunk, Scheduler, SchedulerOutput};
+use crate::speculation::{lookup_drafts, SequenceSpeculation, SpeculativeConfig, SpeculativeMode};
 use crate::{RequestId, TokenId};
 
 /// One step's grammar mask of a constrained sequence: `None` while a lazy grammar waits for its
@@ -70,6 +72,7 @@ struct ActiveRequest {
     decoder: StreamDecoder,
     events: UnboundedSender<StreamEvent>,
     num_prompt_tokens: usize,
+    speculation: SequenceSpeculation,
 }
 
 impl ActiveRequest {
@@ -110,6 +113,8 @@ pub(crate) struct EngineCore<B: Backend> {
     commands: Receiver<Command>,
     shared: SharedState,
     context_length: usize,
+    speculative: SpeculativeConfig,
+    draft: Option<DraftModel<B>>,
     requests: HashMap<RequestId, ActiveRequest>,
     shutdown_deadline: Option<Instant>,
     counters: EngineStats,
@@ -125,6 +130,8 @@ impl<B: Backend> EngineCore<B> {
         commands: Receiver<Command>,
         shared: SharedState,
         context_length: usize,
+        speculative: SpeculativeConfig,
+        draft: Option<DraftModel<B>>,
     ) -> Self {
         EngineCore {
             model,
@@ -134,6 +141,8 @@ impl<B: Backend> EngineCore<B> {
             commands,
             shared,
             context_length,
+            speculative,
+            draft,
             requests: HashMap::new(),
             shutdown_deadline: None,
             counters: EngineStats::default(),
@@ -285,6 +294,7 @@ impl<B: Backend> EngineCore<B> {
             decoder: StreamDecoder::new(true),
             events,
             num_prompt_tokens: prompt.len(),
+            speculation: SequenceSpeculation::new(self.speculative.max_draft_tokens),
         };
         self.requests.insert(id, active);
         self.scheduler.add_request(id, prompt);
@@ -292,7 +302,13 @@ impl<B: Backend> EngineCore<B> {
 
     /// One step: plan, run the model once over every scheduled token, sample and send.
     fn step(&mut self) {
+        self.propose_drafts();
         let plan = self.scheduler.schedule();
+        if let Some(draft) = &mut self.draft {
+            for &id in &plan.preempted {
+                draft.remove(id);
+            }
+        }
         if plan.chunks.is_empty() {
             // Nothing fits right now (cannot last: one full context always fits an empty pool);
             // wait for a command rather than spin.
@@ -316,10 +332,117 @@ impl<B: Backend> EngineCore<B> {
             }
         };
         self.scheduler.complete_step(&plan);
-        // One logits row per sampling chunk, in order; each sampler edits its row in place.
-        for (chunk, row) in plan.chunks.iter().filter(|c| c.samples).zip(logits.rows_mut()) {
-            let mask = masks.remove(&chunk.request);
-            self.sample_and_send(chunk.request, row, mask);
+        // One logits row per sampling chunk, in order, and one more per draft; each sampler
+        // edits its row in place.
+        let mut rows = logits.rows_mut();
+        for chunk in plan.chunks.iter().filter(|c| c.samples) {
+            let chunk_rows: Vec<&mut [f32]> = rows.by_ref().take(1 + chunk.num_drafts).collect();
+            if chunk.num_drafts > 0 {
+                self.verify_drafts(chunk, chunk_rows);
+            } else if let Some(row) = chunk_rows.into_iter().next() {
+                let mask = masks.remove(&chunk.request);
+                self.sample_and_send(chunk.request, row, mask, None);
+            }
+        }
+    }
+
+    /// Proposes drafts for the decoding sequences, within the step's verification budget, in
+    /// the scheduler's order. Constrained sequences decode plainly (their masks are computed
+    /// one token at a time).
+    fn propose_drafts(&mut self) {
+        if self.speculative.mode == SpeculativeMode::Off {
+            return;
+        }
+        let decoding = self.scheduler.decoding_requests();
+        let mut budget = self.speculative.max_verify_tokens.saturating_sub(decoding.len());
+        let use_draft_model = self.speculative.mode != SpeculativeMode::Lookup;
+        let mut for_draft_model: Vec<(RequestId, usize)> = Vec::new();
+        for id in decoding {
+            if budget == 0 {
+                break;
+            }
+            let Some(request) = self.requests.get(&id) else { continue };
+            if request.constraint.is_some() {
+                continue;
+            }
+            let tokens = self.scheduler.tokens(id);
+            // The last draft's position must stay inside the context, and the bonus token after
+            // the drafts must not pass max_tokens.
+            let context_room = self.context_length.saturating_sub(tokens.len());
+            let tokens_left = request.stop.num_tokens_left().map_or(usize::MAX, |n| n as usize);
+            let length = request
+                .speculation
+                .draft_length()
+                .min(budget)
+                .min(context_room)
+                .min(tokens_left.saturating_sub(1));
+            // Prompt lookup first: free, and right whenever the text repeats itself.
+            let drafts = lookup_drafts(tokens, length);
+            if drafts.is_empty() && use_draft_model && self.draft.is_some() && length > 0 {
+                for_draft_model.push((id, length));
+                budget -= length;
+                continue;
+            }
+            budget -= drafts.len();
+            self.scheduler.set_drafts(id, &drafts);
+        }
+        if let (Some(draft), false) = (&mut self.draft, for_draft_model.is_empty()) {
+            let scheduler = &self.scheduler;
+            let wanted: Vec<DraftWanted<'_>> = for_draft_model
+                .iter()
+                .map(|&(request, num_drafts)| DraftWanted {
+                    request,
+                    tokens: scheduler.tokens(request),
+                    num_drafts,
+                })
+                .collect();
+            let proposed = match catch_unwind(AssertUnwindSafe(|| draft.propose(&wanted))) {
+                Ok(Ok(proposed)) => proposed,
+                Ok(Err(error)) => {
+                    tracing::warn!("the draft model failed a step: {error}");
+                    return;
+                }
+                Err(panic) => {
+                    let detail = panic_detail(panic.as_ref());
+                    tracing::error!(%detail, "the draft model panicked; drafting stops");
+                    self.draft = None;
+                    return;
+                }
+            };
+            for (id, drafts) in proposed {
+                self.scheduler.set_drafts(id, &drafts);
+            }
+        }
+    }
+
+    /// Verifies the drafts of `chunk` from its rows (the last real token's, then one per
+    /// draft): samples each position's token exactly as plain decoding would and keeps going
+    /// while the sampled token is the draft. Every sampled token is sent; the accepted drafts'
+    /// KV, computed in this step, is kept and the rest rolled back.
+    fn verify_drafts(&mut self, chunk: &ScheduledChunk, rows: Vec<&mut [f32]>) {
+        let id = chunk.request;
+        let drafts = self.scheduler.take_drafts(id);
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.speculation.num_drafted += drafts.len();
+        }
+        self.counters.num_drafted_tokens += drafts.len() as u64;
+        self.counters.num_draft_verifications += 1;
+        let mut num_accepted = 0;
+        for (index, row) in rows.into_iter().enumerate() {
+            let draft = drafts.get(index).copied();
+            let Some(token) = self.sample_and_send(id, row, None, draft) else { break };
+            if draft != Some(token) {
+                break;
+            }
+            num_accepted += 1;
+        }
+        // A request that finished on the way is gone, its blocks with it.
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.speculation.adapt(drafts.len(), num_accepted);
+            self.scheduler.accept_drafts(id, num_accepted);
+            if let Some(draft) = &mut self.draft {
+                draft.rollback(id, chunk.start + 1 + num_accepted);
+            }
         }
     }
 
@@ -387,8 +510,12 @@ impl<B: Backend> EngineCore<B> {
         let scheduler = &self.scheduler;
         let mut batch = Batch::new();
         for chunk in &plan.chunks {
-            let tokens = &scheduler.tokens(chunk.request)[chunk.start..][..chunk.num_tokens];
-            let logits = if chunk.samples { LogitsRequest::Last } else { LogitsRequest::None };
+            let tokens = scheduler.chunk_tokens(chunk);
+            let logits = match (chunk.samples, chunk.num_drafts) {
+                (false, _) => LogitsRequest::None,
+                (true, 0) => LogitsRequest::Last,
+                (true, _) => LogitsRequest::All,
+            };
             batch.push(tokens, chunk.start, scheduler.block_table(chunk.request), logits);
         }
         let (model, kv_cache) = (&self.model, &mut self.kv_cache);
@@ -396,32 +523,56 @@ impl<B: Backend> EngineCore<B> {
     }
 
     /// Samples the next token of `id` from its logits `row` (within its grammar's `mask`, for a
-    /// constrained request), sends it, and finishes the request when it stops.
-    fn sample_and_send(&mut self, id: RequestId, row: &mut [f32], mask: Option<MaskResult>) {
-        let Some(request) = self.requests.get_mut(&id) else { return };
+    /// constrained request), sends it, and finishes the request when it stops. Returns the
+    /// token while the request goes on. A token equal to `draft`, the draft at its position,
+    /// counts as an accepted draft (before a stop ends the request and reports its usage).
+    fn sample_and_send(
+        &mut self,
+        id: RequestId,
+        row: &mut [f32],
+        mask: Option<MaskResult>,
+        draft: Option<TokenId>,
+    ) -> Option<TokenId> {
+        let request = self.requests.get_mut(&id)?;
         match mask {
             Some(Ok(Some(mask))) => mask.apply(row),
-            Some(Err(error)) => return self.fail(id, &Arc::new(error)),
+            Some(Err(error)) => {
+                self.fail(id, &Arc::new(error));
+                return None;
+            }
             Some(Ok(None)) | None => {}
         }
         let history = TokenHistory::new(self.scheduler.tokens(id), request.num_prompt_tokens);
         let sampled = match request.sampler.sample(row, history) {
             Ok(sampled) => sampled,
-            Err(error) => return self.fail(id, &Arc::new(EngineError::SamplingFailed(error))),
+            Err(error) => {
+                self.fail(id, &Arc::new(EngineError::SamplingFailed(error)));
+                return None;
+            }
         };
         let tokenizer = self.prompts.tokenizer();
         let piece = match request.decoder.push(tokenizer, sampled.token) {
             Ok(piece) => piece,
-            Err(error) => return self.fail(id, &Arc::new(EngineError::Tokenizer(error))),
+            Err(error) => {
+                self.fail(id, &Arc::new(EngineError::Tokenizer(error)));
+                return None;
+            }
         };
         let grammar = match request.constraint.as_mut().map(|c| c.commit(sampled.token)) {
-            Some(Err(error)) => return self.fail(id, &Arc::new(EngineError::GrammarFailed(error))),
+            Some(Err(error)) => {
+                self.fail(id, &Arc::new(EngineError::GrammarFailed(error)));
+                return None;
+            }
             Some(Ok(commit)) => commit,
             None => Commit::Continue,
         };
         let update = request.stop.push(sampled.token, &piece);
         self.scheduler.append_token(id, sampled.token);
         self.counters.num_generated_tokens += 1;
+        if draft == Some(sampled.token) {
+            request.speculation.num_accepted += 1;
+            self.counters.num_accepted_draft_tokens += 1;
+        }
 
         let mut finished = update.finished;
         if finished.is_none() && grammar == Commit::Finished {
@@ -444,10 +595,15 @@ impl<B: Backend> EngineCore<B> {
         };
         if request.events.send(StreamEvent::Token(token)).is_err() {
             // The receiver is gone: the client disconnected.
-            return self.cancel(id);
+            self.cancel(id);
+            return None;
         }
-        if let Some(reason) = finished {
-            self.finish(id, reason.finish_reason(), tail);
+        match finished {
+            Some(reason) => {
+                self.finish(id, reason.finish_reason(), tail);
+                None
+            }
+            None => Some(sampled.token),
         }
     }
 
@@ -457,6 +613,8 @@ impl<B: Backend> EngineCore<B> {
             num_prompt_tokens: request.num_prompt_tokens,
             num_cached_tokens: self.scheduler.num_cached_prompt_tokens(id),
             num_generated_tokens: request.stop.num_generated_tokens() as usize,
+            num_drafted_tokens: request.speculation.num_drafted,
+            num_accepted_draft_tokens: request.speculation.num_accepted,
         }
     }
 
@@ -497,6 +655,9 @@ impl<B: Backend> EngineCore<B> {
     fn remove(&mut self, id: RequestId) -> Option<ActiveRequest> {
         let request = self.requests.remove(&id)?;
         self.scheduler.remove_request(id);
+        if let Some(draft) = &mut self.draft {
+            draft.remove(id);
+        }
         self.shared.num_in_flight.fetch_sub(1, Ordering::AcqRel);
         Some(request)
     }

@@ -14,9 +14,11 @@ use uma_model::Model;
 use uma_sampling::{Sampler, SamplingParams, StopCondition};
 
 use crate::device::LoadedModel;
+use crate::draft_model::DraftModel;
 use crate::engine_config::EngineConfig;
 use crate::engine_core::{Command, EmbedRequest, EngineCore, NewRequest, SharedState};
 use crate::engine_stats::EngineStats;
+use crate::speculation::SpeculativeMode;
 use uma_grammar::OutputGrammar;
 
 use crate::error::{EngineError, Result};
@@ -73,9 +75,22 @@ impl EngineHandle {
         let prompts = PromptEncoder::from_gguf(&file)?;
         let kv_tokens = config.num_kv_blocks() * config.block_size;
         let gpu_need = crate::device::gpu_need_bytes(&file, kv_tokens, config.kv_cache_type)?;
+        let draft_file = match &config.speculative.draft_model {
+            Some(path) => Some(Arc::new(GgufFile::open(path)?)),
+            None => None,
+        };
         match LoadedModel::load(file, config.device, gpu_need)? {
-            LoadedModel::Cpu(model) => EngineHandle::start(model, prompts, model_name, config),
-            LoadedModel::Gpu(model) => EngineHandle::start(model, prompts, model_name, config),
+            LoadedModel::Cpu(model) => {
+                let draft = match draft_file {
+                    Some(file) => Some((PromptEncoder::from_gguf(&file)?, Model::load(file)?)),
+                    None => None,
+                };
+                EngineHandle::start_with_draft(model, prompts, model_name, config, draft)
+            }
+            LoadedModel::Gpu(model) => {
+                let config = without_speculation_on_the_gpu(config)?;
+                EngineHandle::start(model, prompts, model_name, config)
+            }
         }
     }
 
@@ -87,7 +102,30 @@ impl EngineHandle {
         model_name: impl Into<String>,
         config: EngineConfig,
     ) -> Result<EngineHandle> {
+        EngineHandle::start_with_draft(model, prompts, model_name, config, None)
+    }
+
+    /// [`EngineHandle::start`] with a draft model for speculative decoding (its tokenizer and
+    /// weights), whose KV pool holds as many positions as the model's.
+    pub fn start_with_draft<B: Backend>(
+        model: Model<B>,
+        prompts: PromptEncoder,
+        model_name: impl Into<String>,
+        config: EngineConfig,
+        draft: Option<(PromptEncoder, Model<B>)>,
+    ) -> Result<EngineHandle> {
         config.validate(model.config().max_position_embeddings)?;
+        let draft = match draft {
+            Some((draft_prompts, draft_model)) => Some(DraftModel::new(
+                draft_model,
+                &draft_prompts,
+                &prompts,
+                config.num_kv_blocks(),
+                config.block_size,
+                config.max_num_batched_tokens,
+            )?),
+            None => None,
+        };
         let vocab_size = model.config().vocab_size;
         let num_blocks = config.num_kv_blocks();
         let kv_cache =
@@ -119,6 +157,8 @@ impl EngineHandle {
             receiver,
             shared_state,
             config.context_length,
+            config.speculative.clone(),
+            draft,
         );
         core.publish_stats();
         let thread = std::thread::Builder::new()
@@ -305,4 +345,22 @@ impl EngineHandle {
             }
         }
     }
+}
+
+/// Speculative decoding promises the output of plain decoding because the CPU's batched rows
+/// are bit-identical to single-token steps (crates/model/tests/batched.rs); nothing checks that
+/// of the GPU kernels yet, so on the GPU `auto` means off and asking for it is refused.
+fn without_speculation_on_the_gpu(mut config: EngineConfig) -> Result<EngineConfig> {
+    let speculative = &config.speculative;
+    if speculative.draft_model.is_some()
+        || matches!(speculative.mode, SpeculativeMode::Lookup | SpeculativeMode::Draft)
+    {
+        return Err(EngineError::InvalidConfig {
+            reason: "speculative decoding runs on the CPU only for now (--device cpu, or \
+                     --speculative off on the GPU)"
+                .into(),
+        });
+    }
+    config.speculative.mode = SpeculativeMode::Off;
+    Ok(config)
 }

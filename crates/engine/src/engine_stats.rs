@@ -27,4 +27,9 @@ pub struct EngineStats {
     pub num_failed_requests: u64,
     pub num_prompt_tokens: u64,
     pub num_generated_tokens: u64,
+    /// Speculative decoding since start: draft tokens proposed, confirmed, and the chunks that
+    /// verified them (accepted ÷ verifications is the mean accepted length).
+    pub num_drafted_tokens: u64,
+    pub num_accepted_draft_tokens: u64,
+    pub num_draft_verifications: u64,
 }

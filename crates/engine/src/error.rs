@@ -49,6 +49,10 @@ pub enum EngineError {
     )]
     TooManySequences { requested: usize, limit: usize },
 
+    /// The draft model cannot draft for this model.
+    #[error("the draft model does not fit this model: {reason}")]
+    DraftMismatch { reason: String },
+
     // Refused at submission: the engine cannot take it now.
     #[error("too many requests: {num_in_flight} are running or queued (the limit)")]
     QueueFull { num_in_flight: usize },

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod device;
+mod draft_model;
 mod engine_config;
 mod engine_core;
 mod engine_handle;
@@ -25,6 +26,7 @@ mod pooling;
 mod prompt_encoder;
 mod request_stream;
 mod scheduler;
+mod speculation;
 
 pub use device::{gpu_memory_limit, gpu_need_bytes, Device, LoadedModel};
 pub use engine_config::EngineConfig;
@@ -40,5 +42,6 @@ pub use pooling::Pooling;
 pub use prompt_encoder::{ChatPrompt, PromptEncoder};
 pub use request_stream::RequestStream;
 pub use scheduler::{KvCopy, ScheduledChunk, Scheduler, SchedulerConfig, SchedulerOutput};
+pub use speculation::{lookup_drafts, SpeculativeConfig, SpeculativeMode};
 pub use uma_kv::RequestId;
 pub use uma_model::TokenId;

@@ -62,4 +62,8 @@ pub struct Usage {
     /// Prompt tokens whose keys and values came from the prefix cache.
     pub num_cached_tokens: usize,
     pub num_generated_tokens: usize,
+    /// Draft tokens proposed for this request by speculative decoding, and of those, the ones
+    /// the model confirmed (each confirmed draft is a generated token that cost no step).
+    pub num_drafted_tokens: usize,
+    pub num_accepted_draft_tokens: usize,
 }

@@ -10,6 +10,13 @@
 //! 3. Waiting requests are admitted, oldest first, while tokens, sequence slots and KV blocks
 //!    last. A prefix already in the cache counts as computed.
 //!
+//! Speculative decoding: a decoding request may carry draft tokens ([`Scheduler::set_drafts`]),
+//! guesses of its next tokens. Its chunk is then the last token plus the drafts, computed in one
+//! go; the engine verifies them from the chunk's logits and tells the scheduler how many held
+//! ([`Scheduler::take_drafts`], [`Scheduler::accept_drafts`]). Drafts never take a decode
+//! token from another request, never preempt anyone (they are dropped first), and their KV
+//! is never registered in the prefix cache unless accepted.
+//!
 //! When a running request cannot get a block, the newest running request is preempted: its blocks
 //! are freed and it goes back to the front of the queue, to be recomputed later (its prefix
 //! usually comes back from the prefix cache). Nothing fails for lack of memory as long as one
@@ -38,6 +45,9 @@ pub struct ScheduledChunk {
     /// Whether this chunk reaches the request's last known token, so its logits give the next
     /// token.
     pub samples: bool,
+    /// Draft tokens at the end of the chunk: the engine needs the logits of every position
+    /// from the last real token on to verify them.
+    pub num_drafts: usize,
 }
 
 /// Copy the KV of positions `0..num_tokens` of block `source` into block `destination` before
@@ -75,6 +85,20 @@ struct SequenceState {
     num_computed_tokens: usize,
     /// Prompt tokens found in the prefix cache when the request was first admitted.
     num_cached_prompt_tokens: Option<usize>,
+    /// The last `num_drafts` of `tokens` are unverified drafts.
+    num_drafts: usize,
+}
+
+impl SequenceState {
+    fn drop_drafts(&mut self) {
+        self.tokens.truncate(self.tokens.len() - self.num_drafts);
+        self.num_drafts = 0;
+    }
+
+    /// Prompt and generated tokens, without drafts.
+    fn committed(&self) -> &[TokenId] {
+        &self.tokens[..self.tokens.len() - self.num_drafts]
+    }
 }
 
 /// Waiting and running requests, and the KV block bookkeeping they share.
@@ -109,6 +133,7 @@ impl Scheduler {
             tokens: prompt,
             num_computed_tokens: 0,
             num_cached_prompt_tokens: None,
+            num_drafts: 0,
         };
         self.sequences.insert(request, state);
         self.waiting.push_back(request);
@@ -121,13 +146,25 @@ impl Scheduler {
 
         // Decoding requests first, then the ones still in their prompt; admission order within.
         let mut order: Vec<RequestId> = self.running.clone();
-        order.sort_by_key(|id| self.num_remaining_tokens(*id) > 1);
+        order.sort_by_key(|id| !self.is_decoding(*id));
+        // Each decoding request's drafts leave one token of budget to every later one.
+        let mut num_decoding_left = order.iter().filter(|id| self.is_decoding(**id)).count();
         for request in order {
             if budget == 0 {
                 break;
             }
             if output.preempted.contains(&request) {
                 continue;
+            }
+            if self.is_decoding(request) {
+                num_decoding_left -= 1;
+                let state = self.sequences.get_mut(&request).expect("running requests have state");
+                let room = budget.saturating_sub(num_decoding_left + 1);
+                if state.num_drafts > room {
+                    let keep = state.tokens.len() - state.num_drafts + room;
+                    state.tokens.truncate(keep);
+                    state.num_drafts = room;
+                }
             }
             let num_tokens = self.num_remaining_tokens(request).min(budget);
             if self.reserve_or_preempt(request, num_tokens, &mut output) {
@@ -151,13 +188,56 @@ impl Scheduler {
     }
 
     /// Records that the step ran: every chunk's tokens now have KV, and full blocks become
-    /// findable by later requests.
+    /// findable by later requests. Drafts do not count as computed until accepted.
     pub fn complete_step(&mut self, output: &SchedulerOutput) {
         for chunk in &output.chunks {
             let Some(state) = self.sequences.get_mut(&chunk.request) else { continue };
-            state.num_computed_tokens = chunk.start + chunk.num_tokens;
+            state.num_computed_tokens = chunk.start + chunk.num_tokens - chunk.num_drafts;
             self.kv.cache_computed_blocks(chunk.request, &state.tokens, state.num_computed_tokens);
         }
+    }
+
+    /// Running requests that are decoding (only their last token left to compute), in the order
+    /// the next step takes them.
+    pub fn decoding_requests(&self) -> Vec<RequestId> {
+        self.running.iter().copied().filter(|&id| self.is_decoding(id)).collect()
+    }
+
+    /// Proposes `drafts` as the next tokens of `request`, to be verified in its next chunk.
+    /// Ignored unless the request is running, decoding (one token left to compute) and carries
+    /// no drafts yet.
+    pub fn set_drafts(&mut self, request: RequestId, drafts: &[TokenId]) {
+        if drafts.is_empty() || !self.running.contains(&request) || !self.is_decoding(request) {
+            return;
+        }
+        let state = self.sequences.get_mut(&request).expect("running requests have state");
+        if state.num_drafts == 0 {
+            state.tokens.extend_from_slice(drafts);
+            state.num_drafts = drafts.len();
+        }
+    }
+
+    /// After a step that computed `request`'s drafts: removes them from its tokens and returns
+    /// them, for the engine to verify against the step's logits. Each token the engine then
+    /// samples goes through [`append_token`](Self::append_token) as usual, and
+    /// [`accept_drafts`](Self::accept_drafts) says how many of them were the drafts.
+    pub fn take_drafts(&mut self, request: RequestId) -> Vec<TokenId> {
+        let Some(state) = self.sequences.get_mut(&request) else { return Vec::new() };
+        let drafts = state.tokens.split_off(state.tokens.len() - state.num_drafts);
+        state.num_drafts = 0;
+        drafts
+    }
+
+    /// The first `num_accepted` tokens appended since [`take_drafts`](Self::take_drafts) were
+    /// its drafts, so their KV, computed in the step, is right: they count as computed, and
+    /// their full blocks become findable. The blocks reserved for the rejected ones are freed.
+    pub fn accept_drafts(&mut self, request: RequestId, num_accepted: usize) {
+        let Some(state) = self.sequences.get_mut(&request) else { return };
+        state.num_computed_tokens =
+            (state.num_computed_tokens + num_accepted).min(state.tokens.len() - 1);
+        self.kv.cache_computed_blocks(request, &state.tokens, state.num_computed_tokens);
+        // The next step computes the token after them: keep its block.
+        self.kv.truncate(request, state.num_computed_tokens + 1);
     }
 
     /// Appends a sampled token to a request (it is computed in a later step).
@@ -177,9 +257,16 @@ impl Scheduler {
         self.waiting.retain(|&r| r != request);
     }
 
-    /// The request's tokens (prompt, then generated).
+    /// The request's tokens (prompt, then generated), without drafts.
     pub fn tokens(&self, request: RequestId) -> &[TokenId] {
-        self.sequences.get(&request).map_or(&[], |s| s.tokens.as_slice())
+        self.sequences.get(&request).map_or(&[], |s| s.committed())
+    }
+
+    /// The tokens `chunk` computes, drafts included.
+    pub fn chunk_tokens(&self, chunk: &ScheduledChunk) -> &[TokenId] {
+        self.sequences
+            .get(&chunk.request)
+            .map_or(&[], |s| &s.tokens[chunk.start..chunk.start + chunk.num_tokens])
     }
 
     /// Prompt tokens that came from the prefix cache when the request was first admitted.
@@ -215,6 +302,13 @@ impl Scheduler {
         &self.kv
     }
 
+    /// Running with only its last real token (and maybe drafts) left to compute.
+    fn is_decoding(&self, request: RequestId) -> bool {
+        self.sequences.get(&request).is_some_and(|s| {
+            s.num_computed_tokens > 0 && s.tokens.len() - s.num_drafts == s.num_computed_tokens + 1
+        })
+    }
+
     fn num_remaining_tokens(&self, request: RequestId) -> usize {
         self.sequences
             .get(&request)
@@ -229,6 +323,7 @@ impl Scheduler {
             start,
             num_tokens,
             samples: start + num_tokens == state.tokens.len(),
+            num_drafts: if start + num_tokens == state.tokens.len() { state.num_drafts } else { 0 },
         }
     }
 
@@ -237,7 +332,7 @@ impl Scheduler {
     fn reserve_or_preempt(
         &mut self,
         request: RequestId,
-        num_tokens: usize,
+        mut num_tokens: usize,
         output: &mut SchedulerOutput,
     ) -> bool {
         loop {
@@ -253,6 +348,13 @@ impl Scheduler {
                 output.chunks.push(self.chunk(request, num_tokens));
                 return true;
             }
+            // Drafts are a bet: they go before anyone is preempted.
+            let state = self.sequences.get_mut(&request).expect("running requests have state");
+            if state.num_drafts > 0 {
+                num_tokens -= state.num_drafts;
+                state.drop_drafts();
+                continue;
+            }
             let victim = self.running.pop().expect("the request being scheduled is running");
             self.preempt(victim, output);
             if victim == request {
@@ -264,6 +366,7 @@ impl Scheduler {
     fn preempt(&mut self, victim: RequestId, output: &mut SchedulerOutput) {
         self.kv.free(victim);
         let state = self.sequences.get_mut(&victim).expect("running requests have state");
+        state.drop_drafts();
         state.num_computed_tokens = 0;
         self.num_preemptions += 1;
         // A victim scheduled earlier in this step loses its chunk: its blocks are gone.
@@ -319,13 +422,103 @@ mod tests {
     }
 
     /// Runs one step as the engine does, "sampling" token 1 for every request that samples.
+    /// Drafts are verified as the engine does: the first half of them is accepted.
     fn step(s: &mut Scheduler) -> SchedulerOutput {
         let output = s.schedule();
         s.complete_step(&output);
         for chunk in output.chunks.iter().filter(|c| c.samples) {
+            let drafts = s.take_drafts(chunk.request);
+            assert_eq!(drafts.len(), chunk.num_drafts);
+            let accepted = &drafts[..drafts.len() / 2];
+            for &token in accepted {
+                s.append_token(chunk.request, token);
+            }
             s.append_token(chunk.request, 1);
+            s.accept_drafts(chunk.request, accepted.len());
         }
         output
+    }
+
+    #[test]
+    fn drafts_are_computed_after_the_last_token_and_rolled_back_when_rejected() {
+        let mut s = scheduler(64, 4, 512);
+        let id = RequestId(1);
+        s.add_request(id, prompt(10, 0));
+        step(&mut s); // the prompt; token 1 sampled
+        assert_eq!(s.decoding_requests(), [id]);
+        s.set_drafts(id, &[5, 6, 7]);
+        assert_eq!(s.tokens(id).len(), 11, "drafts are not the request's tokens");
+        let output = s.schedule();
+        let chunk = output.chunks[0];
+        assert_eq!((chunk.start, chunk.num_tokens, chunk.num_drafts), (10, 4, 3));
+        assert!(chunk.samples);
+        assert_eq!(s.chunk_tokens(&chunk), [1, 5, 6, 7]);
+        assert_eq!(s.block_table(id).len(), 4, "positions 0..14 in blocks of 4");
+        s.complete_step(&output);
+        assert_eq!(s.take_drafts(id), [5, 6, 7]);
+        // 5 held, 9 was sampled where 6 was guessed.
+        s.append_token(id, 5);
+        s.append_token(id, 9);
+        s.accept_drafts(id, 1);
+        assert_eq!(s.tokens(id)[10..], [1, 5, 9]);
+        assert_eq!(s.block_table(id).len(), 4, "position 12 still needs the fourth block");
+        let chunk = s.schedule().chunks[0];
+        assert_eq!((chunk.start, chunk.num_tokens, chunk.num_drafts), (12, 1, 0));
+        s.kv().check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn rejected_drafts_free_their_blocks_and_never_enter_the_prefix_cache() {
+        let mut s = scheduler(64, 4, 512);
+        let id = RequestId(1);
+        s.add_request(id, prompt(7, 0));
+        step(&mut s);
+        s.set_drafts(id, &[20, 21, 22, 23, 24, 25, 26]);
+        let output = s.schedule();
+        assert_eq!(s.block_table(id).len(), 4, "positions 0..15");
+        s.complete_step(&output);
+        s.take_drafts(id);
+        s.append_token(id, 9); // the first draft is rejected
+        s.accept_drafts(id, 0);
+        assert_eq!(s.block_table(id).len(), 3, "positions 0..9");
+        // The drafts filled block 2 (positions 8..12) in the step, but only the two computed
+        // blocks are findable: a prompt that continues with the rejected drafts finds those two.
+        let mut guess = prompt(7, 0);
+        guess.extend([1, 20, 21, 22, 23, 24]);
+        s.add_request(RequestId(2), guess);
+        step(&mut s);
+        assert_eq!(s.num_cached_prompt_tokens(RequestId(2)), 8);
+        s.kv().check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn drafts_leave_every_decoding_request_its_token() {
+        let mut s = scheduler(64, 4, 3);
+        s.add_request(RequestId(1), prompt(2, 1));
+        s.add_request(RequestId(2), prompt(1, 2));
+        step(&mut s);
+        s.set_drafts(RequestId(1), &[5, 6, 7, 8]);
+        s.set_drafts(RequestId(2), &[5, 6, 7, 8]);
+        let output = s.schedule();
+        let sizes: Vec<(usize, usize)> =
+            output.chunks.iter().map(|c| (c.num_tokens, c.num_drafts)).collect();
+        assert_eq!(sizes, [(2, 1), (1, 0)], "one draft fits beside the other's decode token");
+    }
+
+    #[test]
+    fn drafts_are_dropped_before_anyone_is_preempted() {
+        // 3 blocks of 4: the request's 8 positions fill two, drafts would need two more.
+        let mut s = scheduler(3, 4, 64);
+        let id = RequestId(1);
+        s.add_request(id, prompt(7, 1));
+        step(&mut s);
+        s.set_drafts(id, &[5, 6, 7, 8, 9]);
+        let output = s.schedule();
+        assert!(output.preempted.is_empty());
+        assert_eq!((output.chunks[0].num_tokens, output.chunks[0].num_drafts), (1, 0));
+        s.complete_step(&output);
+        assert!(s.take_drafts(id).is_empty());
+        assert_eq!(s.tokens(id).len(), 8);
     }
 
     fn prompt(len: usize, salt: u32) -> Vec<TokenId> {
@@ -468,6 +661,7 @@ mod tests {
     enum Operation {
         Add { len: usize, family: u32 },
         Step,
+        Draft { index: usize, len: usize },
         Remove(usize),
     }
 
@@ -478,6 +672,7 @@ mod tests {
             Just(Operation::Step),
             Just(Operation::Step),
             (0usize..8).prop_map(Operation::Remove),
+            (0usize..8, 1usize..9).prop_map(|(index, len)| Operation::Draft { index, len }),
         ]
     }
 
@@ -510,7 +705,9 @@ mod tests {
                             prop_assert!(chunk.num_tokens >= 1);
                             prop_assert!(!output.preempted.contains(&chunk.request));
                             let table = s.block_table(chunk.request).len();
-                            prop_assert!(table * 4 >= chunk.start + chunk.num_tokens);
+                            // Blocks of rejected drafts are gone after the step.
+                            let kept = chunk.start + chunk.num_tokens - chunk.num_drafts;
+                            prop_assert!(table * 4 >= kept);
                         }
                         // Requests at 60 tokens finish, so that contexts stay bounded.
                         let done: Vec<RequestId> =
@@ -518,6 +715,12 @@ mod tests {
                         for id in done {
                             s.remove_request(id);
                             live.retain(|&r| r != id);
+                        }
+                    }
+                    Operation::Draft { index, len } => {
+                        if !live.is_empty() {
+                            let id = live[index % live.len()];
+                            s.set_drafts(id, &vec![7; len]);
                         }
                     }
                     Operation::Remove(index) => {

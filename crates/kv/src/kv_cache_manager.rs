@@ -258,6 +258,21 @@ impl KvCacheManager {
         }
     }
 
+    /// Keeps only the blocks `request` needs for its first `num_positions` positions and
+    /// releases the rest, tail first: what speculative decoding does after verification, when
+    /// blocks reserved for rejected draft tokens are no longer needed. Blocks already registered
+    /// in the prefix cache are never released this way (they hold computed positions, and the
+    /// caller only truncates past what it computed). Unknown requests are ignored.
+    pub fn truncate(&mut self, request: RequestId, num_positions: usize) {
+        let Some(state) = self.requests.get_mut(&request) else { return };
+        let keep = num_positions.div_ceil(self.block_size).max(state.block_hashes.len());
+        if keep >= state.table.len() {
+            return;
+        }
+        let released: Vec<BlockId> = state.table.drain(keep..).collect();
+        self.pool.release(released.into_iter().rev());
+    }
+
     /// Unreferenced blocks, evictable cached ones included.
     pub fn num_free_blocks(&self) -> usize {
         self.pool.num_free_blocks()
@@ -408,6 +423,29 @@ mod tests {
         let manager = KvCacheManager::new(5, 16, false).unwrap();
         assert_eq!((manager.num_blocks(), manager.block_size()), (5, 16));
         assert_eq!(manager.num_free_blocks(), 5);
+    }
+
+    #[test]
+    fn truncate_releases_the_tail_but_never_a_registered_block() {
+        let mut manager = manager(8);
+        let request = RequestId(1);
+        let tokens = prompt(1, 9);
+        // Positions 0..9 computed (two full blocks registered), 6 more reserved for drafts.
+        manager.allocate_slots(request, &tokens, 0, 9 + 6, None).unwrap();
+        manager.cache_computed_blocks(request, &tokens, 9);
+        assert_eq!(manager.block_table(request).len(), 4);
+        let kept: Vec<BlockId> = manager.block_table(request)[..3].to_vec();
+        manager.truncate(request, 10);
+        assert_eq!(manager.block_table(request), kept);
+        assert_eq!(manager.num_free_blocks(), 5);
+        // Asking for fewer positions than the registered blocks hold keeps those blocks.
+        manager.truncate(request, 1);
+        assert_eq!(manager.block_table(request), &kept[..2]);
+        manager.check_invariants().unwrap();
+        manager.truncate(RequestId(99), 0);
+        manager.free(request);
+        assert_eq!(manager.num_free_blocks(), 8);
+        manager.check_invariants().unwrap();
     }
 
     #[test]

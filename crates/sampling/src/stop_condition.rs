@@ -173,6 +173,12 @@ impl StopCondition {
         self.num_generated_tokens
     }
 
+    /// Tokens that may still be generated before `max_tokens` stops the sequence; `None`
+    /// without a limit.
+    pub fn num_tokens_left(&self) -> Option<u32> {
+        self.max_tokens.map(|max_tokens| max_tokens.saturating_sub(self.num_generated_tokens))
+    }
+
     fn finish_with(&mut self, mut text: String, reason: StopReason) -> StopUpdate {
         text.push_str(&self.stop_matcher.flush());
         self.finished = Some(reason.clone());

@@ -45,6 +45,9 @@ pub(crate) struct Usage {
     pub(crate) completion_tokens: u32,
     /// Prompt tokens whose KV came from the prefix cache.
     pub(crate) cached_tokens: u32,
+    /// Speculative decoding: draft tokens the model confirmed, and those it did not.
+    pub(crate) accepted_draft_tokens: u32,
+    pub(crate) rejected_draft_tokens: u32,
 }
 
 /// One generated choice: the whole of it for a full response, or what one stream chunk adds.
@@ -101,6 +104,8 @@ pub(crate) struct Generation {
     /// Cached prompt tokens of each prompt (the best of its choices).
     cached_tokens: HashMap<u32, usize>,
     completion_tokens: usize,
+    drafted_tokens: usize,
+    accepted_draft_tokens: usize,
     started: Instant,
     /// For chats, how the output is read, and each choice's parser (made at its first event).
     parsing: Option<OutputParsing>,
@@ -172,6 +177,8 @@ impl Generation {
             logprobs: params.logprobs,
             cached_tokens: HashMap::new(),
             completion_tokens: 0,
+            drafted_tokens: 0,
+            accepted_draft_tokens: 0,
             started: Instant::now(),
             parsing: output.parsing,
             parsers: HashMap::new(),
@@ -290,6 +297,8 @@ impl Generation {
         let cached = self.cached_tokens.entry(prompt).or_default();
         *cached = (*cached).max(usage.num_cached_tokens);
         self.completion_tokens += usage.num_generated_tokens;
+        self.drafted_tokens += usage.num_drafted_tokens;
+        self.accepted_draft_tokens += usage.num_accepted_draft_tokens;
     }
 
     /// The tokens counted so far (all of them once every choice has ended).
@@ -299,6 +308,8 @@ impl Generation {
             prompt_tokens: self.prompt_lengths.iter().sum::<usize>() as u32,
             completion_tokens: self.completion_tokens as u32,
             cached_tokens: self.cached_tokens.values().sum::<usize>() as u32,
+            accepted_draft_tokens: self.accepted_draft_tokens as u32,
+            rejected_draft_tokens: (self.drafted_tokens - self.accepted_draft_tokens) as u32,
         }
     }
 

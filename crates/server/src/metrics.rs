@@ -44,6 +44,8 @@ pub(crate) struct Metrics {
     prompt_tokens: Family<ModelLabels, Counter>,
     cached_prompt_tokens: Family<ModelLabels, Counter>,
     generated_tokens: Family<ModelLabels, Counter>,
+    drafted_tokens: Family<ModelLabels, Counter>,
+    accepted_draft_tokens: Family<ModelLabels, Counter>,
     // Read at scrape time.
     running: Family<ModelLabels, Gauge>,
     waiting: Family<ModelLabels, Gauge>,
@@ -78,6 +80,8 @@ impl Metrics {
             prompt_tokens: Family::default(),
             cached_prompt_tokens: Family::default(),
             generated_tokens: Family::default(),
+            drafted_tokens: Family::default(),
+            accepted_draft_tokens: Family::default(),
             running: Family::default(),
             waiting: Family::default(),
             kv_blocks: Family::default(),
@@ -113,6 +117,16 @@ impl Metrics {
             metrics.cached_prompt_tokens.clone(),
         );
         r.register("generated_tokens", "Tokens generated", metrics.generated_tokens.clone());
+        r.register(
+            "speculative_drafted_tokens",
+            "Draft tokens proposed by speculative decoding for finished sequences",
+            metrics.drafted_tokens.clone(),
+        );
+        r.register(
+            "speculative_accepted_tokens",
+            "Of those, tokens the model confirmed (generated without a step of their own)",
+            metrics.accepted_draft_tokens.clone(),
+        );
         r.register("running_sequences", "Sequences being generated", metrics.running.clone());
         r.register(
             "queued_requests",
@@ -180,6 +194,10 @@ impl Metrics {
         self.prompt_tokens.get_or_create(&labels).inc_by(usage.num_prompt_tokens as u64);
         self.cached_prompt_tokens.get_or_create(&labels).inc_by(usage.num_cached_tokens as u64);
         self.generated_tokens.get_or_create(&labels).inc_by(usage.num_generated_tokens as u64);
+        self.drafted_tokens.get_or_create(&labels).inc_by(usage.num_drafted_tokens as u64);
+        self.accepted_draft_tokens
+            .get_or_create(&labels)
+            .inc_by(usage.num_accepted_draft_tokens as u64);
     }
 
     /// The metrics as OpenMetrics text, gauges read from `models` now.

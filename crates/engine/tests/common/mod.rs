@@ -62,6 +62,9 @@ pub(crate) fn alone_engine() -> &'static EngineHandle {
     ENGINE.get_or_init(|| {
         let mut config = config(512, 1);
         config.enable_prefix_caching = false;
+        // Plain decoding: the reference the other engines (which speculate by default) must
+        // match token for token.
+        config.speculative = uma_engine::SpeculativeConfig::off();
         start(config)
     })
 }

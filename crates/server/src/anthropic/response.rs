@@ -246,7 +246,8 @@ mod tests {
         assert!(blocks[1]["id"].as_str().is_some_and(|id| id.starts_with("toolu_")));
         let text = ParsedOutput { content: "Hi".into(), ..ParsedOutput::default() };
         assert_eq!(content_blocks(&text), vec![json!({"type": "text", "text": "Hi"})]);
-        let usage = Usage { prompt_tokens: 12, completion_tokens: 5, cached_tokens: 8 };
+        let usage =
+            Usage { prompt_tokens: 12, completion_tokens: 5, cached_tokens: 8, ..Usage::default() };
         assert_eq!(
             usage_json(&usage),
             json!({"input_tokens": 4, "cache_creation_input_tokens": 0,

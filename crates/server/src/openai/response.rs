@@ -48,6 +48,11 @@ impl Usage {
             "completion_tokens": self.completion_tokens,
             "total_tokens": u64::from(self.prompt_tokens) + u64::from(self.completion_tokens),
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            // OpenAI's fields for predicted outputs, which is what speculative drafts are.
+            "completion_tokens_details": {
+                "accepted_prediction_tokens": self.accepted_draft_tokens,
+                "rejected_prediction_tokens": self.rejected_draft_tokens,
+            },
         })
     }
 }
@@ -364,7 +369,13 @@ mod tests {
         assert_eq!(called["choices"][0]["finish_reason"], "tool_calls");
     }
 
-    const USAGE: Usage = Usage { prompt_tokens: 12, completion_tokens: 5, cached_tokens: 8 };
+    const USAGE: Usage = Usage {
+        prompt_tokens: 12,
+        completion_tokens: 5,
+        cached_tokens: 8,
+        accepted_draft_tokens: 3,
+        rejected_draft_tokens: 1,
+    };
 
     #[test]
     fn usage_shape() {
@@ -375,6 +386,10 @@ mod tests {
                 "completion_tokens": 5,
                 "total_tokens": 17,
                 "prompt_tokens_details": {"cached_tokens": 8},
+                "completion_tokens_details": {
+                    "accepted_prediction_tokens": 3,
+                    "rejected_prediction_tokens": 1,
+                },
             })
         );
     }

@@ -492,7 +492,8 @@ mod tests {
             (Some("function_call"), Some("incomplete"))
         );
         assert_eq!(items[1]["content"][0]["text"], "<tool_call>{\"a\"");
-        let usage = Usage { prompt_tokens: 10, completion_tokens: 4, cached_tokens: 6 };
+        let usage =
+            Usage { prompt_tokens: 10, completion_tokens: 4, cached_tokens: 6, ..Usage::default() };
         assert_eq!(usage_json(&usage, 1)["total_tokens"], 14);
         assert_eq!(usage_json(&usage, 1)["input_tokens_details"]["cached_tokens"], 6);
         assert_eq!(assistant_turn(&[]), None);
