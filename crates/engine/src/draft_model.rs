@@ -15,6 +15,7 @@ use uma_model::{Batch, LogitsRequest, Model};
 
 use crate::error::{EngineError, Result};
 use crate::prompt_encoder::PromptEncoder;
+use crate::speculation::StepCost;
 use crate::{RequestId, TokenId};
 
 /// What a sequence wants drafted: its tokens so far and how many guesses.
@@ -33,6 +34,8 @@ pub(crate) struct DraftModel<B: Backend> {
     num_computed: HashMap<RequestId, usize>,
     /// Most tokens computed in one forward call while catching up on a prompt.
     max_chunk_tokens: usize,
+    /// Its steps' time, fitted: what a draft step costs next to the model's.
+    cost: StepCost,
 }
 
 impl<B: Backend> DraftModel<B> {
@@ -57,6 +60,7 @@ impl<B: Backend> DraftModel<B> {
             blocks,
             num_computed: HashMap::new(),
             max_chunk_tokens: max_chunk_tokens.max(1),
+            cost: StepCost::default(),
         })
     }
 
@@ -94,7 +98,7 @@ impl<B: Backend> DraftModel<B> {
                     &want.tokens[computed..computed + num_unseen.min(self.max_chunk_tokens)];
                 let table = self.blocks.block_table(want.request);
                 let batch = Batch::single(chunk, computed, table, LogitsRequest::None);
-                self.model.forward(&batch, &mut self.kv_cache)?;
+                timed_forward(&self.model, &mut self.kv_cache, &mut self.cost, &batch)?;
                 self.num_computed.insert(want.request, computed + chunk.len());
             }
         }
@@ -114,7 +118,7 @@ impl<B: Backend> DraftModel<B> {
                 let table = self.blocks.block_table(want.request);
                 batch.push(std::slice::from_ref(&inputs[i]), position, table, LogitsRequest::Last);
             }
-            let logits = self.model.forward(&batch, &mut self.kv_cache)?;
+            let logits = timed_forward(&self.model, &mut self.kv_cache, &mut self.cost, &batch)?;
             for (row, &i) in running.iter().enumerate() {
                 let guess = argmax(logits.row(row));
                 let want = active[i];
@@ -126,6 +130,11 @@ impl<B: Backend> DraftModel<B> {
         // Each sequence's positions now run through its second-to-last guess (the last one was
         // never fed back), exactly what was reserved.
         Ok(drafts)
+    }
+
+    /// Seconds of a draft step over `num_tokens` tokens, once measured.
+    pub(crate) fn step_seconds(&self, num_tokens: usize) -> Option<f64> {
+        self.cost.seconds(num_tokens)
     }
 
     /// After verification: of the positions the draft model computed for `request`, only the
@@ -142,6 +151,19 @@ impl<B: Backend> DraftModel<B> {
         self.num_computed.remove(&request);
         self.blocks.free(request);
     }
+}
+
+/// One forward pass, its time recorded in `cost`.
+fn timed_forward<B: Backend>(
+    model: &Model<B>,
+    kv_cache: &mut B::KvCache,
+    cost: &mut StepCost,
+    batch: &Batch<'_>,
+) -> Result<uma_model::Logits> {
+    let started = std::time::Instant::now();
+    let logits = model.forward(batch, kv_cache)?;
+    cost.record(batch.num_tokens(), started.elapsed().as_secs_f64());
+    Ok(logits)
 }
 
 /// The highest logit's token, the lowest id on ties (greedy drafting).

@@ -21,7 +21,10 @@ use crate::output::{Completion, StreamEvent, TokenOutput, Usage};
 use crate::pooling::{Pooler, Pooling};
 use crate::prompt_encoder::PromptEncoder;
 use crate::scheduler::{ScheduledChunk, Scheduler, SchedulerOutput};
-use crate::speculation::{lookup_drafts, SequenceSpeculation, SpeculativeConfig, SpeculativeMode};
+use crate::speculation::{
+    best_draft_length, lookup_drafts, Drafter, SequenceSpeculation, SpeculativeConfig,
+    SpeculativeMode, StepCost,
+};
 use crate::{RequestId, TokenId};
 
 /// One step's grammar mask of a constrained sequence: `None` while a lazy grammar waits for its
@@ -115,6 +118,7 @@ pub(crate) struct EngineCore<B: Backend> {
     context_length: usize,
     speculative: SpeculativeConfig,
     draft: Option<DraftModel<B>>,
+    step_cost: StepCost,
     requests: HashMap<RequestId, ActiveRequest>,
     shutdown_deadline: Option<Instant>,
     counters: EngineStats,
@@ -143,6 +147,7 @@ impl<B: Backend> EngineCore<B> {
             context_length,
             speculative,
             draft,
+            step_cost: StepCost::default(),
             requests: HashMap::new(),
             shutdown_deadline: None,
             counters: EngineStats::default(),
@@ -294,7 +299,7 @@ impl<B: Backend> EngineCore<B> {
             decoder: StreamDecoder::new(true),
             events,
             num_prompt_tokens: prompt.len(),
-            speculation: SequenceSpeculation::new(self.speculative.max_draft_tokens),
+            speculation: SequenceSpeculation::default(),
         };
         self.requests.insert(id, active);
         self.scheduler.add_request(id, prompt);
@@ -319,7 +324,11 @@ impl<B: Backend> EngineCore<B> {
             return;
         }
         self.counters.num_steps += 1;
+        let started = Instant::now();
         let (result, mut masks) = self.execute_and_mask(&plan);
+        if result.is_ok() {
+            self.step_cost.record(plan.num_tokens(), started.elapsed().as_secs_f64());
+        }
         let mut logits = match result {
             Ok(logits) => logits,
             Err(error) => {
@@ -355,13 +364,31 @@ impl<B: Backend> EngineCore<B> {
         }
         let decoding = self.scheduler.decoding_requests();
         let mut budget = self.speculative.max_verify_tokens.saturating_sub(decoding.len());
-        let use_draft_model = self.speculative.mode != SpeculativeMode::Lookup;
+        let use_draft_model =
+            self.speculative.mode != SpeculativeMode::Lookup && self.draft.is_some();
         let mut for_draft_model: Vec<(RequestId, usize)> = Vec::new();
+        // What a draft costs, in tokens the step would produce in the same time: its row in the
+        // step, and for the draft model also its share of a draft step. Before the costs are
+        // measured, a row is taken to cost a fifth of a token and a draft step half a step.
+        let (lookup_cost, draft_model_cost) = match self.speculative.always_draft {
+            true => (0.0, 0.0),
+            false => {
+                let row = self.step_cost.row_cost(decoding.len()).unwrap_or(0.2);
+                let draft_step = self.draft.as_ref().and_then(|draft| {
+                    Some(
+                        draft.step_seconds(decoding.len())?
+                            / self.step_cost.seconds(decoding.len())?,
+                    )
+                });
+                (row, row + draft_step.unwrap_or(0.5))
+            }
+        };
+        let max_length = self.speculative.max_draft_tokens;
         for id in decoding {
             if budget == 0 {
                 break;
             }
-            let Some(request) = self.requests.get(&id) else { continue };
+            let Some(request) = self.requests.get_mut(&id) else { continue };
             if request.constraint.is_some() {
                 continue;
             }
@@ -370,21 +397,31 @@ impl<B: Backend> EngineCore<B> {
             // the drafts must not pass max_tokens.
             let context_room = self.context_length.saturating_sub(tokens.len());
             let tokens_left = request.stop.num_tokens_left().map_or(usize::MAX, |n| n as usize);
-            let length = request
-                .speculation
-                .draft_length()
-                .min(budget)
-                .min(context_room)
-                .min(tokens_left.saturating_sub(1));
-            // Prompt lookup first: free, and right whenever the text repeats itself.
-            let drafts = lookup_drafts(tokens, length);
-            if drafts.is_empty() && use_draft_model && self.draft.is_some() && length > 0 {
-                for_draft_model.push((id, length));
-                budget -= length;
+            let cap = budget.min(context_room).min(tokens_left.saturating_sub(1));
+            let speculation = &mut request.speculation;
+            // Prompt lookup first: free to propose, and right whenever the text repeats itself.
+            let length = best_draft_length(speculation.lookup.rate(), lookup_cost, max_length);
+            let drafts = lookup_drafts(tokens, length.min(cap));
+            if length == 0 {
+                speculation.lookup.forget();
+            }
+            if !drafts.is_empty() {
+                budget -= drafts.len();
+                speculation.pending = Some(Drafter::Lookup);
+                self.scheduler.set_drafts(id, &drafts);
                 continue;
             }
-            budget -= drafts.len();
-            self.scheduler.set_drafts(id, &drafts);
+            if use_draft_model {
+                let acceptance = speculation.draft_model.rate();
+                let length = best_draft_length(acceptance, draft_model_cost, max_length).min(cap);
+                if length == 0 {
+                    speculation.draft_model.forget();
+                    continue;
+                }
+                speculation.pending = Some(Drafter::DraftModel);
+                for_draft_model.push((id, length));
+                budget -= length;
+            }
         }
         if let (Some(draft), false) = (&mut self.draft, for_draft_model.is_empty()) {
             let scheduler = &self.scheduler;
@@ -438,7 +475,7 @@ impl<B: Backend> EngineCore<B> {
         }
         // A request that finished on the way is gone, its blocks with it.
         if let Some(request) = self.requests.get_mut(&id) {
-            request.speculation.adapt(drafts.len(), num_accepted);
+            request.speculation.record(drafts.len(), num_accepted);
             self.scheduler.accept_drafts(id, num_accepted);
             if let Some(draft) = &mut self.draft {
                 draft.rollback(id, chunk.start + 1 + num_accepted);

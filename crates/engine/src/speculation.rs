@@ -46,7 +46,8 @@ impl SpeculativeMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpeculativeConfig {
     pub mode: SpeculativeMode,
-    /// Most draft tokens per sequence and step.
+    /// Most draft tokens per sequence and step (fewer when they do not pay: see
+    /// [`best_draft_length`]).
     pub max_draft_tokens: usize,
     /// Most tokens a step's decoding sequences compute together, drafts included: beyond it the
     /// rows stop being nearly free (the step turns compute bound) and drafts cost more than
@@ -54,6 +55,9 @@ pub struct SpeculativeConfig {
     pub max_verify_tokens: usize,
     /// The GGUF file of a draft model with the same vocabulary (`--draft`).
     pub draft_model: Option<std::path::PathBuf>,
+    /// Draft `max_draft_tokens` whenever there are drafts, whatever they cost (tests and
+    /// measurements); normally lengths follow [`best_draft_length`].
+    pub always_draft: bool,
 }
 
 impl Default for SpeculativeConfig {
@@ -63,6 +67,7 @@ impl Default for SpeculativeConfig {
             max_draft_tokens: 8,
             max_verify_tokens: 24,
             draft_model: None,
+            always_draft: false,
         }
     }
 }
@@ -99,42 +104,137 @@ pub fn lookup_drafts(tokens: &[TokenId], max_tokens: usize) -> Vec<TokenId> {
     Vec::new()
 }
 
-/// A sequence's speculation state: how many drafts to propose next, and what it got so far.
+/// Who proposed a sequence's drafts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drafter {
+    Lookup,
+    DraftModel,
+}
+
+/// How often one drafter's drafts hold for one sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Acceptance {
+    /// Recent drafts that held, and recent verifications that ended on a rejected draft,
+    /// decayed so the estimate follows the text (a copied span ends, a new one starts).
+    recent_accepted: f64,
+    recent_rejections: f64,
+}
+
+/// Weight of the past in the acceptance estimate, per verification.
+const ACCEPTANCE_DECAY: f64 = 0.8;
+
+impl Acceptance {
+    /// The chance that the next draft holds, given that the ones before it did: accepted drafts
+    /// over accepted drafts and rejections (each verification ends at its first rejection),
+    /// starting from one of each.
+    pub(crate) fn rate(&self) -> f64 {
+        (self.recent_accepted + 1.0) / (self.recent_accepted + self.recent_rejections + 2.0)
+    }
+
+    /// A step without drafts: the past fades towards even odds, so a sequence whose drafts
+    /// stopped paying tries again after a while (the text it copies may have come back).
+    pub(crate) fn forget(&mut self) {
+        self.recent_accepted *= ACCEPTANCE_DECAY;
+        self.recent_rejections *= ACCEPTANCE_DECAY;
+    }
+
+    /// Records a verification in which `num_accepted` of `num_drafted` drafts held.
+    pub(crate) fn record(&mut self, num_drafted: usize, num_accepted: usize) {
+        let rejected = if num_accepted < num_drafted { 1.0 } else { 0.0 };
+        self.recent_accepted = ACCEPTANCE_DECAY * self.recent_accepted + num_accepted as f64;
+        self.recent_rejections = ACCEPTANCE_DECAY * self.recent_rejections + rejected;
+    }
+}
+
+/// A sequence's speculation state.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct SequenceSpeculation {
-    /// Drafts proposed next time (adapts to the acceptance).
-    draft_length: usize,
-    max_draft_tokens: usize,
+    pub(crate) lookup: Acceptance,
+    pub(crate) draft_model: Acceptance,
+    /// Who proposed the drafts now waiting for verification.
+    pub(crate) pending: Option<Drafter>,
     /// Drafts proposed for the sequence, and those sampled as proposed.
     pub(crate) num_drafted: usize,
     pub(crate) num_accepted: usize,
 }
 
 impl SequenceSpeculation {
-    pub(crate) fn new(max_draft_tokens: usize) -> Self {
-        SequenceSpeculation {
-            draft_length: max_draft_tokens.min(4),
-            max_draft_tokens,
-            num_drafted: 0,
-            num_accepted: 0,
+    /// Records the verification of the pending drafts.
+    pub(crate) fn record(&mut self, num_drafted: usize, num_accepted: usize) {
+        match self.pending.take() {
+            Some(Drafter::Lookup) => self.lookup.record(num_drafted, num_accepted),
+            Some(Drafter::DraftModel) => self.draft_model.record(num_drafted, num_accepted),
+            None => {}
+        }
+    }
+}
+
+/// The draft length that gains the most tokens per second, or 0 when drafting does not pay.
+///
+/// With acceptance `p`, k drafts give p + p² + … + pᵏ extra tokens; each draft row costs
+/// `row_cost`: the tokens the step would have produced in the time that row takes, at its
+/// current rate. On a machine where a step is bound by memory bandwidth a row costs little and
+/// long drafts pay; where the rows are compute bound (a few CPU cores, or many sequences in the
+/// step) only drafts that nearly always hold do.
+pub(crate) fn best_draft_length(acceptance: f64, row_cost: f64, max_length: usize) -> usize {
+    let (mut best, mut best_gain) = (0, 0.0);
+    let (mut expected, mut power) = (0.0, 1.0);
+    for length in 1..=max_length {
+        power *= acceptance;
+        expected += power;
+        let gain = expected - row_cost * length as f64;
+        if gain > best_gain {
+            (best, best_gain) = (length, gain);
+        }
+    }
+    best
+}
+
+/// A step's time as a fixed part plus a part per token, fitted online by least squares over
+/// recent steps: what a draft row costs on this machine, for this model, now.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StepCost {
+    // Decayed sums of 1, x, y, x², xy (x: tokens in the step, y: seconds).
+    sums: [f64; 5],
+}
+
+/// Weight of the past per step: about the last hundred steps count.
+const STEP_COST_DECAY: f64 = 0.99;
+
+impl StepCost {
+    pub(crate) fn record(&mut self, num_tokens: usize, seconds: f64) {
+        let x = num_tokens as f64;
+        for (sum, value) in self.sums.iter_mut().zip([1.0, x, seconds, x * x, x * seconds]) {
+            *sum = STEP_COST_DECAY * *sum + value;
         }
     }
 
-    /// Drafts to propose now.
-    pub(crate) fn draft_length(&self) -> usize {
-        self.draft_length
+    /// (fixed seconds, seconds per token), once the steps seen differ enough in size to tell
+    /// the two apart.
+    fn fit(&self) -> Option<(f64, f64)> {
+        let [n, x, y, xx, xy] = self.sums;
+        let variance = n * xx - x * x;
+        if n < 4.0 || variance <= 1e-9 * n * n {
+            return None;
+        }
+        let per_token = ((n * xy - x * y) / variance).max(0.0);
+        let fixed = ((y - per_token * x) / n).max(0.0);
+        Some((fixed, per_token))
     }
 
-    /// Adapts the draft length after a verification in which `num_accepted` of `num_drafted`
-    /// drafts held (the counts themselves are kept by the engine as tokens are sent). All
-    /// held: propose twice as many next time; otherwise one more than held, so a sequence whose
-    /// guesses keep failing costs one extra row per step.
-    pub(crate) fn adapt(&mut self, num_drafted: usize, num_accepted: usize) {
-        self.draft_length = if num_accepted == num_drafted {
-            (2 * self.draft_length).clamp(1, self.max_draft_tokens)
-        } else {
-            (num_accepted + 1).min(self.max_draft_tokens)
-        };
+    /// Seconds of a step of `num_tokens` tokens, once fitted.
+    pub(crate) fn seconds(&self, num_tokens: usize) -> Option<f64> {
+        let (fixed, per_token) = self.fit()?;
+        Some(fixed + per_token * num_tokens as f64)
+    }
+
+    /// What one more row costs in a step of `num_tokens` tokens, in tokens that step produces
+    /// in the same time; `None` until the fit exists.
+    pub(crate) fn row_cost(&self, num_tokens: usize) -> Option<f64> {
+        let (fixed, per_token) = self.fit()?;
+        let n = num_tokens.max(1) as f64;
+        let step = fixed + per_token * n;
+        (step > 0.0).then(|| per_token * n / step)
     }
 }
 
@@ -166,17 +266,53 @@ mod tests {
     }
 
     #[test]
-    fn the_draft_length_grows_on_success_and_shrinks_on_failure() {
-        let mut speculation = SequenceSpeculation::new(8);
-        assert_eq!(speculation.draft_length(), 4);
-        speculation.adapt(4, 4);
-        assert_eq!(speculation.draft_length(), 8);
-        speculation.adapt(8, 8);
-        assert_eq!(speculation.draft_length(), 8, "capped");
-        speculation.adapt(8, 2);
-        assert_eq!(speculation.draft_length(), 3);
-        speculation.adapt(3, 0);
-        assert_eq!(speculation.draft_length(), 1);
+    fn drafts_are_as_long_as_they_pay() {
+        // Free rows: draft as much as allowed while anything may hold.
+        assert_eq!(best_draft_length(0.5, 0.0, 8), 8);
+        // Rows costing a fifth of a step's tokens: p^k must stay above 0.2.
+        assert_eq!(best_draft_length(0.9, 0.2, 32), 15);
+        assert_eq!(best_draft_length(0.5, 0.2, 8), 2);
+        // Rows as dear as a whole token: never.
+        assert_eq!(best_draft_length(0.99, 1.0, 8), 0);
+        assert_eq!(best_draft_length(0.0, 0.0, 8), 0);
+    }
+
+    #[test]
+    fn the_acceptance_follows_recent_verifications() {
+        let mut acceptance = Acceptance::default();
+        assert_eq!(acceptance.rate(), 0.5);
+        for _ in 0..20 {
+            acceptance.record(8, 8);
+        }
+        assert!(acceptance.rate() > 0.95, "{}", acceptance.rate());
+        for _ in 0..20 {
+            acceptance.record(4, 0);
+        }
+        assert!(acceptance.rate() < 0.25, "{}", acceptance.rate());
+        for _ in 0..40 {
+            acceptance.forget();
+        }
+        assert!((acceptance.rate() - 0.5).abs() < 0.01, "back to even odds");
+    }
+
+    #[test]
+    fn the_step_cost_is_fitted_from_steps_of_different_sizes() {
+        let mut cost = StepCost::default();
+        assert_eq!(cost.row_cost(1), None);
+        // 30 ms fixed, 10 ms per token.
+        for tokens in [1, 1, 4, 9, 1, 16, 2, 1] {
+            cost.record(tokens, 0.030 + 0.010 * tokens as f64);
+        }
+        let one = cost.row_cost(1).expect("fitted");
+        assert!((one - 0.25).abs() < 1e-6, "{one}");
+        let sixteen = cost.row_cost(16).expect("fitted");
+        assert!((sixteen - 160.0 / 190.0).abs() < 1e-6, "{sixteen}");
+        // Steps all of one size cannot tell fixed from per-token time.
+        let mut flat = StepCost::default();
+        for _ in 0..10 {
+            flat.record(1, 0.03);
+        }
+        assert_eq!(flat.row_cost(1), None);
     }
 
     #[test]

@@ -37,6 +37,9 @@ fn engine_with_draft(
         mode,
         max_verify_tokens: max_num_seqs * 9,
         draft_model: draft.map(uma_test_models::path),
+        // Drafts in every step they can, for the checks to see many of them; whether they pay
+        // on this machine is not what these tests are about.
+        always_draft: true,
         ..SpeculativeConfig::default()
     };
     EngineHandle::open(&uma_test_models::path(model), "m", config).expect("engine starts")
