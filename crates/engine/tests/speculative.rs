@@ -4,7 +4,9 @@
 //! follow the model's distribution (a chi-square test over 2,000 samples).
 mod common;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
@@ -87,6 +89,23 @@ fn run_all(engine: &EngineHandle, requests: &[GenerationRequest], order: &[usize
     runs.into_iter().map(|run| run.expect("every request ran")).collect()
 }
 
+/// The plain runs of `requests(model)`, computed once per model and shared by the tests that
+/// compare against them.
+fn plain_runs(model: TestModel) -> &'static [Run] {
+    static RUNS: OnceLock<Mutex<HashMap<String, &'static [Run]>>> = OnceLock::new();
+    let runs = RUNS.get_or_init(Default::default);
+    let mut runs = runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    runs.entry(format!("{model:?}")).or_insert_with(|| {
+        let requests = requests(model);
+        let all: Vec<usize> = (0..requests.len()).collect();
+        let engine = engine(model, 16, SpeculativeMode::Off);
+        let plain = run_all(&engine, &requests, &all);
+        assert_eq!(wait_idle(&engine).num_drafted_tokens, 0);
+        engine.shutdown(Duration::ZERO);
+        Vec::leak(plain)
+    })
+}
+
 fn assert_same_runs(what: &str, got: &[Run], want: &[Run]) {
     assert_eq!(got.len(), want.len());
     for (index, (got, want)) in got.iter().zip(want).enumerate() {
@@ -107,11 +126,7 @@ fn check_speculation_is_invisible(
 ) {
     let requests = requests(model);
     let all: Vec<usize> = (0..requests.len()).collect();
-    let plain_engine = engine(model, 16, SpeculativeMode::Off);
-    let plain = run_all(&plain_engine, &requests, &all);
-    let plain_stats = wait_idle(&plain_engine);
-    assert_eq!(plain_stats.num_drafted_tokens, 0);
-    plain_engine.shutdown(Duration::ZERO);
+    let plain = plain_runs(model);
 
     // Sixteen at once, submitted in reverse.
     let lookup_engine = engine_with_draft(model, 16, mode, draft);
@@ -119,7 +134,7 @@ fn check_speculation_is_invisible(
     let batched = run_all(&lookup_engine, &requests, &reversed);
     let stats = wait_idle(&lookup_engine);
     lookup_engine.shutdown(Duration::ZERO);
-    assert_same_runs(&format!("{model:?}, 16 at once"), &batched, &plain);
+    assert_same_runs(&format!("{model:?}, 16 at once"), &batched, plain);
     let accepted: usize =
         batched.iter().map(|run| run.completion.usage.num_accepted_draft_tokens).sum();
     assert_eq!(stats.num_accepted_draft_tokens, accepted as u64);
