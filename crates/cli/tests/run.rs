@@ -79,4 +79,27 @@ fn bad_input_is_one_clear_line() {
         "but the context holds 64",
     );
     assert_one_line_error(&uma(&["run", &gemma, "hi", "--top-p", "1.5"], ""), "top_p");
+    assert_one_line_error(
+        &uma(&["run", &gemma, "hi", "--speculative", "draft"], ""),
+        "needs a draft model",
+    );
+    let qwen = model(TestModel::QwenCoder05b);
+    assert_one_line_error(
+        &uma(&["run", &gemma, "hi", "--draft", &qwen], ""),
+        "the draft model does not fit",
+    );
+}
+
+#[test]
+fn speculation_does_not_change_the_answer() {
+    let qwen = model(TestModel::QwenCoder05b);
+    let prompt = "Repeat this sentence twice: the cat sat on the mat.";
+    let args = ["run", &qwen, prompt, "--temperature", "0", "-n", "32"];
+    let plain = uma(&[&args[..], &["--speculative", "off"]].concat(), "");
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    for speculation in [&["--speculative", "lookup"][..], &["--draft", &qwen][..]] {
+        let output = uma(&[&args[..], speculation].concat(), "");
+        assert!(output.status.success(), "{speculation:?}: {}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), text(&plain.stdout), "{speculation:?}");
+    }
 }
