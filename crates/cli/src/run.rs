@@ -445,8 +445,12 @@ fn summary(answer: &Answer) {
         FinishReason::Length => ", stopped: length",
         FinishReason::Cancelled => ", stopped: cancelled",
     };
+    let drafted = match usage.num_drafted_tokens {
+        0 => String::new(),
+        n => format!(", {} of {n} drafts accepted", usage.num_accepted_draft_tokens),
+    };
     eprintln!(
-        "[prompt: {} tokens{reused}, {:.1} tok/s | generated: {} tokens, {:.1} tok/s{stopped}]",
+        "[prompt: {} tokens{reused}, {:.1} tok/s | generated: {} tokens, {:.1} tok/s{drafted}{stopped}]",
         usage.num_prompt_tokens,
         rate(usage.num_prompt_tokens - usage.num_cached_tokens, answer.prefill_time),
         usage.num_generated_tokens,

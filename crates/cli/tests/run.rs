@@ -101,5 +101,7 @@ fn speculation_does_not_change_the_answer() {
         let output = uma(&[&args[..], speculation].concat(), "");
         assert!(output.status.success(), "{speculation:?}: {}", text(&output.stderr));
         assert_eq!(text(&output.stdout), text(&plain.stdout), "{speculation:?}");
+        assert!(text(&output.stderr).contains("drafts accepted"), "{}", text(&output.stderr));
     }
+    assert!(!text(&plain.stderr).contains("drafts"), "{}", text(&plain.stderr));
 }
