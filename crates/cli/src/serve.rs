@@ -251,6 +251,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
     if args.model_name.is_some() && args.models.len() > 1 {
         bail!("--model-name names a single model; with several, write NAME=PATH");
     }
+    let speculative = args.speculative.config()?;
     let mut models: Vec<ServedModel> = Vec::new();
     for argument in &args.models {
         let (name, model) = match argument.split_once('=') {
@@ -287,7 +288,7 @@ fn plan_models(args: &ServeArgs, budget_bytes: u64) -> anyhow::Result<Vec<Served
             config.max_queued_requests = queue;
         }
         config.enable_prefix_caching = !args.no_prefix_cache;
-        config.speculative = args.speculative.config()?;
+        config.speculative = speculative.clone();
         let declared = uma_gguf::ModelParams::from_metadata(file.metadata())
             .ok()
             .and_then(|params| params.pooling_type)

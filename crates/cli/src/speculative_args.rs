@@ -1,6 +1,6 @@
-//! `--speculative`, `--draft` and `--draft-tokens`: speculative decoding for `uma run`, `uma
-//! serve` and `uma bench`. The draft model's weights and KV pool come out of the same memory
-//! budget as the model's.
+//! `--speculative`, `--draft` and `--draft-tokens`: speculative decoding for `uma run` and `uma
+//! serve`. The draft model's weights and KV pool come out of the same memory budget as the
+//! model's.
 
 use std::path::PathBuf;
 
@@ -23,8 +23,9 @@ pub(crate) struct SpeculativeArgs {
     /// the model's family), as a file or a store name.
     #[arg(long, value_name = "MODEL")]
     draft: Option<PathBuf>,
-    /// Most draft tokens per sequence and step (the length adapts to how many hold).
-    #[arg(long, value_name = "N", default_value_t = 8,
+    /// Most draft tokens per sequence and step (fewer when longer drafts do not pay: the engine
+    /// weighs how often they hold against what a draft row costs on this machine).
+    #[arg(long, value_name = "N", default_value_t = SpeculativeConfig::default().max_draft_tokens as u64,
           value_parser = clap::value_parser!(u64).range(1..=64))]
     draft_tokens: u64,
 }
