@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use uma_kv::KvCacheManager;
 use uma_model::backend::Backend;
 use uma_model::{Batch, LogitsRequest, Model};
+use uma_sampling::argmax;
 
 use crate::error::{EngineError, Result};
 use crate::prompt_encoder::PromptEncoder;
@@ -120,7 +121,8 @@ impl<B: Backend> DraftModel<B> {
             }
             let logits = timed_forward(&self.model, &mut self.kv_cache, &mut self.cost, &batch)?;
             for (row, &i) in running.iter().enumerate() {
-                let guess = argmax(logits.row(row));
+                // A row without a finite logit guesses token 0, which verification rejects.
+                let guess = argmax(logits.row(row)).unwrap_or(0);
                 let want = active[i];
                 *self.num_computed.get_mut(&want.request).expect("reserved") += 1;
                 drafts.entry(want.request).or_default().push(guess);
@@ -164,17 +166,6 @@ fn timed_forward<B: Backend>(
     let logits = model.forward(batch, kv_cache)?;
     cost.record(batch.num_tokens(), started.elapsed().as_secs_f64());
     Ok(logits)
-}
-
-/// The highest logit's token, the lowest id on ties (greedy drafting).
-fn argmax(row: &[f32]) -> TokenId {
-    let mut best = 0;
-    for (index, &value) in row.iter().enumerate() {
-        if value > row[best] {
-            best = index;
-        }
-    }
-    best as TokenId
 }
 
 /// The same tokens under the same ids: checked on every id, by its bytes.

@@ -418,7 +418,6 @@ impl<B: Backend> EngineCore<B> {
                     speculation.draft_model.forget();
                     continue;
                 }
-                speculation.pending = Some(Drafter::DraftModel);
                 for_draft_model.push((id, length));
                 budget -= length;
             }
@@ -447,6 +446,9 @@ impl<B: Backend> EngineCore<B> {
                 }
             };
             for (id, drafts) in proposed {
+                if let Some(request) = self.requests.get_mut(&id) {
+                    request.speculation.pending = Some(Drafter::DraftModel);
+                }
                 self.scheduler.set_drafts(id, &drafts);
             }
         }

@@ -90,9 +90,11 @@ struct SequenceState {
 }
 
 impl SequenceState {
-    fn drop_drafts(&mut self) {
-        self.tokens.truncate(self.tokens.len() - self.num_drafts);
-        self.num_drafts = 0;
+    /// Keeps the first `num_drafts` drafts (all when there are fewer) and drops the rest.
+    fn keep_drafts(&mut self, num_drafts: usize) {
+        let num_kept = self.num_drafts.min(num_drafts);
+        self.tokens.truncate(self.tokens.len() - self.num_drafts + num_kept);
+        self.num_drafts = num_kept;
     }
 
     /// Prompt and generated tokens, without drafts.
@@ -159,12 +161,7 @@ impl Scheduler {
             if self.is_decoding(request) {
                 num_decoding_left -= 1;
                 let state = self.sequences.get_mut(&request).expect("running requests have state");
-                let room = budget.saturating_sub(num_decoding_left + 1);
-                if state.num_drafts > room {
-                    let keep = state.tokens.len() - state.num_drafts + room;
-                    state.tokens.truncate(keep);
-                    state.num_drafts = room;
-                }
+                state.keep_drafts(budget.saturating_sub(num_decoding_left + 1));
             }
             let num_tokens = self.num_remaining_tokens(request).min(budget);
             if self.reserve_or_preempt(request, num_tokens, &mut output) {
@@ -318,12 +315,14 @@ impl Scheduler {
     fn chunk(&self, request: RequestId, num_tokens: usize) -> ScheduledChunk {
         let state = &self.sequences[&request];
         let start = state.num_computed_tokens;
+        let samples = start + num_tokens == state.tokens.len();
         ScheduledChunk {
             request,
             start,
             num_tokens,
-            samples: start + num_tokens == state.tokens.len(),
-            num_drafts: if start + num_tokens == state.tokens.len() { state.num_drafts } else { 0 },
+            samples,
+            // Drafts are the last tokens: only a chunk that reaches the end carries them.
+            num_drafts: if samples { state.num_drafts } else { 0 },
         }
     }
 
@@ -352,7 +351,7 @@ impl Scheduler {
             let state = self.sequences.get_mut(&request).expect("running requests have state");
             if state.num_drafts > 0 {
                 num_tokens -= state.num_drafts;
-                state.drop_drafts();
+                state.keep_drafts(0);
                 continue;
             }
             let victim = self.running.pop().expect("the request being scheduled is running");
@@ -366,7 +365,7 @@ impl Scheduler {
     fn preempt(&mut self, victim: RequestId, output: &mut SchedulerOutput) {
         self.kv.free(victim);
         let state = self.sequences.get_mut(&victim).expect("running requests have state");
-        state.drop_drafts();
+        state.keep_drafts(0);
         state.num_computed_tokens = 0;
         self.num_preemptions += 1;
         // A victim scheduled earlier in this step loses its chunk: its blocks are gone.

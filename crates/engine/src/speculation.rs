@@ -177,17 +177,17 @@ impl SequenceSpeculation {
 /// long drafts pay; where the rows are compute bound (a few CPU cores, or many sequences in the
 /// step) only drafts that nearly always hold do.
 pub(crate) fn best_draft_length(acceptance: f64, row_cost: f64, max_length: usize) -> usize {
-    let (mut best, mut best_gain) = (0, 0.0);
-    let (mut expected, mut power) = (0.0, 1.0);
-    for length in 1..=max_length {
+    // The k-th draft adds pᵏ − cost, and pᵏ only falls with k: the gain grows while pᵏ is above
+    // the cost and never again after.
+    let (mut length, mut power) = (0, 1.0);
+    while length < max_length {
         power *= acceptance;
-        expected += power;
-        let gain = expected - row_cost * length as f64;
-        if gain > best_gain {
-            (best, best_gain) = (length, gain);
+        if power <= row_cost {
+            break;
         }
+        length += 1;
     }
-    best
+    length
 }
 
 /// A step's time as a fixed part plus a part per token, fitted online by least squares over

@@ -29,6 +29,7 @@ mod token_history;
 
 pub use batch::sample_batch;
 pub use error::{Result, SamplingError};
+pub use processors::argmax;
 pub use sampler::{SampledToken, Sampler};
 pub use sampling_params::{
     PenaltyScope, SamplingParams, MAX_STOP_BYTES, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS,

@@ -98,7 +98,7 @@ pub(crate) fn apply_presence_frequency_penalty(
 }
 
 /// Index of the largest logit, lowest id on ties; `None` if every logit is `-inf` (or NaN).
-pub(crate) fn argmax(logits: &[f32]) -> Option<TokenId> {
+pub fn argmax(logits: &[f32]) -> Option<TokenId> {
     let mut best_index = 0;
     let mut best_logit = f32::NEG_INFINITY;
     for (index, &logit) in logits.iter().enumerate() {
