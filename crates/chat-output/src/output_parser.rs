@@ -1,5 +1,7 @@
 //! Generated text split into reasoning, content and tool calls while it streams.
 
+mod harmony;
+
 use crate::call_object::{CallObjectParser, MAX_NAME_BYTES};
 use crate::json_scanner::{JsonScanner, Scan, StringDecoder, StringStep};
 use crate::{
@@ -36,6 +38,12 @@ const MISTRAL_CALL_ID: &str = "[CALL_ID]";
 /// it ([`OutputParser::held_bytes`]); it never panics.
 ///
 /// With neither a tool-call nor a reasoning format, text passes through unchanged as content.
+///
+/// With harmony as either format ([`ReasoningFormat::Harmony`], [`ToolCallFormat::Harmony`])
+/// the text is read as harmony messages: `analysis` ones are reasoning, messages to
+/// `functions.NAME` are calls (when there is a tool format; else their text is content), any
+/// other message is content; messages of a kind are joined by a blank line. Text outside any
+/// message, or under a header that does not parse, is content.
 #[derive(Debug)]
 pub struct OutputParser {
     tool_format: Option<ToolCallFormat>,
@@ -66,6 +74,16 @@ enum Mode {
     Region(Box<Region>),
     /// After a Llama 3 call: `;` and whitespace, then another call or the end.
     Llama3Between,
+    /// Harmony: between messages (or at the start of the output): the next message's header,
+    /// or text outside any message.
+    HarmonyNext,
+    /// Harmony: a message header, from `<|start|>` (or the first header token, after the
+    /// prompt's `<|start|>assistant`) to `<|message|>`.
+    HarmonyHeader,
+    /// Harmony: the text of a message, read as reasoning or as content.
+    HarmonyText { reasoning: bool },
+    /// Harmony: the text of a message to a function: the call's arguments.
+    HarmonyCall(Box<Region>),
 }
 
 /// Whitespace handling for one text channel (content or reasoning): whitespace that starts the
@@ -108,6 +126,15 @@ impl TextChannel {
         self.held_whitespace.clear();
         self.skip_leading = true;
     }
+
+    /// A message of this channel ended (harmony): the next one's text, if any, follows after a
+    /// blank line instead of the whitespace around the two.
+    fn separate(&mut self) {
+        if !self.skip_leading {
+            self.held_whitespace = "\n\n".to_owned();
+            self.skip_leading = true;
+        }
+    }
 }
 
 /// The text of one group of calls, from its trigger to its end. All or nothing: if any part is
@@ -148,6 +175,8 @@ enum RegionKind {
     GenericCall,
     /// `{"response": "..."}` (after `{"response":`).
     GenericResponse,
+    /// A harmony message to `functions.NAME`: its header, then the arguments object.
+    Harmony,
 }
 
 #[derive(Debug)]
@@ -179,7 +208,8 @@ enum RegionState {
         name: String,
         length: usize,
     },
-    MistralArguments(JsonScanner),
+    /// The arguments object of a call whose name came before it (Mistral's `[ARGS]`, harmony).
+    Arguments(JsonScanner),
     ResponseString(StringDecoder),
 }
 
@@ -316,15 +346,23 @@ impl OutputParser {
         starts_in_reasoning: bool,
     ) -> OutputParser {
         let in_reasoning = starts_in_reasoning && reasoning.is_some();
+        let harmony = reasoning == Some(ReasoningFormat::Harmony)
+            || tool_format == Some(ToolCallFormat::Harmony);
         OutputParser {
             tool_format,
             reasoning_format: reasoning,
             pending: String::new(),
             consumed: 0,
-            mode: if in_reasoning {
-                Mode::Reasoning { at_start: true }
-            } else {
-                Mode::Content { at_start: true }
+            mode: match (harmony, in_reasoning) {
+                (true, reasoning) => {
+                    if reasoning {
+                        Mode::HarmonyText { reasoning }
+                    } else {
+                        Mode::HarmonyNext
+                    }
+                }
+                (false, true) => Mode::Reasoning { at_start: true },
+                (false, false) => Mode::Content { at_start: true },
             },
             content: TextChannel::new(),
             reasoning: TextChannel::new(),
@@ -378,7 +416,7 @@ impl OutputParser {
     /// whitespace waiting to see whether text follows it.
     pub fn held_bytes(&self) -> usize {
         let region = match &self.mode {
-            Mode::Region(region) => region.raw.len(),
+            Mode::Region(region) | Mode::HarmonyCall(region) => region.raw.len(),
             _ => 0,
         };
         self.pending.len()
@@ -404,6 +442,14 @@ impl OutputParser {
                 }
                 Mode::Region(region) => self.step_region(region, &text, &mut pos, at_end),
                 Mode::Llama3Between => self.step_llama3_between(&text, &mut pos, at_end),
+                Mode::HarmonyNext => self.step_harmony_next(&text, &mut pos, at_end),
+                Mode::HarmonyHeader => self.step_harmony_header(&text, &mut pos, at_end),
+                Mode::HarmonyText { reasoning } => {
+                    self.step_harmony_text(&text, &mut pos, reasoning, at_end)
+                }
+                Mode::HarmonyCall(region) => {
+                    self.step_harmony_call(region, &text, &mut pos, at_end)
+                }
             };
             if flow == Flow::Wait {
                 break;
@@ -599,6 +645,7 @@ impl OutputParser {
             | RegionKind::Llama3
             | RegionKind::GenericCall => RegionState::Object(Box::new(CallObjectParser::new())),
             RegionKind::Mistral => RegionState::MistralStart,
+            RegionKind::Harmony => RegionState::Arguments(JsonScanner::new()),
             RegionKind::GenericCalls => {
                 RegionState::Literal { text: "[", matched: 0, then: AfterLiteral::ArrayElement }
             }
@@ -676,9 +723,10 @@ impl OutputParser {
                         RegionState::Literal { text: "}", matched: 0, then: AfterLiteral::Done },
                         Consumed,
                     ),
-                    RegionKind::Llama3 | RegionKind::HermesBare | RegionKind::GenericResponse => {
-                        (RegionState::ArrayAfterElement, Complete)
-                    }
+                    RegionKind::Llama3
+                    | RegionKind::HermesBare
+                    | RegionKind::GenericResponse
+                    | RegionKind::Harmony => (RegionState::ArrayAfterElement, Complete),
                 }
             }
             RegionState::Literal { text, matched, then } => {
@@ -760,7 +808,7 @@ impl OutputParser {
                 tag.push(c);
                 if tag == MISTRAL_ARGS {
                     self.call_named(region, name);
-                    (RegionState::MistralArguments(JsonScanner::new()), Consumed)
+                    (RegionState::Arguments(JsonScanner::new()), Consumed)
                 } else if call_id_allowed && tag == MISTRAL_CALL_ID {
                     (RegionState::MistralCallId { name, length: 0 }, Consumed)
                 } else if MISTRAL_ARGS.starts_with(tag.as_str())
@@ -785,14 +833,14 @@ impl OutputParser {
                     (RegionState::MistralCallId { name, length }, Failed("invalid call id"))
                 }
             }
-            RegionState::MistralArguments(mut scanner) => {
+            RegionState::Arguments(mut scanner) => {
                 let fresh = self.call_arguments_empty(region);
                 if fresh && c.is_whitespace() {
-                    return (RegionState::MistralArguments(scanner), Consumed);
+                    return (RegionState::Arguments(scanner), Consumed);
                 }
                 if fresh && c != '{' {
                     let reason = "the tool arguments are not a JSON object";
-                    return (RegionState::MistralArguments(scanner), Failed(reason));
+                    return (RegionState::Arguments(scanner), Failed(reason));
                 }
                 match scanner.feed(c) {
                     Scan::Token { .. } => {
@@ -801,19 +849,19 @@ impl OutputParser {
                     Scan::Whitespace => {}
                     Scan::EndedBefore => {
                         let reason = "text after the tool arguments";
-                        return (RegionState::MistralArguments(scanner), Failed(reason));
+                        return (RegionState::Arguments(scanner), Failed(reason));
                     }
                     Scan::Error(reason) => {
-                        return (RegionState::MistralArguments(scanner), Failed(reason));
+                        return (RegionState::Arguments(scanner), Failed(reason));
                     }
                 }
                 if scanner.is_complete() {
                     match self.call_complete(region) {
                         Ok(()) => (RegionState::ArrayAfterElement, Complete),
-                        Err(reason) => (RegionState::MistralArguments(scanner), Failed(reason)),
+                        Err(reason) => (RegionState::Arguments(scanner), Failed(reason)),
                     }
                 } else {
-                    (RegionState::MistralArguments(scanner), Consumed)
+                    (RegionState::Arguments(scanner), Consumed)
                 }
             }
             RegionState::ResponseString(mut decoder) => match decoder.feed(c) {
@@ -903,12 +951,13 @@ impl OutputParser {
 
     /// Which start pattern `text` begins with, if it is decided yet.
     fn match_start(&self, text: &str) -> StartMatch {
-        let think = self.reasoning_format.filter(|_| !self.reasoning_seen).map(|format| {
-            let pattern: &'static [Piece] = match format {
-                ReasoningFormat::Think => &[Lit("<think>")],
-            };
-            (pattern, StartAction::Reasoning)
-        });
+        // Harmony's reasoning is read by the harmony modes, never as a start pattern.
+        let think = self
+            .reasoning_format
+            .filter(|format| *format == ReasoningFormat::Think && !self.reasoning_seen)
+            .map(|_| -> (&'static [Piece], StartAction) {
+                (&[Lit("<think>")], StartAction::Reasoning)
+            });
         let tools: &[(&[Piece], StartAction)] = match self.tool_format {
             Some(ToolCallFormat::Llama3) => LLAMA3_START,
             Some(ToolCallFormat::Generic) => GENERIC_START,
@@ -931,7 +980,7 @@ impl OutputParser {
             Some(ToolCallFormat::Hermes) => &[TOOL_CALL_OPEN],
             Some(ToolCallFormat::Llama3) => &[PYTHON_TAG],
             Some(ToolCallFormat::Mistral | ToolCallFormat::MistralArgs) => &[MISTRAL_TOOL_CALLS],
-            Some(ToolCallFormat::Generic) | None => &[],
+            Some(ToolCallFormat::Generic | ToolCallFormat::Harmony) | None => &[],
         }
     }
 

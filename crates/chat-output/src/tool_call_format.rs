@@ -73,6 +73,20 @@ pub enum ToolCallFormat {
     /// read as content. Also chosen for templates whose own syntax is not parsed: Qwen3-Coder's
     /// XML calls (`<function=…>`), DeepSeek's `<｜tool▁calls▁begin｜>`, Gemma, Phi.
     Generic,
+    /// OpenAI's harmony format (gpt-oss): a call is a message to `functions.NAME` whose text is
+    /// the arguments object, ended by `<|call|>` (a stop token: one call per generation).
+    ///
+    /// ```text
+    /// <|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>
+    /// ```
+    ///
+    /// Recognised by `<|channel|>` in the template (see
+    /// [`ReasoningFormat::Harmony`](crate::ReasoningFormat::Harmony)). The recipient may also
+    /// come before the channel (` to=functions.get_weather<|channel|>commentary json<|message|>`,
+    /// as gpt-oss's template writes past calls), `<|constrain|>json` and the content type are
+    /// optional, and a message to anything but a function (`to=python`, `to=browser.search`,
+    /// tools the request cannot declare) is reported as malformed.
+    Harmony,
 }
 
 /// Where a call trigger counts.
@@ -149,6 +163,9 @@ pub struct CallSyntax {
     pub body: CallBody,
     /// Texts that start a call in free text.
     pub triggers: &'static [CallTrigger],
+    /// Whether one output can hold several calls. Harmony's cannot: `<|call|>`, which ends a
+    /// call, ends the generation.
+    pub several_calls: bool,
 }
 
 impl CallSyntax {
@@ -178,6 +195,7 @@ const HERMES: CallSyntax = CallSyntax {
     separator: "\n",
     body: NAME_ARGUMENTS,
     triggers: &[CallTrigger { text: "<tool_call>", position: TriggerPosition::Anywhere }],
+    several_calls: true,
 };
 
 const LLAMA3: CallSyntax = CallSyntax {
@@ -191,6 +209,7 @@ const LLAMA3: CallSyntax = CallSyntax {
         CallTrigger { text: "<|python_tag|>", position: TriggerPosition::Anywhere },
         CallTrigger { text: "{", position: TriggerPosition::Start },
     ],
+    several_calls: true,
 };
 
 const MISTRAL: CallSyntax = CallSyntax {
@@ -201,6 +220,7 @@ const MISTRAL: CallSyntax = CallSyntax {
     separator: ", ",
     body: NAME_ARGUMENTS,
     triggers: &[CallTrigger { text: "[TOOL_CALLS]", position: TriggerPosition::Anywhere }],
+    several_calls: true,
 };
 
 const MISTRAL_ARGS: CallSyntax = CallSyntax {
@@ -211,6 +231,7 @@ const MISTRAL_ARGS: CallSyntax = CallSyntax {
     separator: "",
     body: CallBody::NameThenArguments { separator: "[ARGS]" },
     triggers: &[CallTrigger { text: "[TOOL_CALLS]", position: TriggerPosition::Anywhere }],
+    several_calls: true,
 };
 
 const GENERIC: CallSyntax = CallSyntax {
@@ -221,6 +242,23 @@ const GENERIC: CallSyntax = CallSyntax {
     separator: ", ",
     body: NAME_ARGUMENTS,
     triggers: &[CallTrigger { text: "{", position: TriggerPosition::Start }],
+    several_calls: true,
+};
+
+/// The call a harmony model writes after `<|start|>assistant`; between two calls (rendered
+/// calls only: a generation ends at `<|call|>`), the next message's start.
+const HARMONY: CallSyntax = CallSyntax {
+    prefix: "",
+    wrapping: CallWrapping::None,
+    call_open: "<|channel|>commentary to=functions.",
+    call_close: "",
+    separator: "<|call|><|start|>assistant",
+    body: CallBody::NameThenArguments { separator: " <|constrain|>json<|message|>" },
+    triggers: &[CallTrigger {
+        text: "<|channel|>commentary to=functions.",
+        position: TriggerPosition::Anywhere,
+    }],
+    several_calls: false,
 };
 
 impl ToolCallFormat {
@@ -228,7 +266,9 @@ impl ToolCallFormat {
     /// the parser knows.
     pub fn detect(template_source: &str) -> ToolCallFormat {
         let has = |needle: &str| template_source.contains(needle);
-        if has("<tool_call>") {
+        if has(crate::reasoning_format::HARMONY_CHANNEL) {
+            ToolCallFormat::Harmony
+        } else if has("<tool_call>") {
             // Qwen3-Coder also wraps calls in <tool_call>, but as XML, not JSON.
             if has("<function=") {
                 ToolCallFormat::Generic
@@ -256,6 +296,7 @@ impl ToolCallFormat {
             ToolCallFormat::Mistral => MISTRAL,
             ToolCallFormat::MistralArgs => MISTRAL_ARGS,
             ToolCallFormat::Generic => GENERIC,
+            ToolCallFormat::Harmony => HARMONY,
         }
     }
 
@@ -310,6 +351,7 @@ mod tests {
     const LLAMA3_0: &str = r#"{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}{% endfor %}"#;
     const MISTRAL_SMALL_3_1: &str = r#"{{- "[TOOL_CALLS] [" }}{%- for tool_call in tool_calls %}{%- set out = tool_call.function|tojson %}{{- out[:-1] }}"#;
     const MISTRAL_SMALL_3_2: &str = r#"{{- '[TOOL_CALLS]' + tool_call.function.name }}{{- '[CALL_ID]' + tool_call.id }}{{- '[ARGS]' + tool_call['function']['arguments']|tojson }}"#;
+    const GPT_OSS: &str = r#"{{- "<|start|>assistant to=" }}{{- "functions." + tool_call.name + "<|channel|>commentary " }}"#;
     const DEEPSEEK_R1: &str = r#"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name']}}{{'<｜Assistant｜><think>\n'}}"#;
 
     #[test]
@@ -322,6 +364,7 @@ mod tests {
         assert_eq!(ToolCallFormat::detect(MISTRAL_SMALL_3_1), ToolCallFormat::Mistral);
         assert_eq!(ToolCallFormat::detect(MISTRAL_SMALL_3_2), ToolCallFormat::MistralArgs);
         assert_eq!(ToolCallFormat::detect(DEEPSEEK_R1), ToolCallFormat::Generic);
+        assert_eq!(ToolCallFormat::detect(GPT_OSS), ToolCallFormat::Harmony);
         assert_eq!(ToolCallFormat::detect(""), ToolCallFormat::Generic);
     }
 
@@ -336,6 +379,10 @@ mod tests {
         let generic = ToolCallFormat::Generic.syntax();
         assert_eq!(generic.wrapping.open(), "{\"tool_calls\": [");
         assert_eq!(generic.wrapping.close(), "]}");
+        let harmony = ToolCallFormat::Harmony.syntax();
+        assert_eq!(harmony.arguments_key(), None);
+        assert_eq!(harmony.lead(), "<|channel|>commentary to=functions.");
+        assert!(!harmony.several_calls && generic.several_calls);
     }
 
     #[test]
@@ -366,6 +413,12 @@ mod tests {
             ToolCallFormat::Generic.render(&calls),
             "{\"tool_calls\": [{\"name\": \"a\", \"arguments\": {\"x\":1}}, \
              {\"name\": \"b\", \"arguments\": {}}]}"
+        );
+        assert_eq!(
+            ToolCallFormat::Harmony.render(&calls),
+            "<|channel|>commentary to=functions.a <|constrain|>json<|message|>{\"x\":1}\
+             <|call|><|start|>assistant\
+             <|channel|>commentary to=functions.b <|constrain|>json<|message|>{}"
         );
         assert_eq!(ToolCallFormat::Hermes.render(&[]), "");
     }

@@ -472,6 +472,126 @@ fn unterminated_reasoning_is_reasoning_with_an_issue() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Harmony (gpt-oss); what openai-harmony itself reads is in harmony_golden.rs
+
+const HARMONY: Setup = Setup {
+    tool_format: Some(ToolCallFormat::Harmony),
+    reasoning: Some(ReasoningFormat::Harmony),
+    starts_in_reasoning: false,
+};
+
+#[test]
+fn harmony_streams_reasoning_then_a_call() {
+    let text = "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant\
+                <|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>\
+                {\"city\": \"Paris\"}";
+    let chars: Vec<String> = text.chars().map(String::from).collect();
+    let chars: Vec<&str> = chars.iter().map(String::as_str).collect();
+    let (deltas, parsed) = stream(HARMONY, &chars);
+    assert_eq!(
+        deltas,
+        [
+            OutputDelta::Reasoning("Need the weather.".to_owned()),
+            OutputDelta::ToolCallBegin { index: 0, name: "get_weather".to_owned() },
+            OutputDelta::ToolCallArguments {
+                index: 0,
+                fragment: "{\"city\":\"Paris\"}".to_owned()
+            },
+        ]
+    );
+    assert_eq!(
+        parsed,
+        output(Some("Need the weather."), "", vec![call("get_weather", r#"{"city":"Paris"}"#)])
+    );
+}
+
+#[test]
+fn harmony_holds_only_possible_tags() {
+    let mut parser = HARMONY.parser();
+    assert_eq!(parser.push("<|chan"), []);
+    assert_eq!(parser.push("nel|>final<|mess"), []);
+    assert_eq!(parser.push("age|>Hi <|e"), [OutputDelta::Content("Hi".to_owned())]);
+    assert_eq!(parser.push("x|>"), [OutputDelta::Content(" <|ex|>".to_owned())]);
+    // A plain answer (no header) streams at once.
+    let mut parser = HARMONY.parser();
+    assert_eq!(parser.push("Hello"), [OutputDelta::Content("Hello".to_owned())]);
+}
+
+#[test]
+fn harmony_starting_in_reasoning() {
+    let setup = Setup { starts_in_reasoning: true, ..HARMONY };
+    let text = "Think.<|end|><|start|>assistant<|channel|>final<|message|>Answer.";
+    assert_eq!(parse_every_way(setup, text), output(Some("Think."), "Answer.", vec![]));
+}
+
+/// What harmony refuses is kept: text outside any message, whitespace between messages, a
+/// header that does not parse.
+#[test]
+fn harmony_text_outside_messages_is_content() {
+    assert_eq!(parse_every_way(HARMONY, "  Hello there."), output(None, "Hello there.", vec![]));
+    let spaced =
+        "<|channel|>final<|message|>a<|end|>\n<|start|>assistant<|channel|>final<|message|>b";
+    assert_eq!(parse_every_way(HARMONY, spaced), output(None, "a\n\nb", vec![]));
+    let bad_header = "<|channel|>final and more words<|message|>x";
+    assert_eq!(parse_every_way(HARMONY, bad_header), output(None, bad_header, vec![]));
+    let long_header = format!("<|channel|>final {}<|message|>x", "w".repeat(600));
+    assert_eq!(parse_every_way(HARMONY, &long_header).content, long_header);
+    let unfinished = "<|channel|>final";
+    assert_eq!(parse_every_way(HARMONY, unfinished), output(None, unfinished, vec![]));
+}
+
+#[test]
+fn harmony_messages_to_other_tools_are_malformed_calls() {
+    // gpt-oss's built-in python tool (only offered by the template's `builtin_tools`).
+    let text = "<|channel|>analysis to=python code<|message|>print(1)";
+    let parsed = parse_every_way(HARMONY, text);
+    assert_eq!(parsed.content, text);
+    assert!(parsed.tool_calls.is_empty() && parsed.reasoning.is_none());
+    assert!(matches!(parsed.issues[..], [ParseIssue::MalformedToolCall { offset: 0, .. }]));
+    // Without tools a call is text, as in the other formats.
+    let no_tools = Setup { tool_format: None, ..HARMONY };
+    let call = "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}";
+    assert_eq!(parse_every_way(no_tools, call), output(None, call, vec![]));
+}
+
+#[test]
+fn harmony_malformed_arguments_are_withdrawn() {
+    let header = "<|channel|>commentary to=functions.f <|constrain|>json<|message|>";
+    for (arguments, unterminated) in
+        [("{\"a\": }", false), ("[1]", false), ("{} trailing", false), ("{\"a\": 1", true)]
+    {
+        let text = format!(
+            "<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant{header}{arguments}"
+        );
+        let (deltas, _) = stream(HARMONY, &[&text]);
+        assert!(deltas.contains(&OutputDelta::ToolCallInvalid { index: 0 }), "{text}");
+        let parsed = parse_every_way(HARMONY, &text);
+        // The call's message, from its `<|start|>`, is the content.
+        let offset = text.find("<|start|>").expect("a second message");
+        assert_eq!(
+            (parsed.reasoning.as_deref(), &parsed.content[..]),
+            (Some("Hm."), &text[offset..])
+        );
+        assert!(parsed.tool_calls.is_empty());
+        match parsed.issues[..] {
+            [ParseIssue::UnterminatedToolCall { offset: at }] => {
+                assert!(unterminated && at == offset)
+            }
+            [ParseIssue::MalformedToolCall { offset: at, .. }] => {
+                assert!(!unterminated && at == offset)
+            }
+            _ => panic!("{:?} for {text}", parsed.issues),
+        }
+    }
+    // A message that ends before its arguments do.
+    let text =
+        format!("{header}{{\"a\": 1<|end|><|start|>assistant<|channel|>final<|message|>Sorry.");
+    let parsed = parse_every_way(HARMONY, &text);
+    assert_eq!(parsed.content, format!("{header}{{\"a\": 1\n\nSorry."));
+    assert!(matches!(parsed.issues[..], [ParseIssue::MalformedToolCall { offset: 0, .. }]));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Holding back
 
 #[test]
@@ -526,6 +646,7 @@ fn render_then_parse_round_trips_for_every_format() {
         ToolCallFormat::Mistral,
         ToolCallFormat::MistralArgs,
         ToolCallFormat::Generic,
+        ToolCallFormat::Harmony,
     ] {
         let text = format.render(&calls);
         assert_eq!(

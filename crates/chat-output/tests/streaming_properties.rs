@@ -8,22 +8,35 @@ use common::{fold, split_at, stream, without_issues, Setup};
 use proptest::prelude::*;
 use uma_chat_output::{OutputParser, ParsedToolCall, ReasoningFormat, ToolCallFormat};
 
-const TOOL_FORMATS: [ToolCallFormat; 5] = [
+const TOOL_FORMATS: [ToolCallFormat; 6] = [
     ToolCallFormat::Hermes,
     ToolCallFormat::Llama3,
     ToolCallFormat::Mistral,
     ToolCallFormat::MistralArgs,
     ToolCallFormat::Generic,
+    ToolCallFormat::Harmony,
 ];
 
-const FORMATS: [Option<ToolCallFormat>; 6] = [
+const FORMATS: [Option<ToolCallFormat>; 7] = [
     None,
     Some(ToolCallFormat::Hermes),
     Some(ToolCallFormat::Llama3),
     Some(ToolCallFormat::Mistral),
     Some(ToolCallFormat::MistralArgs),
     Some(ToolCallFormat::Generic),
+    Some(ToolCallFormat::Harmony),
 ];
+
+const REASONING_FORMATS: [Option<ReasoningFormat>; 3] =
+    [None, Some(ReasoningFormat::Think), Some(ReasoningFormat::Harmony)];
+
+/// The reasoning syntax that goes with a tool-call format, when the model thinks.
+fn reasoning_of(format: ToolCallFormat, think: bool) -> Option<ReasoningFormat> {
+    match format {
+        ToolCallFormat::Harmony => Some(ReasoningFormat::Harmony),
+        _ => think.then_some(ReasoningFormat::Think),
+    }
+}
 
 /// Pieces that exercise every tag, trigger and JSON state, and their near misses.
 const FRAGMENTS: &[&str] = &[
@@ -83,6 +96,25 @@ const FRAGMENTS: &[&str] = &[
     "{\"arguments\": {}}",
     "{\"name\": \"f\", \"parameters\": ",
     "get_weather",
+    // Harmony (gpt-oss).
+    "<|start|>",
+    "<|channel|>",
+    "<|message|>",
+    "<|end|>",
+    "<|call|>",
+    "<|return|>",
+    "<|constrain|>",
+    "<|",
+    "<|chan",
+    "|>",
+    "assistant",
+    "analysis",
+    "final",
+    "commentary",
+    " to=functions.f",
+    "to=",
+    "functions.",
+    "json",
     "\u{0}",
     "\u{1f}",
 ];
@@ -102,13 +134,16 @@ fn noisy_text() -> impl Strategy<Value = String> {
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
-    (proptest::sample::select(&FORMATS[..]), any::<bool>(), any::<bool>()).prop_map(
-        |(tool_format, think, starts_in_reasoning)| Setup {
-            tool_format,
-            reasoning: think.then_some(ReasoningFormat::Think),
-            starts_in_reasoning,
-        },
+    (
+        proptest::sample::select(&FORMATS[..]),
+        proptest::sample::select(&REASONING_FORMATS[..]),
+        any::<bool>(),
     )
+        .prop_map(|(tool_format, reasoning, starts_in_reasoning)| Setup {
+            tool_format,
+            reasoning,
+            starts_in_reasoning,
+        })
 }
 
 fn cuts(text: &str, raw: &[usize]) -> Vec<usize> {
@@ -176,7 +211,7 @@ proptest! {
             .collect();
         let setup = Setup {
             tool_format: Some(format),
-            reasoning: think.then_some(ReasoningFormat::Think),
+            reasoning: reasoning_of(format, think),
             starts_in_reasoning: false,
         };
         let one_piece = stream(setup, &[&text]);
@@ -186,7 +221,11 @@ proptest! {
         check_output_invariants(&one_piece.1)?;
         // Only rendered calls (or the complete call among the noise fragments) can come out.
         let rendered = segments.iter().filter(|segment| matches!(segment, Segment::Call(_))).count();
-        let noise_calls = text.matches("{\"name\": \"").count();
+        // A harmony call is a message to `functions.NAME`.
+        let noise_calls = match format {
+            ToolCallFormat::Harmony => text.matches("functions.").count(),
+            _ => text.matches("{\"name\": \"").count(),
+        };
         prop_assert!(one_piece.1.tool_calls.len() <= rendered + noise_calls);
     }
 
@@ -232,17 +271,37 @@ proptest! {
         // Text before calls is allowed by every format but the start-anchored ones.
         let anchored = matches!(format, ToolCallFormat::Llama3 | ToolCallFormat::Generic);
         let prose = if anchored && !calls.is_empty() { String::new() } else { prose };
-        let mut text = String::new();
-        if let Some(reasoning) = &reasoning {
-            text.push_str(&format!("<think>{reasoning}</think>\n\n"));
-        }
-        text.push_str(&prose);
-        if !prose.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&format.render(&written));
-
-        let setup = Setup::tools(format).with_think(false);
+        let (text, setup) = if format == ToolCallFormat::Harmony {
+            // Reasoning and text are messages of their own; text before calls is a preamble.
+            let mut messages = Vec::new();
+            if let Some(reasoning) = &reasoning {
+                messages.push(format!("<|channel|>analysis<|message|>{reasoning}"));
+            }
+            if !prose.is_empty() {
+                let channel = if written.is_empty() { "final" } else { "commentary" };
+                messages.push(format!("<|channel|>{channel}<|message|>{prose}"));
+            }
+            if !written.is_empty() {
+                messages.push(format.render(&written));
+            }
+            let setup = Setup { reasoning: Some(ReasoningFormat::Harmony), ..Setup::tools(format) };
+            let mut text = messages.join("<|end|><|start|>assistant");
+            if written.is_empty() && !text.is_empty() {
+                text.push_str("<|end|>");
+            }
+            (text, setup)
+        } else {
+            let mut text = String::new();
+            if let Some(reasoning) = &reasoning {
+                text.push_str(&format!("<think>{reasoning}</think>\n\n"));
+            }
+            text.push_str(&prose);
+            if !prose.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&format.render(&written));
+            (text, Setup::tools(format).with_think(false))
+        };
         let one_piece = stream(setup, &[&text]);
         let output = &one_piece.1;
         prop_assert_eq!(&output.tool_calls, &expected, "{}", text);
@@ -271,6 +330,99 @@ proptest! {
         prop_assert!(output.tool_calls.is_empty(), "{:?}", truncated);
         prop_assert_eq!(output.content, truncated.trim());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Harmony messages in any order, headers written either way (channel or recipient first,
+    /// with or without `<|constrain|>`), each land in their place: `analysis` in the reasoning,
+    /// `final` and preambles in the content, messages to functions as calls; at any split.
+    #[test]
+    fn harmony_messages_land_in_their_channels(
+        messages in proptest::collection::vec(harmony_message(), 0..6),
+        stop in proptest::sample::select(&["", "<|return|>", "<|call|>"][..]),
+        raw_cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let mut text = String::new();
+        let (mut reasoning, mut content, mut calls) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, message) in messages.iter().enumerate() {
+            if index > 0 {
+                text.push_str(if matches!(messages[index - 1], HarmonyMessage::Call { .. }) {
+                    "<|call|><|start|>assistant"
+                } else {
+                    "<|end|><|start|>assistant"
+                });
+            }
+            match message {
+                HarmonyMessage::Text { channel, text: body } => {
+                    text.push_str(&format!("<|channel|>{channel}<|message|>{body}"));
+                    let part = body.trim().to_owned();
+                    if part.is_empty() {
+                    } else if *channel == "analysis" {
+                        reasoning.push(part);
+                    } else {
+                        content.push(part);
+                    }
+                }
+                HarmonyMessage::Call { call, header } => {
+                    let name = &call.name;
+                    let constrain = "<|constrain|>json<|message|>";
+                    text.push_str(&match header {
+                        0 => format!("<|channel|>commentary to=functions.{name} {constrain}"),
+                        1 => format!(" to=functions.{name}<|channel|>commentary json<|message|>"),
+                        _ => format!("<|channel|>commentary to=functions.{name}<|message|>"),
+                    });
+                    text.push_str(&call.arguments);
+                    calls.push(call.clone());
+                }
+            }
+        }
+        text.push_str(stop);
+        let setup = Setup {
+            reasoning: Some(ReasoningFormat::Harmony),
+            ..Setup::tools(ToolCallFormat::Harmony)
+        };
+        let one_piece = stream(setup, &[&text]);
+        let output = &one_piece.1;
+        prop_assert_eq!(&output.tool_calls, &calls, "{}", text);
+        prop_assert_eq!(&output.content, &content.join("\n\n"), "{}", text);
+        let want_reasoning = Some(reasoning.join("\n\n")).filter(|r| !r.is_empty());
+        prop_assert_eq!(&output.reasoning, &want_reasoning, "{}", text);
+        let stopped_in_analysis = stop.is_empty()
+            && matches!(messages.last(), Some(HarmonyMessage::Text { channel: "analysis", .. }));
+        prop_assert_eq!(output.issues.is_empty(), !stopped_in_analysis, "{:?}", output.issues);
+        prop_assert_eq!(without_issues(output), fold(&one_piece.0));
+        let pieces = split_at(&text, &cuts(&text, &raw_cuts));
+        prop_assert_eq!(stream(setup, &pieces), one_piece);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HarmonyMessage {
+    Text {
+        channel: &'static str,
+        text: String,
+    },
+    /// `header`: which way the header is written.
+    Call {
+        call: ParsedToolCall,
+        header: u8,
+    },
+}
+
+fn harmony_message() -> impl Strategy<Value = HarmonyMessage> {
+    prop_oneof![
+        (
+            proptest::sample::select(&["analysis", "final", "commentary"][..]),
+            "[a-zA-Z0-9 .,!?<>|{}\"\n\u{e9}\u{4e1c}]{0,30}",
+        )
+            .prop_map(|(channel, text)| HarmonyMessage::Text { channel, text }),
+        (tool_name(), arguments_object(), 0..3u8).prop_map(|(name, value, header)| {
+            let arguments = serde_json::to_string(&value).expect("serializable");
+            HarmonyMessage::Call { call: ParsedToolCall { name, arguments }, header }
+        }),
+    ]
 }
 
 #[derive(Debug, Clone)]

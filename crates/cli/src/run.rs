@@ -506,7 +506,11 @@ mod tests {
     use super::*;
 
     fn shown(thinking: Thinking, pieces: &[&str]) -> String {
-        let mut parser = OutputParser::new(None, Some(ReasoningFormat::Think), false);
+        shown_as(ReasoningFormat::Think, thinking, pieces)
+    }
+
+    fn shown_as(format: ReasoningFormat, thinking: Thinking, pieces: &[&str]) -> String {
+        let mut parser = OutputParser::new(None, Some(format), false);
         let mut in_thinking = false;
         let mut text = String::new();
         for piece in pieces {
@@ -526,5 +530,22 @@ mod tests {
         );
         // An answer without thinking is shown as written.
         assert_eq!(shown(Thinking::Dimmed, &["Just ", "this."]), "Just this.");
+    }
+
+    /// gpt-oss (harmony): the analysis channel is the thinking, the final channel the answer.
+    #[test]
+    fn harmony_analysis_is_thinking_and_final_the_answer() {
+        let pieces = [
+            "<|channel|>analysis<|mess",
+            "age|>Two primes",
+            " add up.<|end|><|start|>assistant<|channel|>final<|message|>5 is",
+            " prime.",
+        ];
+        let harmony = ReasoningFormat::Harmony;
+        assert_eq!(shown_as(harmony, Thinking::Hidden, &pieces), "5 is prime.");
+        assert_eq!(
+            shown_as(harmony, Thinking::Dimmed, &pieces),
+            "\x1b[2mTwo primes add up.\x1b[0m\n\n5 is prime."
+        );
     }
 }

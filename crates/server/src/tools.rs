@@ -185,6 +185,20 @@ pub(crate) struct OutputParsing {
 }
 
 impl OutputParsing {
+    /// How the output of a chat rendered by `template` (its source) into `rendered` is read:
+    /// the template's reasoning and tool-call syntax (harmony for gpt-oss, `<think>` and
+    /// `<tool_call>` for Qwen, ...), calls only when `calls_allowed`.
+    pub(crate) fn of_template(
+        template: &str,
+        rendered: &str,
+        calls_allowed: bool,
+    ) -> OutputParsing {
+        let reasoning = ReasoningFormat::detect(template);
+        let starts_in_reasoning = reasoning.is_some_and(|r| r.starts_in_reasoning(rendered));
+        let tool_format = calls_allowed.then(|| ToolCallFormat::detect(template));
+        OutputParsing { tool_format, reasoning, starts_in_reasoning }
+    }
+
     /// A parser for one choice.
     pub(crate) fn parser(self) -> OutputParser {
         OutputParser::new(self.tool_format, self.reasoning, self.starts_in_reasoning)
@@ -216,11 +230,11 @@ pub(crate) async fn prepare_chat(
     let prepared = crate::encode::off_the_workers(engine, move |encoder| {
         let tools = options.template_tools();
         let chat = encoder.chat_with_kwargs(&messages, tools.as_ref(), &options.template_kwargs)?;
-        let template = encoder.template_source();
-        let reasoning = ReasoningFormat::detect(template);
-        let starts_in_reasoning = reasoning.is_some_and(|r| r.starts_in_reasoning(&chat.rendered));
-        let tool_format = options.calls_allowed().then(|| ToolCallFormat::detect(template));
-        let parsing = OutputParsing { tool_format, reasoning, starts_in_reasoning };
+        let parsing = OutputParsing::of_template(
+            encoder.template_source(),
+            &chat.rendered,
+            options.calls_allowed(),
+        );
         let compile = |spec: &GrammarSpec| encoder.grammars()?.compile(spec);
         // The format alone first, even when tool calls take over the grammar: a bad format is
         // the format's fault whatever else the request asks.
@@ -425,8 +439,12 @@ fn calls_lark(
         literal(syntax.call_open),
         literal(syntax.call_close)
     );
-    let repeat =
-        if options.parallel_tool_calls { format!("({next_call})*") } else { String::new() };
+    // Harmony's `<|call|>` ends the generation: one call per answer, whatever the request says.
+    let repeat = if options.parallel_tool_calls && syntax.several_calls {
+        format!("({next_call})*")
+    } else {
+        String::new()
+    };
     format!(
         "calls: {} body {} {repeat} {}\nbody: {body}\n",
         literal(&lead),
@@ -435,13 +453,29 @@ fn calls_lark(
     )
 }
 
-/// `text` as a Lark term: a quoted string, or `<[id]>` when it is exactly one special token's
-/// spelling (the grammar must produce that token, not its letters); empty text is `""`.
+/// `text` as Lark terms: quoted strings, with each special token's spelling in it as `<[id]>`
+/// (the grammar must produce that token, not its letters: harmony's
+/// `<|channel|>commentary to=functions.` is `<[id]> "commentary to=functions."`); empty text is
+/// `""`.
 fn lark_literal(text: &str, tokenizer: &Tokenizer) -> String {
-    if let Some(id) = tokenizer.token_id(text).filter(|&id| tokenizer.is_special(id)) {
-        return format!("<[{id}]>");
+    let quoted = |text: &str| Value::from(text).to_string();
+    let mut terms = Vec::new();
+    let mut rest = text;
+    while let Some(spelled) = tokenizer.first_special_spelling(rest) {
+        if spelled.start > 0 {
+            terms.push(quoted(&rest[..spelled.start]));
+        }
+        let spelling = &rest[spelled.clone()];
+        terms.push(match tokenizer.token_id(spelling) {
+            Some(id) => format!("<[{id}]>"),
+            None => quoted(spelling),
+        });
+        rest = &rest[spelled.end..];
     }
-    Value::from(text).to_string()
+    if !rest.is_empty() || terms.is_empty() {
+        terms.push(quoted(rest));
+    }
+    terms.join(" ")
 }
 
 /// A list of tools (`tools`, or chat completions' deprecated `functions`): none when absent or
@@ -598,5 +632,167 @@ mod tests {
         let options = OutputOptions { template_kwargs: kwargs, ..OutputOptions::default() }
             .with_thinking(Some(false));
         assert_eq!(options.template_kwargs.get("enable_thinking"), Some(&json!(true)));
+    }
+
+    /// gpt-oss's template, as far as it shows its syntax: the generation prompt and a past call.
+    const GPT_OSS: &str = r#"{{- "<|start|>assistant to=" }}{{- "functions." + tool_call.name + "<|channel|>commentary " }}{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%}"#;
+
+    /// GPT-2's byte-level alphabet: each byte's character in a byte-level vocabulary.
+    fn byte_level_char(byte: u8) -> char {
+        let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        if printable(byte) {
+            return char::from(byte);
+        }
+        let shifted = (0..byte).filter(|&b| !printable(b)).count() as u32;
+        char::from_u32(0x100 + shifted).expect("a character")
+    }
+
+    /// A stand-in for gpt-oss's vocabulary (no test model has it): every byte as a token, then
+    /// harmony's special tokens from id 256 on.
+    fn harmony_tokenizer() -> Tokenizer {
+        const SPECIAL: [&str; 7] = [
+            "<|return|>",
+            "<|call|>",
+            "<|start|>",
+            "<|channel|>",
+            "<|message|>",
+            "<|end|>",
+            "<|constrain|>",
+        ];
+        let vocab: serde_json::Map<String, Value> =
+            (0..=255u8).map(|b| (byte_level_char(b).to_string(), json!(b))).collect();
+        let added: Vec<Value> = SPECIAL
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                json!({"id": 256 + i, "content": text, "single_word": false, "lstrip": false,
+                       "rstrip": false, "normalized": false, "special": true})
+            })
+            .collect();
+        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
+                                "trim_offsets": true, "use_regex": true});
+        let tokenizer = json!({
+            "version": "1.0", "added_tokens": added, "normalizer": null,
+            "pre_tokenizer": byte_level, "post_processor": null, "decoder": byte_level,
+            "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": vocab, "merges": []},
+        });
+        let dir = std::env::temp_dir().join(format!(
+            "uma-server-harmony-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, tokenizer.to_string()).expect("write");
+        let loaded = Tokenizer::from_tokenizer_json(&path).expect("loads");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        loaded
+    }
+
+    fn weather_options(tool_choice: ToolChoice) -> OutputOptions {
+        let parameters = json!({"type": "object", "properties": {"city": {"type": "string"}},
+                                "required": ["city"], "additionalProperties": false});
+        let tool = FunctionTool { name: "get_weather".into(), description: None, parameters };
+        OutputOptions { tools: vec![tool], tool_choice, ..OutputOptions::default() }
+    }
+
+    /// Commits the tokens of `text` to `constraint`, each allowed by its mask; returns what the
+    /// last commit said.
+    fn follow(
+        constraint: &mut uma_grammar::Constraint,
+        tokenizer: &Tokenizer,
+        text: &str,
+    ) -> uma_grammar::Commit {
+        let mut last = uma_grammar::Commit::Continue;
+        for id in tokenizer.encode(text, false, true).expect("encodes") {
+            if let Some(mask) = constraint.mask().expect("a mask") {
+                assert!(mask.allows(id), "{:?} refused in {text:?}", tokenizer.token_text(id));
+            }
+            last = constraint.commit(id).expect("commits");
+        }
+        last
+    }
+
+    #[test]
+    fn harmony_templates_read_analysis_final_and_calls() {
+        let rendered = "<|start|>user<|message|>Weather?<|end|><|start|>assistant";
+        let parsing = OutputParsing::of_template(GPT_OSS, rendered, true);
+        assert_eq!(
+            parsing,
+            OutputParsing {
+                tool_format: Some(ToolCallFormat::Harmony),
+                reasoning: Some(ReasoningFormat::Harmony),
+                starts_in_reasoning: false,
+            }
+        );
+        let text = "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant\
+                    <|channel|>commentary<|message|>Checking.<|end|><|start|>assistant\
+                    <|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>\
+                    {\"city\": \"Paris\"}";
+        let mut parser = parsing.parser();
+        parser.push(text);
+        let parsed = parser.finish().1;
+        assert_eq!(parsed.reasoning.as_deref(), Some("Need the weather."));
+        assert_eq!(parsed.content, "Checking.");
+        assert_eq!(parsed.tool_calls.len(), 1);
+        assert_eq!(parsed.tool_calls[0].arguments, r#"{"city":"Paris"}"#);
+        // tool_choice none: the analysis is still reasoning, a call is text.
+        let parsing = OutputParsing::of_template(GPT_OSS, rendered, false);
+        assert_eq!(parsing.tool_format, None);
+        let mut parser = parsing.parser();
+        parser.push(
+            "<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant\
+             <|channel|>final<|message|>Hi.",
+        );
+        let parsed = parser.finish().1;
+        assert_eq!((parsed.reasoning.as_deref(), &parsed.content[..]), (Some("Hm."), "Hi."));
+    }
+
+    #[test]
+    fn special_token_spellings_are_tokens_in_grammars() {
+        let tokenizer = harmony_tokenizer();
+        let literal = |text: &str| lark_literal(text, &tokenizer);
+        assert_eq!(
+            literal("<|channel|>commentary to=functions."),
+            r#"<[259]> "commentary to=functions.""#
+        );
+        assert_eq!(literal(" <|constrain|>json<|message|>"), r#"" " <[262]> "json" <[260]>"#);
+        assert_eq!(literal("<|call|>"), "<[257]>");
+        assert_eq!(literal("plain"), r#""plain""#);
+        assert_eq!(literal(""), r#""""#);
+    }
+
+    #[test]
+    fn harmony_calls_are_forced_in_its_syntax_one_per_answer() {
+        let tokenizer = harmony_tokenizer();
+        let compiler = uma_grammar::GrammarCompiler::new(&tokenizer).expect("compiler");
+        let parsing = OutputParsing::of_template(GPT_OSS, "<|start|>assistant", true);
+        let call = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>\
+                    {\"city\": \"Paris\"}";
+
+        // Required: the call from the first token, `<|channel|>` as the token, not its letters.
+        let options = weather_options(ToolChoice::Required);
+        let (spec, trigger) = output_grammar(&options, parsing, &tokenizer).expect("a grammar");
+        assert_eq!(trigger, None);
+        let grammar = compiler.compile(&spec).expect("compiles");
+        let mut constraint = OutputGrammar { grammar, trigger }.start();
+        let first = constraint.mask().expect("mask").expect("active");
+        assert_eq!(first.num_allowed(), 1);
+        assert!(first.allows(tokenizer.token_id("<|channel|>").expect("the token")));
+        assert_eq!(follow(&mut constraint, &tokenizer, call), uma_grammar::Commit::Finished);
+
+        // Auto: free (reasoning first) until the model opens a call, then the call's grammar.
+        let options = weather_options(ToolChoice::Auto);
+        let (spec, trigger) = output_grammar(&options, parsing, &tokenizer).expect("a grammar");
+        assert_eq!(trigger.as_deref(), Some("<|channel|>commentary to=functions."));
+        let grammar = compiler.compile(&spec).expect("compiles");
+        let mut constraint = OutputGrammar { grammar, trigger }.start();
+        let thinking = "<|channel|>analysis<|message|>Weather.<|end|><|start|>assistant";
+        assert_eq!(follow(&mut constraint, &tokenizer, thinking), uma_grammar::Commit::Continue);
+        assert!(constraint.is_dormant());
+        assert_eq!(follow(&mut constraint, &tokenizer, call), uma_grammar::Commit::Finished);
     }
 }

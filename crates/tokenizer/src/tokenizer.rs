@@ -65,6 +65,18 @@ const END_OF_GENERATION_TEXTS: &[&str] = &[
     "<file_sep>",
 ];
 
+/// OpenAI's harmony format (gpt-oss): a vocabulary with both of these ends generations with
+/// them; `<|end|>` only ends a message, after which the model goes on with the next
+/// (`<|start|>assistant<|channel|>final…`). llama.cpp takes `<|end|>` out of the
+/// end-of-generation set the same way.
+const HARMONY_STOPS: [&str; 2] = ["<|return|>", "<|call|>"];
+
+/// Harmony's message structure: control tokens that decoding keeps in the text even when it
+/// skips special tokens, so that reasoning, answer and tool calls can be read apart from it (the
+/// tokens llama.cpp preserves for gpt-oss).
+const HARMONY_STRUCTURE: [&str; 5] =
+    ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|constrain|>"];
+
 /// A vocabulary with its encode/decode pipelines and special-token facts.
 ///
 /// Built from GGUF metadata with [`Tokenizer::from_gguf`] or from a Hugging Face `tokenizer.json`
@@ -87,6 +99,9 @@ pub struct Tokenizer {
     /// `tokenizer.json` tokenizers add BOS/EOS through their own post-processor.
     uses_post_processor: bool,
     end_of_generation: Vec<TokenId>,
+    /// Special tokens that decoding keeps even when it skips special tokens (harmony's
+    /// structure); empty for other vocabularies.
+    kept_in_text: Vec<TokenId>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -99,6 +114,7 @@ impl std::fmt::Debug for Tokenizer {
             .field("add_bos", &self.add_bos)
             .field("add_eos", &self.add_eos)
             .field("end_of_generation", &self.end_of_generation)
+            .field("kept_in_text", &self.kept_in_text)
             .finish_non_exhaustive()
     }
 }
@@ -170,10 +186,12 @@ impl Tokenizer {
                 }
             }
         }
+        let kept_in_text = harmony_structure(&vocabulary.token_texts, &is_special);
         let end_of_generation = end_of_generation_set(
             [vocabulary.eos_token_id, vocabulary.eot_token_id, vocabulary.eom_token_id],
             &vocabulary.token_texts,
             |_| true,
+            &kept_in_text,
         );
 
         let special_spellings = special_spelling_matcher(&vocabulary.token_texts, &is_special)?;
@@ -190,6 +208,7 @@ impl Tokenizer {
             add_eos: vocabulary.add_eos,
             uses_post_processor: false,
             end_of_generation,
+            kept_in_text,
         })
     }
 
@@ -247,8 +266,9 @@ impl Tokenizer {
             }
         });
         let eos_token_id = eos_text.and_then(|t| parsing.token_to_id(&t));
+        let kept_in_text = harmony_structure(&token_texts, &is_special);
         let end_of_generation =
-            end_of_generation_set([eos_token_id], &token_texts, |id| is_special[id]);
+            end_of_generation_set([eos_token_id], &token_texts, |id| is_special[id], &kept_in_text);
         let special_spellings = special_spelling_matcher(&token_texts, &is_special)?;
         Ok(Tokenizer {
             parsing,
@@ -263,6 +283,7 @@ impl Tokenizer {
             add_eos: false,
             uses_post_processor: true,
             end_of_generation,
+            kept_in_text,
         })
     }
 
@@ -343,14 +364,37 @@ impl Tokenizer {
         Ok(out)
     }
 
-    /// The text of `ids`. `skip_special`: leave out special tokens (BOS, `<|im_end|>`, ...).
+    /// The text of `ids`. `skip_special`: leave out special tokens (BOS, `<|im_end|>`, ...),
+    /// except harmony's message structure in a gpt-oss vocabulary (`<|start|>`, `<|channel|>`,
+    /// `<|message|>`, `<|end|>`, `<|constrain|>`), which a chat's output is read by.
     /// Invalid UTF-8 (a byte sequence cut short) becomes U+FFFD, as in Hugging Face's decode.
     pub fn decode(&self, ids: &[TokenId], skip_special: bool) -> Result<String> {
         let vocab_size = self.vocab_size();
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
             return Err(TokenizerError::TokenIdOutOfRange { id, vocab_size });
         }
-        self.parsing.decode(ids, skip_special).map_err(|e| TokenizerError::backend("decoding", e))
+        let decode = |ids: &[TokenId], skip_special: bool| {
+            self.parsing
+                .decode(ids, skip_special)
+                .map_err(|e| TokenizerError::backend("decoding", e))
+        };
+        let kept = |id: &TokenId| self.kept_in_text.contains(id);
+        if !skip_special || !ids.iter().any(kept) {
+            return decode(ids, skip_special);
+        }
+        // Harmony's structure stays: the runs between its tokens are decoded without special
+        // tokens, each of its tokens as spelled.
+        let mut text = String::new();
+        for run in ids.split_inclusive(kept) {
+            match run.split_last() {
+                Some((last, before)) if kept(last) => {
+                    text.push_str(&decode(before, true)?);
+                    text.push_str(&decode(&[*last], false)?);
+                }
+                _ => text.push_str(&decode(run, true)?),
+            }
+        }
+        Ok(text)
     }
 
     /// A decoder that turns ids fed one at a time into text pieces that never split a character.
@@ -389,7 +433,9 @@ impl Tokenizer {
     }
 
     /// Every token that ends generation: EOS, EOT/EOM, and the vocabulary's turn-ending tokens
-    /// (`<|im_end|>`, `<|endoftext|>`, `<end_of_turn>`, `<|eot_id|>`, ...), sorted.
+    /// (`<|im_end|>`, `<|endoftext|>`, `<end_of_turn>`, `<|eot_id|>`, ...), sorted. In a harmony
+    /// (gpt-oss) vocabulary `<|end|>` ends a message, not the generation: `<|return|>` and
+    /// `<|call|>` do.
     pub fn end_of_generation_tokens(&self) -> &[TokenId] {
         &self.end_of_generation
     }
@@ -459,12 +505,35 @@ fn special_spelling_matcher(
         .map_err(|e| TokenizerError::backend("indexing special-token spellings", e))
 }
 
+/// The special tokens of harmony's message structure ([`HARMONY_STRUCTURE`]) when the
+/// vocabulary is harmony's (it has both [`HARMONY_STOPS`]); sorted. Empty for any other.
+fn harmony_structure(token_texts: &[String], is_special: &[bool]) -> Vec<TokenId> {
+    let mut stops = 0;
+    let mut structure = Vec::new();
+    for (id, text) in token_texts.iter().enumerate() {
+        if !is_special.get(id).copied().unwrap_or(false) {
+            continue;
+        }
+        if HARMONY_STOPS.contains(&text.as_str()) {
+            stops += 1;
+        } else if HARMONY_STRUCTURE.contains(&text.as_str()) {
+            structure.push(id as TokenId);
+        }
+    }
+    if stops < HARMONY_STOPS.len() {
+        structure.clear();
+    }
+    structure
+}
+
 /// The declared end tokens plus every token spelled like a known end-of-turn marker (as llama.cpp's
-/// `llama_vocab_is_eog` collects them), restricted by `eligible`; sorted, without duplicates.
+/// `llama_vocab_is_eog` collects them), restricted by `eligible`, less the tokens `structure`
+/// keeps in the text (harmony's `<|end|>`); sorted, without duplicates.
 fn end_of_generation_set<const N: usize>(
     declared: [Option<TokenId>; N],
     token_texts: &[String],
     eligible: impl Fn(usize) -> bool,
+    structure: &[TokenId],
 ) -> Vec<TokenId> {
     let mut ids: Vec<TokenId> = declared.into_iter().flatten().collect();
     for (id, text) in token_texts.iter().enumerate() {
@@ -472,6 +541,7 @@ fn end_of_generation_set<const N: usize>(
             ids.push(id as TokenId);
         }
     }
+    ids.retain(|id| !structure.contains(id));
     ids.sort_unstable();
     ids.dedup();
     ids

@@ -369,6 +369,48 @@ mod tests {
         assert_eq!(called["choices"][0]["finish_reason"], "tool_calls");
     }
 
+    /// gpt-oss's harmony output: the analysis channel is `reasoning_content`, the final channel
+    /// the content, a message to `functions.NAME` a tool call.
+    #[test]
+    fn a_harmony_answer_is_reasoning_content_then_content_or_calls() {
+        use uma_chat_output::{ReasoningFormat, ToolCallFormat};
+        let parsing = crate::tools::OutputParsing {
+            tool_format: Some(ToolCallFormat::Harmony),
+            reasoning: Some(ReasoningFormat::Harmony),
+            starts_in_reasoning: false,
+        };
+        let completion = |text: &str| {
+            let mut parser = parsing.parser();
+            parser.push(text);
+            let choice = ChoiceOutput {
+                parsed: Some(parser.finish().1),
+                ..choice(0, text, Some(FinishReason::Stop))
+            };
+            chat_completion(&meta("chatcmpl-1"), &[choice], &USAGE)["choices"][0].clone()
+        };
+        let answer = completion(
+            "<|channel|>analysis<|message|>A greeting.<|end|><|start|>assistant\
+             <|channel|>final<|message|>Hello!",
+        );
+        assert_eq!(answer["finish_reason"], "stop");
+        assert_eq!(
+            answer["message"],
+            json!({"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."})
+        );
+        let called = completion(
+            "<|channel|>analysis<|message|>Weather needed.<|end|><|start|>assistant\
+             <|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>\
+             {\"city\": \"Paris\"}",
+        );
+        assert_eq!(called["finish_reason"], "tool_calls");
+        assert_eq!(called["message"]["content"], Value::Null);
+        assert_eq!(called["message"]["reasoning_content"], "Weather needed.");
+        assert_eq!(
+            called["message"]["tool_calls"][0]["function"],
+            json!({"name": "get_weather", "arguments": r#"{"city":"Paris"}"#})
+        );
+    }
+
     const USAGE: Usage = Usage {
         prompt_tokens: 12,
         completion_tokens: 5,
