@@ -11,7 +11,9 @@ Writes under --out-root (crates/kernels/tests/golden):
   quantize/README.md
 
 Random blocks: every byte is random except the f16 scale fields (d, dmin, m), which are replaced by
-finite f16 values of modest magnitude, so the dequantized output is finite. F16/BF16 "blocks" are
+finite f16 values of modest magnitude, so the dequantized output is finite. MXFP4's E8M0 exponent
+byte takes the edge values first (MXFP4_EDGE_E: the subnormal scales, and the largest, where ggml's
+products overflow to +-inf, which the digest then holds), moderate scales after. F16/BF16 "blocks" are
 random bit patterns with non-finite exponents remapped (covers subnormals, +-0, wide range).
 Types that gguf-py cannot dequantize (e.g. Q8_K) are skipped and reported.
 Run via scripts/golden/make-golden.sh.
@@ -50,10 +52,15 @@ SCALES: dict[T, list[tuple[int, str]]] = {
     T.Q5_K: [(0, "d"), (2, "min")],     # d, dmin, scales[12], qh[32], qs[128]
     T.Q6_K: [(208, "d")],               # ql[128], qh[64], scales[16] (i8), d
     T.Q8_K: [],                         # d is f32 at 0, handled below; qs[256] i8, bsums[16] i16
+    T.MXFP4: [],                        # e (E8M0 u8) at 0, handled below; qs[16]
 }
 SYNTH_TYPES = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0,
-               T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K]
-QUANT_TYPES = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]
+               T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K, T.MXFP4]
+QUANT_TYPES = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.MXFP4]
+# MXFP4 scales 2^(e-128) (ggml_e8m0_to_fp32_half): e = 0, 1 subnormal, 2 the smallest normal; from
+# e = 253 on the largest values overflow to +-inf (12 * 2^125 >= 2^128), at e = 255 all but +-1.
+MXFP4_EDGE_E = [0, 1, 2, 127, 128, 252, 253, 254, 255]
+MXFP4_FINITE_E = 252  # the largest e whose every value is finite
 RANGES = {"d": (-2.0, 2.0), "min": (0.0, 1.0), "m": (-1.0, 1.0)}
 
 
@@ -80,7 +87,24 @@ def random_blocks(rng: np.random.Generator, qtype: T) -> np.ndarray:
     if qtype == T.Q8_K:
         vals = rng.uniform(-2.0, 2.0, size=N_BLOCKS).astype("<f4")
         blocks[:, 0:4] = vals.view(np.uint8).reshape(N_BLOCKS, 4)
+    if qtype == T.MXFP4:
+        e = rng.integers(112, 144, size=N_BLOCKS, dtype=np.uint8)  # scales 2^-16 .. 2^15
+        e[:len(MXFP4_EDGE_E)] = MXFP4_EDGE_E
+        blocks[:, 0] = e
     return blocks.reshape(-1)
+
+
+def check_finite(qtype: T, raw: np.ndarray, out: np.ndarray) -> None:
+    """Every value is finite, except MXFP4's where its scale makes ggml's product overflow."""
+    if qtype != T.MXFP4:
+        assert np.isfinite(out).all(), qtype.name
+        return
+    _, type_size = GGML_QUANT_SIZES[qtype]
+    e = raw.reshape(-1, type_size)[:, 0]
+    per_block = out.reshape(e.size, -1)
+    assert not np.isnan(per_block).any(), qtype.name
+    assert np.isfinite(per_block[e <= MXFP4_FINITE_E]).all(), qtype.name
+    assert np.isinf(per_block[e > MXFP4_FINITE_E]).any(), qtype.name
 
 
 def quant_input() -> np.ndarray:
@@ -132,12 +156,13 @@ def main() -> None:
         rng = rng_for(qt, 1)
         raw = random_float_bits(rng, qt) if qt in (T.F16, T.BF16) else random_blocks(rng, qt)
         try:
-            out = dequantize(raw.copy(), qt)
+            with np.errstate(over="ignore" if qt == T.MXFP4 else "warn"):
+                out = dequantize(raw.copy(), qt)
         except NotImplementedError:
             skipped.append(qt.name)
             continue
         out = np.ascontiguousarray(out, dtype="<f4").reshape(-1)
-        assert np.isfinite(out).all(), qt.name
+        check_finite(qt, raw, out)
         bs, ts = GGML_QUANT_SIZES[qt]
         assert out.size == raw.size // ts * bs, qt.name
         write_atomic(os.path.join(syn_dir, f"{qt.name}.bin"), raw.tobytes())
@@ -162,7 +187,9 @@ def main() -> None:
         # sanity: the round trip stays close (not part of the golden)
         back = dequantize(qb, qt).reshape(x.shape)
         err = np.abs(back - x).max(axis=1) / np.maximum(np.abs(x).max(axis=1), 1e-30)
-        assert (err < 0.15).all(), (qt.name, err)  # Q4_0 clips +8 to 7: up to 1/8 of the block max
+        # Q4_0 clips +8 to 7: up to 1/8 of the block max. MXFP4's grid tops out at 12·d for block
+        # maxima up to 16·d: up to 1/4.
+        assert (err < (0.25 if qt == T.MXFP4 else 0.15)).all(), (qt.name, err)
         write_atomic(os.path.join(q_dir, f"{qt.name}.f32"), x.tobytes())
         write_atomic(os.path.join(q_dir, f"{qt.name}.bin"), qb.tobytes())
         written.append(qt.name)
@@ -196,10 +223,12 @@ of every 32-block (Q8_0 scale exactly 1, so every value is a rounding tie).
 
 gguf-py quantizes with the same arithmetic as ggml's reference C (`quantize_row_*_ref`): f32 math,
 scale `d` stored as f16 (round to nearest even), `id = d ? 1/d : 0`, truncation of `x*id + 8.5`
-(Q4_0) / `+ 16.5` (Q5_0) / `+ 0.5` (Q4_1, Q5_1) and round-half-away-from-zero (Q8_0). F16 is numpy's
-f32->f16 conversion and BF16 is ggml's round-to-nearest-even, both IEEE-exact.
-gguf-py 0.19 cannot quantize the K-quants (Q2_K..Q6_K, Q8_K); it can also quantize TQ1_0, TQ2_0 and
-MXFP4, which are not generated here.
+(Q4_0) / `+ 16.5` (Q5_0) / `+ 0.5` (Q4_1, Q5_1) and round-half-away-from-zero (Q8_0). MXFP4 takes
+`e = floor(log2(amax)) - 2 + 127` and, per value, the nearest point of the doubled E2M1 grid times
+2^(e-128) (the first in ggml's table order on ties). F16 is numpy's f32->f16 conversion and BF16 is
+ggml's round-to-nearest-even, both IEEE-exact.
+gguf-py 0.19 cannot quantize the K-quants (Q2_K..Q6_K, Q8_K); it can also quantize TQ1_0 and TQ2_0,
+which are not generated here.
 """
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 //! every kernel path this CPU has. Throughput is weight bytes per second, so GEMV numbers
 //! compare directly with the machine's memory bandwidth. The matrices (≥ 37 MB) exceed the
 //! last-level cache, as a model's weights do. The formats packed last (Q5_K, Q8_K, F32, F16,
-//! BF16, Q4_1, Q5_1, Q3_K, Q2_K) also run the row path they replaced (`row-path`, 1 token; 64 would take
-//! seconds per iteration), for comparison.
+//! BF16, Q4_1, Q5_1, Q3_K, Q2_K, MXFP4) also run the row path (`row-path`, 1 token; 64 would
+//! take seconds per iteration), for comparison.
 //!
 //!   cargo bench -p uma-kernels --bench matmul [-- FILTER]
 
@@ -62,7 +62,7 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
     group.throughput(Throughput::Bytes(packed.size_in_bytes() as u64));
     group.sample_size(20);
     use GgmlType::*;
-    if matches!(ty, Q5_K | Q8_K | F32 | F16 | BF16 | Q4_1 | Q5_1 | Q3_K | Q2_K) {
+    if matches!(ty, Q5_K | Q8_K | F32 | F16 | BF16 | Q4_1 | Q5_1 | Q3_K | Q2_K | MXFP4) {
         let w = WeightMatrix::new(ty, &bytes, NUM_ROWS, ROW_LENGTH).expect("weights");
         let mut acts = QuantizedActivations::new();
         acts.quantize_for(ty, &values(ROW_LENGTH, 2), ROW_LENGTH).expect("quantize");
@@ -92,7 +92,9 @@ fn bench_format(c: &mut Criterion, ty: GgmlType) {
 
 fn matmul(c: &mut Criterion) {
     use GgmlType::*;
-    for ty in [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K, Q8_K, F16, BF16, F32, Q4_1, Q5_1, Q3_K, Q2_K] {
+    for ty in
+        [Q4_K, Q5_0, Q6_K, Q8_0, Q4_0, Q5_K, Q8_K, F16, BF16, F32, Q4_1, Q5_1, Q3_K, Q2_K, MXFP4]
+    {
         bench_format(c, ty);
     }
 }

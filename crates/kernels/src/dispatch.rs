@@ -8,6 +8,7 @@ use uma_gguf::GgmlType;
 
 use crate::bytes::{blocks_from_bytes_mut, blocks_from_bytes_or_copy};
 use crate::error::{KernelError, Result};
+use crate::formats::mxfp4::BlockMXFP4;
 use crate::formats::q2_k::BlockQ2_K;
 use crate::formats::q3_k::BlockQ3_K;
 use crate::formats::q4_0::BlockQ4_0;
@@ -41,27 +42,30 @@ pub fn can_dequantize(ty: GgmlType) -> bool {
             | Q5_K
             | Q6_K
             | Q8_K
+            | MXFP4
     )
 }
 
 /// Whether [`quantize`] supports `ty`.
 pub fn can_quantize(ty: GgmlType) -> bool {
     use GgmlType::*;
-    matches!(ty, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q4_K | Q6_K | Q8_K)
+    matches!(
+        ty,
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q4_K | Q6_K | Q8_K | MXFP4
+    )
 }
 
 /// The type activations are quantized to for a dot product with weights of type `ty`, as ggml
 /// pairs them (its `vec_dot_type`), or `None` when there is no dot product for `ty`.
 ///
-/// Q4_0, Q5_0, Q8_0 → Q8_0; Q4_1, Q5_1 → Q8_1; the K-quants (Q8_K included) → Q8_K. F32, F16
-/// and BF16 weights
-/// take F32 activations (ggml converts activations to F16/BF16 instead; uma converts the weight,
+/// Q4_0, Q5_0, Q8_0, MXFP4 → Q8_0; Q4_1, Q5_1 → Q8_1; the K-quants (Q8_K included) → Q8_K.
+/// F32, F16 and BF16 weights take F32 activations (ggml converts activations to F16/BF16 instead; uma converts the weight,
 /// which loses nothing).
 pub fn vec_dot_type(ty: GgmlType) -> Option<GgmlType> {
     use GgmlType::*;
     match ty {
         F32 | F16 | BF16 => Some(F32),
-        Q4_0 | Q5_0 | Q8_0 => Some(Q8_0),
+        Q4_0 | Q5_0 | Q8_0 | MXFP4 => Some(Q8_0),
         Q4_1 | Q5_1 => Some(Q8_1),
         Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | Q8_K => Some(Q8_K),
         _ => None,
@@ -92,6 +96,7 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         Q5_K => dequantize_as::<BlockQ5_K>(src, dst),
         Q6_K => dequantize_as::<BlockQ6_K>(src, dst),
         Q8_K => dequantize_as::<BlockQ8_K>(src, dst),
+        MXFP4 => dequantize_as::<BlockMXFP4>(src, dst),
         _ => Err(KernelError::UnsupportedType { ty, operation: "dequantize" }),
     }
 }
@@ -115,6 +120,7 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
         Q4_K => quantize_as::<BlockQ4_K>(src, dst),
         Q6_K => quantize_as::<BlockQ6_K>(src, dst),
         Q8_K => quantize_as::<BlockQ8_K>(src, dst),
+        MXFP4 => quantize_as::<BlockMXFP4>(src, dst),
         _ => Err(KernelError::UnsupportedType { ty, operation: "quantize" }),
     }
 }
@@ -142,6 +148,7 @@ pub fn vec_dot(ty: GgmlType, weights: &[u8], activations: &[u8]) -> Result<f32> 
         Q5_K => vec_dot_as::<BlockQ5_K>(weights, activations),
         Q6_K => vec_dot_as::<BlockQ6_K>(weights, activations),
         Q8_K => vec_dot_as::<BlockQ8_K>(weights, activations),
+        MXFP4 => vec_dot_as::<BlockMXFP4>(weights, activations),
         _ => Err(KernelError::UnsupportedType { ty, operation: "vec_dot" }),
     }
 }

@@ -19,6 +19,7 @@ use uma_gguf::GgmlType;
 
 use crate::bytes::blocks_from_bytes_or_copy;
 use crate::error::{KernelError, Result};
+use crate::formats::mxfp4::BlockMXFP4;
 use crate::formats::q2_k::BlockQ2_K;
 use crate::formats::q3_k::BlockQ3_K;
 use crate::formats::q4_0::BlockQ4_0;
@@ -101,7 +102,7 @@ pub struct QuantizedActivations {
     num_rows: usize,
     row_length: usize,
     f32: Vec<f32>,        // [num_rows, row_length] when ty is F32
-    q8_0: Vec<BlockQ8_0>, // [num_rows, row_length / 32] when ty is Q8_0
+    q8_0: Vec<BlockQ8_0>, // [num_rows, row_length / 32] when ty is Q8_0 (Q4_0, Q5_0, Q8_0, MXFP4)
     q8_1: Vec<BlockQ8_1>, // [num_rows, row_length / 32] when ty is Q8_1
     q8_k: Vec<BlockQ8_K>, // [num_rows, row_length / 256] when ty is Q8_K
 }
@@ -213,6 +214,7 @@ pub fn matmul(w: &WeightMatrix<'_>, x: &QuantizedActivations, out: &mut [f32]) -
         Q4_0 => run::<BlockQ4_0>(w, &x.q8_0, x.num_rows, out),
         Q5_0 => run::<BlockQ5_0>(w, &x.q8_0, x.num_rows, out),
         Q8_0 => run::<BlockQ8_0>(w, &x.q8_0, x.num_rows, out),
+        MXFP4 => run::<BlockMXFP4>(w, &x.q8_0, x.num_rows, out),
         Q4_1 => run::<BlockQ4_1>(w, &x.q8_1, x.num_rows, out),
         Q5_1 => run::<BlockQ5_1>(w, &x.q8_1, x.num_rows, out),
         Q2_K => run::<BlockQ2_K>(w, &x.q8_k, x.num_rows, out),
@@ -266,6 +268,7 @@ impl RowKernel for BlockQ8_0 {}
 impl RowKernel for BlockQ4_K {}
 impl RowKernel for BlockQ6_K {}
 impl RowKernel for BlockQ8_K {}
+impl RowKernel for BlockMXFP4 {}
 
 /// Rows handed to one task: enough tasks to balance, few enough to keep overhead low.
 fn rows_per_task(num_rows: usize) -> usize {
@@ -430,8 +433,9 @@ mod tests {
     #[test]
     fn matmul_matches_vec_dot_for_every_format() {
         use GgmlType::*;
-        for ty in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K]
-        {
+        for ty in [
+            F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, MXFP4,
+        ] {
             let row_length = 512;
             let num_rows = 70;
             let bytes = random_weights(ty, num_rows, row_length, 11);

@@ -10,8 +10,9 @@ fn dequantizable() -> Vec<GgmlType> {
     GgmlType::all().filter(|&t| can_dequantize(t)).collect()
 }
 
-/// Max error / block max magnitude: analytic for the legacy types (see the unit tests), and for
-/// the K-quants a safe margin over measured values (≤ 0.1 for Q4_K, ≤ 0.02 for Q6_K).
+/// Max error / block max magnitude: analytic for the legacy types and MXFP4 (see the unit
+/// tests), and for the K-quants a safe margin over measured values (≤ 0.1 for Q4_K, ≤ 0.02 for
+/// Q6_K).
 fn max_error_bound(ty: GgmlType) -> f64 {
     match ty {
         GgmlType::Q4_0 => 0.125 + 0.001,
@@ -22,6 +23,9 @@ fn max_error_bound(ty: GgmlType) -> f64 {
         GgmlType::Q8_K => 1.0 / 254.0 + 1e-6,
         GgmlType::Q4_K => 0.2,
         GgmlType::Q6_K => 0.05,
+        // Block maxima in [8d, 16d) on a grid up to 12d: clipping and the widest gap (8d..12d)
+        // both stay below amax/4; the scale is an exact power of two.
+        GgmlType::MXFP4 => 0.25,
         other => panic!("no bound for {other}"),
     }
 }
@@ -30,7 +34,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn dequantize_never_panics(type_index in 0usize..15, num_blocks in 0usize..4, seed in any::<u64>()) {
+    fn dequantize_never_panics(type_index in 0usize..16, num_blocks in 0usize..4, seed in any::<u64>()) {
         let types = dequantizable();
         let ty = types[type_index % types.len()];
         let mut state = seed;
@@ -51,7 +55,7 @@ proptest! {
 
     #[test]
     fn quantize_round_trip_within_bound(
-        type_index in 0usize..8,
+        type_index in 0usize..9,
         values in prop::collection::vec(-1000.0f32..1000.0, 256),
         // Inputs stay within what the formats can represent: Q4_1/Q5_1 store the block minimum
         // itself as f16, so |x| must stay below 65504 (|x| ≤ 1000·2⁶ = 64000). Beyond that ggml
@@ -60,7 +64,7 @@ proptest! {
     ) {
         let types = [
             GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-            GgmlType::Q8_0, GgmlType::Q8_K, GgmlType::Q4_K, GgmlType::Q6_K,
+            GgmlType::Q8_0, GgmlType::Q8_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::MXFP4,
         ];
         let ty = types[type_index];
         let scale = 2.0f32.powi(magnitude);

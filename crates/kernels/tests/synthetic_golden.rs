@@ -9,13 +9,15 @@ mod common;
 
 use uma_gguf::GgmlType;
 
-/// Every type gguf-py 0.19 can dequantize that uma supports.
+/// Every type gguf-py 0.19 can dequantize that uma supports. MXFP4's blocks include the edge
+/// exponents (0, 1, 2, 252 … 255), whose values are subnormal or overflow to ±inf in both.
 const SYNTHETIC_TYPES: &[&str] = &[
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+    "MXFP4",
 ];
 
 /// Every type gguf-py 0.19 can quantize that uma supports (it has no K-quant quantizers).
-const QUANTIZE_TYPES: &[&str] = &["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"];
+const QUANTIZE_TYPES: &[&str] = &["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4"];
 
 fn parse_type(name: &str) -> GgmlType {
     GgmlType::from_name(name).unwrap_or_else(|| panic!("unknown ggml type {name} in goldens"))

@@ -18,6 +18,7 @@ use crate::error::{KernelError, Result};
 
 pub mod float;
 pub mod k_scales;
+pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;

@@ -19,12 +19,30 @@ pub struct BlockQ4_0 {
 
 const _: () = assert!(size_of::<BlockQ4_0>() == 18);
 
+/// The 4-bit field of element `j` in ggml's nibble layout of 32 elements (Q4_0, Q4_1, the low
+/// bits of Q5_0/Q5_1, MXFP4's codes): element `j < 16` in the low nibble of `qs[j]`, element
+/// `j + 16` in its high nibble.
+#[inline]
+pub(crate) fn nibble(qs: &[u8; QK / 2], j: usize) -> u8 {
+    let byte = qs[j % 16];
+    if j < 16 {
+        byte & 0x0f
+    } else {
+        byte >> 4
+    }
+}
+
+/// Packs the low 4 bits of 32 fields into ggml's nibble layout (the inverse of [`nibble`]).
+#[inline]
+pub(crate) fn pack_nibbles(fields: &[u8; QK]) -> [u8; QK / 2] {
+    std::array::from_fn(|j| (fields[j] & 0x0f) | (fields[j + QK / 2] << 4))
+}
+
 impl BlockQ4_0 {
     /// The 4-bit quant of element `j`, offset removed (−8..=7).
     #[inline]
     fn quant(&self, j: usize) -> i32 {
-        let byte = self.qs[j % 16];
-        i32::from(if j < 16 { byte & 0x0f } else { byte >> 4 }) - 8
+        i32::from(nibble(&self.qs, j)) - 8
     }
 
     /// ggml's `dequantize_row_q4_0` for one block: `y = (q − 8) · d` in f32.

@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
+use super::q4_0::nibble;
 use super::q8_1::BlockQ8_1;
 use super::{in_array, out_array, Block, Quantize, VecDot, QK};
 
@@ -25,8 +26,7 @@ impl BlockQ4_1 {
     /// The 4-bit quant of element `j` (0..=15).
     #[inline]
     fn quant(&self, j: usize) -> i32 {
-        let byte = self.qs[j % 16];
-        i32::from(if j < 16 { byte & 0x0f } else { byte >> 4 })
+        i32::from(nibble(&self.qs, j))
     }
 
     /// ggml's `dequantize_row_q4_1` for one block: `y = q · d + m` in f32 (two roundings).

@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
+use super::q4_0::{nibble, pack_nibbles};
 use super::q8_0::BlockQ8_0;
 use super::{in_array, out_array, signed_absmax, Block, Quantize, VecDot, QK};
 
@@ -27,23 +28,17 @@ const _: () = assert!(size_of::<BlockQ5_0>() == 22);
 #[inline]
 pub(crate) fn quant5(qh: [u8; 4], qs: &[u8; 16], j: usize) -> i32 {
     let high = (u32::from_le_bytes(qh) >> j) & 1;
-    let byte = qs[j % 16];
-    let low = if j < 16 { byte & 0x0f } else { byte >> 4 };
-    i32::from(low) | (high as i32) << 4
+    i32::from(nibble(qs, j)) | (high as i32) << 4
 }
 
 /// Packs 32 5-bit quants the way ggml's Q5 quantizers do.
 #[inline]
 pub(crate) fn pack5(q: &[u8; QK]) -> ([u8; 4], [u8; QK / 2]) {
     let mut qh = 0u32;
-    let mut qs = [0u8; QK / 2];
-    for (j, byte) in qs.iter_mut().enumerate() {
-        let (xi0, xi1) = (q[j], q[j + QK / 2]);
-        *byte = (xi0 & 0x0f) | ((xi1 & 0x0f) << 4);
-        qh |= (u32::from(xi0 & 0x10) >> 4) << j;
-        qh |= (u32::from(xi1 & 0x10) >> 4) << (j + QK / 2);
+    for (j, &xi) in q.iter().enumerate() {
+        qh |= (u32::from(xi & 0x10) >> 4) << j;
     }
-    (qh.to_le_bytes(), qs)
+    (qh.to_le_bytes(), pack_nibbles(q))
 }
 
 impl BlockQ5_0 {

@@ -10,6 +10,9 @@
 //! +3.6%).
 //! Q4_1 and Q5_1 keep their f16 min beside the scale; the kernels add `m · s` with the
 //! activation block's Q8_1 sum `s`, as ggml does.
+//! MXFP4 keeps its E8M0 scale bytes and its 4-bit E2M1 codes in Q4_0's nibble chunks; the
+//! kernels look the codes up in a 16-entry table in registers and build the 8 rows' f32 scales
+//! from the exponent bytes.
 //!
 //! The float formats (F32, F16, BF16) keep their width too: a group-block is 8 elements of the
 //! 8 rows, element by element, so one 8-lane vector (converted to f32 in registers) holds one
@@ -21,6 +24,7 @@ use crate::bytes::blocks_from_bytes_or_copy;
 use crate::error::{KernelError, Result};
 use crate::formats::float::bf16_to_f32;
 use crate::formats::k_scales::{get_scale_min_k4, q3_k_scales};
+use crate::formats::mxfp4::BlockMXFP4;
 use crate::formats::q2_k::BlockQ2_K;
 use crate::formats::q3_k::BlockQ3_K;
 use crate::formats::q4_0::BlockQ4_0;
@@ -57,6 +61,7 @@ pub enum PackedFormat {
     F32,
     F16,
     BF16,
+    MXFP4,
 }
 
 // `ALL` lists the formats in discriminant order, so `from_code` is an index.
@@ -98,6 +103,7 @@ pub(crate) const Q2_K_CODE: u8 = PackedFormat::Q2_K as u8;
 pub(crate) const F32_CODE: u8 = PackedFormat::F32 as u8;
 pub(crate) const F16_CODE: u8 = PackedFormat::F16 as u8;
 pub(crate) const BF16_CODE: u8 = PackedFormat::BF16 as u8;
+pub(crate) const MXFP4_CODE: u8 = PackedFormat::MXFP4 as u8;
 
 // Byte offsets inside one group-block (one block of each of the 8 rows).
 pub(crate) const SCALES: usize = 0; // [8] f16 (Q8_K: f32): d of each row
@@ -123,6 +129,15 @@ pub(crate) const Q3_K_SUB_BLOCKS: usize = 144; // [8 sub-block pairs] of 96 byte
                                                // by side (`vpmaddwd` multiplies a pair of mins by a pair of activation sums), then the quants.
 pub(crate) const Q2_K_SCALES: usize = 32; // [8 sub-block pairs][8 rows][2] u8
 pub(crate) const Q2_K_QUANTS: usize = 160; // [16 sub-blocks] of 32 bytes, see q2_k_quants
+
+/// MXFP4: the rows' E8M0 bytes at [`SCALES`] (`[8] u8`), then Q4_0's 4 nibble chunks of codes.
+pub(crate) const MXFP4_QUANTS: usize = 8;
+
+/// MXFP4's offset ([`PackedFormat::offset`]): the x86 kernels look each code up as its doubled
+/// E2M1 value plus 12 (0..=24, unsigned for `vpdpbusd` and `vpmaddubsw`) and remove the offset
+/// with the activation block sums as Q4_0's 8 is; NEON's `sdot` takes the signed values
+/// ([`KVALUES`](crate::formats::mxfp4::KVALUES)) directly.
+pub(crate) const MXFP4_OFFSET: i32 = 12;
 
 /// Q6_K sub-block `s` (16 quants of each row) is two nibble chunks then one chunk of 2-bit high
 /// parts, in the order the kernels read them: the weights stream strictly sequentially (two
@@ -184,6 +199,7 @@ impl PackedFormat {
             GgmlType::F32 => PackedFormat::F32,
             GgmlType::F16 => PackedFormat::F16,
             GgmlType::BF16 => PackedFormat::BF16,
+            GgmlType::MXFP4 => PackedFormat::MXFP4,
             _ => return None,
         })
     }
@@ -205,11 +221,12 @@ impl PackedFormat {
             PackedFormat::F32 => GgmlType::F32,
             PackedFormat::F16 => GgmlType::F16,
             PackedFormat::BF16 => GgmlType::BF16,
+            PackedFormat::MXFP4 => GgmlType::MXFP4,
         }
     }
 
     /// Every packed format, in the order of their discriminants.
-    pub const ALL: [PackedFormat; 14] = [
+    pub const ALL: [PackedFormat; 15] = [
         PackedFormat::Q4_0,
         PackedFormat::Q5_0,
         PackedFormat::Q8_0,
@@ -224,6 +241,7 @@ impl PackedFormat {
         PackedFormat::F32,
         PackedFormat::F16,
         PackedFormat::BF16,
+        PackedFormat::MXFP4,
     ];
 
     /// The format whose discriminant is `code` (the SIMD kernels' const generics).
@@ -238,7 +256,8 @@ impl PackedFormat {
             | PackedFormat::Q5_0
             | PackedFormat::Q8_0
             | PackedFormat::Q4_1
-            | PackedFormat::Q5_1 => QK,
+            | PackedFormat::Q5_1
+            | PackedFormat::MXFP4 => QK,
             PackedFormat::Q4_K
             | PackedFormat::Q5_K
             | PackedFormat::Q6_K
@@ -257,6 +276,7 @@ impl PackedFormat {
             PackedFormat::Q8_0 => Q8_0_QUANTS + 256,
             PackedFormat::Q4_1 => Q4_1_QUANTS + 128,
             PackedFormat::Q5_1 => Q5_1_QUANTS + 128,
+            PackedFormat::MXFP4 => MXFP4_QUANTS + 128,
             PackedFormat::Q4_K => Q4_K_QUANTS + 1024,
             PackedFormat::Q5_K => q5_k_masks(8),
             PackedFormat::Q6_K => q6_k_low(16),
@@ -272,7 +292,9 @@ impl PackedFormat {
     /// The activation format it multiplies with.
     pub fn activation_format(self) -> ActivationFormat {
         match self {
-            PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 => ActivationFormat::Q8_0,
+            PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 | PackedFormat::MXFP4 => {
+                ActivationFormat::Q8_0
+            }
             PackedFormat::Q4_1 | PackedFormat::Q5_1 => ActivationFormat::Q8_1,
             PackedFormat::Q4_K
             | PackedFormat::Q5_K
@@ -289,12 +311,13 @@ impl PackedFormat {
         matches!(self, PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16)
     }
 
-    /// Q4_0, Q5_0, Q4_1 and Q5_1: where the nibble chunks start.
+    /// Q4_0, Q5_0, Q4_1, Q5_1 and MXFP4: where the nibble chunks start.
     pub(crate) fn legacy_quants(self) -> usize {
         match self {
             PackedFormat::Q4_0 => Q4_0_QUANTS,
             PackedFormat::Q5_0 => Q5_0_QUANTS,
             PackedFormat::Q4_1 => Q4_1_QUANTS,
+            PackedFormat::MXFP4 => MXFP4_QUANTS,
             _ => Q5_1_QUANTS,
         }
     }
@@ -323,9 +346,11 @@ impl PackedFormat {
     }
 
     /// What the stored unsigned quants exceed the signed ones by (Q8_0 and Q8_K store signed
-    /// quants).
+    /// quants). MXFP4 stores E2M1 codes; the offset is that of the unsigned values the x86
+    /// kernels look them up as (the doubled E2M1 value + 12).
     pub fn offset(self) -> i32 {
         match self {
+            PackedFormat::MXFP4 => MXFP4_OFFSET,
             PackedFormat::Q4_0 => 8,
             PackedFormat::Q5_0 => 16,
             PackedFormat::Q8_0 | PackedFormat::Q8_K => 0,
@@ -343,10 +368,10 @@ impl PackedFormat {
 }
 
 /// One block of one row, decoded to what the packed layout stores: the quants (unsigned, or
-/// signed for Q8_0 and Q8_K, as `i32`), and the scales.
+/// signed for Q8_0 and Q8_K, MXFP4's E2M1 codes, as `i32`), and the scales.
 pub(crate) struct RowBlock {
     pub(crate) quants: [i32; QK_K],   // first block_elements() used
-    pub(crate) d: u16,                // f16 bits (all but Q8_K)
+    pub(crate) d: u16,                // f16 bits (all but Q8_K); MXFP4: the E8M0 byte
     pub(crate) d32: f32,              // Q8_K's f32 d
     pub(crate) dmin: u16,             // f16 bits: Q4_K's, Q5_K's, Q2_K's dmin, Q4_1's, Q5_1's m
     pub(crate) sub_scales: [i32; 16], // Q4_K, Q5_K: 8 u6; Q6_K, Q3_K: 16 i8; Q2_K: 16 u4
@@ -365,6 +390,11 @@ fn decode_q4_0(b: &BlockQ4_0, out: &mut RowBlock) {
         out.quants[j + 16] = i32::from(b.qs[j] >> 4);
     }
     out.d = b.d.to_bits();
+}
+
+fn decode_mxfp4(b: &BlockMXFP4, out: &mut RowBlock) {
+    decode_q4_0(&BlockQ4_0 { d: half::f16::ZERO, qs: b.qs }, out);
+    out.d = u16::from(b.e);
 }
 
 fn decode_q5_0(b: &BlockQ5_0, out: &mut RowBlock) {
@@ -516,17 +546,23 @@ fn fifth_bit_mask(rows: &[RowBlock; ROWS], first: usize) -> [u8; 4] {
 /// Writes one group-block of `format` from the decoded blocks of its 8 rows.
 fn write_group_block(format: PackedFormat, rows: &[RowBlock; ROWS], dst: &mut [u8]) {
     for (r, row) in rows.iter().enumerate() {
-        if format == PackedFormat::Q8_K {
-            dst[SCALES + 4 * r..SCALES + 4 * r + 4].copy_from_slice(&row.d32.to_le_bytes());
-        } else {
-            dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes());
+        match format {
+            PackedFormat::Q8_K => {
+                dst[SCALES + 4 * r..SCALES + 4 * r + 4].copy_from_slice(&row.d32.to_le_bytes())
+            }
+            PackedFormat::MXFP4 => dst[SCALES + r] = row.d as u8,
+            _ => dst[SCALES + 2 * r..SCALES + 2 * r + 2].copy_from_slice(&row.d.to_le_bytes()),
         }
         if format.has_dmin() {
             dst[DMIN + 2 * r..DMIN + 2 * r + 2].copy_from_slice(&row.dmin.to_le_bytes());
         }
     }
     match format {
-        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
+        PackedFormat::Q4_0
+        | PackedFormat::Q5_0
+        | PackedFormat::Q4_1
+        | PackedFormat::Q5_1
+        | PackedFormat::MXFP4 => {
             let quants = format.legacy_quants();
             for c in 0..4 {
                 write_nibble_chunk(&mut dst[quants + 32 * c..quants + 32 * c + 32], rows, 8 * c);
@@ -687,6 +723,7 @@ pub(crate) fn pack_groups(
                 PackedFormat::Q3_K => decode!(BlockQ3_K, decode_q3_k),
                 PackedFormat::Q2_K => decode!(BlockQ2_K, decode_q2_k),
                 PackedFormat::Q8_K => decode!(BlockQ8_K, decode_q8_k),
+                PackedFormat::MXFP4 => decode!(BlockMXFP4, decode_mxfp4),
                 PackedFormat::F32 | PackedFormat::F16 | PackedFormat::BF16 => {
                     unreachable!("floats are packed above")
                 }
@@ -699,7 +736,11 @@ pub(crate) fn pack_groups(
 
 /// Reads back row `r`'s decoded block from a group-block (the scalar kernel and tests use it).
 pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &mut RowBlock) {
-    out.d = u16::from_le_bytes([src[SCALES + 2 * r], src[SCALES + 2 * r + 1]]);
+    out.d = if format == PackedFormat::MXFP4 {
+        u16::from(src[SCALES + r])
+    } else {
+        u16::from_le_bytes([src[SCALES + 2 * r], src[SCALES + 2 * r + 1]])
+    };
     if format.has_dmin() {
         out.dmin = u16::from_le_bytes([src[DMIN + 2 * r], src[DMIN + 2 * r + 1]]);
     }
@@ -715,7 +756,11 @@ pub(crate) fn read_row_block(format: PackedFormat, src: &[u8], r: usize, out: &m
         (((mask >> (4 * r + j % 4)) & 1) << 4) as i32
     };
     match format {
-        PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
+        PackedFormat::Q4_0
+        | PackedFormat::Q5_0
+        | PackedFormat::Q4_1
+        | PackedFormat::Q5_1
+        | PackedFormat::MXFP4 => {
             let quants = format.legacy_quants();
             for j in 0..QK {
                 let chunk = &src[quants + 32 * (j / 8)..];

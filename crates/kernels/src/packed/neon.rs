@@ -4,9 +4,10 @@
 //! 16-byte weight register against 4 activation quants taken from a lane of a 16-byte activation
 //! register, so one activation load serves four quads.
 //!
-//! `sdot` multiplies signed by signed: Q8_0's and Q8_K's quants go in as stored, the other formats' unsigned
-//! quants (below 64) have their offset subtracted in the weight registers, which gives the same
-//! integer sums as the reference. The `sdot` intrinsics are not stable Rust yet, so `sdot` is one
+//! `sdot` multiplies signed by signed: Q8_0's and Q8_K's quants go in as stored, MXFP4's codes
+//! are looked up as their signed values (`tbl`), the other formats' unsigned quants (below 64)
+//! have their offset subtracted in the weight registers, which gives the same integer sums as the
+//! reference. The `sdot` intrinsics are not stable Rust yet, so `sdot` is one
 //! line of inline assembly.
 //!
 //! Arithmetic: integer sums per block exactly as the scalar reference, then the reference's f32
@@ -21,6 +22,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use crate::formats::mxfp4::KVALUES;
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
 use crate::packed::scalar::FLOAT_CHAINS;
@@ -127,6 +129,45 @@ unsafe fn signed(quads: [Rows<uint8x16_t>; 4], format: PackedFormat) -> [Rows<in
             for h in 0..2 {
                 o[h] = vreinterpretq_s8_u8(vsubq_u8(q[h], offset));
             }
+        }
+        out
+    }
+}
+
+/// MXFP4: four quads of codes (0..16) looked up as their signed values, [`KVALUES`] (`tbl`).
+#[inline(always)]
+unsafe fn mxfp4_values(quads: [Rows<uint8x16_t>; 4]) -> [Rows<int8x16_t>; 4] {
+    // SAFETY: NEON is baseline on aarch64; the table is 16 readable bytes.
+    unsafe {
+        let table = vld1q_s8(KVALUES.as_ptr());
+        let mut out = [[vdupq_n_s8(0); 2]; 4];
+        for (o, q) in out.iter_mut().zip(quads) {
+            for h in 0..2 {
+                o[h] = vqtbl1q_s8(table, q[h]);
+            }
+        }
+        out
+    }
+}
+
+/// MXFP4: the 8 rows' E8M0 bytes at `p` as ggml's `e8m0_to_fp32_half`, `2^(e − 128)`: the
+/// exponent field `e − 1` for `e ≥ 2`, the subnormals `0x0020_0000 << e` below.
+///
+/// # Safety
+/// `p` points to 8 readable bytes.
+#[inline(always)]
+unsafe fn e8m0_half_rows(p: *const u8) -> Rows<float32x4_t> {
+    // SAFETY: callers pass pointers to 8 bytes; NEON is baseline on aarch64.
+    unsafe {
+        let e = vmovl_u8(vld1_u8(p));
+        let mut out = [vdupq_n_f32(0.0); 2];
+        for (h, o) in out.iter_mut().enumerate() {
+            let e = vmovl_u16(if h == 0 { vget_low_u16(e) } else { vget_high_u16(e) });
+            let normal = vshlq_n_u32::<23>(vsubq_u32(e, vdupq_n_u32(1)));
+            // Only e < 2 is kept: shifts by 0 or 1.
+            let subnormal = vshlq_u32(vdupq_n_u32(0x0020_0000), vreinterpretq_s32_u32(e));
+            let below_two = vcltq_u32(e, vdupq_n_u32(2));
+            *o = vreinterpretq_f32_u32(vbslq_u32(below_two, subnormal, normal));
         }
         out
     }
@@ -361,8 +402,8 @@ unsafe fn zero() -> Rows<int32x4_t> {
     unsafe { [vdupq_n_s32(0); 2] }
 }
 
-/// Q4_0, Q5_0, Q4_1, Q5_1, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for
-/// `NT` tokens from `first_token`.
+/// Q4_0, Q5_0, Q4_1, Q5_1, MXFP4, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales)
+/// for `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -394,6 +435,7 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
                         }
                         quads
                     }
+                    MXFP4_CODE => mxfp4_values(nibble_quads(blk.add(MXFP4_QUANTS + 64 * p))),
                     _ => {
                         let quads = nibble_quads(blk.add(format.legacy_quants() + 64 * p));
                         let quads = match format.legacy_masks() {
@@ -405,11 +447,13 @@ unsafe fn legacy<const F: u8, const NT: usize, const CH: usize>(
                 };
                 dot_quads::<NT, CH>(&mut isum, &quads, &quants, n * b + 16 * p);
             }
-            let dw = if F == Q8_K_CODE {
-                let d = blk.add(SCALES).cast::<f32>();
-                [vld1q_f32(d), vld1q_f32(d.add(4))]
-            } else {
-                row_scales(blk.add(SCALES))
+            let dw = match F {
+                Q8_K_CODE => {
+                    let d = blk.add(SCALES).cast::<f32>();
+                    [vld1q_f32(d), vld1q_f32(d.add(4))]
+                }
+                MXFP4_CODE => e8m0_half_rows(blk.add(SCALES)),
+                _ => row_scales(blk.add(SCALES)),
             };
             let with_min = format.has_dmin();
             let m = if with_min { row_scales(blk.add(DMIN)) } else { splat(0.0) };
@@ -669,6 +713,7 @@ unsafe fn tile<const NT: usize, const CH: usize>(
             PackedFormat::Q3_K => k16::<Q3_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q2_K => k16::<Q2_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<Q8_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::MXFP4 => legacy::<MXFP4_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
             PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),

@@ -7,6 +7,7 @@
 //! multiply-adds, which the SIMD paths perform exactly, against the f64 sums of `vec_dot` they
 //! differ from by rounding only (the bound is in `docs/kernels.md` and the tests).
 
+use crate::formats::mxfp4::{e8m0_to_fp32_half, KVALUES};
 use crate::formats::{QK, QK_K};
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::{
@@ -85,8 +86,11 @@ fn accumulate(
     sumf: f32,
 ) -> f32 {
     let k = acts.row_length();
-    let dw =
-        if format == PackedFormat::Q8_K { row.d32 } else { half::f16::from_bits(row.d).to_f32() };
+    let dw = match format {
+        PackedFormat::Q8_K => row.d32,
+        PackedFormat::MXFP4 => e8m0_to_fp32_half(row.d as u8),
+        _ => half::f16::from_bits(row.d).to_f32(),
+    };
     let offset = format.offset();
     match format {
         PackedFormat::Q4_0 | PackedFormat::Q5_0 | PackedFormat::Q8_0 | PackedFormat::Q8_K => {
@@ -98,6 +102,12 @@ fn accumulate(
             } else {
                 sumf + (dw * da) * sumi as f32
             }
+        }
+        PackedFormat::MXFP4 => {
+            let da = acts.scales[token * (k / QK) + block];
+            let value = |j: usize| i32::from(KVALUES[row.quants[j] as usize]);
+            let sumi: i32 = (0..QK).map(|j| value(j) * i32::from(a[j])).sum();
+            sumf + (dw * da) * sumi as f32
         }
         PackedFormat::Q4_1 | PackedFormat::Q5_1 => {
             let at = token * (k / QK) + block;

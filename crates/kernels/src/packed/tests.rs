@@ -23,8 +23,9 @@ fn float_formats() -> impl Iterator<Item = PackedFormat> {
 }
 
 /// Weights from quantizing Gaussian values (realistic), or raw random bytes with finite scales
-/// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128). Raw float weights
-/// are Gaussian values scaled by 2⁻¹⁶ … 2⁷ (F16 subnormals included) and some zeros.
+/// (every bit pattern of quants, sub-scales and mins, including Q8_0's −128; MXFP4 exponents
+/// for scales 2⁻¹⁰ … 2⁻²). Raw float weights are Gaussian values scaled by 2⁻¹⁶ … 2⁷ (F16
+/// subnormals included) and some zeros.
 fn weights(
     format: PackedFormat,
     num_rows: usize,
@@ -74,6 +75,7 @@ fn weights(
             PackedFormat::Q8_K => {
                 block[0..4].copy_from_slice(&scale(&mut r).to_f32().to_le_bytes())
             }
+            PackedFormat::MXFP4 => block[0] = r.gen_range(118..=126),
             _ => block[0..2].copy_from_slice(&d),
         }
     }
@@ -261,6 +263,52 @@ fn q4_0_keeps_ggml_scale_order_for_large_sums() {
         packed.matmul_with(isa, &acts, &mut out).expect("matmul");
         assert_bits_equal(&out, &expected, isa.name());
     }
+}
+
+/// MXFP4's E8M0 scales at the edges: the subnormal scales of `e` 0 and 1, the first normal
+/// ones, and 2¹²⁵ … 2¹²⁷, where `d_w · d_a` and the block terms overflow to ±inf and `inf · 0`
+/// (an all-zero block sum) gives NaN. Row `r` < 12 has every block at one edge exponent, the
+/// rest random exponents; tokens are scaled by 2⁻¹⁶ … 2²⁰ so that products underflow to
+/// subnormals and overflow. Every path builds the scales with integer operations and performs
+/// the reference's float operations, so the results agree bit for bit; NaNs agree as NaNs.
+#[test]
+fn mxfp4_edge_scales_match_the_scalar_reference() {
+    let edges = [0u8, 1, 2, 3, 126, 127, 128, 200, 252, 253, 254, 255];
+    let (num_rows, row_length) = (edges.len() + 5, 256);
+    let mut w = weights(PackedFormat::MXFP4, num_rows, row_length, 21, true);
+    let mut r = rng(22);
+    let blocks_per_row = row_length / 32;
+    for (i, block) in w.chunks_exact_mut(17).enumerate() {
+        let row = i / blocks_per_row;
+        block[0] = edges.get(row).copied().unwrap_or_else(|| r.gen());
+        if i % blocks_per_row == 3 {
+            block[1..].fill(0x88); // every code −0: a zero block sum
+        }
+    }
+    let packed = PackedMatrix::pack(PackedFormat::MXFP4, &w, num_rows, row_length).expect("pack");
+    let (mut infinite, mut nan, mut subnormal) = (false, false, false);
+    for num_tokens in [1, 2, 5, 9] {
+        let x: Vec<f32> = uniform(num_tokens * row_length, 300 + num_tokens as u64)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * ((i / row_length % 7) as f32 * 6.0 - 16.0).exp2())
+            .collect();
+        let expected = reference(GgmlType::MXFP4, &w, num_rows, row_length, &x);
+        infinite |= expected.iter().any(|v| v.is_infinite());
+        nan |= expected.iter().any(|v| v.is_nan());
+        subnormal |= expected.iter().any(|v| v.is_subnormal());
+        let mut acts = PackedActivations::new();
+        acts.quantize(ActivationFormat::Q8_0, &x, row_length).expect("quantize");
+        for isa in Isa::available() {
+            let mut out = vec![0.0; num_tokens * num_rows];
+            packed.matmul_with(isa, &acts, &mut out).expect("matmul");
+            for (i, (a, e)) in out.iter().zip(&expected).enumerate() {
+                let same = a.to_bits() == e.to_bits() || (a.is_nan() && e.is_nan());
+                assert!(same, "{} tokens {num_tokens} element {i}: {a} vs {e}", isa.name());
+            }
+        }
+    }
+    assert!(infinite && nan && subnormal, "edges reached: {infinite} {nan} {subnormal}");
 }
 
 /// Several matrices in one region give each matrix's own product, bit for bit.

@@ -15,6 +15,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::formats::mxfp4::KVALUES;
 use crate::packed::activations::PackedActivations;
 use crate::packed::layout::*;
 use crate::packed::scalar::FLOAT_CHAINS;
@@ -206,8 +207,48 @@ unsafe fn fifth_bits<I: Isa>(
     }
 }
 
-/// Q4_0, Q5_0, Q4_1, Q5_1, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales) for
-/// `NT` tokens from `first_token`.
+/// MXFP4's doubled E2M1 values plus [`MXFP4_OFFSET`], by code: unsigned operands for
+/// `vpdpbusd` and `vpmaddubsw`, the offset removed like Q4_0's.
+const MXFP4_UNSIGNED_VALUES: [u8; 16] = {
+    let mut table = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        table[i] = (KVALUES[i] as i32 + MXFP4_OFFSET) as u8;
+        i += 1;
+    }
+    table
+};
+
+/// MXFP4: each byte's code (0..16) looked up as its unsigned value, [`MXFP4_UNSIGNED_VALUES`]
+/// (`vpshufb` with the table in both 128-bit lanes).
+#[inline(always)]
+unsafe fn mxfp4_values(codes: __m256i) -> __m256i {
+    // SAFETY: compiled with AVX2; the table is 16 readable bytes.
+    unsafe {
+        let table = _mm_loadu_si128(MXFP4_UNSIGNED_VALUES.as_ptr().cast());
+        _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(table), codes)
+    }
+}
+
+/// MXFP4: the 8 rows' E8M0 bytes at `p` as ggml's `e8m0_to_fp32_half`, `2^(e − 128)`: the
+/// exponent field `e − 1` for `e ≥ 2`, the subnormals `0x0020_0000 << e` below.
+///
+/// # Safety
+/// `p` points to 8 readable bytes; the CPU has AVX2.
+#[inline(always)]
+unsafe fn e8m0_half_rows(p: *const u8) -> __m256 {
+    // SAFETY: callers pass pointers to 8 bytes; compiled with AVX2.
+    unsafe {
+        let e = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast()));
+        let normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+        let subnormal = _mm256_sllv_epi32(_mm256_set1_epi32(0x0020_0000), e);
+        let below_two = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e);
+        _mm256_castsi256_ps(_mm256_blendv_epi8(normal, subnormal, below_two))
+    }
+}
+
+/// Q4_0, Q5_0, Q4_1, Q5_1, MXFP4, Q8_0 and Q8_K (Q8_0 with 256-element blocks and f32 scales)
+/// for `NT` tokens from `first_token`.
 #[inline(always)]
 unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
     group: &[u8],
@@ -252,13 +293,16 @@ unsafe fn legacy<I: Isa, const F: u8, const NT: usize, const CH: usize>(
                     if let Some(masks) = format.legacy_masks() {
                         (lo, hi) = fifth_bits::<I>(blk.add(masks), c, lo, hi);
                     }
+                    if F == MXFP4_CODE {
+                        (lo, hi) = (mxfp4_values(lo), mxfp4_values(hi));
+                    }
                     dot_chunk::<I, NT, CH>(&mut isum, &quants, 32 * b + 8 * c, c, lo, hi);
                 }
             }
-            let dw = if F == Q8_K_CODE {
-                _mm256_loadu_ps(blk.add(SCALES).cast())
-            } else {
-                row_scales(blk.add(SCALES))
+            let dw = match F {
+                Q8_K_CODE => _mm256_loadu_ps(blk.add(SCALES).cast()),
+                MXFP4_CODE => e8m0_half_rows(blk.add(SCALES)),
+                _ => row_scales(blk.add(SCALES)),
             };
             let with_min = format.has_dmin();
             let m = if with_min { row_scales(blk.add(DMIN)) } else { _mm256_setzero_ps() };
@@ -592,6 +636,7 @@ unsafe fn tile<I: Isa, const NT: usize, const CH: usize>(
             PackedFormat::Q3_K => k16::<I, Q3_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q2_K => k16::<I, Q2_K_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::Q8_K => legacy::<I, Q8_K_CODE, NT, CH>(group, acts, first_token, out),
+            PackedFormat::MXFP4 => legacy::<I, MXFP4_CODE, NT, CH>(group, acts, first_token, out),
             PackedFormat::F32 => float::<F32_CODE, NT>(group, acts, first_token, out),
             PackedFormat::F16 => float::<F16_CODE, NT>(group, acts, first_token, out),
             PackedFormat::BF16 => float::<BF16_CODE, NT>(group, acts, first_token, out),
