@@ -20,7 +20,7 @@
 #                             with llama.cpp's Q8_0 K and V cache, for uma's q8_0 KV cache)
 #     tiny_crosscheck.py   -> nothing; fails when llama.cpp's logits on the tiny models disagree
 #                             with the tiny goldens (same GGUF semantics in both references)
-#     tiny_moe_greedy.py   -> crates/model/tests/golden/tiny_greedy/<arch>-<q8_0|q4_k_m>.json
+#     tiny_moe_greedy.py   -> crates/model/tests/golden/tiny_greedy/<arch>-<q8_0|q4_k_m|mxfp4_moe>.json
 #                             (the quantized tiny MoE models of crates/test-models/src/tiny/
 #                             quantized.rs: fails unless llama-quantize turns their F32 version
 #                             into the same tensors; then llama.cpp's greedy tokens on them)

@@ -173,6 +173,76 @@ def load_from_tensors(path: str):
     return model
 
 
+def load_gpt_oss(path: str):
+    """A tiny `gpt-oss` GGUF file as transformers' GptOssForCausalLM, from the file's dequantized
+    tensors (gguf-py dequantizes MXFP4): llama.cpp's converter splits Hugging Face's interleaved
+    `gate_up_proj` ([experts, hidden, 2·width], gate at even columns) into `ffn_gate_exps` and
+    `ffn_up_exps` and transposes every expert matrix; this puts them back. YaRN with
+    `truncate: True`: GGUF does not carry gpt-oss's `truncate: False`, and llama.cpp always
+    floors and ceils the correction range, so the file means the truncated form."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    fields = gguf_fields(path)
+    arch = fields["general.architecture"]
+    reader = GGUFReader(path)
+    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
+               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    layers = f("block_count")
+    config = GptOssConfig(
+        vocab_size=tensors["token_embd.weight"].shape[0], hidden_size=f("embedding_length"),
+        intermediate_size=f("expert_feed_forward_length"), num_hidden_layers=layers,
+        num_attention_heads=f("attention.head_count"), num_key_value_heads=f("attention.head_count_kv"),
+        head_dim=f("attention.key_length"), max_position_embeddings=f("context_length"),
+        rms_norm_eps=f("attention.layer_norm_rms_epsilon"), sliding_window=f("attention.sliding_window"),
+        num_local_experts=f("expert_count"), num_experts_per_tok=f("expert_used_count"),
+        rope_parameters={
+            "rope_type": "yarn", "rope_theta": f("rope.freq_base"), "factor": f("rope.scaling.factor"),
+            "beta_fast": 32.0, "beta_slow": 1.0, "truncate": True,
+            "original_max_position_embeddings": f("rope.scaling.original_context_length"),
+        },
+        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+        tie_word_embeddings=False, dtype=torch.float32,
+    )
+    state = {"model.embed_tokens.weight": tensors["token_embd.weight"],
+             "model.norm.weight": tensors["output_norm.weight"],
+             "lm_head.weight": tensors["output.weight"]}
+    for i in range(layers):
+        b, m = f"blk.{i}.", f"model.layers.{i}."
+        gate, up = tensors[b + "ffn_gate_exps.weight"], tensors[b + "ffn_up_exps.weight"]  # [n, f, h]
+        gate_up = np.empty((gate.shape[0], gate.shape[2], 2 * gate.shape[1]), dtype=np.float32)
+        gate_up[:, :, 0::2], gate_up[:, :, 1::2] = gate.transpose(0, 2, 1), up.transpose(0, 2, 1)
+        gate_up_bias = np.empty((gate.shape[0], 2 * gate.shape[1]), dtype=np.float32)
+        gate_up_bias[:, 0::2] = tensors[b + "ffn_gate_exps.bias"]
+        gate_up_bias[:, 1::2] = tensors[b + "ffn_up_exps.bias"]
+        state.update({
+            m + "input_layernorm.weight": tensors[b + "attn_norm.weight"],
+            m + "post_attention_layernorm.weight": tensors[b + "post_attention_norm.weight"],
+            m + "self_attn.sinks": tensors[b + "attn_sinks.weight"],
+            m + "mlp.router.weight": tensors[b + "ffn_gate_inp.weight"],
+            m + "mlp.router.bias": tensors[b + "ffn_gate_inp.bias"],
+            m + "mlp.experts.gate_up_proj": gate_up,
+            m + "mlp.experts.gate_up_proj_bias": gate_up_bias,
+            m + "mlp.experts.down_proj": tensors[b + "ffn_down_exps.weight"].transpose(0, 2, 1),
+            m + "mlp.experts.down_proj_bias": tensors[b + "ffn_down_exps.bias"],
+        })
+        for ours, theirs in (("attn_q", "q_proj"), ("attn_k", "k_proj"), ("attn_v", "v_proj"),
+                             ("attn_output", "o_proj")):
+            state[m + f"self_attn.{theirs}.weight"] = tensors[b + ours + ".weight"]
+            state[m + f"self_attn.{theirs}.bias"] = tensors[b + ours + ".bias"]
+    model = GptOssForCausalLM(config)
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                                                 for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
+    model.eval()
+    return model
+
+
 def load_model(path: str):
     import torch
     from transformers import AutoModelForCausalLM
@@ -182,6 +252,8 @@ def load_model(path: str):
     arch = fields["general.architecture"]
     if (arch == "llama" and "llama.expert_count" in fields) or arch == "olmoe":
         return load_from_tensors(path)
+    if arch == "gpt-oss":
+        return load_gpt_oss(path)
     directory, name = os.path.split(path)
     config = load_config(path)
     model, info = AutoModelForCausalLM.from_pretrained(

@@ -1,6 +1,6 @@
 """Reference logits of the tiny random models (crates/test-models/src/tiny.rs), by transformers.
 
-Usage: python tiny_logits.py DIR   (DIR holds tiny-<arch>.gguf, written by
+Usage: python tiny_logits.py DIR [ARCH ...]   (all architectures by default; DIR holds tiny-<arch>.gguf, written by
 `cargo run -p uma-test-models --example write_tiny_models -- DIR`)
 
 Writes crates/model/tests/golden/tiny/<arch>.json:
@@ -17,7 +17,7 @@ import sys
 
 from reference_common import GOLDEN, load_model, reference_versions, sig, write_json
 
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]
 PROMPTS = [
     [7],
     [17, 42, 301, 99, 256, 3, 77],
@@ -32,6 +32,8 @@ MOE_PROMPTS = {
     "qwen2moe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
     "mixtral": [PROMPTS[0], PROMPTS[1], [11, 21, 31, 31, 41, 51, 61, 71, 81, 91, 101, 111]],
     "olmoe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
+    "gpt-oss": [PROMPTS[0], [165, 77, 202, 24, 37, 274, 48],
+                [93, 2, 76, 88, 72, 242, 61, 284, 31, 166, 265, 271]],
 }
 MIN_ROUTING_MARGIN = 0.02  # logits; the references differ by about 1e-5, uma by up to 1e-3
 
@@ -73,17 +75,22 @@ def watch_routing(model):
         top = torch.topk(logits, k + 1, dim=-1).values
         margins.append(float((top[:, k - 1] - top[:, k]).min()))
 
+    def record_router(module, inputs, output):  # gpt-oss: the router returns no logits
+        record(module, inputs, torch.nn.functional.linear(inputs[0], module.weight, module.bias))
+
     for layer in model.model.layers:
-        for handle in getattr(layer.mlp.gate, "_uma_hooks", []):
+        router, hook = ((layer.mlp.router, record_router) if hasattr(layer.mlp, "router")
+                        else (layer.mlp.gate, record))
+        for handle in getattr(router, "_uma_hooks", []):
             handle.remove()
-        layer.mlp.gate._uma_hooks = [layer.mlp.gate.register_forward_hook(record)]
+        router._uma_hooks = [router.register_forward_hook(hook)]
     return margins
 
 
-def main(directory: str) -> None:
+def main(directory: str, archs: list[str]) -> None:
     import torch
 
-    for arch in ARCHS:
+    for arch in archs:
         path = os.path.join(directory, f"tiny-{arch}.gguf")
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
@@ -109,4 +116,4 @@ def main(directory: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/tiny-models")
+    main(sys.argv[1] if len(sys.argv) > 1 else "target/tiny-models", sys.argv[2:] or ARCHS)

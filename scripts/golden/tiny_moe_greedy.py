@@ -1,12 +1,12 @@
 """llama.cpp's greedy tokens on the quantized tiny mixture-of-experts models.
 
 The quantized tiny models (crates/test-models/src/tiny/quantized.rs) are written by uma's own
-code, in Q8_0 and Q4_K_M. This script first makes sure they are what llama.cpp's quantizer makes:
+code, in Q8_0 and Q4_K_M (gpt-oss: MXFP4_MOE). This script first makes sure they are what llama.cpp's quantizer makes:
 it runs `llama-quantize` on the F32 version of each (same weights, every tensor F32) and fails
 unless every tensor of its output has the type and the bytes of the Rust-written file (and the
 metadata the same values). Then llama.cpp decodes greedily on the Rust-written files.
 
-Writes crates/model/tests/golden/tiny_greedy/<arch>-<quant>.json (quant: q8_0, q4_k_m):
+Writes crates/model/tests/golden/tiny_greedy/<arch>-<quant>.json (quant: q8_0, q4_k_m, mxfp4_moe):
   {"arch", "quant", "gguf_sha256", "reference", "tensor_types": {type: count},
    "prompts": [{"prompt_ids", "tokens" (N_PREDICT greedy ids, or fewer ending with an
                 end-of-generation id), "eog", "top2_logit_gap" (per generated token),
@@ -33,8 +33,10 @@ import tempfile
 
 from reference_common import GOLDEN, sig, write_json
 
-ARCHS = ["qwen3moe", "qwen2moe", "mixtral", "olmoe"]  # tiny.rs TINY_QUANTIZED_ARCHS
-QUANTS = ["Q8_0", "Q4_K_M"]
+ARCHS = ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]  # tiny.rs TINY_QUANTIZED_ARCHS
+# What each family ships as (tiny.rs TinyQuant::of_arch, besides F32).
+QUANTS = {"gpt-oss": ["MXFP4_MOE"]}
+DEFAULT_QUANTS = ["Q8_0", "Q4_K_M"]
 # Prompts of 1, 5 and 9 tokens whose continuations, on every file, run the full N_PREDICT tokens
 # without an end-of-generation token (chosen by looking at llama.cpp's output).
 PROMPTS = [
@@ -116,7 +118,7 @@ def greedy(greedy_bin: str, path: str) -> list[dict]:
 def main(bin_dir: str, greedy_bin: str, directory: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for arch in ARCHS:
-            for quant in QUANTS:
+            for quant in QUANTS.get(arch, DEFAULT_QUANTS):
                 types = check_same_as_llama_quantize(bin_dir, directory, arch, quant, scratch)
                 path = tiny_path(directory, arch, quant)
                 with open(path, "rb") as f:

@@ -50,6 +50,13 @@ pub mod arch {
     pub const ROPE_SCALING_TYPE: &str = "rope.scaling.type";
     pub const ROPE_SCALING_FACTOR: &str = "rope.scaling.factor";
     pub const ROPE_SCALING_ORIGINAL_CONTEXT_LENGTH: &str = "rope.scaling.original_context_length";
+    /// A multiplier of the rope's cosines and sines, for any scaling type.
+    pub const ROPE_SCALING_ATTN_FACTOR: &str = "rope.scaling.attn_factor";
+    /// YaRN: DeepSeek's `mscale_all_dim`.
+    pub const ROPE_SCALING_YARN_LOG_MULTIPLIER: &str = "rope.scaling.yarn_log_multiplier";
+    pub const ROPE_SCALING_YARN_EXT_FACTOR: &str = "rope.scaling.yarn_ext_factor";
+    pub const ROPE_SCALING_YARN_BETA_FAST: &str = "rope.scaling.yarn_beta_fast";
+    pub const ROPE_SCALING_YARN_BETA_SLOW: &str = "rope.scaling.yarn_beta_slow";
     pub const EXPERT_COUNT: &str = "expert_count";
     pub const EXPERT_USED_COUNT: &str = "expert_used_count";
     /// How an embedding model pools token states (llama.cpp's `llama_pooling_type`: 0 none,

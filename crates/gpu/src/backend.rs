@@ -406,10 +406,9 @@ impl Backend for GpuBackend {
         Ok(GpuVector::group(self, &label, &values)?)
     }
 
-    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> uma_model::Result<GpuVector> {
-        let values = uma_model::backend::decode_vector(tensor, len)?;
-        let buffer = self.upload(tensor.name(), bytemuck::cast_slice(&values))?;
-        Ok(GpuVector::new(buffer, len))
+    fn vector(&self, name: &str, values: &[f32]) -> uma_model::Result<GpuVector> {
+        let buffer = self.upload(name, bytemuck::cast_slice(values))?;
+        Ok(GpuVector::new(buffer, values.len()))
     }
 
     fn new_kv_cache(
@@ -612,12 +611,13 @@ impl Backend for GpuBackend {
         kv: &mut GpuKvCache,
         layer: usize,
         params: &AttentionParams,
+        sinks: Option<&GpuVector>,
         q: &GpuActivations,
         k: &GpuActivations,
         v: &GpuActivations,
         out: &mut GpuActivations,
     ) {
-        let result = ops::attention::attention(pass, kv, layer, params, q, k, v, out);
+        let result = ops::attention::attention(pass, kv, layer, (params, sinks), q, k, v, out);
         pass.keep(result);
     }
 

@@ -62,6 +62,7 @@ impl Format {
             Q5_0 => ("FORMAT_Q5_0", 32, 22, 24, 2),
             Q5_1 => ("FORMAT_Q5_1", 32, 24, 24, 24),
             Q8_0 => ("FORMAT_Q8_0", 32, 34, 36, 2),
+            MXFP4 => ("FORMAT_MXFP4", 32, 17, 20, 1),
             Q4_K => ("FORMAT_Q4_K", 256, 144, 144, 144),
             Q5_K => ("FORMAT_Q5_K", 256, 176, 176, 176),
             Q6_K => ("FORMAT_Q6_K", 256, 210, 212, 210),
@@ -409,7 +410,7 @@ pub(crate) mod test_matrices {
     use uma_gguf::GgmlType;
 
     /// Every type the GPU takes.
-    pub(crate) const TYPES: [GgmlType; 11] = [
+    pub(crate) const TYPES: [GgmlType; 12] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::BF16,
@@ -418,6 +419,7 @@ pub(crate) mod test_matrices {
         GgmlType::Q5_0,
         GgmlType::Q5_1,
         GgmlType::Q8_0,
+        GgmlType::MXFP4,
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,

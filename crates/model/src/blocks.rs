@@ -75,19 +75,28 @@ pub(crate) enum SublayerOutput {
 }
 
 impl SublayerOutput {
-    /// `input · weightᵀ` into the sublayer's output.
+    /// `input · weightᵀ` (plus `bias`) into the sublayer's output.
     fn project<B: Backend>(
         self,
         ops: &mut B::Pass<'_>,
-        weight: &B::Matrix,
+        (weight, bias): (&B::Matrix, Option<&B::Vector>),
         input: &B::Activations,
         out: &mut B::Activations,
         x: &mut B::Activations,
     ) -> Result<()> {
-        match self {
-            SublayerOutput::Scratch => B::matmul(ops, weight, input, out),
-            SublayerOutput::Residual => B::matmul_add(ops, weight, input, out, x),
+        match (self, bias) {
+            (SublayerOutput::Scratch, _) => B::matmul(ops, weight, input, out)?,
+            (SublayerOutput::Residual, None) => return B::matmul_add(ops, weight, input, out, x),
+            // The bias joins the product before the residual, in llama.cpp's order.
+            (SublayerOutput::Residual, Some(_)) => B::matmul(ops, weight, input, out)?,
         }
+        if let Some(bias) = bias {
+            B::add_bias(ops, out, bias);
+            if self == SublayerOutput::Residual {
+                B::add(ops, x, out);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,7 +157,9 @@ pub(crate) struct Attention<B: Backend> {
     v: B::Matrix,      // [kv_dim, hidden_size]
     output: B::Matrix, // [hidden_size, q_dim]
     bias: Option<QkvBias<B>>,
+    output_bias: Option<B::Vector>, // [hidden_size]
     qk_norm: Option<QkNorm<B>>,
+    sinks: Option<B::Vector>, // [num_attention_heads]
 }
 
 impl<B: Backend> Attention<B> {
@@ -168,8 +179,22 @@ impl<B: Backend> Attention<B> {
             v,
             output: w.matrix(LayerTensor::AttnOutput, h, q_dim)?,
             bias: None,
+            output_bias: None,
             qk_norm: None,
+            sinks: None,
         })
+    }
+
+    /// With the bias of the output projection (`attn_output.bias`).
+    pub(crate) fn with_output_bias(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let bias = w.bias(LayerTensor::AttnOutput, w.config().hidden_size)?;
+        Ok(Attention { output_bias: Some(bias), ..self })
+    }
+
+    /// With a sink logit per head in every softmax (`attn_sinks`, gpt-oss).
+    pub(crate) fn with_sinks(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let sinks = w.vector(LayerTensor::AttnSinks, w.config().num_attention_heads)?;
+        Ok(Attention { sinks: Some(sinks), ..self })
     }
 
     /// With the biases of q, k and v (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`).
@@ -231,6 +256,7 @@ impl<B: Backend> Attention<B> {
             dimension_count: c.rope_dimension_count,
             base: c.rope_base(layer),
             freq_scale: c.rope_freq_scale,
+            yarn: c.rope_yarn,
         };
         let products = &mut [(&self.q, &mut s.q), (&self.k, &mut s.k), (&self.v, &mut s.v)];
         let biases = self.bias.as_ref().map(|b| [&b.q, &b.k, &b.v]);
@@ -269,9 +295,11 @@ impl<B: Backend> Attention<B> {
             scale: c.attention_scale,
             window: c.window(layer),
         };
-        B::attention(ops, kv, layer, &params, &s.q, &s.k, &s.v, &mut s.attn);
+        let sinks = self.sinks.as_ref();
+        B::attention(ops, kv, layer, &params, sinks, &s.q, &s.k, &s.v, &mut s.attn);
         reporter.report::<B>(ops, "attn", q_dim, &s.attn)?;
-        output.project::<B>(ops, &self.output, &s.attn, &mut s.out, x)
+        let projection = (&self.output, self.output_bias.as_ref());
+        output.project::<B>(ops, projection, &s.attn, &mut s.out, x)
     }
 }
 
@@ -319,7 +347,7 @@ impl<B: Backend> FeedForward<B> {
                 )?;
             }
         }
-        output.project::<B>(ops, &self.down, &s.gate, &mut s.out, x)
+        output.project::<B>(ops, (&self.down, None), &s.gate, &mut s.out, x)
     }
 }
 
@@ -371,8 +399,19 @@ impl<B: Backend> DecoderLayer<B> {
         attention: Attention<B>,
         feed_forward: impl Into<Mlp<B>>,
     ) -> Result<Self> {
+        DecoderLayer::load_with_ffn_norm(w, attention, LayerTensor::FfnNorm, feed_forward)
+    }
+
+    /// [`DecoderLayer::load`] where the feed-forward network's norm is `ffn_norm` (gpt-oss:
+    /// `post_attention_norm`, Hugging Face's name for it).
+    pub(crate) fn load_with_ffn_norm(
+        w: &LayerLoader<'_, B>,
+        attention: Attention<B>,
+        ffn_norm: LayerTensor,
+        feed_forward: impl Into<Mlp<B>>,
+    ) -> Result<Self> {
         let attn_norm = w.norm(LayerTensor::AttnNorm)?;
-        let ffn_norm = w.norm(LayerTensor::FfnNorm)?;
+        let ffn_norm = w.norm(ffn_norm)?;
         Ok(DecoderLayer { attn_norm, attention, ffn_norm, feed_forward: feed_forward.into() })
     }
 }

@@ -36,6 +36,23 @@ impl FileParameters<'_> {
         let key = arch_key(&self.params.architecture, suffix);
         self.metadata.get_u64(&key).ok().flatten()
     }
+
+    /// `attention.sliding_window`, which the architecture requires: a positive window.
+    pub(crate) fn required_sliding_window(&self) -> Result<usize> {
+        let window = self.params.sliding_window.ok_or_else(|| ModelError::InvalidConfig {
+            name: "sliding_window",
+            reason: format!("{} needs attention.sliding_window", self.params.architecture),
+        })?;
+        usize::try_from(window).ok().filter(|&w| w > 0).ok_or(ModelError::InvalidConfig {
+            name: "sliding_window",
+            reason: format!("{window}"),
+        })
+    }
+
+    /// Whether the file declares `<architecture>.<suffix>` at all.
+    pub(crate) fn declares(&self, suffix: &str) -> bool {
+        self.metadata.get(&arch_key(&self.params.architecture, suffix)).is_some()
+    }
 }
 
 /// Which dimensions rope rotates together.
@@ -47,6 +64,87 @@ pub enum RopeStyle {
     Neox,
 }
 
+/// YaRN rope scaling (`rope.scaling.type = yarn`) as ggml computes it: pair `i` turns by a mix
+/// of the interpolated angle (`freq_scale · θ`) and the original one, ramping from original on
+/// the fast pairs to interpolated on the slow ones between the correction dimensions of
+/// `beta_fast` and `beta_slow`, and cosines and sines are scaled by
+/// `attn_factor · (1 + 0.1 · ln(1 / freq_scale))`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Yarn {
+    /// The context the model was trained on before scaling
+    /// (`rope.scaling.original_context_length`).
+    pub original_context_length: f32,
+    /// Rotations per original context above which a pair keeps its original angle (32).
+    pub beta_fast: f32,
+    /// Rotations below which it is fully interpolated (1).
+    pub beta_slow: f32,
+    /// How much of the ramp applies (1: YaRN; llama.cpp's `yarn_ext_factor`).
+    pub ext_factor: f32,
+    /// llama.cpp's `yarn_attn_factor`: the magnitude scale divided by the `1 + 0.1 · ln(factor)`
+    /// that the rotation multiplies back in.
+    pub attn_factor: f32,
+}
+
+/// The rope scaling `params` declare: the frequency scale (1 / factor) and, for YaRN, its
+/// corrections, with llama.cpp's defaults and its magnitude rule (`llama_context`'s
+/// `yarn_attn_factor`: `0.1 · ln(factor) + 1`, or DeepSeek's ratio of two such terms when the
+/// file gives `yarn_log_multiplier`, divided by what the rotation multiplies back in).
+fn read_rope_scaling(params: &ModelParams, metadata: &Metadata) -> Result<(f32, Option<Yarn>)> {
+    let key = |suffix: &str| arch_key(&params.architecture, suffix);
+    let f32_key = |suffix: &str| -> Result<Option<f32>> {
+        Ok(metadata.get_f64(&key(suffix))?.map(|v| v as f32))
+    };
+    let Some(scaling) = &params.rope_scaling else { return Ok((1.0, None)) };
+    let invalid = |reason: String| ModelError::InvalidConfig { name: "rope_scaling", reason };
+    let factor = match scaling.factor {
+        None => 1.0,
+        Some(f) if f.is_finite() && f > 0.0 => f as f32,
+        Some(f) => return Err(invalid(format!("factor {f}"))),
+    };
+    let freq_scale = 1.0 / factor;
+    let attn_factor_key = f32_key(arch_keys::ROPE_SCALING_ATTN_FACTOR)?.unwrap_or(1.0);
+    match scaling.scaling_type.as_str() {
+        "linear" if attn_factor_key == 1.0 => Ok((freq_scale, None)),
+        "linear" => Err(invalid(format!("linear with attn_factor {attn_factor_key}"))),
+        "yarn" => {
+            let original =
+                scaling.original_max_position_embeddings.unwrap_or(params.max_position_embeddings);
+            if original == 0 || original > 1 << 24 {
+                return Err(invalid(format!("original_context_length {original}")));
+            }
+            let ext_factor = f32_key(arch_keys::ROPE_SCALING_YARN_EXT_FACTOR)?.unwrap_or(1.0);
+            let mscale = |scale: f32, m: f32| {
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * m * scale.ln() + 1.0
+                }
+            };
+            let mut attn_factor = 1.0;
+            if ext_factor != 0.0 {
+                attn_factor = match f32_key(arch_keys::ROPE_SCALING_YARN_LOG_MULTIPLIER)? {
+                    Some(all_dims) if all_dims != 0.0 => {
+                        // DeepSeek V2 declares mscale = mscale_all_dim (llama.cpp's special case).
+                        let m = if params.architecture == "deepseek2" { all_dims } else { 1.0 };
+                        mscale(factor, m) / mscale(factor, all_dims)
+                    }
+                    _ => mscale(factor, 1.0),
+                };
+                attn_factor *= 1.0 / (1.0 + 0.1 * factor.ln());
+            }
+            let yarn = Yarn {
+                original_context_length: original as f32,
+                beta_fast: f32_key(arch_keys::ROPE_SCALING_YARN_BETA_FAST)?.unwrap_or(32.0),
+                beta_slow: f32_key(arch_keys::ROPE_SCALING_YARN_BETA_SLOW)?.unwrap_or(1.0),
+                ext_factor,
+                attn_factor: attn_factor * attn_factor_key,
+            };
+            Ok((freq_scale, Some(yarn)))
+        }
+        other => Err(invalid(format!("type {other:?} is not supported yet"))),
+    }
+}
+
 /// The gate activation of the gated feed-forward network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HiddenActivation {
@@ -54,6 +152,17 @@ pub enum HiddenActivation {
     Silu,
     /// GeGLU with the tanh approximation of GELU (Gemma's `gelu_pytorch_tanh`).
     GeluTanh,
+    /// gpt-oss's clamped SwiGLU: `g · σ(1.702 · g) · (u + 1)` with `g = min(gate, 7)` and
+    /// `u = clamp(up, −7, 7)` (the constants of the released models, which llama.cpp also
+    /// hard-codes; GGUF does not carry them).
+    SwigluOai,
+}
+
+impl HiddenActivation {
+    /// [`HiddenActivation::SwigluOai`]'s `α`.
+    pub const SWIGLU_OAI_ALPHA: f32 = 1.702;
+    /// [`HiddenActivation::SwigluOai`]'s clamp.
+    pub const SWIGLU_OAI_LIMIT: f32 = 7.0;
 }
 
 /// Whether a layer attends to the whole context or a window (Hugging Face's `layer_types`).
@@ -71,6 +180,9 @@ pub enum ExpertGating {
     Softmax,
     /// A sigmoid per expert (DeepSeek V3).
     Sigmoid,
+    /// The top `used` raw logits, then a softmax over those alone (gpt-oss; llama.cpp's
+    /// `SOFTMAX_WEIGHT`).
+    SoftmaxOfSelected,
 }
 
 /// The experts of a mixture-of-experts model's feed-forward layers.
@@ -166,8 +278,11 @@ pub struct ModelConfig {
     pub rope_theta: f32,
     /// Rope base of sliding-window layers (Gemma 3: 10 000).
     pub rope_local_base_freq: f32,
-    /// Linear rope scaling: positions are multiplied by this (1 / factor).
+    /// Rope scaling: positions are multiplied by this (1 / factor; linear scaling, and YaRN's
+    /// interpolated frequencies).
     pub rope_freq_scale: f32,
+    /// YaRN's correction of the scaled frequencies and magnitudes, when the file declares it.
+    pub rope_yarn: Option<Yarn>,
     /// Leading dimensions of each head that rope rotates (the rest pass through).
     pub rope_dimension_count: usize,
     pub rope_style: RopeStyle,
@@ -245,19 +360,7 @@ impl ModelConfig {
                 reason: format!("{rope_dimension_count} (head_dim {head_dim})"),
             });
         }
-        let rope_freq_scale = match &params.rope_scaling {
-            None => 1.0,
-            Some(s) if s.scaling_type == "linear" => match s.factor {
-                Some(f) if f > 0.0 => (1.0 / f) as f32,
-                _ => 1.0,
-            },
-            Some(s) => {
-                return Err(ModelError::InvalidConfig {
-                    name: "rope_scaling",
-                    reason: format!("type {:?} is not supported yet", s.scaling_type),
-                })
-            }
-        };
+        let (rope_freq_scale, rope_yarn) = read_rope_scaling(params, metadata)?;
         let num_hidden_layers = positive("num_hidden_layers", params.num_hidden_layers)?;
         let f32_key = |suffix: &str| -> Result<Option<f32>> {
             Ok(metadata.get_f64(&key(suffix))?.map(|v| v as f32))
@@ -279,6 +382,7 @@ impl ModelConfig {
             rope_theta: params.rope_theta.unwrap_or(10_000.0) as f32,
             rope_local_base_freq: f32_key(arch_keys::ROPE_FREQ_BASE_SWA)?.unwrap_or(10_000.0),
             rope_freq_scale,
+            rope_yarn,
             rope_dimension_count,
             rope_style: RopeStyle::Neox,
             sliding_window: None,

@@ -22,6 +22,16 @@ pub(crate) struct MoeFeedForward<B: Backend> {
     experts: ExpertConfig,
     activation: HiddenActivation,
     shared: Option<SharedExpert<B>>,
+    biases: Option<ExpertBiases<B>>,
+}
+
+/// Biases of the router and of every expert's products (gpt-oss: `ffn_gate_inp.bias` and
+/// `ffn_{gate,up,down}_exps.bias`).
+struct ExpertBiases<B: Backend> {
+    router: B::Vector,    // [count]
+    gate: Vec<B::Vector>, // per expert [feed_forward_length]
+    up: Vec<B::Vector>,   // per expert [feed_forward_length]
+    down: Vec<B::Vector>, // per expert [hidden_size]
 }
 
 /// An expert every token runs through, its output scaled by a sigmoid gate of its own
@@ -51,7 +61,22 @@ impl<B: Backend> MoeFeedForward<B> {
             experts,
             activation,
             shared: None,
+            biases: None,
         })
+    }
+
+    /// With the router's and every expert's biases (`ffn_gate_inp.bias`,
+    /// `ffn_{gate,up,down}_exps.bias`, the last three `[width, count]`).
+    pub(crate) fn with_biases(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let (h, ffn, count) =
+            (w.config().hidden_size, self.experts.feed_forward_length, self.experts.count);
+        let biases = ExpertBiases {
+            router: w.bias(LayerTensor::FfnGateInp, count)?,
+            gate: w.expert_biases(LayerTensor::FfnGateExps, ffn, count)?,
+            up: w.expert_biases(LayerTensor::FfnUpExps, ffn, count)?,
+            down: w.expert_biases(LayerTensor::FfnDownExps, h, count)?,
+        };
+        Ok(MoeFeedForward { biases: Some(biases), ..self })
     }
 
     /// With the shared expert of `width`: `ffn_gate_inp_shexp` (`[hidden_size]`) and
@@ -84,6 +109,9 @@ impl<B: Backend> MoeFeedForward<B> {
         }
         let mut logits = B::activations(ops, n, self.experts.count);
         B::matmul(ops, &self.router, &s.normed, &mut logits)?;
+        if let Some(biases) = &self.biases {
+            B::add_bias(ops, &mut logits, &biases.router);
+        }
         let logits = B::host(ops, &logits)?.into_owned();
         let mut out = B::activations(ops, n, h);
         for (expert, route) in routes(&logits, &self.experts).iter().enumerate() {
@@ -93,7 +121,14 @@ impl<B: Backend> MoeFeedForward<B> {
             let tokens = B::gather_rows(ops, &s.normed, h, &route.rows)?;
             let (gate, up, down) = (&self.gate[expert], &self.up[expert], &self.down[expert]);
             let network = (gate, up, down, ffn, self.activation);
-            let y = gated_network::<B>(ops, network, &tokens, route.rows.len(), h)?;
+            let m = route.rows.len();
+            let y = match &self.biases {
+                None => gated_network::<B>(ops, network, &tokens, m, h)?,
+                Some(b) => {
+                    let biases = (&b.gate[expert], &b.up[expert], &b.down[expert]);
+                    biased_gated_network::<B>(ops, network, biases, &tokens, m, h)?
+                }
+            };
             B::add_rows_scaled(ops, &mut out, h, &route.rows, &route.weights, &y)?;
         }
         if let Some(shared) = &self.shared {
@@ -137,6 +172,25 @@ fn gated_network<B: Backend>(
     Ok(y)
 }
 
+/// [`gated_network`] with a bias on each product: `down(act(gate·x + bg) · (up·x + bu)) + bd`.
+fn biased_gated_network<B: Backend>(
+    ops: &mut B::Pass<'_>,
+    (gate, up, down, width, activation): Network<'_, B>,
+    (gate_bias, up_bias, down_bias): (&B::Vector, &B::Vector, &B::Vector),
+    x: &B::Activations,
+    m: usize,
+    hidden: usize,
+) -> Result<B::Activations> {
+    let (mut g, mut u) = (B::activations(ops, m, width), B::activations(ops, m, width));
+    B::matmul_many(ops, &mut [(gate, &mut g), (up, &mut u)], x)?;
+    B::add_biases(ops, &mut [(&mut g, gate_bias), (&mut u, up_bias)]);
+    B::gated_activation(ops, &mut g, &u, activation);
+    let mut y = B::activations(ops, m, hidden);
+    B::matmul(ops, down, &g, &mut y)?;
+    B::add_bias(ops, &mut y, down_bias);
+    Ok(y)
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -159,12 +213,18 @@ pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
         match experts.gating {
             ExpertGating::Softmax => softmax_in_place(&mut probabilities),
             ExpertGating::Sigmoid => probabilities.iter_mut().for_each(|p| *p = sigmoid(*p)),
+            ExpertGating::SoftmaxOfSelected => {}
         }
         order.clear();
         order.extend(0..experts.count);
         // Stable: equal probabilities keep the lower expert first.
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
         let chosen = &order[..experts.used];
+        if experts.gating == ExpertGating::SoftmaxOfSelected {
+            let mut selected: Vec<f32> = chosen.iter().map(|&e| row[e]).collect();
+            softmax_in_place(&mut selected);
+            chosen.iter().zip(&selected).for_each(|(&e, &p)| probabilities[e] = p);
+        }
         let total: f32 = chosen.iter().map(|&e| probabilities[e]).sum();
         let scale = if experts.normalize_weights && total > 0.0 { 1.0 / total } else { 1.0 };
         for &expert in chosen {
@@ -212,6 +272,19 @@ mod tests {
                 assert!((got - want).abs() < 1e-6, "{got} against {want}");
             }
         }
+    }
+
+    #[test]
+    fn softmax_of_selected_picks_by_logit_then_normalises_the_chosen() {
+        let experts =
+            ExpertConfig { gating: ExpertGating::SoftmaxOfSelected, ..config(4, 2, false) };
+        let logits = [0.5, 3.0, -1.0, 2.0];
+        let routes = routes(&logits, &experts);
+        let (e1, e3) = (3.0f32.exp(), 2.0f32.exp());
+        assert_eq!((routes[1].rows.clone(), routes[3].rows.clone()), (vec![0], vec![0]));
+        assert!(routes[0].rows.is_empty() && routes[2].rows.is_empty());
+        assert!((routes[1].weights[0] - e1 / (e1 + e3)).abs() < 1e-6);
+        assert!((routes[3].weights[0] - e3 / (e1 + e3)).abs() < 1e-6);
     }
 
     #[test]

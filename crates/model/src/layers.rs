@@ -2,7 +2,7 @@
 //! f32 vs f64) so that greedy decoding agrees with llama.cpp: RMSNorm, rope (normal and NeoX),
 //! softmax, SiLU and tanh-GELU.
 
-use crate::config::RopeStyle;
+use crate::config::{RopeStyle, Yarn};
 
 /// ggml's `rms_norm` then `mul`: `y = x · (1 / sqrt(mean(x²) + eps)) · w`, with `Σx²` summed in
 /// f64 over f32 squares and the mean rounded to f32 (as `ggml_compute_forward_rms_norm_f32`).
@@ -40,14 +40,47 @@ impl Rope {
     /// computed as ggml's `rope_cache_init` does: in f32, `theta_scale = base^(-2/d)`, and a
     /// running product `theta *= theta_scale`.
     pub fn new(style: RopeStyle, dims: usize, base: f32, freq_scale: f32, position: usize) -> Self {
+        Rope::scaled(style, dims, base, freq_scale, None, position)
+    }
+
+    /// [`Rope::new`] with YaRN's corrections when `yarn` is given (ggml's `rope_yarn`: the
+    /// angle mixes the interpolated and the original one along a ramp over the pairs, and
+    /// cosines and sines are scaled).
+    pub fn scaled(
+        style: RopeStyle,
+        dims: usize,
+        base: f32,
+        freq_scale: f32,
+        yarn: Option<&Yarn>,
+        position: usize,
+    ) -> Self {
         let theta_scale = base.powf(-2.0 / dims as f32);
+        let corrections = yarn.filter(|y| y.ext_factor != 0.0).map(|y| {
+            let (low, high) = yarn_correction_dims(dims, base, y);
+            let mscale = y.attn_factor * (1.0 + 0.1 * (1.0 / freq_scale).ln());
+            (low, high, y.ext_factor, mscale)
+        });
+        let mscale_plain = yarn.map_or(1.0, |y| y.attn_factor);
         let mut theta = position as f32;
         let mut cos = Vec::with_capacity(dims / 2);
         let mut sin = Vec::with_capacity(dims / 2);
-        for _ in 0..dims / 2 {
-            let angle = freq_scale * theta;
-            cos.push(angle.cos());
-            sin.push(angle.sin());
+        for i in 0..dims / 2 {
+            let interpolated = freq_scale * theta;
+            let (angle, mscale) = match corrections {
+                None => (interpolated, mscale_plain),
+                Some((low, high, ext_factor, mscale)) => {
+                    let y = (i as f32 - low) / (high - low).max(0.001);
+                    let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * ext_factor;
+                    (interpolated * (1.0 - ramp_mix) + theta * ramp_mix, mscale)
+                }
+            };
+            if mscale == 1.0 {
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            } else {
+                cos.push(angle.cos() * mscale);
+                sin.push(angle.sin() * mscale);
+            }
             theta *= theta_scale;
         }
         Rope { style, cos, sin }
@@ -72,6 +105,19 @@ impl Rope {
             head[b] = x0 * s + x1 * c;
         }
     }
+}
+
+/// The pairs between which YaRN's ramp runs (ggml's `ggml_rope_yarn_corr_dims`): where a pair
+/// makes `beta_fast` and `beta_slow` rotations over the original context, floored and ceiled,
+/// within `0 ..= dims − 1`.
+fn yarn_correction_dims(dims: usize, base: f32, yarn: &Yarn) -> (f32, f32) {
+    let corr_dim = |rotations: f32| {
+        dims as f32 * (yarn.original_context_length / (rotations * 2.0 * std::f32::consts::PI)).ln()
+            / (2.0 * base.ln())
+    };
+    let start = corr_dim(yarn.beta_fast).floor();
+    let end = corr_dim(yarn.beta_slow).ceil();
+    (start.max(0.0), end.min(dims as f32 - 1.0))
 }
 
 /// Softmax in place as ggml's `soft_max`: `exp(x − max)` in f32, summed in f64, each scaled by
@@ -124,6 +170,16 @@ fn gelu_table() -> &'static [f32] {
             })
             .collect()
     })
+}
+
+/// gpt-oss's gated activation of one gate and up value, as ggml's `swiglu_oai`:
+/// `x = min(gate, limit)`, `x / (1 + e^(−α·x)) · (clamp(up, −limit, limit) + 1)`.
+#[inline]
+pub fn swiglu_oai(gate: f32, up: f32) -> f32 {
+    use crate::config::HiddenActivation as A;
+    let x = gate.min(A::SWIGLU_OAI_LIMIT);
+    let y = up.clamp(-A::SWIGLU_OAI_LIMIT, A::SWIGLU_OAI_LIMIT);
+    x / (1.0 + (A::SWIGLU_OAI_ALPHA * -x).exp()) * (y + 1.0)
 }
 
 /// `cap · tanh(x / cap)`.
@@ -214,6 +270,59 @@ mod tests {
         assert!((before - after).abs() < 1e-4 * before);
     }
 
+    /// YaRN against Hugging Face's formulation (`_compute_yarn_parameters`, with `truncate`),
+    /// in f64: `inv_freq = interpolation · (1 − e) + extrapolation · e` with `e` the ramp
+    /// `1 − clamp((i − low) / (high − low), 0, 1)`, and cosines and sines scaled by
+    /// `0.1 · ln(factor) + 1`.
+    #[test]
+    fn yarn_matches_the_hugging_face_formula() {
+        let (dims, base, factor, original) = (64usize, 150_000.0f64, 32.0f64, 4096.0f64);
+        let yarn = Yarn {
+            original_context_length: original as f32,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            ext_factor: 1.0,
+            // llama.cpp's `yarn_attn_factor` for gpt-oss: `get_mscale(32)` times its inverse.
+            attn_factor: 1.0,
+        };
+        let corr = |rotations: f64| {
+            dims as f64 * (original / (rotations * 2.0 * std::f64::consts::PI)).ln()
+                / (2.0 * base.ln())
+        };
+        let (low, high) = (corr(32.0).floor().max(0.0), corr(1.0).ceil().min(dims as f64 - 1.0));
+        let mscale = 0.1 * factor.ln() + 1.0;
+        for position in [0usize, 1, 7, 300, 5000] {
+            let rope = Rope::scaled(
+                RopeStyle::Neox,
+                dims,
+                base as f32,
+                (1.0 / factor) as f32,
+                Some(&yarn),
+                position,
+            );
+            let (cos, sin) = rope.cos_sin();
+            for i in 0..dims / 2 {
+                let extrapolation = base.powf(-2.0 * i as f64 / dims as f64);
+                let interpolation = extrapolation / factor;
+                let e = 1.0 - ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+                let angle = position as f64 * (interpolation * (1.0 - e) + extrapolation * e);
+                let tolerance = 2e-6 * (1.0 + angle.abs());
+                assert!(
+                    (f64::from(cos[i]) - angle.cos() * mscale).abs() < tolerance,
+                    "{position} {i}"
+                );
+                assert!(
+                    (f64::from(sin[i]) - angle.sin() * mscale).abs() < tolerance,
+                    "{position} {i}"
+                );
+            }
+        }
+        // Without ext_factor YaRN is linear interpolation scaled by attn_factor.
+        let flat = Yarn { ext_factor: 0.0, attn_factor: 1.0, ..yarn };
+        let rope = Rope::scaled(RopeStyle::Neox, dims, 1e4, 0.25, Some(&flat), 9);
+        assert_eq!(rope.cos_sin(), Rope::new(RopeStyle::Neox, dims, 1e4, 0.25, 9).cos_sin());
+    }
+
     #[test]
     fn softmax_known_values() {
         let mut x = [0.0f32, 2.0f32.ln(), f32::NEG_INFINITY];
@@ -246,6 +355,12 @@ mod tests {
         let rounded = half::f16::from_f32(1.3).to_f32();
         assert_eq!(gelu_ggml(1.3), half::f16::from_f32(gelu_tanh(rounded)).to_f32());
         assert!((softcap(1e6, 30.0) - 30.0).abs() < 1e-5);
+        // Clamped: the gate at 7 and the up value at ±7, then `x·σ(1.702x)·(y + 1)`.
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        assert_eq!(swiglu_oai(20.0, 20.0), swiglu_oai(7.0, 7.0));
+        assert_eq!(swiglu_oai(1.0, -30.0), swiglu_oai(1.0, -7.0));
+        assert!((swiglu_oai(7.0, 7.0) - 7.0 * sigmoid(1.702 * 7.0) * 8.0).abs() < 1e-5);
+        assert!((swiglu_oai(-2.0, 0.5) - -2.0 * sigmoid(-3.404) * 1.5).abs() < 1e-6);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub use backend::Backend;
 pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput};
 pub use config::{
     Architecture, ExpertConfig, ExpertGating, HiddenActivation, LayerType, ModelConfig, RopeStyle,
+    Yarn,
 };
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};

@@ -88,6 +88,19 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         self.backend.load_vector(&view, len)
     }
 
+    /// The `count` vectors of `len` elements stacked in `name` (ggml shape `[len, count]`: a
+    /// mixture-of-experts layer's per-expert biases), in expert order.
+    pub(crate) fn stacked_vectors(
+        &self,
+        name: &str,
+        len: usize,
+        count: usize,
+    ) -> Result<Vec<B::Vector>> {
+        let view = self.find(name, &[len, count])?;
+        let values = crate::backend::decode_vector(&view, len * count)?;
+        values.chunks_exact(len).map(|v| self.backend.vector(name, v)).collect()
+    }
+
     /// The tensor `name`, which must have the ggml shape `shape`.
     fn find(&self, name: &str, shape: &[usize]) -> Result<TensorView<'a>> {
         let view = self
@@ -170,6 +183,21 @@ impl<B: Backend> LayerLoader<'_, B> {
     /// The layer's norm `tensor` over the hidden state, `[hidden_size]`.
     pub(crate) fn norm(&self, tensor: LayerTensor) -> Result<B::Vector> {
         self.vector(tensor, self.config.hidden_size)
+    }
+
+    /// The layer's bias of `tensor`, `len` elements.
+    pub(crate) fn bias(&self, tensor: LayerTensor, len: usize) -> Result<B::Vector> {
+        self.weights.vector(&tensor.bias(self.layer), len)
+    }
+
+    /// The layer's per-expert biases of the stacked `tensor` (`[len, count]`), one per expert.
+    pub(crate) fn expert_biases(
+        &self,
+        tensor: LayerTensor,
+        len: usize,
+        count: usize,
+    ) -> Result<Vec<B::Vector>> {
+        self.weights.stacked_vectors(&tensor.bias(self.layer), len, count)
     }
 
     /// The biases of the layer's `tensors` (with their lengths), loaded to be used together.

@@ -1,6 +1,6 @@
 //! The quantized tiny mixture-of-experts models (`uma_test_models::tiny::
-//! tiny_quantized_model_bytes`: Q8_0 and Q4_K_M files byte-identical to what `llama-quantize`
-//! writes) against llama.cpp on the same files (`tests/golden/tiny_greedy/<arch>-<quant>.json`,
+//! tiny_quantized_model_bytes`: Q8_0 and Q4_K_M files, gpt-oss's MXFP4_MOE, byte-identical to
+//! what `llama-quantize` writes) against llama.cpp on the same files (`tests/golden/tiny_greedy/<arch>-<quant>.json`,
 //! from `scripts/golden/make-reference.sh tiny-greedy`):
 //! - llama.cpp's greedy tokens, step by step: uma is fed llama.cpp's tokens, its argmax must be
 //!   llama.cpp's token except at near-ties, and most steps must agree;
@@ -38,9 +38,10 @@ const MAX_LOGIT_ERROR: f32 = 1.0;
 /// smaller of their two gaps below 0.30 in 90% of them, 3 above 1.0, at most 1.46.
 const NEAR_TIE_MARGIN: f32 = 2.0;
 
-/// Steps of a file (3 prompts × 32 tokens) whose argmax must be llama.cpp's token. Measured:
-/// 91 to 95 per file; over 48 such groups of 3 prompts, at most 8 steps differed.
-const MIN_AGREED_PER_FILE: usize = 84;
+/// Steps of a file (3 prompts × up to 32 tokens) whose argmax must be llama.cpp's token, in
+/// 96ths (84 of 96 steps; as many 96ths of a file whose prompts end early). Measured: 91 to 95
+/// of 96 per file; over 48 such groups of 3 prompts, at most 8 steps differed.
+const MIN_AGREED_96THS: usize = 84;
 
 fn check(arch: &str, quant: TinyQuant) {
     let name = format!("{arch}-{}", quant.name().to_lowercase());
@@ -119,9 +120,10 @@ fn check(arch: &str, quant: TinyQuant) {
          the prompts {logit_errors:.3?}"
     );
     assert!(failures.is_empty(), "{name}: {failures:#?}");
+    let min_agreed = (steps * MIN_AGREED_96THS).div_ceil(96);
     assert!(
-        agreed >= MIN_AGREED_PER_FILE,
-        "{name}: only {agreed} of {steps} steps agree (at least {MIN_AGREED_PER_FILE})"
+        agreed >= min_agreed,
+        "{name}: only {agreed} of {steps} steps agree (at least {min_agreed})"
     );
     let outliers = logit_errors.iter().filter(|&&e| e > MAX_LOGIT_ERROR).count();
     assert!(
@@ -134,7 +136,7 @@ fn check(arch: &str, quant: TinyQuant) {
 #[test]
 fn quantized_tiny_moe_models_are_checked_here() {
     // One test per architecture below; this keeps the list in step with the generator's.
-    assert_eq!(TINY_QUANTIZED_ARCHS, ["qwen3moe", "qwen2moe", "mixtral", "olmoe"]);
+    assert_eq!(TINY_QUANTIZED_ARCHS, ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]);
 }
 
 fn check_both(arch: &str) {
@@ -160,4 +162,10 @@ fn mixtral_greedy_matches_llama_cpp() {
 #[test]
 fn olmoe_greedy_matches_llama_cpp() {
     check_both("olmoe");
+}
+
+/// MXFP4 experts, sinks, alternating windows and YaRN, as gpt-oss ships.
+#[test]
+fn gpt_oss_greedy_matches_llama_cpp() {
+    check("gpt-oss", TinyQuant::MXFP4_MOE);
 }

@@ -23,7 +23,7 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&out)?;
     if quantized {
         for arch in TINY_QUANTIZED_ARCHS {
-            for quant in TinyQuant::ALL {
+            for &quant in TinyQuant::of_arch(arch) {
                 let name = format!("tiny-{arch}-{}.gguf", quant.name().to_lowercase());
                 let path = out.join(name);
                 write_tiny_quantized_model(arch, quant, &path)?;

@@ -29,6 +29,15 @@
 //!   `feed_forward_length`, Q/K permuted like llama's, the up experts in Q8_0.
 //! - `olmoe`: RMS norms over each token's whole q and k, NeoX rope, 8 experts (2 per token, not
 //!   renormalised), the up experts in Q8_0.
+//! - `gpt-oss`: q/k/v and output biases, a sink logit per head, even layers windowed (4
+//!   positions), YaRN rope (factor 4 of an original 64 positions), 8 experts (2 per token by
+//!   the softmax of the top two logits) with biases and the clamped SwiGLU, the feed-forward
+//!   norm named `post_attention_norm`; all F32. Its MXFP4 experts are in the quantized family
+//!   (checked against llama.cpp): with 8-bit activations, as llama.cpp and uma multiply MXFP4
+//!   and Q8_0, any one quantized matrix (an MXFP4 or Q8_0 expert tensor, a Q8_0 `attn_output`)
+//!   moves this model's logits by 1.3–2.6% of their range — transformers itself, its expert
+//!   inputs rounded to Q8_0, moves them as much — past the 1.2% this check allows for
+//!   arithmetic; all F32, uma agrees to 0.06%.
 
 use std::path::Path;
 
@@ -43,8 +52,8 @@ pub use quantized::{
 };
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 8] =
-    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe"];
+pub const TINY_ARCHS: [&str; 9] =
+    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +75,8 @@ pub struct TinyConfig {
     pub tie_word_embeddings: bool,
     /// Mixture-of-experts models' experts.
     pub experts: Option<TinyExperts>,
+    /// YaRN rope scaling: `(factor, original_max_position_embeddings)`.
+    pub rope_yarn: Option<(f32, usize)>,
 }
 
 /// The experts of a tiny mixture-of-experts model.
@@ -96,6 +107,7 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
         sliding_window: None,
         tie_word_embeddings: false,
         experts: None,
+        rope_yarn: None,
     };
     Some(match arch {
         "llama" => base,
@@ -143,6 +155,19 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             rms_norm_eps: 1e-6,
             rope_theta: 1_000_000.0,
             experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: Some(64) }),
+            ..base
+        },
+        // gpt-oss shrunk: alternating windowed (4 positions) and full layers, YaRN scaling the
+        // rope 4× past an original context of 64, 8 experts (2 per token) as wide as
+        // `feed_forward_length`.
+        "gpt-oss" => TinyConfig {
+            arch: "gpt-oss",
+            intermediate_size: 32,
+            num_hidden_layers: 4,
+            rope_theta: 150_000.0,
+            sliding_window: Some(4),
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
+            rope_yarn: Some((4.0, 64)),
             ..base
         },
         "gemma3" => TinyConfig {
@@ -236,6 +261,12 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
     if let Some(window) = c.sliding_window {
         w.add_metadata(&key("attention.sliding_window"), MetadataValue::U32(window as u32))?;
     }
+    if let Some((factor, original)) = c.rope_yarn {
+        w.add_metadata(&key("rope.scaling.type"), MetadataValue::String("yarn".into()))?;
+        w.add_metadata(&key("rope.scaling.factor"), MetadataValue::F32(factor))?;
+        let original = MetadataValue::U32(original as u32);
+        w.add_metadata(&key("rope.scaling.original_context_length"), original)?;
+    }
     if let Some(e) = c.experts {
         w.add_metadata(&key("expert_count"), MetadataValue::U32(e.count as u32))?;
         w.add_metadata(&key("expert_used_count"), MetadataValue::U32(e.used as u32))?;
@@ -257,6 +288,7 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
     let vocab = c.vocab_size as u64;
     let d = c.head_dim as u64;
     let gemma = arch == "gemma3";
+    let gpt_oss = arch == "gpt-oss";
     // Standard deviations: inputs of every matrix product are RMS-normalised (rms ≈ 1), so
     // 1/sqrt(fan_in) keeps activations near unit scale and logits a few units apart.
     let std_in = |fan_in: u64| 1.0 / (fan_in as f32).sqrt();
@@ -280,7 +312,7 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
         t.normal(weight(L::AttnQ), &[h, q_dim], 0.0, std_in(h))?;
         t.normal(weight(L::AttnK), &[h, kv_dim], 0.0, std_in(h))?;
         t.normal(weight(L::AttnV), &[h, kv_dim], 0.0, std_in(h))?;
-        if arch == "qwen2" || arch == "qwen2moe" {
+        if arch == "qwen2" || arch == "qwen2moe" || gpt_oss {
             t.bias(L::AttnQ, layer, &[q_dim], 0.2)?;
             t.bias(L::AttnK, layer, &[kv_dim], 0.2)?;
             t.bias(L::AttnV, layer, &[kv_dim], 0.2)?;
@@ -294,10 +326,18 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
             t.normal(weight(L::AttnKNorm), &[kv_dim], 1.0, 0.1)?;
         }
         t.normal(weight(L::AttnOutput), &[q_dim, h], 0.0, std_in(q_dim))?;
-        if gemma {
+        if gpt_oss {
+            t.bias(L::AttnOutput, layer, &[h], 0.2)?;
+            // Sinks of a few units: some heads give the sink most of the weight.
+            t.normal(weight(L::AttnSinks), &[c.num_attention_heads as u64], 0.0, 2.0)?;
+        }
+        if gemma || gpt_oss {
+            // gpt-oss's feed-forward norm goes by this name (the converter's).
             t.normal(weight(L::PostAttentionNorm), &[h], 1.0, 0.1)?;
         }
-        t.normal(weight(L::FfnNorm), &[h], 1.0, 0.1)?;
+        if !gpt_oss {
+            t.normal(weight(L::FfnNorm), &[h], 1.0, 0.1)?;
+        }
         if let Some(e) = c.experts {
             // The router a little sharper than the products, so that top-k is rarely a tie.
             let (n, f) = (e.count as u64, e.width as u64);
@@ -305,6 +345,12 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
             t.normal(weight(L::FfnGateExps), &[h, f, n], 0.0, std_in(h))?;
             t.normal(weight(L::FfnUpExps), &[h, f, n], 0.0, std_in(h))?;
             t.normal(weight(L::FfnDownExps), &[f, h, n], 0.0, std_in(f))?;
+            if gpt_oss {
+                t.bias(L::FfnGateInp, layer, &[n], 0.5)?;
+                t.bias(L::FfnGateExps, layer, &[f, n], 0.2)?;
+                t.bias(L::FfnUpExps, layer, &[f, n], 0.2)?;
+                t.bias(L::FfnDownExps, layer, &[h, n], 0.2)?;
+            }
             if let Some(shared) = e.shared_width {
                 let s = shared as u64;
                 t.normal(weight(L::FfnGateInpShexp), &[h], 0.0, std_in(h))?;
@@ -333,6 +379,8 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
 fn small_family_type(arch: &str, tensor: Tensor) -> GgmlType {
     let Tensor::Layer(tensor, _) = tensor else { return GgmlType::F32 };
     match (arch, tensor) {
+        // All F32: see the module's notes.
+        ("gpt-oss", _) => GgmlType::F32,
         ("llama", L::FfnDown)
         | ("qwen2", L::AttnOutput)
         | ("qwen3", L::FfnUp)

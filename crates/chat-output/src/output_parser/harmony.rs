@@ -268,6 +268,16 @@ impl OutputParser {
     }
 }
 
+/// Where the message in `rest` ends: the length of its body that can be emitted (all of it at
+/// the end of the output, else up to a possible partial end tag) and the end tag, when seen.
+fn message_body(rest: &str, at_end: bool) -> (usize, Option<&'static str>) {
+    match super::first_trigger(rest, MESSAGE_ENDS) {
+        Some((start, end)) => (start, Some(end)),
+        None if at_end => (rest.len(), None),
+        None => (super::hold_start(rest, MESSAGE_ENDS), None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,15 +359,5 @@ mod tests {
         assert_eq!(function_name("browser.search"), None);
         assert_eq!(function_name("functions.a b"), None);
         assert_eq!(function_name(&format!("functions.{}", "a".repeat(MAX_NAME_BYTES + 1))), None);
-    }
-}
-
-/// Where the message in `rest` ends: the length of its body that can be emitted (all of it at
-/// the end of the output, else up to a possible partial end tag) and the end tag, when seen.
-fn message_body(rest: &str, at_end: bool) -> (usize, Option<&'static str>) {
-    match super::first_trigger(rest, MESSAGE_ENDS) {
-        Some((start, end)) => (start, Some(end)),
-        None if at_end => (rest.len(), None),
-        None => (super::hold_start(rest, MESSAGE_ENDS), None),
     }
 }

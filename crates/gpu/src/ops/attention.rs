@@ -18,7 +18,7 @@
 use uma_model::backend::{AttentionParams, PagedKvCache};
 use uma_model::KvCacheType;
 
-use crate::backend::{GpuActivations, GpuPass};
+use crate::backend::{GpuActivations, GpuPass, GpuVector};
 use crate::error::{GpuError, Result};
 use crate::kv_cache::GpuKvCache;
 use crate::recorder::grid;
@@ -73,6 +73,7 @@ struct MergeParams {
     num_items: u32,
     head_dim: u32,
     num_splits: u32,
+    num_heads: u32,
 }
 
 /// How many runs to cut each (token, head)'s positions into, for `num_items` (token, head)
@@ -92,13 +93,13 @@ pub(crate) fn attention(
     pass: &mut GpuPass<'_>,
     kv: &mut GpuKvCache,
     layer: usize,
-    params: &AttentionParams,
+    (params, sinks): (&AttentionParams, Option<&GpuVector>),
     q: &GpuActivations,
     k: &GpuActivations,
     v: &GpuActivations,
     out: &mut GpuActivations,
 ) -> Result<()> {
-    attention_with_splits(pass, kv, layer, params, [q, k, v], out, None)
+    attention_with_splits(pass, kv, layer, (params, sinks), [q, k, v], out, None)
 }
 
 /// [`attention`], each (token, head)'s positions cut into `splits` runs (`None`: as
@@ -107,12 +108,16 @@ fn attention_with_splits(
     pass: &mut GpuPass<'_>,
     kv: &mut GpuKvCache,
     layer: usize,
-    params: &AttentionParams,
+    (params, sinks): (&AttentionParams, Option<&GpuVector>),
     [q, k, v]: [&GpuActivations; 3],
     out: &mut GpuActivations,
     splits: Option<usize>,
 ) -> Result<()> {
     check(pass, kv, layer, params, [q, k, v, out])?;
+    if sinks.is_some_and(|s| s.len != params.num_attention_heads) {
+        let reason = format!("attention: sinks for {} heads", params.num_attention_heads);
+        return Err(GpuError::Validation { reason });
+    }
     let num_tokens = q.num_rows;
     if num_tokens == 0 {
         return Ok(());
@@ -171,10 +176,15 @@ fn attention_with_splits(
         num_splits: num_splits as u32,
         positions_per_split: positions_per_split as u32,
     };
+    // Sinks join the softmax where the states are normalised: the kernel's end, or the merge.
+    let sink = if sinks.is_some() { "_sinks" } else { "" };
     if num_splits == 1 {
-        let kernel = pass.kernel(&format!("attention_{name}"), &[COMMON, ATTENTION], defines)?;
+        let defines: Vec<&str> = defines.iter().copied().chain(sinks.map(|_| "SINKS")).collect();
+        let kernel =
+            pass.kernel(&format!("attention_{name}{sink}"), &[COMMON, ATTENTION], &defines)?;
         let mut bindings = vec![q.binding(), cache[0].clone(), cache[1].clone(), out.binding()];
         bindings.extend(step_arrays.iter().cloned());
+        bindings.extend(sinks.map(GpuVector::binding));
         return pass.dispatch(&kernel, &uniform, &bindings, grid(num_items as u32));
     }
     let split_name = format!("attention_{name}_split");
@@ -188,13 +198,16 @@ fn attention_with_splits(
     bindings.extend(step_arrays.iter().cloned());
     let groups = grid((num_items * num_splits) as u32);
     pass.dispatch(&kernel, &uniform, &bindings, groups)?;
-    let merge = pass.kernel("attention_merge", &[COMMON, MERGE], &[])?;
+    let merge_defines: &[&str] = if sinks.is_some() { &["SINKS"] } else { &[] };
+    let merge = pass.kernel(&format!("attention_merge{sink}"), &[COMMON, MERGE], merge_defines)?;
     let merge_params = MergeParams {
         num_items: num_items as u32,
         head_dim: hd as u32,
         num_splits: num_splits as u32,
+        num_heads: heads as u32,
     };
-    let buffers = [crate::backend::whole(partials.buffer(), partials_len), out.binding()];
+    let mut buffers = vec![crate::backend::whole(partials.buffer(), partials_len), out.binding()];
+    buffers.extend(sinks.map(GpuVector::binding));
     pass.dispatch(&merge, &merge_params, &buffers, grid(num_items as u32))
 }
 
@@ -290,6 +303,7 @@ mod tests {
             rope_theta: 10_000.0,
             rope_local_base_freq: 10_000.0,
             rope_freq_scale: 1.0,
+            rope_yarn: None,
             rope_dimension_count: head_dim,
             rope_style: RopeStyle::Neox,
             sliding_window: None,
@@ -326,6 +340,8 @@ mod tests {
         params: AttentionParams,
         /// How the GPU splits each (token, head)'s positions (`None`: as it plans).
         splits: Option<usize>,
+        /// Per query head, when the layer has attention sinks.
+        sinks: Option<Vec<f32>>,
     }
 
     impl Caches {
@@ -348,7 +364,7 @@ mod tests {
                 scale: config.attention_scale,
                 window,
             };
-            Caches { gpu, cpu, params, splits: None }
+            Caches { gpu, cpu, params, splits: None, sinks: None }
         }
 
         /// Seeded inputs for `num_tokens` tokens (queries doubled: a peakier softmax).
@@ -388,16 +404,28 @@ mod tests {
 
             let mut cpu_pass = CpuBackend.begin_pass(&layout);
             let mut expected = vec![0.0f32; n * q_dim];
-            CpuBackend::attention(&mut cpu_pass, &mut self.cpu, layer, &p, q, k, v, &mut expected);
+            let (cpu, out) = (&mut self.cpu, &mut expected);
+            let sinks = self.sinks.as_ref();
+            CpuBackend::attention(&mut cpu_pass, cpu, layer, &p, sinks, q, k, v, out);
 
             let mut pass = backend.begin_pass(&layout);
             let gq = pass.upload_activations(q, n, q_dim);
             let gk = pass.upload_activations(k, n, kv_dim);
             let gv = pass.upload_activations(v, n, kv_dim);
+            let sinks = sinks.map(|s| backend.vector("sinks", s).unwrap());
             let mut out = GpuBackend::activations(&mut pass, n, q_dim);
             let (gpu, splits) = (&mut self.gpu, self.splits);
-            attention_with_splits(&mut pass, gpu, layer, &p, [&gq, &gk, &gv], &mut out, splits)
-                .unwrap();
+            let qkv = [&gq, &gk, &gv];
+            attention_with_splits(
+                &mut pass,
+                gpu,
+                layer,
+                (&p, sinks.as_ref()),
+                qkv,
+                &mut out,
+                splits,
+            )
+            .unwrap();
             let got = read(&mut pass, &out);
             self.check_cache(&mut pass, layer, &layout, k, v);
             (got, expected)
@@ -550,6 +578,29 @@ mod tests {
         assert_eq!(plan_splits(4096, 4096), 1);
     }
 
+    /// gpt-oss's sinks, below, among and far above the scores, in one pass and split.
+    #[test]
+    fn attention_sinks_match_the_cpu() {
+        let Some(backend) = backend() else { return };
+        for window in [None, Some(5)] {
+            let mut caches = Caches::new(backend, (4, 2, 64), 1, KvCacheType::F16, window, 16);
+            caches.sinks = Some(vec![-30.0, 0.0, 1.5, 60.0]);
+            let blocks: Vec<u32> = (0..12).map(|b| (b * 5 + 3) % 16).collect();
+            let (a, b) = (&blocks[..7], &blocks[7..]);
+            let prefill = [chunk(0, 100, a), chunk(0, 60, b)];
+            let inputs = caches.inputs(21, 160);
+            let what = format!("sinks, window {window:?}");
+            assert_close(&what, caches.step(backend, 0, &prefill, &inputs));
+            for (step, splits) in [(0, 1), (1, 3), (2, 7)] {
+                caches.splits = Some(splits);
+                let next = [chunk(100 + step, 1, a), chunk(60 + step, 1, b)];
+                let inputs = caches.inputs(30 + step as u64, 2);
+                let what = format!("{what}, {splits} splits");
+                assert_close(&what, caches.step(backend, 0, &next, &inputs));
+            }
+        }
+    }
+
     #[test]
     fn q8_0_quantization_is_the_cpus_bit_for_bit() {
         let Some(backend) = backend() else { return };
@@ -631,7 +682,8 @@ mod tests {
             let gk = pass.upload_activations(&inputs.k, 3, 2 * 64);
             let mut out = GpuBackend::activations(&mut pass, 3, 4 * 64);
             let p = caches.params;
-            let result = attention(&mut pass, &mut caches.gpu, layer, &p, &gq, &gk, &gk, &mut out);
+            let gpu = &mut caches.gpu;
+            let result = attention(&mut pass, gpu, layer, (&p, None), &gq, &gk, &gk, &mut out);
             assert!(result.is_err(), "{what}");
         }
     }

@@ -107,6 +107,7 @@ pub(crate) fn gated_activation(
     let op = match activation {
         HiddenActivation::Silu => "SWIGLU",
         HiddenActivation::GeluTanh => "GEGLU",
+        HiddenActivation::SwigluOai => "SWIGLU_OAI",
     };
     binary(pass, op, gate, up.binding(), gate.width)
 }
@@ -138,9 +139,18 @@ mod tests {
     fn run_binary(
         op: impl Fn(&mut GpuPass<'_>, &mut GpuActivations, &GpuActivations),
     ) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        run_binary_scaled(1.0, op)
+    }
+
+    /// [`run_binary`] on inputs multiplied by `scale`.
+    fn run_binary_scaled(
+        scale: f32,
+        op: impl Fn(&mut GpuPass<'_>, &mut GpuActivations, &GpuActivations),
+    ) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let backend = backend()?;
         let (rows, width) = (3, 300);
-        let (x, y) = (values(1, rows * width), values(2, rows * width));
+        let scaled = |seed| values(seed, rows * width).into_iter().map(|v| v * scale).collect();
+        let (x, y): (Vec<f32>, Vec<f32>) = (scaled(1), scaled(2));
         Some(with_pass(backend, rows, 0, |pass| {
             let mut gx = pass.upload_activations(&x, rows, width);
             let gy = pass.upload_activations(&y, rows, width);
@@ -184,6 +194,19 @@ mod tests {
         // One f16 rounding step of the GELU value at most.
         let error = relative_error(&got, &expected);
         assert!(error < 1e-3, "relative error {error}");
+    }
+
+    #[test]
+    fn swiglu_oai_matches_the_cpu_within_float_rounding() {
+        // Spread past the clamps (±7) on both inputs.
+        let scaled = |p: &mut GpuPass<'_>, x: &mut GpuActivations, y: &GpuActivations| {
+            gated_activation(p, x, y, HiddenActivation::SwigluOai).unwrap()
+        };
+        let Some((got, x, y)) = run_binary_scaled(12.0, scaled) else { return };
+        let expected: Vec<f32> =
+            x.iter().zip(&y).map(|(&g, &u)| uma_model::layers::swiglu_oai(g, u)).collect();
+        let error = relative_error(&got, &expected);
+        assert!(error < 1e-5, "relative error {error}");
     }
 
     #[test]

@@ -653,6 +653,8 @@ fn gated_product(
     let (variant, defines): (&str, &[&'static str]) = match activation {
         HiddenActivation::Silu => ("_swiglu", &["GATED", "SILU"]),
         HiddenActivation::GeluTanh => ("_geglu", &["GATED"]),
+        // Not fused: the separate products and the element-wise kernel.
+        HiddenActivation::SwigluOai => return Ok(false),
     };
     let (variant, defines) = with_norm(variant, defines, norm);
     let (norm_weights, eps) = norm_binding(norm, x)?;
@@ -951,7 +953,9 @@ mod tests {
             let group =
                 group(backend, &[(GgmlType::Q8_0, rows), (GgmlType::Q8_0, rows)], row_length);
             let [(gate, wg), (up, wu)] = &group[..] else { unreachable!() };
-            for activation in [HiddenActivation::Silu, HiddenActivation::GeluTanh] {
+            let activations =
+                [HiddenActivation::Silu, HiddenActivation::GeluTanh, HiddenActivation::SwigluOai];
+            for activation in activations {
                 for num_tokens in [1, 5, 20] {
                     let x = values(600 + num_tokens as u64, num_tokens * row_length);
                     let (g, u) =
@@ -962,6 +966,7 @@ mod tests {
                         .map(|(&g, &u)| match activation {
                             HiddenActivation::Silu => g / (1.0 + (-g).exp()) * u,
                             HiddenActivation::GeluTanh => gelu_ggml(g) * u,
+                            HiddenActivation::SwigluOai => uma_model::layers::swiglu_oai(g, u),
                         })
                         .collect();
                     let got = with_pass(backend, num_tokens, 0, |pass| {

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use uma_model::backend::RopeParams;
-use uma_model::layers::Rope;
 use uma_model::RopeStyle;
 
 use crate::backend::{GpuActivations, GpuPass, GpuVector};
@@ -26,6 +25,8 @@ pub(crate) struct RopeKey {
     dims: usize,
     base: u32,
     freq_scale: u32,
+    /// YaRN's fields' bits, when there is YaRN.
+    yarn: Option<[u32; 5]>,
 }
 
 #[repr(C)]
@@ -46,6 +47,10 @@ fn table(pass: &mut GpuPass<'_>, rope: &RopeParams) -> Arc<PooledBuffer> {
         dims: rope.dimension_count,
         base: rope.base.to_bits(),
         freq_scale: rope.freq_scale.to_bits(),
+        yarn: rope.yarn.map(|y| {
+            [y.original_context_length, y.beta_fast, y.beta_slow, y.ext_factor, y.attn_factor]
+                .map(f32::to_bits)
+        }),
     };
     if let Some(table) = pass.rope_tables.get(&key) {
         return table.clone();
@@ -53,13 +58,7 @@ fn table(pass: &mut GpuPass<'_>, rope: &RopeParams) -> Arc<PooledBuffer> {
     let half = rope.dimension_count / 2;
     let mut values = Vec::with_capacity(pass.layout().num_tokens() * half * 2);
     for place in pass.layout().places() {
-        let rotation = Rope::new(
-            RopeStyle::Normal,
-            rope.dimension_count,
-            rope.base,
-            rope.freq_scale,
-            place.position,
-        );
+        let rotation = rope.rotation(place.position);
         let (cos, sin) = rotation.cos_sin();
         for (c, s) in cos.iter().zip(sin) {
             values.extend([*c, *s]);
@@ -159,17 +158,30 @@ fn rope_heads<const N: usize>(
 mod tests {
     use super::*;
     use crate::test_support::{backend, read, relative_error, values, with_pass};
+    use uma_model::layers::Rope;
+    use uma_model::Yarn;
 
-    fn check(style: RopeStyle, head_dim: usize, dims: usize, with_norm: bool) {
+    /// YaRN as gpt-oss declares it (factor 32 of an original context of 4096).
+    const GPT_OSS_YARN: Yarn = Yarn {
+        original_context_length: 4096.0,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+        ext_factor: 1.0,
+        attn_factor: 1.0,
+    };
+
+    fn check(style: RopeStyle, head_dim: usize, dims: usize, with_norm: bool, yarn: Option<Yarn>) {
         let Some(backend) = backend() else { return };
         let (tokens, heads, start, eps) = (3, 4, 1000, 1e-6);
+        let freq_scale = if yarn.is_some() { 1.0 / 32.0 } else { 0.5 };
         let rope =
-            RopeParams { style, head_dim, dimension_count: dims, base: 10000.0, freq_scale: 0.5 };
+            RopeParams { style, head_dim, dimension_count: dims, base: 10000.0, freq_scale, yarn };
         let x = values(7, tokens * heads * head_dim);
         let w = values(8, head_dim);
         let mut expected = x.clone();
         for (t, row) in expected.chunks_mut(heads * head_dim).enumerate() {
-            let rotation = Rope::new(style, dims, rope.base, rope.freq_scale, start + t);
+            let rotation =
+                Rope::scaled(style, dims, rope.base, rope.freq_scale, yarn.as_ref(), start + t);
             for head in row.chunks_mut(head_dim) {
                 if with_norm {
                     uma_model::layers::rms_norm_in_place(head, &w, eps);
@@ -201,6 +213,7 @@ mod tests {
             dimension_count: head_dim,
             base: 10000.0,
             freq_scale: 1.0,
+            yarn: None,
         };
         let (q, k) = (values(11, tokens * 4 * head_dim), values(12, tokens * 2 * head_dim));
         let (wq, wk) = (values(13, head_dim), values(14, head_dim));
@@ -231,9 +244,15 @@ mod tests {
 
     #[test]
     fn rope_matches_the_cpu_in_every_style_with_and_without_head_norm() {
-        check(RopeStyle::Normal, 64, 64, false);
-        check(RopeStyle::Neox, 64, 64, false);
-        check(RopeStyle::Neox, 128, 64, true);
-        check(RopeStyle::Normal, 256, 256, true);
+        check(RopeStyle::Normal, 64, 64, false, None);
+        check(RopeStyle::Neox, 64, 64, false, None);
+        check(RopeStyle::Neox, 128, 64, true, None);
+        check(RopeStyle::Normal, 256, 256, true, None);
+    }
+
+    #[test]
+    fn yarn_rope_matches_the_cpu() {
+        check(RopeStyle::Neox, 64, 64, false, Some(GPT_OSS_YARN));
+        check(RopeStyle::Normal, 128, 64, true, Some(GPT_OSS_YARN));
     }
 }

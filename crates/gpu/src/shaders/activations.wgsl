@@ -18,3 +18,11 @@ fn gelu(v: f32) -> f32 {
 fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
 }
+
+// gpt-oss's clamped SwiGLU (ggml's `swiglu_oai`, α 1.702, limit 7): `x·σ(α·x)·(y + 1)` with the
+// gate `x` at most 7 and the up value `y` within ±7.
+fn swiglu_oai(gate: f32, up: f32) -> f32 {
+    let x = min(gate, 7.0);
+    let y = clamp(up, -7.0, 7.0);
+    return x / (1.0 + exp(1.702 * -x)) * (y + 1.0);
+}

@@ -52,6 +52,11 @@ const VALUES_AT_ONCE: u32 = 8u; // divides TILE
 @group(0) @binding(6) var<storage, read> sequences: array<u32>;   // [num_tokens]
 @group(0) @binding(7) var<storage, read> table_starts: array<u32>; // [num_sequences + 1]
 @group(0) @binding(8) var<storage, read> block_tables: array<u32>; // [total blocks]
+//#if SINKS
+// Per query head, a logit in the softmax's sum that adds no value (gpt-oss); not with SPLIT
+// (attention_merge.wgsl adds it there).
+@group(0) @binding(9) var<storage, read> sinks: array<f32>; // [num_heads]
+//#endif
 
 var<workgroup> query: array<f32, MAX_HEAD_DIM>;
 var<workgroup> partial: array<f32, WORKGROUP>; // each thread's part of a score
@@ -253,10 +258,21 @@ fn main(
     }
 //#endunroll
 //#else
+    var value_scale = 1.0;
+//#if SINKS
+    // As the CPU: the sink after every position, the values rescaled when it is the largest.
+    let sink = sinks[head];
+    if running_sum == 0.0 || sink > running_max {
+        value_scale = select(0.0, exp(running_max - sink), running_sum > 0.0);
+        running_sum = running_sum * value_scale + 1.0;
+    } else {
+        running_sum += exp(sink - running_max);
+    }
+//#endif
 //#unroll $i DIMS_PER_THREAD
     let d = thread + $i * WORKGROUP;
     if d < hd {
-        out[q_row + d] = select(0.0, acc[$i] / running_sum, running_sum > 0.0);
+        out[q_row + d] = select(0.0, acc[$i] * value_scale / running_sum, running_sum > 0.0);
     }
 //#endunroll
 //#endif

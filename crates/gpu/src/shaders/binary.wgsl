@@ -1,5 +1,6 @@
 // `x = op(x, y)` element-wise over `len` values: ADD (`x + y`), BIAS (`x + y[i % width]`),
-// SWIGLU (`silu(x) · y`), GEGLU (`gelu_tanh(x) · y`, ggml's f16-rounded GELU). BIASES3: BIAS
+// SWIGLU (`silu(x) · y`), GEGLU (`gelu_tanh(x) · y`, ggml's f16-rounded GELU), SWIGLU_OAI
+// (gpt-oss's clamped SwiGLU). BIASES3: BIAS
 // for three pairs at once (q, k and v's biases), `len` counting all their values, the second
 // and third pairs `len1`, `len2` of them.
 struct Params {
@@ -42,6 +43,9 @@ fn main(
 //#endif
 //#if GEGLU
     x[i] = gelu(x[i]) * y[i];
+//#endif
+//#if SWIGLU_OAI
+    x[i] = swiglu_oai(x[i], y[i]);
 //#endif
 //#if BIASES3
     let len0 = p.len - p.len1 - p.len2;

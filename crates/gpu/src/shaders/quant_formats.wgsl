@@ -105,6 +105,26 @@ fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
 }
 //#endif
 
+//#if FORMAT_MXFP4
+// [e: E8M0 scale byte, pad: 3 bytes][qs: 16 bytes of E2M1 codes, Q4_0's nibble order]: element
+// = ggml's doubled E2M1 value (0, 1, 2, 3, 4, 6, 8, 12, negated by bit 3) times 2^(e − 128)
+// (`GGML_E8M0_TO_FP32_HALF`, subnormal for e < 2).
+const BLOCK_WORDS: u32 = 5u;
+const UNITS_PER_BLOCK: u32 = 1u;
+fn dequant_quad(block: u32, unit: u32, quad: u32) -> vec4<f32> {
+    let e = weights[block] & 0xffu;
+    let d = select(bitcast<f32>((e - 1u) << 23u), bitcast<f32>(0x00200000u << e), e < 2u);
+    let n = low_nibbles(block + 1u, quad);
+    let m = n & vec4<u32>(7u);
+    // m < 4: m; else (2 or 3) << (m / 2 − 1): 4, 6, 8, 12.
+    let large = (vec4<u32>(2u) + (m & vec4<u32>(1u))) << ((m >> vec4<u32>(1u)) - vec4<u32>(1u));
+    let magnitude = vec4<f32>(select(m, large, m >= vec4<u32>(4u)));
+    // 0 − x, not −x: a zero code is +0 whichever its sign bit, as ggml's int8 table gives.
+    let value = select(magnitude, vec4<f32>(0.0) - magnitude, n >= vec4<u32>(8u));
+    return value * d;
+}
+//#endif
+
 //#if FORMAT_Q8_0
 // [d: f16, pad: 2 bytes][qs: 32 signed bytes].
 const BLOCK_WORDS: u32 = 9u;

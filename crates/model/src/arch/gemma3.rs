@@ -45,15 +45,7 @@ impl ArchitectureRecipe for Gemma3 {
     /// `rope_local_base_freq`.
     fn configure(config: &mut ModelConfig, file: &FileParameters<'_>) -> Result<()> {
         config.attention_scale = 1.0 / (config.head_dim as f32).sqrt();
-        let window = file.params.sliding_window.ok_or(ModelError::InvalidConfig {
-            name: "sliding_window",
-            reason: "gemma3 needs attention.sliding_window".into(),
-        })?;
-        let window =
-            usize::try_from(window).ok().filter(|&w| w > 0).ok_or(ModelError::InvalidConfig {
-                name: "sliding_window",
-                reason: format!("{window}"),
-            })?;
+        let window = file.required_sliding_window()?;
         config.sliding_window = Some(window);
         let pattern = file
             .integer(arch_keys::SLIDING_WINDOW_PATTERN)

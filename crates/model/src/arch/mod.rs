@@ -3,6 +3,7 @@
 //! [`visit`].
 
 mod gemma3;
+mod gpt_oss;
 mod llama;
 mod olmoe;
 mod qwen2;
@@ -33,6 +34,7 @@ fn visit<V: Visitor>(name: &str, visitor: V) -> Result<V::Output> {
         qwen3::Qwen3::NAME => visitor.visit::<qwen3::Qwen3>(),
         qwen3moe::Qwen3Moe::NAME => visitor.visit::<qwen3moe::Qwen3Moe>(),
         gemma3::Gemma3::NAME => visitor.visit::<gemma3::Gemma3>(),
+        gpt_oss::GptOss::NAME => visitor.visit::<gpt_oss::GptOss>(),
         olmoe::Olmoe::NAME => visitor.visit::<olmoe::Olmoe>(),
         other => {
             return Err(ModelError::UnsupportedArchitecture { architecture: other.to_owned() })

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use uma_gguf::{GgmlType, GgufFile, TensorView};
 use uma_ids::BlockId;
 
-use crate::config::{HiddenActivation, ModelConfig, RopeStyle};
+use crate::config::{HiddenActivation, ModelConfig, RopeStyle, Yarn};
 use crate::error::ModelError;
 use crate::error::Result;
 use crate::kv_cache_type::KvCacheType;
+use crate::layers::Rope;
 
 pub use layout::{BatchLayout, TokenPlace};
 
@@ -35,6 +36,16 @@ pub struct RopeParams {
     pub base: f32,
     /// Positions are multiplied by this (linear rope scaling).
     pub freq_scale: f32,
+    /// YaRN's corrections, when the model declares them.
+    pub yarn: Option<Yarn>,
+}
+
+impl RopeParams {
+    /// The rotation of a token at `position`.
+    pub fn rotation(&self, position: usize) -> Rope {
+        let (style, dims) = (self.style, self.dimension_count);
+        Rope::scaled(style, dims, self.base, self.freq_scale, self.yarn.as_ref(), position)
+    }
 }
 
 /// Shape and arithmetic of one attention layer.
@@ -231,7 +242,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
     }
 
     /// The vector `tensor` of `len` elements (its shape already checked).
-    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector>;
+    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Self::Vector> {
+        self.vector(tensor.name(), &decode_vector(tensor, len)?)
+    }
+
+    /// A vector of `values`, decoded already (one expert's bias, cut from a stacked tensor);
+    /// `name` says which for errors.
+    fn vector(&self, name: &str, values: &[f32]) -> Result<Self::Vector>;
 
     /// The `count` matrices stacked in the 3-D tensor `tensor` of `file` (a mixture-of-experts
     /// layer's `ffn_*_exps`, ggml shape `[row_length, num_rows, count]`, already checked), one
@@ -424,13 +441,16 @@ pub trait Backend: Send + Sync + Sized + 'static {
     }
 
     /// Writes every token's keys `k[t]` and values `v[t]` into layer `layer` of `kv` at its
-    /// position, then `out[t]` = attention of queries `q[t]` over its sequence's cached positions.
+    /// position, then `out[t]` = attention of queries `q[t]` over its sequence's cached positions;
+    /// with `sinks` (`[num_attention_heads]`, gpt-oss), each head's softmax also weighs its sink
+    /// logit, which adds no value.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         pass: &mut Self::Pass<'_>,
         kv: &mut Self::KvCache,
         layer: usize,
         params: &AttentionParams,
+        sinks: Option<&Self::Vector>,
         q: &Self::Activations,
         k: &Self::Activations,
         v: &Self::Activations,

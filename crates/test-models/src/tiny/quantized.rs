@@ -24,7 +24,7 @@ use uma_kernels::QK_K;
 use super::{build, tiny_config, unknown_arch, Family, Tensor, TinyConfig, TinyExperts};
 
 /// The architectures [`write_tiny_quantized_model`] knows: the mixture-of-experts ones.
-pub const TINY_QUANTIZED_ARCHS: [&str; 4] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe"];
+pub const TINY_QUANTIZED_ARCHS: [&str; 5] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"];
 
 /// The type of a quantized tiny file, as `llama-quantize`'s file types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +36,25 @@ pub enum TinyQuant {
     Q8_0,
     /// `llama-quantize … Q4_K_M`.
     Q4_K_M,
+    /// `llama-quantize … MXFP4_MOE`: experts in MXFP4, the other matrices Q8_0 (how gpt-oss
+    /// ships).
+    MXFP4_MOE,
 }
 
 impl TinyQuant {
     /// Every type.
-    pub const ALL: [TinyQuant; 3] = [TinyQuant::F32, TinyQuant::Q8_0, TinyQuant::Q4_K_M];
+    pub const ALL: [TinyQuant; 4] =
+        [TinyQuant::F32, TinyQuant::Q8_0, TinyQuant::Q4_K_M, TinyQuant::MXFP4_MOE];
+
+    /// The types the quantized tiny model of `arch` is written in: F32, and what its family
+    /// ships as (gpt-oss: MXFP4 experts; the others: Q8_0 and Q4_K_M).
+    pub fn of_arch(arch: &str) -> &'static [TinyQuant] {
+        if arch == "gpt-oss" {
+            &[TinyQuant::F32, TinyQuant::MXFP4_MOE]
+        } else {
+            &[TinyQuant::F32, TinyQuant::Q8_0, TinyQuant::Q4_K_M]
+        }
+    }
 
     /// The name `llama-quantize` takes (and file names use, lowercased).
     pub fn name(self) -> &'static str {
@@ -48,15 +62,18 @@ impl TinyQuant {
             TinyQuant::F32 => "F32",
             TinyQuant::Q8_0 => "Q8_0",
             TinyQuant::Q4_K_M => "Q4_K_M",
+            TinyQuant::MXFP4_MOE => "MXFP4_MOE",
         }
     }
 
-    /// `general.file_type`: llama.cpp's `llama_ftype` (`ALL_F32`, `MOSTLY_Q8_0`, `MOSTLY_Q4_K_M`).
+    /// `general.file_type`: llama.cpp's `llama_ftype` (`ALL_F32`, `MOSTLY_Q8_0`, `MOSTLY_Q4_K_M`,
+    /// `MOSTLY_MXFP4_MOE`).
     pub fn file_type(self) -> u32 {
         match self {
             TinyQuant::F32 => 0,
             TinyQuant::Q8_0 => 7,
             TinyQuant::Q4_K_M => 15,
+            TinyQuant::MXFP4_MOE => 38,
         }
     }
 }
@@ -120,6 +137,11 @@ pub(super) fn llama_quantize_type(
     match (quant, tensor) {
         (TinyQuant::F32, _) | (_, Tensor::Layer(L::FfnGateInp, _)) => GgmlType::F32, // routers stay F32
         (TinyQuant::Q8_0, _) => Q8_0,
+        (
+            TinyQuant::MXFP4_MOE,
+            Tensor::Layer(L::FfnGateExps | L::FfnUpExps | L::FfnDownExps, _),
+        ) => GgmlType::MXFP4,
+        (TinyQuant::MXFP4_MOE, _) => Q8_0,
         (TinyQuant::Q4_K_M, Tensor::Model(ModelTensor::Output)) => Q6_K,
         (TinyQuant::Q4_K_M, Tensor::Model(_)) => Q4_K,
         (TinyQuant::Q4_K_M, Tensor::Layer(tensor, layer)) => match tensor {
@@ -206,18 +228,20 @@ mod tests {
     #[test]
     fn every_quantized_arch_parses_with_llama_quantize_types() {
         for arch in TINY_QUANTIZED_ARCHS {
-            for quant in TinyQuant::ALL {
+            for &quant in TinyQuant::of_arch(arch) {
                 let file = uma_gguf::GgufFile::from_bytes(
                     tiny_quantized_model_bytes(arch, quant).expect("known arch"),
                 )
                 .expect("valid GGUF");
                 let ty = |name: &str| file.tensor(name).expect(name).ggml_type();
                 assert_eq!(ty("blk.0.ffn_gate_inp.weight"), GgmlType::F32, "{arch} router");
-                assert_eq!(ty("blk.1.ffn_norm.weight"), GgmlType::F32, "{arch} norm");
+                let ffn_norm = if arch == "gpt-oss" { "post_attention_norm" } else { "ffn_norm" };
+                assert_eq!(ty(&format!("blk.1.{ffn_norm}.weight")), GgmlType::F32, "{arch} norm");
                 let (down0, down2, output) = match quant {
                     TinyQuant::F32 => (GgmlType::F32, GgmlType::F32, GgmlType::F32),
                     TinyQuant::Q8_0 => (GgmlType::Q8_0, GgmlType::Q8_0, GgmlType::Q8_0),
                     TinyQuant::Q4_K_M => (GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q6_K),
+                    TinyQuant::MXFP4_MOE => (GgmlType::MXFP4, GgmlType::MXFP4, GgmlType::Q8_0),
                 };
                 assert_eq!(ty("blk.0.ffn_down_exps.weight"), down0, "{arch} {quant:?}");
                 assert_eq!(ty("blk.2.ffn_down_exps.weight"), down2, "{arch} {quant:?}");

@@ -164,6 +164,8 @@ struct Inputs<'a> {
     block_tables: &'a [&'a [BlockId]],
     places: &'a [TokenPlace],
     q: &'a [f32], // [num_tokens, num_attention_heads * head_dim]
+    /// Per query head, a learned logit that joins every softmax without a value (gpt-oss).
+    sinks: Option<&'a [f32]>,
 }
 
 /// Offset of `kv_head`'s part of a block (`[head_dim, block_size]` keys or `[block_size,
@@ -234,23 +236,27 @@ fn q8_0_groups(row: &[f32]) -> impl Iterator<Item = BlockQ8_0> + '_ {
 }
 
 /// `out[t]` = attention of token `t` (queries `q[t]`, `[num_attention_heads · head_dim]`) over
-/// its sequence's cached keys and values, for every token of the batch.
+/// its sequence's cached keys and values, for every token of the batch; with `sinks`
+/// (`[num_attention_heads]`), each head's softmax also weighs its sink logit, which adds no
+/// value (gpt-oss's attention sinks).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
     kv: &LayerKv,
     shape: &AttentionShape,
     block_tables: &[&[BlockId]],
     places: &[TokenPlace],
-    q: &[f32],       // [num_tokens, num_attention_heads * head_dim]
+    q: &[f32], // [num_tokens, num_attention_heads * head_dim]
+    sinks: Option<&[f32]>,
     out: &mut [f32], // [num_tokens, num_attention_heads * head_dim]
 ) {
-    let inputs = Inputs { kv, shape, block_tables, places, q };
+    let inputs = Inputs { kv, shape, block_tables, places, q, sinks };
     attention_with(inputs, out, None);
 }
 
 /// [`attention`], with segments run as separate items if `split_segments` says so (`None`:
 /// when there are fewer (tile, KV head) items than threads). The results are the same.
 fn attention_with(inputs: Inputs<'_>, out: &mut [f32], split_segments: Option<bool>) {
-    let Inputs { shape, places, .. } = inputs;
+    let Inputs { shape, places, sinks, .. } = inputs;
     let pool = ThreadPool::global();
     let kv_heads = shape.num_key_value_heads;
     let group = shape.num_attention_heads / kv_heads;
@@ -288,7 +294,7 @@ fn attention_with(inputs: Inputs<'_>, out: &mut [f32], split_segments: Option<bo
                 SCRATCH.with_borrow_mut(|scratch| {
                     attend(inputs, tile, kv_head, tile.segments(), scratch);
                     let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
-                    write_tile(shape, tile, kv_head, &scratch.total, &mut out);
+                    write_tile(shape, sinks, tile, kv_head, &scratch.total, &mut out);
                 });
             });
             return;
@@ -325,7 +331,7 @@ fn attention_with(inputs: Inputs<'_>, out: &mut [f32], split_segments: Option<bo
                         let partial = partials[item].lock().unwrap_or_else(PoisonError::into_inner);
                         scratch.total.merge(&partial, shape.head_dim);
                     }
-                    write_tile(shape, *tile, kv_head, &scratch.total, out);
+                    write_tile(shape, sinks, *tile, kv_head, &scratch.total, out);
                 }
                 first_item += num_segments;
             }
@@ -342,7 +348,7 @@ fn attend(
     segments: RangeInclusive<usize>,
     scratch: &mut Scratch,
 ) {
-    let Inputs { kv, shape, block_tables, places, q } = inputs;
+    let Inputs { kv, shape, block_tables, places, q, .. } = inputs;
     let hd = shape.head_dim;
     let bs = shape.block_size;
     let group = shape.num_attention_heads / shape.num_key_value_heads;
@@ -484,9 +490,12 @@ fn load_values(
 /// Positions whose scores one pass computes together.
 const LANES: usize = uma_kernels::vector::LANES;
 
-/// Normalises the tile's accumulated rows into its rows of `out`.
+/// Normalises the tile's accumulated rows into its rows of `out`, with each head's sink logit
+/// in the softmax's sum when there are sinks (as llama.cpp's flash attention adds it: after
+/// every position, rescaling the values when the sink is the largest logit).
 fn write_tile(
     shape: &AttentionShape,
+    sinks: Option<&[f32]>,
     tile: Tile,
     kv_head: usize,
     state: &RowStates,
@@ -501,9 +510,20 @@ fn write_tile(
         for (g, head_out) in dst.chunks_exact_mut(hd).enumerate() {
             let r = ti * group + g;
             let acc = &state.acc[r * hd..(r + 1) * hd];
-            let sum = state.sum[r];
-            if sum > 0.0 {
+            let (mut sum, mut value_scale) = (state.sum[r], 1.0f32);
+            if let Some(sinks) = sinks {
+                let (sink, max) = (sinks[kv_head * group + g], state.max[r]);
+                if sink > max {
+                    value_scale = (max - sink).exp();
+                    sum = sum * value_scale + 1.0;
+                } else {
+                    sum += (sink - max).exp();
+                }
+            }
+            if sum > 0.0 && value_scale == 1.0 {
                 head_out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a / sum);
+            } else if sum > 0.0 {
+                head_out.iter_mut().zip(acc).for_each(|(o, &a)| *o = (a * value_scale) / sum);
             } else {
                 // No position to attend to (a window of 0).
                 head_out.fill(0.0);
@@ -529,6 +549,7 @@ mod tests {
         hd: usize,
         scale: f32,
         window: Option<usize>,
+        sinks: Option<&[f32]>,
     ) -> Vec<f32> {
         let mut out = vec![0.0f32; num_tokens * heads * hd];
         for t in 0..num_tokens {
@@ -550,7 +571,9 @@ mod tests {
                     js.push(j);
                 }
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                let sink = sinks.map(|s| f64::from(s[h]));
+                let max = sink.map_or(max, |s| max.max(s));
+                let sum: f64 = scores.iter().chain(&sink).map(|s| (s - max).exp()).sum();
                 for d in 0..hd {
                     let mut acc = 0.0f64;
                     for (s, &j) in scores.iter().zip(&js) {
@@ -594,8 +617,8 @@ mod tests {
             let places: Vec<TokenPlace> =
                 (0..num_tokens).map(|t| TokenPlace { sequence: 0, position: t }).collect();
             let mut out = vec![0.0f32; num_tokens * heads * hd];
-            attention(&kv, &shape, &[&table], &places, &q, &mut out);
-            let expected = naive(&q, &k, &v, num_tokens, heads, kv_heads, hd, 0.35, window);
+            attention(&kv, &shape, &[&table], &places, &q, None, &mut out);
+            let expected = naive(&q, &k, &v, num_tokens, heads, kv_heads, hd, 0.35, window, None);
             for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
                 assert!((a - b).abs() < 1e-5, "window {window:?} at {i}: {a} vs {b}");
             }
@@ -611,6 +634,8 @@ mod tests {
         q: Vec<Vec<f32>>,
         k: Vec<Vec<f32>>,
         v: Vec<Vec<f32>>,
+        /// Per query head, when the layer has attention sinks.
+        sinks: Option<Vec<f32>>,
     }
 
     impl Setup {
@@ -637,8 +662,10 @@ mod tests {
             let blocks_needed: Vec<usize> = lens.iter().map(|l| l.div_ceil(block_size)).collect();
             // Blocks handed out in a scrambled order, with a few never used.
             let num_blocks = blocks_needed.iter().sum::<usize>() + 3;
-            let mut free: Vec<u32> =
-                (0..num_blocks as u32).map(|i| (i * 7 + 3) % num_blocks as u32).collect();
+            // A stride prime to the count, so that every block is handed out once.
+            let n = num_blocks as u32;
+            let stride = [7, 11, 13].into_iter().find(|k| !n.is_multiple_of(*k)).expect("a stride");
+            let mut free: Vec<u32> = (0..n).map(|i| (i * stride + 3) % n).collect();
             let mut kv = LayerKv::zeroed(kv_type, num_blocks * block_size * kv_dim);
             let value = |i: usize, salt: f32| (i as f32 * 0.731 + salt).sin() * 1.5;
             let (mut tables, mut qs, mut ks, mut vs) = (vec![], vec![], vec![], vec![]);
@@ -658,7 +685,7 @@ mod tests {
                 ks.push(k);
                 vs.push(v);
             }
-            Setup { shape, kv, tables, q: qs, k: ks, v: vs }
+            Setup { shape, kv, tables, q: qs, k: ks, v: vs, sinks: None }
         }
 
         /// The batch's queries, `[places.len(), heads·hd]`.
@@ -678,8 +705,9 @@ mod tests {
             let q = self.queries(places);
             let tables: Vec<&[BlockId]> = self.tables.iter().map(|t| &t[..]).collect();
             let mut out = vec![0.0f32; q.len()];
-            let inputs =
-                Inputs { kv: &self.kv, shape: &self.shape, block_tables: &tables, places, q: &q };
+            let sinks = self.sinks.as_deref();
+            let (kv, shape) = (&self.kv, &self.shape);
+            let inputs = Inputs { kv, shape, block_tables: &tables, places, q: &q, sinks };
             attention_with(inputs, &mut out, split);
             out
         }
@@ -690,7 +718,8 @@ mod tests {
             let q = self.queries(places);
             let tables: Vec<&[BlockId]> = self.tables.iter().map(|t| &t[..]).collect();
             let mut out = vec![0.0f32; q.len()];
-            attention(&self.kv, &self.shape, &tables, places, &q, &mut out);
+            let sinks = self.sinks.as_deref();
+            attention(&self.kv, &self.shape, &tables, places, &q, sinks, &mut out);
             let in_turn = self.run_with(places, Some(false));
             let split = self.run_with(places, Some(true));
             for (i, ((a, b), c)) in out.iter().zip(&in_turn).zip(&split).enumerate() {
@@ -712,8 +741,16 @@ mod tests {
                 .map(|s| {
                     let len = self.k[s].len() / (kv_heads * hd);
                     naive(
-                        &self.q[s], &self.k[s], &self.v[s], len, heads, kv_heads, hd, sh.scale,
+                        &self.q[s],
+                        &self.k[s],
+                        &self.v[s],
+                        len,
+                        heads,
+                        kv_heads,
+                        hd,
+                        sh.scale,
                         sh.window,
+                        self.sinks.as_deref(),
                     )
                 })
                 .collect();
@@ -765,6 +802,18 @@ mod tests {
 
     fn places_of(sequence: usize, positions: std::ops::Range<usize>) -> Vec<TokenPlace> {
         positions.map(|position| TokenPlace { sequence, position }).collect()
+    }
+
+    /// gpt-oss's sinks: a logit per head in every softmax, below, among and far above the
+    /// scores (the last rescales the values), with and without a window.
+    #[test]
+    fn attention_sinks_match_dense_attention() {
+        let lens = [1, 17, 70, 33];
+        for (window, bs) in [(None, 16), (Some(5), 4), (Some(40), 16)] {
+            let mut setup = Setup::new(KvCacheType::F16, 6, 2, 16, window, bs, &lens);
+            setup.sinks = Some(vec![-30.0, -1.0, 0.0, 0.7, 2.5, 60.0]);
+            setup.check_decode_and_prefill(&format!("sinks, blocks of {bs}"), &lens);
+        }
     }
 
     #[test]

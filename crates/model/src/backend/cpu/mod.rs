@@ -24,7 +24,7 @@ use crate::backend::{
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
 use crate::kv_cache_type::KvCacheType;
-use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, Rope};
+use crate::layers::{gelu_ggml, rms_norm, rms_norm_in_place, softcap, swiglu_oai};
 use attention::{attention, write_kv, AttentionShape};
 use projector::Projector;
 
@@ -73,8 +73,8 @@ impl Backend for CpuBackend {
         CpuMatrix::load_experts(file, tensor, count)
     }
 
-    fn load_vector(&self, tensor: &TensorView<'_>, len: usize) -> Result<Vec<f32>> {
-        crate::backend::decode_vector(tensor, len)
+    fn vector(&self, _name: &str, values: &[f32]) -> Result<Vec<f32>> {
+        Ok(values.to_vec())
     }
 
     fn new_kv_cache(
@@ -169,13 +169,7 @@ impl Backend for CpuBackend {
             if let Some(w) = head_norm {
                 row.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, w, eps));
             }
-            let rotation = Rope::new(
-                rope.style,
-                rope.dimension_count,
-                rope.base,
-                rope.freq_scale,
-                places[t].position,
-            );
+            let rotation = rope.rotation(places[t].position);
             row.chunks_exact_mut(hd).for_each(|head| rotation.apply(head));
         });
     }
@@ -185,6 +179,7 @@ impl Backend for CpuBackend {
         kv: &mut KvCache,
         layer: usize,
         params: &AttentionParams,
+        sinks: Option<&Vec<f32>>,
         q: &Vec<f32>,
         k: &Vec<f32>,
         v: &Vec<f32>,
@@ -211,7 +206,7 @@ impl Backend for CpuBackend {
                 &v[t * kv_dim..(t + 1) * kv_dim],
             );
         }
-        attention(layer_kv, &shape, block_tables, places, q, out);
+        attention(layer_kv, &shape, block_tables, places, q, sinks.map(|s| &s[..]), out);
     }
 
     fn add(_: &mut CpuPass<'_>, x: &mut Vec<f32>, y: &Vec<f32>) {
@@ -232,6 +227,9 @@ impl Backend for CpuBackend {
                 HiddenActivation::Silu => uma_kernels::vector::swiglu(g, u),
                 HiddenActivation::GeluTanh => {
                     g.iter_mut().zip(u).for_each(|(g, &u)| *g = gelu_ggml(*g) * u);
+                }
+                HiddenActivation::SwigluOai => {
+                    g.iter_mut().zip(u).for_each(|(g, &u)| *g = swiglu_oai(*g, u));
                 }
             }
         });
