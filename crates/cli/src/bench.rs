@@ -3,8 +3,11 @@
 //! runs to the machine's memory read bandwidth (the physical limit of decode).
 //!
 //! The tests drive [`Model::forward`] alone: pseudo-random token ids from a fixed seed, no
-//! tokenizer, no sampling, one warm-up run per test and then `-r` timed repetitions.
+//! tokenizer, no sampling, one warm-up run per test and then `-r` timed repetitions. With
+//! `--speculative`, one more test decodes a fixed workload through the whole engine with and
+//! without speculative decoding ([`speculative`]).
 
+mod speculative;
 mod stats;
 
 use std::fmt::Write as _;
@@ -23,6 +26,8 @@ use uma_planner::BandwidthProbe;
 
 use crate::format;
 use crate::memory_budget::{plan_model, KvRequest, MemoryArgs};
+use crate::speculative_args::SpeculativeArgs;
+use speculative::SpeculativeTest;
 
 /// Tokens each sequence is prefilled with (untimed) before a generation test without `--depth`,
 /// so that decode attends to some context, as it does after any real prompt.
@@ -70,6 +75,15 @@ pub(crate) struct BenchArgs {
     json: bool,
     #[command(flatten)]
     memory: MemoryArgs,
+    /// Any of --speculative lookup|draft, --draft and --draft-tokens adds the speculative test:
+    /// `-n` tokens of a fixed workload decoded with and without speculation (an edit that copies
+    /// its prompt for lookup, chat prompts for a draft model).
+    #[command(
+        flatten,
+        next_help_heading = "Speculative test (any of these adds it: -n tokens of a workload \
+                             decoded with and without speculation; none: no such test)"
+    )]
+    speculative: Option<SpeculativeArgs>,
 }
 
 /// One measurement.
@@ -243,6 +257,9 @@ struct BenchReport {
     repetitions: usize,
     bandwidth: BandwidthReport,
     results: Vec<TestResult>,
+    /// The speculative test (`--speculative`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speculative: Option<speculative::SpeculativeReport>,
 }
 
 #[derive(Serialize, Debug)]
@@ -314,11 +331,24 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         kv_cache_type: args.memory.kv_cache_type(),
     };
     plan_model(&args.model, &file, &request, budget_bytes)?;
+    let speculative = match &args.speculative {
+        Some(speculative) => Some(SpeculativeTest::plan(
+            speculative,
+            &args.model,
+            &file,
+            trained,
+            args.n_gen,
+            request.kv_cache_type,
+            args.memory.device(),
+            budget_bytes,
+        )?),
+        None => None,
+    };
     let gpu_need = uma_engine::gpu_need_bytes(&file, kv_cache_tokens, request.kv_cache_type)?;
     let setup = Setup { args, tests, threads, context_length, num_blocks, request };
     let loaded = LoadedModel::load(Arc::new(file), args.memory.device(), gpu_need)
         .with_context(|| format!("cannot load {}", args.model.display()))?;
-    match loaded {
+    let mut report = match loaded {
         LoadedModel::Cpu(model) => {
             let bandwidth = match args.bandwidth {
                 Some(gb_per_s) => {
@@ -334,7 +364,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     }
                 }
             };
-            run_on(&setup, model, bandwidth, None)
+            run_on(&setup, model, bandwidth, None)?
         }
         LoadedModel::Gpu(model) => {
             let gpu = model.backend().context().clone();
@@ -357,9 +387,23 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 stats: model.backend().stats(),
                 memory: uma_engine::gpu_memory_limit(gpu.info()),
             };
-            run_on(&setup, model, bandwidth, Some(on_gpu))
+            run_on(&setup, model, bandwidth, Some(on_gpu))?
         }
+    };
+    // The forward tests' model is gone: the engines of the speculative test load their own.
+    if let Some(test) = &speculative {
+        let result =
+            test.run(&args.model, args.repetitions).context("the speculative test failed")?;
+        report.speculative = Some(result);
     }
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render_bandwidth(&report)
+            + &render_gpu_passes(&report)
+            + &report.speculative.as_ref().map(speculative::render).unwrap_or_default()
+    };
+    crate::output::print(&text)
 }
 
 /// The GPU a model runs on: its description and its backend's time counters.
@@ -431,13 +475,14 @@ struct Setup<'a> {
     request: KvRequest,
 }
 
-/// Runs the tests on `model`, wherever it computes.
+/// Runs the tests on `model`, wherever it computes, printing the table's rows as they finish
+/// (unless `--json`).
 fn run_on<B: Backend>(
     setup: &Setup<'_>,
     model: Model<B>,
     bandwidth: BandwidthReport,
     gpu: Option<OnGpu>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BenchReport> {
     let Setup { args, ref tests, threads, context_length, num_blocks, ref request } = *setup;
     let kv_cache = model
         .new_kv_cache_of_type(num_blocks, request.kv_cache_type)
@@ -458,6 +503,7 @@ fn run_on<B: Backend>(
         repetitions: args.repetitions,
         bandwidth,
         results: Vec::new(),
+        speculative: None,
     };
     let table = Table::new(&report.model.file_name, tests);
     if !args.json {
@@ -475,12 +521,7 @@ fn run_on<B: Backend>(
         }
         report.results.push(result);
     }
-    let text = if args.json {
-        serde_json::to_string_pretty(&report)? + "\n"
-    } else {
-        render_bandwidth(&report) + &render_gpu_passes(&report)
-    };
-    crate::output::print(&text)
+    Ok(report)
 }
 
 fn model_summary<B: Backend>(model: &Model<B>, args: &BenchArgs) -> ModelSummary {
@@ -884,6 +925,16 @@ mod tests {
         let tests = plan(&args(&["-p", "0", "-n", "16", "--batch", "4,1,4,16"])).expect("plan");
         let names: Vec<String> = tests.iter().map(|t| t.name()).collect();
         assert_eq!(names, ["tg16 x4", "tg16", "tg16 x16"]);
+    }
+
+    #[test]
+    fn any_speculative_flag_adds_the_speculative_test() {
+        assert!(args(&[]).speculative.is_none(), "its default mode alone adds nothing");
+        for line in
+            [&["--speculative", "lookup"][..], &["--draft", "d.gguf"], &["--draft-tokens", "4"]]
+        {
+            assert!(args(line).speculative.is_some(), "{line:?}");
+        }
     }
 
     #[test]

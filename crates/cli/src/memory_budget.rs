@@ -225,9 +225,7 @@ fn memory_with_kv_tokens(
     kv_tokens: u64,
     kv_type: KvCacheType,
 ) -> u64 {
-    let parts = &plan.breakdown;
-    let kv_bytes = kv_tokens * spec.kv_bytes_per_token(kv_type);
-    (parts.total_bytes() - parts.kv_cache_bytes + kv_bytes).max(parts.load_peak_bytes)
+    plan.breakdown.with_kv_pool(kv_tokens, spec.kv_bytes_per_token(kv_type)).peak_bytes()
 }
 
 /// One line: each part of the need for `kv_tokens` KV positions, the total and the budget.

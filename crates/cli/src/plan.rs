@@ -67,6 +67,11 @@ pub(crate) struct PlanArgs {
     /// This machine's memory read bandwidth in GB/s, instead of measuring it.
     #[arg(long, value_name = "GB/s")]
     bandwidth: Option<f64>,
+    /// A speculative-decoding draft model (`uma run/serve --draft`), as a file or a store name:
+    /// its weights and its KV cache (f16, as many positions as the model's) are planned beside
+    /// the model's. It must have the model's vocabulary.
+    #[arg(long, value_name = "MODEL")]
+    draft: Option<PathBuf>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -363,6 +368,9 @@ struct CloudReport {
 #[derive(Serialize, Debug)]
 struct PlanEntry {
     model: ModelSpec,
+    /// The draft model planned beside it (`--draft`); its memory is `memory.draft`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    draft_model: Option<ModelSpec>,
     #[serde(flatten)]
     plan: MachinePlan,
     cost: Option<CostReport>,
@@ -382,6 +390,7 @@ struct CostReport {
 pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
     check_numbers(args)?;
     let specs = model_specs(args)?;
+    let draft = draft_spec(args)?;
     let catalogue = MachineCatalogue::load(args.hw_file.as_deref())?;
     let speed_model = SpeedModel::builtin()?;
     let cluster_data = ClusterData::builtin()?;
@@ -403,7 +412,13 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
     for spec in &specs {
         let request = request(args, spec)?;
         for (machine, engine) in &machines {
-            let plan = uma_planner::plan_for_machine(spec, machine, engine, &request)?;
+            let plan = uma_planner::plan_for_machine_with_draft(
+                spec,
+                draft.as_ref(),
+                machine,
+                engine,
+                &request,
+            )?;
             let cost_report = match (&cost, &cloud) {
                 (Some(inputs), Some((cloud_machine, cloud_engine, usd_per_hour))) => {
                     let cloud = (cloud_machine, cloud_engine, *usd_per_hour);
@@ -422,7 +437,13 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
                 )?),
                 None => None,
             };
-            plans.push(PlanEntry { model: spec.clone(), plan, cost: cost_report, cluster });
+            plans.push(PlanEntry {
+                model: spec.clone(),
+                draft_model: draft.clone(),
+                plan,
+                cost: cost_report,
+                cluster,
+            });
         }
     }
     let plans_this_machine = machines.iter().any(|(m, _)| m.name == THIS_MACHINE);
@@ -460,6 +481,9 @@ fn check_numbers(args: &PlanArgs) -> anyhow::Result<()> {
     if args.cluster.nodes.is_some() && args.compare {
         bail!("--nodes plans a cluster in the detailed report: leave out --compare");
     }
+    if args.draft.is_some() && args.cluster.nodes.is_some() {
+        bail!("--draft plans one machine: leave out --nodes");
+    }
     Ok(())
 }
 
@@ -482,6 +506,19 @@ fn model_specs(args: &PlanArgs) -> anyhow::Result<Vec<ModelSpec>> {
             bail!("no model: give a .gguf file, or describe one with --params, --layers, --hidden, --heads and --vocab")
         }
     }
+}
+
+/// The `--draft` model, after the check `uma run` and `uma serve` make when they load it: the
+/// model's vocabulary, token for token.
+fn draft_spec(args: &PlanArgs) -> anyhow::Result<Option<ModelSpec>> {
+    let Some(draft) = &args.draft else { return Ok(None) };
+    let Some(model) = &args.model else {
+        bail!("--draft is checked against the model's vocabulary: give the model's .gguf file");
+    };
+    let draft = crate::model_path::resolve(draft)?;
+    let prompts = crate::speculative_args::prompt_encoder(model)?;
+    crate::speculative_args::check_draft(&draft, model, &prompts)?;
+    spec_from_file(&draft).map(Some)
 }
 
 fn spec_from_file(path: &Path) -> anyhow::Result<ModelSpec> {
@@ -765,6 +802,16 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         model.head_dim,
         format::grouped(model.vocab_size),
     ));
+    if let Some(draft) = &entry.draft_model {
+        line(format!(
+            "  draft     {} · {} · {} parameters · {} · the model's vocabulary, for speculative \
+             decoding (on the CPU)",
+            draft.name,
+            draft.architecture.as_deref().unwrap_or("described"),
+            format::count(draft.num_parameters),
+            draft.quantization
+        ));
+    }
     line(format!(
         "  machine   {}",
         describe_machine(&plan.machine, report.bandwidth_probe.as_ref())
@@ -827,11 +874,49 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         parts.runtime_overhead_bytes,
         format!("tokenizer ({} entries) and process", format::grouped(model.vocab_size)),
     );
-    row(
-        "total",
-        parts.total_bytes(),
-        format!("peak while loading: {}", format::bytes(parts.load_peak_bytes)),
-    );
+    match (&memory.draft, &entry.draft_model) {
+        (Some(draft), Some(draft_model)) => {
+            let d = &draft.breakdown;
+            row("draft weights", d.weights_bytes, "as the kernels hold them".into());
+            row(
+                "draft KV cache",
+                d.kv_cache_bytes,
+                format!(
+                    "{} positions × {} × {} B per position, {} whatever the model's (its pool \
+                     has a block for each of the model's)",
+                    format::grouped(request.context_length),
+                    request.num_sequences,
+                    format::grouped(draft_model.kv_bytes_per_token(draft.request.kv_cache_type)),
+                    draft.request.kv_cache_type.name()
+                ),
+            );
+            row("draft scratch", d.compute_scratch_bytes, "the same steps and their logits".into());
+            row(
+                "draft runtime",
+                d.runtime_overhead_bytes,
+                format!(
+                    "tokenizer ({} entries) and process",
+                    format::grouped(draft_model.vocab_size)
+                ),
+            );
+            row(
+                "total",
+                parts.total_bytes() + d.total_bytes(),
+                format!(
+                    "model {} + draft {}; peaks while loading: {} and {}",
+                    format::bytes(parts.total_bytes()),
+                    format::bytes(d.total_bytes()),
+                    format::bytes(parts.load_peak_bytes),
+                    format::bytes(d.load_peak_bytes)
+                ),
+            );
+        }
+        _ => row(
+            "total",
+            parts.total_bytes(),
+            format!("peak while loading: {}", format::bytes(parts.load_peak_bytes)),
+        ),
+    }
     row(
         "machine memory",
         plan.machine.memory_bytes(),
@@ -912,6 +997,13 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
         _ => "not validated: no range (docs/planner.md)",
     };
     line(format!("    {:<20}{validated}", ""));
+    if entry.draft_model.is_some() {
+        line(format!(
+            "    {:<20}not predicted: the gain depends on how often the draft's guesses hold; \
+             measure it with uma bench MODEL --speculative draft --draft DRAFT",
+            "speculation"
+        ));
+    }
     if let Some(cluster) = &entry.cluster {
         out += &render_cluster(cluster, &plan.machine);
     }
@@ -1065,9 +1157,15 @@ fn render_comparison(report: &PlanReport) -> String {
     let mut out = String::new();
     if let Some(first) = report.plans.first() {
         let request = &first.plan.memory.request;
+        let draft = first
+            .draft_model
+            .as_ref()
+            .map(|draft| format!(" · draft {} in the memory", draft.name))
+            .unwrap_or_default();
         writeln!(
             out,
-            "uma plan: {} · context {} × {} sequence(s) · KV cache {} · decode at a full context\n",
+            "uma plan: {} · context {} × {} sequence(s) · KV cache {}{draft} · decode at a full \
+             context\n",
             if several_models { "described model" } else { first.model.name.as_str() },
             format::grouped(request.context_length),
             request.num_sequences,

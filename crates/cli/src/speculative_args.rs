@@ -1,11 +1,11 @@
 //! `--speculative`, `--draft` and `--draft-tokens`: speculative decoding for `uma run` and `uma
-//! serve`. The draft model's weights and KV pool come out of the same memory budget as the
-//! model's.
+//! serve` (and the speculative test of `uma bench`). The draft model's weights and KV pool come
+//! out of the same memory budget as the model's; `uma plan --draft` counts them the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use uma_engine::{SpeculativeConfig, SpeculativeMode};
+use uma_engine::{PromptEncoder, SpeculativeConfig, SpeculativeMode};
 use uma_gguf::GgufFile;
 
 use crate::memory_budget::{plan_model, KvRequest};
@@ -56,8 +56,25 @@ impl SpeculativeArgs {
     }
 }
 
-/// Bytes the draft model of `config` takes for the KV pool of `request` (its cache is f16
-/// whatever the model's is): what the model's own plan must leave in the budget.
+/// The tokenizer and chat template of the model at `path`.
+pub(crate) fn prompt_encoder(path: &Path) -> Result<PromptEncoder> {
+    GgufFile::open(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| Ok(PromptEncoder::from_gguf(&file)?))
+        .with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// Refuses the draft model at `draft` for the model at `model` (whose tokenizer `prompts` has)
+/// unless its vocabulary is the model's token for token: the check `uma run` and `uma serve` make
+/// when they load it, for commands that must know before they load anything.
+pub(crate) fn check_draft(draft: &Path, model: &Path, prompts: &PromptEncoder) -> Result<()> {
+    uma_engine::check_same_vocabulary(&prompt_encoder(draft)?, prompts)
+        .with_context(|| format!("{} cannot draft for {}", draft.display(), model.display()))
+}
+
+/// Bytes the draft model of `config` takes for the KV pool of `request` (its cache is
+/// [`uma_planner::DRAFT_KV_CACHE_TYPE`] whatever the model's is, as `uma plan --draft` counts
+/// it): what the model's own plan must leave in the budget.
 pub(crate) fn draft_memory_bytes(
     config: &SpeculativeConfig,
     request: &KvRequest,
@@ -66,6 +83,46 @@ pub(crate) fn draft_memory_bytes(
     let Some(path) = &config.draft_model else { return Ok(0) };
     let file = GgufFile::open(path)
         .with_context(|| format!("cannot load the draft model {}", path.display()))?;
-    let request = KvRequest { kv_cache_type: uma_planner::KvCacheType::F16, ..*request };
+    let request = KvRequest { kv_cache_type: uma_planner::DRAFT_KV_CACHE_TYPE, ..*request };
     Ok(plan_model(path, &file, &request, budget_bytes)?.memory_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uma_planner::{KvCacheType, ModelSpec, PlanRequest};
+    use uma_test_models::TestModel;
+
+    /// `uma plan --draft` (the planner's draft request) and `uma run`/`uma serve` (the draft's
+    /// own plan for the model's pool) count the same bytes for the same contexts.
+    #[test]
+    fn plan_counts_the_draft_as_run_and_serve_do() {
+        let spec = |model: TestModel| {
+            let path = uma_test_models::path(model);
+            let file = GgufFile::open(&path).expect("test model");
+            ModelSpec::from_gguf(&file, model.file_name()).expect("spec")
+        };
+        let (target, draft) = (spec(TestModel::QwenCoder15b), spec(TestModel::QwenCoder05b));
+        let config = SpeculativeConfig {
+            draft_model: Some(uma_test_models::path(TestModel::QwenCoder05b)),
+            ..SpeculativeConfig::default()
+        };
+        for (num_sequences, kv_cache_type) in [(1, KvCacheType::F16), (3, KvCacheType::Q8_0)] {
+            let request = PlanRequest { num_sequences, kv_cache_type, ..PlanRequest::default() };
+            let plan =
+                uma_planner::plan_memory_with_draft(&target, Some(&draft), &request, 1 << 40)
+                    .expect("plans");
+            let positions = (request.context_length * num_sequences) as usize;
+            let kv_request = KvRequest {
+                context_length: request.context_length as usize,
+                num_sequences: num_sequences as usize,
+                kv_cache_tokens: positions,
+                min_kv_cache_tokens: positions,
+                max_num_batched_tokens: request.max_num_batched_tokens as usize,
+                kv_cache_type,
+            };
+            let run_bytes = draft_memory_bytes(&config, &kv_request, 1 << 40).expect("draft");
+            assert_eq!(plan.draft.expect("draft planned").needed_bytes, run_bytes);
+        }
+    }
 }

@@ -225,3 +225,81 @@ fn bad_input_is_one_clear_line() {
     let stderr = text(&not_a_number.stderr);
     assert!(stderr.starts_with("error: invalid value 'many' for '--n-prompt <N>'"), "{stderr}");
 }
+
+#[test]
+fn speculative_lookup_decodes_the_edit_with_and_without_drafts() {
+    let qwen = uma_test_models::path(TestModel::QwenCoder05b);
+    let qwen = qwen.to_str().expect("UTF-8 path");
+    let args = ["bench", qwen, "-p", "0", "-n", "16", "-r", "2", "--bandwidth", "50", "--json"];
+    let report =
+        json(&uma(&[&args[..], &["--speculative", "lookup", "--draft-tokens", "4"]].concat()));
+    // The forward-pass tests run as before.
+    assert_eq!(report["results"].as_array().expect("results").len(), 1, "tg16");
+
+    let test = &report["speculative"];
+    assert_eq!(
+        (&test["mode"], &test["workload"], &test["device"]),
+        (&"lookup".into(), &"edit".into(), &"cpu".into())
+    );
+    assert!(test["draft_model"].is_null(), "{test}");
+    assert_eq!(number(test, "/max_draft_tokens"), 4.0);
+    assert_eq!((number(test, "/n_gen"), number(test, "/repetitions")), (16.0, 2.0));
+    // One request whose prompt holds a file at least as long as the answer.
+    let prompts = test["prompt_tokens"].as_array().expect("prompt tokens");
+    assert_eq!(prompts.len(), 1, "{test}");
+    let prompt = prompts[0].as_f64().expect("prompt tokens");
+    assert!(prompt > 16.0 && number(test, "/context_length") >= prompt + 16.0, "{test}");
+    let decoded = number(test, "/decoded_tokens");
+    assert!((1.0..=15.0).contains(&decoded), "{test}");
+    for rates in ["plain", "speculative"] {
+        let rates = &test[rates];
+        let samples: Vec<f64> = rates["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        assert_eq!(samples.len(), 2, "{rates}");
+        assert!(samples.iter().all(|&s| positive(s)), "{rates}");
+        let mean = number(rates, "/mean");
+        assert!((mean - (samples[0] + samples[1]) / 2.0).abs() <= 1e-9 * mean, "{rates}");
+    }
+    let ratio = number(test, "/speculative/mean") / number(test, "/plain/mean");
+    assert!((number(test, "/ratio") - ratio).abs() <= 1e-9 * ratio, "{test}");
+
+    // Every verification checks 1 to --draft-tokens drafts and accepts at most those.
+    let drafted = number(test, "/drafted_tokens");
+    let accepted = number(test, "/accepted_tokens");
+    let verifications = number(test, "/verifications");
+    assert!(accepted <= drafted, "{test}");
+    assert!(verifications <= drafted && drafted <= 4.0 * verifications, "{test}");
+    if verifications == 0.0 {
+        assert!(test["mean_acceptance_length"].is_null() && test["acceptance_rate"].is_null());
+    } else {
+        let length = number(test, "/mean_acceptance_length");
+        assert!((length - accepted / verifications).abs() < 1e-9 && length <= 4.0, "{test}");
+        assert!((number(test, "/acceptance_rate") - accepted / drafted).abs() < 1e-9, "{test}");
+    }
+    // Greedy speculative decoding gives plain decoding's tokens.
+    assert_eq!(test["identical_output"], true, "{test}");
+}
+
+#[test]
+fn speculative_test_errors_are_one_clear_line() {
+    let model = tiny_model("speculative-errors");
+    let bench = |extra: &[&str]| {
+        uma(&[&["bench", model.as_str(), "-p", "8", "-n", "4", "--bandwidth", "50"][..], extra]
+            .concat())
+    };
+    assert_one_line_error(&bench(&["--speculative", "draft"]), "needs a draft model");
+    assert_one_line_error(&bench(&["--speculative", "off"]), "--speculative off measures nothing");
+    assert_one_line_error(
+        &uma(&["bench", &model, "-p", "8", "-n", "0", "--speculative", "lookup"]),
+        "--speculative needs generated tokens",
+    );
+    // Checked before anything is measured, as `uma run` checks it when it loads the draft.
+    let gemma = uma_test_models::path(TestModel::Gemma3_270m);
+    let qwen = uma_test_models::path(TestModel::QwenCoder05b);
+    let args = ["bench", gemma.to_str().expect("UTF-8"), "--draft", qwen.to_str().expect("UTF-8")];
+    assert_one_line_error(&uma(&args), "the draft model does not fit this model");
+}

@@ -504,3 +504,76 @@ fn nodes_split_a_model_over_a_cluster() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn a_draft_model_is_planned_beside_the_model() {
+    let (qwen, draft) = (model(TestModel::QwenCoder15b), model(TestModel::QwenCoder05b));
+    let args = ["plan", &qwen, "--seqs", "2", "--kv", "q8_0", "--json", "--bandwidth", "35"];
+    let alone = json(&uma(&args));
+    let both = json(&uma(&[&args[..], &["--draft", &draft]].concat()));
+    let (alone, plan) = (&alone["plans"][0], &both["plans"][0]);
+    assert!(alone["draft_model"].is_null() && alone["memory"]["draft"].is_null(), "{alone}");
+    assert_eq!(plan["draft_model"]["name"], "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert_eq!(plan["memory"]["breakdown"], alone["memory"]["breakdown"]);
+    let memory = &plan["memory"]["draft"];
+    assert_eq!(memory["model"], "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    // The draft's cache holds the model's positions in f16, whatever --kv says: 2 × 4,096
+    // positions × 24 layers × 2 (K, V) × 2 heads × 64 × 2 bytes.
+    assert_eq!(memory["request"]["kv_cache_type"], "f16");
+    assert_eq!(number(memory, "/request/num_sequences"), 2.0);
+    assert_eq!(number(memory, "/breakdown/kv_cache_bytes"), 2.0 * 4096.0 * 12_288.0);
+    let parts =
+        ["weights_bytes", "kv_cache_bytes", "compute_scratch_bytes", "runtime_overhead_bytes"];
+    let total: f64 = parts.iter().map(|p| number(memory, &format!("/breakdown/{p}"))).sum();
+    let needed = number(memory, "/needed_bytes");
+    assert_eq!(needed, total.max(number(memory, "/breakdown/load_peak_bytes")));
+    // Both models must fit: the draft's need is added, and each position of context costs both
+    // caches.
+    assert_eq!(
+        number(plan, "/memory/needed_bytes"),
+        number(alone, "/memory/needed_bytes") + needed
+    );
+    let by_memory = "/memory/max_context_length_by_memory";
+    assert!(number(plan, by_memory) < number(alone, by_memory), "{plan}");
+    assert!(number(plan, "/memory/max_kv_tokens") < number(alone, "/memory/max_kv_tokens"));
+    // The speeds are plain decoding's: nothing measured says what speculation gains.
+    assert_eq!(plan["speed"], alone["speed"]);
+
+    let output = uma(&["plan", &qwen, "--bandwidth", "35", "--draft", &draft]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    for needle in [
+        "  draft     qwen2.5-coder-0.5b-instruct-q4_k_m.gguf · qwen2 · ",
+        "draft KV cache          50.33 MB   4,096 positions × 1 × 12,288 B per position, f16",
+        "draft weights ",
+        "draft scratch ",
+        "draft runtime ",
+        "total                    2.13 GB   model 1.42 GB + draft 716.91 MB",
+        "verdict             fits — needs 2.13 GB",
+        "speculation         not predicted",
+    ] {
+        assert!(report.contains(needle), "{needle:?} in\n{report}");
+    }
+    let compare = uma(&["plan", &qwen, "--compare", "--hw", "rtx-4090", "--draft", &draft]);
+    assert!(
+        text(&compare.stdout).contains("· draft qwen2.5-coder-0.5b"),
+        "{}",
+        text(&compare.stdout)
+    );
+}
+
+#[test]
+fn a_draft_of_another_vocabulary_is_refused() {
+    let (gemma, qwen) = (model(TestModel::Gemma3_270m), model(TestModel::QwenCoder05b));
+    let output = uma(&["plan", &gemma, "--draft", &qwen, "--bandwidth", "35"]);
+    assert_one_line_error(&output, "the draft model does not fit this model: the draft model has");
+    assert!(text(&output.stderr).contains(&format!("{qwen} cannot draft for {gemma}")));
+    let mut described: Vec<&str> = vec!["plan", "--params", "7B", "--vocab", "32000"];
+    described.extend(SHAPE_32_4096.split(' '));
+    described.extend(["--draft", &qwen, "--bandwidth", "35"]);
+    assert_one_line_error(&uma(&described), "give the model's .gguf file");
+    assert_one_line_error(
+        &uma(&["plan", &qwen, "--draft", &qwen, "--nodes", "2", "--bandwidth", "35"]),
+        "--draft plans one machine",
+    );
+}

@@ -168,8 +168,9 @@ fn timed_forward<B: Backend>(
     Ok(logits)
 }
 
-/// The same tokens under the same ids: checked on every id, by its bytes.
-fn check_same_vocabulary(draft: &PromptEncoder, target: &PromptEncoder) -> Result<()> {
+/// The same tokens under the same ids: checked on every id, by its bytes. What a draft model
+/// must share with the model it drafts for (checked at load, and by `uma plan --draft`).
+pub fn check_same_vocabulary(draft: &PromptEncoder, target: &PromptEncoder) -> Result<()> {
     let (draft, target) = (draft.tokenizer(), target.tokenizer());
     let mismatch = |reason: String| Err(EngineError::DraftMismatch { reason });
     if draft.vocab_size() != target.vocab_size() {

@@ -27,8 +27,10 @@ mod prompt_encoder;
 mod request_stream;
 mod scheduler;
 mod speculation;
+pub mod speculative_workload;
 
 pub use device::{gpu_memory_limit, gpu_need_bytes, Device, LoadedModel};
+pub use draft_model::check_same_vocabulary;
 pub use engine_config::EngineConfig;
 pub use engine_handle::{EngineHandle, GenerationRequest};
 pub use engine_stats::EngineStats;

@@ -59,17 +59,17 @@ pub use footprint::{
 pub use kv_cache_type::KvCacheType;
 pub use machine::{apple_gpu_working_set_fraction, ComputeFigure, Machine, GIB};
 pub use machine_catalogue::{uma_home, MachineCatalogue, UMA_HOME_VARIABLE, USER_CATALOGUE_FILE};
-pub use machine_plan::{plan_for_machine, GpuWorkingSet, MachinePlan};
+pub use machine_plan::{plan_for_machine, plan_for_machine_with_draft, GpuWorkingSet, MachinePlan};
 pub use memory_breakdown::{
     MemoryBreakdown, LOAD_OVERHEAD_BYTES_PER_VOCAB_ENTRY, RUNTIME_OVERHEAD_BASE_BYTES,
     RUNTIME_OVERHEAD_BYTES_PER_VOCAB_ENTRY,
 };
-pub use memory_plan::{plan_memory, MemoryPlan, Verdict};
+pub use memory_plan::{plan_memory, plan_memory_with_draft, DraftMemory, MemoryPlan, Verdict};
 pub use model_description::{count as parameter_count, ModelDescription};
 pub use model_spec::{ModelSpec, FAULT_AROUND_BYTES};
 pub use plan_request::{
     planned_context_length, PlanRequest, SlidingWindowKv, DEFAULT_CONTEXT_LENGTH, DEFAULT_HEADROOM,
-    DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    DEFAULT_MAX_NUM_BATCHED_TOKENS, DRAFT_KV_CACHE_TYPE,
 };
 pub use quantization::Quantization;
 pub use speed_estimate::{decode, prefill, Bound, RateEstimate, SpeedEstimate};

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::machine::Machine;
-use crate::memory_plan::{plan_memory, MemoryPlan};
+use crate::memory_plan::{plan_memory_with_draft, MemoryPlan};
 use crate::model_spec::ModelSpec;
 use crate::plan_request::PlanRequest;
 use crate::speed_estimate::SpeedEstimate;
@@ -37,7 +37,21 @@ pub fn plan_for_machine(
     engine: &Engine,
     request: &PlanRequest,
 ) -> Result<MachinePlan> {
-    let memory = plan_memory(model, request, machine.budget_bytes())?;
+    plan_for_machine_with_draft(model, None, machine, engine, request)
+}
+
+/// [`plan_for_machine`] with a speculative-decoding `draft` model beside `model`: its memory is
+/// planned with the model's ([`crate::plan_memory_with_draft`]). The speeds are the model's plain
+/// decoding: what speculation gains depends on how often drafts hold, which only a measurement
+/// tells (`uma bench --speculative`).
+pub fn plan_for_machine_with_draft(
+    model: &ModelSpec,
+    draft: Option<&ModelSpec>,
+    machine: &Machine,
+    engine: &Engine,
+    request: &PlanRequest,
+) -> Result<MachinePlan> {
+    let memory = plan_memory_with_draft(model, draft, request, machine.budget_bytes())?;
     let gpu_working_set = machine
         .gpu_working_set_bytes()
         .map(|limit_bytes| GpuWorkingSet { limit_bytes, fits: memory.needed_bytes <= limit_bytes });

@@ -74,6 +74,13 @@ impl MemoryBreakdown {
         }
     }
 
+    /// The same with a KV pool of `kv_tokens` positions of `kv_bytes_per_token` bytes instead of
+    /// the request's contexts: a pool sized on its own (`uma serve --kv-cache-tokens`, or shrunk
+    /// to the budget).
+    pub fn with_kv_pool(&self, kv_tokens: u64, kv_bytes_per_token: u64) -> MemoryBreakdown {
+        MemoryBreakdown { kv_cache_bytes: kv_tokens.saturating_mul(kv_bytes_per_token), ..*self }
+    }
+
     /// What the model holds while it serves: weights, KV cache, scratch and overhead.
     pub fn total_bytes(&self) -> u64 {
         self.weights_bytes

@@ -58,6 +58,23 @@ pub struct MemoryPlan {
     /// weights, scratch and overhead of this plan: what a KV pool can be sized to. Whole blocks
     /// of [`DEFAULT_BLOCK_SIZE`] positions.
     pub max_kv_tokens: u64,
+    /// The speculative-decoding draft model planned beside the model
+    /// ([`plan_memory_with_draft`]): counted in `needed_bytes`, the longest context and
+    /// `max_kv_tokens` (its pool holds as many positions as the model's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftMemory>,
+}
+
+/// A draft model's memory beside the model it drafts for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DraftMemory {
+    /// The draft model's name.
+    pub model: String,
+    /// Its request: the model's, with the draft's KV cache ([`PlanRequest::for_draft`]).
+    pub request: PlanRequest,
+    pub breakdown: MemoryBreakdown,
+    /// The breakdown's peak (serving, or loading when that is more), added to the model's.
+    pub needed_bytes: u64,
 }
 
 /// Plans `model` for `request` in `budget_bytes` (memory minus the OS reserve, e.g.
@@ -68,9 +85,29 @@ pub fn plan_memory(
     request: &PlanRequest,
     budget_bytes: u64,
 ) -> Result<MemoryPlan> {
+    plan_memory_with_draft(model, None, request, budget_bytes)
+}
+
+/// [`plan_memory`] with a speculative-decoding `draft` model loaded beside `model`: its weights,
+/// its KV cache for the same positions ([`PlanRequest::for_draft`]), scratch and overhead come
+/// out of the same budget. The need is the sum of both models' peaks: what `uma run` and `uma
+/// serve` keep to when they plan the draft first and the model in what it leaves.
+pub fn plan_memory_with_draft(
+    model: &ModelSpec,
+    draft: Option<&ModelSpec>,
+    request: &PlanRequest,
+    budget_bytes: u64,
+) -> Result<MemoryPlan> {
     request.validate()?;
+    let models = Models { model, draft };
     let breakdown = MemoryBreakdown::new(model, request);
-    let needed_bytes = breakdown.peak_bytes();
+    let draft_memory = draft.map(|draft| {
+        let request = request.for_draft();
+        let breakdown = MemoryBreakdown::new(draft, &request);
+        let needed_bytes = breakdown.peak_bytes();
+        DraftMemory { model: draft.name.clone(), request, breakdown, needed_bytes }
+    });
+    let needed_bytes = models.needed_bytes(request);
     let headroom_bytes = (budget_bytes as f64 * request.headroom).ceil() as u64;
     let usable_bytes = budget_bytes.saturating_sub(headroom_bytes);
     let verdict = if needed_bytes <= usable_bytes {
@@ -80,19 +117,16 @@ pub fn plan_memory(
     } else {
         Verdict::DoesNotFit
     };
-    let max_context_length_by_memory = max_context_length(model, request, usable_bytes);
+    let max_context_length_by_memory = max_context_length(&models, request, usable_bytes);
     let max_context_length = match model.max_position_embeddings {
         Some(trained) => max_context_length_by_memory.min(trained),
         None => max_context_length_by_memory,
     };
     let max_kv_tokens = match request.sliding_window_kv {
-        SlidingWindowKv::Full if breakdown.load_peak_bytes <= usable_bytes => {
-            let others = breakdown.total_bytes() - breakdown.kv_cache_bytes;
-            let per_position = model.kv_bytes_per_token(request.kv_cache_type).max(1);
-            let positions = usable_bytes.saturating_sub(others) / per_position;
+        SlidingWindowKv::Full => {
+            let positions = models.max_pool_positions(request, usable_bytes);
             positions - positions % DEFAULT_BLOCK_SIZE as u64
         }
-        SlidingWindowKv::Full => 0,
         SlidingWindowKv::Windowed => {
             max_context_length_by_memory.saturating_mul(request.num_sequences)
         }
@@ -108,15 +142,67 @@ pub fn plan_memory(
         max_context_length,
         max_context_length_by_memory,
         max_kv_tokens,
+        draft: draft_memory,
     })
+}
+
+/// The model planned, and the draft model beside it if any.
+struct Models<'a> {
+    model: &'a ModelSpec,
+    draft: Option<&'a ModelSpec>,
+}
+
+impl Models<'_> {
+    /// The peak of the model for `request`, plus the draft's for its share of it.
+    fn needed_bytes(&self, request: &PlanRequest) -> u64 {
+        let draft = self
+            .draft
+            .map_or(0, |draft| MemoryBreakdown::new(draft, &request.for_draft()).peak_bytes());
+        MemoryBreakdown::new(self.model, request).peak_bytes().saturating_add(draft)
+    }
+
+    /// The need with KV pools of `positions` positions (the draft's as large as the model's)
+    /// instead of the request's contexts.
+    fn pool_needed_bytes(&self, request: &PlanRequest, positions: u64) -> u64 {
+        let pool = |model: &ModelSpec, request: &PlanRequest| {
+            let per_position = model.kv_bytes_per_token(request.kv_cache_type);
+            MemoryBreakdown::new(model, request).with_kv_pool(positions, per_position).peak_bytes()
+        };
+        let draft = self.draft.map_or(0, |draft| pool(draft, &request.for_draft()));
+        pool(self.model, request).saturating_add(draft)
+    }
+
+    /// The most KV positions whose pools fit in `usable_bytes` beside the rest of the plan, by
+    /// bisection (the need grows with the pool); 0 when not even an empty pool fits.
+    fn max_pool_positions(&self, request: &PlanRequest, usable_bytes: u64) -> u64 {
+        let per_position = self.model.kv_bytes_per_token(request.kv_cache_type)
+            + self
+                .draft
+                .map_or(0, |draft| draft.kv_bytes_per_token(request.for_draft().kv_cache_type));
+        if self.pool_needed_bytes(request, 0) > usable_bytes {
+            return 0;
+        }
+        // Every position costs at least `per_position` bytes: one more than the usable bytes
+        // hold of them cannot fit.
+        let (mut fitting, mut failing) = (0, usable_bytes / per_position.max(1) + 1);
+        while failing - fitting > 1 {
+            let middle = fitting + (failing - fitting) / 2;
+            if self.pool_needed_bytes(request, middle) <= usable_bytes {
+                fitting = middle;
+            } else {
+                failing = middle;
+            }
+        }
+        fitting
+    }
 }
 
 /// The largest context whose whole plan needs at most `usable_bytes` (the need grows with the
 /// context), by bisection; 0 when a context of 1 does not fit.
-fn max_context_length(model: &ModelSpec, request: &PlanRequest, usable_bytes: u64) -> u64 {
+fn max_context_length(models: &Models<'_>, request: &PlanRequest, usable_bytes: u64) -> u64 {
     let fits = |context_length: u64| {
         let request = PlanRequest { context_length, ..*request };
-        MemoryBreakdown::new(model, &request).peak_bytes() <= usable_bytes
+        models.needed_bytes(&request) <= usable_bytes
     };
     let (mut fitting, mut failing) = (0, MAX_SEARCHED_CONTEXT + 1);
     if fits(MAX_SEARCHED_CONTEXT) {
@@ -256,6 +342,41 @@ pub(crate) mod tests {
         let plan = plan_memory(&spec(), &request, 1_000_000).expect("valid");
         assert_eq!((plan.max_context_length, plan.max_kv_tokens), (0, 0));
         assert_eq!(plan.verdict, Verdict::DoesNotFit);
+    }
+
+    #[test]
+    fn a_draft_model_is_planned_beside_the_model() {
+        // The same shape with a tenth of the weights.
+        let draft =
+            ModelSpec { name: "draft".into(), resident_weight_bytes: 100_000_000, ..spec() };
+        let request = PlanRequest { kv_cache_type: KvCacheType::Q8_0, ..PlanRequest::default() };
+        let alone = plan_memory(&spec(), &request, 1 << 36).expect("valid");
+        let both = plan_memory_with_draft(&spec(), Some(&draft), &request, 1 << 36).expect("valid");
+        let planned = both.draft.as_ref().expect("the draft is planned");
+        assert_eq!(alone.draft, None);
+        assert_eq!(both.breakdown, alone.breakdown);
+        // Its cache holds the model's 4,096 positions, in f16 whatever the model's type.
+        assert_eq!(planned.request.kv_cache_type, KvCacheType::F16);
+        assert_eq!(planned.breakdown.kv_cache_bytes, 4096 * 2000);
+        assert_eq!(planned.breakdown, MemoryBreakdown::new(&draft, &request.for_draft()));
+        assert_eq!(planned.needed_bytes, planned.breakdown.peak_bytes());
+        assert_eq!(both.needed_bytes, alone.needed_bytes + planned.needed_bytes);
+
+        // Room for exactly 100,000 positions of both caches (2,000 bytes each) after the rest.
+        let draft_fixed = fixed_bytes() - 900_000_000;
+        let usable = fixed_bytes() + draft_fixed + 100_000 * (2000 + 2000);
+        let request = PlanRequest { headroom: 0.0, ..PlanRequest::default() };
+        let plan = plan_memory_with_draft(&spec(), Some(&draft), &request, usable).expect("valid");
+        assert_eq!((plan.max_context_length, plan.max_kv_tokens), (100_000, 100_000));
+        let need = |context_length| {
+            let request = PlanRequest { context_length, ..request };
+            plan_memory_with_draft(&spec(), Some(&draft), &request, usable).expect("valid")
+        };
+        assert_eq!(need(100_000).verdict, Verdict::Fits);
+        assert_eq!(need(100_001).verdict, Verdict::DoesNotFit);
+        // Alone, the model would get nearly twice the context.
+        let plan = plan_memory(&spec(), &request, usable).expect("valid");
+        assert!(plan.max_context_length > 195_000, "{plan:?}");
     }
 
     #[test]

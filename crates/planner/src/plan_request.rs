@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_NUM_BATCHED_TOKENS: u64 = 512;
 /// reverse).
 pub const DEFAULT_CONTEXT_LENGTH: u64 = 4096;
 
+/// How a speculative-decoding draft model keeps its KV cache, whatever the model's: uma's draft
+/// model (`crates/engine/src/draft_model.rs`) holds a pool of f16 blocks as large as the model's.
+pub const DRAFT_KV_CACHE_TYPE: KvCacheType = KvCacheType::F16;
+
 /// The context a plan for a model trained to `trained` positions uses: `given`, unless it exceeds
 /// the trained context (`Err(trained)`: the caller says so in its own words), else
 /// [`DEFAULT_CONTEXT_LENGTH`] capped at the trained context. `uma plan` and the server's
@@ -77,6 +81,17 @@ impl Default for PlanRequest {
 }
 
 impl PlanRequest {
+    /// What a speculative-decoding draft model beside the planned model is asked for: the same
+    /// contexts and steps, in a [`DRAFT_KV_CACHE_TYPE`] cache that holds every position on every
+    /// layer (a block of its pool per block of the model's).
+    pub fn for_draft(&self) -> PlanRequest {
+        PlanRequest {
+            kv_cache_type: DRAFT_KV_CACHE_TYPE,
+            sliding_window_kv: SlidingWindowKv::Full,
+            ..*self
+        }
+    }
+
     /// Checks every number: counts at least 1, headroom in `[0, 1)`.
     pub fn validate(&self) -> Result<()> {
         for (name, value) in [
