@@ -16,6 +16,8 @@ Loading rules, in one place so every generator sees the same model:
 * A `llama` file with experts (Mixtral) and an `olmoe` file are built as MixtralForCausalLM and
   OlmoeForCausalLM from their tensors (`load_from_tensors`): transformers' GGUF loader has no
   mapping for them.
+* `gpt-oss` and `deepseek2` files are built from their tensors too (`load_gpt_oss`,
+  `load_deepseek2`, whose docstrings say where they follow llama.cpp's reading of the file).
 * Mixture-of-experts files: transformers does not map `expert_feed_forward_length` (nor
   `expert_shared_feed_forward_length`) to the experts' widths; `load_config` sets them.
 """
@@ -243,6 +245,121 @@ def load_gpt_oss(path: str):
     return model
 
 
+def load_deepseek2(path: str):
+    """A tiny `deepseek2` GGUF file (DeepSeek V3 in llama.cpp's MLA form) as transformers'
+    DeepseekV3ForCausalLM, from the file's dequantized tensors. What the file means is what
+    llama.cpp computes on it; where transformers' reading of DeepSeek V3 could differ, this
+    follows llama.cpp (checked by tiny_crosscheck.py):
+
+    * `kv_b_proj` is rebuilt per head from `attn_k_b` (stored transposed: [n_head, kv_lora,
+      nope] in numpy order) and `attn_v_b` ([n_head, v_head_dim, kv_lora]), the no-rope key rows
+      before the value rows, as the converter split it. The file's `head_count_kv` of 1 is the
+      shared latent; transformers decompresses it to as many KV heads as query heads.
+    * Rope: llama.cpp ropes deepseek2 in its NORM (adjacent-pair) style on the rope part of the
+      query and on the shared rope key, with the converter's unpermuted weights: transformers'
+      `rope_interleave=True` (pairs (0,1), (2,3)…; it writes the rotated pairs de-interleaved,
+      the same permutation for q and k, so the scores are the same).
+    * YaRN: the file's factor and original context; betas 32 and 1 (llama.cpp's deepseek2 does
+      not read `rope.scaling.yarn_beta_*`); `mscale_all_dim` = yarn_log_multiplier / 0.1 (the
+      converter wrote 0.1 × mscale_all_dim, llama.cpp divides it back), and `mscale` equal to it:
+      llama.cpp assumes so (its rope magnitude is then 1, its attention scale
+      (1 + 0.1·mscale_all_dim·ln factor)² / sqrt(qk_head_dim)), as transformers does for
+      mscale == mscale_all_dim (DeepSeek V3's and Kimi K2's 1.0, DeepSeek V2's 0.707).
+    * Routing: sigmoid scores, the `exp_probs_b` bias (transformers' `e_score_correction_bias`)
+      added for the choice only, groups ranked by their top-2 sum; the chosen experts' unbiased
+      scores renormalised and scaled by `expert_weights_scale` (llama.cpp's
+      `build_moe_ffn` with `expert_weights_norm`).
+    * The q_a and kv_a norms: transformers gives them eps 1e-6 whatever the config says,
+      llama.cpp the file's epsilon; the tiny file's is 1e-6 (checked here).
+    """
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
+
+    fields = gguf_fields(path)
+    arch = fields["general.architecture"]
+    reader = GGUFReader(path)
+    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
+               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    heads, layers = f("attention.head_count"), f("block_count")
+    rope = f("rope.dimension_count")
+    nope, v_dim = f("attention.key_length_mla") - rope, f("attention.value_length_mla")
+    kv_lora, eps = f("attention.kv_lora_rank"), f("attention.layer_norm_rms_epsilon")
+    if abs(eps - 1e-6) > 1e-12:
+        raise SystemExit(f"{path}: rms epsilon {eps}: transformers' q_a/kv_a norms use 1e-6")
+    if f("expert_gating_func") != 2 or not f("expert_weights_norm", False):
+        raise SystemExit(f"{path}: only sigmoid gating with renormalised weights is built here")
+    rope_parameters = {"rope_type": "default", "rope_theta": f("rope.freq_base", 10000.0)}
+    if f("rope.scaling.type") == "yarn":
+        if f("rope.scaling.yarn_log_multiplier") is None:  # llama.cpp then scales differently
+            raise SystemExit(f"{path}: YaRN without yarn_log_multiplier is not built here")
+        # In float32, as llama.cpp divides (0.1f / 0.1f is exactly 1).
+        mscale_all_dim = float(np.float32(f("rope.scaling.yarn_log_multiplier")) / np.float32(0.1))
+        rope_parameters.update({
+            "rope_type": "yarn", "factor": f("rope.scaling.factor"),
+            "original_max_position_embeddings": f("rope.scaling.original_context_length"),
+            "beta_fast": 32.0, "beta_slow": 1.0, "truncate": True,
+            "mscale": mscale_all_dim, "mscale_all_dim": mscale_all_dim,
+        })
+    config = DeepseekV3Config(
+        vocab_size=tensors["token_embd.weight"].shape[0], hidden_size=f("embedding_length"),
+        intermediate_size=f("feed_forward_length"), moe_intermediate_size=f("expert_feed_forward_length"),
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        n_shared_experts=f("expert_shared_count"), n_routed_experts=f("expert_count"),
+        routed_scaling_factor=f("expert_weights_scale", 1.0), kv_lora_rank=kv_lora,
+        q_lora_rank=f("attention.q_lora_rank"), qk_rope_head_dim=rope, v_head_dim=v_dim,
+        qk_nope_head_dim=nope, n_group=f("expert_group_count", 1), topk_group=f("expert_group_used_count", 1),
+        num_experts_per_tok=f("expert_used_count"), first_k_dense_replace=f("leading_dense_block_count", 0),
+        norm_topk_prob=True, hidden_act="silu", max_position_embeddings=f("context_length"),
+        rms_norm_eps=eps, rope_parameters=rope_parameters, rope_interleave=True,
+        attention_bias=False, tie_word_embeddings="output.weight" not in tensors,
+        num_mtp_layers=0, dtype=torch.float32,
+    )
+    state = {"model.embed_tokens.weight": tensors["token_embd.weight"],
+             "model.norm.weight": tensors["output_norm.weight"],
+             "lm_head.weight": tensors.get("output.weight", tensors["token_embd.weight"])}
+    for i in range(layers):
+        b, m = f"blk.{i}.", f"model.layers.{i}."
+        t = lambda name: tensors[b + name]  # noqa: E731
+        k_b, v_b = t("attn_k_b.weight"), t("attn_v_b.weight")  # [n_head, kv_lora, nope], [n_head, v, kv_lora]
+        kv_b = np.concatenate([k_b.transpose(0, 2, 1), v_b], axis=1).reshape(heads * (nope + v_dim), kv_lora)
+        state.update({
+            m + "input_layernorm.weight": t("attn_norm.weight"),
+            m + "post_attention_layernorm.weight": t("ffn_norm.weight"),
+            m + "self_attn.q_a_proj.weight": t("attn_q_a.weight"),
+            m + "self_attn.q_a_layernorm.weight": t("attn_q_a_norm.weight"),
+            m + "self_attn.q_b_proj.weight": t("attn_q_b.weight"),
+            m + "self_attn.kv_a_proj_with_mqa.weight": t("attn_kv_a_mqa.weight"),
+            m + "self_attn.kv_a_layernorm.weight": t("attn_kv_a_norm.weight"),
+            m + "self_attn.kv_b_proj.weight": kv_b,
+            m + "self_attn.o_proj.weight": t("attn_output.weight"),
+        })
+        if i < config.first_k_dense_replace:
+            for ours, theirs in (("ffn_gate", "gate_proj"), ("ffn_up", "up_proj"), ("ffn_down", "down_proj")):
+                state[m + f"mlp.{theirs}.weight"] = t(ours + ".weight")
+            continue
+        state.update({
+            m + "mlp.gate.weight": t("ffn_gate_inp.weight"),
+            m + "mlp.gate.e_score_correction_bias": t("exp_probs_b.bias"),
+            m + "mlp.experts.gate_up_proj": np.concatenate(
+                [t("ffn_gate_exps.weight"), t("ffn_up_exps.weight")], axis=1),
+            m + "mlp.experts.down_proj": t("ffn_down_exps.weight"),
+            m + "mlp.shared_experts.gate_proj.weight": t("ffn_gate_shexp.weight"),
+            m + "mlp.shared_experts.up_proj.weight": t("ffn_up_shexp.weight"),
+            m + "mlp.shared_experts.down_proj.weight": t("ffn_down_shexp.weight"),
+        })
+    model = DeepseekV3ForCausalLM(config)
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                                                 for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
+    model.eval()
+    return model
+
+
 def load_model(path: str):
     import torch
     from transformers import AutoModelForCausalLM
@@ -254,6 +371,8 @@ def load_model(path: str):
         return load_from_tensors(path)
     if arch == "gpt-oss":
         return load_gpt_oss(path)
+    if arch == "deepseek2":
+        return load_deepseek2(path)
     directory, name = os.path.split(path)
     config = load_config(path)
     model, info = AutoModelForCausalLM.from_pretrained(

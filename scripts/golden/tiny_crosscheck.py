@@ -54,7 +54,8 @@ def to_f32(src: str, dst: str) -> None:
 
 
 # The tiny models of crates/test-models/src/tiny.rs (tiny_logits.py's list).
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss",
+         "deepseek2"]
 
 
 def main(greedy_bin: str, tiny_dir: str) -> None:

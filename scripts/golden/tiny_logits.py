@@ -17,7 +17,8 @@ import sys
 
 from reference_common import GOLDEN, load_model, reference_versions, sig, write_json
 
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss",
+         "deepseek2"]
 PROMPTS = [
     [7],
     [17, 42, 301, 99, 256, 3, 77],
@@ -34,8 +35,13 @@ MOE_PROMPTS = {
     "olmoe": [PROMPTS[0], PROMPTS[1], [3, 201, 14, 14, 65, 317, 6, 151, 287, 30, 8, 271]],
     "gpt-oss": [PROMPTS[0], [165, 77, 202, 24, 37, 274, 48],
                 [93, 2, 76, 88, 72, 242, 61, 284, 31, 166, 265, 271]],
+    "deepseek2": [PROMPTS[0], [46, 275, 21, 202, 231, 80, 7],
+                  [138, 172, 44, 159, 170, 7, 209, 60, 68, 126, 51, 5]],
 }
 MIN_ROUTING_MARGIN = 0.02  # logits; the references differ by about 1e-5, uma by up to 1e-3
+# DeepSeek V3 chooses by sigmoid scores (plus a bias): a sigmoid's slope is at most 1/4, so a score
+# margin of a quarter of the above is at least as far from a flip as that logit margin.
+MIN_SCORE_MARGIN = MIN_ROUTING_MARGIN / 4
 
 CONFIG_KEYS = [
     "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
@@ -43,6 +49,10 @@ CONFIG_KEYS = [
     "tie_word_embeddings", "hidden_act", "hidden_activation", "sliding_window", "layer_types",
     "query_pre_attn_scalar", "rope_parameters", "attention_bias", "num_experts",
     "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob",
+    # DeepSeek V3 (no other architecture's config has these)
+    "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+    "first_k_dense_replace", "n_routed_experts", "n_shared_experts", "n_group", "topk_group",
+    "routed_scaling_factor", "rope_interleave",
 ]
 
 
@@ -62,7 +72,11 @@ def config_dict(config) -> dict:
 
 def watch_routing(model):
     """For a mixture-of-experts model, a list that the next forward pass fills with each
-    layer's smallest gap between the k-th and (k+1)-th router logits of a token; else None."""
+    layer's smallest gap between the k-th and (k+1)-th router logits of a token, divided by the
+    margin it must keep (so every entry must be at least 1); else None. DeepSeek V3's grouped
+    routing records two gaps, both in its selection scores (sigmoid + bias): between the
+    `topk_group`-th and next group scores (the sum of a group's top two), and between the k-th and
+    (k+1)-th experts of the chosen groups."""
     import torch
 
     k = getattr(model.config, "num_experts_per_tok", None)
@@ -70,17 +84,35 @@ def watch_routing(model):
         return None
     margins = []
 
+    def gap(values, k):
+        top = torch.topk(values, k + 1, dim=-1).values
+        return float((top[:, k - 1] - top[:, k]).min())
+
     def record(module, inputs, output):
         logits = (output[0] if isinstance(output, tuple) else output).float()
-        top = torch.topk(logits, k + 1, dim=-1).values
-        margins.append(float((top[:, k - 1] - top[:, k]).min()))
+        margins.append(gap(logits, k) / MIN_ROUTING_MARGIN)
 
     def record_router(module, inputs, output):  # gpt-oss: the router returns no logits
         record(module, inputs, torch.nn.functional.linear(inputs[0], module.weight, module.bias))
 
+    def record_grouped(module, inputs, output):  # DeepSeek V3's DeepseekV3TopkRouter
+        scores = output[0].float().sigmoid() + module.e_score_correction_bias
+        groups = scores.view(-1, module.num_group, module.num_experts // module.num_group)
+        group_scores = groups.topk(2, dim=-1).values.sum(dim=-1)
+        chosen = group_scores.topk(module.topk_group, dim=-1).indices
+        in_chosen = groups.gather(1, chosen[..., None].expand(-1, -1, groups.shape[-1]))
+        margins.append(gap(group_scores, module.topk_group) / MIN_SCORE_MARGIN)
+        margins.append(gap(in_chosen.flatten(1), k) / MIN_SCORE_MARGIN)
+
     for layer in model.model.layers:
-        router, hook = ((layer.mlp.router, record_router) if hasattr(layer.mlp, "router")
-                        else (layer.mlp.gate, record))
+        if hasattr(layer.mlp, "router"):
+            router, hook = layer.mlp.router, record_router
+        elif hasattr(getattr(layer.mlp, "gate", None), "e_score_correction_bias"):
+            router, hook = layer.mlp.gate, record_grouped
+        elif hasattr(layer.mlp, "gate"):
+            router, hook = layer.mlp.gate, record
+        else:
+            continue  # a dense layer (DeepSeek's first)
         for handle in getattr(router, "_uma_hooks", []):
             handle.remove()
         router._uma_hooks = [router.register_forward_hook(hook)]
@@ -100,9 +132,9 @@ def main(directory: str, archs: list[str]) -> None:
             for ids in MOE_PROMPTS.get(arch, PROMPTS):
                 margins = watch_routing(model)
                 logits = model(torch.tensor([ids])).logits[0].float().numpy()
-                if margins is not None and min(margins) < MIN_ROUTING_MARGIN:
-                    raise SystemExit(f"{arch} {ids}: a router logit margin of {min(margins):.4f} "
-                                     f"at the top-k boundary (< {MIN_ROUTING_MARGIN}): pick another prompt")
+                if margins is not None and min(margins) < 1:
+                    raise SystemExit(f"{arch} {ids}: a router margin at the top-k boundary of "
+                                     f"{min(margins):.3f} of the least allowed: pick another prompt")
                 prompts.append({"token_ids": ids, "logits": [[sig(x) for x in row] for row in logits]})
                 print(f"  {arch} len {len(ids)}: last argmax {int(logits[-1].argmax())}, "
                       f"range [{logits.min():.3f}, {logits.max():.3f}]")

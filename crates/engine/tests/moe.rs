@@ -1,6 +1,6 @@
-//! The engine over mixture-of-experts models (the tiny qwen3moe, qwen2moe, Mixtral and OLMoE
-//! files): continuous batching, preemption and the prefix cache must be as invisible as on dense
-//! models. Each step routes its rows to experts as a group, so a sequence batched with others, or
+//! The engine over mixture-of-experts models (the tiny qwen3moe, qwen2moe, Mixtral, OLMoE,
+//! gpt-oss and deepseek2 files): continuous batching, preemption and the prefix cache must be as
+//! invisible as on dense models (deepseek2's cache holds latent attention's compressed heads). Each step routes its rows to experts as a group, so a sequence batched with others, or
 //! recomputed after preemption, or starting from cached blocks, must still get exactly the tokens
 //! it gets alone.
 mod common;
@@ -14,7 +14,7 @@ use uma_gguf::GgufFile;
 use uma_model::Model;
 use uma_sampling::{FinishReason, SamplingParams};
 
-const MOE_ARCHS: [&str; 4] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe"];
+const MOE_ARCHS: [&str; 6] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss", "deepseek2"];
 
 fn start(file: &Arc<GgufFile>, config: EngineConfig) -> EngineHandle {
     let model = Model::load(file.clone()).expect("tiny model loads");
@@ -114,4 +114,34 @@ fn batching_preemption_and_the_prefix_cache_are_invisible_on_moe_models() {
         assert_eq!(stats.kv_num_free_blocks, 10, "{arch}");
         engine.shutdown(Duration::ZERO);
     }
+}
+
+/// Latent attention's cache holds, per token and layer, one compressed head of `kv_lora_rank` +
+/// rope values as keys and as values (zero-padded): what the planner counts, and a fraction of
+/// what the same model's heads would take uncompressed.
+#[test]
+fn the_latent_cache_takes_what_the_planner_counts() {
+    let bytes = uma_test_models::tiny::tiny_model_bytes("deepseek2").expect("tiny model");
+    let file = Arc::new(GgufFile::from_bytes(bytes).expect("valid GGUF"));
+    let model = Model::load(file.clone()).expect("loads");
+    let spec = uma_planner::ModelSpec::from_gguf(&file, "tiny-deepseek2").expect("spec");
+    let c = model.config();
+    let mla = c.mla.expect("latent attention");
+    // F16 only: the tiny model's latent head of 40 is no whole number of Q8_0 groups (DeepSeek's
+    // 576 is).
+    let kv_type = uma_model::KvCacheType::F16;
+    let blocks = 3;
+    let cache = model.new_kv_cache_of_type(blocks, kv_type).expect("cache");
+    let positions = (blocks * uma_model::DEFAULT_BLOCK_SIZE) as u64;
+    let per_token = uma_model::backend::PagedKvCache::size_in_bytes(&cache) as u64 / positions;
+    assert_eq!(per_token, spec.kv_bytes_per_token(kv_type));
+    // f16: 2 × (32 + 8) values per layer, against 4 heads × (40 + 16) uncompressed.
+    let latent = 2 * (mla.kv_lora_rank + c.rope_dimension_count);
+    let full =
+        c.num_attention_heads * (mla.qk_nope_head_dim + c.rope_dimension_count + mla.v_head_dim);
+    assert_eq!(
+        spec.kv_bytes_per_token(uma_planner::KvCacheType::F16),
+        (c.num_hidden_layers * latent * 2) as u64
+    );
+    assert!(latent * 2 < full, "{latent} against {full}");
 }

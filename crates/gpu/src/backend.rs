@@ -312,8 +312,8 @@ impl<'a> GpuPass<'a> {
         &mut self.recorder
     }
 
-    /// Activations `[num_rows, width]` holding `values`.
-    #[cfg(test)]
+    /// Activations `[num_rows, width]` holding `values` (a fresh pooled buffer, written
+    /// before the commands of the next submission).
     pub(crate) fn upload_activations(
         &mut self,
         values: &[f32],
@@ -666,6 +666,15 @@ impl Backend for GpuBackend {
         x: &'b GpuActivations,
     ) -> uma_model::Result<Cow<'b, [f32]>> {
         Ok(Cow::Owned(pass.read(x)?))
+    }
+
+    fn from_host(
+        pass: &mut GpuPass<'_>,
+        values: Vec<f32>,
+        num_rows: usize,
+        width: usize,
+    ) -> GpuActivations {
+        pass.upload_activations(&values, num_rows, width)
     }
 
     fn into_host(pass: &mut GpuPass<'_>, x: GpuActivations) -> uma_model::Result<Vec<f32>> {

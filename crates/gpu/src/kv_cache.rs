@@ -28,8 +28,11 @@ use crate::error::GpuError;
 /// Q8_0 elements per scale.
 const Q8_0_GROUP: usize = 32;
 
-/// The largest head the attention kernel takes (its threads own `MAX_HEAD_DIM / 64` dims each).
-pub(crate) const MAX_HEAD_DIM: usize = 256;
+/// The largest head the attention kernel takes (its threads own `MAX_HEAD_DIM / 64` dims each):
+/// its wide variant's, for latent attention's one head of 576.
+pub(crate) const MAX_HEAD_DIM: usize = 576;
+/// The largest head of the attention kernel's usual variant (4 dims per thread).
+pub(crate) const NARROW_HEAD_DIM: usize = 256;
 
 /// One layer's keys and values (same layout, see the module doc).
 #[derive(Debug)]

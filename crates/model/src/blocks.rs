@@ -76,7 +76,7 @@ pub(crate) enum SublayerOutput {
 
 impl SublayerOutput {
     /// `input · weightᵀ` (plus `bias`) into the sublayer's output.
-    fn project<B: Backend>(
+    pub(crate) fn project<B: Backend>(
         self,
         ops: &mut B::Pass<'_>,
         (weight, bias): (&B::Matrix, Option<&B::Vector>),
@@ -352,18 +352,41 @@ impl<B: Backend> FeedForward<B> {
 }
 
 /// The standard pre-norm decoder layer: `x += attention(norm(x))`, then
-/// `x += feed_forward(norm(x))`.
-pub(crate) struct DecoderLayer<B: Backend> {
+/// `x += feed_forward(norm(x))`; the attention [`Attention`] or another kind (DeepSeek's latent
+/// attention).
+pub(crate) struct DecoderLayer<B: Backend, A = Attention<B>> {
     attn_norm: B::Vector, // [hidden_size]
-    attention: Attention<B>,
+    attention: A,
     ffn_norm: B::Vector, // [hidden_size]
     feed_forward: Mlp<B>,
+}
+
+/// An attention sublayer a [`DecoderLayer`] runs: it reads the norm of `x` as told and writes
+/// its last projection where told.
+pub(crate) trait AttentionSublayer<B: Backend>: Send + Sync {
+    fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()>;
+}
+
+impl<B: Backend> AttentionSublayer<B> for Attention<B> {
+    fn forward(
+        &self,
+        f: &mut ForwardPass<'_, B>,
+        input: SublayerInput<'_, B>,
+        output: SublayerOutput,
+    ) -> Result<()> {
+        Attention::forward(self, f, input, output)
+    }
 }
 
 /// A layer's feed-forward network: dense, or a mixture of experts.
 pub(crate) enum Mlp<B: Backend> {
     Dense(FeedForward<B>),
-    Experts(MoeFeedForward<B>),
+    Experts(Box<MoeFeedForward<B>>),
 }
 
 impl<B: Backend> From<FeedForward<B>> for Mlp<B> {
@@ -374,12 +397,12 @@ impl<B: Backend> From<FeedForward<B>> for Mlp<B> {
 
 impl<B: Backend> From<MoeFeedForward<B>> for Mlp<B> {
     fn from(network: MoeFeedForward<B>) -> Self {
-        Mlp::Experts(network)
+        Mlp::Experts(Box::new(network))
     }
 }
 
 impl<B: Backend> Mlp<B> {
-    fn forward(
+    pub(crate) fn forward(
         &self,
         f: &mut ForwardPass<'_, B>,
         input: SublayerInput<'_, B>,
@@ -392,11 +415,11 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
-impl<B: Backend> DecoderLayer<B> {
+impl<B: Backend, A: AttentionSublayer<B>> DecoderLayer<B, A> {
     /// `attention` and `feed_forward`, each after its norm (`attn_norm`, `ffn_norm`).
     pub(crate) fn load(
         w: &LayerLoader<'_, B>,
-        attention: Attention<B>,
+        attention: A,
         feed_forward: impl Into<Mlp<B>>,
     ) -> Result<Self> {
         DecoderLayer::load_with_ffn_norm(w, attention, LayerTensor::FfnNorm, feed_forward)
@@ -406,7 +429,7 @@ impl<B: Backend> DecoderLayer<B> {
     /// `post_attention_norm`, Hugging Face's name for it).
     pub(crate) fn load_with_ffn_norm(
         w: &LayerLoader<'_, B>,
-        attention: Attention<B>,
+        attention: A,
         ffn_norm: LayerTensor,
         feed_forward: impl Into<Mlp<B>>,
     ) -> Result<Self> {
@@ -416,7 +439,7 @@ impl<B: Backend> DecoderLayer<B> {
     }
 }
 
-impl<B: Backend> LayerRecipe<B> for DecoderLayer<B> {
+impl<B: Backend, A: AttentionSublayer<B>> LayerRecipe<B> for DecoderLayer<B, A> {
     fn forward(&self, f: &mut ForwardPass<'_, B>) -> Result<()> {
         let attention =
             |f: &mut ForwardPass<'_, B>, input, out| self.attention.forward(f, input, out);

@@ -49,6 +49,23 @@ impl FileParameters<'_> {
         })
     }
 
+    /// The number `<architecture>.<suffix>` as f32, when the file declares it as a number.
+    pub(crate) fn float(&self, suffix: &str) -> Option<f32> {
+        let key = arch_key(&self.params.architecture, suffix);
+        self.metadata.get_f64(&key).ok().flatten().map(|v| v as f32)
+    }
+
+    /// The flag `<architecture>.<suffix>`, when the file declares it as a boolean.
+    pub(crate) fn flag(&self, suffix: &str) -> Option<bool> {
+        let key = arch_key(&self.params.architecture, suffix);
+        self.metadata.get_bool(&key).ok().flatten()
+    }
+
+    /// YaRN's `mscale_all_dim`, as llama.cpp reads it ([`yarn_log_multiplier`]).
+    pub(crate) fn yarn_log_multiplier(&self) -> Result<Option<f32>> {
+        yarn_log_multiplier(self.params, self.metadata)
+    }
+
     /// Whether the file declares `<architecture>.<suffix>` at all.
     pub(crate) fn declares(&self, suffix: &str) -> bool {
         self.metadata.get(&arch_key(&self.params.architecture, suffix)).is_some()
@@ -122,7 +139,7 @@ fn read_rope_scaling(params: &ModelParams, metadata: &Metadata) -> Result<(f32, 
             };
             let mut attn_factor = 1.0;
             if ext_factor != 0.0 {
-                attn_factor = match f32_key(arch_keys::ROPE_SCALING_YARN_LOG_MULTIPLIER)? {
+                attn_factor = match yarn_log_multiplier(params, metadata)? {
                     Some(all_dims) if all_dims != 0.0 => {
                         // DeepSeek V2 declares mscale = mscale_all_dim (llama.cpp's special case).
                         let m = if params.architecture == "deepseek2" { all_dims } else { 1.0 };
@@ -143,6 +160,17 @@ fn read_rope_scaling(params: &ModelParams, metadata: &Metadata) -> Result<(f32, 
         }
         other => Err(invalid(format!("type {other:?} is not supported yet"))),
     }
+}
+
+/// YaRN's `mscale_all_dim` as llama.cpp reads `rope.scaling.yarn_log_multiplier`: DeepSeek's
+/// converter writes `0.1 · mscale_all_dim` there, which llama.cpp divides back for `deepseek2`.
+pub(crate) fn yarn_log_multiplier(
+    params: &ModelParams,
+    metadata: &Metadata,
+) -> Result<Option<f32>> {
+    let key = arch_key(&params.architecture, arch_keys::ROPE_SCALING_YARN_LOG_MULTIPLIER);
+    let value = metadata.get_f64(&key)?.map(|v| v as f32);
+    Ok(if params.architecture == "deepseek2" { value.map(|v| v / 0.1) } else { value })
 }
 
 /// The gate activation of the gated feed-forward network.
@@ -186,7 +214,7 @@ pub enum ExpertGating {
 }
 
 /// The experts of a mixture-of-experts model's feed-forward layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExpertConfig {
     /// Experts per layer (`expert_count`).
     pub count: usize,
@@ -200,6 +228,19 @@ pub struct ExpertConfig {
     /// The width of the expert every token also runs through, when there is one
     /// (`expert_shared_feed_forward_length`).
     pub shared_feed_forward_length: Option<usize>,
+    /// Group-limited routing (DeepSeek V3): experts in `count` equal groups, each token choosing
+    /// among the experts of its `used` best groups only.
+    pub groups: Option<ExpertGroups>,
+    /// The chosen experts' weights are multiplied by this (`expert_weights_scale`, DeepSeek's
+    /// `routed_scaling_factor`; 1 elsewhere).
+    pub weights_scale: f32,
+}
+
+/// Expert groups of group-limited routing (`expert_group_count`, `expert_group_used_count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpertGroups {
+    pub count: usize,
+    pub used: usize,
 }
 
 impl ExpertConfig {
@@ -256,6 +297,8 @@ impl ExpertConfig {
             gating,
             normalize_weights,
             shared_feed_forward_length,
+            groups: None,
+            weights_scale: 1.0,
         })
     }
 }
@@ -298,6 +341,22 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     /// The feed-forward layers' experts, for a mixture-of-experts model.
     pub experts: Option<ExpertConfig>,
+    /// Multi-head latent attention (DeepSeek): the cache holds one compressed head per token,
+    /// `head_dim` = `kv_lora_rank` + the rope dimensions.
+    pub mla: Option<MlaConfig>,
+}
+
+/// Multi-head latent attention's shapes (DeepSeek V2/V3, Kimi K2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MlaConfig {
+    /// Rank of the queries' low-rank projection (`attention.q_lora_rank`; none in V2-Lite).
+    pub q_lora_rank: Option<usize>,
+    /// Rank of the compressed keys and values (`attention.kv_lora_rank`): what the cache holds.
+    pub kv_lora_rank: usize,
+    /// Each head's query/key dimensions without rope (`key_length_mla` − rope dimensions).
+    pub qk_nope_head_dim: usize,
+    /// Each head's value dimensions (`attention.value_length_mla`).
+    pub v_head_dim: usize,
 }
 
 impl ModelConfig {
@@ -332,12 +391,6 @@ impl ModelConfig {
             });
         }
         let head_dim = positive("head_dim", params.head_dim)?;
-        if params.value_head_dim != params.head_dim {
-            return Err(ModelError::InvalidConfig {
-                name: "value_head_dim",
-                reason: format!("{} differs from head_dim {head_dim}", params.value_head_dim),
-            });
-        }
         let intermediate_size = positive(
             "intermediate_size",
             params.intermediate_size.ok_or(ModelError::InvalidConfig {
@@ -392,6 +445,7 @@ impl ModelConfig {
                 .filter(|&c| c > 0.0),
             tie_word_embeddings: !file.has_tensor(ModelTensor::Output.weight_name()),
             experts: None,
+            mla: None,
         };
         Ok((config, FileParameters { params, metadata }))
     }

@@ -7,7 +7,7 @@ use uma_gguf::tensor_names::LayerTensor;
 
 use crate::backend::{Backend, Rows};
 use crate::blocks::{SublayerInput, SublayerOutput};
-use crate::config::{ExpertConfig, ExpertGating, HiddenActivation};
+use crate::config::{ExpertConfig, ExpertGating, ExpertGroups, HiddenActivation};
 use crate::error::{ModelError, Result};
 use crate::forward::ForwardPass;
 use crate::layers::softmax_in_place;
@@ -23,6 +23,9 @@ pub(crate) struct MoeFeedForward<B: Backend> {
     activation: HiddenActivation,
     shared: Option<SharedExpert<B>>,
     biases: Option<ExpertBiases<B>>,
+    /// Added to the probabilities when choosing experts, not when weighting them (DeepSeek V3's
+    /// `exp_probs_b`), on the host where routing runs.
+    selection_bias: Option<Vec<f32>>, // [count]
 }
 
 /// Biases of the router and of every expert's products (gpt-oss: `ffn_gate_inp.bias` and
@@ -35,12 +38,12 @@ struct ExpertBiases<B: Backend> {
 }
 
 /// An expert every token runs through, its output scaled by a sigmoid gate of its own
-/// (Qwen2-MoE's `shared_expert` and `shared_expert_gate`).
+/// (Qwen2-MoE's `shared_expert` and `shared_expert_gate`) or added as it is (DeepSeek's).
 struct SharedExpert<B: Backend> {
-    gate_inp: B::Matrix, // [1, hidden_size]
-    gate: B::Matrix,     // [width, hidden_size]
-    up: B::Matrix,       // [width, hidden_size]
-    down: B::Matrix,     // [hidden_size, width]
+    gate_inp: Option<B::Matrix>, // [1, hidden_size]
+    gate: B::Matrix,             // [width, hidden_size]
+    up: B::Matrix,               // [width, hidden_size]
+    down: B::Matrix,             // [hidden_size, width]
     width: usize,
 }
 
@@ -62,6 +65,7 @@ impl<B: Backend> MoeFeedForward<B> {
             activation,
             shared: None,
             biases: None,
+            selection_bias: None,
         })
     }
 
@@ -79,20 +83,41 @@ impl<B: Backend> MoeFeedForward<B> {
         Ok(MoeFeedForward { biases: Some(biases), ..self })
     }
 
-    /// With the shared expert of `width`: `ffn_gate_inp_shexp` (`[hidden_size]`) and
-    /// `ffn_{gate,up,down}_shexp`.
+    /// With the shared expert of `width` behind its gate: `ffn_gate_inp_shexp`
+    /// (`[hidden_size]`) and `ffn_{gate,up,down}_shexp`.
     pub(crate) fn with_shared_expert(self, w: &LayerLoader<'_, B>, width: usize) -> Result<Self> {
+        let gate_inp = w.row_matrix(LayerTensor::FfnGateInpShexp, w.config().hidden_size)?;
+        self.with_shared(w, width, Some(gate_inp))
+    }
+
+    /// With the shared experts of `width` in all, added without a gate (DeepSeek:
+    /// `ffn_{gate,up,down}_shexp`).
+    pub(crate) fn with_ungated_shared_expert(
+        self,
+        w: &LayerLoader<'_, B>,
+        width: usize,
+    ) -> Result<Self> {
+        self.with_shared(w, width, None)
+    }
+
+    fn with_shared(
+        self,
+        w: &LayerLoader<'_, B>,
+        width: usize,
+        gate_inp: Option<B::Matrix>,
+    ) -> Result<Self> {
         let h = w.config().hidden_size;
         let [gate, up] =
             w.matrices([(LayerTensor::FfnGateShexp, width), (LayerTensor::FfnUpShexp, width)], h)?;
-        let shared = SharedExpert {
-            gate_inp: w.row_matrix(LayerTensor::FfnGateInpShexp, h)?,
-            gate,
-            up,
-            down: w.matrix(LayerTensor::FfnDownShexp, h, width)?,
-            width,
-        };
+        let down = w.matrix(LayerTensor::FfnDownShexp, h, width)?;
+        let shared = SharedExpert { gate_inp, gate, up, down, width };
         Ok(MoeFeedForward { shared: Some(shared), ..self })
+    }
+
+    /// With a bias on the probabilities that choose the experts (`exp_probs_b.bias`).
+    pub(crate) fn with_selection_bias(self, w: &LayerLoader<'_, B>) -> Result<Self> {
+        let bias = w.host_bias(LayerTensor::ExpProbsB, self.experts.count)?;
+        Ok(MoeFeedForward { selection_bias: Some(bias), ..self })
     }
 
     /// The network applied to the normed `x` (see [`SublayerInput`]), into `output`.
@@ -114,7 +139,8 @@ impl<B: Backend> MoeFeedForward<B> {
         }
         let logits = B::host(ops, &logits)?.into_owned();
         let mut out = B::activations(ops, n, h);
-        for (expert, route) in routes(&logits, &self.experts).iter().enumerate() {
+        let bias = self.selection_bias.as_deref();
+        for (expert, route) in routes(&logits, &self.experts, bias).iter().enumerate() {
             if route.rows.is_empty() {
                 continue;
             }
@@ -134,11 +160,17 @@ impl<B: Backend> MoeFeedForward<B> {
         if let Some(shared) = &self.shared {
             let network = (&shared.gate, &shared.up, &shared.down, shared.width, self.activation);
             let y = gated_network::<B>(ops, network, &s.normed, n, h)?;
-            let mut gate = B::activations(ops, n, 1);
-            B::matmul(ops, &shared.gate_inp, &s.normed, &mut gate)?;
-            let weights: Vec<f32> = B::host(ops, &gate)?.iter().map(|&g| sigmoid(g)).collect();
-            let every_row: Vec<usize> = (0..n).collect();
-            B::add_rows_scaled(ops, &mut out, h, &every_row, &weights, &y)?;
+            match &shared.gate_inp {
+                Some(gate_inp) => {
+                    let mut gate = B::activations(ops, n, 1);
+                    B::matmul(ops, gate_inp, &s.normed, &mut gate)?;
+                    let weights: Vec<f32> =
+                        B::host(ops, &gate)?.iter().map(|&g| sigmoid(g)).collect();
+                    let every_row: Vec<usize> = (0..n).collect();
+                    B::add_rows_scaled(ops, &mut out, h, &every_row, &weights, &y)?;
+                }
+                None => B::add(ops, &mut out, &y),
+            }
         }
         match output {
             SublayerOutput::Scratch => s.out = out,
@@ -204,8 +236,15 @@ pub(crate) struct Route {
 
 /// Per expert, the tokens whose top `used` experts include it and the weights, from the
 /// router's logits `[num_tokens, count]`: softmax (or a sigmoid) per token, the `used` largest
-/// (the lower expert first on ties), rescaled to sum to one when the model does.
-pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
+/// (the lower expert first on ties), rescaled to sum to one when the model does, times the
+/// model's weights scale. With `selection_bias` (DeepSeek V3's `exp_probs_b`) experts are
+/// chosen by probability plus bias but weighted by probability alone; with groups, only among
+/// the experts of the groups whose two best biased probabilities sum highest.
+pub(crate) fn routes(
+    logits: &[f32],
+    experts: &ExpertConfig,
+    selection_bias: Option<&[f32]>,
+) -> Vec<Route> {
     let mut routes = vec![Route::default(); experts.count];
     let mut order: Vec<usize> = Vec::with_capacity(experts.count);
     for (token, row) in logits.chunks_exact(experts.count).enumerate() {
@@ -215,10 +254,17 @@ pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
             ExpertGating::Sigmoid => probabilities.iter_mut().for_each(|p| *p = sigmoid(*p)),
             ExpertGating::SoftmaxOfSelected => {}
         }
+        let mut selection = probabilities.clone();
+        if let Some(bias) = selection_bias {
+            selection.iter_mut().zip(bias).for_each(|(s, &b)| *s += b);
+        }
+        if let Some(groups) = experts.groups {
+            keep_best_groups(&mut selection, groups);
+        }
         order.clear();
         order.extend(0..experts.count);
-        // Stable: equal probabilities keep the lower expert first.
-        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        // Stable: equal scores keep the lower expert first.
+        order.sort_by(|&a, &b| selection[b].total_cmp(&selection[a]));
         let chosen = &order[..experts.used];
         if experts.gating == ExpertGating::SoftmaxOfSelected {
             let mut selected: Vec<f32> = chosen.iter().map(|&e| row[e]).collect();
@@ -229,10 +275,37 @@ pub(crate) fn routes(logits: &[f32], experts: &ExpertConfig) -> Vec<Route> {
         let scale = if experts.normalize_weights && total > 0.0 { 1.0 / total } else { 1.0 };
         for &expert in chosen {
             routes[expert].rows.push(token);
-            routes[expert].weights.push(probabilities[expert] * scale);
+            routes[expert].weights.push(probabilities[expert] * scale * experts.weights_scale);
         }
     }
     routes
+}
+
+/// Sets every score outside the `groups.used` best groups to −∞: a group's score is the sum of
+/// its two best (llama.cpp's and DeepSeek's rule; its best alone for groups of one).
+fn keep_best_groups(scores: &mut [f32], groups: ExpertGroups) {
+    let per_group = scores.len() / groups.count;
+    let group_score = |g: usize| {
+        let mut best = [f32::NEG_INFINITY; 2];
+        for &s in &scores[g * per_group..(g + 1) * per_group] {
+            if s > best[0] {
+                best = [s, best[0]];
+            } else if s > best[1] {
+                best[1] = s;
+            }
+        }
+        if per_group == 1 {
+            best[0]
+        } else {
+            best[0] + best[1]
+        }
+    };
+    let mut order: Vec<usize> = (0..groups.count).collect();
+    let group_scores: Vec<f32> = order.iter().map(|&g| group_score(g)).collect();
+    order.sort_by(|&a, &b| group_scores[b].total_cmp(&group_scores[a]));
+    for &g in &order[groups.used..] {
+        scores[g * per_group..(g + 1) * per_group].fill(f32::NEG_INFINITY);
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +320,8 @@ mod tests {
             gating: ExpertGating::Softmax,
             normalize_weights,
             shared_feed_forward_length: None,
+            groups: None,
+            weights_scale: 1.0,
         }
     }
 
@@ -254,7 +329,7 @@ mod tests {
     fn each_token_goes_to_its_top_experts_with_softmax_weights() {
         // Token 0 prefers experts 2 then 0; token 1 prefers 1 then 2.
         let logits = [1.0, -1.0, 2.0, 0.0, /* token 1 */ 0.0, 3.0, 1.0, -2.0];
-        let routes = routes(&logits, &config(4, 2, false));
+        let routes = routes(&logits, &config(4, 2, false), None);
         let softmax = |row: &[f32], i: usize| {
             let sum: f32 = row.iter().map(|l| l.exp()).sum();
             row[i].exp() / sum
@@ -279,7 +354,7 @@ mod tests {
         let experts =
             ExpertConfig { gating: ExpertGating::SoftmaxOfSelected, ..config(4, 2, false) };
         let logits = [0.5, 3.0, -1.0, 2.0];
-        let routes = routes(&logits, &experts);
+        let routes = routes(&logits, &experts, None);
         let (e1, e3) = (3.0f32.exp(), 2.0f32.exp());
         assert_eq!((routes[1].rows.clone(), routes[3].rows.clone()), (vec![0], vec![0]));
         assert!(routes[0].rows.is_empty() && routes[2].rows.is_empty());
@@ -287,10 +362,34 @@ mod tests {
         assert!((routes[3].weights[0] - e3 / (e1 + e3)).abs() < 1e-6);
     }
 
+    /// DeepSeek V3: sigmoid probabilities, chosen by probability plus bias among the best
+    /// groups (a group's two best summed), weighted by probability, rescaled, then scaled.
+    #[test]
+    fn group_limited_routing_with_a_selection_bias() {
+        let experts = ExpertConfig {
+            gating: ExpertGating::Sigmoid,
+            groups: Some(ExpertGroups { count: 3, used: 2 }),
+            weights_scale: 2.5,
+            ..config(6, 2, true)
+        };
+        // Groups (0, 1), (2, 3), (4, 5). Biased scores: 0.9+0.0, 0.1+0.0 | 0.8-0.5, 0.7+0.5 |
+        // 0.6+0.3, 0.5+0.3: group sums 1.0, 1.5, 1.7, so group 0 is left out although expert 0
+        // has the best probability; then experts 3 (1.2) and 4 (0.9) win over 5 (0.8).
+        let probabilities = [0.9f32, 0.1, 0.8, 0.7, 0.6, 0.5];
+        let logits: Vec<f32> = probabilities.iter().map(|p| (p / (1.0 - p)).ln()).collect();
+        let bias = [0.0, 0.0, -0.5, 0.5, 0.3, 0.3];
+        let routes = routes(&logits, &experts, Some(&bias));
+        let chosen: Vec<usize> = (0..6).filter(|&e| !routes[e].rows.is_empty()).collect();
+        assert_eq!(chosen, vec![3, 4]);
+        let (w3, w4) = (routes[3].weights[0], routes[4].weights[0]);
+        assert!((w3 - 2.5 * 0.7 / 1.3).abs() < 1e-5, "{w3}");
+        assert!((w4 - 2.5 * 0.6 / 1.3).abs() < 1e-5, "{w4}");
+    }
+
     #[test]
     fn normalized_weights_sum_to_one_and_ties_take_the_lower_expert() {
         let logits = [0.5, 0.5, 0.5, -3.0];
-        let routes = routes(&logits, &config(4, 2, true));
+        let routes = routes(&logits, &config(4, 2, true), None);
         assert_eq!(routes[0].rows, vec![0]);
         assert_eq!(routes[1].rows, vec![0]);
         assert!(routes[2].rows.is_empty());

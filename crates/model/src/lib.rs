@@ -32,8 +32,8 @@ pub use backend::cpu::{CpuBackend, KvCache};
 pub use backend::Backend;
 pub use batch::{Batch, HiddenStates, Logits, LogitsRequest, LogitsRow, SequenceInput};
 pub use config::{
-    Architecture, ExpertConfig, ExpertGating, HiddenActivation, LayerType, ModelConfig, RopeStyle,
-    Yarn,
+    Architecture, ExpertConfig, ExpertGating, ExpertGroups, HiddenActivation, LayerType, MlaConfig,
+    ModelConfig, RopeStyle, Yarn,
 };
 pub use error::{ModelError, Result};
 pub use hook::{Activation, ActivationHook, LayerDump};

@@ -190,6 +190,29 @@ impl<B: Backend> LayerLoader<'_, B> {
         self.weights.vector(&tensor.bias(self.layer), len)
     }
 
+    /// The layer's bias of `tensor`, `len` elements, as host values (used where the host
+    /// computes: routing).
+    pub(crate) fn host_bias(&self, tensor: LayerTensor, len: usize) -> Result<Vec<f32>> {
+        let view = self.weights.find(&tensor.bias(self.layer), &[len])?;
+        crate::backend::decode_vector(&view, len)
+    }
+
+    /// Which layer this is.
+    pub(crate) fn index(&self) -> usize {
+        self.layer
+    }
+
+    /// Whether the layer has the bias of `tensor`.
+    pub(crate) fn has_bias(&self, tensor: LayerTensor) -> bool {
+        self.weights.file.has_tensor(&tensor.bias(self.layer))
+    }
+
+    /// The integer `<architecture>.<suffix>` of the file, when it declares one.
+    pub(crate) fn file_integer(&self, suffix: &str) -> Option<u64> {
+        let key = uma_gguf::keys::arch_key(self.config.architecture.name(), suffix);
+        self.weights.file.metadata().get_u64(&key).ok().flatten()
+    }
+
     /// The layer's per-expert biases of the stacked `tensor` (`[len, count]`), one per expert.
     pub(crate) fn expert_biases(
         &self,

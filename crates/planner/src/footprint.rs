@@ -26,6 +26,17 @@ pub fn active_parameters_per_token(file: &GgufFile) -> u64 {
     per_token(file, |tensor| tensor.num_elements)
 }
 
+/// The width of the values uma caches per KV head: the file's `value_length`, but for latent
+/// attention (`deepseek2`), whose one compressed value head uma stores as wide as its key head
+/// (`kv_lora_rank` + rope, zero-padded) so that the attention kernels take it unchanged.
+pub(crate) fn cached_value_head_dim(params: &ModelParams) -> u64 {
+    if params.architecture == "deepseek2" {
+        params.head_dim
+    } else {
+        params.value_head_dim
+    }
+}
+
 /// KV cache bytes per token position with an f16 cache: K and V for every layer and KV head.
 /// Sliding-window layers stop growing past their window; this is the figure for positions within
 /// it (an upper bound beyond).
@@ -35,7 +46,7 @@ pub fn kv_cache_bytes_per_token(params: &ModelParams) -> u64 {
     params
         .num_hidden_layers
         .saturating_mul(params.num_key_value_heads)
-        .saturating_mul(params.head_dim.saturating_add(params.value_head_dim))
+        .saturating_mul(params.head_dim.saturating_add(cached_value_head_dim(params)))
         .saturating_mul(F16_BYTES)
 }
 

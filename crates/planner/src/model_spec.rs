@@ -153,7 +153,7 @@ impl ModelSpec {
             num_attention_heads: params.num_attention_heads,
             num_key_value_heads: params.num_key_value_heads,
             head_dim: params.head_dim,
-            value_head_dim: params.value_head_dim,
+            value_head_dim: footprint::cached_value_head_dim(&params),
             vocab_size,
             max_position_embeddings: Some(params.max_position_embeddings),
             num_experts: params.num_experts,

@@ -38,6 +38,15 @@
 //!   moves this model's logits by 1.3–2.6% of their range — transformers itself, its expert
 //!   inputs rounded to Q8_0, moves them as much — past the 1.2% this check allows for
 //!   arithmetic; all F32, uma agrees to 0.06%.
+//! - `deepseek2` (DeepSeek V3 / Kimi K2 as the converter writes them, in MLA form): multi-head
+//!   latent attention (a low-rank query through `attn_q_a` and its norm; one shared latent of 32
+//!   and one shared rope key of 8 from `attn_kv_a_mqa`; per-head `attn_k_b` and `attn_v_b`
+//!   decompressing it, 24-wide keys and 16-wide values), adjacent-pair ("normal") rope on the
+//!   rope part only, YaRN (factor 4 of an original 64 positions, `mscale_all_dim` 1 scaling the
+//!   attention); a dense first layer, then 8 sigmoid-routed experts in 4 groups (the best 2
+//!   groups by their top-2 sum, then 2 experts) chosen with a per-expert bias
+//!   (`exp_probs_b`) that changes the choice, renormalised and scaled by 2.5, plus one shared
+//!   expert; all F32.
 
 use std::path::Path;
 
@@ -52,8 +61,18 @@ pub use quantized::{
 };
 
 /// The architectures [`write_tiny_model`] knows.
-pub const TINY_ARCHS: [&str; 9] =
-    ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"];
+pub const TINY_ARCHS: [&str; 10] = [
+    "llama",
+    "qwen2",
+    "qwen3",
+    "gemma3",
+    "qwen3moe",
+    "qwen2moe",
+    "mixtral",
+    "olmoe",
+    "gpt-oss",
+    "deepseek2",
+];
 
 /// Hyper-parameters of one tiny model (Hugging Face names).
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +96,8 @@ pub struct TinyConfig {
     pub experts: Option<TinyExperts>,
     /// YaRN rope scaling: `(factor, original_max_position_embeddings)`.
     pub rope_yarn: Option<(f32, usize)>,
+    /// DeepSeek's multi-head latent attention and routing (`deepseek2`).
+    pub mla: Option<TinyMla>,
 }
 
 /// The experts of a tiny mixture-of-experts model.
@@ -86,8 +107,33 @@ pub struct TinyExperts {
     pub used: usize,
     /// Each expert's feed-forward width.
     pub width: usize,
-    /// The shared expert's width (Qwen2-MoE), when there is one.
+    /// The shared experts' width, when there are some: Qwen2-MoE's one shared expert; DeepSeek's
+    /// `expert_shared_count` experts of `width` each, as one matrix.
     pub shared_width: Option<usize>,
+}
+
+/// What a `deepseek2` file has beyond the other architectures: multi-head latent attention (MLA)
+/// and DeepSeek V3's routing. `head_dim` is then the decompressed query/key head
+/// (`qk_nope_head_dim + qk_rope_head_dim`) and `num_key_value_heads` 1 (the shared latent).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TinyMla {
+    /// `q_lora_rank`: the width of the compressed query.
+    pub q_lora_rank: usize,
+    /// `kv_lora_rank`: the width of the latent every head's keys and values come from.
+    pub kv_lora_rank: usize,
+    /// The part of each query/key head without rope.
+    pub qk_nope_head_dim: usize,
+    /// The part of each query/key head with rope (one rope key shared by every head).
+    pub qk_rope_head_dim: usize,
+    pub v_head_dim: usize,
+    /// `first_k_dense_replace`: the leading layers with a dense feed-forward network.
+    pub leading_dense_layers: usize,
+    /// Group-limited routing: `(n_group, topk_group)`.
+    pub expert_groups: (usize, usize),
+    /// `routed_scaling_factor`: what the renormalised expert weights are multiplied by.
+    pub routed_scaling_factor: f32,
+    /// YaRN's `mscale_all_dim` (written ×0.1 as `rope.scaling.yarn_log_multiplier`).
+    pub mscale_all_dim: f32,
 }
 
 /// The hyper-parameters of the tiny model of `arch`, or `None` for an unknown architecture.
@@ -108,6 +154,7 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
         tie_word_embeddings: false,
         experts: None,
         rope_yarn: None,
+        mla: None,
     };
     Some(match arch {
         "llama" => base,
@@ -168,6 +215,30 @@ pub fn tiny_config(arch: &str) -> Option<TinyConfig> {
             sliding_window: Some(4),
             experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: None }),
             rope_yarn: Some((4.0, 64)),
+            ..base
+        },
+        // DeepSeek V3 shrunk: a dense first layer (128 wide), then 8 experts of 32 in 4 groups
+        // (2 groups, then 2 experts per token) and one shared expert; YaRN 4× past 64 positions.
+        // Query heads of 32 + 8 (`attn_k_b`'s rows a whole 32-value block, as the GPU needs).
+        "deepseek2" => TinyConfig {
+            arch: "deepseek2",
+            num_hidden_layers: 3,
+            num_key_value_heads: 1,
+            head_dim: 32 + 8,
+            rms_norm_eps: 1e-6,
+            experts: Some(TinyExperts { count: 8, used: 2, width: 32, shared_width: Some(32) }),
+            rope_yarn: Some((4.0, 64)),
+            mla: Some(TinyMla {
+                q_lora_rank: 32,
+                kv_lora_rank: 32,
+                qk_nope_head_dim: 32,
+                qk_rope_head_dim: 8,
+                v_head_dim: 16,
+                leading_dense_layers: 1,
+                expert_groups: (4, 2),
+                routed_scaling_factor: 2.5,
+                mscale_all_dim: 1.0,
+            }),
             ..base
         },
         "gemma3" => TinyConfig {
@@ -253,10 +324,16 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
         &key("attention.head_count_kv"),
         MetadataValue::U32(c.num_key_value_heads as u32),
     )?;
-    w.add_metadata(&key("attention.key_length"), MetadataValue::U32(c.head_dim as u32))?;
-    w.add_metadata(&key("attention.value_length"), MetadataValue::U32(c.head_dim as u32))?;
+    // MLA's cached key is the latent and the rope key, its value the latent (what the converter
+    // writes: llama.cpp attends over them as one KV head).
+    let (key_length, value_length, rope_dims) = match c.mla {
+        Some(m) => (m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank, m.qk_rope_head_dim),
+        None => (c.head_dim, c.head_dim, c.head_dim),
+    };
+    w.add_metadata(&key("attention.key_length"), MetadataValue::U32(key_length as u32))?;
+    w.add_metadata(&key("attention.value_length"), MetadataValue::U32(value_length as u32))?;
     w.add_metadata(&key("attention.layer_norm_rms_epsilon"), MetadataValue::F32(c.rms_norm_eps))?;
-    w.add_metadata(&key("rope.dimension_count"), MetadataValue::U32(c.head_dim as u32))?;
+    w.add_metadata(&key("rope.dimension_count"), MetadataValue::U32(rope_dims as u32))?;
     w.add_metadata(&key("rope.freq_base"), MetadataValue::F32(c.rope_theta))?;
     if let Some(window) = c.sliding_window {
         w.add_metadata(&key("attention.sliding_window"), MetadataValue::U32(window as u32))?;
@@ -274,10 +351,20 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
             let width = MetadataValue::U32(e.width as u32);
             w.add_metadata(&key("expert_feed_forward_length"), width)?;
         }
-        if let Some(shared) = e.shared_width {
-            let shared = MetadataValue::U32(shared as u32);
-            w.add_metadata(&key("expert_shared_feed_forward_length"), shared)?;
+        match (e.shared_width, c.mla) {
+            (Some(shared), Some(_)) => {
+                let count = MetadataValue::U32((shared / e.width) as u32);
+                w.add_metadata(&key("expert_shared_count"), count)?;
+            }
+            (Some(shared), None) => {
+                let shared = MetadataValue::U32(shared as u32);
+                w.add_metadata(&key("expert_shared_feed_forward_length"), shared)?;
+            }
+            (None, _) => {}
         }
+    }
+    if let Some(m) = c.mla {
+        add_mla_metadata(&mut w, arch, &m)?;
     }
     add_tokenizer(&mut w, c.vocab_size)?;
 
@@ -309,9 +396,13 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
     for layer in 0..c.num_hidden_layers {
         let weight = |tensor: L| Tensor::Layer(tensor, layer);
         t.normal(weight(L::AttnNorm), &[h], 1.0, 0.1)?;
-        t.normal(weight(L::AttnQ), &[h, q_dim], 0.0, std_in(h))?;
-        t.normal(weight(L::AttnK), &[h, kv_dim], 0.0, std_in(h))?;
-        t.normal(weight(L::AttnV), &[h, kv_dim], 0.0, std_in(h))?;
+        if let Some(m) = c.mla {
+            t.mla_attention(&m, layer)?;
+        } else {
+            t.normal(weight(L::AttnQ), &[h, q_dim], 0.0, std_in(h))?;
+            t.normal(weight(L::AttnK), &[h, kv_dim], 0.0, std_in(h))?;
+            t.normal(weight(L::AttnV), &[h, kv_dim], 0.0, std_in(h))?;
+        }
         if arch == "qwen2" || arch == "qwen2moe" || gpt_oss {
             t.bias(L::AttnQ, layer, &[q_dim], 0.2)?;
             t.bias(L::AttnK, layer, &[kv_dim], 0.2)?;
@@ -325,7 +416,9 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
             t.normal(weight(L::AttnQNorm), &[q_dim], 1.0, 0.1)?;
             t.normal(weight(L::AttnKNorm), &[kv_dim], 1.0, 0.1)?;
         }
-        t.normal(weight(L::AttnOutput), &[q_dim, h], 0.0, std_in(q_dim))?;
+        // MLA's heads give values `v_head_dim` wide.
+        let o_dim = c.mla.map_or(q_dim, |m| (c.num_attention_heads * m.v_head_dim) as u64);
+        t.normal(weight(L::AttnOutput), &[o_dim, h], 0.0, std_in(o_dim))?;
         if gpt_oss {
             t.bias(L::AttnOutput, layer, &[h], 0.2)?;
             // Sinks of a few units: some heads give the sink most of the weight.
@@ -338,10 +431,19 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
         if !gpt_oss {
             t.normal(weight(L::FfnNorm), &[h], 1.0, 0.1)?;
         }
-        if let Some(e) = c.experts {
+        // DeepSeek's leading layers are dense.
+        let dense_lead = c.mla.map_or(0, |m| m.leading_dense_layers);
+        if let Some(e) = c.experts.filter(|_| layer >= dense_lead) {
             // The router a little sharper than the products, so that top-k is rarely a tie.
+            // DeepSeek's sigmoid scores would saturate at 1 with logits that far apart, and tie
+            // again: its logits are about ±2, each score shifted by a bias of about ±0.1 (which
+            // changes about half the choices of the golden prompts).
             let (n, f) = (e.count as u64, e.width as u64);
-            t.normal(weight(L::FfnGateInp), &[h, n], 0.0, 4.0 * std_in(h))?;
+            let router_std = if c.mla.is_some() { 2.0 } else { 4.0 };
+            t.normal(weight(L::FfnGateInp), &[h, n], 0.0, router_std * std_in(h))?;
+            if c.mla.is_some() {
+                t.bias(L::ExpProbsB, layer, &[n], 0.1)?;
+            }
             t.normal(weight(L::FfnGateExps), &[h, f, n], 0.0, std_in(h))?;
             t.normal(weight(L::FfnUpExps), &[h, f, n], 0.0, std_in(h))?;
             t.normal(weight(L::FfnDownExps), &[f, h, n], 0.0, std_in(f))?;
@@ -353,7 +455,10 @@ fn build(c: &TinyConfig, family: Family) -> uma_gguf::Result<GgufWriter> {
             }
             if let Some(shared) = e.shared_width {
                 let s = shared as u64;
-                t.normal(weight(L::FfnGateInpShexp), &[h], 0.0, std_in(h))?;
+                if c.mla.is_none() {
+                    // Qwen 2 MoE's sigmoid gate of the shared expert (DeepSeek has none).
+                    t.normal(weight(L::FfnGateInpShexp), &[h], 0.0, std_in(h))?;
+                }
                 t.normal(weight(L::FfnGateShexp), &[h, s], 0.0, std_in(h))?;
                 t.normal(weight(L::FfnUpShexp), &[h, s], 0.0, std_in(h))?;
                 t.normal(weight(L::FfnDownShexp), &[s, h], 0.0, std_in(s))?;
@@ -380,7 +485,7 @@ fn small_family_type(arch: &str, tensor: Tensor) -> GgmlType {
     let Tensor::Layer(tensor, _) = tensor else { return GgmlType::F32 };
     match (arch, tensor) {
         // All F32: see the module's notes.
-        ("gpt-oss", _) => GgmlType::F32,
+        ("gpt-oss" | "deepseek2", _) => GgmlType::F32,
         ("llama", L::FfnDown)
         | ("qwen2", L::AttnOutput)
         | ("qwen3", L::FfnUp)
@@ -424,6 +529,29 @@ impl TensorAdder<'_> {
         self.add(&name, ggml_type, shape, mean, std)
     }
 
+    /// Adds layer `layer`'s multi-head latent attention (without `attn_output`), as llama.cpp's
+    /// converter writes DeepSeek V3 for its MLA path: Hugging Face's `kv_b_proj` split per head
+    /// into `attn_k_b` (transposed) and `attn_v_b`.
+    fn mla_attention(&mut self, m: &TinyMla, layer: usize) -> uma_gguf::Result<()> {
+        let weight = |tensor: L| Tensor::Layer(tensor, layer);
+        let std_in = |fan_in: u64| 1.0 / (fan_in as f32).sqrt();
+        let h = self.config.hidden_size as u64;
+        let heads = self.config.num_attention_heads as u64;
+        let (q_lora, kv_lora) = (m.q_lora_rank as u64, m.kv_lora_rank as u64);
+        let (nope, rope, v) =
+            (m.qk_nope_head_dim as u64, m.qk_rope_head_dim as u64, m.v_head_dim as u64);
+        self.normal(weight(L::AttnQA), &[h, q_lora], 0.0, std_in(h))?;
+        self.normal(weight(L::AttnQANorm), &[q_lora], 1.0, 0.1)?;
+        self.normal(weight(L::AttnQB), &[q_lora, heads * (nope + rope)], 0.0, std_in(q_lora))?;
+        self.normal(weight(L::AttnKvAMqa), &[h, kv_lora + rope], 0.0, std_in(h))?;
+        self.normal(weight(L::AttnKvANorm), &[kv_lora], 1.0, 0.1)?;
+        // ggml order: per head, k_b maps the latent to the no-rope key as a [nope, kv_lora]
+        // matrix applied transposed (llama.cpp multiplies the query by it: absorbed MLA).
+        self.normal(weight(L::AttnKB), &[nope, kv_lora, heads], 0.0, std_in(kv_lora))?;
+        self.normal(weight(L::AttnVB), &[kv_lora, v, heads], 0.0, std_in(kv_lora))?;
+        Ok(())
+    }
+
     /// Adds the F32 bias of `tensor` in `layer`, normal(0, std).
     fn bias(&mut self, tensor: L, layer: usize, shape: &[u64], std: f32) -> uma_gguf::Result<()> {
         self.add(&tensor.bias(layer), GgmlType::F32, shape, 0.0, std)
@@ -449,6 +577,33 @@ impl TensorAdder<'_> {
         self.writer.add_tensor(name, ggml_type, shape, data)?;
         Ok(())
     }
+}
+
+/// The `deepseek2` keys the other architectures lack, as llama.cpp's converter writes them for
+/// DeepSeek V3 (`DeepseekV2Model.set_gguf_parameters` and the base class's routing and YaRN keys).
+fn add_mla_metadata(w: &mut GgufWriter, arch: &str, m: &TinyMla) -> uma_gguf::Result<()> {
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    let u32 = |v: usize| MetadataValue::U32(v as u32);
+    w.add_metadata(&key("leading_dense_block_count"), u32(m.leading_dense_layers))?;
+    w.add_metadata(&key("attention.q_lora_rank"), u32(m.q_lora_rank))?;
+    w.add_metadata(&key("attention.kv_lora_rank"), u32(m.kv_lora_rank))?;
+    let key_length_mla = u32(m.qk_nope_head_dim + m.qk_rope_head_dim);
+    w.add_metadata(&key("attention.key_length_mla"), key_length_mla)?;
+    w.add_metadata(&key("attention.value_length_mla"), u32(m.v_head_dim))?;
+    w.add_metadata(&key("expert_group_count"), u32(m.expert_groups.0))?;
+    w.add_metadata(&key("expert_group_used_count"), u32(m.expert_groups.1))?;
+    let scale = MetadataValue::F32(m.routed_scaling_factor);
+    w.add_metadata(&key("expert_weights_scale"), scale)?;
+    w.add_metadata(&key("expert_weights_norm"), MetadataValue::Bool(true))?;
+    // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID.
+    w.add_metadata(&key("expert_gating_func"), MetadataValue::U32(2))?;
+    // DeepSeek V3's YaRN betas (llama.cpp's deepseek2 does not read them: it uses 32 and 1).
+    w.add_metadata(&key("rope.scaling.yarn_beta_fast"), MetadataValue::F32(32.0))?;
+    w.add_metadata(&key("rope.scaling.yarn_beta_slow"), MetadataValue::F32(1.0))?;
+    // 0.1 × mscale_all_dim: llama.cpp divides it by 0.1 again ([TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]).
+    let log_mul = MetadataValue::F32(0.1 * m.mscale_all_dim);
+    w.add_metadata(&key("rope.scaling.yarn_log_multiplier"), log_mul)?;
+    Ok(())
 }
 
 /// A small byte-level BPE vocabulary ("gpt2" model): the 256 byte tokens in GPT-2's printable
@@ -558,6 +713,37 @@ mod tests {
             let output = file.tensor(ModelTensor::Output.weight_name());
             assert_eq!(output.is_err(), config.tie_word_embeddings);
         }
+    }
+
+    #[test]
+    fn deepseek2_is_written_in_mla_form() {
+        let file = uma_gguf::GgufFile::from_bytes(tiny_model_bytes("deepseek2").expect("known"))
+            .expect("valid GGUF");
+        let shape = |name: &str| file.tensor(name).expect(name).shape().to_vec();
+        assert_eq!(shape("blk.0.attn_q_a.weight"), [64, 32]);
+        assert_eq!(shape("blk.0.attn_q_b.weight"), [32, 4 * 40]);
+        assert_eq!(shape("blk.0.attn_kv_a_mqa.weight"), [64, 32 + 8]);
+        assert_eq!(shape("blk.0.attn_k_b.weight"), [32, 32, 4]);
+        assert_eq!(shape("blk.0.attn_v_b.weight"), [32, 16, 4]);
+        assert_eq!(shape("blk.0.attn_output.weight"), [4 * 16, 64]);
+        assert_eq!(shape("blk.0.ffn_gate.weight"), [64, 128]);
+        assert!(!file.has_tensor("blk.0.ffn_gate_inp.weight"));
+        assert!(!file.has_tensor("blk.0.attn_q.weight"));
+        assert_eq!(shape("blk.1.exp_probs_b.bias"), [8]);
+        assert_eq!(shape("blk.2.ffn_up_exps.weight"), [64, 32, 8]);
+        assert_eq!(shape("blk.2.ffn_down_shexp.weight"), [32, 64]);
+        assert!(!file.has_tensor("blk.1.ffn_gate_inp_shexp.weight"));
+        let meta = file.metadata();
+        let u32 = |key: &str| meta.get_u32(&format!("deepseek2.{key}")).expect(key).expect(key);
+        assert_eq!(u32("attention.head_count_kv"), 1);
+        assert_eq!(u32("attention.key_length"), 40);
+        assert_eq!(u32("attention.value_length"), 32);
+        assert_eq!(u32("attention.key_length_mla"), 40);
+        assert_eq!(u32("attention.value_length_mla"), 16);
+        assert_eq!(u32("rope.dimension_count"), 8);
+        assert_eq!(u32("expert_shared_count"), 1);
+        let log_mul = meta.get_f64("deepseek2.rope.scaling.yarn_log_multiplier").expect("f32");
+        assert!((log_mul.expect("written") - 0.1).abs() < 1e-7);
     }
 
     #[test]

@@ -128,6 +128,11 @@ fn attention_with_splits(
         KvCacheType::F16 => ("f16", &[]),
         KvCacheType::Q8_0 => ("q8_0", &["Q8_0"]),
     };
+    // Heads past the usual variant's (latent attention's) take the wide one.
+    let wide = hd > crate::kv_cache::NARROW_HEAD_DIM;
+    let name = if wide { format!("{name}_wide") } else { name.to_owned() };
+    let defines: Vec<&str> = defines.iter().copied().chain(wide.then_some("WIDE_HEADS")).collect();
+    let (name, defines) = (name.as_str(), &defines[..]);
     let block_size = kv.block_size() as u32;
     let scales_offset = kv.scales_offset();
     let buffers = &kv.layers[layer];
@@ -312,6 +317,7 @@ mod tests {
             final_logit_softcapping: None,
             tie_word_embeddings: true,
             experts: None,
+            mla: None,
         }
     }
 
@@ -501,7 +507,7 @@ mod tests {
     fn prefill_then_decode_matches_the_cpu() {
         let Some(backend) = backend() else { return };
         for kv_type in [KvCacheType::F16, KvCacheType::Q8_0] {
-            for shape in [(4, 2, 64), (4, 2, 128), (2, 1, 256)] {
+            for shape in [(4, 2, 64), (4, 2, 128), (2, 1, 256), (4, 1, 576)] {
                 for window in [None, Some(7)] {
                     let what = format!("{kv_type:?} {shape:?} window {window:?}");
                     let mut caches = Caches::new(backend, shape, 1, kv_type, window, 8);
@@ -656,7 +662,7 @@ mod tests {
         let too_many = max / (16 * 2 * 64 * 2) + 1;
         assert!(new(&config, too_many, KvCacheType::F16).is_err(), "a layer past the binding");
         assert!(new(&uma_model_config(48), 4, KvCacheType::Q8_0).is_err(), "partial q8_0 groups");
-        assert!(new(&uma_model_config(512), 4, KvCacheType::F16).is_err(), "heads past the kernel");
+        assert!(new(&uma_model_config(640), 4, KvCacheType::F16).is_err(), "heads past the kernel");
 
         let mut cache = new(&config, 4, KvCacheType::Q8_0).unwrap();
         assert_eq!(cache.size_in_bytes(), 2 * 2 * 4 * 16 * 2 * (64 + 4));

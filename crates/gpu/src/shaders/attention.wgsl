@@ -30,8 +30,14 @@ const WORKGROUP: u32 = 64u;
 const LANES: u32 = 8u;
 const ROWS: u32 = WORKGROUP / LANES;
 const TILE: u32 = 32u;
+//#if WIDE_HEADS
+// Latent attention's heads (DeepSeek: 512 + 64).
+const MAX_HEAD_DIM: u32 = 576u;
+const DIMS_PER_THREAD: u32 = 9u; // MAX_HEAD_DIM / WORKGROUP
+//#else
 const MAX_HEAD_DIM: u32 = 256u;
 const DIMS_PER_THREAD: u32 = 4u; // MAX_HEAD_DIM / WORKGROUP
+//#endif
 const GROUP: u32 = 32u; // Q8_0 elements per scale
 // Loads a thread issues before using the first: a loop that loads and uses one value per
 // iteration waits for memory every iteration (about 40 us per decode call on an H200).

@@ -2,6 +2,7 @@
 //! each ([`ArchitectureRecipe`]). Adding an architecture is a new file and one line in
 //! [`visit`].
 
+mod deepseek2;
 mod gemma3;
 mod gpt_oss;
 mod llama;
@@ -34,6 +35,7 @@ fn visit<V: Visitor>(name: &str, visitor: V) -> Result<V::Output> {
         qwen3::Qwen3::NAME => visitor.visit::<qwen3::Qwen3>(),
         qwen3moe::Qwen3Moe::NAME => visitor.visit::<qwen3moe::Qwen3Moe>(),
         gemma3::Gemma3::NAME => visitor.visit::<gemma3::Gemma3>(),
+        deepseek2::Deepseek2::NAME => visitor.visit::<deepseek2::Deepseek2>(),
         gpt_oss::GptOss::NAME => visitor.visit::<gpt_oss::GptOss>(),
         olmoe::Olmoe::NAME => visitor.visit::<olmoe::Olmoe>(),
         other => {
@@ -75,6 +77,16 @@ impl ModelConfig {
         let architecture = Architecture::from_name(&params.architecture)?;
         let (mut config, file) = ModelConfig::read_common(file, &params, architecture)?;
         visit(architecture.name(), Configure { config: &mut config, file })??;
+        // Values as wide as keys, but where latent attention says otherwise.
+        if config.mla.is_none() && params.value_head_dim != params.head_dim {
+            return Err(ModelError::InvalidConfig {
+                name: "value_head_dim",
+                reason: format!(
+                    "{} differs from head_dim {}",
+                    params.value_head_dim, params.head_dim
+                ),
+            });
+        }
         Ok(config)
     }
 }

@@ -495,6 +495,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// recorded so far to read it, and fails when the device does ([`ModelError::Device`]).
     fn host<'b>(pass: &mut Self::Pass<'_>, x: &'b Self::Activations) -> Result<Cow<'b, [f32]>>;
 
+    /// Activations `[num_rows, width]` holding `values` (work arranged on the host: latent
+    /// attention's per-head slices).
+    fn from_host(
+        pass: &mut Self::Pass<'_>,
+        values: Vec<f32>,
+        num_rows: usize,
+        width: usize,
+    ) -> Self::Activations;
+
     /// `x` as host f32 values, consuming it (the pass's results).
     fn into_host(pass: &mut Self::Pass<'_>, x: Self::Activations) -> Result<Vec<f32>>;
 }

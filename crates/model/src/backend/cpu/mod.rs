@@ -235,6 +235,11 @@ impl Backend for CpuBackend {
         });
     }
 
+    fn from_host(_: &mut CpuPass<'_>, values: Vec<f32>, num_rows: usize, width: usize) -> Vec<f32> {
+        debug_assert_eq!(values.len(), num_rows * width);
+        values
+    }
+
     fn softcap(_: &mut CpuPass<'_>, x: &mut Vec<f32>, cap: f32) {
         x.iter_mut().for_each(|v| *v = softcap(*v, cap));
     }
