@@ -36,6 +36,8 @@ pub mod arch {
     pub const HEAD_COUNT_KV: &str = "attention.head_count_kv";
     pub const KEY_LENGTH: &str = "attention.key_length";
     pub const VALUE_LENGTH: &str = "attention.value_length";
+    /// Multi-head latent attention's compressed rank (DeepSeek).
+    pub const KV_LORA_RANK: &str = "attention.kv_lora_rank";
     pub const LAYER_NORM_RMS_EPSILON: &str = "attention.layer_norm_rms_epsilon";
     pub const LAYER_NORM_EPSILON: &str = "attention.layer_norm_epsilon";
     pub const SLIDING_WINDOW: &str = "attention.sliding_window";

@@ -38,6 +38,8 @@ pub struct ModelParams {
     pub rope_theta: Option<f64>,
     /// Dimensions rotated by rope (partial rotary when smaller than `head_dim`).
     pub rope_dimension_count: Option<u64>,
+    /// Multi-head latent attention's compressed rank (`attention.kv_lora_rank`, DeepSeek).
+    pub kv_lora_rank: Option<u64>,
     pub rope_scaling: Option<RopeScaling>,
     /// Window of sliding-window attention layers, if any.
     pub sliding_window: Option<u64>,
@@ -86,6 +88,7 @@ impl ModelParams {
             rms_norm_eps: metadata.get_f64(&key(arch::LAYER_NORM_RMS_EPSILON))?,
             rope_theta: metadata.get_f64(&key(arch::ROPE_FREQ_BASE))?,
             rope_dimension_count: metadata.get_u64(&key(arch::ROPE_DIMENSION_COUNT))?,
+            kv_lora_rank: metadata.get_u64(&key(arch::KV_LORA_RANK))?,
             rope_scaling,
             sliding_window: metadata.get_u64(&key(arch::SLIDING_WINDOW))?,
             num_experts: metadata.get_u64(&key(arch::EXPERT_COUNT))?,

@@ -63,8 +63,21 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         row_length: usize,
         count: usize,
     ) -> Result<Vec<B::Matrix>> {
-        let view = self.find(name, &[row_length, num_rows, count])?;
-        let experts = self.backend.load_experts(self.file, &view, count)?;
+        self.experts_in(self.file, name, num_rows, row_length, count)
+    }
+
+    /// [`WeightLoader::experts`] from `file`: another file than the model's for tensors derived
+    /// at load (DeepSeek's per-head attention matrices cut from an older file's `attn_kv_b`).
+    pub(crate) fn experts_in(
+        &self,
+        file: &Arc<GgufFile>,
+        name: &str,
+        num_rows: usize,
+        row_length: usize,
+        count: usize,
+    ) -> Result<Vec<B::Matrix>> {
+        let view = find_in(file, name, &[row_length, num_rows, count])?;
+        let experts = self.backend.load_experts(file, &view, count)?;
         if experts.len() != count {
             return Err(ModelError::Backend {
                 reason: format!("the backend loaded {} experts of {count}", experts.len()),
@@ -103,20 +116,23 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
 
     /// The tensor `name`, which must have the ggml shape `shape`.
     fn find(&self, name: &str, shape: &[usize]) -> Result<TensorView<'a>> {
-        let view = self
-            .file
-            .tensor(name)
-            .map_err(|_| ModelError::MissingTensor { name: name.to_owned() })?;
-        let expected: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
-        if view.shape() != expected {
-            return Err(ModelError::WrongShape {
-                name: name.to_owned(),
-                expected,
-                actual: view.shape().to_vec(),
-            });
-        }
-        Ok(view)
+        find_in(self.file, name, shape)
     }
+}
+
+/// The tensor `name` of `file`, which must have the ggml shape `shape`.
+fn find_in<'f>(file: &'f GgufFile, name: &str, shape: &[usize]) -> Result<TensorView<'f>> {
+    let view =
+        file.tensor(name).map_err(|_| ModelError::MissingTensor { name: name.to_owned() })?;
+    let expected: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+    if view.shape() != expected {
+        return Err(ModelError::WrongShape {
+            name: name.to_owned(),
+            expected,
+            actual: view.shape().to_vec(),
+        });
+    }
+    Ok(view)
 }
 
 /// Finds the tensors of one layer (`blk.{layer}.*`) and checks their shapes.
@@ -200,6 +216,32 @@ impl<B: Backend> LayerLoader<'_, B> {
     /// Which layer this is.
     pub(crate) fn index(&self) -> usize {
         self.layer
+    }
+
+    /// The layer's `tensor` (weights) as f32 values, checked to have the ggml shape `shape`
+    /// (for tensors uma rearranges at load).
+    pub(crate) fn values(&self, tensor: LayerTensor, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self.weights.find(&tensor.weight(self.layer), shape)?;
+        let mut out = vec![0.0f32; shape.iter().product()];
+        uma_kernels::dequantize(view.ggml_type(), view.data(), &mut out)?;
+        Ok(out)
+    }
+
+    /// The type of the layer's `tensor` (weights), when the file has it.
+    pub(crate) fn tensor_type(&self, tensor: LayerTensor) -> Option<uma_gguf::GgmlType> {
+        self.weights.file.tensor(&tensor.weight(self.layer)).ok().map(|view| view.ggml_type())
+    }
+
+    /// The layer's experts `tensor` from `file` (see [`WeightLoader::experts_in`]).
+    pub(crate) fn experts_in(
+        &self,
+        file: &Arc<GgufFile>,
+        tensor: LayerTensor,
+        num_rows: usize,
+        row_length: usize,
+        count: usize,
+    ) -> Result<Vec<B::Matrix>> {
+        self.weights.experts_in(file, &tensor.weight(self.layer), num_rows, row_length, count)
     }
 
     /// Whether the layer has the bias of `tensor`.

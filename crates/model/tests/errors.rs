@@ -4,7 +4,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use uma_gguf::{GgmlType, GgufFile, GgufWriter, MetadataValue};
+use uma_gguf::{GgmlType, GgufFile, MetadataValue};
 use uma_model::{Batch, BlockId, LogitsRequest, Model, ModelError};
 
 #[test]
@@ -56,22 +56,11 @@ fn edited_model(
 ) -> Result<Model, ModelError> {
     let bytes = uma_test_models::tiny::tiny_model_bytes(arch).expect("tiny");
     let file = GgufFile::from_bytes(bytes).expect("valid");
-    let mut writer = GgufWriter::new();
-    for (key, value) in file.metadata().iter() {
-        let value = match changes.iter().find(|(k, _)| *k == key) {
-            Some((_, changed)) => changed.clone(),
-            None => Some(value.clone()),
-        };
-        if let Some(value) = value.filter(|_| key != "general.alignment") {
-            writer.add_metadata(key, value).expect("metadata");
-        }
-    }
-    for t in file.tensors() {
-        if let Some((ty, shape, data)) = edit(t.name(), t.ggml_type(), t.shape(), t.data()) {
-            writer.add_tensor(t.name(), ty, &shape, data).expect("tensor");
-        }
-    }
-    Model::load(Arc::new(GgufFile::from_bytes(writer.to_bytes()).expect("valid")))
+    let per_tensor = |(name, ty, shape, data): common::TensorParts| {
+        let edited = edit(&name, ty, &shape, &data);
+        edited.map(|(ty, shape, data)| (name, ty, shape, data)).into_iter().collect()
+    };
+    Model::load(Arc::new(common::rewritten(&file, changes, &per_tensor)))
 }
 
 #[test]

@@ -136,7 +136,10 @@ fn check(arch: &str, quant: TinyQuant) {
 #[test]
 fn quantized_tiny_moe_models_are_checked_here() {
     // One test per architecture below; this keeps the list in step with the generator's.
-    assert_eq!(TINY_QUANTIZED_ARCHS, ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"]);
+    assert_eq!(
+        TINY_QUANTIZED_ARCHS,
+        ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss", "deepseek2"]
+    );
 }
 
 fn check_both(arch: &str) {
@@ -168,4 +171,11 @@ fn olmoe_greedy_matches_llama_cpp() {
 #[test]
 fn gpt_oss_greedy_matches_llama_cpp() {
     check("gpt-oss", TinyQuant::MXFP4_MOE);
+}
+
+/// Latent attention (Q5_0 `attn_k_b` in Q4_K_M, llama-quantize's fallback), a dense first layer,
+/// then sigmoid routing over groups with a selection bias and a shared expert.
+#[test]
+fn deepseek2_greedy_matches_llama_cpp() {
+    check_both("deepseek2");
 }

@@ -26,14 +26,18 @@ pub fn active_parameters_per_token(file: &GgufFile) -> u64 {
     per_token(file, |tensor| tensor.num_elements)
 }
 
-/// The width of the values uma caches per KV head: the file's `value_length`, but for latent
-/// attention (`deepseek2`), whose one compressed value head uma stores as wide as its key head
-/// (`kv_lora_rank` + rope, zero-padded) so that the attention kernels take it unchanged.
-pub(crate) fn cached_value_head_dim(params: &ModelParams) -> u64 {
-    if params.architecture == "deepseek2" {
-        params.head_dim
-    } else {
-        params.value_head_dim
+/// The KV heads uma caches per token and layer, with their key and value widths: the file's,
+/// but for latent attention (a file declaring `attention.kv_lora_rank`: DeepSeek), whose cache
+/// holds one compressed head of `kv_lora_rank` + rope values as keys and as (zero-padded)
+/// values, whatever heads the file describes (older converters describe them uncompressed).
+pub(crate) fn cached_kv_shape(params: &ModelParams) -> (u64, u64, u64) {
+    match params.kv_lora_rank {
+        Some(rank) => {
+            let rope = params.rope_dimension_count.unwrap_or(params.head_dim);
+            let width = rank.saturating_add(rope);
+            (1, width, width)
+        }
+        None => (params.num_key_value_heads, params.head_dim, params.value_head_dim),
     }
 }
 
@@ -43,10 +47,11 @@ pub(crate) fn cached_value_head_dim(params: &ModelParams) -> u64 {
 pub fn kv_cache_bytes_per_token(params: &ModelParams) -> u64 {
     // Saturating: a file may declare any numbers (ModelSpec refuses absurd ones; `uma show`
     // prints what the file says, and must not wrap).
+    let (kv_heads, key, value) = cached_kv_shape(params);
     params
         .num_hidden_layers
-        .saturating_mul(params.num_key_value_heads)
-        .saturating_mul(params.head_dim.saturating_add(cached_value_head_dim(params)))
+        .saturating_mul(kv_heads)
+        .saturating_mul(key.saturating_add(value))
         .saturating_mul(F16_BYTES)
 }
 

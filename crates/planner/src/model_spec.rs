@@ -130,6 +130,8 @@ impl ModelSpec {
             None => (0, 0, 0),
         };
         let (sliding_window, num_sliding_window_layers) = sliding_window_layers(file);
+        let (cached_kv_heads, cached_key_dim, cached_value_dim) =
+            footprint::cached_kv_shape(&params);
         let head_name = if tie_word_embeddings { TOKEN_EMBEDDING } else { OUTPUT_HEAD };
         let head = tensors.iter().find(|t| t.name == head_name);
         let output_head_file_bytes = head.map_or(0, |t| t.size_in_bytes);
@@ -151,9 +153,9 @@ impl ModelSpec {
             hidden_size: params.hidden_size,
             intermediate_size: params.intermediate_size.unwrap_or(4 * params.hidden_size),
             num_attention_heads: params.num_attention_heads,
-            num_key_value_heads: params.num_key_value_heads,
-            head_dim: params.head_dim,
-            value_head_dim: footprint::cached_value_head_dim(&params),
+            num_key_value_heads: cached_kv_heads,
+            head_dim: cached_key_dim,
+            value_head_dim: cached_value_dim,
             vocab_size,
             max_position_embeddings: Some(params.max_position_embeddings),
             num_experts: params.num_experts,

@@ -20,9 +20,13 @@
 //! `kq_scale`); the rope is ggml's normal style on the last `rope.dimension_count` dimensions of
 //! each query head and on `k_pe`.
 //!
-//! Files with the older unsplit `attn_kv_b` are refused with a clear error for now.
+//! Files of older converters carry one `attn_kv_b` per layer instead: it is cut into the same
+//! per-head matrices at load ([`split_kv_b`]).
+
+use std::sync::Arc;
 
 use uma_gguf::tensor_names::LayerTensor;
+use uma_gguf::{GgmlType, GgufFile, GgufWriter};
 
 use crate::backend::{AttentionParams, RopeParams, Rows};
 use crate::blocks::{AttentionSublayer, Mlp, SublayerInput, SublayerOutput};
@@ -79,26 +83,39 @@ impl ArchitectureRecipe for Deepseek2 {
                 .ok_or(invalid(name, format!("{value}")))
         };
         let kv_lora_rank = read("kv_lora_rank", "attention.kv_lora_rank")?;
-        let key_length_mla = read("qk_head_dim", "attention.key_length_mla")?;
-        let v_head_dim = read("v_head_dim", "attention.value_length_mla")?;
         let q_lora_rank = match file.integer("attention.q_lora_rank") {
             Some(_) => Some(read("q_lora_rank", "attention.q_lora_rank")?),
             None => None,
         };
         let rope = config.rope_dimension_count;
+        let (key_length_mla, v_head_dim) = if file.declares("attention.key_length_mla") {
+            // The current converter's form: the file describes the cache's one latent head.
+            if config.head_dim != kv_lora_rank + rope || config.num_key_value_heads != 1 {
+                return Err(invalid(
+                    "key_length",
+                    format!(
+                        "{} key heads of {}: latent attention caches one head of kv_lora_rank \
+                         {kv_lora_rank} + rope {rope}",
+                        config.num_key_value_heads, config.head_dim
+                    ),
+                ));
+            }
+            let key = read("qk_head_dim", "attention.key_length_mla")?;
+            (key, read("v_head_dim", "attention.value_length_mla")?)
+        } else {
+            // An older converter's (with `attn_kv_b`): the file describes the heads
+            // uncompressed; uma caches the latent all the same.
+            let v = usize::try_from(file.params.value_head_dim)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or(invalid("v_head_dim", format!("{}", file.params.value_head_dim)))?;
+            let key = config.head_dim;
+            config.head_dim = kv_lora_rank + rope;
+            config.num_key_value_heads = 1;
+            (key, v)
+        };
         if key_length_mla <= rope {
             return Err(invalid("qk_head_dim", format!("{key_length_mla} ≤ rope {rope}")));
-        }
-        if config.head_dim != kv_lora_rank + rope || config.num_key_value_heads != 1 {
-            return Err(invalid(
-                "key_length",
-                format!(
-                    "{} × {} key heads: latent attention caches one head of kv_lora_rank {} + \
-                     rope {} (a file from an older converter, with attn_kv_b, is not supported: \
-                     convert it again)",
-                    config.num_key_value_heads, config.head_dim, kv_lora_rank, rope
-                ),
-            ));
         }
         config.mla = Some(MlaConfig {
             q_lora_rank,
@@ -195,15 +212,64 @@ impl<B: Backend> LatentAttention<B> {
             },
         };
         let r = mla.kv_lora_rank;
+        let split = w.tensor_type(LayerTensor::AttnKB).is_some()
+            || w.tensor_type(LayerTensor::AttnKvB).is_none();
+        let (k_b, v_b) = if split {
+            let k_b = w.experts(LayerTensor::AttnKB, r, mla.qk_nope_head_dim, heads)?;
+            (k_b, w.experts(LayerTensor::AttnVB, mla.v_head_dim, r, heads)?)
+        } else {
+            split_kv_b(w, mla, heads)?
+        };
         Ok(LatentAttention {
             query,
             kv_a: w.matrix(LayerTensor::AttnKvAMqa, r + rope, h)?,
             kv_a_norm: w.vector(LayerTensor::AttnKvANorm, r)?,
-            k_b: w.experts(LayerTensor::AttnKB, r, mla.qk_nope_head_dim, heads)?,
-            v_b: w.experts(LayerTensor::AttnVB, mla.v_head_dim, r, heads)?,
+            k_b,
+            v_b,
             output: w.matrix(LayerTensor::AttnOutput, h, heads * mla.v_head_dim)?,
         })
     }
+}
+
+/// One matrix per attention head.
+type PerHead<B> = Vec<<B as Backend>::Matrix>;
+
+/// Per-head `k_b` and `v_b` cut from an older converter's `attn_kv_b` (`[kv_lora_rank,
+/// heads · (nope + v)]`: per head `nope` key rows, then `v` value rows), the key part transposed
+/// as the current converter writes it, held in a small file of their own (F32 from a float
+/// source, else Q8_0) and loaded from there like the split tensors.
+fn split_kv_b<B: Backend>(
+    w: &LayerLoader<'_, B>,
+    mla: MlaConfig,
+    heads: usize,
+) -> Result<(PerHead<B>, PerHead<B>)> {
+    let (r, nope, v) = (mla.kv_lora_rank, mla.qk_nope_head_dim, mla.v_head_dim);
+    let kv_b = w.values(LayerTensor::AttnKvB, &[r, heads * (nope + v)])?;
+    let (mut k_b, mut v_b) =
+        (Vec::with_capacity(heads * r * nope), Vec::with_capacity(heads * v * r));
+    for head in kv_b.chunks_exact((nope + v) * r) {
+        let (keys, values) = head.split_at(nope * r);
+        k_b.extend((0..r).flat_map(|j| (0..nope).map(move |i| keys[i * r + j])));
+        v_b.extend_from_slice(values);
+    }
+    let float_source = matches!(
+        w.tensor_type(LayerTensor::AttnKvB),
+        Some(GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+    );
+    let ty = if float_source { GgmlType::F32 } else { GgmlType::Q8_0 };
+    let mut writer = GgufWriter::new();
+    let (k_shape, v_shape) = ([nope, r, heads], [r, v, heads]);
+    for (tensor, values, shape) in
+        [(LayerTensor::AttnKB, k_b, k_shape), (LayerTensor::AttnVB, v_b, v_shape)]
+    {
+        let mut data = vec![0u8; ty.bytes_for(values.len() as u64).unwrap_or(0) as usize];
+        uma_kernels::quantize(ty, &values, &mut data)?;
+        let shape = shape.map(|d| d as u64);
+        writer.add_tensor(&tensor.weight(w.index()), ty, &shape, data)?;
+    }
+    let file = Arc::new(GgufFile::from_bytes(writer.to_bytes())?);
+    let k_b = w.experts_in(&file, LayerTensor::AttnKB, r, nope, heads)?;
+    Ok((k_b, w.experts_in(&file, LayerTensor::AttnVB, v, r, heads)?))
 }
 
 impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {

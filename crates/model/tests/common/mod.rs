@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use uma_gguf::GgufFile;
+use uma_gguf::{GgmlType, GgufFile, GgufWriter, MetadataValue};
 use uma_model::backend::{Backend, PagedKvCache};
 use uma_model::{Batch, BlockId, KvCacheType, LogitsRequest, Model, TokenId};
 
@@ -25,6 +25,35 @@ pub(crate) fn read_golden(rel: &str) -> serde_json::Value {
         )
     });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A tensor of a rewritten file: name, type, ggml shape, bytes.
+pub(crate) type TensorParts = (String, GgmlType, Vec<u64>, Vec<u8>);
+
+/// `file` rewritten: its metadata with `changes` (`None`: removed), and `tensors` made from its
+/// tensor list by `edit` (a tensor in, any tensors out).
+pub(crate) fn rewritten(
+    file: &GgufFile,
+    changes: &[(&str, Option<MetadataValue>)],
+    edit: &dyn Fn(TensorParts) -> Vec<TensorParts>,
+) -> GgufFile {
+    let mut writer = GgufWriter::new();
+    for (key, value) in file.metadata().iter() {
+        let value = match changes.iter().find(|(k, _)| *k == key) {
+            Some((_, changed)) => changed.clone(),
+            None => Some(value.clone()),
+        };
+        if let Some(value) = value.filter(|_| key != "general.alignment") {
+            writer.add_metadata(key, value).expect("metadata");
+        }
+    }
+    for t in file.tensors() {
+        let parts = (t.name().to_owned(), t.ggml_type(), t.shape().to_vec(), t.data().to_vec());
+        for (name, ty, shape, data) in edit(parts) {
+            writer.add_tensor(&name, ty, &shape, data).expect("tensor");
+        }
+    }
+    GgufFile::from_bytes(writer.to_bytes()).expect("valid")
 }
 
 /// The tiny model of `arch`, built in memory by `uma_test_models::tiny`.
