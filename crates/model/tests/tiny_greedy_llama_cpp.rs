@@ -174,7 +174,10 @@ fn gpt_oss_greedy_matches_llama_cpp() {
 }
 
 /// Latent attention (Q5_0 `attn_k_b` in Q4_K_M, llama-quantize's fallback), a dense first layer,
-/// then sigmoid routing over groups with a selection bias and a shared expert.
+/// then sigmoid routing over groups with a selection bias and a shared expert. The most
+/// tie-prone router of these models: its golden prompts are its own, chosen where llama.cpp
+/// passes these bounds against itself (`tiny_moe_greedy.py` `ARCH_PROMPTS`). Measured
+/// (2026-12-05): 91 and 89 of 96 steps agree (Q8_0, Q4_K_M), logit errors at most 0.83.
 #[test]
 fn deepseek2_greedy_matches_llama_cpp() {
     check_both("deepseek2");

@@ -522,7 +522,7 @@ impl TensorAdder<'_> {
             match self.family {
                 Family::Small => small_family_type(self.config.arch, tensor),
                 Family::Quantized(quant) => {
-                    quantized::llama_quantize_type(quant, self.config, tensor)
+                    quantized::llama_quantize_type(quant, self.config, tensor, shape[0])
                 }
             }
         };

@@ -11,6 +11,14 @@
 //!
 //! Mixtral keeps its real model's 8 experts, a count `llama-quantize` special-cases (Q8_0
 //! `attn_k` and `attn_v`, Q5_K `attn_output` in Q4_K_M); the others have 16, which it does not.
+//!
+//! DeepSeek (`deepseek2`) keeps its real model's head shapes at this width: latent attention
+//! with `q_lora_rank` and `kv_lora_rank` 256, heads of 128 + 64 rope and values of 128 (DeepSeek
+//! V3's), a dense first layer 512 wide, then 16 experts of 256 in 4 groups (2 groups, then 2
+//! experts per token) and one shared expert. `llama-quantize` quantizes its MLA tensors like any
+//! other matrix (it keeps `attn_kv_a_mqa`, `attn_k_b` and `attn_v_b` as they are for GLM-5-next
+//! only); `attn_k_b`'s rows (128 values) are not whole 256-blocks, so in Q4_K_M it falls back from
+//! Q4_K to Q5_0 (its `tensor_type_fallback`, [`fallback_type`]).
 
 use std::path::Path;
 
@@ -21,10 +29,11 @@ use uma_kernels::formats::search::make_qkx2_quants;
 use uma_kernels::rounding::nearest_int;
 use uma_kernels::QK_K;
 
-use super::{build, tiny_config, unknown_arch, Family, Tensor, TinyConfig, TinyExperts};
+use super::{build, tiny_config, unknown_arch, Family, Tensor, TinyConfig, TinyExperts, TinyMla};
 
 /// The architectures [`write_tiny_quantized_model`] knows: the mixture-of-experts ones.
-pub const TINY_QUANTIZED_ARCHS: [&str; 5] = ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss"];
+pub const TINY_QUANTIZED_ARCHS: [&str; 6] =
+    ["qwen3moe", "qwen2moe", "mixtral", "olmoe", "gpt-oss", "deepseek2"];
 
 /// The type of a quantized tiny file, as `llama-quantize`'s file types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +96,7 @@ pub fn tiny_quantized_config(arch: &str) -> Option<TinyConfig> {
     let small = tiny_config(arch)?;
     let shared_width = small.experts?.shared_width.map(|_| 256);
     let count = if arch == "mixtral" { 8 } else { 16 };
-    Some(TinyConfig {
+    let config = TinyConfig {
         hidden_size: 256,
         // Mixtral and OLMoE's experts are `feed_forward_length` wide.
         intermediate_size: 256,
@@ -95,6 +104,23 @@ pub fn tiny_quantized_config(arch: &str) -> Option<TinyConfig> {
         head_dim: 64,
         experts: Some(TinyExperts { count, used: 2, width: 256, shared_width }),
         ..small
+    };
+    let Some(mla) = small.mla else { return Some(config) };
+    // DeepSeek V3's heads (128 + 64 rope, values of 128), its ranks and dense layer scaled to
+    // the width; the small model's routing (16 experts: 4 groups of 4).
+    let (nope, rope) = (128, 64);
+    Some(TinyConfig {
+        intermediate_size: 512,
+        head_dim: nope + rope,
+        mla: Some(TinyMla {
+            q_lora_rank: 256,
+            kv_lora_rank: 256,
+            qk_nope_head_dim: nope,
+            qk_rope_head_dim: rope,
+            v_head_dim: 128,
+            ..mla
+        }),
+        ..config
     })
 }
 
@@ -120,13 +146,45 @@ fn quantized_writer(arch: &str, quant: TinyQuant) -> std::io::Result<GgufWriter>
 }
 
 /// The type `llama-quantize` gives the matrix `tensor` (2-D or 3-D; it keeps 1-D tensors as
-/// they are) of a model of `config` for `quant`: llama.cpp's `llama_tensor_get_type`, reduced
-/// to the tensors and file types of these models.
+/// they are) of a model of `config` for `quant`, its rows `row_len` values long: llama.cpp's
+/// `llama_tensor_get_type`, reduced to the tensors and file types of these models.
 pub(super) fn llama_quantize_type(
     quant: TinyQuant,
     config: &TinyConfig,
     tensor: Tensor,
+    row_len: u64,
 ) -> GgmlType {
+    let mixture = mixture_type(quant, config, tensor);
+    if quant == TinyQuant::F32 {
+        mixture
+    } else {
+        fallback_type(mixture, row_len)
+    }
+}
+
+/// llama-quantize's `tensor_type_fallback`: a type whose blocks do not divide the rows
+/// (`row_len` values) becomes its 32-block counterpart, or F16 when that does not fit either.
+fn fallback_type(ggml_type: GgmlType, row_len: u64) -> GgmlType {
+    use GgmlType::{Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0};
+    let fits = |t: GgmlType| row_len.is_multiple_of(t.block_size() as u64);
+    if fits(ggml_type) {
+        return ggml_type;
+    }
+    let smaller = match ggml_type {
+        Q4_K => Q5_0,
+        Q5_K => Q5_1,
+        Q6_K => Q8_0,
+        other => other, // already a 32-block type: F16 below
+    };
+    if fits(smaller) {
+        smaller
+    } else {
+        GgmlType::F16
+    }
+}
+
+/// The type of `tensor` in llama-quantize's mixture for `quant`, before [`fallback_type`].
+fn mixture_type(quant: TinyQuant, config: &TinyConfig, tensor: Tensor) -> GgmlType {
     use GgmlType::{Q4_K, Q5_K, Q6_K, Q8_0};
     // Its bigger types for a few layers: the first and last eighths and every third between.
     let more_bits = |layer: usize| {
@@ -147,7 +205,8 @@ pub(super) fn llama_quantize_type(
         (TinyQuant::Q4_K_M, Tensor::Layer(tensor, layer)) => match tensor {
             L::AttnK | L::AttnV if eight_experts => Q8_0,
             L::AttnOutput if eight_experts => Q5_K,
-            L::AttnV | L::FfnDownExps | L::FfnDownShexp if more_bits(layer) => Q6_K,
+            // Every `ffn_down` (DeepSeek's dense one too), by the layer in its name.
+            L::AttnV | L::FfnDown | L::FfnDownExps | L::FfnDownShexp if more_bits(layer) => Q6_K,
             _ => Q4_K,
         },
     }
@@ -234,7 +293,9 @@ mod tests {
                 )
                 .expect("valid GGUF");
                 let ty = |name: &str| file.tensor(name).expect(name).ggml_type();
-                assert_eq!(ty("blk.0.ffn_gate_inp.weight"), GgmlType::F32, "{arch} router");
+                // DeepSeek's first layer is dense.
+                let moe = usize::from(arch == "deepseek2");
+                assert_eq!(ty(&format!("blk.{moe}.ffn_gate_inp.weight")), GgmlType::F32, "{arch}");
                 let ffn_norm = if arch == "gpt-oss" { "post_attention_norm" } else { "ffn_norm" };
                 assert_eq!(ty(&format!("blk.1.{ffn_norm}.weight")), GgmlType::F32, "{arch} norm");
                 let (down0, down2, output) = match quant {
@@ -243,12 +304,50 @@ mod tests {
                     TinyQuant::Q4_K_M => (GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q6_K),
                     TinyQuant::MXFP4_MOE => (GgmlType::MXFP4, GgmlType::MXFP4, GgmlType::Q8_0),
                 };
-                assert_eq!(ty("blk.0.ffn_down_exps.weight"), down0, "{arch} {quant:?}");
+                assert_eq!(
+                    ty(&format!("blk.{moe}.ffn_down_exps.weight")),
+                    down0,
+                    "{arch} {quant:?}"
+                );
                 assert_eq!(ty("blk.2.ffn_down_exps.weight"), down2, "{arch} {quant:?}");
                 assert_eq!(ty("output.weight"), output, "{arch} {quant:?}");
             }
         }
         assert!(tiny_quantized_model_bytes("llama", TinyQuant::Q8_0).is_err());
+    }
+
+    #[test]
+    fn deepseek2_mla_tensors_follow_llama_quantize() {
+        let file = |quant| {
+            let bytes = tiny_quantized_model_bytes("deepseek2", quant).expect("known arch");
+            uma_gguf::GgufFile::from_bytes(bytes).expect("valid GGUF")
+        };
+        let (q8, q4) = (file(TinyQuant::Q8_0), file(TinyQuant::Q4_K_M));
+        let ty = |file: &uma_gguf::GgufFile, name: &str| file.tensor(name).expect(name).ggml_type();
+        assert_eq!(q8.tensor("blk.0.attn_k_b.weight").expect("k_b").shape(), [128, 256, 4]);
+        for name in ["attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_k_b", "attn_v_b", "ffn_down"] {
+            assert_eq!(ty(&q8, &format!("blk.0.{name}.weight")), GgmlType::Q8_0, "{name}");
+        }
+        // attn_k_b's rows of 128 values: Q4_K falls back to Q5_0.
+        assert_eq!(ty(&q4, "blk.0.attn_k_b.weight"), GgmlType::Q5_0);
+        for name in ["attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_v_b", "attn_output", "ffn_down"]
+        {
+            assert_eq!(ty(&q4, &format!("blk.0.{name}.weight")), GgmlType::Q4_K, "{name}");
+        }
+        assert_eq!(ty(&q4, "blk.2.ffn_down_shexp.weight"), GgmlType::Q6_K);
+        assert_eq!(ty(&q4, "blk.1.exp_probs_b.bias"), GgmlType::F32);
+    }
+
+    #[test]
+    fn types_fall_back_as_llama_quantize() {
+        use GgmlType::{F16, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0};
+        assert_eq!(fallback_type(Q4_K, 512), Q4_K);
+        assert_eq!(fallback_type(Q4_K, 128), Q5_0);
+        assert_eq!(fallback_type(Q5_K, 96), Q5_1);
+        assert_eq!(fallback_type(Q6_K, 64), Q8_0);
+        assert_eq!(fallback_type(Q6_K, 40), F16);
+        assert_eq!(fallback_type(Q8_0, 48), F16);
+        assert_eq!(fallback_type(Q8_0, 32), Q8_0);
     }
 
     #[test]
