@@ -406,7 +406,6 @@ mod tests {
 /// Seeded test matrices of every GPU format and their f32 values.
 #[cfg(test)]
 pub(crate) mod test_matrices {
-    use rand::{Rng, SeedableRng};
     use uma_gguf::GgmlType;
 
     /// Every type the GPU takes.
@@ -425,25 +424,13 @@ pub(crate) mod test_matrices {
         GgmlType::Q6_K,
     ];
 
-    /// GGUF bytes of `num_rows` seeded rows of type `ty`: quantized with the CPU's reference
-    /// quantizer where uma_kernels has one, otherwise (Q5_K) random blocks with sane f16 scales.
+    /// GGUF bytes of `num_rows` seeded rows of type `ty`, quantized with the CPU's reference
+    /// quantizer.
     pub(crate) fn bytes(ty: GgmlType, num_rows: usize, row_length: usize, seed: u64) -> Vec<u8> {
         let values = crate::test_support::values(seed, num_rows * row_length);
         let (block_values, block_bytes) = (ty.block_size(), ty.type_size());
         let mut out = vec![0u8; num_rows * row_length / block_values * block_bytes];
-        if uma_kernels::can_quantize(ty) {
-            uma_kernels::quantize(ty, &values, &mut out).expect("quantizable");
-            return out;
-        }
-        assert_eq!(ty, GgmlType::Q5_K, "a type without a quantizer needs a block builder");
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        rng.fill(&mut out[..]);
-        for block in out.chunks_exact_mut(block_bytes) {
-            let d = half::f16::from_f32(rng.gen_range(0.001f32..0.01));
-            let dmin = half::f16::from_f32(rng.gen_range(0.001f32..0.01));
-            block[0..2].copy_from_slice(&d.to_le_bytes());
-            block[2..4].copy_from_slice(&dmin.to_le_bytes());
-        }
+        uma_kernels::quantize(ty, &values, &mut out).expect("quantizable");
         out
     }
 

@@ -51,7 +51,19 @@ pub fn can_quantize(ty: GgmlType) -> bool {
     use GgmlType::*;
     matches!(
         ty,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q4_K | Q6_K | Q8_K | MXFP4
+        F32 | F16
+            | BF16
+            | Q4_0
+            | Q4_1
+            | Q5_0
+            | Q5_1
+            | Q8_0
+            | Q8_1
+            | Q4_K
+            | Q5_K
+            | Q6_K
+            | Q8_K
+            | MXFP4
     )
 }
 
@@ -118,6 +130,7 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
         Q8_0 => quantize_as::<BlockQ8_0>(src, dst),
         Q8_1 => quantize_as::<BlockQ8_1>(src, dst),
         Q4_K => quantize_as::<BlockQ4_K>(src, dst),
+        Q5_K => quantize_as::<BlockQ5_K>(src, dst),
         Q6_K => quantize_as::<BlockQ6_K>(src, dst),
         Q8_K => quantize_as::<BlockQ8_K>(src, dst),
         MXFP4 => quantize_as::<BlockMXFP4>(src, dst),

@@ -69,6 +69,67 @@ pub fn q3_k_scales(q: &[u8; 12]) -> [i8; 16] {
     })
 }
 
+/// What `quantize_row_q4_K_ref` and `quantize_row_q5_K_ref` share for one block of 256 values:
+/// per 32-value sub-block `make_qkx2_quants(nmax, …)` with weights `√(mean x²) + |x|`, the
+/// scales and mins quantized to 6 bits against their maxima (`d`, `dmin`), then every quant
+/// recomputed against the rounded scales, in `0..=nmax`.
+pub(super) struct KQuantLevels {
+    pub(super) levels: [u8; super::QK_K],
+    pub(super) scales: [u8; 12],
+    pub(super) d: half::f16,
+    pub(super) dmin: half::f16,
+}
+
+/// [`KQuantLevels`] of `x` with `nmax` levels and `make_qkx2_quants`'s `rmin` and `nstep`
+/// (Q4_K: 15, −1, 20; Q5_K: 31, −0.5, 15).
+pub(super) fn k_quant_levels(
+    x: &[f32; super::QK_K],
+    nmax: u8,
+    rmin: f32,
+    nstep: i32,
+) -> KQuantLevels {
+    use super::search::make_qkx2_quants;
+    use crate::rounding::nearest_int;
+    let mut levels = [0u8; super::QK_K];
+    let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let weights: [f32; 32] = std::array::from_fn(|l| av_x + xs[l].abs());
+        let sub_levels = &mut levels[32 * j..32 * j + 32];
+        let nmax_i = i32::from(nmax);
+        (scales[j], mins[j]) =
+            make_qkx2_quants(nmax_i, xs, &weights, sub_levels, rmin, 0.1, nstep, false);
+        max_scale = max_scale.max(scales[j]);
+        max_min = max_min.max(mins[j]);
+    }
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    // ggml stores nearest_int's result in a uint8_t (wrapping), then takes MIN(63, ·).
+    let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
+    let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
+    let packed = pack_scale_min_k4(&ls, &lm);
+    let d = half::f16::from_f32(max_scale / 63.0);
+    let dmin = half::f16::from_f32(max_min / 63.0);
+    for j in 0..8 {
+        let (sc, m) = get_scale_min_k4(j, &packed);
+        let dj = d.to_f32() * f32::from(sc);
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dmin.to_f32() * f32::from(m);
+        for i in 32 * j..32 * j + 32 {
+            levels[i] = nearest_int((x[i] + dm) / dj).clamp(0, i32::from(nmax)) as u8;
+        }
+    }
+    KQuantLevels { levels, scales: packed, d, dmin }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,9 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
-use super::k_scales::{dot_scale_min_k4_block, get_scale_min_k4, pack_scale_min_k4};
+use super::k_scales::{dot_scale_min_k4_block, get_scale_min_k4, k_quant_levels, KQuantLevels};
 use super::q8_k::BlockQ8_K;
-use super::search::make_qkx2_quants;
 use super::{in_array, out_array, Block, Quantize, VecDot, QK_K};
-use crate::rounding::nearest_int;
 
 /// ggml's `block_q4_K`: `x = d·sc[s] · q − dmin·m[s]` for sub-block `s = j / 32`.
 #[repr(C)]
@@ -59,64 +57,7 @@ impl BlockQ4_K {
     /// weights `√(mean x²) + |x|`, then the scales and mins quantized to 6 bits against their
     /// maxima, then the quants recomputed against the rounded scales.
     pub fn quantize(x: &[f32; QK_K]) -> Self {
-        let mut levels = [0u8; QK_K];
-        let mut weights = [0f32; 32];
-        let mut mins = [0f32; 8];
-        let mut scales = [0f32; 8];
-        let mut max_scale = 0.0f32;
-        let mut max_min = 0.0f32;
-        for j in 0..8 {
-            let xs = &x[32 * j..32 * j + 32];
-            let mut sum_x2 = 0.0f32;
-            for &v in xs {
-                sum_x2 += v * v;
-            }
-            let av_x = (sum_x2 / 32.0).sqrt();
-            for (w, &v) in weights.iter_mut().zip(xs) {
-                *w = av_x + v.abs();
-            }
-            let (scale, min) = make_qkx2_quants(
-                15,
-                xs,
-                &weights,
-                &mut levels[32 * j..32 * j + 32],
-                -1.0,
-                0.1,
-                20,
-                false,
-            );
-            scales[j] = scale;
-            mins[j] = min;
-            if scale > max_scale {
-                max_scale = scale;
-            }
-            if min > max_min {
-                max_min = min;
-            }
-        }
-        let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
-        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-        // ggml stores nearest_int's result in a uint8_t (wrapping), then takes MIN(63, ·).
-        let ls: [u8; 8] =
-            std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
-        let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
-        let packed = pack_scale_min_k4(&ls, &lm);
-        let d = f16::from_f32(max_scale / 63.0);
-        let dmin = f16::from_f32(max_min / 63.0);
-
-        for j in 0..8 {
-            let (sc, m) = get_scale_min_k4(j, &packed);
-            let dj = d.to_f32() * f32::from(sc);
-            if dj == 0.0 {
-                continue;
-            }
-            let dm = dmin.to_f32() * f32::from(m);
-            for ii in 0..32 {
-                let l = nearest_int((x[32 * j + ii] + dm) / dj);
-                levels[32 * j + ii] = l.clamp(0, 15) as u8;
-            }
-        }
-
+        let KQuantLevels { levels, scales, d, dmin } = k_quant_levels(x, 15, -1.0, 20);
         let mut qs = [0u8; QK_K / 2];
         for (chunk, q) in qs.chunks_exact_mut(32).enumerate() {
             let j = 64 * chunk;
@@ -124,7 +65,7 @@ impl BlockQ4_K {
                 q[l] = levels[j + l] | (levels[j + l + 32] << 4);
             }
         }
-        Self { d, dmin, scales: packed, qs }
+        Self { d, dmin, scales, qs }
     }
 }
 
@@ -165,6 +106,7 @@ mod tests {
     use super::super::quantize_to_vec;
     use super::super::test_support::*;
     use super::*;
+    use crate::formats::k_scales::pack_scale_min_k4;
 
     #[test]
     fn known_values() {

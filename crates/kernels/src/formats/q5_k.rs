@@ -4,9 +4,9 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 use uma_gguf::GgmlType;
 
-use super::k_scales::{dot_scale_min_k4_block, get_scale_min_k4};
+use super::k_scales::{dot_scale_min_k4_block, get_scale_min_k4, k_quant_levels, KQuantLevels};
 use super::q8_k::BlockQ8_K;
-use super::{out_array, Block, VecDot, QK_K};
+use super::{in_array, out_array, Block, Quantize, VecDot, QK_K};
 
 /// ggml's `block_q5_K`: `x = d·sc[s] · q − dmin·m[s]` for sub-block `s = j / 32`.
 ///
@@ -39,6 +39,23 @@ impl BlockQ5_K {
         low | (high << 4)
     }
 
+    /// ggml's `quantize_row_q5_K_ref` for one block: Q4_K's algorithm with 32 levels
+    /// (`make_qkx2_quants(31, …, −0.5, 0.1, 15)`), each quant's low 4 bits in Q4_K's nibble
+    /// order and bit 4 in bit `j / 32` of `qh[j % 32]`.
+    pub fn quantize(x: &[f32; QK_K]) -> Self {
+        let KQuantLevels { levels, scales, d, dmin } = k_quant_levels(x, 31, -0.5, 15);
+        let mut qh = [0u8; QK_K / 8];
+        let mut qs = [0u8; QK_K / 2];
+        for (chunk, q) in qs.chunks_exact_mut(32).enumerate() {
+            for l in 0..32 {
+                let (lo, hi) = (levels[64 * chunk + l], levels[64 * chunk + 32 + l]);
+                q[l] = (lo & 15) | ((hi & 15) << 4);
+                qh[l] |= (lo >> 4) << (2 * chunk) | (hi >> 4) << (2 * chunk + 1);
+            }
+        }
+        Self { d, dmin, scales, qh, qs }
+    }
+
     /// ggml's `dequantize_row_q5_K` for one block: `d1 = d · sc`, `m1 = dmin · m`,
     /// `y = d1 · q − m1`, f32.
     pub fn dequantize(&self, dst: &mut [f32; QK_K]) {
@@ -52,6 +69,12 @@ impl BlockQ5_K {
                 *y = d1 * f32::from(self.quant(32 * s + l)) - m1;
             }
         }
+    }
+}
+
+impl Quantize for BlockQ5_K {
+    fn quantize_block(src: &[f32]) -> Self {
+        Self::quantize(in_array(src))
     }
 }
 

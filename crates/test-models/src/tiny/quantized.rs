@@ -24,10 +24,6 @@ use std::path::Path;
 
 use uma_gguf::tensor_names::{LayerTensor as L, ModelTensor};
 use uma_gguf::{GgmlType, GgufWriter};
-use uma_kernels::formats::k_scales::{get_scale_min_k4, pack_scale_min_k4};
-use uma_kernels::formats::search::make_qkx2_quants;
-use uma_kernels::rounding::nearest_int;
-use uma_kernels::QK_K;
 
 use super::{build, tiny_config, unknown_arch, Family, Tensor, TinyConfig, TinyExperts, TinyMla};
 
@@ -215,68 +211,9 @@ fn mixture_type(quant: TinyQuant, config: &TinyConfig, tensor: Tensor) -> GgmlTy
 /// `values` in `ggml_type`, as ggml's reference quantizers write them (what `llama-quantize`
 /// runs without an importance matrix).
 pub(super) fn quantize(ggml_type: GgmlType, values: &[f32]) -> Vec<u8> {
-    if ggml_type == GgmlType::Q5_K {
-        return values.chunks_exact(QK_K).flat_map(quantize_q5_k_block).collect();
-    }
     let bytes = ggml_type.bytes_for(values.len() as u64).expect("whole blocks");
     let mut out = vec![0u8; bytes as usize];
     uma_kernels::quantize(ggml_type, values, &mut out).expect("a type uma_kernels quantizes");
-    out
-}
-
-/// ggml's `quantize_row_q5_K_ref` for one block of 256 values, as the 176 bytes of a
-/// `block_q5_K` (f16 `d`, f16 `dmin`, 12 packed scales, 32 high-bit bytes, 128 low-nibble bytes).
-/// Q4_K's algorithm (`BlockQ4_K::quantize`) with 32 levels: `make_qkx2_quants(31, …, -0.5, 0.1,
-/// 15)`. Lives here because `uma_kernels` has no Q5_K quantizer (it only reads Q5_K).
-fn quantize_q5_k_block(x: &[f32]) -> Vec<u8> {
-    let mut levels = [0u8; QK_K];
-    let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
-    let (mut max_scale, mut max_min) = (0f32, 0f32);
-    for j in 0..8 {
-        let xs = &x[32 * j..32 * j + 32];
-        let sum_x2 = xs.iter().fold(0f32, |s, &v| s + v * v);
-        let av_x = (sum_x2 / 32.0).sqrt();
-        let weights: [f32; 32] = std::array::from_fn(|l| av_x + xs[l].abs());
-        let levels = &mut levels[32 * j..32 * j + 32];
-        (scales[j], mins[j]) = make_qkx2_quants(31, xs, &weights, levels, -0.5, 0.1, 15, false);
-        max_scale = max_scale.max(scales[j]);
-        max_min = max_min.max(mins[j]);
-    }
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
-    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    // ggml stores nearest_int's result in a uint8_t (wrapping), then takes MIN(63, ·).
-    let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
-    let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
-    let packed = pack_scale_min_k4(&ls, &lm);
-    let d = half::f16::from_f32(max_scale / 63.0);
-    let dmin = half::f16::from_f32(max_min / 63.0);
-    for j in 0..8 {
-        let (sc, m) = get_scale_min_k4(j, &packed);
-        let dj = d.to_f32() * f32::from(sc);
-        if dj == 0.0 {
-            continue;
-        }
-        let dm = dmin.to_f32() * f32::from(m);
-        for i in 32 * j..32 * j + 32 {
-            levels[i] = nearest_int((x[i] + dm) / dj).clamp(0, 31) as u8;
-        }
-    }
-    // Element i: its low 4 bits in Q4_K's nibble order, bit 4 in bit i / 32 of qh[i % 32].
-    let mut qh = [0u8; 32];
-    let mut qs = [0u8; QK_K / 2];
-    for (chunk, q) in qs.chunks_exact_mut(32).enumerate() {
-        for l in 0..32 {
-            let (lo, hi) = (levels[64 * chunk + l], levels[64 * chunk + 32 + l]);
-            q[l] = (lo & 15) | ((hi & 15) << 4);
-            qh[l] |= (lo >> 4) << (2 * chunk) | (hi >> 4) << (2 * chunk + 1);
-        }
-    }
-    let mut out = Vec::with_capacity(176);
-    out.extend_from_slice(&d.to_le_bytes());
-    out.extend_from_slice(&dmin.to_le_bytes());
-    out.extend_from_slice(&packed);
-    out.extend_from_slice(&qh);
-    out.extend_from_slice(&qs);
     out
 }
 
@@ -348,19 +285,5 @@ mod tests {
         assert_eq!(fallback_type(Q6_K, 40), F16);
         assert_eq!(fallback_type(Q8_0, 48), F16);
         assert_eq!(fallback_type(Q8_0, 32), Q8_0);
-    }
-
-    #[test]
-    fn q5_k_round_trips_through_uma_kernels() {
-        // uma_kernels reads the bytes back: the layout is right and the error that of 5 bits.
-        let x: Vec<f32> = (0..2 * QK_K).map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0).collect();
-        let bytes = quantize(GgmlType::Q5_K, &x);
-        assert_eq!(bytes.len(), 2 * 176);
-        let mut back = vec![0f32; x.len()];
-        uma_kernels::dequantize(GgmlType::Q5_K, &bytes, &mut back).expect("Q5_K");
-        let worst = x.iter().zip(&back).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        // 31 steps over a range of 2.5: half a step is 0.04; the scales' 6 bits add a little.
-        assert!(worst < 0.06, "worst error {worst}");
-        assert!(worst > 0.0);
     }
 }
