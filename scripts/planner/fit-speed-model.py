@@ -9,7 +9,9 @@ families it was not fitted on.
    family; the errors of these predictions are the held-out errors the report gives.
 2. The uncertainty range of each engine and test (decode, prefill) is the 10th and 90th percentile
    of its held-out ratios measured / predicted: 80% of held-out rows fell inside it.
-3. The parameters written are fitted on all rows (what `uma plan` uses for a new machine).
+3. The parameters written are fitted on all rows (what `uma plan` uses for a new machine), with
+   the factors of older engine builds ([build] tables: the validation scripts read them, `uma plan`
+   predicts the current build).
 
 Needs the planner's view of each model: runs `uma plan --json` (target/release/uma unless --uma).
 Writes speed_model.toml unless --dry-run; prints the held-out summary either way. Deterministic.
@@ -63,13 +65,23 @@ ENGINE_PARAMETERS = [  # (name, prior, low, high)
     ("matrix_half_width", 500.0, 1.0, 20000.0),
     ("matrix_half_rows", 32.0, 0.1, 4096.0),
 ]
-KIND_PARAMETERS = [("bandwidth_factor", 1.0, 0.3, 1.5), ("compute_factor", 1.0, 0.2, 3.0)]
+# Per machine kind: factors on the bandwidth shares, on the compute shares, and on the fixed time
+# per layer of a decode step (an M-series Ultra is two dies joined by UltraFusion: every kernel's
+# launch and synchronisation spans both; a data-centre GPU has more SMs to fill and drain per
+# kernel).
+KIND_PARAMETERS = [("bandwidth_factor", 1.0, 0.3, 1.5), ("compute_factor", 1.0, 0.2, 3.0),
+                   ("layer_seconds_factor", 1.0, 0.2, 5.0)]
 # Factors of an older build of an engine (`published.era_of`) on the current one's parameters: the
-# fixed time per layer of decode, the compute efficiencies, the attention efficiency and the fixed
-# time per layer of prefill. Fitted,
-# not written: `uma plan` predicts the current build.
-ERA_PARAMETERS = [("layer_seconds", 1.0, 0.2, 5.0), ("compute", 1.0, 0.2, 5.0), ("attention", 1.0, 0.05, 5.0),
-                  ("prefill_layer_seconds", 1.0, 0.05, 20.0)]
+# fixed time per layer of decode, the compute efficiencies, the attention efficiency, the fixed
+# time per layer of prefill and the share of the bandwidth reading the KV cache (llama.cpp's
+# builds of 2023 and 2024 ran attention without flash attention unless asked: separate matrix
+# products and a softmax that write and read the scores; their decode falls off faster with the
+# context than the current build's, e.g. XiongjieDai's RTX 3090, Llama 3 8B Q4_K_M, from 115 tok/s
+# at tg512 to 87 at tg8192). Written to speed_model.toml ([build]) for the validation scripts;
+# `uma plan` predicts the current build.
+ERA_PARAMETERS = [("layer_seconds", 1.0, 0.2, 5.0), ("compute_efficiency", 1.0, 0.2, 5.0),
+                  ("attention_efficiency", 1.0, 0.05, 5.0), ("prefill_layer_seconds", 1.0, 0.05, 20.0),
+                  ("kv_efficiency", 1.0, 0.1, 5.0)]
 # Weight of the pull towards the prior, in log units, against one row's log error.
 PRIOR_WEIGHT = 0.05
 # Rows whose log error is past this count less (soft L1): single outliers do not drive the fit.
@@ -99,9 +111,14 @@ class Layout:
         return np.exp(x[start:start + len(owners) * len(table)]).reshape(len(owners), len(table))
 
     def params(self, x: np.ndarray) -> dict:
-        """The vector as a speed model (the shape of speed_model.toml; eras as `era`)."""
-        params = {"engine": {}, "kind": {}, "era": {}}
+        """The vector as a speed model (the shape of speed_model.toml: older builds' factors as
+        `build`, engine, then build)."""
+        params = {"engine": {}, "kind": {}, "build": {}}
         for (section, owner, name), value in zip(self.names, np.exp(x)):
+            if section == "era":
+                engine, era = owner
+                params["build"].setdefault(engine, {}).setdefault(era, {})[name] = float(value)
+                continue
             table = params[section].setdefault(owner, {})
             if section == "engine":
                 table.setdefault("compute", ENGINES[owner]["compute"])
@@ -157,12 +174,12 @@ class Features:
         ones = lambda table: np.ones((1, len(table)))  # noqa: E731 (index -1: a factor of 1)
         kind = np.vstack([layout.block(x, "kind", layout.kinds, KIND_PARAMETERS), ones(KIND_PARAMETERS)])[self.kind]
         era = np.vstack([layout.block(x, "era", layout.eras, ERA_PARAMETERS), ones(ERA_PARAMETERS)])[self.era]
-        fb, fc = kind[:, 0], kind[:, 1]
+        fb, fc, ft = kind[:, 0], kind[:, 1], kind[:, 2]
         n, q, classes = len(self.quant), self.quant, len(pub.QUANT_CLASSES)
         col = lambda name: engine[:, COLUMN[name]]  # noqa: E731
         eta_w = np.minimum(1.0, engine[np.arange(n), COLUMN["weight_efficiency.f16"] + q] * fb)
-        eta_kv = np.minimum(1.0, col("kv_efficiency") * fb)
-        tau = col("layer_seconds") * era[:, 0]
+        eta_kv = np.minimum(1.0, col("kv_efficiency") * fb * era[:, 4])
+        tau = col("layer_seconds") * ft * era[:, 0]
         eta_c = np.minimum(1.0, engine[np.arange(n), COLUMN["compute_efficiency.f16"] + q] * fc * era[:, 1])
         eta_c = eta_c * self.hidden / (self.hidden + col("matrix_half_width"))
         eta_rows = eta_c * self.matrix_rows / (self.matrix_rows + col("matrix_half_rows"))
@@ -267,7 +284,8 @@ def render_toml(params, stats, counts, today) -> str:
         "# reached by matrix products (a model of hidden size h gets h / (h + matrix_half_width) of it, a",
         "# step of r rows per matrix, tokens per expert for a mixture of experts, r / (r + matrix_half_rows))",
         "# and by attention; a fixed time per layer and prefill step. Per machine kind: factors on the",
-        "# bandwidth and compute shares of the reference kinds (apple, nvidia).",
+        "# bandwidth and compute shares and on the fixed time per layer of decode of the reference kinds",
+        "# (apple, nvidia).",
         "#",
         "# decode_range / prefill_range: measured / predicted, 10th and 90th percentile over the rows of",
         "# machine families the parameters were not fitted on (each family held out in turn): 80% of",
@@ -301,17 +319,26 @@ def render_toml(params, stats, counts, today) -> str:
             lines.append(f"# {kind}: {s['rows']} held-out rows, median |error| {s['median_error']:.1%}, "
                          f"{s['within_20']:.0%} within ±20%, {s['within_35']:.0%} within ±35%; "
                          f"fitted on {counts[(engine, kind)]} rows")
-        for (owner, era), factors in sorted(params["era"].items()):
-            if owner == engine:
-                text = ", ".join(f"{name} × {value:.3f}" for name, value in factors.items())
-                lines.append(f"# builds of {era} (fitted, not used): {text}")
         lines.append("")
     lines.append(FIXED_ENGINES)
     for kind, k in sorted(params["kind"].items()):
         lines.append(f'[kind."{kind}"]')
         lines.append(f"bandwidth_factor = {k['bandwidth_factor']:.4f}")
         lines.append(f"compute_factor = {k['compute_factor']:.4f}")
+        lines.append(f"layer_seconds_factor = {k['layer_seconds_factor']:.4f}")
         lines.append("")
+    lines += [
+        "# Older builds of an engine (sources older than 2025, scripts/planner/published.py `era_of`): factors",
+        "# on the current build's parameters, fitted with them so that those rows do not bend the current",
+        "# build's. Not used by `uma plan`, which predicts the current build; the validation scripts use them",
+        "# to compare old measurements with a prediction for the same build.",
+        "",
+    ]
+    for engine, builds in params["build"].items():
+        for era, factors in sorted(builds.items()):
+            lines.append(f'[build."{engine}"."{era}"]')
+            lines += [f"{name} = {value:.4f}" for name, value in factors.items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -345,11 +372,10 @@ def main() -> int:
               f"{s['within_20']:4.0%} within ±20%, {s['within_35']:4.0%} within ±35%, "
               f"80% range {s['low']:.2f}-{s['high']:.2f}")
     params, x = fit(features, layout, np.ones(len(rows), dtype=bool))
-    # The vectorised formula is the reference one's.
+    # The vectorised formula is the reference one's, older builds included.
     vector = features.predict(layout, x)
-    current = [row.era == "current" for row in rows]
     scalar = np.array([pub.predict(params, row, machines) for row in rows])
-    assert np.allclose(vector[current], scalar[current], rtol=1e-9)
+    assert np.allclose(vector, scalar, rtol=1e-9)
     counts = defaultdict(int)
     for row in rows:
         counts[(row.engine, row.test.kind)] += 1

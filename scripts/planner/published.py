@@ -464,13 +464,13 @@ def attended_prompt(spec: dict, tokens: float) -> float:
 
 @dataclass
 class Resolved:
-    """An engine's parameters on one machine: efficiencies already multiplied by the machine
-    kind's factors."""
+    """An engine's parameters on one machine: efficiencies and the fixed time per layer of decode
+    already multiplied by the machine kind's factors."""
     bandwidth: float           # bytes/s, peak
     compute: float             # ops/s, peak (the engine's figure: int8 or f16)
     weight_efficiency: dict    # quant class -> share of the peak bandwidth
     kv_efficiency: float
-    layer_seconds: float       # decode: fixed time per layer and step
+    layer_seconds: float       # decode: fixed time per layer and step (with the kind's factor)
     compute_efficiency: dict   # quant class -> share of the peak compute (large matrices)
     attention_efficiency: float
     prefill_layer_seconds: float  # prefill: fixed time per layer and step
@@ -478,9 +478,12 @@ class Resolved:
     matrix_half_rows: float    # rows (tokens per expert) at which they reach half
 
 
-def resolve(params: dict, engine: str, machine: dict) -> Resolved:
+def resolve(params: dict, engine: str, machine: dict, era: str = "current") -> Resolved:
+    """The engine's parameters on `machine`, for the current build or an older one (`era`: the
+    factors of speed_model.toml's [build] tables, where the model has them)."""
     e = params["engine"][engine]
     k = params.get("kind", {}).get(machine["kind"], {})
+    b = params.get("build", {}).get(engine, {}).get(era, {})
     fb, fc = k.get("bandwidth_factor", 1.0), k.get("compute_factor", 1.0)
     peak = machine.get("int8_tops") if e["compute"] == "int8" else machine.get("f16_tflops")
     peak = peak or machine.get("f16_tflops") or machine.get("int8_tops")
@@ -488,11 +491,12 @@ def resolve(params: dict, engine: str, machine: dict) -> Resolved:
         bandwidth=machine["bandwidth_gb_per_s"] * 1e9,
         compute=peak * 1e12,
         weight_efficiency={q: min(1.0, e["weight_efficiency"][q] * fb) for q in QUANT_CLASSES},
-        kv_efficiency=min(1.0, e["kv_efficiency"] * fb),
-        layer_seconds=e["layer_seconds"],
-        compute_efficiency={q: min(1.0, e["compute_efficiency"][q] * fc) for q in QUANT_CLASSES},
-        attention_efficiency=min(1.0, e["attention_efficiency"] * fc),
-        prefill_layer_seconds=e["prefill_layer_seconds"],
+        kv_efficiency=min(1.0, e["kv_efficiency"] * fb * b.get("kv_efficiency", 1.0)),
+        layer_seconds=e["layer_seconds"] * k.get("layer_seconds_factor", 1.0) * b.get("layer_seconds", 1.0),
+        compute_efficiency={q: min(1.0, e["compute_efficiency"][q] * fc * b.get("compute_efficiency", 1.0))
+                            for q in QUANT_CLASSES},
+        attention_efficiency=min(1.0, e["attention_efficiency"] * fc * b.get("attention_efficiency", 1.0)),
+        prefill_layer_seconds=e["prefill_layer_seconds"] * b.get("prefill_layer_seconds", 1.0),
         matrix_half_width=e["matrix_half_width"],
         matrix_half_rows=e["matrix_half_rows"],
     )
@@ -539,8 +543,9 @@ def prefill_seconds(r: Resolved, spec: dict, prompt: int, ubatch: int) -> float:
 
 
 def predict(params: dict, row: Row, machines: dict) -> float:
-    """Predicted tokens/s of a row."""
-    r = resolve(params, row.engine, machines[row.machine])
+    """Predicted tokens/s of a row, for the row's engine build (`params` without [build] tables:
+    the current build, what `uma plan` predicts)."""
+    r = resolve(params, row.engine, machines[row.machine], row.era)
     t = row.test
     if t.kind == "decode":
         return 1.0 / decode_seconds(r, row.spec, t.position)

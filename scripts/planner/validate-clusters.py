@@ -19,6 +19,12 @@ machine's predicted / measured time, so that the calibration sees only what the 
 calibrated value is the median over the rows; the script fails when cluster.toml disagrees by more
 than 2% (write the printed value there).
 
+`uma plan` predicts the current engine build; XiongjieDai's multi-GPU rows are of May 2024, whose
+llama.cpp decoded and prefilled more slowly on one GPU too. The held-out rows are therefore also
+compared with a prediction for their own build: the split as planned × (the same test on one
+machine predicted with the build's factors, speed_model.toml [build], ÷ the same for the current
+build), as the single-machine validation does.
+
   python3 scripts/planner/validate-clusters.py [--uma PATH] [--markdown]
 """
 from __future__ import annotations
@@ -93,6 +99,7 @@ class ClusterRow:
     predicted: float = 0.0
     predicted_one: float = 0.0     # the same test planned on one machine
     plan: dict | None = None       # the split's rate from `uma plan --json`
+    same_build: float = 1.0        # one machine, the row's engine build ÷ the current build
 
     @property
     def role(self) -> str:
@@ -200,6 +207,22 @@ def implied_sync(row: ClusterRow) -> float:
     return (measured_seconds - rate["compute_seconds"] - rate["link_seconds"]) / rate["transfers"]
 
 
+def same_build_factors(rows: list[ClusterRow], machines: dict, uma: str) -> None:
+    """`row.same_build`: the row's test on one of its machines predicted for the row's engine
+    build (the fitted factors of speed_model.toml [build]) ÷ predicted for the current build; 1
+    for rows of the current build."""
+    params = pub.load_speed_model()
+    current = {**params, "build": {}}
+    singles = []
+    for row in rows:
+        profile = machines[row.machine]
+        singles.append(pub.Row(row.line, row.data, row.engine, row.machine, profile["family"], profile["kind"],
+                               row.model, row.quant, row.test, row.measured, pub.era_of(row.data)))
+    pub.attach_specs(singles, uma)
+    for row, single in zip(rows, singles):
+        row.same_build = pub.predict(params, single, machines) / pub.predict(current, single, machines)
+
+
 def load_sync() -> dict:
     with open(CLUSTER_DATA, "rb") as f:
         return {name: entry["seconds"] for name, entry in tomllib.load(f)["sync"]["engine"].items()}
@@ -260,6 +283,7 @@ def main() -> int:
         row.predicted, row.plan = predict(uma, row, row.nodes)
         if row.baseline:
             row.predicted_one, _ = predict(uma, row, 1)
+    same_build_factors(rows, machines, uma)
 
     written, failed = load_sync(), []
     print("Synchronisation time per transfer, calibrated (median of the calibration rows' implied times):")
@@ -280,6 +304,14 @@ def main() -> int:
         groups.setdefault(kind, []).append(row.measured / row.predicted)
         groups.setdefault(f"all held out, {row.test.kind}", []).append(row.measured / row.predicted)
     print(summary("Held out (not calibrated on): measured / predicted", groups, args.markdown))
+    same = {}
+    for row in rows:
+        if row.role == "held out":
+            ratio = row.measured / (row.predicted * row.same_build)
+            same.setdefault(f"{row.engine} {row.split} over {row.link}, {row.test.kind}", []).append(ratio)
+            same.setdefault(f"all held out, {row.test.kind}", []).append(ratio)
+    print(summary("Held out, against a prediction for the row's engine build: measured / (predicted × "
+                  "one machine's build ÷ current build)", same, args.markdown))
     by_cluster = {}
     for row in rows:
         key = f"{row.nodes} × {row.machine}, {row.engine} {row.split}, {row.test.kind}"

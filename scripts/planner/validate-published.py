@@ -113,7 +113,7 @@ def main() -> int:
 
     # uma plan against the fit's formula, same parameters: the Rust and Python models agree.
     rust = uma_predictions(uma, rows)
-    current = {**params, "era": {}}
+    current = {**params, "build": {}}
     mismatch = [(row.line, rust[row.line], pub.predict(current, row, machines)) for row in rows
                 if abs(rust[row.line] / pub.predict(current, row, machines) - 1) > 1e-6]
     if mismatch:

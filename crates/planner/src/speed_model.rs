@@ -113,12 +113,20 @@ struct EngineEntry {
     prefill_range: Option<[f64; 2]>,
 }
 
-/// Factors on the efficiencies of every engine on one kind of machine.
+/// Factors on the efficiencies of every engine on one kind of machine, and on its fixed time per
+/// layer of a decode step (an Ultra's two dies, a data-centre GPU's many SMs: each kernel takes
+/// longer to launch and synchronise).
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KindFactors {
     bandwidth_factor: f64,
     compute_factor: f64,
+    #[serde(default = "one")]
+    layer_seconds_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Deserialize)]
@@ -129,7 +137,21 @@ struct SpeedModelFile {
     engine: BTreeMap<String, EngineEntry>,
     #[serde(default)]
     kind: BTreeMap<String, KindFactors>,
+    /// Engine → older build (`2023`, `2024`) → factors on the current build's parameters, fitted
+    /// with them on the published measurements of those builds. Checked, not used: the planner
+    /// predicts the current build; `scripts/planner/` compares old measurements with them.
+    #[serde(default)]
+    build: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
 }
+
+/// The parameters an older build's factors may scale.
+const BUILD_FACTORS: [&str; 5] = [
+    "layer_seconds",
+    "compute_efficiency",
+    "attention_efficiency",
+    "prefill_layer_seconds",
+    "kv_efficiency",
+];
 
 /// Every engine the planner knows, with its parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,9 +179,29 @@ impl SpeedModel {
             for (field, value) in [
                 ("bandwidth_factor", factors.bandwidth_factor),
                 ("compute_factor", factors.compute_factor),
+                ("layer_seconds_factor", factors.layer_seconds_factor),
             ] {
                 if !(value.is_finite() && value > 0.0) {
                     return Err(invalid(format!("kind {kind:?}: {field} {value} is not positive")));
+                }
+            }
+        }
+        for (engine, builds) in &file.build {
+            if !file.engine.contains_key(engine) {
+                return Err(invalid(format!("build factors of unknown engine {engine:?}")));
+            }
+            for (build, factors) in builds {
+                for (field, value) in factors {
+                    if !BUILD_FACTORS.contains(&field.as_str()) {
+                        return Err(invalid(format!(
+                            "{engine:?} build {build:?}: unknown {field:?}"
+                        )));
+                    }
+                    if !(value.is_finite() && *value > 0.0) {
+                        return Err(invalid(format!(
+                            "{engine:?} build {build:?}: {field} {value} is not positive"
+                        )));
+                    }
                 }
             }
         }
@@ -266,8 +308,9 @@ impl SpeedModel {
         }
         // check_entry made sure every parameter is there
         let factors = machine.kind.as_ref().and_then(|kind| self.kinds.get(kind));
-        let (bandwidth, compute_factor) =
-            factors.map_or((1.0, 1.0), |f| (f.bandwidth_factor, f.compute_factor));
+        let (bandwidth, compute_factor, layer_factor) = factors.map_or((1.0, 1.0, 1.0), |f| {
+            (f.bandwidth_factor, f.compute_factor, f.layer_seconds_factor)
+        });
         let figure = entry.compute.unwrap_or(ComputeFigure::F16);
         let fraction = |value: f64, factor: f64| (value * factor).min(1.0);
         Engine {
@@ -281,7 +324,7 @@ impl SpeedModel {
                 .unwrap_or(PerQuantClass::all(1.0))
                 .map(|v| fraction(v, bandwidth)),
             kv_efficiency: fraction(entry.kv_efficiency.unwrap_or(1.0), bandwidth),
-            layer_seconds: entry.layer_seconds.unwrap_or(0.0),
+            layer_seconds: entry.layer_seconds.unwrap_or(0.0) * layer_factor,
             compute_efficiency: entry
                 .compute_efficiency
                 .unwrap_or(PerQuantClass::all(1.0))
@@ -356,7 +399,8 @@ pub struct Engine {
     pub weight_efficiency: PerQuantClass,
     /// Share of the peak bandwidth reading the KV cache in decode's attention.
     pub kv_efficiency: f64,
-    /// Fixed time per layer of a decode step (kernel launches, synchronisation), seconds.
+    /// Fixed time per layer of a decode step (kernel launches, synchronisation), seconds, with
+    /// the machine kind's factor.
     pub layer_seconds: f64,
     /// Share of the peak compute of large matrix products, per quantization class.
     pub compute_efficiency: PerQuantClass,
@@ -444,6 +488,11 @@ pub(crate) mod tests {
         [kind.gpu-ultra]
         bandwidth_factor = 0.5
         compute_factor = 2.0
+        layer_seconds_factor = 1.5
+
+        [build.fast."2024"]
+        layer_seconds = 1.5
+        kv_efficiency = 0.5
     "#;
 
     fn kind(kind: &str) -> Machine {
@@ -503,6 +552,10 @@ pub(crate) mod tests {
         assert_eq!(ultra.compute_efficiency.q4, 1.0);
         assert_eq!(ultra.compute_efficiency.k, 0.8);
         assert_eq!(ultra.attention_efficiency, 0.5);
+        // The fixed time per layer of decode takes the kind's factor; prefill's does not.
+        assert_eq!(plain.layer_seconds, 1e-4);
+        assert!((ultra.layer_seconds - 1.5e-4).abs() < 1e-15);
+        assert_eq!(ultra.prefill_layer_seconds, plain.prefill_layer_seconds);
         assert_eq!((plain.peak_bandwidth, plain.peak_compute), (400e9, 20e12));
         // From the machine: its own efficiencies, no fixed costs.
         let slow = model.engine(Some("slow"), &kind("gpu")).expect("slow");
@@ -550,6 +603,13 @@ pub(crate) mod tests {
             (("decode_range = [0.9, 1.2]", "decode_range = [1.1, 1.2]"), "does not contain 1"),
             (("gpu = \"fast\"", "gpu = \"uma-cpu\""), "does not run on it"),
             (("compute_factor = 2.0", "compute_factor = 0.0"), "not positive"),
+            (("layer_seconds_factor = 1.5", "layer_seconds_factor = -1.0"), "not positive"),
+            (
+                ("1.5\n        kv_efficiency = 0.5", "1.5\n        kv_efficiency = 0.0"),
+                "kv_efficiency 0 is not positive",
+            ),
+            (("[build.fast.", "[build.warp."), "unknown engine \"warp\""),
+            (("layer_seconds = 1.5", "colour = 1.5"), "unknown \"colour\""),
             (("[engine.roofline]", "[engine.roof]"), "no \"roofline\" engine"),
             (("runs_on = [\"gpu\"]", "runs_on = [\"gpu\"]\ncolour = 1"), "colour"),
         ] {
