@@ -13,7 +13,8 @@
 #
 # Environment: N (tokens per bench run, default 128), REPS (bench repetitions, 5), CTX (context of
 # the one-shot run, 512), THREADS (default: uma's, one per physical core), UMA_TEST_MODELS (where the
-# test models are, default ~/.cache/uma/models).
+# test models are, default ~/.cache/uma/models), UMA_BIN (another build of uma to measure, instead
+# of building this checkout's).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 n="${N:-128}"; reps="${REPS:-5}"; ctx="${CTX:-512}"
@@ -23,8 +24,8 @@ if [ "$#" -eq 0 ]; then
     "$models_dir/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$models_dir/gemma-3-270m-q4_k_m.gguf"
 fi
 threads=(); [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
-uma="$root/target/release/uma"
-(cd "$root" && cargo build --release -q -p uma-cli)
+uma="${UMA_BIN:-$root/target/release/uma}"
+[ -n "${UMA_BIN:-}" ] || (cd "$root" && cargo build --release -q -p uma-cli)
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 # The one-shot prompt: short (the plan's scratch is sized for 64-token steps), with an answer
 # long enough to fill the context.
