@@ -234,6 +234,9 @@ pub struct ExpertConfig {
     /// The chosen experts' weights are multiplied by this (`expert_weights_scale`, DeepSeek's
     /// `routed_scaling_factor`; 1 elsewhere).
     pub weights_scale: f32,
+    /// The first layers have a dense feed-forward network instead (DeepSeek's
+    /// `leading_dense_block_count`; 0 elsewhere).
+    pub leading_dense_layers: usize,
 }
 
 /// Expert groups of group-limited routing (`expert_group_count`, `expert_group_used_count`).
@@ -299,6 +302,7 @@ impl ExpertConfig {
             shared_feed_forward_length,
             groups: None,
             weights_scale: 1.0,
+            leading_dense_layers: 0,
         })
     }
 }

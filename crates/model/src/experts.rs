@@ -322,6 +322,7 @@ mod tests {
             shared_feed_forward_length: None,
             groups: None,
             weights_scale: 1.0,
+            leading_dense_layers: 0,
         }
     }
 

@@ -249,12 +249,6 @@ impl<B: Backend> LayerLoader<'_, B> {
         self.weights.file.has_tensor(&tensor.bias(self.layer))
     }
 
-    /// The integer `<architecture>.<suffix>` of the file, when it declares one.
-    pub(crate) fn file_integer(&self, suffix: &str) -> Option<u64> {
-        let key = uma_gguf::keys::arch_key(self.config.architecture.name(), suffix);
-        self.weights.file.metadata().get_u64(&key).ok().flatten()
-    }
-
     /// The layer's per-expert biases of the stacked `tensor` (`[len, count]`), one per expert.
     pub(crate) fn expert_biases(
         &self,

@@ -54,6 +54,7 @@ pub(crate) struct LatentAttention<B: Backend> {
     k_b: Vec<B::Matrix>,  // per head [kv_lora_rank, qk_nope_head_dim]
     v_b: Vec<B::Matrix>,  // per head [v_head_dim, kv_lora_rank]
     output: B::Matrix,    // [hidden_size, heads · v_head_dim]
+    mla: MlaConfig,
 }
 
 /// `expert_gating_func`: llama.cpp's 1 (softmax) and 2 (sigmoid); files without it are V2's
@@ -137,6 +138,8 @@ impl ArchitectureRecipe for Deepseek2 {
         let normalize = file.flag("expert_weights_norm").unwrap_or(false);
         let mut experts = ExpertConfig::read(file, gating, normalize)?;
         experts.weights_scale = file.float("expert_weights_scale").unwrap_or(1.0);
+        experts.leading_dense_layers =
+            file.integer("leading_dense_block_count").unwrap_or(0) as usize;
         let shared = file.integer("expert_shared_count").unwrap_or(0) as usize;
         if shared > 0 {
             experts.shared_feed_forward_length = Some(experts.feed_forward_length * shared);
@@ -172,15 +175,13 @@ impl ArchitectureRecipe for Deepseek2 {
     fn load_layer<B: Backend>(
         w: &LayerLoader<'_, B>,
     ) -> Result<DecoderLayer<B, LatentAttention<B>>> {
-        let c = w.config();
-        let leading_dense = w.file_integer("leading_dense_block_count").unwrap_or(0) as usize;
-        let feed_forward = if w.index() < leading_dense {
+        let experts = w.config().experts.ok_or(ModelError::InvalidConfig {
+            name: "num_experts",
+            reason: "deepseek2 without experts".into(),
+        })?;
+        let feed_forward = if w.index() < experts.leading_dense_layers {
             Mlp::Dense(FeedForward::load(w, HiddenActivation::Silu)?)
         } else {
-            let experts = c.experts.ok_or(ModelError::InvalidConfig {
-                name: "num_experts",
-                reason: "deepseek2 without experts".into(),
-            })?;
             let mut network = MoeFeedForward::load(w, HiddenActivation::Silu)?;
             if let Some(width) = experts.shared_feed_forward_length {
                 network = network.with_ungated_shared_expert(w, width)?;
@@ -227,6 +228,7 @@ impl<B: Backend> LatentAttention<B> {
             k_b,
             v_b,
             output: w.matrix(LayerTensor::AttnOutput, h, heads * mla.v_head_dim)?,
+            mla,
         })
     }
 }
@@ -281,10 +283,7 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
     ) -> Result<()> {
         let layer = f.layer();
         let ForwardPass { ops, config: c, kv, scratch: s, x, num_tokens, .. } = f;
-        let mla = c.mla.ok_or(ModelError::InvalidConfig {
-            name: "kv_lora_rank",
-            reason: "latent attention without its shapes".into(),
-        })?;
+        let mla = self.mla;
         let (n, heads, rope, eps) =
             (*num_tokens, c.num_attention_heads, c.rope_dimension_count, c.rms_norm_eps);
         let (r, nope, v_dim) = (mla.kv_lora_rank, mla.qk_nope_head_dim, mla.v_head_dim);
