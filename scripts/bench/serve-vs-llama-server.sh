@@ -15,24 +15,10 @@ set -euo pipefail
 model="$1"; threads="${2:-2}"; levels="${3:-1,4,8,16}"; requests="${4:-64}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 loadgen="${LOADGEN:-$root/../shared/bench/loadgen.py}"
-bin="${LLAMA_BIN:-$(ls -d "$HOME"/.cache/uma-peers/*/build/bin 2>/dev/null | head -1)}"
-[ -x "$bin/llama-server" ] || { echo "llama-server not found: set LLAMA_BIN" >&2; exit 1; }
 [ -f "$loadgen" ] || { echo "loadgen.py not found: set LOADGEN" >&2; exit 1; }
 # UMA_BIN: another build of uma to measure (e.g. the commit before a change); else this checkout's.
-uma="${UMA_BIN:-$root/target/release/uma}"
-[ -n "${UMA_BIN:-}" ] || (cd "$root" && cargo build --release -q -p uma-cli)
-name="$(basename "$model" .gguf)"
-out="$(mktemp -d)"; server=""
-cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$out"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 1 240); do
-    curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 0.5
-  done
-  echo "server on port $1 did not become ready" >&2; exit 1
-}
+# shellcheck source=servers.sh
+source "$root/scripts/bench/servers.sh"
 measure() { # label port
   python3 "$loadgen" --url "http://127.0.0.1:$2" --model "$name" --concurrency "$levels" \
     --requests "$requests" --max-tokens 128 --ignore-eos --level-timeout 600 --json "$out/$1-sweep.json"

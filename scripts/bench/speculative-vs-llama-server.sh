@@ -19,28 +19,14 @@ set -euo pipefail
 model="$1"; draft="$2"; threads="${3:-2}"; repeat="${4:-2}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 client="$root/scripts/bench/speculative_client.py"
-bin="${LLAMA_BIN:-$(ls -d "$HOME"/.cache/uma-peers/*/build/bin 2>/dev/null | head -1)}"
-[ -x "$bin/llama-server" ] || { echo "llama-server not found: set LLAMA_BIN" >&2; exit 1; }
-uma="${UMA_BIN:-$root/target/release/uma}"
-[ -n "${UMA_BIN:-}" ] || (cd "$root" && cargo build --release -q -p uma-cli)
-name="$(basename "$model" .gguf)"
-out="$(mktemp -d)"; server=""
-cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$out"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 1 240); do
-    curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 0.5
-  done
-  echo "server on port $1 did not become ready" >&2; tail -5 "$out/server.log" >&2; exit 1
-}
+# shellcheck source=servers.sh
+source "$root/scripts/bench/servers.sh"
 # run LABEL WORKLOAD COMMAND...: starts the server (its port appended), runs the workload, stops it.
 run() {
   local label="$1" workload="$2"; shift 2
   local port; port="$(free_port)"
   "$@" --port "$port" >"$out/server.log" 2>&1 & server=$!
-  wait_ready "$port"
+  wait_ready "$port" "$out/server.log"
   python3 "$client" "http://127.0.0.1:$port" "$name" "$workload" --repeat "$repeat" \
     --max-tokens "${MAX_TOKENS:-512}" \
     | python3 -c "import json,sys; d=json.load(sys.stdin); d['label']='$label'; print(json.dumps(d))" \
