@@ -105,6 +105,35 @@ def load_config(path: str):
     return config
 
 
+def file_tensors(path: str):
+    """A GGUF file's architecture, its tensors dequantized by gguf-py (f32 numpy arrays in numpy
+    order, the reverse of ggml's), and `f(suffix, default)` reading `<arch>.<suffix>`."""
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    fields = gguf_fields(path)
+    arch = fields["general.architecture"]
+    reader = GGUFReader(path)
+    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
+               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    return arch, tensors, lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)
+
+
+def with_weights(model, state: dict, path: str):
+    """`model` (a freshly built transformers model) with every weight of `state` loaded, in eval
+    mode; exits naming what did not load or was not the model's."""
+    import numpy as np
+    import torch
+
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                                                 for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
+    model.eval()
+    return model
+
+
 def load_from_tensors(path: str):
     """A mixture-of-experts GGUF file that transformers' GGUF loader does not take (Mixtral, a
     `llama` file with experts; `olmoe`), built as transformers' MixtralForCausalLM or
@@ -113,16 +142,9 @@ def load_from_tensors(path: str):
     gate and up experts side by side as `gate_up_proj`."""
     import numpy as np
     import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
     from transformers import MixtralConfig, MixtralForCausalLM, OlmoeConfig, OlmoeForCausalLM
 
-    fields = gguf_fields(path)
-    arch = fields["general.architecture"]
-    reader = GGUFReader(path)
-    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
-               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
-    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    arch, tensors, f = file_tensors(path)
     heads, kv_heads, hidden = f("attention.head_count"), f("attention.head_count_kv"), f("embedding_length")
     common = dict(
         vocab_size=tensors["token_embd.weight"].shape[0], hidden_size=hidden,
@@ -166,13 +188,7 @@ def load_from_tensors(path: str):
         if arch == "olmoe":
             state[m + "self_attn.q_norm.weight"] = tensors[b + "attn_q_norm.weight"]
             state[m + "self_attn.k_norm.weight"] = tensors[b + "attn_k_norm.weight"]
-    model = model_class(config)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                                                 for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
-    model.eval()
-    return model
+    return with_weights(model_class(config), state, path)
 
 
 def load_gpt_oss(path: str):
@@ -184,16 +200,9 @@ def load_gpt_oss(path: str):
     floors and ceils the correction range, so the file means the truncated form."""
     import numpy as np
     import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
     from transformers import GptOssConfig, GptOssForCausalLM
 
-    fields = gguf_fields(path)
-    arch = fields["general.architecture"]
-    reader = GGUFReader(path)
-    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
-               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
-    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    arch, tensors, f = file_tensors(path)
     layers = f("block_count")
     config = GptOssConfig(
         vocab_size=tensors["token_embd.weight"].shape[0], hidden_size=f("embedding_length"),
@@ -236,13 +245,7 @@ def load_gpt_oss(path: str):
                              ("attn_output", "o_proj")):
             state[m + f"self_attn.{theirs}.weight"] = tensors[b + ours + ".weight"]
             state[m + f"self_attn.{theirs}.bias"] = tensors[b + ours + ".bias"]
-    model = GptOssForCausalLM(config)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                                                 for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
-    model.eval()
-    return model
+    return with_weights(GptOssForCausalLM(config), state, path)
 
 
 def load_deepseek2(path: str):
@@ -274,16 +277,9 @@ def load_deepseek2(path: str):
     """
     import numpy as np
     import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
     from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 
-    fields = gguf_fields(path)
-    arch = fields["general.architecture"]
-    reader = GGUFReader(path)
-    tensors = {t.name: dequantize(t.data, t.tensor_type).astype(np.float32)
-               .reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
-    f = lambda suffix, default=None: fields.get(f"{arch}.{suffix}", default)  # noqa: E731
+    arch, tensors, f = file_tensors(path)
     heads, layers = f("attention.head_count"), f("block_count")
     rope = f("rope.dimension_count")
     nope, v_dim = f("attention.key_length_mla") - rope, f("attention.value_length_mla")
@@ -351,13 +347,7 @@ def load_deepseek2(path: str):
             m + "mlp.shared_experts.up_proj.weight": t("ffn_up_shexp.weight"),
             m + "mlp.shared_experts.down_proj.weight": t("ffn_down_shexp.weight"),
         })
-    model = DeepseekV3ForCausalLM(config)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
-                                                 for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise SystemExit(f"{path}: weights not loaded {missing}, unknown {unexpected}")
-    model.eval()
-    return model
+    return with_weights(DeepseekV3ForCausalLM(config), state, path)
 
 
 def load_model(path: str):
