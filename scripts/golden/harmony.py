@@ -51,6 +51,8 @@ import re
 import sys
 from pathlib import Path
 
+from tool_templates import NOW, freeze_clock  # the same frozen "now" as the tool-call goldens
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PROMPTS_OUT = ROOT / "crates/tokenizer/tests/golden/harmony/prompts.json"
@@ -61,7 +63,6 @@ SPECIAL_TOKENS = {"bos_token": "<|startoftext|>", "eos_token": "<|return|>", "pa
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 
 # 2026-03-14 09:26:53 UTC, the instant of tool_templates.py.
-NOW = 1773480413
 TODAY = _datetime.datetime.fromtimestamp(NOW, tz=_datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
@@ -235,21 +236,6 @@ def harmony_conversation(messages: list[dict], tools: list[dict] | None, kwargs:
         else:
             raise ValueError(role)
     return Conversation.from_messages(out)
-
-
-def freeze_clock() -> None:
-    """Make transformers' `strftime_now` read NOW (as tool_templates.py does)."""
-    import transformers.utils.chat_template_utils as ctu
-
-    frozen = _datetime.datetime.fromtimestamp(NOW, tz=_datetime.timezone.utc).replace(tzinfo=None)
-
-    class FrozenDatetime(_datetime.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return frozen
-
-    assert ctu.datetime is _datetime.datetime, "transformers no longer imports datetime the expected way"
-    ctu.datetime = FrozenDatetime
 
 
 def write_prompts(encoding) -> None:
