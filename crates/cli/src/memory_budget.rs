@@ -192,6 +192,8 @@ pub(crate) fn plan_model(
         sliding_window_kv: SlidingWindowKv::Full,
         max_num_batched_tokens: request.max_num_batched_tokens as u64,
         headroom: 0.0,
+        // Per model, and the driver is per process (and already loaded when models load).
+        gpu_driver_bytes: 0,
     };
     let plan = plan_memory(&spec, &plan_request, budget_bytes)?;
     let fitting_tokens = usize::try_from(plan.max_kv_tokens).unwrap_or(usize::MAX);

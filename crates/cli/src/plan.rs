@@ -72,6 +72,10 @@ pub(crate) struct PlanArgs {
     /// the model's. It must have the model's vocabulary.
     #[arg(long, value_name = "MODEL")]
     draft: Option<PathBuf>,
+    /// The --device `uma run` and `uma serve` will get: auto opens the GPU to choose, and its
+    /// driver stays in the process (this machine's plan counts it: measured); cpu never opens it.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    device: uma_engine::Device,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -320,19 +324,29 @@ struct GpuReport {
     /// What the GPU may hold (a card's memory, Apple's working set), when known.
     memory_bytes: Option<u64>,
     memory_source: Option<&'static str>,
+    /// Resident memory the driver left in this process once the GPU was opened and closed again
+    /// (what `--device auto` costs a model that then runs on the CPU); 0 where not measurable.
+    driver_bytes: u64,
 }
 
 impl GpuReport {
     /// This machine's GPU, or `None` when there is none (or no driver).
     fn detect() -> Option<GpuReport> {
+        let before = resident_bytes();
         let context = uma_gpu::GpuContext::open().ok()?;
-        let info = context.info();
-        let memory = uma_engine::gpu_memory_limit(info);
+        let info = context.info().clone();
+        drop(context);
+        let driver_bytes = match (before, resident_bytes()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => 0,
+        };
+        let memory = uma_engine::gpu_memory_limit(&info);
         Some(GpuReport {
             name: info.to_string(),
             software: info.is_software,
             memory_bytes: memory.map(|(bytes, _)| bytes),
             memory_source: memory.map(|(_, source)| source),
+            driver_bytes,
         })
     }
 
@@ -356,6 +370,14 @@ impl GpuReport {
             _ => format!("{} · its memory is not known here: --device auto tries it", gpu.name),
         }
     }
+}
+
+/// This process's resident memory (Linux: `VmRSS` of `/proc/self/status`), `None` elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[derive(Serialize, Debug)]
@@ -408,10 +430,19 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let plans_this_machine = machines.iter().any(|(m, _)| m.name == THIS_MACHINE);
+    let opens_gpu = args.device != uma_engine::Device::Cpu;
+    let this_gpu = (plans_this_machine && opens_gpu).then(GpuReport::detect);
+    let gpu_driver_bytes =
+        this_gpu.as_ref().and_then(|gpu| gpu.as_ref()).map_or(0, |g| g.driver_bytes);
     let mut plans = Vec::with_capacity(specs.len() * machines.len());
     for spec in &specs {
         let request = request(args, spec)?;
         for (machine, engine) in &machines {
+            let request = match machine.name == THIS_MACHINE {
+                true => PlanRequest { gpu_driver_bytes, ..request },
+                false => request,
+            };
             let plan = uma_planner::plan_for_machine_with_draft(
                 spec,
                 draft.as_ref(),
@@ -446,10 +477,9 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let plans_this_machine = machines.iter().any(|(m, _)| m.name == THIS_MACHINE);
     let report = PlanReport {
         bandwidth_probe,
-        this_gpu: plans_this_machine.then(GpuReport::detect),
+        this_gpu,
         cost_inputs: cost,
         cloud: cloud
             .map(|(machine, _, usd_per_hour)| CloudReport { machine: machine.name, usd_per_hour }),
@@ -630,6 +660,7 @@ fn request(args: &PlanArgs, spec: &ModelSpec) -> anyhow::Result<PlanRequest> {
         },
         max_num_batched_tokens: args.batch_tokens,
         headroom: DEFAULT_HEADROOM,
+        gpu_driver_bytes: 0,
     })
 }
 
@@ -872,7 +903,15 @@ fn render_plan(entry: &PlanEntry, report: &PlanReport) -> String {
     row(
         "runtime overhead",
         parts.runtime_overhead_bytes,
-        format!("tokenizer ({} entries) and process", format::grouped(model.vocab_size)),
+        match request.gpu_driver_bytes {
+            0 => format!("tokenizer ({} entries) and process", format::grouped(model.vocab_size)),
+            driver => format!(
+                "tokenizer ({} entries), process and the GPU driver ({}, measured: --device \
+                 auto loads it)",
+                format::grouped(model.vocab_size),
+                format::bytes(driver)
+            ),
+        },
     );
     match (&memory.draft, &entry.draft_model) {
         (Some(draft), Some(draft_model)) => {
@@ -1291,6 +1330,7 @@ mod tests {
             software: false,
             memory_bytes: Some(gib << 30),
             memory_source: Some("the card's memory"),
+            driver_bytes: 0,
         };
         let line = GpuReport::describe(Some(&card(24)), &model, &plan);
         assert!(line.contains("25.77 GB (the card's memory) · holds the 4.77 GB"), "{line}");

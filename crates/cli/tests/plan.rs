@@ -72,6 +72,18 @@ fn json_plan_of_qwen_on_this_machine() {
     assert_eq!(number(plan, "/memory/usable_bytes"), budget - (budget / 4.0).ceil());
     assert_eq!(plan["memory"]["verdict"], "fits", "1.4 GB on a machine of 24 GiB");
     assert_eq!(number(plan, "/memory/max_context_length"), 32_768.0);
+    // --device auto (the default) counts the memory the GPU's driver left when the plan opened
+    // it, as `uma run` opens it to choose; --device cpu opens no GPU and counts none.
+    let driver = number(plan, "/memory/request/gpu_driver_bytes");
+    match report["this_gpu"].is_null() {
+        true => assert_eq!(driver, 0.0, "no GPU, no driver"),
+        false => assert_eq!(driver, number(&report, "/this_gpu/driver_bytes")),
+    }
+    let on_cpu = json(&uma(&["plan", &qwen, "--json", "--bandwidth", "35", "--device", "cpu"]));
+    assert!(on_cpu.get("this_gpu").is_none(), "{on_cpu}");
+    let overhead = "/plans/0/memory/breakdown/runtime_overhead_bytes";
+    assert_eq!(number(&on_cpu, "/plans/0/memory/request/gpu_driver_bytes"), 0.0);
+    assert_eq!(number(&on_cpu, overhead) + driver, number(&report, overhead));
     // Decode: 35 GB/s × 0.9 ÷ 980,098,400 bytes per token with an empty context, uma on the
     // CPU, within the range validate-planner.sh measured (0.88 to 1.06 of it).
     assert_eq!(plan["speed"]["engine"]["name"], "uma-cpu");
@@ -508,7 +520,20 @@ fn nodes_split_a_model_over_a_cluster() {
 #[test]
 fn a_draft_model_is_planned_beside_the_model() {
     let (qwen, draft) = (model(TestModel::QwenCoder15b), model(TestModel::QwenCoder05b));
-    let args = ["plan", &qwen, "--seqs", "2", "--kv", "q8_0", "--json", "--bandwidth", "35"];
+    // On the CPU: with --device auto each run measures the GPU driver's memory afresh.
+    let args = [
+        "plan",
+        &qwen,
+        "--seqs",
+        "2",
+        "--kv",
+        "q8_0",
+        "--json",
+        "--bandwidth",
+        "35",
+        "--device",
+        "cpu",
+    ];
     let alone = json(&uma(&args));
     let both = json(&uma(&[&args[..], &["--draft", &draft]].concat()));
     let (alone, plan) = (&alone["plans"][0], &both["plans"][0]);
@@ -539,7 +564,7 @@ fn a_draft_model_is_planned_beside_the_model() {
     // The speeds are plain decoding's: nothing measured says what speculation gains.
     assert_eq!(plan["speed"], alone["speed"]);
 
-    let output = uma(&["plan", &qwen, "--bandwidth", "35", "--draft", &draft]);
+    let output = uma(&["plan", &qwen, "--bandwidth", "35", "--draft", &draft, "--device", "cpu"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report = text(&output.stdout);
     for needle in [

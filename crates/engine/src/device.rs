@@ -146,15 +146,16 @@ impl LoadedModel {
                         return Ok(LoadedModel::Cpu(Model::load(file)?));
                     }
                 };
-                if backend.context().info().is_software {
-                    tracing::info!(
-                        gpu = %backend.context().info(),
-                        "using the CPU: the only GPU is a software one"
-                    );
-                    return Ok(LoadedModel::Cpu(Model::load(file)?));
-                }
-                if let Some(reason) = too_small(&backend) {
+                let cpu_reason = if backend.context().info().is_software {
+                    Some(format!("the only GPU is a software one ({})", backend.context().info()))
+                } else {
+                    too_small(&backend).map(|reason| reason.to_string())
+                };
+                if let Some(reason) = cpu_reason {
                     tracing::info!(%reason, "using the CPU");
+                    // The device's buffers (tens of MB on a software one) go before the weights
+                    // come: the plan counts no GPU in a CPU run's peak memory.
+                    drop(backend);
                     return Ok(LoadedModel::Cpu(Model::load(file)?));
                 }
                 match Model::load_with(backend, file.clone()) {

@@ -33,7 +33,8 @@ pub struct MemoryBreakdown {
     pub kv_cache_bytes: u64,
     /// Activations of one step's batch of tokens and its logits.
     pub compute_scratch_bytes: u64,
-    /// Tokenizer and process ([`RUNTIME_OVERHEAD_BASE_BYTES`], per vocabulary entry).
+    /// Tokenizer and process ([`RUNTIME_OVERHEAD_BASE_BYTES`], per vocabulary entry), and the
+    /// GPU driver ([`PlanRequest::gpu_driver_bytes`]).
     pub runtime_overhead_bytes: u64,
     /// The most held at once while loading, before the KV cache exists: the tokenizer with its
     /// temporaries, the output head repacked and its mapped pages not yet released (or, at the
@@ -50,10 +51,12 @@ impl MemoryBreakdown {
         // each sequence in it asks for one row of logits.
         let step_tokens = request.max_num_batched_tokens.min(context_tokens);
         let logits_rows = request.num_sequences.min(step_tokens);
-        let runtime_overhead_bytes =
-            RUNTIME_OVERHEAD_BASE_BYTES + model.vocab_size * RUNTIME_OVERHEAD_BYTES_PER_VOCAB_ENTRY;
+        let runtime_overhead_bytes = RUNTIME_OVERHEAD_BASE_BYTES
+            + model.vocab_size * RUNTIME_OVERHEAD_BYTES_PER_VOCAB_ENTRY
+            + request.gpu_driver_bytes;
         let head_loading = RUNTIME_OVERHEAD_BASE_BYTES
             + model.vocab_size * LOAD_OVERHEAD_BYTES_PER_VOCAB_ENTRY
+            + request.gpu_driver_bytes
             + model.output_head_resident_bytes
             + model.output_head_file_bytes;
         let last_loading =

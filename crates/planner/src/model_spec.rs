@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use uma_gguf::{GgufFile, ModelParams, TensorInfo};
-use uma_kernels::packed::ROWS;
-use uma_kernels::PackedFormat;
+use uma_kernels::{PackedFormat, PackedMatrix};
 use uma_model::{LayerType, ModelConfig, DEFAULT_BLOCK_SIZE};
 
 use crate::error::{PlannerError, Result};
@@ -20,11 +19,6 @@ const F32_BYTES: u64 = 4;
 /// Bytes per element of activations quantized for the integer kernels: Q8_K's 256 quants, an
 /// f32 scale and 16 i16 sums per 256 elements (Q8_0 activations are smaller).
 const QUANTIZED_ACTIVATION_BYTES: (u64, u64) = (292, 256);
-
-/// The kernels' allocation rule for packed matrices (`crates/kernels/src/packed/buffer.rs`):
-/// from 2 MiB up a matrix is rounded up to whole 2 MiB huge pages, below it to 64 bytes.
-const HUGE_PAGE_BYTES: u64 = 2 << 20;
-const CACHE_LINE_BYTES: u64 = 64;
 
 /// What one page fault on a mapped file makes resident: Linux maps the cached pages around the
 /// faulting one (the kernel's `fault_around_bytes`, 64 KiB by default).
@@ -313,18 +307,23 @@ fn resident_bytes(tensor: &TensorInfo, tie_word_embeddings: bool) -> u64 {
 }
 
 /// Allocated bytes of `tensor` repacked for the kernels, or `None` when its type has no packed
-/// layout: whole groups of [`ROWS`] rows, one group-block per block of a row.
+/// layout (as [`PackedMatrix::allocated_bytes`] counts it). Stacked experts
+/// (`[row_length, num_rows, count]`) are packed together into one buffer.
 fn packed_bytes(tensor: &TensorInfo) -> Option<u64> {
     let format = PackedFormat::of(tensor.ggml_type)?;
-    let [row_length, num_rows] = tensor.shape[..] else { return None };
+    let (row_length, num_rows, count) = match tensor.shape[..] {
+        [row_length, num_rows] => (row_length, num_rows, 1),
+        [row_length, num_rows, count] => (row_length, num_rows, count),
+        _ => return None,
+    };
     let block_elements = format.block_elements() as u64;
     if !row_length.is_multiple_of(block_elements) {
         return None;
     }
-    let groups = num_rows.div_ceil(ROWS as u64);
-    let len = groups * (row_length / block_elements) * format.group_block_bytes() as u64;
-    let align = if len >= HUGE_PAGE_BYTES { HUGE_PAGE_BYTES } else { CACHE_LINE_BYTES };
-    Some(len.max(1).next_multiple_of(align))
+    let (row_length, num_rows) =
+        (usize::try_from(row_length).ok()?, usize::try_from(num_rows).ok()?);
+    let count = usize::try_from(count).ok()?;
+    Some(PackedMatrix::allocated_bytes(format, count, num_rows, row_length) as u64)
 }
 
 /// `(window, number of sliding-window layers)`, as uma's model code lays the layers out; a file

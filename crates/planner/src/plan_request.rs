@@ -65,6 +65,10 @@ pub struct PlanRequest {
     pub max_num_batched_tokens: u64,
     /// Share of the budget kept free, in `[0, 1)` ([`DEFAULT_HEADROOM`]).
     pub headroom: f64,
+    /// Resident memory the GPU driver adds to the process: `--device auto` opens the GPU to
+    /// choose, and its driver stays loaded when the model then runs on the CPU (a software
+    /// Vulkan device: about 50 MB). Measured on this machine by `uma plan`; 0 elsewhere.
+    pub gpu_driver_bytes: u64,
 }
 
 impl Default for PlanRequest {
@@ -76,6 +80,7 @@ impl Default for PlanRequest {
             sliding_window_kv: SlidingWindowKv::Full,
             max_num_batched_tokens: DEFAULT_MAX_NUM_BATCHED_TOKENS,
             headroom: DEFAULT_HEADROOM,
+            gpu_driver_bytes: 0,
         }
     }
 }
@@ -88,6 +93,8 @@ impl PlanRequest {
         PlanRequest {
             kv_cache_type: DRAFT_KV_CACHE_TYPE,
             sliding_window_kv: SlidingWindowKv::Full,
+            // One driver per process: counted with the model.
+            gpu_driver_bytes: 0,
             ..*self
         }
     }

@@ -352,3 +352,50 @@ fn matmul_many_equals_separate_products() {
         [Product { matrix: &matrices[0], out: &mut a }, Product { matrix: &q8, out: &mut b }];
     assert!(matmul_many(&mut mixed, &acts).is_err());
 }
+
+#[test]
+fn stacked_matrices_equal_separately_packed_ones_in_one_buffer() {
+    // Three experts of 13 rows (a partial last group) in MXFP4 and Q4_K.
+    for (format, row_length) in [(PackedFormat::MXFP4, 64), (PackedFormat::Q4_K, 256)] {
+        let (count, rows) = (3, 13);
+        let w = weights(format, count * rows, row_length, 50, true);
+        let stacked =
+            PackedMatrix::pack_stacked(format, &w, count, rows, row_length).expect("pack");
+        assert_eq!(stacked.len(), count);
+        let share = w.len() / count;
+        let x = uniform(2 * row_length, 51);
+        let mut acts = PackedActivations::new();
+        acts.quantize(format.activation_format(), &x, row_length).expect("quantize");
+        for (e, matrix) in stacked.iter().enumerate() {
+            let alone =
+                PackedMatrix::pack(format, &w[e * share..(e + 1) * share], rows, row_length)
+                    .expect("pack");
+            assert_eq!(matrix.data(), alone.data(), "{format:?} expert {e}");
+            assert_eq!(matrix.data().as_ptr() as usize % 64, 0, "cache-line aligned");
+            let (mut a, mut b) = (vec![0.0; 2 * rows], vec![0.0; 2 * rows]);
+            matrix.matmul(&acts, &mut a).expect("matmul");
+            alone.matmul(&acts, &mut b).expect("matmul");
+            assert_bits_equal(&a, &b, "stacked expert");
+        }
+        // One buffer: every matrix shares the first one's storage.
+        assert!(stacked.iter().all(|m| Arc::ptr_eq(&m.storage, &stacked[0].storage)));
+        let held = PackedMatrix::allocated_bytes(format, count, rows, row_length);
+        let size = stacked[0].size_in_bytes();
+        assert!(held >= count * size && held < count * (size + 64) + 64, "{held} for {size}");
+    }
+    let w = weights(PackedFormat::Q8_0, 8, 64, 1, false);
+    assert!(PackedMatrix::pack_stacked(PackedFormat::Q8_0, &w, 0, 8, 64).is_err(), "no matrices");
+    assert!(PackedMatrix::pack_stacked(PackedFormat::Q8_0, &w[1..], 3, 8, 64).is_err(), "shares");
+}
+
+#[test]
+fn experts_of_a_few_megabytes_are_not_rounded_to_huge_pages_each() {
+    // gpt-oss-20b's experts: 2,880 × 2,880 MXFP4, 4.4 MB each; alone each takes 3 huge pages
+    // (6 MiB), 32 together take 141 MB and one partly used huge page.
+    let (format, n) = (PackedFormat::MXFP4, 2880);
+    let one = PackedMatrix::allocated_bytes(format, 1, n, n);
+    assert_eq!(one, 3 * (2 << 20));
+    let all = PackedMatrix::allocated_bytes(format, 32, n, n);
+    let packed = 32 * (n * n / 32 * 17);
+    assert!(all >= packed && all < packed + (2 << 20), "{all} for {packed}");
+}

@@ -495,6 +495,7 @@ fn plan_request(query: &PlanQuery, spec: &ModelSpec) -> Result<PlanRequest, ApiE
             MAX_BATCHED_TOKENS,
         )?,
         headroom: DEFAULT_HEADROOM,
+        gpu_driver_bytes: 0,
     };
     let kv_bytes = u128::from(spec.kv_bytes_per_token(kv_cache_type))
         * u128::from(request.context_length)

@@ -24,6 +24,25 @@ pub struct CpuMatrix {
     packed: Option<Arc<PackedMatrix>>,
 }
 
+/// The packed layout a matrix of `num_rows` rows held in `data` (from `view`) is repacked to for
+/// products, or `None` where it takes the row path; an error where no product reads its type.
+fn products_format(
+    view: &TensorView<'_>,
+    data: &[u8],
+    num_rows: usize,
+) -> Result<Option<PackedFormat>> {
+    let (ty, row_length) = (view.ggml_type(), view.info().row_length() as usize);
+    WeightMatrix::new(ty, data, num_rows, row_length).map_err(|_| {
+        ModelError::UnsupportedTensorType {
+            name: view.name().to_owned(),
+            ty,
+            reason: "no matrix product for this type",
+        }
+    })?;
+    // Float rows pack in whole groups of 8 elements; other lengths take the row path.
+    Ok(PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements())))
+}
+
 impl CpuMatrix {
     /// The matrix `view` of `file`, for `usage`: for products, a type with a dot product,
     /// repacked when the type has an interleaved layout; for row lookups, a type whose rows
@@ -58,12 +77,30 @@ impl CpuMatrix {
             });
         }
         let (rows, share) = (total_rows / count, bytes / count);
+        let row_length = view.info().row_length() as usize;
+        let format = products_format(view, &view.data()[..share], rows)?;
+        // Packed together: a buffer per expert would round each up to whole huge pages.
+        let mut packed = match format {
+            Some(format) => {
+                PackedMatrix::pack_stacked(format, view.data(), count, rows, row_length)?
+                    .into_iter()
+                    .map(|matrix| Some(Arc::new(matrix)))
+                    .collect()
+            }
+            None => vec![None; count],
+        };
         let experts = (0..count)
-            .map(|e| {
-                CpuMatrix::part(file, view, e * share..(e + 1) * share, rows, MatrixUse::Products)
+            .map(|e| CpuMatrix {
+                file: file.clone(),
+                name: view.name().to_owned(),
+                ty: view.ggml_type(),
+                num_rows: rows,
+                row_length,
+                bytes: e * share..(e + 1) * share,
+                packed: packed[e].take(),
             })
-            .collect::<Result<Vec<_>>>()?;
-        if experts.iter().all(|expert| expert.packed.is_some()) {
+            .collect::<Vec<_>>();
+        if format.is_some() {
             file.release_tensor_pages(view.name())?;
         }
         Ok(experts)
@@ -87,19 +124,12 @@ impl CpuMatrix {
                 return Err(unsupported("embedding rows cannot be dequantized"));
             }
             MatrixUse::RowLookup => None,
-            MatrixUse::Products => {
-                WeightMatrix::new(ty, data, num_rows, row_length)
-                    .map_err(|_| unsupported("no matrix product for this type"))?;
-                // Float rows pack in whole groups of 8 elements; other lengths take the row path.
-                let format =
-                    PackedFormat::of(ty).filter(|f| row_length.is_multiple_of(f.block_elements()));
-                match format {
-                    Some(format) => {
-                        Some(Arc::new(PackedMatrix::pack(format, data, num_rows, row_length)?))
-                    }
-                    None => None,
+            MatrixUse::Products => match products_format(view, data, num_rows)? {
+                Some(format) => {
+                    Some(Arc::new(PackedMatrix::pack(format, data, num_rows, row_length)?))
                 }
-            }
+                None => None,
+            },
         };
         Ok(CpuMatrix {
             file: file.clone(),
