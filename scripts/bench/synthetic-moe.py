@@ -3,7 +3,7 @@
 Qwen tokenizer copied from a real Qwen file. Decode and prefill speed depend on shapes and
 types, never on values; the output is meaningless.
 
-  synthetic-moe.py QWEN_TOKENIZER.gguf OUT.gguf [--arch qwen3moe|gpt-oss] [--layers N]
+  synthetic-moe.py QWEN_TOKENIZER.gguf OUT.gguf [--arch qwen3moe|gpt-oss|deepseek2] [--layers N]
                    [--hidden N] [--experts N] [--used N] [--expert-width N] [--heads N]
                    [--kv-heads N] [--head-dim N]
 
@@ -19,13 +19,23 @@ even layers windowed to 128 positions, YaRN rope (factor 32 over 4096). Default:
 hidden 2880, 64 heads / 8 KV of 64, 32 experts of 2880 (4 per token): about 2.7 GB, of which
 the Q8_0 output head (Qwen's 151,936 tokens, not gpt-oss's 201,088) is 465 MB.
 
+--arch deepseek2: DeepSeek-V2-Lite's shapes (hidden 2048, 16 heads, latent 512 + rope 64,
+nope/value heads of 128, 64 experts of 1408 with 6 per token, 2 shared experts, the first layer
+dense of 10944) with DeepSeek-V3's parts on top: a compressed query (q_lora_rank 768), sigmoid
+routing with `exp_probs_b`, 8 groups of which 4 are used, renormalised weights scaled by 2.5,
+YaRN (40x over 4096 with V3's log multiplier), in the form newer converters write (split
+`attn_k_b`/`attn_v_b`, one cached latent head). Types as `llama-quantize Q4_K_M` gives them:
+Q4_K matrices, Q6_K shared-expert down projections and output head, Q8_0 where rows are not
+whole 256-blocks (`attn_k_b`: 128, expert `ffn_down_exps`: 1,408, dense `ffn_down`: 10,944).
+Default: 8 layers: 3.44 GB, 707 MB read per decoded token.
+
 Needs numpy and gguf (llama.cpp's gguf-py, on PyPI).
 """
 import argparse
 
 import numpy as np
 from gguf import GGMLQuantizationType as Q
-from gguf import GGUFReader, GGUFValueType, GGUFWriter, RopeScalingType
+from gguf import ExpertGatingFuncType, GGUFReader, GGUFValueType, GGUFWriter, RopeScalingType
 
 # type -> (block bytes, block values, byte offsets of the block's f16 scales)
 BLOCK = {Q.F32: (4, 1, None), Q.Q4_K: (144, 256, [0, 2]), Q.Q6_K: (210, 256, [208]),
@@ -35,7 +45,14 @@ DEFAULTS = {
                      kv_heads=4, head_dim=128),
     "gpt-oss": dict(layers=4, hidden=2880, experts=32, used=4, expert_width=2880, heads=64,
                     kv_heads=8, head_dim=64),
+    # kv_heads and head_dim are not used: one latent head of kv_lora + rope.
+    "deepseek2": dict(layers=8, hidden=2048, experts=64, used=6, expert_width=1408, heads=16,
+                      kv_heads=1, head_dim=192),
 }
+# DeepSeek's attention: latent, rope, per-head nope and value widths, query latent; shared
+# experts and the leading dense layer's width.
+MLA = dict(kv_lora=512, rope=64, nope=128, value=128, q_lora=768)
+DEEPSEEK_SHARED, DEEPSEEK_DENSE_WIDTH = 2, 10944
 
 
 def random_tensor(rng, ty, shape, low=0.9, high=1.1):
@@ -122,6 +139,71 @@ def gpt_oss_tensors(a, add, vocab):
     add("output.weight", Q.Q8_0, [h, vocab])
 
 
+def deepseek2_tensors(a, add, vocab):
+    h, e, f, heads = a.hidden, a.experts, a.expert_width, a.heads
+    m = MLA
+
+    def small(name, shape):  # routers and selection biases: around zero
+        add(name, Q.F32, shape, -0.05, 0.05)
+
+    add("token_embd.weight", Q.Q4_K, [h, vocab])
+    for i in range(a.layers):
+        b = f"blk.{i}."
+        add(b + "attn_norm.weight", Q.F32, [h])
+        add(b + "attn_q_a.weight", Q.Q4_K, [h, m["q_lora"]])
+        add(b + "attn_q_a_norm.weight", Q.F32, [m["q_lora"]])
+        add(b + "attn_q_b.weight", Q.Q4_K, [m["q_lora"], heads * (m["nope"] + m["rope"])])
+        add(b + "attn_kv_a_mqa.weight", Q.Q4_K, [h, m["kv_lora"] + m["rope"]])
+        add(b + "attn_kv_a_norm.weight", Q.F32, [m["kv_lora"]])
+        add(b + "attn_k_b.weight", Q.Q8_0, [m["nope"], m["kv_lora"], heads])
+        add(b + "attn_v_b.weight", Q.Q4_K, [m["kv_lora"], m["value"], heads])
+        add(b + "attn_output.weight", Q.Q4_K, [heads * m["value"], h])
+        add(b + "ffn_norm.weight", Q.F32, [h])
+        if i == 0:
+            add(b + "ffn_gate.weight", Q.Q4_K, [h, DEEPSEEK_DENSE_WIDTH])
+            add(b + "ffn_up.weight", Q.Q4_K, [h, DEEPSEEK_DENSE_WIDTH])
+            # Rows of 10,944 are not whole 256-blocks: llama-quantize falls back to Q8_0.
+            add(b + "ffn_down.weight", Q.Q8_0, [DEEPSEEK_DENSE_WIDTH, h])
+            continue
+        small(b + "ffn_gate_inp.weight", [h, e])
+        small(b + "exp_probs_b.bias", [e])
+        add(b + "ffn_gate_exps.weight", Q.Q4_K, [h, f, e])
+        add(b + "ffn_up_exps.weight", Q.Q4_K, [h, f, e])
+        # Rows of 1,408: Q6_K falls back to Q8_0 as in llama-quantize.
+        add(b + "ffn_down_exps.weight", Q.Q8_0 if f % 256 else Q.Q6_K, [f, h, e])
+        shared = DEEPSEEK_SHARED * f
+        add(b + "ffn_gate_shexp.weight", Q.Q4_K, [h, shared])
+        add(b + "ffn_up_shexp.weight", Q.Q4_K, [h, shared])
+        add(b + "ffn_down_shexp.weight", Q.Q6_K, [shared, h])
+    add("output_norm.weight", Q.F32, [h])
+    add("output.weight", Q.Q6_K, [h, vocab])
+
+
+def deepseek2_metadata(w, a):
+    m = MLA
+    w.add_context_length(163840)
+    w.add_feed_forward_length(DEEPSEEK_DENSE_WIDTH)
+    w.add_head_count_kv(1)
+    w.add_key_length(m["kv_lora"] + m["rope"])
+    w.add_value_length(m["kv_lora"])
+    w.add_key_length_mla(m["nope"] + m["rope"])
+    w.add_value_length_mla(m["value"])
+    w.add_rope_dimension_count(m["rope"])
+    w.add_q_lora_rank(m["q_lora"])
+    w.add_kv_lora_rank(m["kv_lora"])
+    w.add_expert_shared_count(DEEPSEEK_SHARED)
+    w.add_leading_dense_block_count(1)
+    w.add_expert_group_count(8)
+    w.add_expert_group_used_count(4)
+    w.add_expert_weights_scale(2.5)
+    w.add_expert_weights_norm(True)
+    w.add_expert_gating_func(ExpertGatingFuncType.SIGMOID)
+    w.add_rope_scaling_type(RopeScalingType.YARN)
+    w.add_rope_scaling_factor(40.0)
+    w.add_rope_scaling_orig_ctx_len(4096)
+    w.add_rope_scaling_yarn_log_mul(0.1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("tokenizer")
@@ -135,21 +217,25 @@ def main():
             setattr(a, name, default)
     rng = np.random.default_rng(0)
     w = GGUFWriter(a.out, a.arch)
-    gpt_oss = a.arch == "gpt-oss"
+    gpt_oss, deepseek = a.arch == "gpt-oss", a.arch == "deepseek2"
     w.add_name(f"uma synthetic {a.arch} {a.layers}x{a.experts}x{a.expert_width}")
     w.add_block_count(a.layers)
-    w.add_context_length(131072 if gpt_oss else 40960)
     w.add_embedding_length(a.hidden)
-    w.add_feed_forward_length(a.expert_width if gpt_oss else 6144)
     w.add_expert_feed_forward_length(a.expert_width)
     w.add_head_count(a.heads)
-    w.add_head_count_kv(a.kv_heads)
-    w.add_key_length(a.head_dim)
-    w.add_value_length(a.head_dim)
-    w.add_rope_freq_base(150_000.0 if gpt_oss else 1_000_000.0)
     w.add_layer_norm_rms_eps(1e-5 if gpt_oss else 1e-6)
     w.add_expert_count(a.experts)
     w.add_expert_used_count(a.used)
+    if deepseek:
+        deepseek2_metadata(w, a)
+        w.add_rope_freq_base(10_000.0)
+    else:
+        w.add_context_length(131072 if gpt_oss else 40960)
+        w.add_feed_forward_length(a.expert_width if gpt_oss else 6144)
+        w.add_head_count_kv(a.kv_heads)
+        w.add_key_length(a.head_dim)
+        w.add_value_length(a.head_dim)
+        w.add_rope_freq_base(150_000.0 if gpt_oss else 1_000_000.0)
     if gpt_oss:  # gpt-oss-20b's windows and rope scaling
         w.add_rope_dimension_count(a.head_dim)
         w.add_sliding_window(128)
@@ -167,7 +253,8 @@ def main():
         if name != "token_embd.weight":  # decode reads one row of it
             sizes["per_token"] += data.nbytes * (a.used / a.experts if "_exps." in name else 1)
 
-    (gpt_oss_tensors if gpt_oss else qwen3moe_tensors)(a, add, vocab)
+    tensors = {"gpt-oss": gpt_oss_tensors, "deepseek2": deepseek2_tensors}
+    tensors.get(a.arch, qwen3moe_tensors)(a, add, vocab)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

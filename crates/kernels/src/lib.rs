@@ -59,6 +59,7 @@ pub use formats::q8_k::BlockQ8_K;
 pub use formats::{Block, Quantize, VecDot, QK, QK_K};
 pub use matmul::{matmul, matmul_f32, QuantizedActivations, WeightMatrix};
 pub use packed::{
-    matmul_many, ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix, Product,
+    matmul_each, matmul_many, ActivationFormat, Isa, PackedActivations, PackedFormat, PackedMatrix,
+    Product, ProductOf,
 };
 pub use thread_pool::{physical_cores, ThreadPool};

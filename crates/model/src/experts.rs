@@ -5,7 +5,7 @@
 
 use uma_gguf::tensor_names::LayerTensor;
 
-use crate::backend::{Backend, Rows};
+use crate::backend::{Backend, GatedProducts, Rows};
 use crate::blocks::{SublayerInput, SublayerOutput};
 use crate::config::{ExpertConfig, ExpertGating, ExpertGroups, HiddenActivation};
 use crate::error::{ModelError, Result};
@@ -140,22 +140,16 @@ impl<B: Backend> MoeFeedForward<B> {
         let logits = B::host(ops, &logits)?.into_owned();
         let mut out = B::activations(ops, n, h);
         let bias = self.selection_bias.as_deref();
-        for (expert, route) in routes(&logits, &self.experts, bias).iter().enumerate() {
-            if route.rows.is_empty() {
-                continue;
-            }
-            let tokens = B::gather_rows(ops, &s.normed, h, &route.rows)?;
-            let (gate, up, down) = (&self.gate[expert], &self.up[expert], &self.down[expert]);
-            let network = (gate, up, down, ffn, self.activation);
-            let m = route.rows.len();
-            let y = match &self.biases {
-                None => gated_network::<B>(ops, network, &tokens, m, h)?,
-                Some(b) => {
-                    let biases = (&b.gate[expert], &b.up[expert], &b.down[expert]);
-                    biased_gated_network::<B>(ops, network, biases, &tokens, m, h)?
-                }
-            };
-            B::add_rows_scaled(ops, &mut out, h, &route.rows, &route.weights, &y)?;
+        let routes = routes(&logits, &self.experts, bias);
+        let chosen: Vec<(usize, &Route)> =
+            routes.iter().enumerate().filter(|(_, route)| !route.rows.is_empty()).collect();
+        let inputs = chosen
+            .iter()
+            .map(|(_, route)| B::gather_rows(ops, &s.normed, h, &route.rows))
+            .collect::<Result<Vec<_>>>()?;
+        let ys = self.expert_networks(ops, &chosen, &inputs, h, ffn)?;
+        for ((_, route), y) in chosen.iter().zip(&ys) {
+            B::add_rows_scaled(ops, &mut out, h, &route.rows, &route.weights, y)?;
         }
         if let Some(shared) = &self.shared {
             let network = (&shared.gate, &shared.up, &shared.down, shared.width, self.activation);
@@ -180,6 +174,66 @@ impl<B: Backend> MoeFeedForward<B> {
     }
 }
 
+impl<B: Backend> MoeFeedForward<B> {
+    /// The networks of the `chosen` experts (index, route), each on its `inputs` rows, with
+    /// every product of a kind in one call for all of them (llama.cpp's `mul_mat_id`): one
+    /// parallel region for the gate and up products of all experts, one for the down products.
+    fn expert_networks(
+        &self,
+        ops: &mut B::Pass<'_>,
+        chosen: &[(usize, &Route)],
+        inputs: &[B::Activations],
+        hidden: usize,
+        width: usize,
+    ) -> Result<Vec<B::Activations>> {
+        let rows = |i: usize| chosen[i].1.rows.len();
+        let mut gs: Vec<_> =
+            (0..chosen.len()).map(|i| B::activations(ops, rows(i), width)).collect();
+        let mut us: Vec<_> =
+            (0..chosen.len()).map(|i| B::activations(ops, rows(i), width)).collect();
+        let experts = chosen.iter().map(|&(e, _)| e);
+        match &self.biases {
+            None => {
+                let mut items: Vec<GatedProducts<'_, B>> = experts
+                    .zip(inputs)
+                    .zip(gs.iter_mut().zip(us.iter_mut()))
+                    .map(|((e, x), (g, u))| (&self.gate[e], &self.up[e], x, g, u))
+                    .collect();
+                B::gated_matmul_each(ops, &mut items, self.activation)?;
+            }
+            Some(b) => {
+                let mut products = Vec::with_capacity(2 * chosen.len());
+                for ((e, x), (g, u)) in
+                    experts.clone().zip(inputs).zip(gs.iter_mut().zip(us.iter_mut()))
+                {
+                    products.push((&self.gate[e], x, g));
+                    products.push((&self.up[e], x, u));
+                }
+                B::matmul_each(ops, &mut products)?;
+                for (e, (g, u)) in experts.zip(gs.iter_mut().zip(us.iter_mut())) {
+                    B::add_biases(ops, &mut [(&mut *g, &b.gate[e]), (&mut *u, &b.up[e])]);
+                    B::gated_activation(ops, g, u, self.activation);
+                }
+            }
+        }
+        let mut ys: Vec<_> =
+            (0..chosen.len()).map(|i| B::activations(ops, rows(i), hidden)).collect();
+        let mut downs: Vec<_> = chosen
+            .iter()
+            .zip(&gs)
+            .zip(ys.iter_mut())
+            .map(|((&(e, _), g), y)| (&self.down[e], g, y))
+            .collect();
+        B::matmul_each(ops, &mut downs)?;
+        if let Some(b) = &self.biases {
+            for (&(e, _), y) in chosen.iter().zip(ys.iter_mut()) {
+                B::add_bias(ops, y, &b.down[e]);
+            }
+        }
+        Ok(ys)
+    }
+}
+
 /// A gated network's matrices, width and activation: `(gate, up, down, width, activation)`.
 type Network<'a, B> = (
     &'a <B as Backend>::Matrix,
@@ -201,25 +255,6 @@ fn gated_network<B: Backend>(
     B::gated_matmul(ops, gate, up, x, activation, &mut g, &mut u)?;
     let mut y = B::activations(ops, m, hidden);
     B::matmul(ops, down, &g, &mut y)?;
-    Ok(y)
-}
-
-/// [`gated_network`] with a bias on each product: `down(act(gate·x + bg) · (up·x + bu)) + bd`.
-fn biased_gated_network<B: Backend>(
-    ops: &mut B::Pass<'_>,
-    (gate, up, down, width, activation): Network<'_, B>,
-    (gate_bias, up_bias, down_bias): (&B::Vector, &B::Vector, &B::Vector),
-    x: &B::Activations,
-    m: usize,
-    hidden: usize,
-) -> Result<B::Activations> {
-    let (mut g, mut u) = (B::activations(ops, m, width), B::activations(ops, m, width));
-    B::matmul_many(ops, &mut [(gate, &mut g), (up, &mut u)], x)?;
-    B::add_biases(ops, &mut [(&mut g, gate_bias), (&mut u, up_bias)]);
-    B::gated_activation(ops, &mut g, &u, activation);
-    let mut y = B::activations(ops, m, hidden);
-    B::matmul(ops, down, &g, &mut y)?;
-    B::add_bias(ops, &mut y, down_bias);
     Ok(y)
 }
 

@@ -332,52 +332,86 @@ pub fn matmul_many_with(
     products: &mut [Product<'_>],
     x: &PackedActivations,
 ) -> Result<()> {
+    let jobs = products.iter_mut().map(|p| (p.matrix, x, &mut *p.out));
+    run_products(isa, jobs)
+}
+
+/// One product of [`matmul_each`]: `out = x · matrixᵀ` with activations of its own.
+#[derive(Debug)]
+pub struct ProductOf<'a> {
+    pub matrix: &'a PackedMatrix,
+    pub x: &'a PackedActivations,
+    pub out: &'a mut [f32],
+}
+
+/// Several products, each of its own activations, in one parallel region (llama.cpp's
+/// `mul_mat_id`: the experts a step selected, each on its tokens; DeepSeek's per-head latent
+/// projections). Each result is bit-identical to the product computed alone.
+pub fn matmul_each(products: &mut [ProductOf<'_>]) -> Result<()> {
+    matmul_each_with(Isa::detected(), products)
+}
+
+/// [`matmul_each`] with a chosen kernel path.
+pub fn matmul_each_with(isa: Isa, products: &mut [ProductOf<'_>]) -> Result<()> {
+    let jobs = products.iter_mut().map(|p| (p.matrix, p.x, &mut *p.out));
+    run_products(isa, jobs)
+}
+
+/// The products `(matrix, x, out)` in one parallel region over all their row groups.
+fn run_products<'a>(
+    isa: Isa,
+    products: impl Iterator<Item = (&'a PackedMatrix, &'a PackedActivations, &'a mut [f32])>,
+) -> Result<()> {
     let group_dot = kernel(isa)?;
-    for product in products.iter() {
-        product.matrix.check(x, product.out.len())?;
-    }
-    let num_tokens = x.num_tokens();
-    if num_tokens == 0 {
-        return Ok(());
-    }
     // Every matrix's row groups, one after another, in one index space.
     struct Job<'a> {
         matrix: &'a PackedMatrix,
+        x: &'a PackedActivations,
         first_group: usize,
         num_groups: usize,
         out: SharedSlice<'a, f32>,
     }
-    let mut jobs = Vec::with_capacity(products.len());
-    let mut total_groups = 0;
-    for product in products.iter_mut() {
-        let num_groups = product.matrix.num_rows.div_ceil(ROWS);
+    let mut jobs = Vec::with_capacity(products.size_hint().0);
+    let (mut total_groups, mut max_tokens) = (0, 0);
+    for (matrix, x, out) in products {
+        matrix.check(x, out.len())?;
+        if x.num_tokens() == 0 {
+            continue;
+        }
+        let num_groups = matrix.num_rows.div_ceil(ROWS);
+        max_tokens = max_tokens.max(x.num_tokens());
         jobs.push(Job {
-            matrix: product.matrix,
+            matrix,
+            x,
             first_group: total_groups,
             num_groups,
-            out: SharedSlice::new(product.out),
+            out: SharedSlice::new(out),
         });
         total_groups += num_groups;
+    }
+    if total_groups == 0 {
+        return Ok(());
     }
     // Several tasks per thread so that uneven progress balances; contiguous groups per task so
     // that each thread streams its part of the weights. Decode streams weights from memory and
     // each task restarts the prefetchers, so it takes fewer, longer tasks (measured: Qwen 1.5B
     // decode ~28 tok/s with 4 per thread, ~30 with 2).
-    let tasks_per_thread = if num_tokens <= 4 { 2 } else { 4 };
+    let tasks_per_thread = if max_tokens <= 4 { 2 } else { 4 };
     let groups_per_task = total_groups.div_ceil(parallel::num_threads() * tasks_per_thread).max(1);
     let num_tasks = total_groups.div_ceil(groups_per_task);
     for_each_task(num_tasks, &|task| {
         let start = task * groups_per_task;
         let end = (start + groups_per_task).min(total_groups);
         let mut tile = [[0.0f32; ROWS]; TOKEN_BLOCK];
-        for first_token in (0..num_tokens).step_by(TOKEN_BLOCK) {
-            let tokens = TOKEN_BLOCK.min(num_tokens - first_token);
+        for first_token in (0..max_tokens).step_by(TOKEN_BLOCK) {
             for job in &jobs {
                 let job_end = job.first_group + job.num_groups;
                 let (from, to) = (start.max(job.first_group), end.min(job_end));
-                if from >= to {
+                let num_tokens = job.x.num_tokens();
+                if from >= to || first_token >= num_tokens {
                     continue;
                 }
+                let tokens = TOKEN_BLOCK.min(num_tokens - first_token);
                 let matrix = job.matrix;
                 let num_rows = matrix.num_rows;
                 let data = matrix.data();
@@ -386,7 +420,9 @@ pub fn matmul_many_with(
                     let group = &data[g * group_bytes..(g + 1) * group_bytes];
                     // SAFETY: `kernel` returned a path this CPU supports; the shapes of
                     // `group`, `x` and the tile were checked above.
-                    unsafe { group_dot(matrix.format, group, x, first_token, &mut tile[..tokens]) };
+                    unsafe {
+                        group_dot(matrix.format, group, job.x, first_token, &mut tile[..tokens])
+                    };
                     let rows = ROWS.min(num_rows - g * ROWS);
                     for (t, values) in tile[..tokens].iter().enumerate() {
                         let at = (first_token + t) * num_rows + g * ROWS;

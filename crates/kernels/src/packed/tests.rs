@@ -399,3 +399,56 @@ fn experts_of_a_few_megabytes_are_not_rounded_to_huge_pages_each() {
     let packed = 32 * (n * n / 32 * 17);
     assert!(all >= packed && all < packed + (2 << 20), "{all} for {packed}");
 }
+
+#[test]
+fn matmul_each_equals_separate_products() {
+    // Experts of different formats and row counts, each on its own number of tokens (0 included:
+    // an expert no token chose), across a token block boundary.
+    let row_length = 256;
+    let shapes = [
+        (PackedFormat::Q4_K, 21, 1),
+        (PackedFormat::Q8_0, 8, 70),
+        (PackedFormat::Q6_K, 3, 0),
+        (PackedFormat::MXFP4, 16, 5),
+    ];
+    let matrices: Vec<PackedMatrix> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(format, rows, _))| {
+            let w = weights(format, rows, row_length, 60 + i as u64, true);
+            PackedMatrix::pack(format, &w, rows, row_length).expect("pack")
+        })
+        .collect();
+    let inputs: Vec<PackedActivations> = shapes
+        .iter()
+        .zip(&matrices)
+        .enumerate()
+        .map(|(i, (&(_, _, tokens), matrix))| {
+            let mut acts = PackedActivations::new();
+            let x = uniform(tokens * row_length, 70 + i as u64);
+            let format = matrix.format().activation_format();
+            acts.quantize(format, &x, row_length).expect("quantize");
+            acts
+        })
+        .collect();
+    let mut outs: Vec<Vec<f32>> =
+        shapes.iter().map(|&(_, rows, tokens)| vec![f32::NAN; rows * tokens]).collect();
+    let mut products: Vec<ProductOf<'_>> = matrices
+        .iter()
+        .zip(&inputs)
+        .zip(outs.iter_mut())
+        .map(|((matrix, x), out)| ProductOf { matrix, x, out: out.as_mut_slice() })
+        .collect();
+    for isa in Isa::available() {
+        matmul_each_with(isa, &mut products).expect("matmul_each");
+        for product in &products {
+            let mut alone = vec![0.0; product.out.len()];
+            product.matrix.matmul_with(isa, product.x, &mut alone).expect("matmul");
+            assert_bits_equal(product.out, &alone, isa.name());
+        }
+    }
+    // A product whose output does not fit its shape is refused.
+    let mut short = vec![0.0; 3];
+    let bad = ProductOf { matrix: &matrices[0], x: &inputs[0], out: &mut short };
+    assert!(matmul_each(&mut [bad]).is_err());
+}

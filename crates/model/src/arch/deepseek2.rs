@@ -329,14 +329,16 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
         let mut q_pe = B::from_host(ops, q_pe, n, heads * rope);
         B::norm_heads_and_rope(ops, &mut q_pe, None, eps, &rope_params);
 
-        // Each head's query without rope, absorbed into the latent space by its k_b.
-        let mut absorbed = Vec::with_capacity(heads);
-        for (head, k_b) in self.k_b.iter().enumerate() {
-            let q_nope = B::from_host(ops, columns(&q, heads * qk, head * qk, nope), n, nope);
-            let mut q_latent = B::activations(ops, n, r);
-            B::matmul(ops, k_b, &q_nope, &mut q_latent)?;
-            absorbed.push(B::host(ops, &q_latent)?.into_owned());
-        }
+        // Each head's query without rope, absorbed into the latent space by its k_b (all heads'
+        // products in one call).
+        let q_nopes: Vec<B::Activations> = (0..heads)
+            .map(|head| B::from_host(ops, columns(&q, heads * qk, head * qk, nope), n, nope))
+            .collect();
+        let q_latents = per_head_products::<B>(ops, &self.k_b, &q_nopes, n, r)?;
+        let absorbed = q_latents
+            .iter()
+            .map(|q_latent| Ok(B::host(ops, q_latent)?.into_owned()))
+            .collect::<Result<Vec<_>>>()?;
 
         // One KV head of `latent` values: keys c ‖ k_pe, values c ‖ 0.
         let (c_kv, k_pe, q_pe) =
@@ -367,14 +369,16 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
         let mut mixed = B::activations(ops, n, heads * latent);
         B::attention(ops, kv, layer, &params, None, &queries, &keys, &values, &mut mixed);
 
-        // Each head's mix of latents out through its v_b, the heads side by side.
+        // Each head's mix of latents out through its v_b (all heads in one call), the heads side
+        // by side.
         let mixed = B::host(ops, &mixed)?.into_owned();
+        let mixes: Vec<B::Activations> = (0..heads)
+            .map(|head| B::from_host(ops, columns(&mixed, heads * latent, head * latent, r), n, r))
+            .collect();
+        let outs = per_head_products::<B>(ops, &self.v_b, &mixes, n, v_dim)?;
         let mut heads_out = vec![0.0f32; n * heads * v_dim];
-        for (head, v_b) in self.v_b.iter().enumerate() {
-            let mix = B::from_host(ops, columns(&mixed, heads * latent, head * latent, r), n, r);
-            let mut out = B::activations(ops, n, v_dim);
-            B::matmul(ops, v_b, &mix, &mut out)?;
-            let out = B::host(ops, &out)?;
+        for (head, out) in outs.iter().enumerate() {
+            let out = B::host(ops, out)?;
             for t in 0..n {
                 heads_out[(t * heads + head) * v_dim..][..v_dim]
                     .copy_from_slice(&out[t * v_dim..(t + 1) * v_dim]);
@@ -383,4 +387,20 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
         let heads_out = B::from_host(ops, heads_out, n, heads * v_dim);
         output.project::<B>(ops, (&self.output, None), &heads_out, &mut s.out, x)
     }
+}
+
+/// `inputs[h] · matrices[h]ᵀ` for every head `h` (`n` rows each, `width` outputs), in one call.
+fn per_head_products<B: Backend>(
+    ops: &mut B::Pass<'_>,
+    matrices: &[B::Matrix],
+    inputs: &[B::Activations],
+    n: usize,
+    width: usize,
+) -> Result<Vec<B::Activations>> {
+    let mut outs: Vec<B::Activations> =
+        inputs.iter().map(|_| B::activations(ops, n, width)).collect();
+    let mut products: Vec<_> =
+        matrices.iter().zip(inputs).zip(outs.iter_mut()).map(|((m, x), out)| (m, x, out)).collect();
+    B::matmul_each(ops, &mut products)?;
+    Ok(outs)
 }

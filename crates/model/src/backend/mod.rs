@@ -199,6 +199,15 @@ pub trait PagedKvCache {
     ) -> Result<()>;
 }
 
+/// One item of [`Backend::gated_matmul_each`]: `(gate, up, x, gate_out, up_out)`.
+pub type GatedProducts<'a, B> = (
+    &'a <B as Backend>::Matrix,
+    &'a <B as Backend>::Matrix,
+    &'a <B as Backend>::Activations,
+    &'a mut <B as Backend>::Activations,
+    &'a mut <B as Backend>::Activations,
+);
+
 /// Storage and operations of one kind of device. Activations are `[num_rows, width]`, row-major:
 /// one row per token of the step (the head's are one per output token).
 pub trait Backend: Send + Sync + Sized + 'static {
@@ -317,6 +326,19 @@ pub trait Backend: Send + Sync + Sized + 'static {
         x: &Self::Activations,
     ) -> Result<()>;
 
+    /// Several products, each of its own input: `out = x · weightᵀ` per `(weight, x, out)` (the
+    /// experts a step selected, each on its tokens; per-head projections). A backend may run
+    /// them together; each result equals [`Backend::matmul`]'s.
+    fn matmul_each(
+        pass: &mut Self::Pass<'_>,
+        products: &mut [(&Self::Matrix, &Self::Activations, &mut Self::Activations)],
+    ) -> Result<()> {
+        for (weight, x, out) in products.iter_mut() {
+            Self::matmul(pass, weight, x, out)?;
+        }
+        Ok(())
+    }
+
     /// [`Backend::matmul_many`] of `rms_norm(x) · norm`, plus one bias per product when
     /// `biases` are given: `normed` takes the norm, then the products read it; a backend may
     /// fold the norm and the biases into the products instead (and leave `normed` as it was).
@@ -385,6 +407,19 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> Result<()> {
         Self::matmul_many(pass, &mut [(gate, &mut *gate_out), (up, &mut *up_out)], x)?;
         Self::gated_activation(pass, gate_out, up_out, activation);
+        Ok(())
+    }
+
+    /// [`Backend::gated_matmul`] of several `(gate, up, x, gate_out, up_out)`, each of its own
+    /// input (the experts a step selected). A backend may run their products together.
+    fn gated_matmul_each(
+        pass: &mut Self::Pass<'_>,
+        items: &mut [GatedProducts<'_, Self>],
+        activation: HiddenActivation,
+    ) -> Result<()> {
+        for (gate, up, x, gate_out, up_out) in items.iter_mut() {
+            Self::gated_matmul(pass, gate, up, x, activation, gate_out, up_out)?;
+        }
         Ok(())
     }
 

@@ -18,8 +18,8 @@ use uma_gguf::{GgufFile, TensorView};
 use uma_kernels::ThreadPool;
 
 use crate::backend::{
-    add_host_rows_scaled, gather_host_rows, AttentionParams, Backend, BatchLayout, MatrixUse,
-    RopeParams, Rows,
+    add_host_rows_scaled, gather_host_rows, AttentionParams, Backend, BatchLayout, GatedProducts,
+    MatrixUse, RopeParams, Rows,
 };
 use crate::config::{HiddenActivation, ModelConfig};
 use crate::error::Result;
@@ -147,6 +147,31 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         pass.projector.reset();
         pass.projector.matmul_many(products, x)
+    }
+
+    fn matmul_each(
+        pass: &mut CpuPass<'_>,
+        products: &mut [(&CpuMatrix, &Vec<f32>, &mut Vec<f32>)],
+    ) -> Result<()> {
+        pass.projector.reset();
+        pass.projector.matmul_each(products)
+    }
+
+    fn gated_matmul_each(
+        pass: &mut CpuPass<'_>,
+        items: &mut [GatedProducts<'_, Self>],
+        activation: HiddenActivation,
+    ) -> Result<()> {
+        let mut products = Vec::with_capacity(2 * items.len());
+        for (gate, up, x, gate_out, up_out) in items.iter_mut() {
+            products.push((*gate, *x, &mut **gate_out));
+            products.push((*up, *x, &mut **up_out));
+        }
+        Self::matmul_each(pass, &mut products)?;
+        for (_, _, _, gate_out, up_out) in items.iter_mut() {
+            Self::gated_activation(pass, gate_out, up_out, activation);
+        }
+        Ok(())
     }
 
     fn add_bias(_: &mut CpuPass<'_>, x: &mut Vec<f32>, bias: &Vec<f32>) {

@@ -3,7 +3,8 @@
 
 use uma_gguf::GgmlType;
 use uma_kernels::{
-    matmul, ActivationFormat, PackedActivations, PackedMatrix, Product, QuantizedActivations,
+    matmul, ActivationFormat, PackedActivations, PackedMatrix, Product, ProductOf,
+    QuantizedActivations,
 };
 
 use super::matrix::CpuMatrix;
@@ -17,6 +18,8 @@ pub(crate) struct Projector {
     quantized_for: Option<GgmlType>, // the activation type `activations` holds for the input
     packed_activations: PackedActivations,
     packed_for: Option<ActivationFormat>, // the format `packed_activations` holds for the input
+    /// One input per product of [`Projector::matmul_each`], kept for their buffers.
+    inputs: Vec<PackedActivations>,
 }
 
 impl Projector {
@@ -60,6 +63,38 @@ impl Projector {
             }
         }
         Ok(())
+    }
+
+    /// Several products, each of its own input: one parallel region when every matrix is packed
+    /// (each input quantized for its matrix), else one product after another.
+    pub(crate) fn matmul_each(
+        &mut self,
+        products: &mut [(&CpuMatrix, &Vec<f32>, &mut Vec<f32>)],
+    ) -> Result<()> {
+        let packed: Option<Vec<&PackedMatrix>> =
+            products.iter().map(|(weight, _, _)| weight.packed()).collect();
+        let Some(matrices) = packed else {
+            for (weight, x, out) in products.iter_mut() {
+                self.reset();
+                self.matmul(weight, x, out)?;
+            }
+            return Ok(());
+        };
+        if self.inputs.len() < matrices.len() {
+            self.inputs.resize_with(matrices.len(), PackedActivations::new);
+        }
+        for ((matrix, (_, x, _)), input) in
+            matrices.iter().zip(products.iter()).zip(&mut self.inputs)
+        {
+            input.quantize(matrix.format().activation_format(), x, matrix.row_length())?;
+        }
+        let mut jobs: Vec<ProductOf<'_>> = matrices
+            .into_iter()
+            .zip(&self.inputs)
+            .zip(products.iter_mut())
+            .map(|((matrix, x), (_, _, out))| ProductOf { matrix, x, out })
+            .collect();
+        Ok(uma_kernels::matmul_each(&mut jobs)?)
     }
 
     pub(crate) fn matmul(&mut self, weight: &CpuMatrix, x: &[f32], out: &mut [f32]) -> Result<()> {
