@@ -27,6 +27,8 @@ Templates
                   apply_chat_template passes to the template for that model.
 
 Special context (recorded in each golden):
+  * a message's `reasoning_content` is also given as `thinking` (gpt-oss's name for it), as uma's
+    ChatTemplate gives it.
   * special tokens: as above; transformers passes every named special token it has (the
     golden's "special_tokens"), absent ones stay undefined.
   * strftime_now: transformers formats `datetime.now()`. So that goldens do not change every
@@ -208,11 +210,20 @@ TWO_RESULTS = [
 ]
 TWO_CALLS = TWO_RESULTS + [{"role": "assistant", "content": "Two TODOs found; Zürich has 7 °C and snow."}]
 
+# A client giving back the reasoning that led to a call (`reasoning_content`), mid tool chain:
+# gpt-oss shows it again before the call, Qwen3 after the last user message.
+REASONING_RESULTS = [
+    USER_WEATHER,
+    {"role": "assistant", "reasoning_content": "The user wants Paris in celsius: call get_weather.", "tool_calls": [CALL_WEATHER]},
+    {"role": "tool", "content": '{"temperature": 18.5, "condition": "cloudy"}', "tool_call_id": "call0001a", "name": "get_weather"},
+]
+
 CONVERSATIONS = {
     "first_turn": [USER_WEATHER],
     "single_call": SINGLE_CALL,
     "two_calls": TWO_CALLS,
     "two_results": TWO_RESULTS,
+    "reasoning_results": REASONING_RESULTS,
 }
 
 
@@ -225,6 +236,7 @@ def cases(reads_enable_thinking: bool) -> list[dict]:
         ("two_results", True, True, True),
         # A tool-call history without tool schemas (a client that stopped sending them).
         ("two_calls", True, False, False),
+        ("reasoning_results", False, True, True),
     ]
     out = [
         {"conversation": c, "system": s, "tools": t, "add_generation_prompt": g, "kwargs": {}}
@@ -335,6 +347,8 @@ def plain_tokenizer(special_tokens: dict[str, str]):
 
 def render_case(tokenizer, template: str, case: dict) -> dict:
     messages = ([SYSTEM] if case["system"] else []) + CONVERSATIONS[case["conversation"]]
+    # uma gives a message's reasoning to templates under both names they read it by.
+    messages = [{**m, "thinking": m["reasoning_content"]} if "reasoning_content" in m else m for m in messages]
     try:
         text = tokenizer.apply_chat_template(
             messages,

@@ -87,7 +87,15 @@ impl PromptEncoder {
         tools: Option<&serde_json::Value>,
         kwargs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<ChatPrompt> {
-        let text = self.template.render_with_kwargs(messages, tools, true, kwargs)?;
+        let (text, reasoning_left_out) =
+            self.template.render_generation_prompt(messages, tools, kwargs)?;
+        let stripped;
+        let messages = if reasoning_left_out {
+            stripped = uma_tokenizer::without_reasoning(messages);
+            &stripped[..]
+        } else {
+            messages
+        };
         let add_bos = !self.template.starts_with_bos(&text);
         let plain = self.message_text_spans(messages, &text, tools, kwargs)?;
         let tokens = self.tokenizer.encode_with_plain_spans(&text, add_bos, &plain)?;

@@ -80,7 +80,7 @@ pub(crate) fn message_bytes(message: &ChatMessage) -> usize {
             call.function.name.len() + text_bytes(&call.function.arguments) + id
         })
         .sum();
-    let strings = [&message.name, &message.tool_call_id];
+    let strings = [&message.name, &message.tool_call_id, &message.reasoning];
     content + calls + strings.iter().map(|s| s.as_ref().map_or(0, String::len)).sum::<usize>()
 }
 

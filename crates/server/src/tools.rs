@@ -161,6 +161,18 @@ impl OutputOptions {
         self
     }
 
+    /// Asks the template for a reasoning effort (`reasoning_effort`, which gpt-oss's harmony
+    /// template writes into its system message), unless the request set that variable itself.
+    pub(crate) fn with_reasoning_effort(
+        mut self,
+        effort: Option<ReasoningEffort>,
+    ) -> OutputOptions {
+        if let Some(effort) = effort {
+            self.template_kwargs.entry("reasoning_effort").or_insert(json!(effort.name()));
+        }
+        self
+    }
+
     /// Whether the answer may contain tool calls.
     fn calls_allowed(&self) -> bool {
         !self.tools.is_empty() && self.tool_choice != ToolChoice::None
@@ -171,6 +183,47 @@ impl OutputOptions {
         match &self.tool_choice {
             ToolChoice::Function(name) => self.tools.iter().filter(|t| &t.name == name).collect(),
             _ => self.tools.iter().collect(),
+        }
+    }
+}
+
+/// How hard a reasoning model thinks: OpenAI's `reasoning_effort`, the Responses API's
+/// `reasoning.effort`, Ollama's `think` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+impl ReasoningEffort {
+    /// `low`, `medium` or `high`; anything else is a 400 naming `field`.
+    pub(crate) fn parse(value: Option<&Value>, field: &str) -> Result<Option<Self>, ApiError> {
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(level)) => match level.as_str() {
+                "low" => Ok(Some(ReasoningEffort::Low)),
+                "medium" => Ok(Some(ReasoningEffort::Medium)),
+                "high" => Ok(Some(ReasoningEffort::High)),
+                _ => Err(Self::invalid(field)),
+            },
+            Some(_) => Err(Self::invalid(field)),
+        }
+    }
+
+    fn invalid(field: &str) -> ApiError {
+        ApiError::invalid_request(
+            format!("`{field}` must be \"low\", \"medium\" or \"high\""),
+            Some(field),
+        )
+    }
+
+    /// The name templates know it by.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
         }
     }
 }

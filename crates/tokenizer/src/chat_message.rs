@@ -22,6 +22,17 @@ pub struct ChatMessage {
     /// For a `tool` message: the tool's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An assistant message's reasoning, given back by the client, for the templates that show
+    /// it again (gpt-oss before the tool calls it led to; Qwen3 after the last user message).
+    /// Templates read it as `reasoning_content` (Qwen3, DeepSeek) or `thinking` (gpt-oss): the
+    /// template sees both.
+    #[serde(
+        default,
+        rename = "reasoning_content",
+        alias = "thinking",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reasoning: Option<String>,
 }
 
 /// A function call requested by the assistant.
@@ -91,15 +102,17 @@ impl ChatMessage {
     }
 
     /// The texts the template writes out: the content when a string, or the `text` of each
-    /// part of a content list.
+    /// part of a content list, and the reasoning.
     pub fn texts(&self) -> Vec<&str> {
-        match &self.content {
+        let mut texts = match &self.content {
             Some(serde_json::Value::String(text)) => vec![text.as_str()],
             Some(serde_json::Value::Array(parts)) => {
                 parts.iter().filter_map(|part| part.get("text")?.as_str()).collect()
             }
             _ => Vec::new(),
-        }
+        };
+        texts.extend(self.reasoning.as_deref());
+        texts
     }
 
     /// The message with each of its [`texts`](Self::texts) for which `replace` returns a
@@ -122,6 +135,11 @@ impl ChatMessage {
                 }
             }
             _ => {}
+        }
+        if let Some(reasoning) = &mut message.reasoning {
+            if let Some(new) = replace(reasoning) {
+                *reasoning = new;
+            }
         }
         message
     }

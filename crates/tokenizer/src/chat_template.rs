@@ -218,6 +218,28 @@ impl ChatTemplate {
         self.render_with_kwargs(messages, tools, add_generation_prompt, &serde_json::Map::new())
     }
 
+    /// The prompt for the next answer ([`Self::render_with_kwargs`] with the generation
+    /// prompt), with the reasoning given back treated as a hint: a template that refuses the
+    /// conversation with it (gpt-oss's raises for reasoning beside an answer in a turn that calls
+    /// tools) gets it without. Returns the text and whether reasoning was left out.
+    pub fn render_generation_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(String, bool)> {
+        match self.render_with_kwargs(messages, tools, true, kwargs) {
+            Err(TokenizerError::TemplateRaised { .. })
+                if messages.iter().any(|m| m.reasoning.is_some()) =>
+            {
+                let text =
+                    self.render_with_kwargs(&without_reasoning(messages), tools, true, kwargs)?;
+                Ok((text, true))
+            }
+            result => Ok((result?, false)),
+        }
+    }
+
     /// [`render`](Self::render) with extra template variables, like the keyword arguments of
     /// transformers' `apply_chat_template(..., **kwargs)` (llama.cpp's `chat_template_kwargs`):
     /// `enable_thinking`, `reasoning_effort`, ... They override the special tokens of the same
@@ -254,7 +276,7 @@ impl ChatTemplate {
             }
             context.insert(name.clone(), Value::from_serialize(value));
         }
-        context.insert("messages".to_owned(), Value::from_serialize(messages));
+        context.insert("messages".to_owned(), template_messages(messages));
         context.insert(
             "tools".to_owned(),
             tools.map(Value::from_serialize).unwrap_or(Value::from(())),
@@ -942,10 +964,78 @@ fn strftime(format: &str, seconds: i64) -> std::result::Result<String, char> {
     Ok(out)
 }
 
+/// `messages` without the reasoning given back.
+pub fn without_reasoning(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    messages.iter().map(|m| ChatMessage { reasoning: None, ..m.clone() }).collect()
+}
+
+/// The messages as templates see them: a message's reasoning under both of the names templates
+/// read it by (`reasoning_content`, `thinking`).
+fn template_messages(messages: &[ChatMessage]) -> Value {
+    let values: Vec<Value> = messages
+        .iter()
+        .map(|message| match &message.reasoning {
+            None => Value::from_serialize(message),
+            Some(reasoning) => {
+                let mut json = serde_json::to_value(message).unwrap_or_default();
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("thinking".into(), reasoning.as_str().into());
+                }
+                Value::from_serialize(&json)
+            }
+        })
+        .collect();
+    Value::from(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reasoning_given_back_is_seen_by_both_names_and_dropped_where_the_template_refuses_it() {
+        // gpt-oss's template: the analysis before a call, refused beside an answer text.
+        let source =
+            include_str!("../tests/golden/tool_templates/templates/openai-gpt-oss-120b.jinja");
+        let template =
+            ChatTemplate::new(source, None, Some("<|return|>".into())).expect("compiles");
+        let call = crate::ToolCall::function("get_weather", json!({"city": "Oslo"}));
+        let mut turn = ChatMessage::assistant_tool_calls(vec![call]);
+        turn.reasoning = Some("Call get_weather.".into());
+        let messages = [
+            ChatMessage::user("Weather?"),
+            turn.clone(),
+            ChatMessage::tool("rain", None, Some("get_weather".into())),
+        ];
+        let kwargs = serde_json::Map::new();
+        let (text, left_out) = template.render_generation_prompt(&messages, None, &kwargs).unwrap();
+        assert!(!left_out);
+        assert!(text.contains("<|channel|>analysis<|message|>Call get_weather.<|end|>"), "{text}");
+        // Reasoning beside an answer text: the template raises, the prompt goes without it.
+        let mut both = turn;
+        both.content = Some(json!("Checking."));
+        let messages = [
+            ChatMessage::user("Weather?"),
+            both,
+            ChatMessage::tool("rain", None, Some("get_weather".into())),
+        ];
+        let raised = template.render_with_kwargs(&messages, None, true, &kwargs);
+        assert!(matches!(raised, Err(TokenizerError::TemplateRaised { .. })), "{raised:?}");
+        let (text, left_out) = template.render_generation_prompt(&messages, None, &kwargs).unwrap();
+        assert!(
+            left_out && !text.contains("Call get_weather.") && text.contains("Checking."),
+            "{text}"
+        );
+        let expected =
+            template.render_with_kwargs(&without_reasoning(&messages), None, true, &kwargs);
+        assert_eq!(text, expected.unwrap());
+        // Qwen3's name for it.
+        let qwen = "{% for m in messages %}{{ m.reasoning_content }}|{{ m.thinking }};{% endfor %}";
+        let mut message = ChatMessage::assistant("a");
+        message.reasoning = Some("r".into());
+        assert_eq!(render(qwen, &[message]).unwrap(), "r|r;");
+    }
 
     fn render(source: &str, messages: &[ChatMessage]) -> Result<String> {
         ChatTemplate::new(source, Some("<bos>".into()), Some("<eos>".into()))?

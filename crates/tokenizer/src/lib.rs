@@ -24,7 +24,7 @@ mod stream_decoder;
 mod tokenizer;
 
 pub use chat_message::{ChatMessage, ToolCall, ToolCallFunction};
-pub use chat_template::{ChatTemplate, TemplateOrigin};
+pub use chat_template::{without_reasoning, ChatTemplate, TemplateOrigin};
 pub use error::{Result, TokenizerError};
 pub use gguf_vocabulary::TokenType;
 pub use stream_decoder::StreamDecoder;

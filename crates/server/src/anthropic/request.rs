@@ -386,20 +386,26 @@ fn user_messages(
     Ok(())
 }
 
-/// An assistant turn: its text, and its `tool_use` blocks as tool calls. `thinking` blocks of
-/// earlier turns are accepted and left out of the prompt, as Anthropic does.
+/// An assistant turn: its text, its `thinking` blocks as its reasoning, and its `tool_use`
+/// blocks as tool calls. The template decides where reasoning shows (like Anthropic: within the
+/// current tool-use turn, not in earlier turns); `redacted_thinking` is left out.
 fn assistant_message(content: &Value, field: &str) -> Result<ChatMessage, ApiError> {
     let content_field = format!("{field}.content");
     let Some(items) = blocks(content, &content_field)? else {
         return Ok(ChatMessage::assistant(content.as_str().unwrap_or_default()));
     };
     let mut texts: Vec<&str> = Vec::new();
+    let mut thoughts: Vec<&str> = Vec::new();
     let mut calls = Vec::new();
     for (index, block) in items.iter().enumerate() {
         let field = format!("{content_field}[{index}]");
         match block_type(block, &field)? {
             "text" => texts.push(block_text(block, &field)?),
-            "thinking" | "redacted_thinking" => {}
+            "thinking" => match block.get("thinking") {
+                Some(Value::String(thought)) => thoughts.push(thought),
+                _ => return Err(invalid("A thinking block needs a string \"thinking\".", &field)),
+            },
+            "redacted_thinking" => {}
             "tool_use" => {
                 let id = tool_use_id(block.get("id"), &format!("{field}.id"))?;
                 let name = block.get("name").and_then(Value::as_str).ok_or_else(|| {
@@ -434,6 +440,7 @@ fn assistant_message(content: &Value, field: &str) -> Result<ChatMessage, ApiErr
         role: "assistant".to_owned(),
         content: (!text.is_empty() || calls.is_empty()).then(|| Value::String(text)),
         tool_calls: (!calls.is_empty()).then_some(calls),
+        reasoning: (!thoughts.is_empty()).then(|| thoughts.join("\n")),
         ..ChatMessage::default()
     })
 }
@@ -625,6 +632,8 @@ mod tests {
         call.id = Some("toolu_1".into());
         assert_eq!(messages[2].content, Some(json!("Let me check.")));
         assert_eq!(messages[2].tool_calls, Some(vec![call]));
+        assert_eq!(messages[2].reasoning.as_deref(), Some("Call the tool."));
+        assert_eq!(messages[1].reasoning, None);
         assert_eq!(
             messages[3],
             ChatMessage::tool("rain", Some("toolu_1".into()), Some("get_weather".into()))

@@ -11,7 +11,7 @@ use uma_tokenizer::{ChatMessage, ToolCall};
 
 use crate::error::ApiError;
 use crate::keep_alive::KeepAliveField;
-use crate::tools::{openai_tool, tool_list, FunctionTool, OutputOptions};
+use crate::tools::{openai_tool, tool_list, FunctionTool, OutputOptions, ReasoningEffort};
 
 /// `options`: the sampling fields uma implements. Others Ollama knows (`num_ctx`, `num_gpu`,
 /// `mirostat`, ...) are accepted and ignored: they configure Ollama's runner, not the answer,
@@ -106,8 +106,9 @@ pub(crate) fn output_format(format: Option<&Value>) -> Result<Option<GrammarSpec
     }
 }
 
-/// `think`: `true` or `false`, or one of Ollama's levels `"high"`, `"medium"`, `"low"` (for
-/// models with levels; uma has none, so a level means `true`). `None` when absent or `null`.
+/// `think`: `true` or `false`, or one of Ollama's levels `"high"`, `"medium"`, `"low"` (a level
+/// means `true`, and is the template's reasoning effort: [`think_effort`]). `None` when absent
+/// or `null`.
 pub(crate) fn think_field(think: Option<&Value>) -> Result<Option<bool>, ApiError> {
     match think {
         None | Some(Value::Null) => Ok(None),
@@ -119,6 +120,16 @@ pub(crate) fn think_field(think: Option<&Value>) -> Result<Option<bool>, ApiErro
             "`think` must be true, false, \"high\", \"medium\" or \"low\"",
             Some("think"),
         )),
+    }
+}
+
+/// The reasoning effort of a `think` level (`"low"`, `"medium"`, `"high"`); `None` for a boolean.
+pub(crate) fn think_effort(think: Option<&Value>) -> Option<ReasoningEffort> {
+    match think {
+        Some(level @ Value::String(_)) => {
+            ReasoningEffort::parse(Some(level), "think").ok().flatten()
+        }
+        _ => None,
     }
 }
 
@@ -170,6 +181,11 @@ impl GenerateRequest {
         think_field(self.think.as_ref())
     }
 
+    /// The reasoning effort of a `think` level.
+    pub(crate) fn think_effort(&self) -> Option<ReasoningEffort> {
+        think_effort(self.think.as_ref())
+    }
+
     /// No prompt and no context: the request only loads (or, with `keep_alive: 0`, unloads)
     /// the model.
     pub(crate) fn is_load_only(&self) -> bool {
@@ -206,6 +222,8 @@ pub(crate) struct Message {
     pub(crate) tool_name: Option<String>,
     /// For a `tool` message: the call it answers, when the client keeps ids.
     pub(crate) tool_call_id: Option<String>,
+    /// An assistant message's thinking, as Ollama returned it.
+    pub(crate) thinking: Option<String>,
 }
 
 impl Message {
@@ -239,6 +257,7 @@ impl Message {
             tool_calls: calls,
             tool_call_id: self.tool_call_id.clone(),
             name: self.tool_name.clone(),
+            reasoning: self.thinking.clone().filter(|_| self.role == "assistant"),
         })
     }
 }
@@ -311,6 +330,11 @@ impl ChatRequest {
     /// `think`, read.
     pub(crate) fn think(&self) -> Result<Option<bool>, ApiError> {
         think_field(self.think.as_ref())
+    }
+
+    /// The reasoning effort of a `think` level.
+    pub(crate) fn think_effort(&self) -> Option<ReasoningEffort> {
+        think_effort(self.think.as_ref())
     }
 
     /// The messages for the chat template.
@@ -472,6 +496,11 @@ mod tests {
             );
         }
         assert_eq!(refused_field(json!({"think": "very"})), "think");
+        // A level is also the template's reasoning effort (gpt-oss); a boolean sets none.
+        assert_eq!(think_effort(Some(&json!("high"))), Some(ReasoningEffort::High));
+        assert_eq!(think_effort(Some(&json!("low"))), Some(ReasoningEffort::Low));
+        assert_eq!(think_effort(Some(&json!(true))), None);
+        assert_eq!(think_effort(None), None);
     }
 
     #[test]
@@ -535,7 +564,7 @@ mod tests {
             ]},
             {"role": "tool", "content": "22 degrees", "tool_name": "get_weather"},
             {"role": "tool", "content": "noon", "tool_name": "get_time", "tool_call_id": "call_7"},
-            {"role": "assistant", "thinking": "ignored", "content": null}
+            {"role": "assistant", "thinking": "Both answered.", "content": null}
         ]}));
         let messages = request.chat_messages().expect("valid");
         assert_eq!(messages.len(), 5);
@@ -549,6 +578,8 @@ mod tests {
         assert_eq!(messages[2].text(), Some("22 degrees"));
         assert_eq!(messages[3].tool_call_id.as_deref(), Some("call_7"));
         assert_eq!(messages[4].text(), Some(""));
+        assert_eq!(messages[4].reasoning.as_deref(), Some("Both answered."), "given back");
+        assert_eq!(messages[0].reasoning, None);
 
         let bad_arguments = |arguments: serde_json::Value| {
             refused_field(json!({"messages": [{"role": "assistant", "tool_calls": [

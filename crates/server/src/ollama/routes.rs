@@ -100,7 +100,9 @@ async fn generate(State(state): State<Arc<AppState>>, payload: Payload) -> Ollam
         let bytes = messages.iter().map(crate::encode::message_bytes).sum();
         crate::encode::check_fits(engine, bytes, "prompt")?;
         let field = if request.system.is_some() { "system" } else { "prompt" };
-        let options = OutputOptions { format, ..OutputOptions::default() }.with_thinking(think);
+        let options = OutputOptions { format, ..OutputOptions::default() }
+            .with_thinking(think)
+            .with_reasoning_effort(request.think_effort());
         let chat = prepare_chat(engine, messages, options, field, "format").await?;
         prompt.extend(chat.prompt);
         OutputHandling { grammar: chat.grammar, parsing: Some(chat.parsing) }
@@ -119,7 +121,10 @@ async fn chat(State(state): State<Arc<AppState>>, payload: Payload) -> OllamaRes
     let request: ChatRequest = parsed(payload)?;
     request.check_supported()?;
     let think = request.think()?;
-    let options = request.output_options()?.with_thinking(think);
+    let options = request
+        .output_options()?
+        .with_thinking(think)
+        .with_reasoning_effort(request.think_effort());
     let keep_alive = request.keep_alive.map(|field| field.0);
     let messages = request.chat_messages()?;
     if messages.is_empty() {

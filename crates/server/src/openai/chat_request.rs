@@ -15,7 +15,7 @@ use super::request_fields::{generation_fields, GenerationFields, WithGenerationF
 use crate::error::ApiError;
 use crate::tools::{
     function_tool, openai_response_format, openai_tool, openai_tool_choice, template_kwargs,
-    tool_list, OutputOptions,
+    tool_list, OutputOptions, ReasoningEffort,
 };
 
 /// `POST /v1/chat/completions`. Fields not listed are accepted and ignored.
@@ -46,6 +46,8 @@ pub struct ChatCompletionRequest {
     /// Variables for the chat template (`{"enable_thinking": false}`), as vLLM and llama.cpp's
     /// server take them.
     pub chat_template_kwargs: Option<serde_json::Value>,
+    /// `low`, `medium` or `high`: the template's `reasoning_effort` (gpt-oss).
+    pub reasoning_effort: Option<serde_json::Value>,
     /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema",
     /// "strict"}}`.
     pub response_format: Option<serde_json::Value>,
@@ -114,7 +116,8 @@ impl ChatCompletionRequest {
             )?,
         };
         options.validate(tools_field, choice_field)?;
-        Ok(options)
+        let effort = ReasoningEffort::parse(self.reasoning_effort.as_ref(), "reasoning_effort")?;
+        Ok(options.with_reasoning_effort(effort))
     }
 
     /// The conversation for the chat template. Checks roles and content; an error is a 400
@@ -150,6 +153,10 @@ pub struct RequestMessage {
     pub name: Option<String>,
     pub tool_calls: Option<Vec<RequestToolCall>>,
     pub tool_call_id: Option<String>,
+    /// An assistant message's reasoning as uma (and vLLM, DeepSeek) returned it; `reasoning`
+    /// is OpenRouter's and newer vLLM's name.
+    #[serde(alias = "reasoning")]
+    pub reasoning_content: Option<String>,
 }
 
 /// `content`: a string, or an array of parts of which only `text` parts are supported.
@@ -249,6 +256,7 @@ impl RequestMessage {
             tool_calls,
             tool_call_id: self.tool_call_id.clone(),
             name: self.name.clone(),
+            reasoning: self.reasoning_content.clone().filter(|_| role == "assistant"),
         })
     }
 }
@@ -602,6 +610,37 @@ mod tests {
             messages[4],
             ChatMessage::assistant_tool_calls(vec![ToolCall::function("f", json!("not json"))])
         );
+    }
+
+    #[test]
+    fn an_assistant_turns_reasoning_goes_back_to_the_template() {
+        let request = parse(json!({
+            "model": "m",
+            "reasoning_effort": "low",
+            "messages": [
+                {"role": "user", "content": "Weather?", "reasoning_content": "not a user's"},
+                {"role": "assistant", "content": null, "reasoning_content": "Call it.",
+                 "tool_calls": [{"id": "c", "type": "function",
+                                 "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c", "content": "rain"},
+                {"role": "assistant", "content": "Rain.", "reasoning": "It rains."},
+            ],
+        }));
+        let messages = request.chat_messages().unwrap();
+        let reasoning: Vec<Option<&str>> =
+            messages.iter().map(|m| m.reasoning.as_deref()).collect();
+        assert_eq!(reasoning, [None, Some("Call it."), None, Some("It rains.")]);
+        let options = request.output_options().unwrap();
+        assert_eq!(options.template_kwargs.get("reasoning_effort"), Some(&json!("low")));
+        // The request's own template variable wins.
+        let both = with(json!({"reasoning_effort": "high",
+                               "chat_template_kwargs": {"reasoning_effort": "medium"}}));
+        let options = both.output_options().unwrap();
+        assert_eq!(options.template_kwargs.get("reasoning_effort"), Some(&json!("medium")));
+        for effort in [json!("max"), json!(3)] {
+            let error = with(json!({"reasoning_effort": effort})).output_options().unwrap_err();
+            assert_eq!(error.param.as_deref(), Some("reasoning_effort"), "{effort}");
+        }
     }
 
     #[test]

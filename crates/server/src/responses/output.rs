@@ -347,8 +347,10 @@ fn output_text(text: &str) -> Value {
 pub(crate) fn assistant_turn(output: &[Value]) -> Option<ChatMessage> {
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut reasoning = Vec::new();
     for item in output {
         match item["type"].as_str() {
+            Some("reasoning") => reasoning.push(super::request::reasoning_text(item)),
             Some("message") => {
                 for part in item["content"].as_array().into_iter().flatten() {
                     text.push_str(part["text"].as_str().unwrap_or_default());
@@ -376,6 +378,7 @@ pub(crate) fn assistant_turn(output: &[Value]) -> Option<ChatMessage> {
         role: "assistant".to_owned(),
         content: (!text.is_empty() || calls.is_empty()).then(|| Value::String(text)),
         tool_calls: (!calls.is_empty()).then_some(calls),
+        reasoning: (!reasoning.is_empty()).then(|| reasoning.join("\n")),
         ..ChatMessage::default()
     })
 }

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::request_checks::{invalid, temperature, tool_name_of};
 use crate::tools::{
     function_tool, openai_response_format, openai_tool_choice, tool_list, FunctionTool,
-    OutputOptions,
+    OutputOptions, ReasoningEffort,
 };
 
 /// Most input items one request may send.
@@ -131,7 +131,8 @@ impl ResponsesRequest {
             ..OutputOptions::default()
         };
         options.validate("tools", "tool_choice")?;
-        Ok(options)
+        let effort = self.reasoning.as_ref().and_then(|reasoning| reasoning.get("effort"));
+        Ok(options.with_reasoning_effort(ReasoningEffort::parse(effort, "reasoning.effort")?))
     }
 
     /// The request's own part of the conversation (`previous_response_id`'s history goes
@@ -173,7 +174,16 @@ impl ResponsesRequest {
                 }
             };
             match kind {
-                "message" => messages.push(input_message(item, &field)?),
+                "message" => {
+                    let message = input_message(item, &field)?;
+                    match messages.last_mut() {
+                        // The answer a reasoning item led to joins it.
+                        Some(last) if is_reasoning_only(last) && message.role == "assistant" => {
+                            last.content = message.content;
+                        }
+                        _ => messages.push(message),
+                    }
+                }
                 "function_call" => {
                     let call = function_call(item, &field)?;
                     // A turn's calls belong to its assistant message, which templates render
@@ -202,7 +212,18 @@ impl ResponsesRequest {
                     let name = tool_name_of(&messages, &call_id);
                     messages.push(ChatMessage::tool(output, Some(call_id), name));
                 }
-                "reasoning" => {}
+                // The reasoning before an answer or calls: an assistant message that the next
+                // items of the turn complete.
+                "reasoning" => {
+                    let text = reasoning_text(item);
+                    if !text.is_empty() {
+                        messages.push(ChatMessage {
+                            role: "assistant".to_owned(),
+                            reasoning: Some(text),
+                            ..ChatMessage::default()
+                        });
+                    }
+                }
                 other => {
                     return Err(invalid(
                         format!(
@@ -214,8 +235,28 @@ impl ResponsesRequest {
                 }
             }
         }
+        // Reasoning that led to nothing (its turn ended elsewhere) has nothing to show.
+        messages.retain(|message| !is_reasoning_only(message));
         Ok(messages)
     }
+}
+
+/// An assistant message holding reasoning only (a reasoning item not yet completed).
+fn is_reasoning_only(message: &ChatMessage) -> bool {
+    message.role == "assistant"
+        && message.reasoning.is_some()
+        && message.content.is_none()
+        && message.tool_calls.is_none()
+}
+
+/// A reasoning item's text: its `content` parts (`reasoning_text`), else its `summary` parts.
+pub(crate) fn reasoning_text(item: &Value) -> String {
+    let texts = |key: &str| -> Vec<&str> {
+        let parts = item.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        parts.iter().filter_map(|part| part.get("text").and_then(Value::as_str)).collect()
+    };
+    let content = texts("content");
+    if content.is_empty() { texts("summary") } else { content }.join("\n")
 }
 
 /// A function tool: `{"type": "function", "name", "description", "parameters", "strict"}`.
@@ -456,6 +497,42 @@ mod tests {
         );
         assert_eq!(messages.len(), 5);
         assert_eq!(with(json!({})).input_messages().unwrap(), vec![ChatMessage::user("hi")]);
+    }
+
+    #[test]
+    fn reasoning_items_go_back_with_the_turn_they_led_to() {
+        let reasoning = |text: &str| {
+            json!({"type": "reasoning", "id": "rs", "summary": [],
+                   "content": [{"type": "reasoning_text", "text": text}]})
+        };
+        let request = with(json!({"input": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            reasoning("Call the tool."),
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "rain"},
+            reasoning("It rains."),
+            {"type": "message", "role": "assistant", "content": "Rain."},
+            {"role": "user", "content": "Thanks"},
+            // Reasoning that led to nothing in the input is left out.
+            reasoning("Dangling."),
+        ]}));
+        let messages = request.input_messages().unwrap();
+        let roles: Vec<&str> = messages.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["user", "assistant", "tool", "assistant", "user"]);
+        assert_eq!(messages[1].reasoning.as_deref(), Some("Call the tool."));
+        assert_eq!(messages[1].tool_calls.as_ref().map(Vec::len), Some(1));
+        assert_eq!(messages[3].reasoning.as_deref(), Some("It rains."));
+        assert_eq!(messages[3].content, Some(json!("Rain.")));
+    }
+
+    #[test]
+    fn reasoning_effort_goes_to_the_template() {
+        let options = with(json!({"reasoning": {"effort": "high"}})).output_options().unwrap();
+        assert_eq!(options.template_kwargs.get("reasoning_effort"), Some(&json!("high")));
+        let plain = with(json!({})).output_options().unwrap();
+        assert!(plain.template_kwargs.get("reasoning_effort").is_none());
+        let refusals = [(json!({"reasoning": {"effort": "extreme"}}), "reasoning.effort")];
+        assert_refused(with, check_options, refusals);
     }
 
     #[test]
