@@ -214,7 +214,7 @@ TWO_CALLS = TWO_RESULTS + [{"role": "assistant", "content": "Two TODOs found; ZÃ
 # gpt-oss shows it again before the call, Qwen3 after the last user message.
 REASONING_RESULTS = [
     USER_WEATHER,
-    {"role": "assistant", "reasoning_content": "The user wants Paris in celsius: call get_weather.", "tool_calls": [CALL_WEATHER]},
+    {"role": "assistant", "content": "", "reasoning_content": "The user wants Paris in celsius: call get_weather.", "tool_calls": [CALL_WEATHER]},
     {"role": "tool", "content": '{"temperature": 18.5, "condition": "cloudy"}', "tool_call_id": "call0001a", "name": "get_weather"},
 ]
 

@@ -351,12 +351,19 @@ impl<'a> GpuPass<'a> {
 
     /// Runs what is recorded and reads `x` back.
     fn read(&mut self, x: &GpuActivations) -> Result<Vec<f32>> {
+        Ok(self.read_many(&[x])?.pop().unwrap_or_default())
+    }
+
+    /// [`Self::read`] of several activations, with one wait for all of them.
+    fn read_many(&mut self, xs: &[&GpuActivations]) -> Result<Vec<Vec<f32>>> {
         self.check()?;
-        if x.len() == 0 {
-            return Ok(Vec::new());
+        if xs.iter().all(|x| x.len() == 0) {
+            return Ok(vec![Vec::new(); xs.len()]);
         }
-        let bytes = self.recorder.read(x.buffer.buffer(), 0, (x.len() * 4) as u64)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        let parts: Vec<(&wgpu::Buffer, u64, u64)> =
+            xs.iter().map(|x| (x.buffer.buffer(), 0, (x.len() * 4) as u64)).collect();
+        let bytes = self.recorder.read_many(&parts)?;
+        Ok(bytes.iter().map(|b| bytemuck::pod_collect_to_vec(b)).collect())
     }
 }
 
@@ -666,6 +673,13 @@ impl Backend for GpuBackend {
         x: &'b GpuActivations,
     ) -> uma_model::Result<Cow<'b, [f32]>> {
         Ok(Cow::Owned(pass.read(x)?))
+    }
+
+    fn host_many(
+        pass: &mut GpuPass<'_>,
+        xs: &[&GpuActivations],
+    ) -> uma_model::Result<Vec<Vec<f32>>> {
+        Ok(pass.read_many(xs)?)
     }
 
     fn from_host(

@@ -356,26 +356,42 @@ impl Recorder {
         Ok(data.to_vec())
     }
 
-    /// Runs everything recorded so far and reads `bytes` bytes of `buffer` from `offset`.
-    pub(crate) fn read(
+    /// Runs everything recorded so far and reads back each `(buffer, offset, bytes)`, with one
+    /// submission and one wait for all (each read back is a round trip to the device).
+    pub(crate) fn read_many(
         &mut self,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        bytes: u64,
-    ) -> Result<Vec<u8>> {
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let sizes: Vec<u64> =
+            parts.iter().map(|&(_, _, bytes)| bytes.next_multiple_of(4)).collect();
         let staging = self.context.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uma read back"),
-            size: bytes.max(4).next_multiple_of(4),
+            size: sizes.iter().sum::<u64>().max(4),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.copy(buffer, offset, &staging, 0, bytes.next_multiple_of(4));
+        let mut at = 0;
+        for (&(buffer, offset, _), &size) in parts.iter().zip(&sizes) {
+            if size > 0 {
+                self.copy(buffer, offset, &staging, at, size);
+            }
+            at += size;
+        }
         self.submit()?;
         let started = Instant::now();
-        let mut values = self.map_and_read(&staging)?;
-        values.truncate(bytes as usize);
+        let values = self.map_and_read(&staging)?;
         self.stats.add(Section::Waiting, started);
-        Ok(values)
+        let mut at = 0;
+        let out = parts
+            .iter()
+            .zip(&sizes)
+            .map(|(&(_, _, bytes), &size)| {
+                let part = values[at as usize..(at + bytes) as usize].to_vec();
+                at += size;
+                part
+            })
+            .collect();
+        Ok(out)
     }
 }
 

@@ -266,11 +266,18 @@ impl ModelSpec {
     /// (2 × intermediate, times the active experts), plus the input quantized for the integer
     /// kernels.
     pub fn activation_bytes_per_token(&self) -> u64 {
-        let ffn = self.intermediate_size * self.num_experts_per_token.unwrap_or(1).max(1);
-        let floats = 3 * self.hidden_size + 2 * self.q_dim() + 2 * self.kv_dim() + 2 * ffn;
-        let widest = self.hidden_size.max(self.q_dim()).max(ffn);
+        let used = self.num_experts_per_token.unwrap_or(1).max(1);
+        let ffn = self.intermediate_size * used;
+        let mut floats = 3 * self.hidden_size + 2 * self.q_dim() + 2 * self.kv_dim() + 2 * ffn;
+        let mut quantized = self.hidden_size.max(self.q_dim()).max(ffn);
+        if self.num_experts.is_some() {
+            // The chosen experts run together: each one's gathered input and output rows are
+            // alive at once, and each product quantizes its own input (gate, up, down).
+            floats += 2 * used * self.hidden_size;
+            quantized += 2 * used * self.hidden_size + ffn;
+        }
         let (quantized_bytes, per_elements) = QUANTIZED_ACTIVATION_BYTES;
-        F32_BYTES * floats + (widest * quantized_bytes).div_ceil(per_elements)
+        F32_BYTES * floats + (quantized * quantized_bytes).div_ceil(per_elements)
     }
 
     /// Bytes of logits for `num_rows` rows (one per sequence that samples in a step).

@@ -197,14 +197,15 @@ pub(crate) enum ReasoningEffort {
 }
 
 impl ReasoningEffort {
-    /// `low`, `medium` or `high`; anything else is a 400 naming `field`.
+    /// `low`, `medium` or `high`, and OpenAI's other levels at the nearest of those (`none` and
+    /// `minimal` low, `xhigh` high); anything else is a 400 naming `field`.
     pub(crate) fn parse(value: Option<&Value>, field: &str) -> Result<Option<Self>, ApiError> {
         match value {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(level)) => match level.as_str() {
-                "low" => Ok(Some(ReasoningEffort::Low)),
+                "none" | "minimal" | "low" => Ok(Some(ReasoningEffort::Low)),
                 "medium" => Ok(Some(ReasoningEffort::Medium)),
-                "high" => Ok(Some(ReasoningEffort::High)),
+                "high" | "xhigh" => Ok(Some(ReasoningEffort::High)),
                 _ => Err(Self::invalid(field)),
             },
             Some(_) => Err(Self::invalid(field)),
@@ -212,10 +213,8 @@ impl ReasoningEffort {
     }
 
     fn invalid(field: &str) -> ApiError {
-        ApiError::invalid_request(
-            format!("`{field}` must be \"low\", \"medium\" or \"high\""),
-            Some(field),
-        )
+        let message = format!("`{field}` must be one of none, minimal, low, medium, high, xhigh");
+        ApiError::invalid_request(message, Some(field))
     }
 
     /// The name templates know it by.

@@ -23,7 +23,8 @@ pub struct ChatMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// An assistant message's reasoning, given back by the client, for the templates that show
-    /// it again (gpt-oss before the tool calls it led to; Qwen3 after the last user message).
+    /// it again (gpt-oss before the tool calls it led to; Qwen3 in the turns after the last user
+    /// message, when the message has content, even empty).
     /// Templates read it as `reasoning_content` (Qwen3, DeepSeek) or `thinking` (gpt-oss): the
     /// template sees both.
     #[serde(

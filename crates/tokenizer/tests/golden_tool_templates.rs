@@ -151,6 +151,11 @@ fn check_cases(
         let error = &case["error"];
         match (case["text"].as_str(), known_difference(name, case), rendered) {
             (Some(want), None, Ok(got)) => {
+                // Templates see reasoning under two names: none may show it twice.
+                let reasoning = messages.iter().filter_map(|m| m.reasoning.as_deref());
+                if let Some(twice) = reasoning.into_iter().find(|r| got.matches(r).count() > 1) {
+                    failures.push(format!("{label}: the reasoning {twice:?} is shown twice"));
+                }
                 if got != want {
                     let at = got.bytes().zip(want.bytes()).take_while(|(a, b)| a == b).count();
                     failures.push(format!(

@@ -451,7 +451,8 @@ mod tests {
             let bs = self.gpu.block_size();
             let buffers = &self.gpu.layers[layer];
             for (tensor, new) in [(&buffers.keys, k), (&buffers.values, v)] {
-                let bytes = pass.recorder().read(tensor, 0, tensor.size()).unwrap();
+                let bytes =
+                    pass.recorder().read_many(&[(tensor, 0, tensor.size())]).unwrap().remove(0);
                 let words: &[u32] = bytemuck::cast_slice(&bytes);
                 for (t, place) in layout.places().iter().enumerate() {
                     let block = layout.block_tables()[place.sequence][place.position / bs];

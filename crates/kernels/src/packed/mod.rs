@@ -170,17 +170,22 @@ impl PackedMatrix {
         num_rows: usize,
         row_length: usize,
     ) -> Result<Vec<PackedMatrix>> {
-        if count == 0 || !bytes.len().is_multiple_of(count) {
+        if count == 0 {
+            let what = "stacked matrices (at least one)";
+            return Err(KernelError::LengthMismatch { what, expected: 1, actual: 0 });
+        }
+        if !bytes.len().is_multiple_of(count) {
             return Err(KernelError::LengthMismatch {
                 what: "stacked matrices' bytes (a multiple of their count)",
-                expected: bytes.len().next_multiple_of(count.max(1)),
+                expected: bytes.len().next_multiple_of(count),
                 actual: bytes.len(),
             });
         }
         let share = bytes.len() / count;
         let (len, stride) = Self::packed_len_and_stride(format, num_rows, row_length);
         let mut storage = AlignedBytes::zeroed(count * stride);
-        for (e, source) in bytes.chunks_exact(share).enumerate() {
+        for e in 0..count {
+            let source = &bytes[e * share..(e + 1) * share];
             let dst = &mut storage.as_mut_slice()[e * stride..e * stride + len];
             Self::pack_into(format, source, num_rows, row_length, dst)?;
         }

@@ -440,6 +440,7 @@ fn matmul_each_equals_separate_products() {
         .map(|((matrix, x), out)| ProductOf { matrix, x, out: out.as_mut_slice() })
         .collect();
     for isa in Isa::available() {
+        products.iter_mut().for_each(|p| p.out.fill(f32::NAN));
         matmul_each_with(isa, &mut products).expect("matmul_each");
         for product in &products {
             let mut alone = vec![0.0; product.out.len()];

@@ -305,8 +305,9 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
         }
         let mut compressed = B::activations(ops, n, latent);
         B::matmul(ops, &self.kv_a, &s.normed, &mut compressed)?;
-        let q = B::host(ops, &q)?.into_owned();
-        let compressed = B::host(ops, &compressed)?.into_owned();
+        // Read back together: each read back is a round trip to a device backend.
+        let [q, compressed]: [Vec<f32>; 2] =
+            B::host_many(ops, &[&q, &compressed])?.try_into().expect("two read back");
 
         // Split: each head's query without and with rope; the latent and the shared rope key.
         let columns = |values: &[f32], width: usize, from: usize, len: usize| -> Vec<f32> {
@@ -335,14 +336,16 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
             .map(|head| B::from_host(ops, columns(&q, heads * qk, head * qk, nope), n, nope))
             .collect();
         let q_latents = per_head_products::<B>(ops, &self.k_b, &q_nopes, n, r)?;
-        let absorbed = q_latents
-            .iter()
-            .map(|q_latent| Ok(B::host(ops, q_latent)?.into_owned()))
-            .collect::<Result<Vec<_>>>()?;
+        let mut reads: Vec<&B::Activations> = q_latents.iter().collect();
+        reads.extend([&c_kv, &k_pe, &q_pe]);
+        let mut absorbed = B::host_many(ops, &reads)?;
+        let (q_pe, k_pe, c_kv) = (
+            absorbed.pop().expect("q_pe read back"),
+            absorbed.pop().expect("k_pe read back"),
+            absorbed.pop().expect("c_kv read back"),
+        );
 
         // One KV head of `latent` values: keys c ‖ k_pe, values c ‖ 0.
-        let (c_kv, k_pe, q_pe) =
-            (B::host(ops, &c_kv)?.into_owned(), B::host(ops, &k_pe)?, B::host(ops, &q_pe)?);
         let mut queries = Vec::with_capacity(n * heads * latent);
         let (mut keys, mut values) =
             (Vec::with_capacity(n * latent), Vec::with_capacity(n * latent));
@@ -377,8 +380,8 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
             .collect();
         let outs = per_head_products::<B>(ops, &self.v_b, &mixes, n, v_dim)?;
         let mut heads_out = vec![0.0f32; n * heads * v_dim];
+        let outs = B::host_many(ops, &outs.iter().collect::<Vec<_>>())?;
         for (head, out) in outs.iter().enumerate() {
-            let out = B::host(ops, out)?;
             for t in 0..n {
                 heads_out[(t * heads + head) * v_dim..][..v_dim]
                     .copy_from_slice(&out[t * v_dim..(t + 1) * v_dim]);

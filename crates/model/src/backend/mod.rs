@@ -530,6 +530,12 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// recorded so far to read it, and fails when the device does ([`ModelError::Device`]).
     fn host<'b>(pass: &mut Self::Pass<'_>, x: &'b Self::Activations) -> Result<Cow<'b, [f32]>>;
 
+    /// [`Backend::host`] of several activations; a device backend reads them back together (one
+    /// round trip instead of one each).
+    fn host_many(pass: &mut Self::Pass<'_>, xs: &[&Self::Activations]) -> Result<Vec<Vec<f32>>> {
+        xs.iter().map(|x| Ok(Self::host(pass, x)?.into_owned())).collect()
+    }
+
     /// Activations `[num_rows, width]` holding `values` (work arranged on the host: latent
     /// attention's per-head slices).
     fn from_host(

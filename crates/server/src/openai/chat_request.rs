@@ -153,10 +153,10 @@ pub struct RequestMessage {
     pub name: Option<String>,
     pub tool_calls: Option<Vec<RequestToolCall>>,
     pub tool_call_id: Option<String>,
-    /// An assistant message's reasoning as uma (and vLLM, DeepSeek) returned it; `reasoning`
-    /// is OpenRouter's and newer vLLM's name.
-    #[serde(alias = "reasoning")]
-    pub reasoning_content: Option<String>,
+    /// An assistant message's reasoning as uma (and vLLM, DeepSeek) returned it.
+    pub reasoning_content: Option<serde_json::Value>,
+    /// The same under OpenRouter's and newer vLLM's name (clients echo both back).
+    pub reasoning: Option<serde_json::Value>,
 }
 
 /// `content`: a string, or an array of parts of which only `text` parts are supported.
@@ -256,7 +256,10 @@ impl RequestMessage {
             tool_calls,
             tool_call_id: self.tool_call_id.clone(),
             name: self.name.clone(),
-            reasoning: self.reasoning_content.clone().filter(|_| role == "assistant"),
+            reasoning: [&self.reasoning_content, &self.reasoning]
+                .into_iter()
+                .find_map(|field| field.as_ref()?.as_str().map(str::to_owned))
+                .filter(|_| role == "assistant"),
         })
     }
 }
@@ -637,6 +640,12 @@ mod tests {
                                "chat_template_kwargs": {"reasoning_effort": "medium"}}));
         let options = both.output_options().unwrap();
         assert_eq!(options.template_kwargs.get("reasoning_effort"), Some(&json!("medium")));
+        let minimal = with(json!({"reasoning_effort": "minimal"})).output_options().unwrap();
+        assert_eq!(minimal.template_kwargs.get("reasoning_effort"), Some(&json!("low")));
+        // Both names of the reasoning, as clients echo them back, are one message's.
+        let echoed = parse(json!({"model": "m", "messages": [
+            {"role": "assistant", "content": "a", "reasoning_content": "r", "reasoning": "r"}]}));
+        assert_eq!(echoed.chat_messages().unwrap()[0].reasoning.as_deref(), Some("r"));
         for effort in [json!("max"), json!(3)] {
             let error = with(json!({"reasoning_effort": effort})).output_options().unwrap_err();
             assert_eq!(error.param.as_deref(), Some("reasoning_effort"), "{effort}");

@@ -215,13 +215,19 @@ impl ResponsesRequest {
                 // The reasoning before an answer or calls: an assistant message that the next
                 // items of the turn complete.
                 "reasoning" => {
-                    let text = reasoning_text(item);
-                    if !text.is_empty() {
-                        messages.push(ChatMessage {
+                    let text = reasoning_item_text(item, &field)?;
+                    match messages.last_mut() {
+                        _ if text.is_empty() => {}
+                        // Reasoning items in a row are one turn's reasoning.
+                        Some(last) if is_reasoning_only(last) => {
+                            let joined = last.reasoning.take().unwrap_or_default() + "\n" + &text;
+                            last.reasoning = Some(joined);
+                        }
+                        _ => messages.push(ChatMessage {
                             role: "assistant".to_owned(),
                             reasoning: Some(text),
                             ..ChatMessage::default()
-                        });
+                        }),
                     }
                 }
                 other => {
@@ -247,6 +253,17 @@ fn is_reasoning_only(message: &ChatMessage) -> bool {
         && message.reasoning.is_some()
         && message.content.is_none()
         && message.tool_calls.is_none()
+}
+
+/// A reasoning input item's text ([`reasoning_text`]), its part lists bounded and checked: a
+/// 400 names the list.
+fn reasoning_item_text(item: &Value, field: &str) -> Result<String, ApiError> {
+    for (key, kind) in [("content", "reasoning_text"), ("summary", "summary_text")] {
+        if let Some(parts) = item.get(key).filter(|parts| !parts.is_null()) {
+            parts_text(parts, &format!("{field}.{key}"), &[kind])?;
+        }
+    }
+    Ok(reasoning_text(item))
 }
 
 /// A reasoning item's text: its `content` parts (`reasoning_text`), else its `summary` parts.
@@ -507,7 +524,8 @@ mod tests {
         };
         let request = with(json!({"input": [
             {"role": "user", "content": "Weather in Oslo?"},
-            reasoning("Call the tool."),
+            reasoning("Oslo:"),
+            reasoning("call the tool."),
             {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "call_1", "output": "rain"},
             reasoning("It rains."),
@@ -519,10 +537,16 @@ mod tests {
         let messages = request.input_messages().unwrap();
         let roles: Vec<&str> = messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["user", "assistant", "tool", "assistant", "user"]);
-        assert_eq!(messages[1].reasoning.as_deref(), Some("Call the tool."));
+        assert_eq!(messages[1].reasoning.as_deref(), Some("Oslo:\ncall the tool."));
         assert_eq!(messages[1].tool_calls.as_ref().map(Vec::len), Some(1));
         assert_eq!(messages[3].reasoning.as_deref(), Some("It rains."));
         assert_eq!(messages[3].content, Some(json!("Rain.")));
+        let bad_part = json!({"input": [{"type": "reasoning", "content": [{"type": "image"}]}]});
+        let many: Vec<Value> =
+            (0..MAX_PARTS + 1).map(|_| json!({"type": "summary_text", "text": "x"})).collect();
+        let long = json!({"input": [{"type": "reasoning", "summary": many}]});
+        let refusals = [(bad_part, "input[0].content[0].type"), (long, "input[0].summary")];
+        assert_refused(with, check_input, refusals);
     }
 
     #[test]
