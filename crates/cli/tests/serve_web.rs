@@ -80,12 +80,14 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
-/// `uma plan ARGS --hw PLAN_MACHINES --bandwidth PLAN_BANDWIDTH --json`, written to `file`.
+/// `uma plan ARGS --hw PLAN_MACHINES --bandwidth PLAN_BANDWIDTH --device cpu --json`, written to
+/// `file`. The page plans models for the running server, whose process has opened its GPU (or
+/// not) already: it counts no GPU driver, as `--device cpu` does not.
 fn uma_plan(home: &Path, args: &[&str], file: &Path) {
     let output = Command::new(env!("CARGO_BIN_EXE_uma"))
         .arg("plan")
         .args(args)
-        .args(["--hw", PLAN_MACHINES, "--bandwidth", PLAN_BANDWIDTH, "--json"])
+        .args(["--hw", PLAN_MACHINES, "--bandwidth", PLAN_BANDWIDTH, "--device", "cpu", "--json"])
         .env("UMA_HOME", home)
         .output()
         .expect("run uma plan");
