@@ -172,9 +172,7 @@ impl<B: Backend> MoeFeedForward<B> {
         }
         Ok(())
     }
-}
 
-impl<B: Backend> MoeFeedForward<B> {
     /// The networks of the `chosen` experts (index, route), each on its `inputs` rows, with
     /// every product of a kind in one call for all of them (llama.cpp's `mul_mat_id`): on the CPU
     /// one parallel region for the gate and up products of all experts and one for the down

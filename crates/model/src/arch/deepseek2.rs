@@ -339,11 +339,8 @@ impl<B: Backend> AttentionSublayer<B> for LatentAttention<B> {
         let mut reads: Vec<&B::Activations> = q_latents.iter().collect();
         reads.extend([&c_kv, &k_pe, &q_pe]);
         let mut absorbed = B::host_many(ops, &reads)?;
-        let (q_pe, k_pe, c_kv) = (
-            absorbed.pop().expect("q_pe read back"),
-            absorbed.pop().expect("k_pe read back"),
-            absorbed.pop().expect("c_kv read back"),
-        );
+        let [c_kv, k_pe, q_pe]: [Vec<f32>; 3] =
+            absorbed.split_off(heads).try_into().expect("three read back after the heads");
 
         // One KV head of `latent` values: keys c ‖ k_pe, values c ‖ 0.
         let mut queries = Vec::with_capacity(n * heads * latent);

@@ -52,14 +52,30 @@ impl CpuMatrix {
         view: &TensorView<'_>,
         usage: MatrixUse,
     ) -> Result<CpuMatrix> {
-        let (num_rows, row_length) = (view.info().num_rows(), view.info().row_length());
-        let matrix = CpuMatrix::part(file, view, 0..view.data().len(), num_rows as usize, usage)?;
-        if matrix.packed.is_some() {
+        let (num_rows, row_length) =
+            (view.info().num_rows() as usize, view.info().row_length() as usize);
+        let (data, ty) = (view.data(), view.ggml_type());
+        let packed = match usage {
+            MatrixUse::RowLookup if !uma_kernels::can_dequantize(ty) => {
+                return Err(ModelError::UnsupportedTensorType {
+                    name: view.name().to_owned(),
+                    ty,
+                    reason: "embedding rows cannot be dequantized",
+                });
+            }
+            MatrixUse::RowLookup => None,
+            MatrixUse::Products => match products_format(view, data, num_rows)? {
+                Some(format) => {
+                    Some(Arc::new(PackedMatrix::pack(format, data, num_rows, row_length)?))
+                }
+                None => None,
+            },
+        };
+        if packed.is_some() {
             // The copy replaces the mapped pages: count the weights once.
             file.release_tensor_pages(view.name())?;
         }
-        debug_assert_eq!(matrix.row_length, row_length as usize);
-        Ok(matrix)
+        Ok(CpuMatrix::new(file, view, 0..data.len(), num_rows, packed))
     }
 
     /// The `count` experts stacked in `view` (`[row_length, num_rows, count]`), one matrix each;
@@ -89,57 +105,31 @@ impl CpuMatrix {
             }
             None => vec![None; count],
         };
-        let experts = (0..count)
-            .map(|e| CpuMatrix {
-                file: file.clone(),
-                name: view.name().to_owned(),
-                ty: view.ggml_type(),
-                num_rows: rows,
-                row_length,
-                bytes: e * share..(e + 1) * share,
-                packed: packed[e].take(),
-            })
-            .collect::<Vec<_>>();
         if format.is_some() {
             file.release_tensor_pages(view.name())?;
         }
-        Ok(experts)
+        Ok((0..count)
+            .map(|e| CpuMatrix::new(file, view, e * share..(e + 1) * share, rows, packed[e].take()))
+            .collect())
     }
 
-    /// The matrix of `num_rows` rows held in bytes `bytes` of `view`, for `usage`.
-    fn part(
+    /// The matrix of `num_rows` rows held in bytes `bytes` of `view`, with its packed copy.
+    fn new(
         file: &Arc<GgufFile>,
         view: &TensorView<'_>,
         bytes: std::ops::Range<usize>,
         num_rows: usize,
-        usage: MatrixUse,
-    ) -> Result<CpuMatrix> {
-        let (name, ty) = (view.name(), view.ggml_type());
-        let row_length = view.info().row_length() as usize;
-        let data = &view.data()[bytes.clone()];
-        let unsupported =
-            |reason| ModelError::UnsupportedTensorType { name: name.to_owned(), ty, reason };
-        let packed = match usage {
-            MatrixUse::RowLookup if !uma_kernels::can_dequantize(ty) => {
-                return Err(unsupported("embedding rows cannot be dequantized"));
-            }
-            MatrixUse::RowLookup => None,
-            MatrixUse::Products => match products_format(view, data, num_rows)? {
-                Some(format) => {
-                    Some(Arc::new(PackedMatrix::pack(format, data, num_rows, row_length)?))
-                }
-                None => None,
-            },
-        };
-        Ok(CpuMatrix {
+        packed: Option<Arc<PackedMatrix>>,
+    ) -> CpuMatrix {
+        CpuMatrix {
             file: file.clone(),
-            name: name.to_owned(),
-            ty,
+            name: view.name().to_owned(),
+            ty: view.ggml_type(),
             num_rows,
-            row_length,
+            row_length: view.info().row_length() as usize,
             bytes,
             packed,
-        })
+        }
     }
 
     /// The matrix's bytes in the mapped file, zero-copy.

@@ -66,7 +66,8 @@ impl Projector {
     }
 
     /// Several products, each of its own input: one parallel region when every matrix is packed
-    /// (each input quantized for its matrix), else one product after another.
+    /// (each input quantized once per activation format: an expert's gate and up share theirs),
+    /// else one product after another.
     pub(crate) fn matmul_each(
         &mut self,
         products: &mut [(&CpuMatrix, &Vec<f32>, &mut Vec<f32>)],
@@ -80,19 +81,31 @@ impl Projector {
             }
             return Ok(());
         };
-        if self.inputs.len() < matrices.len() {
-            self.inputs.resize_with(matrices.len(), PackedActivations::new);
-        }
-        for ((matrix, (_, x, _)), input) in
-            matrices.iter().zip(products.iter()).zip(&mut self.inputs)
-        {
-            input.quantize(matrix.format().activation_format(), x, matrix.row_length())?;
+        // The input of each product, as an index into `self.inputs`: one per distinct input,
+        // format and row length.
+        let mut quantized: Vec<(*const Vec<f32>, ActivationFormat, usize)> = Vec::new();
+        let mut input_of = Vec::with_capacity(matrices.len());
+        for (matrix, (_, x, _)) in matrices.iter().zip(products.iter()) {
+            let key =
+                (std::ptr::from_ref(*x), matrix.format().activation_format(), matrix.row_length());
+            let index = match quantized.iter().position(|seen| *seen == key) {
+                Some(index) => index,
+                None => {
+                    if self.inputs.len() == quantized.len() {
+                        self.inputs.push(PackedActivations::new());
+                    }
+                    self.inputs[quantized.len()].quantize(key.1, x, key.2)?;
+                    quantized.push(key);
+                    quantized.len() - 1
+                }
+            };
+            input_of.push(index);
         }
         let mut jobs: Vec<ProductOf<'_>> = matrices
             .into_iter()
-            .zip(&self.inputs)
+            .zip(input_of)
             .zip(products.iter_mut())
-            .map(|((matrix, x), (_, _, out))| ProductOf { matrix, x, out })
+            .map(|((matrix, input), (_, _, out))| ProductOf { matrix, x: &self.inputs[input], out })
             .collect();
         Ok(uma_kernels::matmul_each(&mut jobs)?)
     }
